@@ -1,0 +1,63 @@
+import FluentKit
+import Foundation
+import Hummingbird
+import Logging
+import Registry
+import Store
+
+/// What every route needs, built once per server.
+struct API: Sendable {
+    let configuration: ServerConfiguration
+    let store: Store
+    let registry: any Registry
+    let auth: AuthService
+    let logger: Logger
+
+    /// A broadcast the caller owns: 404 if there is none, 403 if it is someone else's.
+    func ownedBroadcast(_ idText: String?, context: AppContext) async throws -> Broadcast {
+        let userID = try context.requireUser()
+        let id = try Validate.uuid(idText, what: "broadcast")
+        guard let broadcast = try await Broadcast.find(id, on: store.db) else { throw APIError.notFound("broadcast") }
+        guard broadcast.ownerID == userID else {
+            throw APIError(.forbidden, "not_owner", "only the broadcast's owner can manage it")
+        }
+        return broadcast
+    }
+
+    /// Refuses the attempt with 429 once `bucket` has seen more than the allowed attempts.
+    func enforceRateLimit(_ bucket: String) async throws {
+        let wait = try await auth.registryCall {
+            try await registry.rateLimit(bucket, limit: configuration.authAttemptsPerMinute, window: .seconds(60))
+        }
+        if let wait {
+            let seconds = max(1, Int(wait.seconds.rounded(.up)))
+            throw APIError(.tooManyRequests, "rate_limited", "too many attempts; try again in \(seconds) s", headers: [.retryAfter: String(seconds)])
+        }
+    }
+}
+
+/// Reads `Authorization: Bearer …` into the context. A token that is present but bad is a
+/// 401 at once, so a client never silently acts anonymously.
+struct AuthenticationMiddleware: RouterMiddleware {
+    let auth: AuthService
+
+    func handle(_ request: Request, context: AppContext, next: (Request, AppContext) async throws -> Response) async throws -> Response {
+        guard let header = request.headers[.authorization] else { return try await next(request, context) }
+        let parts = header.split(separator: " ", maxSplits: 1)
+        guard parts.count == 2, parts[0].lowercased() == "bearer" else {
+            throw APIError(.unauthorized, "invalid_token", "use Authorization: Bearer <token>")
+        }
+        var context = context
+        context.identity = try await auth.authenticate(bearer: String(parts[1]))
+        return try await next(request, context)
+    }
+}
+
+/// A JSON response body with the API's encoding.
+protocol APIResponse: ResponseEncodable {}
+
+extension APIResponse {
+    func created() -> EditedResponse<Self> {
+        EditedResponse(status: .created, response: self)
+    }
+}

@@ -1,0 +1,34 @@
+import Foundation
+import Hummingbird
+import NIOCore
+
+/// Who is calling: a signed-in user, or a guest holding an invite to one broadcast.
+public enum Identity: Sendable, Equatable {
+    case user(id: UUID, tokenID: String, expiresAt: Date)
+    case guest(broadcastID: UUID, inviteID: String, name: String?)
+}
+
+/// The request context of every Tally route.
+public struct AppContext: RequestContext {
+    public var coreContext: CoreRequestContextStorage
+    public var identity: Identity?
+    /// The peer's IP address, for rate limits; nil in tests without a socket.
+    public let clientAddress: String?
+
+    public init(source: ApplicationRequestContextSource) {
+        coreContext = .init(source: source)
+        clientAddress = source.channel.remoteAddress?.ipAddress
+    }
+
+    public var requestDecoder: JSONDecoder { TallyJSON.decoder() }
+    public var responseEncoder: JSONEncoder { TallyJSON.encoder() }
+
+    /// The signed-in user, or 401; guests are refused.
+    func requireUser() throws -> UUID {
+        guard case .user(let id, _, _)? = identity else {
+            if case .guest? = identity { throw APIError(.forbidden, "account_required", "guests cannot do this; sign in with an account") }
+            throw APIError.unauthorized
+        }
+        return id
+    }
+}

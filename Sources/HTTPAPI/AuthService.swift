@@ -1,0 +1,171 @@
+import Crypto
+import Foundation
+import HummingbirdBcrypt
+import JWTKit
+import NIOPosix
+import Registry
+import Store
+
+/// Claims of every token Tally signs. `kind` keeps an invite from ever passing as a login.
+struct TokenClaims: JWTPayload {
+    enum Kind: String, Codable {
+        case access
+        case invite
+    }
+
+    var sub: SubjectClaim
+    var exp: ExpirationClaim
+    var iat: IssuedAtClaim
+    var jti: IDClaim
+    var kind: Kind
+    /// The broadcast an invite admits to.
+    var bid: String?
+    /// The guest's display name, when the host chose one.
+    var name: String?
+
+    func verify(using algorithm: some JWTAlgorithm) async throws {
+        try exp.verifyNotExpired()
+    }
+}
+
+/// What a successful login, register or refresh returns.
+struct Session: Sendable {
+    var accessToken: String
+    var accessExpiresAt: Date
+    var refreshToken: String
+    var refreshLifetime: Duration
+}
+
+/// Passwords, tokens and sessions. Refresh tokens live in the registry, by hash only, and
+/// work once: each refresh hands out a new one.
+final class AuthService: Sendable {
+    private let keys: JWTKeyCollection
+    private let registry: any Registry
+    private let accessLifetime: Duration
+    let refreshLifetime: Duration
+    private let hashCost: UInt8
+    /// Verified against when the email is unknown, so timing does not tell which emails exist.
+    private let decoyHash: String
+
+    init(secret: MasterSecret, registry: any Registry, configuration: ServerConfiguration) async {
+        keys = JWTKeyCollection()
+        await keys.add(hmac: HMACKey(key: secret.derivedKey(purpose: "jwt")), digestAlgorithm: .sha256)
+        self.registry = registry
+        accessLifetime = configuration.accessTokenLifetime
+        refreshLifetime = configuration.refreshTokenLifetime
+        hashCost = configuration.passwordHashCost
+        decoyHash = Bcrypt.hash("decoy-password", cost: configuration.passwordHashCost)
+    }
+
+    // MARK: Passwords
+
+    func hashPassword(_ password: String) async throws -> String {
+        let cost = hashCost
+        return try await NIOThreadPool.singleton.runIfActive { Bcrypt.hash(password, cost: cost) }
+    }
+
+    func verifyPassword(_ password: String, hash: String?) async throws -> Bool {
+        let target = hash ?? decoyHash
+        let matches = try await NIOThreadPool.singleton.runIfActive { Bcrypt.verify(password, hash: target) }
+        return matches && hash != nil
+    }
+
+    // MARK: Sessions
+
+    func startSession(userID: UUID) async throws -> Session {
+        let now = Date()
+        let expires = now.addingTimeInterval(accessLifetime.seconds)
+        let claims = TokenClaims(
+            sub: .init(value: userID.uuidString), exp: .init(value: expires), iat: .init(value: now),
+            jti: .init(value: Self.randomToken(bytes: 16)), kind: .access, bid: nil, name: nil)
+        let access = try await keys.sign(claims)
+        let refresh = Self.randomToken(bytes: 32)
+        try await registryCall { try await registry.storeRefreshToken(hash: Self.digest(refresh), userID: userID.uuidString, ttl: refreshLifetime) }
+        return Session(accessToken: access, accessExpiresAt: expires, refreshToken: refresh, refreshLifetime: refreshLifetime)
+    }
+
+    /// Trades a refresh token for a new session; the old token stops working.
+    func refresh(_ token: String) async throws -> (session: Session, userID: UUID) {
+        let owner = try await registryCall { try await registry.takeRefreshToken(hash: Self.digest(token)) }
+        guard let owner, let userID = UUID(uuidString: owner) else {
+            throw APIError(.unauthorized, "invalid_refresh_token", "the refresh token is unknown, used or expired; sign in again")
+        }
+        return (try await startSession(userID: userID), userID)
+    }
+
+    func endSession(identity: Identity?, refreshToken: String?) async throws {
+        if let refreshToken {
+            try await registryCall { try await registry.revokeRefreshToken(hash: Self.digest(refreshToken)) }
+        }
+        if case .user(_, let tokenID, let expiresAt)? = identity {
+            let remaining = expiresAt.timeIntervalSinceNow
+            if remaining > 0 {
+                try await registryCall { try await registry.revokeAccessToken(id: tokenID, ttl: .seconds(remaining + 1)) }
+            }
+        }
+    }
+
+    // MARK: Tokens
+
+    /// The identity a bearer token proves, or an error saying why it proves none.
+    func authenticate(bearer token: String) async throws -> Identity {
+        let claims: TokenClaims
+        do {
+            claims = try await keys.verify(token, as: TokenClaims.self)
+        } catch let error as JWTError where error.errorType == .claimVerificationFailure {
+            throw APIError(.unauthorized, "token_expired", "the token has expired; refresh it or sign in again")
+        } catch {
+            throw APIError(.unauthorized, "invalid_token", "the token is not one this server issued")
+        }
+        switch claims.kind {
+        case .access:
+            guard let userID = UUID(uuidString: claims.sub.value) else { throw APIError(.unauthorized, "invalid_token", "the token names no user") }
+            if try await registryCall({ try await registry.isAccessTokenRevoked(id: claims.jti.value) }) {
+                throw APIError(.unauthorized, "token_revoked", "this session was signed out; sign in again")
+            }
+            return .user(id: userID, tokenID: claims.jti.value, expiresAt: claims.exp.value)
+        case .invite:
+            guard let broadcast = claims.bid.flatMap(UUID.init(uuidString:)) else { throw APIError(.unauthorized, "invalid_token", "the invite names no broadcast") }
+            return .guest(broadcastID: broadcast, inviteID: claims.jti.value, name: claims.name)
+        }
+    }
+
+    func issueInvite(broadcastID: UUID, name: String?, lifetime: Duration) async throws -> (token: String, expiresAt: Date) {
+        let now = Date()
+        let expires = now.addingTimeInterval(lifetime.seconds)
+        let inviteID = Self.randomToken(bytes: 12)
+        let claims = TokenClaims(
+            sub: .init(value: "invite:\(inviteID)"), exp: .init(value: expires), iat: .init(value: now),
+            jti: .init(value: inviteID), kind: .invite, bid: broadcastID.uuidString, name: name)
+        return (try await keys.sign(claims), expires)
+    }
+
+    // MARK: Helpers
+
+    /// Runs a registry call, turning "registry away" into the 503 the caller should see.
+    func registryCall<T>(_ body: () async throws -> T) async throws -> T {
+        do {
+            return try await body()
+        } catch let error as RegistryError {
+            throw RegistryUnavailable(underlying: error)
+        }
+    }
+
+    static func randomToken(bytes count: Int) -> String {
+        var generator = SystemRandomNumberGenerator()
+        let bytes = (0..<count).map { _ in UInt8.random(in: .min ... .max, using: &generator) }
+        return Data(bytes).base64EncodedString()
+            .replacingOccurrences(of: "+", with: "-").replacingOccurrences(of: "/", with: "_").replacingOccurrences(of: "=", with: "")
+    }
+
+    static func digest(_ token: String) -> String {
+        SHA256.hash(data: Data(token.utf8)).map { String(format: "%02x", $0) }.joined()
+    }
+}
+
+extension Duration {
+    var seconds: TimeInterval {
+        let (whole, fraction) = components
+        return TimeInterval(whole) + TimeInterval(fraction) / 1e18
+    }
+}

@@ -1,0 +1,195 @@
+import FluentKit
+import Foundation
+import Hummingbird
+import Rooms
+import Store
+
+struct SettingsPatch: Decodable {
+    var layout: String?
+    var resolution: String?
+    var record: Bool?
+
+    func applied(to settings: BroadcastSettings) throws -> BroadcastSettings {
+        var result = settings
+        if let layout {
+            guard BroadcastSettings.layouts.contains(layout) else {
+                throw APIError(.badRequest, "invalid_field", "`settings.layout` must be one of \(BroadcastSettings.layouts.joined(separator: ", "))")
+            }
+            result.layout = layout
+        }
+        if let resolution {
+            guard BroadcastSettings.resolutions.contains(resolution) else {
+                throw APIError(.badRequest, "invalid_field", "`settings.resolution` must be one of \(BroadcastSettings.resolutions.joined(separator: ", "))")
+            }
+            result.resolution = resolution
+        }
+        if let record { result.record = record }
+        return result
+    }
+}
+
+struct CreateBroadcastRequest: Decodable {
+    var title: String
+    var description: String?
+    var scheduledAt: Date?
+    var settings: SettingsPatch?
+}
+
+struct UpdateBroadcastRequest: Decodable {
+    var title: String?
+    var description: String?
+    var scheduledAt: Date?
+    var settings: SettingsPatch?
+}
+
+struct InviteRequest: Decodable {
+    var name: String?
+    var expiresInSeconds: Int?
+}
+
+struct BroadcastResponse: APIResponse {
+    var id: UUID
+    var ownerId: UUID
+    var title: String
+    var description: String
+    var status: String
+    var settings: BroadcastSettings
+    var scheduledAt: Date?
+    var startedAt: Date?
+    var endedAt: Date?
+    var createdAt: Date?
+    var updatedAt: Date?
+    var destinations: [DestinationResponse]?
+
+    init(_ broadcast: Broadcast, destinations: [Destination]? = nil) {
+        id = broadcast.id!
+        ownerId = broadcast.ownerID
+        title = broadcast.title
+        description = broadcast.description
+        status = broadcast.status
+        settings = broadcast.settings
+        scheduledAt = broadcast.scheduledAt
+        startedAt = broadcast.startedAt
+        endedAt = broadcast.endedAt
+        createdAt = broadcast.createdAt
+        updatedAt = broadcast.updatedAt
+        self.destinations = destinations?.map(DestinationResponse.init)
+    }
+}
+
+struct BroadcastListResponse: APIResponse {
+    var broadcasts: [BroadcastResponse]
+}
+
+struct InviteResponse: APIResponse {
+    var token: String
+    var url: String
+    var broadcastId: UUID
+    var expiresAt: Date
+}
+
+extension API {
+    static let maxInviteLifetime = 30 * 24 * 3600
+
+    func addBroadcastRoutes(to router: Router<AppContext>) {
+        let group = router.group("api/broadcasts")
+        group.get { request, context in
+            let userID = try context.requireUser()
+            var query = Broadcast.query(on: store.db).filter(\.$ownerID == userID).sort(\.$createdAt, .descending)
+            if let status = request.uri.queryParameters["status"].map(String.init) {
+                guard BroadcastStatus(rawValue: status) != nil else {
+                    throw APIError(.badRequest, "invalid_field", "`status` must be scheduled, live or ended")
+                }
+                query = query.filter(\.$status == status)
+            }
+            return BroadcastListResponse(broadcasts: try await query.all().map { BroadcastResponse($0) })
+        }
+        group.post { request, context in try await create(request, context) }
+        group.get(":id") { _, context in try await show(context) }
+        group.patch(":id") { request, context in try await update(request, context) }
+        group.delete(":id") { _, context in
+            let broadcast = try await ownedBroadcast(context.parameters.get("id"), context: context)
+            guard BroadcastLifecycle.canDelete(BroadcastStatus(rawValue: broadcast.status) ?? .ended) else {
+                throw APIError(.conflict, "broadcast_live", "end the broadcast before deleting it")
+            }
+            try await broadcast.delete(on: store.db)
+            logger.info("broadcast deleted", metadata: ["broadcast": "\(broadcast.id!)"])
+            return HTTPResponse.Status.noContent
+        }
+        group.post(":id/start") { _, context in try await transition(.start, context) }
+        group.post(":id/end") { _, context in try await transition(.end, context) }
+        group.post(":id/invites") { request, context in try await invite(request, context) }
+    }
+
+    private func create(_ request: Request, _ context: AppContext) async throws -> EditedResponse<BroadcastResponse> {
+        let userID = try context.requireUser()
+        let body = try await request.decodeJSON(CreateBroadcastRequest.self, context: context)
+        let broadcast = Broadcast(
+            ownerID: userID,
+            title: try Validate.text(body.title, field: "title", max: 200),
+            description: try Validate.text(body.description ?? "", field: "description", max: 5000, allowEmpty: true),
+            settings: try (body.settings ?? SettingsPatch()).applied(to: BroadcastSettings()),
+            scheduledAt: body.scheduledAt)
+        try await broadcast.create(on: store.db)
+        logger.info("broadcast created", metadata: ["broadcast": "\(broadcast.id!)", "owner": "\(userID)"])
+        return BroadcastResponse(broadcast, destinations: []).created()
+    }
+
+    /// Owners see everything; an invited guest may read the broadcast it was invited to.
+    private func show(_ context: AppContext) async throws -> BroadcastResponse {
+        if case .guest(let invited, _, _)? = context.identity {
+            let id = try Validate.uuid(context.parameters.get("id"), what: "broadcast")
+            guard id == invited else { throw APIError(.forbidden, "not_invited", "this invite is for another broadcast") }
+            guard let broadcast = try await Broadcast.find(id, on: store.db) else { throw APIError.notFound("broadcast") }
+            return BroadcastResponse(broadcast)
+        }
+        let broadcast = try await ownedBroadcast(context.parameters.get("id"), context: context)
+        let destinations = try await Destination.query(on: store.db).filter(\.$broadcastID == broadcast.id!).sort(\.$createdAt).all()
+        return BroadcastResponse(broadcast, destinations: destinations)
+    }
+
+    private func update(_ request: Request, _ context: AppContext) async throws -> BroadcastResponse {
+        let broadcast = try await ownedBroadcast(context.parameters.get("id"), context: context)
+        let body = try await request.decodeJSON(UpdateBroadcastRequest.self, context: context)
+        guard broadcast.status != BroadcastStatus.ended.rawValue else {
+            throw APIError(.conflict, "broadcast_ended", "an ended broadcast cannot be changed")
+        }
+        if let title = body.title { broadcast.title = try Validate.text(title, field: "title", max: 200) }
+        if let description = body.description {
+            broadcast.description = try Validate.text(description, field: "description", max: 5000, allowEmpty: true)
+        }
+        if let scheduledAt = body.scheduledAt { broadcast.scheduledAt = scheduledAt }
+        if let settings = body.settings { broadcast.settings = try settings.applied(to: broadcast.settings) }
+        try await broadcast.save(on: store.db)
+        return BroadcastResponse(broadcast)
+    }
+
+    private func transition(_ event: BroadcastLifecycle.Event, _ context: AppContext) async throws -> BroadcastResponse {
+        let broadcast = try await ownedBroadcast(context.parameters.get("id"), context: context)
+        do {
+            try BroadcastLifecycle.apply(event, to: broadcast, at: Date())
+        } catch {
+            throw APIError(.conflict, "invalid_transition", error.message)
+        }
+        try await broadcast.save(on: store.db)
+        logger.info("broadcast \(broadcast.status)", metadata: ["broadcast": "\(broadcast.id!)"])
+        return BroadcastResponse(broadcast)
+    }
+
+    private func invite(_ request: Request, _ context: AppContext) async throws -> EditedResponse<InviteResponse> {
+        let broadcast = try await ownedBroadcast(context.parameters.get("id"), context: context)
+        guard broadcast.status != BroadcastStatus.ended.rawValue else {
+            throw APIError(.conflict, "broadcast_ended", "an ended broadcast takes no guests")
+        }
+        let body = try await request.decodeOptionalJSON(InviteRequest.self, context: context)
+        let lifetime = body?.expiresInSeconds ?? 24 * 3600
+        guard (60...Self.maxInviteLifetime).contains(lifetime) else {
+            throw APIError(.badRequest, "invalid_field", "`expires_in_seconds` must be between 60 and \(Self.maxInviteLifetime)")
+        }
+        let name = try body?.name.map { try Validate.text($0, field: "name", max: 100) }
+        let (token, expiresAt) = try await auth.issueInvite(broadcastID: broadcast.id!, name: name, lifetime: .seconds(lifetime))
+        return InviteResponse(
+            token: token, url: "/join/\(broadcast.id!.uuidString)?invite=\(token)", broadcastId: broadcast.id!, expiresAt: expiresAt
+        ).created()
+    }
+}

@@ -1,0 +1,133 @@
+import FluentKit
+import Foundation
+import Hummingbird
+import Store
+
+struct AddDestinationRequest: Decodable {
+    var platform: String
+    var name: String?
+    var rtmpUrl: String?
+    var streamKey: String
+}
+
+/// A destination as clients see it: the stream key only ever as its last four characters.
+struct DestinationResponse: APIResponse {
+    var id: UUID
+    var broadcastId: UUID
+    var platform: String
+    var name: String
+    var rtmpUrl: String
+    var streamKeyHint: String
+    var enabled: Bool
+    var status: String
+    var createdAt: Date?
+
+    init(_ destination: Destination) {
+        id = destination.id!
+        broadcastId = destination.broadcastID
+        platform = destination.platform
+        name = destination.name
+        rtmpUrl = destination.rtmpURL
+        streamKeyHint = destination.streamKeyHint
+        enabled = destination.enabled
+        status = destination.status
+        createdAt = destination.createdAt
+    }
+}
+
+struct DestinationListResponse: APIResponse {
+    var destinations: [DestinationResponse]
+}
+
+/// The platforms Tally knows, with the ingest URL each documents for RTMP(S) encoders.
+enum Platform: String, CaseIterable {
+    case youtube, twitch, facebook, custom
+
+    var defaultIngestURL: String? {
+        switch self {
+        case .youtube: "rtmp://a.rtmp.youtube.com/live2"
+        case .twitch: "rtmp://live.twitch.tv/app"
+        case .facebook: "rtmps://live-api-s.facebook.com:443/rtmp"
+        case .custom: nil
+        }
+    }
+
+    var displayName: String {
+        switch self {
+        case .youtube: "YouTube"
+        case .twitch: "Twitch"
+        case .facebook: "Facebook"
+        case .custom: "Custom RTMP"
+        }
+    }
+}
+
+extension API {
+    static let maxDestinationsPerBroadcast = 10
+
+    func addDestinationRoutes(to router: Router<AppContext>) {
+        let group = router.group("api/broadcasts/:id/destinations")
+        group.get { _, context in
+            let broadcast = try await ownedBroadcast(context.parameters.get("id"), context: context)
+            let destinations = try await Destination.query(on: store.db).filter(\.$broadcastID == broadcast.id!).sort(\.$createdAt).all()
+            return DestinationListResponse(destinations: destinations.map(DestinationResponse.init))
+        }
+        group.post { request, context in try await addDestination(request, context) }
+        group.delete(":destId") { _, context in
+            let broadcast = try await ownedBroadcast(context.parameters.get("id"), context: context)
+            let id = try Validate.uuid(context.parameters.get("destId"), what: "destination")
+            guard let destination = try await Destination.find(id, on: store.db), destination.broadcastID == broadcast.id else {
+                throw APIError.notFound("destination")
+            }
+            try await destination.delete(on: store.db)
+            logger.info("destination removed", metadata: ["broadcast": "\(broadcast.id!)", "destination": "\(id)"])
+            return HTTPResponse.Status.noContent
+        }
+    }
+
+    private func addDestination(_ request: Request, _ context: AppContext) async throws -> EditedResponse<DestinationResponse> {
+        let broadcast = try await ownedBroadcast(context.parameters.get("id"), context: context)
+        let body = try await request.decodeJSON(AddDestinationRequest.self, context: context)
+        guard let platform = Platform(rawValue: body.platform) else {
+            throw APIError(.badRequest, "invalid_field", "`platform` must be one of youtube, twitch, facebook, custom")
+        }
+        let url = try Self.validatedIngestURL(body.rtmpUrl ?? platform.defaultIngestURL)
+        let streamKey = try Self.validatedStreamKey(body.streamKey)
+        let name = try Validate.text(body.name ?? platform.displayName, field: "name", max: 100)
+        let existing = try await Destination.query(on: store.db).filter(\.$broadcastID == broadcast.id!).count()
+        guard existing < Self.maxDestinationsPerBroadcast else {
+            throw APIError(.conflict, "too_many_destinations", "a broadcast can have at most \(Self.maxDestinationsPerBroadcast) destinations")
+        }
+        let destination = Destination(
+            broadcastID: broadcast.id!, platform: platform.rawValue, name: name, rtmpURL: url,
+            streamKeySealed: try store.sealer.seal(streamKey), streamKeyHint: StreamKeySealer.redact(streamKey))
+        try await destination.create(on: store.db)
+        logger.info("destination added", metadata: [
+            "broadcast": "\(broadcast.id!)", "destination": "\(destination.id!)", "platform": "\(platform.rawValue)",
+            "stream_key": "\(destination.streamKeyHint)",
+        ])
+        return DestinationResponse(destination).created()
+    }
+
+    static func validatedIngestURL(_ raw: String?) throws -> String {
+        guard let raw else { throw APIError(.badRequest, "invalid_field", "`rtmp_url` is required for a custom destination") }
+        let trimmed = raw.trimmingCharacters(in: .whitespaces)
+        guard trimmed.count <= 1024, let parts = URLComponents(string: trimmed),
+              let scheme = parts.scheme?.lowercased(), scheme == "rtmp" || scheme == "rtmps",
+              let host = parts.host, !host.isEmpty, parts.user == nil, parts.password == nil else {
+            throw APIError(.badRequest, "invalid_field", "`rtmp_url` must be an rtmp:// or rtmps:// URL with a host")
+        }
+        if let port = parts.port, !(1...65535).contains(port) {
+            throw APIError(.badRequest, "invalid_field", "`rtmp_url` has an invalid port")
+        }
+        return trimmed
+    }
+
+    static func validatedStreamKey(_ raw: String) throws -> String {
+        let key = raw.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard (1...512).contains(key.count), key.unicodeScalars.allSatisfy({ $0.isASCII && $0.value > 0x20 && $0.value < 0x7f }) else {
+            throw APIError(.badRequest, "invalid_field", "`stream_key` must be 1 to 512 printable characters without spaces")
+        }
+        return key
+    }
+}

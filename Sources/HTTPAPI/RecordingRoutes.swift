@@ -1,0 +1,67 @@
+import FluentKit
+import Foundation
+import Hummingbird
+import Store
+
+struct RecordingResponse: APIResponse {
+    var id: UUID
+    var broadcastId: UUID?
+    var title: String
+    var durationSeconds: Double
+    var sizeBytes: Int64
+    var status: String
+    var createdAt: Date?
+    var updatedAt: Date?
+
+    init(_ recording: Recording) {
+        id = recording.id!
+        broadcastId = recording.broadcastID
+        title = recording.title
+        durationSeconds = recording.durationSeconds
+        sizeBytes = recording.sizeBytes
+        status = recording.status
+        createdAt = recording.createdAt
+        updatedAt = recording.updatedAt
+    }
+}
+
+struct RecordingListResponse: APIResponse {
+    var recordings: [RecordingResponse]
+}
+
+extension API {
+    func addRecordingRoutes(to router: Router<AppContext>) {
+        let group = router.group("api/recordings")
+        group.get { _, context in
+            let userID = try context.requireUser()
+            let recordings = try await Recording.query(on: store.db).filter(\.$ownerID == userID).sort(\.$createdAt, .descending).all()
+            return RecordingListResponse(recordings: recordings.map(RecordingResponse.init))
+        }
+        group.get(":id") { _, context in
+            RecordingResponse(try await ownedRecording(context))
+        }
+        group.delete(":id") { _, context in
+            let recording = try await ownedRecording(context)
+            guard recording.status != "recording" else {
+                throw APIError(.conflict, "recording_in_progress", "end the broadcast before deleting its recording")
+            }
+            try await recording.delete(on: store.db)
+            let file = configuration.recordingsDirectory.appendingPathComponent(recording.fileName)
+            do {
+                try FileManager.default.removeItem(at: file)
+            } catch CocoaError.fileNoSuchFile {
+                logger.warning("recording file was already gone", metadata: ["recording": "\(recording.id!)"])
+            }
+            logger.info("recording deleted", metadata: ["recording": "\(recording.id!)"])
+            return HTTPResponse.Status.noContent
+        }
+    }
+
+    private func ownedRecording(_ context: AppContext) async throws -> Recording {
+        let userID = try context.requireUser()
+        let id = try Validate.uuid(context.parameters.get("id"), what: "recording")
+        guard let recording = try await Recording.find(id, on: store.db) else { throw APIError.notFound("recording") }
+        guard recording.ownerID == userID else { throw APIError(.forbidden, "not_owner", "this recording belongs to someone else") }
+        return recording
+    }
+}

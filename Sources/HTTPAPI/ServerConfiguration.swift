@@ -1,0 +1,68 @@
+import Foundation
+
+/// Every setting of a Tally server. Defaults serve one machine with no other servers; each
+/// has an environment variable and a `tally` flag (see the README's configuration table).
+public struct ServerConfiguration: Sendable {
+    public var host = "0.0.0.0"
+    public var httpPort = 8080
+    public var udpPort = 7882
+    public var tcpPort = 7881
+    public var rtmpPort = 1935
+    public var srtPort = 10080
+    public var dataDirectory = URL(fileURLWithPath: "data")
+    /// nil: SQLite in the data directory.
+    public var databaseURL: String?
+    /// nil: the in-process registry.
+    public var redisURL: String?
+    public var redisKeyPrefix = "tally:"
+    /// The address announced in ICE candidates; nil: the interfaces' own.
+    public var publicIP: String?
+    /// nil: a key generated once into the data directory.
+    public var secretKey: String?
+    /// Where the browser studio's files are; nil: none served.
+    public var webDirectory: URL?
+    public var accessTokenLifetime: Duration = .seconds(15 * 60)
+    public var refreshTokenLifetime: Duration = .seconds(30 * 24 * 3600)
+    /// Attempts per client address per minute, for login and for register separately.
+    public var authAttemptsPerMinute = 20
+    /// bcrypt work factor: 12 in production; tests lower it to stay fast.
+    public var passwordHashCost: UInt8 = 12
+    public var maxUploadBytes = 10 * 1024 * 1024
+
+    public init() {}
+
+    public var sqlitePath: String { dataDirectory.appendingPathComponent("tally.sqlite").path }
+    public var uploadsDirectory: URL { dataDirectory.appendingPathComponent("uploads") }
+    public var recordingsDirectory: URL { dataDirectory.appendingPathComponent("recordings") }
+
+    /// Rejects settings that could only fail later, with a message naming the setting.
+    public func validate() throws {
+        for (name, port) in [("TALLY_HTTP_PORT", httpPort), ("TALLY_UDP_PORT", udpPort), ("TALLY_TCP_PORT", tcpPort),
+                             ("TALLY_RTMP_PORT", rtmpPort), ("TALLY_SRT_PORT", srtPort)] where !(0...65535).contains(port) {
+            throw ConfigurationError("\(name) must be between 0 and 65535, not \(port)")
+        }
+        if let databaseURL, !(databaseURL.hasPrefix("postgres://") || databaseURL.hasPrefix("postgresql://")) {
+            throw ConfigurationError("TALLY_DATABASE_URL must start with postgres:// (leave it unset for SQLite)")
+        }
+        if let redisURL, !redisURL.hasPrefix("redis://") {
+            throw ConfigurationError("TALLY_REDIS_URL must start with redis:// (leave it unset for the in-process registry)")
+        }
+        if let publicIP, !Self.isIPAddress(publicIP) {
+            throw ConfigurationError("TALLY_PUBLIC_IP must be an IPv4 or IPv6 address, not \(publicIP)")
+        }
+        if let secretKey, secretKey.utf8.count < 16 {
+            throw ConfigurationError("TALLY_SECRET_KEY must be at least 16 characters")
+        }
+    }
+
+    static func isIPAddress(_ text: String) -> Bool {
+        var v4 = in_addr()
+        var v6 = in6_addr()
+        return inet_pton(AF_INET, text, &v4) == 1 || inet_pton(AF_INET6, text, &v6) == 1
+    }
+}
+
+public struct ConfigurationError: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}

@@ -1,0 +1,105 @@
+import Foundation
+import Hummingbird
+import Logging
+import NIOCore
+import NIOPosix
+import Registry
+import Store
+
+/// The long-lived pieces behind the HTTP API, opened once and shut down last.
+public final class TallyServices: Sendable {
+    public let configuration: ServerConfiguration
+    public let store: Store
+    public let registry: any Registry
+    let auth: AuthService
+    let logger: Logger
+
+    private init(configuration: ServerConfiguration, store: Store, registry: any Registry, auth: AuthService, logger: Logger) {
+        self.configuration = configuration
+        self.store = store
+        self.registry = registry
+        self.auth = auth
+        self.logger = logger
+    }
+
+    /// Creates the data directory, loads the secret, opens and migrates the store, and
+    /// connects the registry (lazily: a Redis that is down now is retried per request).
+    public static func open(configuration: ServerConfiguration, logger: Logger) async throws -> TallyServices {
+        try configuration.validate()
+        let fileManager = FileManager.default
+        try fileManager.createDirectory(at: configuration.dataDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        for directory in [configuration.uploadsDirectory, configuration.recordingsDirectory] {
+            try fileManager.createDirectory(at: directory, withIntermediateDirectories: true)
+        }
+        let secret = try MasterSecret.load(configured: configuration.secretKey, dataDirectory: configuration.dataDirectory)
+        let location: StoreLocation = configuration.databaseURL.map { .postgres(url: $0) } ?? .sqlite(path: configuration.sqlitePath)
+        let group = MultiThreadedEventLoopGroup.singleton
+        let store = try Store(location: location, sealer: StreamKeySealer(secret: secret), eventLoopGroup: group, logger: logger)
+        do {
+            try await store.migrate()
+        } catch {
+            await store.shutdown()
+            throw ConfigurationError("cannot open the database (\(location.logDescription)): \(String(reflecting: error))")
+        }
+        let registry: any Registry
+        if let url = configuration.redisURL {
+            let redis = try RedisRegistry(url: url, keyPrefix: configuration.redisKeyPrefix, group: group, logger: logger)
+            registry = redis
+            logger.info("registry: \(redis.endpoint.logDescription)")
+        } else {
+            registry = InProcessRegistry()
+            logger.info("registry: in-process")
+        }
+        logger.info("store: \(location.logDescription)")
+        let auth = await AuthService(secret: secret, registry: registry, configuration: configuration)
+        return TallyServices(configuration: configuration, store: store, registry: registry, auth: auth, logger: logger)
+    }
+
+    public func shutdown() async {
+        await registry.shutdown()
+        await store.shutdown()
+    }
+}
+
+public enum TallyServer {
+    /// The HTTP application: every route, the error shape, metrics and the web studio.
+    public static func application(
+        services: TallyServices,
+        onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }
+    ) throws -> some ApplicationProtocol {
+        let configuration = services.configuration
+        let router = try router(services: services)
+        return Application(
+            router: router,
+            configuration: .init(address: .hostname(configuration.host, port: configuration.httpPort), serverName: "Tally"),
+            onServerRunning: onServerRunning,
+            logger: services.logger)
+    }
+
+    /// The router alone, which tests drive without a socket.
+    public static func router(services: TallyServices) throws -> Router<AppContext> {
+        let api = API(configuration: services.configuration, store: services.store, registry: services.registry, auth: services.auth, logger: services.logger)
+        let router = Router(context: AppContext.self)
+        router.add(middleware: ErrorMiddleware())
+        router.add(middleware: MetricsMiddleware())
+        if let web = services.configuration.webDirectory {
+            router.add(middleware: FileMiddleware(web.path, searchForIndexHtml: true, logger: services.logger))
+        }
+        router.add(middleware: AuthenticationMiddleware(auth: services.auth))
+        _ = TallyMetrics.registry
+        api.addSystemRoutes(to: router, startedAt: .now, openAPI: try openAPIDocument())
+        api.addAuthRoutes(to: router)
+        api.addBroadcastRoutes(to: router)
+        api.addDestinationRoutes(to: router)
+        api.addRecordingRoutes(to: router)
+        api.addUploadRoutes(to: router)
+        return router
+    }
+
+    static func openAPIDocument() throws -> ByteBuffer {
+        guard let url = Bundle.module.url(forResource: "openapi", withExtension: "yaml", subdirectory: "Resources") else {
+            throw ConfigurationError("the OpenAPI document is missing from the build")
+        }
+        return ByteBuffer(bytes: try Data(contentsOf: url))
+    }
+}

@@ -1,0 +1,75 @@
+/// The registry's vocabulary: key names live here and nowhere else.
+extension Registry {
+    // MARK: Presence
+
+    /// Marks a participant present in a room until `ttl` passes without another call.
+    public func markPresent(room: String, participant: String, ttl: Duration) async throws {
+        try await addMember("presence:\(room)", participant, ttl: ttl)
+    }
+
+    public func markAbsent(room: String, participant: String) async throws {
+        try await removeMember("presence:\(room)", participant)
+    }
+
+    public func present(room: String) async throws -> [String] {
+        try await members("presence:\(room)")
+    }
+
+    // MARK: Refresh tokens
+
+    /// Remembers a refresh token (by its hash, never the token) for the user it belongs to.
+    public func storeRefreshToken(hash: String, userID: String, ttl: Duration) async throws {
+        try await set("refresh:\(hash)", userID, ttl: ttl)
+    }
+
+    /// Consumes a refresh token: it works once, which is what makes rotation safe.
+    public func takeRefreshToken(hash: String) async throws -> String? {
+        try await take("refresh:\(hash)")
+    }
+
+    public func revokeRefreshToken(hash: String) async throws {
+        try await delete("refresh:\(hash)")
+    }
+
+    /// Access tokens are stateless; a signed-out one is remembered until it would expire anyway.
+    public func revokeAccessToken(id: String, ttl: Duration) async throws {
+        try await set("revoked:\(id)", "1", ttl: ttl)
+    }
+
+    public func isAccessTokenRevoked(id: String) async throws -> Bool {
+        try await get("revoked:\(id)") != nil
+    }
+
+    // MARK: Rate limits
+
+    /// Counts an attempt against `limit` per `window`; returns how long to wait when over it.
+    public func rateLimit(_ bucket: String, limit: Int, window: Duration) async throws -> Duration? {
+        let hits = try await increment("rate:\(bucket)", window: window)
+        return hits.count > limit ? hits.resetsIn : nil
+    }
+
+    // MARK: Rooms
+
+    /// Makes `node` the owner of `room` unless another node already is; returns the owner.
+    public func claimRoom(_ room: String, node: String, ttl: Duration) async throws -> String {
+        // The owner's claim can lapse between the two calls; a few rounds settle it.
+        for _ in 0..<3 {
+            if try await setIfAbsent("room-owner:\(room)", node, ttl: ttl) { return node }
+            if let owner = try await get("room-owner:\(room)") { return owner }
+        }
+        throw RegistryError.unavailable("ownership of room \(room) keeps changing")
+    }
+
+    public func releaseRoom(_ room: String) async throws {
+        try await delete("room-owner:\(room)")
+    }
+
+    /// The channel every node of a room listens on for that room's events.
+    public func publishRoomEvent(room: String, _ message: String) async throws {
+        try await publish("room:\(room)", message)
+    }
+
+    public func roomEvents(room: String) async throws -> AsyncStream<String> {
+        try await subscribe("room:\(room)")
+    }
+}

@@ -1,0 +1,130 @@
+import FluentKit
+
+/// Every schema change, oldest first. Applied in one batch on start; never edit a shipped one.
+enum TallyMigrations {
+    static let all: [any Migration] = [
+        CreateUsers(), CreateBroadcasts(), CreateDestinations(), CreateParticipants(), CreateRecordings(), CreateUploads(),
+    ]
+}
+
+/// A migration that creates one table; reverting it drops that table.
+protocol TableCreation: AsyncMigration {
+    associatedtype Table: Model
+}
+
+extension TableCreation {
+    func revert(on database: any Database) async throws {
+        try await database.schema(Table.schema).delete()
+    }
+}
+
+struct CreateUsers: TableCreation {
+    typealias Table = User
+
+    func prepare(on database: any Database) async throws {
+        try await database.schema(Table.schema)
+            .id()
+            .field("email", .string, .required)
+            .field("password_hash", .string, .required)
+            .field("name", .string, .required)
+            .field("avatar_url", .string)
+            .field("subscription_tier", .string, .required)
+            .field("created_at", .datetime)
+            .field("updated_at", .datetime)
+            .unique(on: "email")
+            .create()
+    }
+}
+
+struct CreateBroadcasts: TableCreation {
+    typealias Table = Broadcast
+
+    func prepare(on database: any Database) async throws {
+        try await database.schema(Table.schema)
+            .id()
+            .field("owner_id", .uuid, .required, .references(User.schema, "id", onDelete: .cascade))
+            .field("title", .string, .required)
+            .field("description", .string, .required)
+            .field("status", .string, .required)
+            .field("settings", .json, .required)
+            .field("scheduled_at", .datetime)
+            .field("started_at", .datetime)
+            .field("ended_at", .datetime)
+            .field("created_at", .datetime)
+            .field("updated_at", .datetime)
+            .create()
+    }
+}
+
+struct CreateDestinations: TableCreation {
+    typealias Table = Destination
+
+    func prepare(on database: any Database) async throws {
+        try await database.schema(Table.schema)
+            .id()
+            .field("broadcast_id", .uuid, .required, .references(Broadcast.schema, "id", onDelete: .cascade))
+            .field("platform", .string, .required)
+            .field("name", .string, .required)
+            .field("rtmp_url", .string, .required)
+            .field("stream_key_sealed", .string, .required)
+            .field("stream_key_hint", .string, .required)
+            .field("enabled", .bool, .required)
+            .field("status", .string, .required)
+            .field("created_at", .datetime)
+            .field("updated_at", .datetime)
+            .create()
+    }
+}
+
+struct CreateParticipants: TableCreation {
+    typealias Table = Participant
+
+    func prepare(on database: any Database) async throws {
+        try await database.schema(Table.schema)
+            .id()
+            .field("broadcast_id", .uuid, .required, .references(Broadcast.schema, "id", onDelete: .cascade))
+            .field("user_id", .uuid, .references(User.schema, "id", onDelete: .setNull))
+            .field("name", .string, .required)
+            .field("role", .string, .required)
+            .field("audio_enabled", .bool, .required)
+            .field("video_enabled", .bool, .required)
+            .field("created_at", .datetime)
+            .field("updated_at", .datetime)
+            .create()
+    }
+}
+
+struct CreateRecordings: TableCreation {
+    typealias Table = Recording
+
+    func prepare(on database: any Database) async throws {
+        try await database.schema(Table.schema)
+            .id()
+            .field("broadcast_id", .uuid, .references(Broadcast.schema, "id", onDelete: .setNull))
+            .field("owner_id", .uuid, .required, .references(User.schema, "id", onDelete: .cascade))
+            .field("title", .string, .required)
+            .field("file_name", .string, .required)
+            .field("duration_seconds", .double, .required)
+            .field("size_bytes", .int64, .required)
+            .field("status", .string, .required)
+            .field("created_at", .datetime)
+            .field("updated_at", .datetime)
+            .create()
+    }
+}
+
+struct CreateUploads: TableCreation {
+    typealias Table = Upload
+
+    func prepare(on database: any Database) async throws {
+        try await database.schema(Table.schema)
+            .id()
+            .field("owner_id", .uuid, .required, .references(User.schema, "id", onDelete: .cascade))
+            .field("original_name", .string, .required)
+            .field("content_type", .string, .required)
+            .field("size_bytes", .int64, .required)
+            .field("file_name", .string, .required)
+            .field("created_at", .datetime)
+            .create()
+    }
+}

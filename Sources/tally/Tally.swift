@@ -1,0 +1,116 @@
+import ArgumentParser
+import Foundation
+import HTTPAPI
+import Logging
+import NIOCore
+import ServiceLifecycle
+
+/// `tally`: the whole live studio in one process. Every option also reads its environment
+/// variable; a flag wins over the variable, the variable over the default.
+@main
+struct Tally: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tally",
+        abstract: "Tally live-studio server: WebRTC studio, SFU, compositor and RTMP/HLS outputs in one process.")
+
+    @Option(help: "Address to listen on (TALLY_HOST, default 0.0.0.0).") var host: String?
+    @Option(help: "HTTP port: API, WebSocket, studio, WHIP/WHEP, HLS (TALLY_HTTP_PORT, default 8080; 0 = any free port).") var httpPort: Int?
+    @Option(help: "WebRTC UDP port shared by all peers (TALLY_UDP_PORT, default 7882).") var udpPort: Int?
+    @Option(help: "ICE-TCP port (TALLY_TCP_PORT, default 7881).") var tcpPort: Int?
+    @Option(help: "RTMP ingest port (TALLY_RTMP_PORT, default 1935).") var rtmpPort: Int?
+    @Option(help: "SRT ingest port (TALLY_SRT_PORT, default 10080).") var srtPort: Int?
+    @Option(help: "Data directory: SQLite file, secret key, uploads, recordings, HLS (TALLY_DATA_DIR, default ./data).") var dataDir: String?
+    @Option(help: "PostgreSQL URL postgres://user:pass@host:port/db (TALLY_DATABASE_URL; unset = SQLite).") var databaseURL: String?
+    @Option(help: "Redis URL redis://[:pass@]host:port/db (TALLY_REDIS_URL; unset = in-process registry).") var redisURL: String?
+    @Option(help: "Prefix of every Redis key (TALLY_REDIS_PREFIX, default tally:).") var redisPrefix: String?
+    @Option(help: "IP address announced in ICE candidates (TALLY_PUBLIC_IP).") var publicIP: String?
+    @Option(help: "Root secret, 16+ characters (TALLY_SECRET_KEY; unset = generated into the data directory).") var secretKey: String?
+    @Option(help: "Folder of the web studio (TALLY_WEB_DIR, default ./web when it exists).") var webDir: String?
+    @Option(help: "Login/register attempts per client address per minute (TALLY_AUTH_RATE_LIMIT, default 20).") var authRateLimit: Int?
+    @Option(help: "bcrypt cost for new password hashes, 4-16 (TALLY_BCRYPT_COST, default 12).") var bcryptCost: Int?
+    @Option(help: "trace, debug, info, notice, warning, error or critical (TALLY_LOG_LEVEL, default info).") var logLevel: String?
+
+    func run() async throws {
+        let environment = ProcessInfo.processInfo.environment
+        func setting(_ flag: String?, _ name: String) -> String? {
+            if let flag { return flag }
+            return environment[name].flatMap { $0.isEmpty ? nil : $0 }
+        }
+        func number(_ flag: Int?, _ name: String, _ fallback: Int) throws -> Int {
+            if let flag { return flag }
+            guard let text = setting(nil, name) else { return fallback }
+            guard let value = Int(text) else { throw ValidationError("\(name) must be a whole number, not \(text)") }
+            return value
+        }
+
+        let levelText = setting(logLevel, "TALLY_LOG_LEVEL") ?? "info"
+        guard let level = Logger.Level(rawValue: levelText) else { throw ValidationError("unknown log level \(levelText)") }
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "tally")
+
+        var config = ServerConfiguration()
+        config.host = setting(host, "TALLY_HOST") ?? config.host
+        config.httpPort = try number(httpPort, "TALLY_HTTP_PORT", config.httpPort)
+        config.udpPort = try number(udpPort, "TALLY_UDP_PORT", config.udpPort)
+        config.tcpPort = try number(tcpPort, "TALLY_TCP_PORT", config.tcpPort)
+        config.rtmpPort = try number(rtmpPort, "TALLY_RTMP_PORT", config.rtmpPort)
+        config.srtPort = try number(srtPort, "TALLY_SRT_PORT", config.srtPort)
+        config.dataDirectory = URL(fileURLWithPath: setting(dataDir, "TALLY_DATA_DIR") ?? "data")
+        config.databaseURL = setting(databaseURL, "TALLY_DATABASE_URL")
+        config.redisURL = setting(redisURL, "TALLY_REDIS_URL")
+        config.redisKeyPrefix = setting(redisPrefix, "TALLY_REDIS_PREFIX") ?? config.redisKeyPrefix
+        config.publicIP = setting(publicIP, "TALLY_PUBLIC_IP")
+        config.secretKey = setting(secretKey, "TALLY_SECRET_KEY")
+        config.authAttemptsPerMinute = try number(authRateLimit, "TALLY_AUTH_RATE_LIMIT", config.authAttemptsPerMinute)
+        let cost = try number(bcryptCost, "TALLY_BCRYPT_COST", Int(config.passwordHashCost))
+        guard (4...16).contains(cost) else { throw ValidationError("TALLY_BCRYPT_COST must be between 4 and 16") }
+        config.passwordHashCost = UInt8(cost)
+        if let web = setting(webDir, "TALLY_WEB_DIR") {
+            config.webDirectory = URL(fileURLWithPath: web)
+        } else if FileManager.default.fileExists(atPath: "web/index.html") {
+            config.webDirectory = URL(fileURLWithPath: "web")
+        }
+        do {
+            try config.validate()
+        } catch let error as ConfigurationError {
+            throw ValidationError(error.description)
+        }
+
+        let settings = config
+        let services = try await TallyServices.open(configuration: settings, logger: logger)
+        let portsFile = config.dataDirectory.appendingPathComponent("ports.json")
+        let app = try TallyServer.application(services: services) { channel in
+            let port = channel.localAddress?.port ?? settings.httpPort
+            let ports = ["http": port]
+            do {
+                let json = try JSONSerialization.data(withJSONObject: ports, options: [.sortedKeys])
+                try json.write(to: portsFile, options: .atomic)
+            } catch {
+                logger.error("cannot write \(portsFile.path): \(error)")
+            }
+            let shown = settings.host == "0.0.0.0" || settings.host == "::" ? "127.0.0.1" : settings.host
+            logger.info("listening", metadata: ["http": "\(settings.host):\(port)", "ports_file": "\(portsFile.path)"])
+            let banner = """
+                Tally is listening on http://\(shown):\(port)
+                  studio:  http://\(shown):\(port)/
+                  health:  http://\(shown):\(port)/api/health
+                  API doc: http://\(shown):\(port)/openapi.yaml
+
+                """
+            FileHandle.standardOutput.write(Data(banner.utf8))
+        }
+        let group = ServiceGroup(services: [app], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        do {
+            try await group.run()
+        } catch {
+            await services.shutdown()
+            throw error
+        }
+        await services.shutdown()
+        logger.info("stopped")
+    }
+}
