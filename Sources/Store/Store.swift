@@ -60,9 +60,29 @@ public final class Store: Sendable {
         let migrations = Migrations()
         migrations.add(TallyMigrations.all)
         let migrator = Migrator(databases: databases, migrations: migrations, logger: logger, on: databases.eventLoopGroup.any())
-        try await migrator.setupIfNeeded().get()
-        try await migrator.prepareBatch().get()
+        guard case .postgres = location else {
+            try await migrator.setupIfNeeded().get()
+            try await migrator.prepareBatch().get()
+            return
+        }
+        // Nodes sharing one PostgreSQL may start together; a session-level advisory lock held
+        // on one connection makes the others wait, then find nothing left to do.
+        try await db.withConnection { connection in
+            let sql = connection as! any SQLDatabase
+            try await sql.raw("SELECT pg_advisory_lock(\(literal: Self.migrationLockID))").run()
+            do {
+                try await migrator.setupIfNeeded().get()
+                try await migrator.prepareBatch().get()
+            } catch {
+                try? await sql.raw("SELECT pg_advisory_unlock(\(literal: Self.migrationLockID))").run()
+                throw error
+            }
+            try await sql.raw("SELECT pg_advisory_unlock(\(literal: Self.migrationLockID))").run()
+        }
     }
+
+    /// An arbitrary constant naming Tally's migration lock among the database's advisory locks.
+    private static let migrationLockID = 0x7461_6C6C_79
 
     /// A round trip to the database, for health checks.
     public func ping() async throws {

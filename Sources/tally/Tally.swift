@@ -94,9 +94,12 @@ struct Tally: AsyncParsableCommand {
             }
             let shown = settings.host == "0.0.0.0" || settings.host == "::" ? "127.0.0.1" : settings.host
             logger.info("listening", metadata: ["http": "\(settings.host):\(port)", "ports_file": "\(portsFile.path)"])
+            let studio = settings.webDirectory == nil
+                ? "not served (no web/ folder; set TALLY_WEB_DIR)"
+                : "http://\(shown):\(port)/"
             let banner = """
                 Tally is listening on http://\(shown):\(port)
-                  studio:  http://\(shown):\(port)/
+                  studio:  \(studio)
                   health:  http://\(shown):\(port)/api/health
                   API doc: http://\(shown):\(port)/openapi.yaml
 

@@ -1,10 +1,12 @@
 """The process as a user meets it: start, health, configuration, graceful stop."""
 import json
+import os
 import subprocess
+import time
 
 import requests
 
-from conftest import BINARY, DATABASE_URL, requires_postgres
+from conftest import BINARY, DATABASE_URL, PG_BIN, requires_postgres
 
 
 def test_embedded_default_serves_health_and_stops_gracefully(start_tally):
@@ -17,7 +19,7 @@ def test_embedded_default_serves_health_and_stops_gracefully(start_tally):
     assert (tally.data_dir / "tally.sqlite").exists()
     assert (tally.data_dir / "secret.key").stat().st_mode & 0o777 == 0o600
     assert json.loads((tally.data_dir / "ports.json").read_text())["http"] == int(tally.url.rsplit(":", 1)[1])
-    assert f"studio:  {tally.url}/" in tally.logs()
+    assert f"health:  {tally.url}/api/health" in tally.logs()
     assert tally.stop() == 0
     assert "stopped" in tally.logs()
 
@@ -30,6 +32,16 @@ def test_postgres_and_redis_configuration(start_tally, redis_server):
     assert body["registry"] == {"status": "ok", "backend": "redis"}
     token = tally.register()
     assert requests.get(tally.url + "/api/auth/me", headers={"Authorization": f"Bearer {token}"}, timeout=5).status_code == 200
+
+
+def test_studio_url_is_printed_when_a_web_folder_is_served(start_tally, tmp_path):
+    web = tmp_path / "web"
+    web.mkdir()
+    (web / "index.html").write_text("<!doctype html><title>Studio</title>")
+    tally = start_tally({"TALLY_WEB_DIR": str(web)})
+    assert f"studio:  {tally.url}/" in tally.logs()
+    page = requests.get(tally.url + "/", timeout=5)
+    assert page.status_code == 200 and "<title>Studio</title>" in page.text
 
 
 def test_a_flag_wins_over_its_environment_variable(start_tally):
@@ -59,3 +71,24 @@ def test_unknown_routes_and_errors_are_json(start_tally):
     assert reply.json() == {"error": {"code": "not_found", "message": "no such endpoint"}}
     reply = requests.post(tally.url + "/api/auth/login", data="{not json", headers={"Content-Type": "application/json"}, timeout=5)
     assert reply.status_code == 400 and reply.json()["error"]["code"] == "invalid_json"
+
+
+@requires_postgres
+def test_two_nodes_share_one_fresh_database_and_redis(start_tally, redis_server):
+    """Nodes started together migrate one empty database without tripping over each other,
+    and, sharing the secret and Redis, honour each other's sessions and logouts."""
+    base = DATABASE_URL.split("?")[0].rsplit("/", 1)[0]
+    name = f"fresh_{int(time.time() * 1000)}"
+    subprocess.run([os.path.join(PG_BIN, "createdb"), "--maintenance-db=" + DATABASE_URL.split("?")[0], name], check=True, timeout=30)
+    env = {"TALLY_DATABASE_URL": f"{base}/{name}?sslmode=disable", "TALLY_REDIS_URL": redis_server.url,
+           "TALLY_SECRET_KEY": "a shared secret for both nodes"}
+    first, second = [start_tally(env, wait=False) for _ in range(2)]
+    for node in (first, second):
+        node.wait_ready()
+        assert requests.get(node.url + "/api/health", timeout=5).status_code == 200
+    token = first.register()
+    auth = {"Authorization": f"Bearer {token}"}
+    assert requests.get(second.url + "/api/auth/me", headers=auth, timeout=5).status_code == 200
+    assert requests.post(first.url + "/api/auth/logout", headers=auth, timeout=5).status_code == 204
+    revoked = requests.get(second.url + "/api/auth/me", headers=auth, timeout=5)
+    assert revoked.status_code == 401 and revoked.json()["error"]["code"] == "token_revoked"
