@@ -6,6 +6,10 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "tally", targets: ["tally"]),
+        // The wire codecs, as products so the nested FuzzTesting package can link them.
+        .library(name: "STUN", targets: ["STUN"]),
+        .library(name: "RTP", targets: ["RTP"]),
+        .library(name: "RTCP", targets: ["RTCP"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
@@ -28,6 +32,13 @@ let package = Package(
     ],
     targets: [
         .systemLibrary(name: "CHiredis", pkgConfig: "hiredis", providers: [.apt(["libhiredis-dev"])]),
+        .target(
+            name: "STUN",
+            dependencies: [.product(name: "Crypto", package: "swift-crypto")]
+        ),
+        .target(name: "MediaCore"),
+        .target(name: "RTP", dependencies: ["MediaCore"]),
+        .target(name: "RTCP", dependencies: ["MediaCore"]),
         .target(
             name: "Store",
             dependencies: [
@@ -75,6 +86,10 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        .testTarget(name: "MediaCoreTests", dependencies: ["MediaCore"]),
+        .testTarget(name: "STUNTests", dependencies: ["STUN"]),
+        .testTarget(name: "RTPTests", dependencies: ["RTP"]),
+        .testTarget(name: "RTCPTests", dependencies: ["RTCP"]),
         .testTarget(name: "StoreTests", dependencies: ["Store"]),
         .testTarget(name: "RegistryTests", dependencies: ["Registry"]),
         .testTarget(name: "RoomsTests", dependencies: ["Rooms"]),

@@ -1,0 +1,19 @@
+// swift-tools-version:6.1
+// libFuzzer targets for every parser of network bytes. Build and run with scripts/fuzz.
+import PackageDescription
+
+let package = Package(
+    name: "TallyFuzz",
+    dependencies: [
+        .package(name: "tally", path: ".."),
+    ],
+    targets: [
+        .systemLibrary(name: "CLibFuzzer"),
+        // SwiftPM owns each executable's main(); FuzzDriver hands it over to libFuzzer.
+        .target(name: "FuzzDriver", dependencies: ["CLibFuzzer"]),
+        .executableTarget(name: "FuzzSTUN", dependencies: ["FuzzDriver", .product(name: "STUN", package: "tally")]),
+        .executableTarget(name: "FuzzRTP", dependencies: ["FuzzDriver", .product(name: "RTP", package: "tally")]),
+        .executableTarget(name: "FuzzRTCP", dependencies: ["FuzzDriver", .product(name: "RTCP", package: "tally")]),
+    ],
+    swiftLanguageModes: [.v6]
+)
