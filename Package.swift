@@ -10,6 +10,7 @@ let package = Package(
         .library(name: "STUN", targets: ["STUN"]),
         .library(name: "RTP", targets: ["RTP"]),
         .library(name: "RTCP", targets: ["RTCP"]),
+        .library(name: "SDP", targets: ["SDP"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
@@ -39,6 +40,7 @@ let package = Package(
         .target(name: "MediaCore"),
         .target(name: "RTP", dependencies: ["MediaCore"]),
         .target(name: "RTCP", dependencies: ["MediaCore"]),
+        .target(name: "SDP"),
         .target(
             name: "Store",
             dependencies: [
@@ -90,6 +92,7 @@ let package = Package(
         .testTarget(name: "STUNTests", dependencies: ["STUN"]),
         .testTarget(name: "RTPTests", dependencies: ["RTP"]),
         .testTarget(name: "RTCPTests", dependencies: ["RTCP"]),
+        .testTarget(name: "SDPTests", dependencies: ["SDP"], resources: [.copy("Fixtures")]),
         .testTarget(name: "StoreTests", dependencies: ["Store"]),
         .testTarget(name: "RegistryTests", dependencies: ["Registry"]),
         .testTarget(name: "RoomsTests", dependencies: ["Rooms"]),
