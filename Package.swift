@@ -11,6 +11,7 @@ let package = Package(
         .library(name: "RTP", targets: ["RTP"]),
         .library(name: "RTCP", targets: ["RTCP"]),
         .library(name: "SDP", targets: ["SDP"]),
+        .library(name: "DTLS", targets: ["DTLS"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
@@ -33,12 +34,14 @@ let package = Package(
     ],
     targets: [
         .systemLibrary(name: "CHiredis", pkgConfig: "hiredis", providers: [.apt(["libhiredis-dev"])]),
+        .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
         .target(
             name: "STUN",
             dependencies: [.product(name: "Crypto", package: "swift-crypto")]
         ),
         .target(name: "MediaCore"),
         .target(name: "ICE", dependencies: ["STUN"]),
+        .target(name: "DTLS", dependencies: ["COpenSSL", "MediaCore"]),
         .target(name: "RTP", dependencies: ["MediaCore"]),
         .target(name: "RTCP", dependencies: ["MediaCore"]),
         .target(name: "SDP"),
@@ -92,6 +95,7 @@ let package = Package(
         .testTarget(name: "MediaCoreTests", dependencies: ["MediaCore"]),
         .testTarget(name: "STUNTests", dependencies: ["STUN"]),
         .testTarget(name: "ICETests", dependencies: ["ICE"]),
+        .testTarget(name: "DTLSTests", dependencies: ["DTLS"]),
         .testTarget(name: "RTPTests", dependencies: ["RTP"]),
         .testTarget(name: "RTCPTests", dependencies: ["RTCP"]),
         .testTarget(name: "SDPTests", dependencies: ["SDP"], resources: [.copy("Fixtures")]),
