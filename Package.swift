@@ -35,6 +35,7 @@ let package = Package(
     targets: [
         .systemLibrary(name: "CHiredis", pkgConfig: "hiredis", providers: [.apt(["libhiredis-dev"])]),
         .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
+        .systemLibrary(name: "CSRTP", pkgConfig: "libsrtp2", providers: [.apt(["libsrtp2-dev"])]),
         .target(
             name: "STUN",
             dependencies: [.product(name: "Crypto", package: "swift-crypto")]
@@ -42,6 +43,7 @@ let package = Package(
         .target(name: "MediaCore"),
         .target(name: "ICE", dependencies: ["STUN"]),
         .target(name: "DTLS", dependencies: ["COpenSSL", "MediaCore"]),
+        .target(name: "SRTP", dependencies: ["CSRTP", "DTLS"]),
         .target(name: "RTP", dependencies: ["MediaCore"]),
         .target(name: "RTCP", dependencies: ["MediaCore"]),
         .target(name: "SDP"),
@@ -96,6 +98,7 @@ let package = Package(
         .testTarget(name: "STUNTests", dependencies: ["STUN"]),
         .testTarget(name: "ICETests", dependencies: ["ICE"]),
         .testTarget(name: "DTLSTests", dependencies: ["DTLS"]),
+        .testTarget(name: "SRTPTests", dependencies: ["SRTP", "RTP"]),
         .testTarget(name: "RTPTests", dependencies: ["RTP"]),
         .testTarget(name: "RTCPTests", dependencies: ["RTCP"]),
         .testTarget(name: "SDPTests", dependencies: ["SDP"], resources: [.copy("Fixtures")]),

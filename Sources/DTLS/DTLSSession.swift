@@ -16,6 +16,19 @@ public struct SRTPKeyingMaterial: Sendable, Equatable {
     public var localSalt: [UInt8]
     public var remoteKey: [UInt8]
     public var remoteSalt: [UInt8]
+
+    public init(profile: Profile, localKey: [UInt8], localSalt: [UInt8], remoteKey: [UInt8], remoteSalt: [UInt8]) {
+        self.profile = profile
+        self.localKey = localKey
+        self.localSalt = localSalt
+        self.remoteKey = remoteKey
+        self.remoteSalt = remoteSalt
+    }
+
+    /// The same keys seen from the other end.
+    public var mirrored: SRTPKeyingMaterial {
+        SRTPKeyingMaterial(profile: profile, localKey: remoteKey, localSalt: remoteSalt, remoteKey: localKey, remoteSalt: localSalt)
+    }
 }
 
 /// One DTLS 1.2 association over memory BIOs: records in, records out, no sockets.
