@@ -44,6 +44,15 @@ let package = Package(
         .target(name: "ICE", dependencies: ["STUN"]),
         .target(name: "DTLS", dependencies: ["COpenSSL", "MediaCore"]),
         .target(name: "SRTP", dependencies: ["CSRTP", "DTLS"]),
+        .target(
+            name: "WebRTCTransport",
+            dependencies: [
+                "ICE", "DTLS", "SRTP", "RTP", "RTCP", "SDP", "STUN",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
         .target(name: "RTP", dependencies: ["MediaCore"]),
         .target(name: "RTCP", dependencies: ["MediaCore"]),
         .target(name: "SDP"),
@@ -76,7 +85,7 @@ let package = Package(
         .target(
             name: "HTTPAPI",
             dependencies: [
-                "Store", "Registry", "Rooms",
+                "Store", "Registry", "Rooms", "WebRTCTransport", "SDP", "DTLS",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
                 .product(name: "JWTKit", package: "jwt-kit"),

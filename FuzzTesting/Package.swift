@@ -14,6 +14,8 @@ let package = Package(
         .executableTarget(name: "FuzzSTUN", dependencies: ["FuzzDriver", .product(name: "STUN", package: "tally")]),
         .executableTarget(name: "FuzzRTP", dependencies: ["FuzzDriver", .product(name: "RTP", package: "tally")]),
         .executableTarget(name: "FuzzRTCP", dependencies: ["FuzzDriver", .product(name: "RTCP", package: "tally")]),
+        .executableTarget(name: "FuzzSDP", dependencies: ["FuzzDriver", .product(name: "SDP", package: "tally")]),
+        .executableTarget(name: "FuzzDTLS", dependencies: ["FuzzDriver", .product(name: "DTLS", package: "tally")]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -4,12 +4,14 @@ import Hummingbird
 import Logging
 import Registry
 import Store
+import WebRTCTransport
 
 /// What every route needs, built once per server.
 struct API: Sendable {
     let configuration: ServerConfiguration
     let store: Store
     let registry: any Registry
+    let webrtc: WebRTCServer
     let auth: AuthService
     let logger: Logger
 

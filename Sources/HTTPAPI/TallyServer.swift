@@ -1,3 +1,4 @@
+import DTLS
 import Foundation
 import Hummingbird
 import Logging
@@ -5,19 +6,22 @@ import NIOCore
 import NIOPosix
 import Registry
 import Store
+import WebRTCTransport
 
 /// The long-lived pieces behind the HTTP API, opened once and shut down last.
 public final class TallyServices: Sendable {
     public let configuration: ServerConfiguration
     public let store: Store
     public let registry: any Registry
+    public let webrtc: WebRTCServer
     let auth: AuthService
     let logger: Logger
 
-    private init(configuration: ServerConfiguration, store: Store, registry: any Registry, auth: AuthService, logger: Logger) {
+    private init(configuration: ServerConfiguration, store: Store, registry: any Registry, webrtc: WebRTCServer, auth: AuthService, logger: Logger) {
         self.configuration = configuration
         self.store = store
         self.registry = registry
+        self.webrtc = webrtc
         self.auth = auth
         self.logger = logger
     }
@@ -51,11 +55,26 @@ public final class TallyServices: Sendable {
             logger.info("registry: in-process")
         }
         logger.info("store: \(location.logDescription)")
+        let webrtc: WebRTCServer
+        do {
+            var transport = WebRTCTransportConfiguration()
+            transport.host = configuration.host
+            transport.udpPort = configuration.udpPort
+            transport.tcpPort = configuration.tcpPort
+            transport.announcedAddresses = configuration.publicIP.map { [$0] } ?? []
+            webrtc = try WebRTCServer(configuration: transport, certificate: DTLSCertificate(), loop: group.next(), logger: logger)
+            try await webrtc.start()
+        } catch {
+            await registry.shutdown()
+            await store.shutdown()
+            throw ConfigurationError("cannot open the WebRTC ports (UDP \(configuration.udpPort), TCP \(configuration.tcpPort)): \(error)")
+        }
         let auth = await AuthService(secret: secret, registry: registry, configuration: configuration)
-        return TallyServices(configuration: configuration, store: store, registry: registry, auth: auth, logger: logger)
+        return TallyServices(configuration: configuration, store: store, registry: registry, webrtc: webrtc, auth: auth, logger: logger)
     }
 
     public func shutdown() async {
+        await webrtc.stop()
         await registry.shutdown()
         await store.shutdown()
     }
@@ -78,7 +97,8 @@ public enum TallyServer {
 
     /// The router alone, which tests drive without a socket.
     public static func router(services: TallyServices) throws -> Router<AppContext> {
-        let api = API(configuration: services.configuration, store: services.store, registry: services.registry, auth: services.auth, logger: services.logger)
+        let api = API(configuration: services.configuration, store: services.store, registry: services.registry, webrtc: services.webrtc,
+                      auth: services.auth, logger: services.logger)
         let router = Router(context: AppContext.self)
         router.add(middleware: ErrorMiddleware())
         router.add(middleware: MetricsMiddleware())
@@ -93,6 +113,7 @@ public enum TallyServer {
         api.addDestinationRoutes(to: router)
         api.addRecordingRoutes(to: router)
         api.addUploadRoutes(to: router)
+        api.addEchoRoutes(to: router)
         return router
     }
 

@@ -85,7 +85,9 @@ struct Tally: AsyncParsableCommand {
         let portsFile = config.dataDirectory.appendingPathComponent("ports.json")
         let app = try TallyServer.application(services: services) { channel in
             let port = channel.localAddress?.port ?? settings.httpPort
-            let ports = ["http": port]
+            var ports = ["http": port]
+            ports["udp"] = services.webrtc.boundUDPPort
+            ports["tcp"] = services.webrtc.boundTCPPort
             do {
                 let json = try JSONSerialization.data(withJSONObject: ports, options: [.sortedKeys])
                 try json.write(to: portsFile, options: .atomic)

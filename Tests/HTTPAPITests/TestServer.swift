@@ -25,6 +25,9 @@ func withServer(
     configuration.redisURL = TestBackend.redisURL
     configuration.redisKeyPrefix = "test-\(UUID().uuidString):"
     configuration.passwordHashCost = 4
+    configuration.udpPort = 0
+    configuration.tcpPort = 0
+    configuration.publicIP = "127.0.0.1"
     configure(&configuration)
     let settings = configuration
     var logger = Logger(label: "tally-test")

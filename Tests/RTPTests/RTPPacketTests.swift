@@ -69,3 +69,34 @@ struct RTPPacketTests {
         #expect(packet.extensionValue(id: 1) == nil)
     }
 }
+
+@Suite("RTP packet cache")
+struct RTPPacketCacheTests {
+    @Test("holds the last packets by sequence number and forgets older ones")
+    func ring() {
+        var cache = RTPPacketCache(capacity: 4)
+        for sequence in UInt16(65534)...UInt16(65535) { cache.store([UInt8(sequence & 0xFF)], sequenceNumber: sequence) }
+        for sequence in UInt16(0)...UInt16(3) { cache.store([UInt8(sequence)], sequenceNumber: sequence) }
+        #expect(cache.packet(3) == [3] && cache.packet(0) == [0])
+        #expect(cache.packet(65535) == nil && cache.packet(7) == nil)
+    }
+}
+
+@Suite("RTP forwarding helpers")
+struct RTPForwardingTests {
+    @Test("RTX carries the original sequence number before the payload, without padding")
+    func retransmission() throws {
+        var builder = RTPPacketBuilder(payloadType: 96, sequenceNumber: 1000, timestamp: 5, ssrc: 1)
+        builder.extensions = [(1, Array("0".utf8))]
+        builder.payload = [9, 8, 7]
+        builder.paddingLength = 4
+        builder.marker = true
+        let original = try RTPPacket(builder.serialize())
+        let rtx = try RTPPacket(original.retransmission(payloadType: 97, ssrc: 2, sequenceNumber: 7))
+        #expect(rtx.payloadType == 97 && rtx.ssrc == 2 && rtx.sequenceNumber == 7 && rtx.marker)
+        #expect(Array(rtx.payload) == [0x03, 0xE8, 9, 8, 7] && rtx.paddingLength == 0)
+        #expect(RTPHeaderExtensionValue.token(rtx.extensionValue(id: 1)) == "0")
+        let moved = try RTPPacket(original.withSSRC(0xAABB_CCDD))
+        #expect(moved.ssrc == 0xAABB_CCDD && Array(moved.payload) == [9, 8, 7] && moved.sequenceNumber == 1000)
+    }
+}

@@ -3,7 +3,7 @@ import time
 
 import requests
 
-from conftest import DATABASE_URL
+from tallytest import DATABASE_URL
 
 
 def test_redis_outage_gives_503s_and_recovers_without_restart(start_tally, redis_server):

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from conftest import DATABASE_URL, PG_BIN
+from tallytest import DATABASE_URL, PG_BIN
 
 BACKENDS = ["sqlite"] + (["postgres"] if DATABASE_URL else [])
 

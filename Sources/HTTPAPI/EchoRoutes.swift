@@ -1,0 +1,51 @@
+import Hummingbird
+import NIOCore
+import SDP
+import WebRTCTransport
+
+extension API {
+    /// `POST /api/echo` with WHIP semantics (RFC 9725 §4.2): the green room's connection test.
+    func addEchoRoutes(to router: Router<AppContext>) {
+        router.post("api/echo") { request, context in try await openEcho(request, context) }
+        router.delete("api/echo/:session") { _, context in
+            guard context.identity != nil else { throw APIError.unauthorized }
+            let id = context.parameters.get("session") ?? ""
+            guard await webrtc.close(sessionID: id, reason: "closed by the client") else { throw APIError.notFound("session") }
+            return HTTPResponse.Status.ok
+        }
+    }
+
+    private func openEcho(_ request: Request, _ context: AppContext) async throws -> Response {
+        guard context.identity != nil else { throw APIError.unauthorized }
+        let offer = try await Self.readOffer(request)
+        do {
+            let (id, answer) = try await webrtc.open(offer: offer, intent: EchoSink.intent(for:)) { EchoSink(answer: $0) }
+            return Self.sdpResponse(answer, location: "/api/echo/\(id)")
+        } catch let error as SDPError {
+            throw APIError(.badRequest, "unacceptable_offer", error.description)
+        } catch WebRTCTransportError.tooManySessions {
+            throw APIError(.serviceUnavailable, "too_many_sessions", "the media server is full; try again shortly", headers: [.retryAfter: "5"])
+        }
+    }
+
+    /// The offer of a WHIP/WHEP request: `application/sdp`, at most 64 KiB, parseable.
+    static func readOffer(_ request: Request) async throws -> SessionDescription {
+        let type = request.headers[.contentType]?.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
+        guard type == "application/sdp" else {
+            throw APIError(.unsupportedMediaType, "unsupported_media_type", "send the SDP offer with Content-Type: application/sdp")
+        }
+        let body = try await request.body.collect(upTo: 64 * 1024)
+        do {
+            return try SDPParser.parse(String(buffer: body))
+        } catch {
+            throw APIError(.badRequest, "invalid_sdp", error.description)
+        }
+    }
+
+    static func sdpResponse(_ answer: String, location: String) -> Response {
+        Response(
+            status: .created,
+            headers: [.contentType: "application/sdp", .location: location, .accessControlExposeHeaders: "Location"],
+            body: .init(byteBuffer: ByteBuffer(string: answer)))
+    }
+}

@@ -1,0 +1,104 @@
+import NIOCore
+import RTCP
+import RTP
+import SDP
+
+/// The green room's connection test: what a peer sends comes straight back to it, under our
+/// own SSRCs, through the whole stack. NACKs are answered from a packet cache (as RTX when
+/// negotiated); keyframe requests are relayed to the peer's own sender.
+public final class EchoSink: MediaSink {
+    private struct Track {
+        let media: NegotiatedMedia
+        let outgoing: LocalStream
+        var cache = RTPPacketCache(capacity: 1024)
+        var rtxSequence = UInt16.random(in: 0...UInt16.max)
+        var remoteSSRC: UInt32?
+        var lastKeyframeRequest: NIODeadline?
+    }
+
+    private var tracks: [String: Track] = [:]
+    private var midBySSRC: [UInt32: String] = [:]
+    private var midByPayloadType: [UInt8: String] = [:]
+    private var midByOutgoingSSRC: [UInt32: String] = [:]
+    private let midExtensionID: UInt8?
+    public private(set) var echoed = 0
+    public private(set) var retransmitted = 0
+    public private(set) var keyframeRequests = 0
+
+    public init(answer: SDPAnswer) {
+        for media in answer.media where media.direction == .sendrecv {
+            guard let outgoing = media.localStream else { continue }
+            tracks[media.mid] = Track(media: media, outgoing: outgoing)
+            midByPayloadType[media.codec.payloadType] = media.mid
+            midByOutgoingSSRC[outgoing.ssrc] = media.mid
+        }
+        midExtensionID = answer.media.lazy.flatMap(\.headerExtensions).first { $0.uri == RTPHeaderExtensionURI.mid }?.id
+    }
+
+    /// What the echo asks of an offer: receive everything, and send one stream per section.
+    public static func intent(for section: MediaDescription) -> MediaIntent {
+        let mid = section.mid ?? "0"
+        return MediaIntent(receive: true, send: LocalStream(
+            ssrc: UInt32.random(in: 1...UInt32.max), rtxSSRC: section.kind == "video" ? UInt32.random(in: 1...UInt32.max) : nil,
+            cname: "tally-echo", streamID: "tally-echo", trackID: "echo-\(section.kind)-\(mid)"))
+    }
+
+    public func peerDidConnect(_ peer: PeerConnection, server: WebRTCServer) {}
+
+    public func peer(_ peer: PeerConnection, didReceive packet: RTPPacket, server: WebRTCServer) {
+        guard let mid = mid(of: packet), var track = tracks[mid], packet.payloadType == track.media.codec.payloadType else { return }
+        midBySSRC[packet.ssrc] = mid
+        track.remoteSSRC = packet.ssrc
+        let echoedBytes = packet.withSSRC(track.outgoing.ssrc)
+        track.cache.store(echoedBytes, sequenceNumber: packet.sequenceNumber)
+        tracks[mid] = track
+        echoed += 1
+        server.sendRTP(echoedBytes, on: peer)
+    }
+
+    public func peer(_ peer: PeerConnection, didReceive packets: [RTCPPacket], server: WebRTCServer) {
+        for packet in packets {
+            switch packet {
+            case .nack(let nack):
+                guard let mid = midByOutgoingSSRC[nack.mediaSSRC] else { continue }
+                for sequence in nack.lostSequenceNumbers { resend(sequence, mid: mid, peer: peer, server: server) }
+            case .pictureLossIndication(_, let media):
+                requestKeyframe(forOutgoing: media, peer: peer, server: server)
+            case .fullIntraRequest(let fir):
+                for entry in fir.entries { requestKeyframe(forOutgoing: entry.ssrc, peer: peer, server: server) }
+            default:
+                continue
+            }
+        }
+    }
+
+    public func peerDidClose(_ peer: PeerConnection, reason: String) {}
+
+    private func mid(of packet: RTPPacket) -> String? {
+        if let id = midExtensionID, let mid = RTPHeaderExtensionValue.token(packet.extensionValue(id: id)), tracks[mid] != nil { return mid }
+        return midBySSRC[packet.ssrc] ?? midByPayloadType[packet.payloadType]
+    }
+
+    private func resend(_ sequence: UInt16, mid: String, peer: PeerConnection, server: WebRTCServer) {
+        guard var track = tracks[mid], let cached = track.cache.packet(sequence), let original = try? RTPPacket(cached) else { return }
+        if let rtx = track.media.retransmission, let rtxSSRC = track.outgoing.rtxSSRC {
+            server.sendRTP(original.retransmission(payloadType: rtx.payloadType, ssrc: rtxSSRC, sequenceNumber: track.rtxSequence), on: peer)
+            track.rtxSequence &+= 1
+            tracks[mid] = track
+        } else {
+            server.sendRTP(cached, on: peer)
+        }
+        retransmitted += 1
+    }
+
+    /// The peer lost our echo's picture: ask its own sender for a keyframe, at most every 500 ms.
+    private func requestKeyframe(forOutgoing ssrc: UInt32, peer: PeerConnection, server: WebRTCServer) {
+        guard let mid = midByOutgoingSSRC[ssrc], var track = tracks[mid], let remote = track.remoteSSRC else { return }
+        let now = NIODeadline.now()
+        if let last = track.lastKeyframeRequest, now - last < .milliseconds(500) { return }
+        track.lastKeyframeRequest = now
+        tracks[mid] = track
+        keyframeRequests += 1
+        server.sendRTCP([.pictureLossIndication(senderSSRC: track.outgoing.ssrc, mediaSSRC: remote)], on: peer)
+    }
+}

@@ -1,0 +1,376 @@
+import DTLS
+import ICE
+import Logging
+import NIOCore
+import NIOPosix
+import RTCP
+import RTP
+import SDP
+import STUN
+
+public struct WebRTCTransportConfiguration: Sendable {
+    public var host = "0.0.0.0"
+    public var udpPort = 7882
+    public var tcpPort = 7881
+    /// Addresses put in candidates; empty: every IPv4 address of this machine's interfaces.
+    public var announcedAddresses: [String] = []
+    public var mtu = 1200
+    /// Sessions beyond this are refused, so a flood of offers cannot exhaust memory.
+    public var maxSessions = 2000
+
+    public init() {}
+}
+
+/// Receives a session's media on the transport's event loop: the echo service, later the SFU.
+public protocol MediaSink: AnyObject {
+    func peerDidConnect(_ peer: PeerConnection, server: WebRTCServer)
+    func peer(_ peer: PeerConnection, didReceive packet: RTPPacket, server: WebRTCServer)
+    func peer(_ peer: PeerConnection, didReceive packets: [RTCPPacket], server: WebRTCServer)
+    func peerDidClose(_ peer: PeerConnection, reason: String)
+}
+
+public enum WebRTCTransportError: Error, CustomStringConvertible {
+    case tooManySessions
+    case notRunning
+
+    public var description: String {
+        switch self {
+        case .tooManySessions: "the WebRTC transport is at its session limit"
+        case .notRunning: "the WebRTC transport is not running"
+        }
+    }
+}
+
+/// One UDP port and one ICE-TCP port for every peer (RFC 8445 §2.5 lite, RFC 6544 passive).
+///
+/// `@unchecked Sendable`: every mutable field is touched only on `loop`; public methods hop
+/// there first.
+public final class WebRTCServer: @unchecked Sendable {
+    public let loop: any EventLoop
+    public let configuration: WebRTCTransportConfiguration
+    public let certificate: DTLSCertificate
+    let logger: Logger
+    private let serverContext: DTLSContext
+    private let clientContext: DTLSContext
+
+    private final class Session {
+        let peer: PeerConnection
+        let sink: any MediaSink
+        var paths: Set<ICEPath> = []
+        init(peer: PeerConnection, sink: any MediaSink) {
+            self.peer = peer
+            self.sink = sink
+        }
+    }
+
+    fileprivate enum Route {
+        case udp(SocketAddress)
+        case tcp(any Channel)
+    }
+
+    private var sessions: [String: Session] = [:]
+    private var sessionByFragment: [String: String] = [:]
+    private var sessionByPath: [ICEPath: String] = [:]
+    private var routes: [ICEPath: Route] = [:]
+    private var udpChannel: (any Channel)?
+    private var tcpServer: (any Channel)?
+    private var timer: RepeatedTask?
+    private let startedAt = NIODeadline.now()
+    public private(set) var boundUDPPort: Int?
+    public private(set) var boundTCPPort: Int?
+    public private(set) var candidates: [String] = []
+
+    public init(configuration: WebRTCTransportConfiguration, certificate: DTLSCertificate, loop: any EventLoop, logger: Logger) throws {
+        self.configuration = configuration
+        self.certificate = certificate
+        self.loop = loop
+        self.logger = logger
+        serverContext = try DTLSContext(role: .server, certificate: certificate)
+        clientContext = try DTLSContext(role: .client, certificate: certificate)
+    }
+
+    private var now: Duration {
+        .nanoseconds((NIODeadline.now() - startedAt).nanoseconds)
+    }
+
+    // MARK: Lifecycle
+
+    public func start() async throws {
+        let udp = try await DatagramBootstrap(group: loop)
+            .channelOption(.socketOption(.so_reuseaddr), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(UDPHandler(server: self)) }
+            }
+            .bind(host: configuration.host, port: configuration.udpPort).get()
+        let tcp = try await ServerBootstrap(group: loop)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(TCPHandler(server: self)) }
+            }
+            .bind(host: configuration.host, port: configuration.tcpPort).get()
+        let udpPort = udp.localAddress?.port ?? configuration.udpPort
+        let tcpPort = tcp.localAddress?.port ?? configuration.tcpPort
+        let addresses = configuration.announcedAddresses.isEmpty ? Self.interfaceAddresses() : configuration.announcedAddresses
+        let candidates = addresses.enumerated().flatMap { index, ip in
+            [ICECandidate.hostUDP(ip: ip, port: udpPort, foundation: "\(2 * index + 1)"),
+             ICECandidate.hostTCPPassive(ip: ip, port: tcpPort, foundation: "\(2 * index + 2)")]
+        }
+        try await loop.submit {
+            self.udpChannel = udp
+            self.tcpServer = tcp
+            self.boundUDPPort = udpPort
+            self.boundTCPPort = tcpPort
+            self.candidates = candidates
+            self.timer = self.loop.scheduleRepeatedTask(initialDelay: .milliseconds(100), delay: .milliseconds(100)) { _ in self.tick() }
+        }.get()
+        logger.info("WebRTC transport listening", metadata: ["udp": "\(udpPort)", "tcp": "\(tcpPort)", "addresses": "\(addresses.joined(separator: ","))"])
+    }
+
+    public func stop() async {
+        let channels: [any Channel] = (try? await loop.submit { () -> [any Channel] in
+            self.timer?.cancel()
+            for id in Array(self.sessions.keys) { self.closeSession(id, reason: "server shutting down") }
+            return [self.udpChannel, self.tcpServer].compactMap { $0 }
+        }.get()) ?? []
+        for channel in channels { try? await channel.close() }
+    }
+
+    /// Every IPv4 address of this machine, non-loopback first.
+    static func interfaceAddresses() -> [String] {
+        let devices = (try? System.enumerateDevices()) ?? []
+        let addresses = devices.compactMap { device -> String? in
+            guard case .v4 = device.address, let ip = device.address?.ipAddress else { return nil }
+            return ip
+        }
+        let unique = Array(Set(addresses))
+        return unique.filter { !$0.hasPrefix("127.") }.sorted() + unique.filter { $0.hasPrefix("127.") }.sorted()
+    }
+
+    // MARK: Sessions
+
+    /// Answers an offer and opens a session for it; `makeSink` runs on the loop.
+    public func open(offer: SessionDescription, intent: @escaping @Sendable (MediaDescription) -> MediaIntent,
+                     makeSink: @escaping @Sendable (SDPAnswer) -> any MediaSink) async throws -> (id: String, answer: String) {
+        try await loop.submit { () throws -> (String, String) in
+            guard self.udpChannel != nil else { throw WebRTCTransportError.notRunning }
+            guard self.sessions.count < self.configuration.maxSessions else { throw WebRTCTransportError.tooManySessions }
+            let id = Self.randomToken(22)
+            var fragment = Self.randomToken(8)
+            while self.sessionByFragment[fragment] != nil { fragment = Self.randomToken(8) }
+            let password = Self.randomToken(24)
+            let transport = LocalTransportParameters(iceUsernameFragment: fragment, icePassword: password,
+                                                     fingerprintSHA256: self.certificate.fingerprintSHA256, candidates: self.candidates)
+            let answer = try SDPAnswerer.answer(to: offer, transport: transport, sessionID: String(UInt64.random(in: 1...UInt64(Int64.max))), intent: intent)
+            let context = answer.dtlsClient ? self.clientContext : self.serverContext
+            let peer = try PeerConnection(id: id, answer: answer, localUsernameFragment: fragment, localPassword: password,
+                                          dtlsContext: context, mtu: self.configuration.mtu, now: self.now)
+            self.sessions[id] = Session(peer: peer, sink: makeSink(answer))
+            self.sessionByFragment[fragment] = id
+            self.logger.info("WebRTC session opened", metadata: ["session": "\(id)", "media": "\(answer.media.map { "\($0.kind):\($0.codec.name):\($0.direction)" })"])
+            return (id, answer.text)
+        }.get()
+    }
+
+    @discardableResult
+    public func close(sessionID: String, reason: String) async -> Bool {
+        (try? await loop.submit { () -> Bool in
+            guard self.sessions[sessionID] != nil else { return false }
+            self.closeSession(sessionID, reason: reason)
+            return true
+        }.get()) ?? false
+    }
+
+    public var sessionCount: Int {
+        get async { (try? await loop.submit { self.sessions.count }.get()) ?? 0 }
+    }
+
+    // MARK: Sending (on the loop)
+
+    public func sendRTP(_ packet: [UInt8], on peer: PeerConnection) {
+        loop.preconditionInEventLoop()
+        if let event = peer.sendRTP(packet) { handle([event], session: peer.id, source: nil) }
+    }
+
+    public func sendRTCP(_ packets: [RTCPPacket], on peer: PeerConnection) {
+        loop.preconditionInEventLoop()
+        if let event = peer.sendRTCP(packets) { handle([event], session: peer.id, source: nil) }
+    }
+
+    // MARK: Receiving (on the loop)
+
+    fileprivate func receive(_ bytes: [UInt8], path: ICEPath, route: Route) {
+        let id: String
+        if let known = sessionByPath[path] {
+            id = known
+        } else if STUNCodec.looksLikeSTUN(bytes), let message = try? STUNCodec.parse(bytes),
+                  let fragment = ICELiteAgent.localUsernameFragment(ofRequest: message.message), let byFragment = sessionByFragment[fragment] {
+            id = byFragment
+        } else {
+            logger.trace("packet for no session", metadata: ["path": "\(path)", "bytes": "\(bytes.count)", "first": "\(bytes.first ?? 0)"])
+            return
+        }
+        guard let session = sessions[id] else { return }
+        let events = session.peer.receive(bytes, from: path, now: now)
+        if session.peer.ice.isValidated(path), sessionByPath[path] == nil {
+            sessionByPath[path] = id
+            routes[path] = route
+            session.paths.insert(path)
+        }
+        handle(events, session: id, source: (path, route))
+    }
+
+    fileprivate func tcpClosed(_ path: ICEPath) {
+        routes[path] = nil
+        if let id = sessionByPath.removeValue(forKey: path) { sessions[id]?.paths.remove(path) }
+    }
+
+    fileprivate func isValidated(_ path: ICEPath) -> Bool {
+        sessionByPath[path] != nil
+    }
+
+    private func tick() {
+        let time = now
+        for (id, session) in sessions {
+            handle(session.peer.tick(now: time), session: id, source: nil)
+        }
+        udpChannel?.flush()
+    }
+
+    private func handle(_ events: [PeerEvent], session id: String, source: (path: ICEPath, route: Route)?) {
+        guard let session = sessions[id] else { return }
+        for event in events {
+            switch event {
+            case .send(let bytes, let path):
+                let route = source.flatMap { $0.path == path ? $0.route : nil } ?? routes[path]
+                if let route { write(bytes, to: path, via: route) }
+            case .selected(let path):
+                logger.info("ICE selected path", metadata: ["session": "\(id)", "path": "\(path)"])
+            case .connected:
+                logger.info("WebRTC session connected", metadata: ["session": "\(id)"])
+                session.sink.peerDidConnect(session.peer, server: self)
+            case .rtp(let packet):
+                session.sink.peer(session.peer, didReceive: packet, server: self)
+            case .rtcp(let packets):
+                session.sink.peer(session.peer, didReceive: packets, server: self)
+            case .closed(let reason):
+                closeSession(id, reason: reason)
+            }
+        }
+    }
+
+    private func write(_ bytes: [UInt8], to path: ICEPath, via route: Route) {
+        switch route {
+        case .udp(let address):
+            guard let channel = udpChannel else { return }
+            let buffer = channel.allocator.buffer(bytes: bytes)
+            channel.write(AddressedEnvelope(remoteAddress: address, data: buffer), promise: nil)
+        case .tcp(let channel):
+            channel.writeAndFlush(channel.allocator.buffer(bytes: ICETCPFramer.frame(bytes)), promise: nil)
+        }
+    }
+
+    private func closeSession(_ id: String, reason: String) {
+        guard let session = sessions.removeValue(forKey: id) else { return }
+        let events = session.peer.close(reason)
+        for case .send(let bytes, let path) in events {
+            if let route = routes[path] { write(bytes, to: path, via: route) }
+        }
+        sessionByFragment[session.peer.ice.localUsernameFragment] = nil
+        for path in session.paths {
+            sessionByPath[path] = nil
+            if case .tcp(let channel)? = routes.removeValue(forKey: path) { channel.close(promise: nil) }
+        }
+        udpChannel?.flush()
+        session.sink.peerDidClose(session.peer, reason: reason)
+        logger.info("WebRTC session closed", metadata: ["session": "\(id)", "reason": "\(reason)",
+                                                        "packets_in": "\(session.peer.stats.packetsIn)", "packets_out": "\(session.peer.stats.packetsOut)"])
+    }
+
+    static func randomToken(_ length: Int) -> String {
+        let alphabet = Array("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+        var generator = SystemRandomNumberGenerator()
+        return String((0..<length).map { _ in alphabet.randomElement(using: &generator)! })
+    }
+
+    // MARK: Channel handlers
+
+    private final class UDPHandler: ChannelInboundHandler {
+        typealias InboundIn = AddressedEnvelope<ByteBuffer>
+        let server: WebRTCServer
+
+        init(server: WebRTCServer) { self.server = server }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            let envelope = unwrapInboundIn(data)
+            guard let address = TransportAddress(envelope.remoteAddress) else { return }
+            server.receive(Array(envelope.data.readableBytesView), path: ICEPath(.udp, address), route: .udp(envelope.remoteAddress))
+        }
+
+        func channelReadComplete(context: ChannelHandlerContext) {
+            context.flush()
+        }
+
+        func errorCaught(context: ChannelHandlerContext, error: any Error) {
+            // ICMP unreachable and the like surface here; one peer's trouble must not stop the port.
+            server.logger.debug("UDP error", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// One ICE-TCP connection: RFC 4571 frames in and out. A connection that has not passed
+    /// an ICE check within 10 s is closed, so idle sockets cannot pile up.
+    private final class TCPHandler: ChannelInboundHandler {
+        typealias InboundIn = ByteBuffer
+        let server: WebRTCServer
+        var framer = ICETCPFramer()
+        var path: ICEPath?
+
+        init(server: WebRTCServer) { self.server = server }
+
+        func channelActive(context: ChannelHandlerContext) {
+            guard let remote = context.remoteAddress, let address = TransportAddress(remote) else {
+                context.close(promise: nil)
+                return
+            }
+            let path = ICEPath(.tcp, address)
+            self.path = path
+            let channel = context.channel
+            let server = self.server
+            context.eventLoop.scheduleTask(in: .seconds(10)) {
+                if !server.isValidated(path) { channel.close(promise: nil) }
+            }
+            context.fireChannelActive()
+        }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            guard let path else { return }
+            let buffer = unwrapInboundIn(data)
+            for frame in framer.feed(buffer.readableBytesView) {
+                server.receive(frame, path: path, route: .tcp(context.channel))
+            }
+        }
+
+        func channelInactive(context: ChannelHandlerContext) {
+            if let path { server.tcpClosed(path) }
+            context.fireChannelInactive()
+        }
+
+        func errorCaught(context: ChannelHandlerContext, error: any Error) {
+            context.close(promise: nil)
+        }
+    }
+}
+
+extension TransportAddress {
+    init?(_ address: SocketAddress) {
+        switch address {
+        case .v4(let v4):
+            let raw = v4.address.sin_addr.s_addr
+            self.init(ip: withUnsafeBytes(of: raw) { Array($0) }, port: UInt16(address.port ?? 0))
+        case .v6(let v6):
+            self.init(ip: withUnsafeBytes(of: v6.address.sin6_addr) { Array($0) }, port: UInt16(address.port ?? 0))
+        default:
+            return nil
+        }
+    }
+}

@@ -1,0 +1,28 @@
+"""Browser end-to-end fixtures: the tally fixtures of the live-server tests, plus Chromium."""
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "integration"))
+from tallytest import redis_server, start_tally  # noqa: E402,F401  (pytest finds fixtures by name here)
+
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic",
+                 "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+                 # Tally announces only 127.0.0.1 in tests; Chromium gathers loopback candidates only when asked.
+                 "--allow-loopback-in-peer-connection"]
+
+
+@pytest.fixture
+def chromium():
+    from playwright.sync_api import sync_playwright
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def webrtc_tally(start_tally):
+    """tally listening on loopback only, as the workplace's network rules ask."""
+    return start_tally({"TALLY_HOST": "127.0.0.1"})
