@@ -10,6 +10,9 @@ func fuzzRTP(_ bytes: [UInt8]) {
              RTPHeaderExtensionValue.transportSequence(value), RTPHeaderExtensionValue.audioLevel(value))
     }
     for index in 0..<packet.csrcCount { _ = packet.csrc(index) }
+    if let vp8 = VP8Descriptor.parse(packet.payload) { precondition(vp8.payloadOffset < packet.payload.count, "VP8 offset past the payload") }
+    if let vp9 = VP9Descriptor.parse(packet.payload) { precondition(vp9.payloadOffset <= packet.payload.count, "VP9 offset past the payload") }
+    _ = (H264Payload.parse(packet.payload)?.isKeyframe, OpusPayload.parse(packet.payload)?.frameDuration)
     precondition(packet.payload.count + packet.headerLength + packet.paddingLength == bytes.count, "RTP ranges do not add up")
     var builder = RTPPacketBuilder(payloadType: packet.payloadType, sequenceNumber: packet.sequenceNumber, timestamp: packet.timestamp, ssrc: packet.ssrc)
     builder.marker = packet.marker
