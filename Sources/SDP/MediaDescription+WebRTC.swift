@@ -135,7 +135,7 @@ extension MediaDescription {
     public var headerExtensions: [(id: UInt8, uri: String)] {
         values("extmap").compactMap { value in
             let parts = value.split(separator: " ")
-            guard parts.count >= 2, let id = UInt8(parts[0].split(separator: "/")[0]), (1...255).contains(id) else { return nil }
+            guard parts.count >= 2, let idText = parts[0].split(separator: "/", omittingEmptySubsequences: false).first, let id = UInt8(idText), (1...255).contains(id) else { return nil }
             return (id, String(parts[1]))
         }
     }
@@ -145,15 +145,15 @@ extension MediaDescription {
         var byID: [UInt32: SSRCDescription] = [:]
         for value in values("ssrc") {
             let parts = value.split(separator: " ", maxSplits: 1)
-            guard let ssrc = UInt32(parts[0]) else { continue }
+            guard let first = parts.first, let ssrc = UInt32(first) else { continue }
             if byID[ssrc] == nil {
                 order.append(ssrc)
                 byID[ssrc] = SSRCDescription(ssrc: ssrc)
             }
             guard parts.count == 2 else { continue }
-            let attribute = parts[1].split(separator: ":", maxSplits: 1)
+            let attribute = parts[1].split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false)
             let attributeValue = attribute.count > 1 ? String(attribute[1]) : nil
-            switch attribute[0] {
+            switch attribute.first ?? "" {
             case "cname": byID[ssrc]!.cname = attributeValue
             case "msid": byID[ssrc]!.msid = attributeValue
             default: break

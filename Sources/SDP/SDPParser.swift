@@ -12,10 +12,9 @@ public enum SDPParser {
         var media: [MediaDescription] = []
         var sawVersion = false
 
-        for (index, rawLine) in text.split(omittingEmptySubsequences: true, whereSeparator: { $0 == "\n" || $0 == "\r\n" }).enumerated() {
+        // CRLF, LF or a bare CR all end a line; no value may keep a CR it could not write back.
+        for (index, line) in text.split(omittingEmptySubsequences: true, whereSeparator: { $0 == "\n" || $0 == "\r\n" || $0 == "\r" }).enumerated() {
             let number = index + 1
-            let line = rawLine.hasSuffix("\r") ? rawLine.dropLast() : rawLine[...]
-            if line.isEmpty { continue }
             guard line.count >= 2, line[line.index(after: line.startIndex)] == "=" else {
                 throw .malformedLine(number: number, reason: "expected <type>=<value>")
             }

@@ -180,3 +180,44 @@ struct SDPAnswerTests {
         #expect(answer.dtlsClient && answer.text.contains("a=setup:active"))
     }
 }
+
+@Suite("SDP: inputs the fuzzer found")
+struct SDPRegressionTests {
+    static let failCases = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("FuzzTesting/FailCases/SDP")
+
+    @Test("every committed crash input is refused, or round-trips and yields an answer that parses")
+    func failCases() throws {
+        let files = try FileManager.default.contentsOfDirectory(at: Self.failCases, includingPropertiesForKeys: nil)
+        #expect(!files.isEmpty)
+        for file in files {
+            let text = String(decoding: try Data(contentsOf: file), as: UTF8.self)
+            guard let parsed = try? SDPParser.parse(text) else { continue }
+            #expect(try SDPParser.parse(SDPParser.serialize(parsed)) == parsed, "\(file.lastPathComponent)")
+            for section in parsed.media {
+                _ = (section.codecs, section.headerExtensions, section.ssrcs, section.rids, section.simulcastSend)
+            }
+            if let answer = try? SDPAnswerer.answer(to: parsed, transport: Fixture.transport, sessionID: "1", intent: { _ in MediaIntent(receive: true) }) {
+                #expect(throws: Never.self, "\(file.lastPathComponent): the answer does not parse") { try SDPParser.parse(answer.text) }
+            }
+        }
+    }
+
+    @Test("attributes with empty or odd values read as absent, never trap")
+    func emptyValues() throws {
+        let parsed = try SDPParser.parse("v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\nm=video 9 RTP/AVP 96\r\na=ssrc:\r\na=ssrc: \r\na=ssrc:5 :\r\na=extmap:/ urn:x\r\na=extmap:/1 urn:y\r\n")
+        let section = try #require(parsed.media.first)
+        #expect(section.ssrcs == [SSRCDescription(ssrc: 5)])
+        #expect(section.headerExtensions.isEmpty)
+    }
+
+    @Test("a bare CR ends a line like CRLF does")
+    func bareCarriageReturn() throws {
+        let parsed = try SDPParser.parse("v=0\ro=- 1 1 IN IP4 0.0.0.0\r\nm=video 9 RTP/AVP 96\rc=IN IP4 0.0.0.0\n")
+        #expect(parsed.media.first?.formats == ["96"] && parsed.media.first?.connection == "IN IP4 0.0.0.0")
+        // What follows a bare CR is a line of its own, and a lone space is not a line.
+        #expect(throws: SDPError.malformedLine(number: 4, reason: "expected <type>=<value>")) {
+            try SDPParser.parse("v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\nm=video 9 RTP/AVP 96\r \n")
+        }
+    }
+}
