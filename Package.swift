@@ -56,6 +56,7 @@ let package = Package(
         .target(name: "RTP", dependencies: ["MediaCore"]),
         .target(name: "RTCP", dependencies: ["MediaCore"]),
         .target(name: "SDP"),
+        .target(name: "SFU", dependencies: ["WebRTCTransport", "RTP", "RTCP", "SDP", "MediaCore"]),
         .target(
             name: "Store",
             dependencies: [
@@ -85,7 +86,7 @@ let package = Package(
         .target(
             name: "HTTPAPI",
             dependencies: [
-                "Store", "Registry", "Rooms", "WebRTCTransport", "SDP", "DTLS",
+                "Store", "Registry", "Rooms", "WebRTCTransport", "SFU", "SDP", "DTLS",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
                 .product(name: "JWTKit", package: "jwt-kit"),
@@ -108,6 +109,7 @@ let package = Package(
         .testTarget(name: "ICETests", dependencies: ["ICE"]),
         .testTarget(name: "DTLSTests", dependencies: ["DTLS"]),
         .testTarget(name: "SRTPTests", dependencies: ["SRTP", "RTP"]),
+        .testTarget(name: "SFUTests", dependencies: ["SFU", "MediaCore"]),
         .testTarget(name: "RTPTests", dependencies: ["RTP"]),
         .testTarget(name: "RTCPTests", dependencies: ["RTCP"]),
         .testTarget(name: "SDPTests", dependencies: ["SDP"], resources: [.copy("Fixtures")]),

@@ -3,6 +3,7 @@ import Foundation
 import Hummingbird
 import Logging
 import Registry
+import SFU
 import Store
 import WebRTCTransport
 
@@ -12,6 +13,7 @@ struct API: Sendable {
     let store: Store
     let registry: any Registry
     let webrtc: WebRTCServer
+    let sfu: SFU
     let auth: AuthService
     let logger: Logger
 

@@ -5,6 +5,7 @@ import Logging
 import NIOCore
 import NIOPosix
 import Registry
+import SFU
 import Store
 import WebRTCTransport
 
@@ -14,6 +15,7 @@ public final class TallyServices: Sendable {
     public let store: Store
     public let registry: any Registry
     public let webrtc: WebRTCServer
+    public let sfu: SFU
     let auth: AuthService
     let logger: Logger
 
@@ -22,6 +24,7 @@ public final class TallyServices: Sendable {
         self.store = store
         self.registry = registry
         self.webrtc = webrtc
+        sfu = SFU(server: webrtc, logger: logger)
         self.auth = auth
         self.logger = logger
     }
@@ -96,10 +99,10 @@ public enum TallyServer {
     }
 
     /// The router alone, which tests drive without a socket.
-    public static func router(services: TallyServices) throws -> Router<AppContext> {
+    public static func router(services: TallyServices) throws -> Hummingbird.Router<AppContext> {
         let api = API(configuration: services.configuration, store: services.store, registry: services.registry, webrtc: services.webrtc,
-                      auth: services.auth, logger: services.logger)
-        let router = Router(context: AppContext.self)
+                      sfu: services.sfu, auth: services.auth, logger: services.logger)
+        let router = Hummingbird.Router(context: AppContext.self)
         router.add(middleware: ErrorMiddleware())
         router.add(middleware: MetricsMiddleware())
         if let web = services.configuration.webDirectory {
@@ -114,6 +117,7 @@ public enum TallyServer {
         api.addRecordingRoutes(to: router)
         api.addUploadRoutes(to: router)
         api.addEchoRoutes(to: router)
+        api.addWHIPRoutes(to: router)
         return router
     }
 

@@ -78,3 +78,22 @@ public struct CodecPolicy: Sendable {
         }
     }
 }
+
+extension CodecPolicy.Matcher {
+    /// Accepts exactly what `codec` is, so a subscriber gets the publisher's bitstream as it is.
+    public init(matching codec: RTPCodec) {
+        var required: [String: String] = [:]
+        var profiles: [String]?
+        switch codec.name.uppercased() {
+        case "H264":
+            required["packetization-mode"] = codec.parameter("packetization-mode") ?? "0"
+            profiles = [String((codec.parameter("profile-level-id") ?? "42001f").lowercased().prefix(4))]
+        case "VP9":
+            required["profile-id"] = codec.parameter("profile-id") ?? "0"
+        default:
+            break
+        }
+        self.init(name: codec.name, clockRate: codec.clockRate, channels: codec.channels > 1 ? codec.channels : nil,
+                  requiredParameters: required, profilePrefixes: profiles)
+    }
+}

@@ -60,6 +60,21 @@ public struct NegotiatedMedia: Sendable, Equatable {
     public var remoteRIDs: [String]
     public var localStream: LocalStream?
 
+    public init(mid: String, kind: String, direction: MediaDirection, codec: RTPCodec, retransmission: RTPCodec?,
+                headerExtensions: [HeaderExtension], remoteSSRCs: [SSRCDescription], remoteRetransmissionPairs: [RetransmissionPair],
+                remoteRIDs: [String], localStream: LocalStream?) {
+        self.mid = mid
+        self.kind = kind
+        self.direction = direction
+        self.codec = codec
+        self.retransmission = retransmission
+        self.headerExtensions = headerExtensions
+        self.remoteSSRCs = remoteSSRCs
+        self.remoteRetransmissionPairs = remoteRetransmissionPairs
+        self.remoteRIDs = remoteRIDs
+        self.localStream = localStream
+    }
+
     public struct HeaderExtension: Sendable, Equatable {
         public var id: UInt8
         public var uri: String

@@ -27,6 +27,12 @@ public protocol MediaSink: AnyObject {
     func peer(_ peer: PeerConnection, didReceive packet: RTPPacket, server: WebRTCServer)
     func peer(_ peer: PeerConnection, didReceive packets: [RTCPPacket], server: WebRTCServer)
     func peerDidClose(_ peer: PeerConnection, reason: String)
+    /// About every 100 ms while the session is open: periodic feedback such as NACKs.
+    func tick(_ peer: PeerConnection, server: WebRTCServer)
+}
+
+extension MediaSink {
+    public func tick(_ peer: PeerConnection, server: WebRTCServer) {}
 }
 
 public enum WebRTCTransportError: Error, CustomStringConvertible {
@@ -89,7 +95,8 @@ public final class WebRTCServer: @unchecked Sendable {
         clientContext = try DTLSContext(role: .client, certificate: certificate)
     }
 
-    private var now: Duration {
+    /// Time since the transport started: the clock every state machine under it is fed.
+    public var now: Duration {
         .nanoseconds((NIODeadline.now() - startedAt).nanoseconds)
     }
 
@@ -150,7 +157,7 @@ public final class WebRTCServer: @unchecked Sendable {
     // MARK: Sessions
 
     /// Answers an offer and opens a session for it; `makeSink` runs on the loop.
-    public func open(offer: SessionDescription, intent: @escaping @Sendable (MediaDescription) -> MediaIntent,
+    public func open(offer: SessionDescription, policy: CodecPolicy = .standard, intent: @escaping @Sendable (MediaDescription) -> MediaIntent,
                      makeSink: @escaping @Sendable (SDPAnswer) -> any MediaSink) async throws -> (id: String, answer: String) {
         try await loop.submit { () throws -> (String, String) in
             guard self.udpChannel != nil else { throw WebRTCTransportError.notRunning }
@@ -161,7 +168,8 @@ public final class WebRTCServer: @unchecked Sendable {
             let password = Self.randomToken(24)
             let transport = LocalTransportParameters(iceUsernameFragment: fragment, icePassword: password,
                                                      fingerprintSHA256: self.certificate.fingerprintSHA256, candidates: self.candidates)
-            let answer = try SDPAnswerer.answer(to: offer, transport: transport, sessionID: String(UInt64.random(in: 1...UInt64(Int64.max))), intent: intent)
+            let answer = try SDPAnswerer.answer(to: offer, transport: transport, policy: policy,
+                                                sessionID: String(UInt64.random(in: 1...UInt64(Int64.max))), intent: intent)
             let context = answer.dtlsClient ? self.clientContext : self.serverContext
             let peer = try PeerConnection(id: id, answer: answer, localUsernameFragment: fragment, localPassword: password,
                                           dtlsContext: context, mtu: self.configuration.mtu, now: self.now)
@@ -233,6 +241,7 @@ public final class WebRTCServer: @unchecked Sendable {
         let time = now
         for (id, session) in sessions {
             handle(session.peer.tick(now: time), session: id, source: nil)
+            if session.peer.isConnected { session.sink.tick(session.peer, server: self) }
         }
         udpChannel?.flush()
     }

@@ -1,0 +1,96 @@
+import FluentKit
+import Foundation
+import Hummingbird
+import SDP
+import SFU
+import Store
+import WebRTCTransport
+
+extension API {
+    /// WHIP (RFC 9725) publishing into a broadcast's SFU, and WHEP playing one participant.
+    func addWHIPRoutes(to router: Hummingbird.Router<AppContext>) {
+        router.post("whip/:broadcast") { request, context in try await publish(request, context) }
+        router.delete("whip/:broadcast/:participant") { _, context in
+            let broadcast = try await mediaBroadcast(context)
+            let participant = try Validate.uuid(context.parameters.get("participant"), what: "participant")
+            guard let row = try await Participant.find(participant, on: store.db), row.broadcastID == broadcast.id,
+                  await sfu.unpublish(participantID: participant.uuidString) else { throw APIError.notFound("participant") }
+            return HTTPResponse.Status.ok
+        }
+        router.post("whep/:broadcast/:participant") { request, context in try await play(request, context) }
+        router.delete("whep/:broadcast/:participant/:session") { _, context in
+            _ = try await mediaBroadcast(context)
+            guard await webrtc.close(sessionID: context.parameters.get("session") ?? "", reason: "closed by the client") else {
+                throw APIError.notFound("session")
+            }
+            return HTTPResponse.Status.ok
+        }
+    }
+
+    private func publish(_ request: Request, _ context: AppContext) async throws -> Response {
+        let broadcast = try await mediaBroadcast(context)
+        guard broadcast.status != BroadcastStatus.ended.rawValue else {
+            throw APIError(.conflict, "broadcast_ended", "an ended broadcast takes no media")
+        }
+        let offer = try await Self.readOffer(request)
+        let participant = try await participantRow(for: context.identity, broadcast: broadcast)
+        let participantID = participant.id!.uuidString
+        do {
+            let (_, answer) = try await sfu.publish(broadcastID: broadcast.id!.uuidString, participantID: participantID, offer: offer)
+            return Self.sdpResponse(answer, location: "/whip/\(broadcast.id!.uuidString)/\(participantID)")
+        } catch let error as SDPError {
+            throw APIError(.badRequest, "unacceptable_offer", error.description)
+        } catch WebRTCTransportError.tooManySessions {
+            throw APIError(.serviceUnavailable, "too_many_sessions", "the media server is full; try again shortly", headers: [.retryAfter: "5"])
+        }
+    }
+
+    private func play(_ request: Request, _ context: AppContext) async throws -> Response {
+        let broadcast = try await mediaBroadcast(context)
+        let participant = try Validate.uuid(context.parameters.get("participant"), what: "participant")
+        let offer = try await Self.readOffer(request)
+        let broadcastID = broadcast.id!.uuidString
+        let participantID = participant.uuidString
+        do {
+            let (session, answer) = try await sfu.play(broadcastID: broadcastID, participantID: participantID, offer: offer)
+            return Self.sdpResponse(answer, location: "/whep/\(broadcastID)/\(participantID)/\(session)")
+        } catch SFUError.notPublishing {
+            throw APIError(.notFound, "not_publishing", "that participant is not publishing in this broadcast")
+        } catch let error as SDPError {
+            throw APIError(.badRequest, "unacceptable_offer", error.description)
+        } catch WebRTCTransportError.tooManySessions {
+            throw APIError(.serviceUnavailable, "too_many_sessions", "the media server is full; try again shortly", headers: [.retryAfter: "5"])
+        }
+    }
+
+    /// The broadcast in the path, if the caller owns it or holds an invite to it.
+    private func mediaBroadcast(_ context: AppContext) async throws -> Broadcast {
+        let id = try Validate.uuid(context.parameters.get("broadcast"), what: "broadcast")
+        switch context.identity {
+        case .guest(let invited, _, _)?:
+            guard invited == id else { throw APIError(.forbidden, "not_invited", "this invite is for another broadcast") }
+            guard let broadcast = try await Broadcast.find(id, on: store.db) else { throw APIError.notFound("broadcast") }
+            return broadcast
+        case .user?:
+            return try await ownedBroadcast(id.uuidString, context: context)
+        case nil:
+            throw APIError.unauthorized
+        }
+    }
+
+    /// A publisher is a participant of the broadcast: the host for its owner, a guest for an invite.
+    private func participantRow(for identity: Identity?, broadcast: Broadcast) async throws -> Participant {
+        let participant: Participant
+        switch identity {
+        case .user(let userID, _, _)?:
+            let name = try await User.find(userID, on: store.db)?.name ?? "Host"
+            participant = Participant(broadcastID: broadcast.id!, userID: userID, name: name, role: .host)
+        case .guest(_, _, let name)?:
+            participant = Participant(broadcastID: broadcast.id!, userID: nil, name: name ?? "Guest", role: .guest)
+        case nil:
+            throw APIError.unauthorized
+        }
+        try await participant.create(on: store.db)
+        return participant
+    }
+}

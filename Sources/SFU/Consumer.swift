@@ -1,0 +1,120 @@
+import MediaCore
+import RTP
+import SDP
+
+/// One subscriber's view of a producer (mediasoup's SimpleConsumer and SimulcastConsumer in
+/// one): it forwards one layer at a time under its own SSRC, renumbering sequence numbers
+/// and timestamps so that a switch between layers is seamless to the receiver, and only ever
+/// switches on a keyframe.
+///
+/// Not thread-safe: owned by its router's event loop. Time is passed in.
+public final class Consumer {
+    public let id: String
+    public let producerID: String
+    public let media: NegotiatedMedia
+    public let outgoing: LocalStream
+    /// The layer to forward; nil follows the producer's best active layer.
+    public var preferredLayer: Int?
+    public private(set) var currentLayer: Int?
+    public private(set) var drops = DropCounters()
+
+    /// Why packets were not forwarded, for metrics.
+    public struct DropCounters: Sendable, Equatable {
+        public var notAKeyframe = 0
+        public var otherLayer = 0
+        public var beforeSwitch = 0
+    }
+
+    /// What forwarding one packet produced.
+    public struct Output {
+        public var packet: [UInt8]?
+        /// The layer whose keyframe the consumer waits for.
+        public var keyframeNeeded: Int?
+    }
+
+    private var sequenceOffset: UInt16 = 0
+    private var timestampOffset: UInt32 = 0
+    private var lastSequence: UInt16?
+    private var lastTimestamp: UInt32?
+    private var lastSentAt: Duration?
+    /// The first source sequence number forwarded from the current layer.
+    private var switchSequence: UInt16 = 0
+    private var cache = RTPPacketCache(capacity: 1024)
+    private var rtxSequence = UInt16.random(in: 0...UInt16.max)
+    private let midExtensionID: UInt8?
+    private let clockRate: UInt32
+
+    public init(id: String, producerID: String, media: NegotiatedMedia, outgoing: LocalStream) {
+        self.id = id
+        self.producerID = producerID
+        self.media = media
+        self.outgoing = outgoing
+        midExtensionID = media.headerExtensions.first { $0.uri == RTPHeaderExtensionURI.mid }?.id
+        clockRate = media.codec.clockRate
+    }
+
+    /// Forwards `arrival` if it belongs to the layer being sent; `bestLayer` is the
+    /// producer's highest active layer, used when no layer is preferred.
+    public func forward(_ arrival: Producer.Arrival, bestLayer: Int, now: Duration) -> Output {
+        let target = min(preferredLayer ?? bestLayer, bestLayer)
+        if currentLayer != target {
+            if arrival.layer == target && arrival.isKeyframe {
+                switchTo(arrival, now: now)
+            } else if arrival.layer != currentLayer {
+                if arrival.layer == target { drops.notAKeyframe += 1 } else { drops.otherLayer += 1 }
+                return Output(packet: nil, keyframeNeeded: target)
+            }
+        } else if arrival.layer != currentLayer {
+            drops.otherLayer += 1
+            return Output(packet: nil, keyframeNeeded: nil)
+        }
+        let source = arrival.packet
+        // A late packet of this layer from before the switch would collide with the old
+        // layer's numbering.
+        guard !SerialNumber.isNewer(switchSequence, than: source.sequenceNumber) else {
+            drops.beforeSwitch += 1
+            return Output(packet: nil, keyframeNeeded: nil)
+        }
+        let sequence = source.sequenceNumber &+ sequenceOffset
+        let timestamp = source.timestamp &+ timestampOffset
+        var builder = RTPPacketBuilder(payloadType: media.codec.payloadType, sequenceNumber: sequence, timestamp: timestamp, ssrc: outgoing.ssrc)
+        builder.marker = source.marker
+        if let midExtensionID { builder.extensions = [(midExtensionID, Array(media.mid.utf8))] }
+        builder.payload = Array(source.payload)
+        let bytes = builder.serialize()
+        cache.store(bytes, sequenceNumber: sequence)
+        if lastSequence.map({ SerialNumber.isNewer(sequence, than: $0) }) ?? true { lastSequence = sequence }
+        if lastTimestamp.map({ SerialNumber.isNewer(timestamp, than: $0) }) ?? true { lastTimestamp = timestamp }
+        lastSentAt = now
+        return Output(packet: bytes, keyframeNeeded: nil)
+    }
+
+    /// Retransmissions for a subscriber's NACK: RTX when negotiated, else the packet again.
+    public func retransmit(_ sequences: [UInt16]) -> [[UInt8]] {
+        sequences.compactMap { sequence in
+            guard let cached = cache.packet(sequence) else { return nil }
+            guard let rtx = media.retransmission, let rtxSSRC = outgoing.rtxSSRC, let packet = try? RTPPacket(cached) else { return cached }
+            defer { rtxSequence &+= 1 }
+            return packet.retransmission(payloadType: rtx.payloadType, ssrc: rtxSSRC, sequenceNumber: rtxSequence)
+        }
+    }
+
+    /// Continues the outgoing numbering from the last packet sent: sequence numbers run on
+    /// by one, the timestamp advances by the wall time elapsed.
+    private func switchTo(_ arrival: Producer.Arrival, now: Duration) {
+        let source = arrival.packet
+        let nextSequence = lastSequence.map { $0 &+ 1 } ?? UInt16.random(in: 0...0x7FFF)
+        sequenceOffset = nextSequence &- source.sequenceNumber
+        let nextTimestamp: UInt32
+        if let lastTimestamp, let lastSentAt {
+            let elapsed = now - lastSentAt
+            let ticks = (Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18) * Double(clockRate)
+            nextTimestamp = lastTimestamp &+ UInt32(max(1, min(ticks, Double(clockRate) * 10)))
+        } else {
+            nextTimestamp = UInt32.random(in: 0...UInt32.max)
+        }
+        timestampOffset = nextTimestamp &- source.timestamp
+        switchSequence = source.sequenceNumber
+        currentLayer = arrival.layer
+    }
+}

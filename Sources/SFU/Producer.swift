@@ -1,0 +1,187 @@
+import MediaCore
+import RTCP
+import RTP
+import SDP
+
+/// One incoming track of a publisher (mediasoup's Producer): up to three simulcast layers,
+/// each with its SSRC, statistics, keyframe tracking and loss detection.
+///
+/// Not thread-safe: owned by its router's event loop. Time is passed in.
+public final class Producer {
+    public let id: String
+    public let kind: String
+    public let media: NegotiatedMedia
+    /// Layer order: index 0 is the lowest quality. Browsers list rids highest first.
+    public let rids: [String]
+    public private(set) var layers: [Layer]
+    private var layerBySSRC: [UInt32: Int] = [:]
+    private var layerByRTXSSRC: [UInt32: Int] = [:]
+    private let ridExtensionID: UInt8?
+    private let repairedRIDExtensionID: UInt8?
+
+    public struct Layer {
+        public var ssrc: UInt32?
+        public var packets = 0
+        public var bytes = 0
+        public var lastPacketAt: Duration?
+        public var lastKeyframeAt: Duration?
+        public var bitrate: Double = 0
+        var windowStart: Duration?
+        var windowBytes = 0
+        var unwrapper = SequenceUnwrapper()
+        var highest: Int64?
+        /// Missing sequence numbers → when first noticed and how often asked for.
+        var missing: [Int64: (since: Duration, requests: Int)] = [:]
+    }
+
+    /// A packet accepted into a layer, with what forwarding needs to know about it.
+    public struct Arrival {
+        public var packet: RTPPacket
+        public var layer: Int
+        public var isKeyframe: Bool
+        /// Restored from an RTX retransmission.
+        public var repaired: Bool
+    }
+
+    public init(id: String, media: NegotiatedMedia) {
+        self.id = id
+        kind = media.kind
+        self.media = media
+        rids = media.remoteRIDs.reversed()
+        layers = Array(repeating: Layer(), count: max(1, media.remoteRIDs.count))
+        ridExtensionID = media.headerExtensions.first { $0.uri == RTPHeaderExtensionURI.rid }?.id
+        repairedRIDExtensionID = media.headerExtensions.first { $0.uri == RTPHeaderExtensionURI.repairedRID }?.id
+        if rids.isEmpty {
+            let pairs = media.remoteRetransmissionPairs
+            if let first = media.remoteSSRCs.first(where: { ssrc in !pairs.contains { $0.rtx == ssrc.ssrc } }) {
+                layers[0].ssrc = first.ssrc
+                layerBySSRC[first.ssrc] = 0
+                if let rtx = pairs.first(where: { $0.media == first.ssrc })?.rtx { layerByRTXSSRC[rtx] = 0 }
+            }
+        }
+    }
+
+    public var isSimulcast: Bool { !rids.isEmpty }
+
+    /// Takes a packet of this track; nil when it belongs to no known layer or is not media.
+    public func receive(_ packet: RTPPacket, now: Duration) -> Arrival? {
+        var packet = packet
+        var repaired = false
+        let layer: Int
+        if packet.payloadType == media.retransmission?.payloadType {
+            guard let index = rtxLayer(of: packet), let original = unwrapRetransmission(packet, layer: index) else { return nil }
+            packet = original
+            layer = index
+            repaired = true
+        } else {
+            guard packet.payloadType == media.codec.payloadType, let index = mediaLayer(of: packet) else { return nil }
+            layer = index
+        }
+        let isKeyframe = Self.isKeyframe(packet, codec: media.codec.name)
+        record(packet, layer: layer, keyframe: isKeyframe, now: now)
+        return Arrival(packet: packet, layer: layer, isKeyframe: isKeyframe, repaired: repaired)
+    }
+
+    /// Sequence numbers to NACK now, per layer SSRC: each gap is asked for up to three times,
+    /// 100 ms apart, and forgotten after a second.
+    public func pendingNACKs(now: Duration) -> [(ssrc: UInt32, sequences: [UInt16])] {
+        var result: [(UInt32, [UInt16])] = []
+        for index in layers.indices {
+            guard let ssrc = layers[index].ssrc else { continue }
+            var due: [UInt16] = []
+            for (sequence, state) in layers[index].missing {
+                if now - state.since > .seconds(1) || state.requests >= 3 {
+                    layers[index].missing[sequence] = nil
+                } else if state.requests == 0 || now - state.since >= .milliseconds(100 * state.requests) {
+                    layers[index].missing[sequence]!.requests += 1
+                    due.append(UInt16(truncatingIfNeeded: sequence))
+                }
+            }
+            if !due.isEmpty { result.append((ssrc, due.sorted { SerialNumber.isNewer($1, than: $0) })) }
+        }
+        return result
+    }
+
+    /// The SSRC to ask for a keyframe on `layer`, once it is known.
+    public func ssrc(ofLayer layer: Int) -> UInt32? {
+        layers.indices.contains(layer) ? layers[layer].ssrc : nil
+    }
+
+    /// Layers that sent media in the last second, lowest first.
+    public func activeLayers(now: Duration) -> [Int] {
+        layers.indices.filter { layers[$0].lastPacketAt.map { now - $0 < .seconds(1) } ?? false }
+    }
+
+    // MARK: Internals
+
+    private func mediaLayer(of packet: RTPPacket) -> Int? {
+        if let known = layerBySSRC[packet.ssrc] { return known }
+        if isSimulcast {
+            guard let id = ridExtensionID, let rid = RTPHeaderExtensionValue.token(packet.extensionValue(id: id)),
+                  let index = rids.firstIndex(of: rid) else { return nil }
+            layerBySSRC[packet.ssrc] = index
+            layers[index].ssrc = packet.ssrc
+            return index
+        }
+        // No SSRC was signalled: the first media SSRC seen is the track's.
+        guard layers[0].ssrc == nil else { return nil }
+        layers[0].ssrc = packet.ssrc
+        layerBySSRC[packet.ssrc] = 0
+        return 0
+    }
+
+    private func rtxLayer(of packet: RTPPacket) -> Int? {
+        if let known = layerByRTXSSRC[packet.ssrc] { return known }
+        if isSimulcast {
+            guard let id = repairedRIDExtensionID, let rid = RTPHeaderExtensionValue.token(packet.extensionValue(id: id)),
+                  let index = rids.firstIndex(of: rid) else { return nil }
+            layerByRTXSSRC[packet.ssrc] = index
+            return index
+        }
+        guard layerByRTXSSRC.isEmpty else { return nil }
+        layerByRTXSSRC[packet.ssrc] = 0
+        return 0
+    }
+
+    private func unwrapRetransmission(_ packet: RTPPacket, layer: Int) -> RTPPacket? {
+        guard let ssrc = layers[layer].ssrc else { return nil }
+        return packet.unwrappingRetransmission(payloadType: media.codec.payloadType, ssrc: ssrc)
+    }
+
+    private func record(_ packet: RTPPacket, layer index: Int, keyframe: Bool, now: Duration) {
+        var layer = layers[index]
+        layer.packets += 1
+        layer.bytes += packet.bytes.count
+        layer.lastPacketAt = now
+        if keyframe { layer.lastKeyframeAt = now }
+        if layer.windowStart == nil { layer.windowStart = now }
+        layer.windowBytes += packet.bytes.count
+        if let start = layer.windowStart, now - start >= .milliseconds(500) {
+            let seconds = Double((now - start).components.attoseconds) / 1e18 + Double((now - start).components.seconds)
+            layer.bitrate = Double(layer.windowBytes * 8) / max(seconds, 0.001)
+            layer.windowStart = now
+            layer.windowBytes = 0
+        }
+        let sequence = layer.unwrapper.unwrap(packet.sequenceNumber)
+        if let highest = layer.highest {
+            if sequence > highest + 1 {
+                // A gap: remember what is missing, at most a few hundred packets' worth.
+                for missing in (highest + 1)..<min(sequence, highest + 1 + 256) { layer.missing[missing] = (now, 0) }
+            }
+            layer.missing[sequence] = nil
+            layer.highest = max(highest, sequence)
+        } else {
+            layer.highest = sequence
+        }
+        layers[index] = layer
+    }
+
+    static func isKeyframe(_ packet: RTPPacket, codec: String) -> Bool {
+        switch codec.uppercased() {
+        case "VP8": VP8Descriptor.parse(packet.payload)?.isKeyframe ?? false
+        case "VP9": VP9Descriptor.parse(packet.payload)?.isKeyframe ?? false
+        case "H264": H264Payload.parse(packet.payload)?.isKeyframe ?? false
+        default: true
+        }
+    }
+}

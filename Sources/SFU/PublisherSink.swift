@@ -1,0 +1,134 @@
+import RTCP
+import RTP
+import SDP
+import WebRTCTransport
+
+/// A publishing peer (a WHIP session or a studio participant): each received section is a
+/// producer in the router; losses on the way in are NACKed.
+public final class PublisherSink: MediaSink {
+    public let participantID: String
+    private let router: Router
+    private let clock: () -> Duration
+    private var producersByMid: [String: Producer] = [:]
+    private var midBySSRC: [UInt32: String] = [:]
+    private var midByPayloadType: [UInt8: String] = [:]
+    private let midExtensionID: UInt8?
+    private let transportSequenceExtensionID: UInt8?
+    private var transportFeedback = TransportFeedbackRecorder()
+    private var feedbackMediaSSRC: UInt32?
+    private let onClose: (PublisherSink) -> Void
+
+    public init(participantID: String, answer: SDPAnswer, router: Router, clock: @escaping () -> Duration, onClose: @escaping (PublisherSink) -> Void) {
+        self.participantID = participantID
+        self.router = router
+        self.clock = clock
+        self.onClose = onClose
+        for media in answer.media where media.direction.receives {
+            let producer = Producer(id: "\(participantID):\(media.mid)", media: media)
+            producersByMid[media.mid] = producer
+            midByPayloadType[media.codec.payloadType] = media.mid
+            if let rtx = media.retransmission { midByPayloadType[rtx.payloadType] = media.mid }
+        }
+        midExtensionID = answer.media.lazy.flatMap(\.headerExtensions).first { $0.uri == RTPHeaderExtensionURI.mid }?.id
+        transportSequenceExtensionID = answer.media.lazy.flatMap(\.headerExtensions).first { $0.uri == RTPHeaderExtensionURI.transportWideCC }?.id
+    }
+
+    public var producers: [Producer] { producersByMid.values.sorted { $0.id < $1.id } }
+
+    public func peerDidConnect(_ peer: PeerConnection, server: WebRTCServer) {
+        for producer in producersByMid.values { router.add(producer, publisher: peer) }
+    }
+
+    public func peer(_ peer: PeerConnection, didReceive packet: RTPPacket, server: WebRTCServer) {
+        let now = clock()
+        // Every packet counts for the sender's bandwidth estimate, retransmissions included.
+        if let id = transportSequenceExtensionID, let sequence = RTPHeaderExtensionValue.transportSequence(packet.extensionValue(id: id)) {
+            transportFeedback.record(sequence, at: now)
+            if feedbackMediaSSRC == nil { feedbackMediaSSRC = packet.ssrc }
+        }
+        guard let mid = mid(of: packet), let producer = producersByMid[mid] else { return }
+        midBySSRC[packet.ssrc] = mid
+        guard let arrival = producer.receive(packet, now: now) else { return }
+        router.route(arrival, from: producer, server: server, now: now)
+    }
+
+    public func peer(_ peer: PeerConnection, didReceive packets: [RTCPPacket], server: WebRTCServer) {}
+
+    public func tick(_ peer: PeerConnection, server: WebRTCServer) {
+        let now = clock()
+        if let media = feedbackMediaSSRC, let feedback = transportFeedback.feedback(senderSSRC: 1, mediaSSRC: media) {
+            server.sendRTCP([.transportFeedback(feedback)], on: peer)
+        }
+        for producer in producersByMid.values {
+            for (ssrc, sequences) in producer.pendingNACKs(now: now) {
+                server.sendRTCP([.nack(GenericNACK(senderSSRC: 1, mediaSSRC: ssrc, lost: sequences))], on: peer)
+            }
+        }
+    }
+
+    public func peerDidClose(_ peer: PeerConnection, reason: String) {
+        for producer in producersByMid.values { router.remove(producer: producer.id) }
+        onClose(self)
+    }
+
+    private func mid(of packet: RTPPacket) -> String? {
+        if let id = midExtensionID, let mid = RTPHeaderExtensionValue.token(packet.extensionValue(id: id)), producersByMid[mid] != nil { return mid }
+        return midBySSRC[packet.ssrc] ?? midByPayloadType[packet.payloadType]
+    }
+}
+
+/// A subscribing peer (a WHEP session or a studio participant's receive side): one consumer
+/// per sent section, registered once DTLS is up; its NACKs and keyframe requests are served.
+public final class SubscriberSink: MediaSink {
+    private let router: Router
+    private let clock: () -> Duration
+    private var consumersBySSRC: [UInt32: Consumer] = [:]
+    private let consumers: [Consumer]
+
+    /// `producers` maps each section's mid to the producer it plays.
+    public init(answer: SDPAnswer, producers: [String: String], router: Router, clock: @escaping () -> Duration) {
+        self.router = router
+        self.clock = clock
+        var consumers: [Consumer] = []
+        for media in answer.media where media.direction.sends {
+            guard let outgoing = media.localStream, let producerID = producers[media.mid] else { continue }
+            let consumer = Consumer(id: "\(producerID)->\(outgoing.ssrc)", producerID: producerID, media: media, outgoing: outgoing)
+            consumers.append(consumer)
+            consumersBySSRC[outgoing.ssrc] = consumer
+        }
+        self.consumers = consumers
+    }
+
+    public func peerDidConnect(_ peer: PeerConnection, server: WebRTCServer) {
+        for consumer in consumers { router.add(consumer, subscriber: peer, server: server, now: clock()) }
+    }
+
+    public func peer(_ peer: PeerConnection, didReceive packet: RTPPacket, server: WebRTCServer) {}
+
+    public func peer(_ peer: PeerConnection, didReceive packets: [RTCPPacket], server: WebRTCServer) {
+        for packet in packets {
+            switch packet {
+            case .nack(let nack):
+                guard let consumer = consumersBySSRC[nack.mediaSSRC] else { continue }
+                for bytes in consumer.retransmit(nack.lostSequenceNumbers) { server.sendRTP(bytes, on: peer) }
+            case .pictureLossIndication(_, let ssrc):
+                keyframe(for: ssrc, server: server)
+            case .fullIntraRequest(let fir):
+                for entry in fir.entries { keyframe(for: entry.ssrc, server: server) }
+            default:
+                continue
+            }
+        }
+    }
+
+    public func peerDidClose(_ peer: PeerConnection, reason: String) {
+        for consumer in consumers { router.remove(consumer: consumer.id) }
+    }
+
+    private func keyframe(for ssrc: UInt32, server: WebRTCServer) {
+        guard let consumer = consumersBySSRC[ssrc], let producer = router.producer(consumer.producerID) else { return }
+        let now = clock()
+        let layer = consumer.currentLayer ?? producer.activeLayers(now: now).last ?? 0
+        router.requestKeyframe(producer: consumer.producerID, layer: layer, server: server, now: now)
+    }
+}

@@ -1,0 +1,67 @@
+import RTCP
+import RTP
+import WebRTCTransport
+
+/// One broadcast's forwarding plane (mediasoup's Router): its producers, and the consumers
+/// each feeds. Lives on the WebRTC transport's event loop; no locks, no tasks per packet.
+public final class Router {
+    public let id: String
+    private var producers: [String: (producer: Producer, publisher: PeerConnection)] = [:]
+    private var consumers: [String: [(consumer: Consumer, subscriber: PeerConnection)]] = [:]
+    private var lastKeyframeRequest: [String: Duration] = [:]
+    /// Keyframe requests per producer layer are at most this frequent.
+    public var keyframeRequestInterval: Duration = .milliseconds(300)
+
+    public init(id: String) {
+        self.id = id
+    }
+
+    public var isEmpty: Bool { producers.isEmpty && consumers.values.allSatisfy(\.isEmpty) }
+
+    public func producer(_ id: String) -> Producer? { producers[id]?.producer }
+
+    /// The producers of one participant, by producer id prefix.
+    public func producers(ofParticipant participant: String) -> [Producer] {
+        producers.values.map(\.producer).filter { $0.id.hasPrefix(participant + ":") }.sorted { $0.id < $1.id }
+    }
+
+    public func add(_ producer: Producer, publisher: PeerConnection) {
+        producers[producer.id] = (producer, publisher)
+    }
+
+    public func remove(producer id: String) {
+        producers[id] = nil
+    }
+
+    public func add(_ consumer: Consumer, subscriber: PeerConnection, server: WebRTCServer, now: Duration) {
+        consumers[consumer.producerID, default: []].append((consumer, subscriber))
+        if let producer = producers[consumer.producerID]?.producer {
+            let best = producer.activeLayers(now: now).last ?? (producer.layers.count - 1)
+            requestKeyframe(producer: consumer.producerID, layer: consumer.preferredLayer.map { min($0, best) } ?? best, server: server, now: now)
+        }
+    }
+
+    public func remove(consumer id: String) {
+        for key in consumers.keys { consumers[key]?.removeAll { $0.consumer.id == id } }
+    }
+
+    /// Sends one producer packet to every consumer of it.
+    public func route(_ arrival: Producer.Arrival, from producer: Producer, server: WebRTCServer, now: Duration) {
+        guard let bindings = consumers[producer.id], !bindings.isEmpty else { return }
+        let best = producer.activeLayers(now: now).last ?? arrival.layer
+        for binding in bindings {
+            let output = binding.consumer.forward(arrival, bestLayer: best, now: now)
+            if let packet = output.packet { server.sendRTP(packet, on: binding.subscriber) }
+            if let layer = output.keyframeNeeded { requestKeyframe(producer: producer.id, layer: layer, server: server, now: now) }
+        }
+    }
+
+    /// Asks the publisher for a keyframe on one layer (PLI), throttled per layer.
+    public func requestKeyframe(producer id: String, layer: Int, server: WebRTCServer, now: Duration) {
+        guard let entry = producers[id], let ssrc = entry.producer.ssrc(ofLayer: layer) else { return }
+        let key = "\(id)#\(layer)"
+        if let last = lastKeyframeRequest[key], now - last < keyframeRequestInterval { return }
+        lastKeyframeRequest[key] = now
+        server.sendRTCP([.pictureLossIndication(senderSSRC: 1, mediaSSRC: ssrc)], on: entry.publisher)
+    }
+}

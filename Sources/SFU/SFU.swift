@@ -1,0 +1,108 @@
+import Logging
+import SDP
+import WebRTCTransport
+
+public enum SFUError: Error, CustomStringConvertible {
+    case notPublishing(String)
+
+    public var description: String {
+        switch self {
+        case .notPublishing(let participant): "participant \(participant) is not publishing"
+        }
+    }
+}
+
+/// Every broadcast's router, kept on the WebRTC transport's event loop, and the entry points
+/// for publishing (WHIP) and playing (WHEP).
+///
+/// `@unchecked Sendable`: its dictionaries are touched only on `server.loop`.
+public final class SFU: @unchecked Sendable {
+    public let server: WebRTCServer
+    private let logger: Logger
+    private var routers: [String: Router] = [:]
+    private var publishers: [String: String] = [:]
+
+    public init(server: WebRTCServer, logger: Logger) {
+        self.server = server
+        self.logger = logger
+    }
+
+    /// Opens a publishing session; its sections become producers of `participantID`.
+    public func publish(broadcastID: String, participantID: String, offer: SessionDescription) async throws -> (sessionID: String, answer: String) {
+        let server = self.server
+        let (id, answer) = try await server.open(offer: offer, intent: { _ in MediaIntent(receive: true) }) { answer in
+            PublisherSink(participantID: participantID, answer: answer, router: self.router(broadcastID), clock: { server.now }) { _ in
+                self.publishers[participantID] = nil
+                self.dropRouterIfUnused(broadcastID)
+            }
+        }
+        let previous = try await server.loop.submit { () -> String? in
+            defer { self.publishers[participantID] = id }
+            return self.publishers[participantID]
+        }.get()
+        // A participant publishes once: a new session replaces a stale one.
+        if let previous { await server.close(sessionID: previous, reason: "replaced by a new publish") }
+        logger.info("publishing", metadata: ["broadcast": "\(broadcastID)", "participant": "\(participantID)", "session": "\(id)"])
+        return (id, answer)
+    }
+
+    public func unpublish(participantID: String) async -> Bool {
+        guard let session = try? await server.loop.submit({ self.publishers[participantID] }).get() else { return false }
+        return await server.close(sessionID: session, reason: "unpublished")
+    }
+
+    /// Opens a session that plays one participant's producers, each offered section getting
+    /// the first unused producer of its kind, in the publisher's own codec.
+    public func play(broadcastID: String, participantID: String, offer: SessionDescription) async throws -> (sessionID: String, answer: String) {
+        let producers = try await server.loop.submit {
+            (self.routers[broadcastID]?.producers(ofParticipant: participantID) ?? []).map { (id: $0.id, kind: $0.kind, codec: $0.media.codec) }
+        }.get()
+        guard !producers.isEmpty else { throw SFUError.notPublishing(participantID) }
+        var unused = producers
+        var assignment: [String: String] = [:]
+        for section in offer.media {
+            guard let mid = section.mid, let index = unused.firstIndex(where: { $0.kind == section.kind }) else { continue }
+            assignment[mid] = unused.remove(at: index).id
+        }
+        let codecs = producers.map(\.codec)
+        let policy = CodecPolicy(
+            audio: producers.filter { $0.kind == "audio" }.map { CodecPolicy.Matcher(matching: $0.codec) },
+            video: producers.filter { $0.kind == "video" }.map { CodecPolicy.Matcher(matching: $0.codec) },
+            feedback: CodecPolicy.standard.feedback, headerExtensions: CodecPolicy.standard.headerExtensions)
+        let mapping = assignment
+        let server = self.server
+        let (id, answer) = try await server.open(offer: offer, policy: policy, intent: { section in
+            guard let mid = section.mid, mapping[mid] != nil else { return MediaIntent(receive: false) }
+            return MediaIntent(receive: false, send: LocalStream(
+                ssrc: UInt32.random(in: 1...UInt32.max), rtxSSRC: section.kind == "video" ? UInt32.random(in: 1...UInt32.max) : nil,
+                cname: "tally-\(participantID)", streamID: participantID, trackID: "\(participantID)-\(mid)"))
+        }) { answer in
+            SubscriberSink(answer: answer, producers: mapping, router: self.router(broadcastID), clock: { server.now })
+        }
+        logger.info("playing", metadata: ["broadcast": "\(broadcastID)", "participant": "\(participantID)", "session": "\(id)",
+                                          "codecs": "\(codecs.map(\.name))"])
+        return (id, answer)
+    }
+
+    /// Layer counts and bitrates of a participant's producers, for status pages and tests.
+    public func producerStats(broadcastID: String, participantID: String) async -> [(kind: String, layers: [Double])] {
+        let now = server.now
+        return (try? await server.loop.submit {
+            (self.routers[broadcastID]?.producers(ofParticipant: participantID) ?? []).map { producer in
+                (producer.kind, producer.layers.map { layer in layer.lastPacketAt.map { now - $0 < .seconds(2) } == true ? layer.bitrate : 0 })
+            }
+        }.get()) ?? []
+    }
+
+    private func router(_ broadcastID: String) -> Router {
+        server.loop.preconditionInEventLoop()
+        if let router = routers[broadcastID] { return router }
+        let router = Router(id: broadcastID)
+        routers[broadcastID] = router
+        return router
+    }
+
+    private func dropRouterIfUnused(_ broadcastID: String) {
+        if routers[broadcastID]?.isEmpty == true { routers[broadcastID] = nil }
+    }
+}

@@ -1,0 +1,139 @@
+import MediaCore
+import RTCP
+import RTP
+import SDP
+import Testing
+@testable import SFU
+
+/// Packets as a simulcast VP8 publisher sends them: rid in extension 10, repaired-rid in 11.
+enum Publisher {
+    static let media = NegotiatedMedia(
+        mid: "1", kind: "video", direction: .recvonly,
+        codec: RTPCodec(payloadType: 96, name: "VP8", clockRate: 90000), retransmission: RTPCodec(payloadType: 97, name: "rtx", clockRate: 90000),
+        headerExtensions: [.init(id: 4, uri: RTPHeaderExtensionURI.mid), .init(id: 10, uri: RTPHeaderExtensionURI.rid),
+                           .init(id: 11, uri: RTPHeaderExtensionURI.repairedRID)],
+        remoteSSRCs: [], remoteRetransmissionPairs: [], remoteRIDs: ["h", "m", "l"], localStream: nil)
+
+    static let ssrcs: [String: UInt32] = ["l": 100, "m": 200, "h": 300]
+
+    static func packet(rid: String, sequence: UInt16, timestamp: UInt32 = 0, keyframe: Bool = false) -> RTPPacket {
+        var builder = RTPPacketBuilder(payloadType: 96, sequenceNumber: sequence, timestamp: timestamp, ssrc: ssrcs[rid]!)
+        builder.extensions = [(4, Array("1".utf8)), (10, Array(rid.utf8))]
+        builder.payload = [0x10, keyframe ? 0x00 : 0x01, 0xAB] // VP8: S=1 PID=0, then the frame header's P bit
+        return try! RTPPacket(builder.serialize())
+    }
+}
+
+@Suite("Producer: simulcast layers, RTX, losses")
+struct ProducerTests {
+    @Test("layers are told apart by rid, lowest first, and keyframes are seen")
+    func layers() throws {
+        let producer = Producer(id: "p:1", media: Publisher.media)
+        #expect(producer.rids == ["l", "m", "h"])
+        let arrival = try #require(producer.receive(Publisher.packet(rid: "h", sequence: 1, keyframe: true), now: .seconds(1)))
+        #expect(arrival.layer == 2 && arrival.isKeyframe && !arrival.repaired)
+        #expect(producer.receive(Publisher.packet(rid: "l", sequence: 7), now: .seconds(1))?.layer == 0)
+        #expect(producer.ssrc(ofLayer: 2) == 300 && producer.activeLayers(now: .seconds(1)) == [0, 2])
+        #expect(producer.activeLayers(now: .seconds(3)).isEmpty)
+    }
+
+    @Test("an RTX packet is unwrapped into the layer's original packet")
+    func retransmission() throws {
+        let producer = Producer(id: "p:1", media: Publisher.media)
+        _ = producer.receive(Publisher.packet(rid: "m", sequence: 50), now: .zero)
+        var rtx = RTPPacketBuilder(payloadType: 97, sequenceNumber: 9, timestamp: 0, ssrc: 999)
+        rtx.extensions = [(11, Array("m".utf8))]
+        rtx.payload = [0x00, 0x33, 0x10, 0x00, 0xCD] // original sequence 51, then the VP8 payload
+        let arrival = try #require(producer.receive(try RTPPacket(rtx.serialize()), now: .zero))
+        #expect(arrival.repaired && arrival.layer == 1 && arrival.isKeyframe)
+        #expect(arrival.packet.sequenceNumber == 51 && arrival.packet.ssrc == 200 && arrival.packet.payloadType == 96)
+        #expect(Array(arrival.packet.payload) == [0x10, 0x00, 0xCD])
+    }
+
+    @Test("gaps are NACKed up to three times, 100 ms apart, and filled ones forgotten")
+    func nacks() {
+        let producer = Producer(id: "p:1", media: Publisher.media)
+        _ = producer.receive(Publisher.packet(rid: "h", sequence: 10), now: .zero)
+        _ = producer.receive(Publisher.packet(rid: "h", sequence: 14), now: .milliseconds(5))
+        #expect(producer.pendingNACKs(now: .milliseconds(10)).first?.sequences == [11, 12, 13])
+        #expect(producer.pendingNACKs(now: .milliseconds(50)).isEmpty)
+        _ = producer.receive(Publisher.packet(rid: "h", sequence: 12), now: .milliseconds(60))
+        #expect(producer.pendingNACKs(now: .milliseconds(120)).first?.sequences == [11, 13])
+        #expect(producer.pendingNACKs(now: .milliseconds(330)).first?.sequences == [11, 13])
+        #expect(producer.pendingNACKs(now: .milliseconds(600)).isEmpty)
+    }
+}
+
+@Suite("Consumer: layer switching and rewriting")
+struct ConsumerTests {
+    static let subscriberMedia = NegotiatedMedia(
+        mid: "0", kind: "video", direction: .sendonly,
+        codec: RTPCodec(payloadType: 100, name: "VP8", clockRate: 90000), retransmission: RTPCodec(payloadType: 101, name: "rtx", clockRate: 90000),
+        headerExtensions: [.init(id: 9, uri: RTPHeaderExtensionURI.mid)], remoteSSRCs: [], remoteRetransmissionPairs: [], remoteRIDs: [],
+        localStream: LocalStream(ssrc: 7777, rtxSSRC: 8888, cname: "c", streamID: "s", trackID: "t"))
+
+    @Test("it waits for a keyframe, switches up on one, and keeps numbering continuous")
+    func switching() throws {
+        let producer = Producer(id: "p:1", media: Publisher.media)
+        let consumer = Consumer(id: "c", producerID: "p:1", media: Self.subscriberMedia, outgoing: Self.subscriberMedia.localStream!)
+        func send(_ rid: String, _ sequence: UInt16, _ timestamp: UInt32, key: Bool = false, best: Int, at ms: Int) -> Consumer.Output {
+            consumer.forward(producer.receive(Publisher.packet(rid: rid, sequence: sequence, timestamp: timestamp, keyframe: key), now: .milliseconds(ms))!,
+                             bestLayer: best, now: .milliseconds(ms))
+        }
+        // Only the low layer is active: it waits for its keyframe, then forwards it.
+        #expect(send("l", 10, 1000, best: 0, at: 0).keyframeNeeded == 0)
+        let first = try RTPPacket(try #require(send("l", 11, 1000, key: true, best: 0, at: 10).packet))
+        #expect(first.ssrc == 7777 && first.payloadType == 100)
+        #expect(RTPHeaderExtensionValue.token(first.extensionValue(id: 9)) == "0")
+        let second = try RTPPacket(try #require(send("l", 12, 4000, best: 0, at: 43).packet))
+        #expect(second.sequenceNumber == first.sequenceNumber &+ 1 && second.timestamp == first.timestamp &+ 3000)
+
+        // The high layer appears: the low layer keeps flowing until the high keyframe.
+        let waiting = send("h", 500, 90_000, best: 2, at: 60)
+        #expect(waiting.packet == nil && waiting.keyframeNeeded == 2)
+        #expect(send("l", 13, 7000, best: 2, at: 76).packet != nil)
+        let switched = try RTPPacket(try #require(send("h", 501, 93_000, key: true, best: 2, at: 110).packet))
+        #expect(consumer.currentLayer == 2)
+        #expect(switched.sequenceNumber == first.sequenceNumber &+ 3)
+        #expect(SerialNumber.isNewer(switched.timestamp, than: second.timestamp &+ 3000))
+        #expect(send("l", 14, 10000, best: 2, at: 120).packet == nil)
+        #expect(consumer.drops.otherLayer == 1 && consumer.drops.notAKeyframe == 2)
+
+        // A NACK for what was sent comes back as RTX carrying the sent sequence number.
+        let rtx = try RTPPacket(try #require(consumer.retransmit([switched.sequenceNumber]).first))
+        #expect(rtx.payloadType == 101 && rtx.ssrc == 8888)
+        #expect(Array(rtx.payload.prefix(2)) == [UInt8(switched.sequenceNumber >> 8), UInt8(switched.sequenceNumber & 0xFF)])
+    }
+
+    @Test("a preferred lower layer is honoured")
+    func preferred() throws {
+        let producer = Producer(id: "p:1", media: Publisher.media)
+        let consumer = Consumer(id: "c", producerID: "p:1", media: Self.subscriberMedia, outgoing: Self.subscriberMedia.localStream!)
+        consumer.preferredLayer = 1
+        let arrival = producer.receive(Publisher.packet(rid: "h", sequence: 1, keyframe: true), now: .zero)!
+        #expect(consumer.forward(arrival, bestLayer: 2, now: .zero).packet == nil)
+        let middle = producer.receive(Publisher.packet(rid: "m", sequence: 1, keyframe: true), now: .zero)!
+        #expect(consumer.forward(middle, bestLayer: 2, now: .zero).packet != nil && consumer.currentLayer == 1)
+    }
+}
+
+@Suite("Transport-wide feedback recorder")
+struct TransportFeedbackRecorderTests {
+    @Test("arrivals become feedback with 250 µs deltas and losses, across the wrap")
+    func feedback() throws {
+        var recorder = TransportFeedbackRecorder()
+        recorder.record(65534, at: .milliseconds(1000))
+        recorder.record(65535, at: .milliseconds(1005))
+        recorder.record(1, at: .milliseconds(1012))
+        let made = recorder.feedback(senderSSRC: 1, mediaSSRC: 2)
+        let feedback = try #require(made)
+        #expect(feedback.baseSequenceNumber == 65534 && feedback.packets.count == 4)
+        #expect(feedback.packets.map(\.delta) == [Int16((1_000_000 - (1_000_000 / 64_000) * 64_000) / 250), 20, nil, 28])
+        let parsed = try RTCPCompound.parse(RTCPCompound.serialize([.transportFeedback(feedback)]))
+        #expect(parsed == [.transportFeedback(feedback)])
+        #expect(recorder.feedback(senderSSRC: 1, mediaSSRC: 2) == nil)
+        recorder.record(2, at: .milliseconds(1100))
+        let next = recorder.feedback(senderSSRC: 1, mediaSSRC: 2)
+        #expect(next?.feedbackCount == 1)
+    }
+}

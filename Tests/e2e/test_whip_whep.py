@@ -1,0 +1,155 @@
+"""The SFU between independent peers: aiortc publishes over WHIP and Chromium plays over WHEP,
+and the other way round, with Chromium publishing three simulcast layers."""
+import asyncio
+import threading
+import time
+
+import requests
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpTransceiver, RTCSessionDescription
+
+from test_echo_aiortc import PatternTrack, ToneTrack
+
+WHEP_PLAY = """
+async ({token, path}) => {
+  const pc = new RTCPeerConnection();
+  pc.addTransceiver('audio', {direction: 'recvonly'});
+  pc.addTransceiver('video', {direction: 'recvonly'});
+  const remote = new MediaStream();
+  pc.ontrack = event => remote.addTrack(event.track);
+  await pc.setLocalDescription(await pc.createOffer());
+  const response = await fetch(path, {method: 'POST', body: pc.localDescription.sdp,
+    headers: {'Content-Type': 'application/sdp', 'Authorization': 'Bearer ' + token}});
+  const answer = await response.text();
+  if (response.status !== 201) return {status: response.status, answer};
+  await pc.setRemoteDescription({type: 'answer', sdp: answer});
+  const video = document.createElement('video');
+  video.autoplay = true; video.muted = true; video.srcObject = remote;
+  document.body.appendChild(video);
+  window.pc = pc; window.played = video;
+  return {status: response.status, location: response.headers.get('Location')};
+}
+"""
+
+WHIP_PUBLISH = """
+async ({token, path}) => {
+  const stream = await navigator.mediaDevices.getUserMedia({audio: true, video: {width: 1280, height: 720}});
+  const pc = new RTCPeerConnection();
+  pc.addTransceiver(stream.getAudioTracks()[0], {direction: 'sendonly'});
+  pc.addTransceiver(stream.getVideoTracks()[0], {direction: 'sendonly', sendEncodings: [
+    {rid: 'h', maxBitrate: 1500000}, {rid: 'm', maxBitrate: 500000, scaleResolutionDownBy: 2},
+    {rid: 'l', maxBitrate: 150000, scaleResolutionDownBy: 4}]});
+  await pc.setLocalDescription(await pc.createOffer());
+  const response = await fetch(path, {method: 'POST', body: pc.localDescription.sdp,
+    headers: {'Content-Type': 'application/sdp', 'Authorization': 'Bearer ' + token}});
+  const answer = await response.text();
+  if (response.status !== 201) return {status: response.status, answer};
+  await pc.setRemoteDescription({type: 'answer', sdp: answer});
+  window.publisher = pc;
+  return {status: response.status, location: response.headers.get('Location')};
+}
+"""
+
+
+class BackgroundLoop:
+    """aiortc needs an asyncio loop, and Playwright's sync API owns the main thread's."""
+
+    def __init__(self):
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+
+    def run(self, coroutine, timeout=60):
+        return asyncio.run_coroutine_threadsafe(coroutine, self.loop).result(timeout)
+
+    def close(self):
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+
+def broadcast(tally):
+    token = tally.register()
+    reply = requests.post(tally.url + "/api/broadcasts", json={"title": "SFU test"}, headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    assert reply.status_code == 201, reply.text
+    return token, reply.json()["id"]
+
+
+async def aiortc_publish(url, token, broadcast_id, seconds):
+    pc = RTCPeerConnection(RTCConfiguration(bundlePolicy="max-bundle"))
+    pc.addTransceiver(ToneTrack(), direction="sendonly")
+    pc.addTransceiver(PatternTrack(), direction="sendonly")
+    await pc.setLocalDescription(await pc.createOffer())
+    reply = await asyncio.to_thread(requests.post, f"{url}/whip/{broadcast_id}", data=pc.localDescription.sdp,
+                                    headers={"Content-Type": "application/sdp", "Authorization": f"Bearer {token}"}, timeout=10)
+    assert reply.status_code == 201, reply.text
+    await pc.setRemoteDescription(RTCSessionDescription(sdp=reply.text, type="answer"))
+    return pc, reply.headers["Location"]
+
+
+def test_aiortc_publishes_and_chromium_plays(chromium, webrtc_tally):
+    token, broadcast_id = broadcast(webrtc_tally)
+    loop = BackgroundLoop()
+    publisher, location = loop.run(aiortc_publish(webrtc_tally.url, token, broadcast_id, 20))
+    participant = location.rsplit("/", 1)[1]
+    assert location == f"/whip/{broadcast_id}/{participant}"
+    time.sleep(2)
+
+    page = chromium.new_page()
+    page.goto(webrtc_tally.url + "/api/health")
+    result = page.evaluate(WHEP_PLAY, {"token": token, "path": f"/whep/{broadcast_id}/{participant}"})
+    assert result["status"] == 201, result
+    deadline = time.time() + 30
+    while time.time() < deadline and not page.evaluate("window.played.videoWidth > 0"):
+        time.sleep(0.2)
+    stats = """async () => { const out = {frames: 0, audio: 0}; (await window.pc.getStats()).forEach(s => {
+        if (s.type === 'inbound-rtp' && s.kind === 'video') out.frames = s.framesDecoded || 0;
+        if (s.type === 'inbound-rtp' && s.kind === 'audio') out.audio = s.packetsReceived || 0; }); return out; }"""
+    first = page.evaluate(stats)
+    time.sleep(4)
+    second = page.evaluate(stats)
+    assert page.evaluate("window.played.videoWidth") == 320
+    assert second["frames"] > first["frames"] + 30, (first, second)
+    assert second["audio"] > first["audio"] + 100, (first, second)
+    assert requests.delete(webrtc_tally.url + location, headers={"Authorization": f"Bearer {token}"}, timeout=10).status_code == 200
+    loop.run(publisher.close())
+    loop.close()
+
+
+def test_chromium_publishes_simulcast_and_aiortc_plays(chromium, webrtc_tally):
+    token, broadcast_id = broadcast(webrtc_tally)
+    page = chromium.new_page()
+    page.goto(webrtc_tally.url + "/api/health")
+    result = page.evaluate(WHIP_PUBLISH, {"token": token, "path": f"/whip/{broadcast_id}"})
+    assert result["status"] == 201, result
+    participant = result["location"].rsplit("/", 1)[1]
+    time.sleep(3)
+
+    async def play():
+        pc = RTCPeerConnection(RTCConfiguration(bundlePolicy="max-bundle"))
+        pc.addTransceiver("audio", direction="recvonly")
+        pc.addTransceiver("video", direction="recvonly")
+        frames = {"audio": [], "video": []}
+
+        async def consume(track):
+            while True:
+                frames[track.kind].append(await track.recv())
+
+        pc.on("track", lambda track: asyncio.ensure_future(consume(track)))
+        await pc.setLocalDescription(await pc.createOffer())
+        reply = await asyncio.to_thread(requests.post, f"{webrtc_tally.url}/whep/{broadcast_id}/{participant}", data=pc.localDescription.sdp,
+                                        headers={"Content-Type": "application/sdp", "Authorization": f"Bearer {token}"}, timeout=10)
+        assert reply.status_code == 201, reply.text
+        await pc.setRemoteDescription(RTCSessionDescription(sdp=reply.text, type="answer"))
+        for _ in range(150):
+            if len(frames["video"]) >= 60 and len(frames["audio"]) >= 100:
+                break
+            await asyncio.sleep(0.1)
+        await pc.close()
+        return frames
+
+    loop = BackgroundLoop()
+    frames = loop.run(play(), timeout=90)
+    loop.close()
+    assert len(frames["video"]) >= 60, f"{len(frames['video'])} video frames"
+    assert len(frames["audio"]) >= 100, f"{len(frames['audio'])} audio frames"
+    # The top simulcast layer is 1280x720 unless the browser scaled its capture down.
+    assert frames["video"][-1].width >= 640, (frames["video"][-1].width, frames["video"][-1].height)
