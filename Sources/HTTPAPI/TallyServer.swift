@@ -24,7 +24,11 @@ public final class TallyServices: Sendable {
         self.store = store
         self.registry = registry
         self.webrtc = webrtc
-        sfu = SFU(server: webrtc, logger: logger)
+        sfu = SFU(server: webrtc, logger: logger) { broadcast, participant in
+            // The studio's signaling listens on the room channel, on whichever node it runs.
+            let event = #"{"event":"active-speaker","data":{"participant_id":"# + (participant.map { "\"\($0)\"" } ?? "null") + "}}"
+            Task { try? await registry.publishRoomEvent(room: broadcast, event) }
+        }
         self.auth = auth
         self.logger = logger
     }

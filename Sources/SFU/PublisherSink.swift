@@ -14,6 +14,7 @@ public final class PublisherSink: MediaSink {
     private var midByPayloadType: [UInt8: String] = [:]
     private let midExtensionID: UInt8?
     private let transportSequenceExtensionID: UInt8?
+    private let audioLevelExtensionID: UInt8?
     private var transportFeedback = TransportFeedbackRecorder()
     private var feedbackMediaSSRC: UInt32?
     private let onClose: (PublisherSink) -> Void
@@ -31,6 +32,7 @@ public final class PublisherSink: MediaSink {
         }
         midExtensionID = answer.media.lazy.flatMap(\.headerExtensions).first { $0.uri == RTPHeaderExtensionURI.mid }?.id
         transportSequenceExtensionID = answer.media.lazy.flatMap(\.headerExtensions).first { $0.uri == RTPHeaderExtensionURI.transportWideCC }?.id
+        audioLevelExtensionID = answer.media.lazy.flatMap(\.headerExtensions).first { $0.uri == RTPHeaderExtensionURI.audioLevel }?.id
     }
 
     public var producers: [Producer] { producersByMid.values.sorted { $0.id < $1.id } }
@@ -49,6 +51,9 @@ public final class PublisherSink: MediaSink {
         guard let mid = mid(of: packet), let producer = producersByMid[mid] else { return }
         midBySSRC[packet.ssrc] = mid
         guard let arrival = producer.receive(packet, now: now) else { return }
+        if producer.kind == "audio", let id = audioLevelExtensionID, let level = RTPHeaderExtensionValue.audioLevel(packet.extensionValue(id: id)) {
+            router.recordAudioLevel(producer: producer.id, level: level.level, now: now)
+        }
         router.route(arrival, from: producer, server: server, now: now)
     }
 
@@ -56,6 +61,7 @@ public final class PublisherSink: MediaSink {
 
     public func tick(_ peer: PeerConnection, server: WebRTCServer) {
         let now = clock()
+        router.evaluateSpeaker(now: now)
         if let media = feedbackMediaSSRC, let feedback = transportFeedback.feedback(senderSSRC: 1, mediaSSRC: media) {
             server.sendRTCP([.transportFeedback(feedback)], on: peer)
         }

@@ -11,9 +11,27 @@ public final class Router {
     private var lastKeyframeRequest: [String: Duration] = [:]
     /// Keyframe requests per producer layer are at most this frequent.
     public var keyframeRequestInterval: Duration = .milliseconds(300)
+    private var speakers = ActiveSpeakerObserver()
+    private var lastSpeakerEvaluation: Duration?
+    /// Called with the speaking participant (nil: nobody) when it changes.
+    private let onActiveSpeaker: (String?) -> Void
 
-    public init(id: String) {
+    public init(id: String, onActiveSpeaker: @escaping (String?) -> Void = { _ in }) {
         self.id = id
+        self.onActiveSpeaker = onActiveSpeaker
+    }
+
+    public func recordAudioLevel(producer id: String, level: UInt8, now: Duration) {
+        speakers.record(producer: id, level: level, at: now)
+    }
+
+    /// Re-evaluates the active speaker at most every 300 ms.
+    public func evaluateSpeaker(now: Duration) {
+        if let last = lastSpeakerEvaluation, now - last < .milliseconds(300) { return }
+        lastSpeakerEvaluation = now
+        if case .some(let producer) = speakers.evaluate(now: now) {
+            onActiveSpeaker(producer.map { String($0.prefix { $0 != ":" }) })
+        }
     }
 
     public var isEmpty: Bool { producers.isEmpty && consumers.values.allSatisfy(\.isEmpty) }
@@ -31,6 +49,7 @@ public final class Router {
 
     public func remove(producer id: String) {
         producers[id] = nil
+        speakers.remove(producer: id)
     }
 
     public func add(_ consumer: Consumer, subscriber: PeerConnection, server: WebRTCServer, now: Duration) {

@@ -21,10 +21,13 @@ public final class SFU: @unchecked Sendable {
     private let logger: Logger
     private var routers: [String: Router] = [:]
     private var publishers: [String: String] = [:]
+    private let onActiveSpeaker: @Sendable (_ broadcast: String, _ participant: String?) -> Void
 
-    public init(server: WebRTCServer, logger: Logger) {
+    /// `onActiveSpeaker` is called on the transport's loop when a broadcast's speaker changes.
+    public init(server: WebRTCServer, logger: Logger, onActiveSpeaker: @escaping @Sendable (String, String?) -> Void = { _, _ in }) {
         self.server = server
         self.logger = logger
+        self.onActiveSpeaker = onActiveSpeaker
     }
 
     /// Opens a publishing session; its sections become producers of `participantID`.
@@ -97,7 +100,10 @@ public final class SFU: @unchecked Sendable {
     private func router(_ broadcastID: String) -> Router {
         server.loop.preconditionInEventLoop()
         if let router = routers[broadcastID] { return router }
-        let router = Router(id: broadcastID)
+        let router = Router(id: broadcastID) { [logger, onActiveSpeaker] participant in
+            logger.debug("active speaker", metadata: ["broadcast": "\(broadcastID)", "participant": "\(participant ?? "none")"])
+            onActiveSpeaker(broadcastID, participant)
+        }
         routers[broadcastID] = router
         return router
     }

@@ -137,3 +137,31 @@ struct TransportFeedbackRecorderTests {
         #expect(next?.feedbackCount == 1)
     }
 }
+
+@Suite("Active speaker from audio levels")
+struct ActiveSpeakerTests {
+    @Test("the loudest speaker over a second wins; a slightly louder one does not steal the floor; silence clears it")
+    func speakers() {
+        var observer = ActiveSpeakerObserver()
+        for step in 0..<50 {
+            let at = Duration.milliseconds(step * 20)
+            observer.record(producer: "alice", level: 60, at: at)   // loudness 67
+            observer.record(producer: "bob", level: 110, at: at)    // loudness 17: background
+        }
+        #expect(observer.evaluate(now: .milliseconds(1000)) == .some("alice"))
+        #expect(observer.evaluate(now: .milliseconds(1000)) == .none)
+        for step in 50..<100 {
+            let at = Duration.milliseconds(step * 20)
+            observer.record(producer: "alice", level: 60, at: at)
+            observer.record(producer: "bob", level: 57, at: at)     // loudness 70: within the margin
+        }
+        #expect(observer.evaluate(now: .milliseconds(2000)) == .none)
+        for step in 100..<150 {
+            let at = Duration.milliseconds(step * 20)
+            observer.record(producer: "alice", level: 120, at: at)  // alice stops
+            observer.record(producer: "bob", level: 50, at: at)
+        }
+        #expect(observer.evaluate(now: .milliseconds(3000)) == .some("bob"))
+        #expect(observer.evaluate(now: .milliseconds(4500)) == .some(nil))
+    }
+}

@@ -1,6 +1,8 @@
 """schemathesis against the live server: no 5xx and no schema violation in 500+ requests."""
 import json
+import os
 import subprocess
+from pathlib import Path
 
 import requests
 
@@ -21,7 +23,8 @@ def test_api_conforms_to_its_openapi_document(start_tally, tmp_path):
          "--exclude-path", "/api/auth/logout",
          "--max-examples", "40", "--seed", "20261121", "--workers", "2",
          "--report", "har", "--report-har-path", str(har)],
-        capture_output=True, text=True, timeout=900)
+        capture_output=True, text=True, timeout=900,
+        env={**os.environ, "SCHEMATHESIS_HOOKS": "schemathesis_hooks", "PYTHONPATH": str(Path(__file__).parent)})
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-6000:]
     entries = json.loads(har.read_text())["log"]["entries"]
