@@ -56,7 +56,10 @@ let package = Package(
         .target(name: "RTP", dependencies: ["MediaCore"]),
         .target(name: "RTCP", dependencies: ["MediaCore"]),
         .target(name: "SDP"),
-        .target(name: "SFU", dependencies: ["WebRTCTransport", "RTP", "RTCP", "SDP", "MediaCore"]),
+        .target(
+            name: "SFU",
+            dependencies: ["WebRTCTransport", "RTP", "RTCP", "SDP", "MediaCore", .product(name: "Metrics", package: "swift-metrics")]
+        ),
         .target(
             name: "Store",
             dependencies: [

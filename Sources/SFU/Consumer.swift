@@ -61,11 +61,18 @@ public final class Consumer {
             if arrival.layer == target && arrival.isKeyframe {
                 switchTo(arrival, now: now)
             } else if arrival.layer != currentLayer {
-                if arrival.layer == target { drops.notAKeyframe += 1 } else { drops.otherLayer += 1 }
+                if arrival.layer == target {
+                    drops.notAKeyframe += 1
+                    SFUMetrics.droppedNotAKeyframe.increment()
+                } else {
+                    drops.otherLayer += 1
+                    SFUMetrics.droppedOtherLayer.increment()
+                }
                 return Output(packet: nil, keyframeNeeded: target)
             }
         } else if arrival.layer != currentLayer {
             drops.otherLayer += 1
+            SFUMetrics.droppedOtherLayer.increment()
             return Output(packet: nil, keyframeNeeded: nil)
         }
         let source = arrival.packet
@@ -73,6 +80,7 @@ public final class Consumer {
         // layer's numbering.
         guard !SerialNumber.isNewer(switchSequence, than: source.sequenceNumber) else {
             drops.beforeSwitch += 1
+            SFUMetrics.droppedBeforeSwitch.increment()
             return Output(packet: nil, keyframeNeeded: nil)
         }
         let sequence = source.sequenceNumber &+ sequenceOffset
@@ -86,13 +94,18 @@ public final class Consumer {
         if lastSequence.map({ SerialNumber.isNewer(sequence, than: $0) }) ?? true { lastSequence = sequence }
         if lastTimestamp.map({ SerialNumber.isNewer(timestamp, than: $0) }) ?? true { lastTimestamp = timestamp }
         lastSentAt = now
+        SFUMetrics.forwarded.increment()
         return Output(packet: bytes, keyframeNeeded: nil)
     }
 
     /// Retransmissions for a subscriber's NACK: RTX when negotiated, else the packet again.
     public func retransmit(_ sequences: [UInt16]) -> [[UInt8]] {
         sequences.compactMap { sequence in
-            guard let cached = cache.packet(sequence) else { return nil }
+            guard let cached = cache.packet(sequence) else {
+                SFUMetrics.retransmissionCacheMisses.increment()
+                return nil
+            }
+            SFUMetrics.retransmitted.increment()
             guard let rtx = media.retransmission, let rtxSSRC = outgoing.rtxSSRC, let packet = try? RTPPacket(cached) else { return cached }
             defer { rtxSequence &+= 1 }
             return packet.retransmission(payloadType: rtx.payloadType, ssrc: rtxSSRC, sequenceNumber: rtxSequence)

@@ -50,7 +50,11 @@ public final class PublisherSink: MediaSink {
         }
         guard let mid = mid(of: packet), let producer = producersByMid[mid] else { return }
         midBySSRC[packet.ssrc] = mid
-        guard let arrival = producer.receive(packet, now: now) else { return }
+        guard let arrival = producer.receive(packet, now: now) else {
+            SFUMetrics.droppedUnknownStream.increment()
+            return
+        }
+        if arrival.repaired { SFUMetrics.repairedArrivals.increment() }
         if producer.kind == "audio", let id = audioLevelExtensionID, let level = RTPHeaderExtensionValue.audioLevel(packet.extensionValue(id: id)) {
             router.recordAudioLevel(producer: producer.id, level: level.level, now: now)
         }
@@ -67,6 +71,7 @@ public final class PublisherSink: MediaSink {
         }
         for producer in producersByMid.values {
             for (ssrc, sequences) in producer.pendingNACKs(now: now) {
+                SFUMetrics.nacksToPublishers.increment(by: sequences.count)
                 server.sendRTCP([.nack(GenericNACK(senderSSRC: 1, mediaSSRC: ssrc, lost: sequences))], on: peer)
             }
         }

@@ -81,6 +81,7 @@ public final class Router {
         let key = "\(id)#\(layer)"
         if let last = lastKeyframeRequest[key], now - last < keyframeRequestInterval { return }
         lastKeyframeRequest[key] = now
+        SFUMetrics.keyframeRequests.increment()
         server.sendRTCP([.pictureLossIndication(senderSSRC: 1, mediaSSRC: ssrc)], on: entry.publisher)
     }
 }

@@ -109,6 +109,10 @@ def test_aiortc_publishes_and_chromium_plays(chromium, webrtc_tally):
     assert page.evaluate("window.played.videoWidth") == 320
     assert second["frames"] > first["frames"] + 30, (first, second)
     assert second["audio"] > first["audio"] + 100, (first, second)
+    metrics = requests.get(webrtc_tally.url + "/metrics", timeout=10).text
+    forwarded = [float(line.split()[-1]) for line in metrics.splitlines() if line.startswith("tally_sfu_forwarded_packets_total")]
+    assert forwarded and forwarded[0] > 100, metrics[-2000:]
+    assert any(line.startswith("tally_sfu_keyframe_requests_total") and float(line.split()[-1]) >= 1 for line in metrics.splitlines())
     assert requests.delete(webrtc_tally.url + location, headers={"Authorization": f"Bearer {token}"}, timeout=10).status_code == 200
     loop.run(publisher.close())
     loop.close()
