@@ -1,4 +1,5 @@
 import MediaCore
+import RTCP
 import RTP
 import SDP
 
@@ -17,6 +18,10 @@ public final class Consumer {
     public var preferredLayer: Int?
     public private(set) var currentLayer: Int?
     public private(set) var drops = DropCounters()
+    public private(set) var packetsSent: UInt32 = 0
+    public private(set) var octetsSent: UInt32 = 0
+    /// From the subscriber's reception reports of our sender reports.
+    public var roundTripTime: Duration?
 
     /// Why packets were not forwarded, for metrics.
     public struct DropCounters: Sendable, Equatable {
@@ -94,8 +99,28 @@ public final class Consumer {
         if lastSequence.map({ SerialNumber.isNewer(sequence, than: $0) }) ?? true { lastSequence = sequence }
         if lastTimestamp.map({ SerialNumber.isNewer(timestamp, than: $0) }) ?? true { lastTimestamp = timestamp }
         lastSentAt = now
+        packetsSent &+= 1
+        octetsSent &+= UInt32(truncatingIfNeeded: source.payload.count)
         SFUMetrics.forwarded.increment()
         return Output(packet: bytes, keyframeNeeded: nil)
+    }
+
+    /// A sender report for the outgoing stream: the publisher's own NTP-to-RTP mapping moved
+    /// into our timestamp space, so the receiver can line audio up with video as the
+    /// publisher captured them. Without one, our own send times stand in.
+    public func senderReport(now: Duration, wallClockNTP: UInt64, publisherReport: (ntp: UInt64, rtp: UInt32, arrival: Duration)?) -> SenderReport? {
+        guard currentLayer != nil, let lastTimestamp, let lastSentAt else { return nil }
+        let ntp: UInt64
+        let rtp: UInt32
+        if let report = publisherReport {
+            let elapsed = max(0, (now - report.arrival).seconds)
+            ntp = report.ntp &+ UInt64(elapsed * 4_294_967_296)
+            rtp = report.rtp &+ timestampOffset &+ UInt32(truncatingIfNeeded: Int64(elapsed * Double(clockRate)))
+        } else {
+            ntp = wallClockNTP
+            rtp = lastTimestamp &+ UInt32(truncatingIfNeeded: Int64(max(0, (now - lastSentAt).seconds) * Double(clockRate)))
+        }
+        return SenderReport(ssrc: outgoing.ssrc, ntpTimestamp: ntp, rtpTimestamp: rtp, packetCount: packetsSent, octetCount: octetsSent)
     }
 
     /// Retransmissions for a subscriber's NACK: RTX when negotiated, else the packet again.
@@ -129,5 +154,11 @@ public final class Consumer {
         timestampOffset = nextTimestamp &- source.timestamp
         switchSequence = source.sequenceNumber
         currentLayer = arrival.layer
+    }
+}
+
+extension Duration {
+    var seconds: Double {
+        Double(components.seconds) + Double(components.attoseconds) / 1e18
     }
 }

@@ -30,6 +30,10 @@ public final class Producer {
         var windowBytes = 0
         var unwrapper = SequenceUnwrapper()
         var highest: Int64?
+        /// For the receiver reports owed to the publisher.
+        var reception: ReceptionStatistics
+        /// The publisher's last sender report on this layer: its clocks, and when it came.
+        public var senderReport: (ntp: UInt64, rtp: UInt32, arrival: Duration)?
         /// Missing sequence numbers → when first noticed and how often asked for.
         var missing: [Int64: (since: Duration, requests: Int)] = [:]
     }
@@ -48,7 +52,7 @@ public final class Producer {
         kind = media.kind
         self.media = media
         rids = media.remoteRIDs.reversed()
-        layers = Array(repeating: Layer(), count: max(1, media.remoteRIDs.count))
+        layers = Array(repeating: Layer(reception: ReceptionStatistics(clockRate: media.codec.clockRate)), count: max(1, media.remoteRIDs.count))
         ridExtensionID = media.headerExtensions.first { $0.uri == RTPHeaderExtensionURI.rid }?.id
         repairedRIDExtensionID = media.headerExtensions.first { $0.uri == RTPHeaderExtensionURI.repairedRID }?.id
         if rids.isEmpty {
@@ -79,6 +83,8 @@ public final class Producer {
         }
         let isKeyframe = Self.isKeyframe(packet, codec: media.codec.name)
         record(packet, layer: layer, keyframe: isKeyframe, now: now)
+        // Reports describe the network as it was, before retransmissions repaired it.
+        if !repaired { layers[layer].reception.record(sequence: packet.sequenceNumber, timestamp: packet.timestamp, arrival: now) }
         return Arrival(packet: packet, layer: layer, isKeyframe: isKeyframe, repaired: repaired)
     }
 
@@ -100,6 +106,22 @@ public final class Producer {
             if !due.isEmpty { result.append((ssrc, due.sorted { SerialNumber.isNewer($1, than: $0) })) }
         }
         return result
+    }
+
+    /// Takes the publisher's sender report for one of this track's SSRCs.
+    public func receive(_ report: SenderReport, now: Duration) -> Bool {
+        guard let index = layerBySSRC[report.ssrc] else { return false }
+        layers[index].senderReport = (report.ntpTimestamp, report.rtpTimestamp, now)
+        layers[index].reception.recordSenderReport(ntpTimestamp: report.ntpTimestamp, arrival: now)
+        return true
+    }
+
+    /// Reception report blocks for every layer heard from.
+    public func receptionReports(now: Duration) -> [ReceptionReport] {
+        layers.indices.compactMap { index in
+            guard let ssrc = layers[index].ssrc else { return nil }
+            return layers[index].reception.report(ssrc: ssrc, now: now)
+        }
     }
 
     /// The SSRC to ask for a keyframe on `layer`, once it is known.

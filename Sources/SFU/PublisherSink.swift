@@ -1,3 +1,4 @@
+import Foundation
 import RTCP
 import RTP
 import SDP
@@ -17,6 +18,7 @@ public final class PublisherSink: MediaSink {
     private let audioLevelExtensionID: UInt8?
     private var transportFeedback = TransportFeedbackRecorder()
     private var feedbackMediaSSRC: UInt32?
+    private var lastReportAt: Duration?
     private let onClose: (PublisherSink) -> Void
 
     public init(participantID: String, answer: SDPAnswer, router: Router, clock: @escaping () -> Duration, onClose: @escaping (PublisherSink) -> Void) {
@@ -61,11 +63,23 @@ public final class PublisherSink: MediaSink {
         router.route(arrival, from: producer, server: server, now: now)
     }
 
-    public func peer(_ peer: PeerConnection, didReceive packets: [RTCPPacket], server: WebRTCServer) {}
+    public func peer(_ peer: PeerConnection, didReceive packets: [RTCPPacket], server: WebRTCServer) {
+        let now = clock()
+        for case .senderReport(let report) in packets {
+            for producer in producersByMid.values where producer.receive(report, now: now) { break }
+        }
+    }
 
     public func tick(_ peer: PeerConnection, server: WebRTCServer) {
         let now = clock()
         router.evaluateSpeaker(now: now)
+        if lastReportAt.map({ now - $0 >= .seconds(1) }) ?? true {
+            lastReportAt = now
+            let blocks = producersByMid.values.flatMap { $0.receptionReports(now: now) }
+            if !blocks.isEmpty {
+                server.sendRTCP([.receiverReport(ReceiverReport(ssrc: 1, reports: Array(blocks.prefix(31))))], on: peer)
+            }
+        }
         if let media = feedbackMediaSSRC, let feedback = transportFeedback.feedback(senderSSRC: 1, mediaSSRC: media) {
             server.sendRTCP([.transportFeedback(feedback)], on: peer)
         }
@@ -95,6 +109,7 @@ public final class SubscriberSink: MediaSink {
     private let clock: () -> Duration
     private var consumersBySSRC: [UInt32: Consumer] = [:]
     private let consumers: [Consumer]
+    private var lastReportAt: Duration?
 
     /// `producers` maps each section's mid to the producer it plays.
     public init(answer: SDPAnswer, producers: [String: String], router: Router, clock: @escaping () -> Duration) {
@@ -126,14 +141,39 @@ public final class SubscriberSink: MediaSink {
                 keyframe(for: ssrc, server: server)
             case .fullIntraRequest(let fir):
                 for entry in fir.entries { keyframe(for: entry.ssrc, server: server) }
+            case .receiverReport(let report):
+                roundTrip(report.reports)
+            case .senderReport(let report):
+                roundTrip(report.reports)
             default:
                 continue
             }
         }
     }
 
+    /// A sender report (with the stream's CNAME) per consumer, every second.
+    public func tick(_ peer: PeerConnection, server: WebRTCServer) {
+        let now = clock()
+        guard lastReportAt.map({ now - $0 >= .seconds(1) }) ?? true else { return }
+        lastReportAt = now
+        let wallClock = NTPTime.from(unixSeconds: Date().timeIntervalSince1970)
+        for consumer in consumers {
+            guard let report = consumer.senderReport(now: now, wallClockNTP: wallClock, publisherReport: router.publisherReport(for: consumer)) else { continue }
+            server.sendRTCP([.senderReport(report), .sourceDescription([SourceDescriptionChunk(ssrc: consumer.outgoing.ssrc, cname: consumer.outgoing.cname)])], on: peer)
+        }
+    }
+
     public func peerDidClose(_ peer: PeerConnection, reason: String) {
         for consumer in consumers { router.remove(consumer: consumer.id) }
+    }
+
+    private func roundTrip(_ blocks: [ReceptionReport]) {
+        let arrival = NTPTime.from(unixSeconds: Date().timeIntervalSince1970)
+        for block in blocks {
+            guard let consumer = consumersBySSRC[block.ssrc],
+                  let rtt = NTPTime.roundTrip(arrivalNTP: arrival, lastSenderReport: block.lastSenderReport, delaySinceLastSenderReport: block.delaySinceLastSenderReport) else { continue }
+            consumer.roundTripTime = rtt
+        }
     }
 
     private func keyframe(for ssrc: UInt32, server: WebRTCServer) {

@@ -38,6 +38,13 @@ public final class Router {
 
     public func producer(_ id: String) -> Producer? { producers[id]?.producer }
 
+    /// The publisher's last sender report for the layer a consumer currently forwards.
+    public func publisherReport(for consumer: Consumer) -> (ntp: UInt64, rtp: UInt32, arrival: Duration)? {
+        guard let layer = consumer.currentLayer, let producer = producers[consumer.producerID]?.producer,
+              producer.layers.indices.contains(layer) else { return nil }
+        return producer.layers[layer].senderReport
+    }
+
     /// The producers of one participant, by producer id prefix.
     public func producers(ofParticipant participant: String) -> [Producer] {
         producers.values.map(\.producer).filter { $0.id.hasPrefix(participant + ":") }.sorted { $0.id < $1.id }

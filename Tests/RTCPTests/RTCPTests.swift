@@ -85,3 +85,55 @@ struct RTCPTests {
         #expect(throws: error) { try RTCPCompound.parse(bytes) }
     }
 }
+
+@Suite("Reception statistics and report blocks (RFC 3550 A.3, A.8)")
+struct ReceptionStatisticsTests {
+    @Test("loss, fraction lost per interval and extended highest sequence, across the wrap")
+    func loss() throws {
+        var stats = ReceptionStatistics(clockRate: 90000)
+        var sequence: UInt16 = 65530
+        for index in 0..<20 {
+            if index != 7 && index != 8 { stats.record(sequence: sequence, timestamp: UInt32(index) * 3000, arrival: .milliseconds(index * 33)) }
+            sequence &+= 1
+        }
+        let first = stats.report(ssrc: 5, now: .seconds(1))
+        let report = try #require(first)
+        #expect(report.cumulativeLost == 2 && report.fractionLost == UInt8((2 << 8) / 20))
+        #expect(report.extendedHighestSequence == 65530 + 19)
+        for _ in 0..<10 {
+            stats.record(sequence: sequence, timestamp: 0, arrival: .seconds(1))
+            sequence &+= 1
+        }
+        let second = stats.report(ssrc: 5, now: .seconds(2))
+        #expect(second?.fractionLost == 0)
+    }
+
+    @Test("jitter stays near zero for evenly paced packets and grows when arrivals wobble")
+    func jitter() {
+        var steady = ReceptionStatistics(clockRate: 90000)
+        var wobbly = ReceptionStatistics(clockRate: 90000)
+        for index in 0..<200 {
+            steady.record(sequence: UInt16(index), timestamp: UInt32(index * 3000), arrival: .microseconds(Int64(index) * 33_333))
+            let wobble: Int64 = index % 2 == 0 ? 0 : 10_000
+            wobbly.record(sequence: UInt16(index), timestamp: UInt32(index * 3000), arrival: .microseconds(Int64(index) * 33_333 + wobble))
+        }
+        #expect(steady.jitter < 5)
+        #expect(wobbly.jitter > 700 && wobbly.jitter < 1000) // ~10 ms at 90 kHz
+    }
+
+    @Test("LSR and DLSR describe the last sender report, and give back the round trip")
+    func roundTrip() throws {
+        var stats = ReceptionStatistics(clockRate: 48000)
+        stats.record(sequence: 1, timestamp: 0, arrival: .zero)
+        let sentAt = NTPTime.from(unixSeconds: 1_700_000_000.25)
+        stats.recordSenderReport(ntpTimestamp: sentAt, arrival: .seconds(10))
+        let made = stats.report(ssrc: 1, now: .milliseconds(10_500))
+        let report = try #require(made)
+        #expect(report.lastSenderReport == UInt32(truncatingIfNeeded: sentAt >> 16))
+        #expect(report.delaySinceLastSenderReport == 32768)
+        // The report reaches the sender 40 ms of network after the 500 ms hold, 20 ms each way.
+        let arrival = NTPTime.from(unixSeconds: 1_700_000_000.25 + 0.02 + 0.5 + 0.02)
+        let rtt = try #require(NTPTime.roundTrip(arrivalNTP: arrival, lastSenderReport: report.lastSenderReport, delaySinceLastSenderReport: report.delaySinceLastSenderReport))
+        #expect(abs((rtt - .milliseconds(40)).seconds) < 0.001)
+    }
+}

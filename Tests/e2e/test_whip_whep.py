@@ -107,6 +107,10 @@ def test_aiortc_publishes_and_chromium_plays(chromium, webrtc_tally):
     time.sleep(4)
     second = page.evaluate(stats)
     assert page.evaluate("window.played.videoWidth") == 320
+    # Chromium parsed our sender reports for both streams.
+    reports = page.evaluate("""async () => { const out = []; (await window.pc.getStats()).forEach(s => {
+        if (s.type === 'remote-outbound-rtp') out.push([s.kind, s.reportsSent]); }); return out; }""")
+    assert sorted(kind for kind, sent in reports if sent >= 1) == ["audio", "video"], reports
     assert second["frames"] > first["frames"] + 30, (first, second)
     assert second["audio"] > first["audio"] + 100, (first, second)
     metrics = requests.get(webrtc_tally.url + "/metrics", timeout=10).text
@@ -126,6 +130,10 @@ def test_chromium_publishes_simulcast_and_aiortc_plays(chromium, webrtc_tally):
     assert result["status"] == 201, result
     participant = result["location"].rsplit("/", 1)[1]
     time.sleep(3)
+    # Our receiver reports carry LSR/DLSR good enough for Chromium to measure the round trip.
+    rtts = page.evaluate("""async () => { const out = []; (await window.publisher.getStats()).forEach(s => {
+        if (s.type === 'remote-inbound-rtp' && s.roundTripTime !== undefined) out.push(s.roundTripTime); }); return out; }""")
+    assert rtts and all(0 <= rtt < 0.5 for rtt in rtts), rtts
 
     async def play():
         pc = RTCPeerConnection(RTCConfiguration(bundlePolicy="max-bundle"))
