@@ -16,6 +16,8 @@ public final class Consumer {
     public let outgoing: LocalStream
     /// The layer to forward; nil follows the producer's best active layer.
     public var preferredLayer: Int?
+    /// Set by bandwidth allocation when not even the lowest layer fits: nothing is sent.
+    public private(set) var isPaused = false
     public private(set) var currentLayer: Int?
     public private(set) var drops = DropCounters()
     public private(set) var packetsSent: UInt32 = 0
@@ -28,6 +30,7 @@ public final class Consumer {
         public var notAKeyframe = 0
         public var otherLayer = 0
         public var beforeSwitch = 0
+        public var paused = 0
     }
 
     /// What forwarding one packet produced.
@@ -47,6 +50,7 @@ public final class Consumer {
     private var cache = RTPPacketCache(capacity: 1024)
     private var rtxSequence = UInt16.random(in: 0...UInt16.max)
     private let midExtensionID: UInt8?
+    let transportSequenceExtensionID: UInt8?
     private let clockRate: UInt32
 
     public init(id: String, producerID: String, media: NegotiatedMedia, outgoing: LocalStream) {
@@ -55,12 +59,20 @@ public final class Consumer {
         self.media = media
         self.outgoing = outgoing
         midExtensionID = media.headerExtensions.first { $0.uri == RTPHeaderExtensionURI.mid }?.id
+        transportSequenceExtensionID = media.headerExtensions.first { $0.uri == RTPHeaderExtensionURI.transportWideCC }?.id
         clockRate = media.codec.clockRate
     }
 
     /// Forwards `arrival` if it belongs to the layer being sent; `bestLayer` is the
     /// producer's highest active layer, used when no layer is preferred.
-    public func forward(_ arrival: Producer.Arrival, bestLayer: Int, now: Duration) -> Output {
+    /// `transportSequence` numbers the packet for the subscriber's transport-cc feedback; it
+    /// is called only when a packet is sent, with the packet's size.
+    public func forward(_ arrival: Producer.Arrival, bestLayer: Int, now: Duration, transportSequence: (Int) -> UInt16? = { _ in nil }) -> Output {
+        if isPaused {
+            drops.paused += 1
+            SFUMetrics.droppedPaused.increment()
+            return Output(packet: nil, keyframeNeeded: nil)
+        }
         let target = min(preferredLayer ?? bestLayer, bestLayer)
         if currentLayer != target {
             if arrival.layer == target && arrival.isKeyframe {
@@ -93,6 +105,9 @@ public final class Consumer {
         var builder = RTPPacketBuilder(payloadType: media.codec.payloadType, sequenceNumber: sequence, timestamp: timestamp, ssrc: outgoing.ssrc)
         builder.marker = source.marker
         if let midExtensionID { builder.extensions = [(midExtensionID, Array(media.mid.utf8))] }
+        if let id = transportSequenceExtensionID, let wide = transportSequence(source.payload.count + 40) {
+            builder.extensions.append((id, RTPHeaderExtensionValue.encodeTransportSequence(wide)))
+        }
         builder.payload = Array(source.payload)
         let bytes = builder.serialize()
         cache.store(bytes, sequenceNumber: sequence)
@@ -103,6 +118,16 @@ public final class Consumer {
         octetsSent &+= UInt32(truncatingIfNeeded: source.payload.count)
         SFUMetrics.forwarded.increment()
         return Output(packet: bytes, keyframeNeeded: nil)
+    }
+
+    /// Stops sending; resuming waits for a keyframe, since the receiver missed what came between.
+    public func pause() {
+        isPaused = true
+        currentLayer = nil
+    }
+
+    public func resume() {
+        isPaused = false
     }
 
     /// A sender report for the outgoing stream: the publisher's own NTP-to-RTP mapping moved
@@ -154,11 +179,5 @@ public final class Consumer {
         timestampOffset = nextTimestamp &- source.timestamp
         switchSequence = source.sequenceNumber
         currentLayer = arrival.layer
-    }
-}
-
-extension Duration {
-    var seconds: Double {
-        Double(components.seconds) + Double(components.attoseconds) / 1e18
     }
 }

@@ -110,6 +110,11 @@ public final class SubscriberSink: MediaSink {
     private var consumersBySSRC: [UInt32: Consumer] = [:]
     private let consumers: [Consumer]
     private var lastReportAt: Duration?
+    private var lastAllocationAt: Duration?
+    /// Congestion control toward this subscriber; nil when it gives no transport-cc feedback.
+    public private(set) var estimator: BandwidthEstimator?
+    private var nextTransportSequence = UInt16.random(in: 0...UInt16.max)
+    private var sendHistory: [UInt16: (sentAt: Duration, size: Int)] = [:]
 
     /// `producers` maps each section's mid to the producer it plays.
     public init(answer: SDPAnswer, producers: [String: String], router: Router, clock: @escaping () -> Duration) {
@@ -123,10 +128,69 @@ public final class SubscriberSink: MediaSink {
             consumersBySSRC[outgoing.ssrc] = consumer
         }
         self.consumers = consumers
+        if consumers.contains(where: { $0.transportSequenceExtensionID != nil }) {
+            estimator = BandwidthEstimator(initial: 1_500_000)
+        }
     }
 
     public func peerDidConnect(_ peer: PeerConnection, server: WebRTCServer) {
-        for consumer in consumers { router.add(consumer, subscriber: peer, server: server, now: clock()) }
+        for consumer in consumers { router.add(consumer, subscriber: peer, sink: self, server: server, now: clock()) }
+    }
+
+    /// Numbers an outgoing packet for transport-cc and remembers when it left and how big it was.
+    func allocateTransportSequence(size: Int, now: Duration) -> UInt16? {
+        guard estimator != nil else { return nil }
+        let sequence = nextTransportSequence
+        nextTransportSequence &+= 1
+        sendHistory[sequence] = (now, size)
+        if sendHistory.count > 8192 { sendHistory.removeValue(forKey: sequence &- 8192) }
+        return sequence
+    }
+
+    /// The subscriber's feedback, matched to what was sent, for the estimator.
+    private func handle(_ feedback: TransportFeedback, now: Duration) {
+        guard var estimator else { return }
+        var arrival = Duration.milliseconds(Int64(feedback.referenceTime) * 64)
+        var results: [BandwidthEstimator.PacketResult] = []
+        for status in feedback.packets {
+            guard let sent = sendHistory.removeValue(forKey: status.sequenceNumber) else { continue }
+            var arrived: Duration?
+            if let delta = status.delta {
+                arrival += .microseconds(Int64(delta) * 250)
+                arrived = arrival
+            }
+            results.append(.init(sentAt: sent.sentAt, arrivedAt: arrived, size: sent.size))
+        }
+        estimator.update(results, now: now)
+        self.estimator = estimator
+    }
+
+    /// Shares the estimate out every 500 ms: audio first, then for each video consumer the
+    /// highest layer that fits (with 25 % headroom to go up); video pauses before audio suffers.
+    private func allocate(now: Duration) {
+        guard let estimate = estimator?.estimate else { return }
+        if let last = lastAllocationAt, now - last < .milliseconds(500) { return }
+        lastAllocationAt = now
+        var budget = estimate
+        for consumer in consumers where consumer.media.kind == "audio" {
+            budget -= router.producer(consumer.producerID)?.layers.first.map { max($0.bitrate, 64_000) } ?? 64_000
+        }
+        for consumer in consumers where consumer.media.kind == "video" {
+            guard let producer = router.producer(consumer.producerID) else { continue }
+            let active = producer.activeLayers(now: now)
+            guard producer.isSimulcast, !active.isEmpty else { continue }
+            let fitting = active.filter { layer in
+                let rate = producer.layers[layer].bitrate
+                return layer <= (consumer.currentLayer ?? -1) ? rate <= budget : rate * 1.25 <= budget
+            }
+            if let layer = fitting.last {
+                consumer.resume()
+                consumer.preferredLayer = layer
+                budget -= producer.layers[layer].bitrate
+            } else if !consumer.isPaused {
+                consumer.pause()
+            }
+        }
     }
 
     public func peer(_ peer: PeerConnection, didReceive packet: RTPPacket, server: WebRTCServer) {}
@@ -145,15 +209,18 @@ public final class SubscriberSink: MediaSink {
                 roundTrip(report.reports)
             case .senderReport(let report):
                 roundTrip(report.reports)
+            case .transportFeedback(let feedback):
+                handle(feedback, now: clock())
             default:
                 continue
             }
         }
     }
 
-    /// A sender report (with the stream's CNAME) per consumer, every second.
+    /// Bandwidth allocation, and a sender report (with the stream's CNAME) per consumer every second.
     public func tick(_ peer: PeerConnection, server: WebRTCServer) {
         let now = clock()
+        allocate(now: now)
         guard lastReportAt.map({ now - $0 >= .seconds(1) }) ?? true else { return }
         lastReportAt = now
         let wallClock = NTPTime.from(unixSeconds: Date().timeIntervalSince1970)

@@ -7,7 +7,7 @@ import WebRTCTransport
 public final class Router {
     public let id: String
     private var producers: [String: (producer: Producer, publisher: PeerConnection)] = [:]
-    private var consumers: [String: [(consumer: Consumer, subscriber: PeerConnection)]] = [:]
+    private var consumers: [String: [(consumer: Consumer, subscriber: PeerConnection, sink: SubscriberSink)]] = [:]
     private var lastKeyframeRequest: [String: Duration] = [:]
     /// Keyframe requests per producer layer are at most this frequent.
     public var keyframeRequestInterval: Duration = .milliseconds(300)
@@ -59,8 +59,8 @@ public final class Router {
         speakers.remove(producer: id)
     }
 
-    public func add(_ consumer: Consumer, subscriber: PeerConnection, server: WebRTCServer, now: Duration) {
-        consumers[consumer.producerID, default: []].append((consumer, subscriber))
+    public func add(_ consumer: Consumer, subscriber: PeerConnection, sink: SubscriberSink, server: WebRTCServer, now: Duration) {
+        consumers[consumer.producerID, default: []].append((consumer, subscriber, sink))
         if let producer = producers[consumer.producerID]?.producer {
             let best = producer.activeLayers(now: now).last ?? (producer.layers.count - 1)
             requestKeyframe(producer: consumer.producerID, layer: consumer.preferredLayer.map { min($0, best) } ?? best, server: server, now: now)
@@ -76,7 +76,9 @@ public final class Router {
         guard let bindings = consumers[producer.id], !bindings.isEmpty else { return }
         let best = producer.activeLayers(now: now).last ?? arrival.layer
         for binding in bindings {
-            let output = binding.consumer.forward(arrival, bestLayer: best, now: now)
+            let output = binding.consumer.forward(arrival, bestLayer: best, now: now) { size in
+                binding.sink.allocateTransportSequence(size: size, now: now)
+            }
             if let packet = output.packet { server.sendRTP(packet, on: binding.subscriber) }
             if let layer = output.keyframeNeeded { requestKeyframe(producer: producer.id, layer: layer, server: server, now: now) }
         }

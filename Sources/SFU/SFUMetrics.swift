@@ -7,6 +7,7 @@ enum SFUMetrics {
     static let droppedOtherLayer = Counter(label: "tally_sfu_dropped_packets_total", dimensions: [("reason", "other_layer")])
     static let droppedBeforeSwitch = Counter(label: "tally_sfu_dropped_packets_total", dimensions: [("reason", "before_switch")])
     static let droppedUnknownStream = Counter(label: "tally_sfu_dropped_packets_total", dimensions: [("reason", "unknown_stream")])
+    static let droppedPaused = Counter(label: "tally_sfu_dropped_packets_total", dimensions: [("reason", "paused")])
     static let retransmitted = Counter(label: "tally_sfu_retransmitted_packets_total")
     static let retransmissionCacheMisses = Counter(label: "tally_sfu_dropped_packets_total", dimensions: [("reason", "cache_miss")])
     static let nacksToPublishers = Counter(label: "tally_sfu_nack_requests_total")

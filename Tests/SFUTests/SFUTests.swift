@@ -105,6 +105,20 @@ struct ConsumerTests {
         #expect(Array(rtx.payload.prefix(2)) == [UInt8(switched.sequenceNumber >> 8), UInt8(switched.sequenceNumber & 0xFF)])
     }
 
+    @Test("a paused consumer sends nothing, and on resuming waits for a keyframe")
+    func pauseAndResume() throws {
+        let producer = Producer(id: "p:1", media: Publisher.media)
+        let consumer = Consumer(id: "c", producerID: "p:1", media: Self.subscriberMedia, outgoing: Self.subscriberMedia.localStream!)
+        #expect(consumer.forward(producer.receive(Publisher.packet(rid: "l", sequence: 1, keyframe: true), now: .zero)!, bestLayer: 0, now: .zero).packet != nil)
+        consumer.pause()
+        #expect(consumer.forward(producer.receive(Publisher.packet(rid: "l", sequence: 2, keyframe: true), now: .zero)!, bestLayer: 0, now: .zero).packet == nil)
+        #expect(consumer.drops.paused == 1)
+        consumer.resume()
+        let midGOP = consumer.forward(producer.receive(Publisher.packet(rid: "l", sequence: 3), now: .zero)!, bestLayer: 0, now: .zero)
+        #expect(midGOP.packet == nil && midGOP.keyframeNeeded == 0)
+        #expect(consumer.forward(producer.receive(Publisher.packet(rid: "l", sequence: 4, keyframe: true), now: .zero)!, bestLayer: 0, now: .zero).packet != nil)
+    }
+
     @Test("a preferred lower layer is honoured")
     func preferred() throws {
         let producer = Producer(id: "p:1", media: Publisher.media)
@@ -163,5 +177,53 @@ struct ActiveSpeakerTests {
         }
         #expect(observer.evaluate(now: .milliseconds(3000)) == .some("bob"))
         #expect(observer.evaluate(now: .milliseconds(4500)) == .some(nil))
+    }
+}
+
+@Suite("Bandwidth estimator (GCC-like)")
+struct BandwidthEstimatorTests {
+    /// 100 ms of 1200-byte packets every 10 ms, their one-way delay growing by `delayGrowth` each.
+    static func feed(_ estimator: inout BandwidthEstimator, seconds: Int, delayGrowth: Duration = .zero, lossEvery: Int = 0) {
+        var sent = Duration.zero
+        var delay = Duration.milliseconds(20)
+        var index = 0
+        for tick in 1...(seconds * 10) {
+            var results: [BandwidthEstimator.PacketResult] = []
+            for _ in 0..<10 {
+                index += 1
+                let lost = lossEvery > 0 && index % lossEvery == 0
+                results.append(.init(sentAt: sent, arrivedAt: lost ? nil : sent + delay, size: 1200))
+                sent += .milliseconds(10)
+                delay += delayGrowth
+            }
+            estimator.update(results, now: .milliseconds(tick * 100) + .milliseconds(30))
+        }
+    }
+
+    @Test("a clean path lets the estimate grow about 8 % a second")
+    func grows() {
+        var estimator = BandwidthEstimator(initial: 1_000_000)
+        Self.feed(&estimator, seconds: 5)
+        #expect(estimator.usage == .normal)
+        #expect(estimator.estimate > 1_350_000 && estimator.estimate < 1_600_000)
+        #expect((estimator.acknowledgedBitrate ?? 0) > 900_000)
+    }
+
+    @Test("a growing queue is overuse: the estimate drops below what got through")
+    func delay() {
+        var estimator = BandwidthEstimator(initial: 3_000_000)
+        Self.feed(&estimator, seconds: 3, delayGrowth: .milliseconds(2))
+        #expect(estimator.usage == .overusing)
+        #expect(estimator.estimate < 1_000_000)
+    }
+
+    @Test("heavy loss brings the estimate down; light loss does not")
+    func loss() {
+        var heavy = BandwidthEstimator(initial: 2_000_000)
+        Self.feed(&heavy, seconds: 3, lossEvery: 5)
+        #expect(heavy.estimate < 1_000_000)
+        var light = BandwidthEstimator(initial: 2_000_000)
+        Self.feed(&light, seconds: 3, lossEvery: 100)
+        #expect(light.estimate >= 2_000_000)
     }
 }
