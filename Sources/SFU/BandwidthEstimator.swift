@@ -34,6 +34,8 @@ public struct BandwidthEstimator: Sendable {
     private var smoothedDelay: Double = 0
     private var trendSamples: [(time: Double, delay: Double)] = []
     private var threshold: Double = 12.5
+    /// Consecutive updates whose trend exceeded the threshold.
+    private var overuseStreak = 0
     private var acknowledged: [(at: Duration, bytes: Int)] = []
 
     public init(initial: Double = 1_000_000, minimum: Double = 100_000, maximum: Double = 20_000_000) {
@@ -79,8 +81,12 @@ public struct BandwidthEstimator: Sendable {
             previousGroup = (result.sentAt, arrived)
         }
         let trend = slope(trendSamples) * Double(min(trendSamples.count, 60)) * 4
-        if trend > threshold {
+        // One reading over the threshold can be a scheduling hiccup; overuse must persist (GCC §5.4).
+        overuseStreak = trend > threshold ? overuseStreak + 1 : 0
+        if overuseStreak >= 2 {
             usage = .overusing
+        } else if trend > threshold {
+            usage = .normal
         } else if trend < -threshold {
             usage = .underusing
         } else {
