@@ -82,22 +82,6 @@ public struct DTLSHandshakeHeader: Sendable, Equatable {
         return DTLSHandshakeHeader(messageType: type, length: Int(length), messageSequence: sequence,
                                    fragmentOffset: Int(offset), fragmentLength: Int(fragmentLength))
     }
-
-    public var name: String {
-        switch messageType {
-        case 1: "ClientHello"
-        case 2: "ServerHello"
-        case 3: "HelloVerifyRequest"
-        case 11: "Certificate"
-        case 12: "ServerKeyExchange"
-        case 13: "CertificateRequest"
-        case 14: "ServerHelloDone"
-        case 15: "CertificateVerify"
-        case 16: "ClientKeyExchange"
-        case 20: "Finished"
-        default: "handshake type \(messageType)"
-        }
-    }
 }
 
 public enum DTLSError: Error, Equatable, CustomStringConvertible {

@@ -10,7 +10,7 @@ extension API {
         router.delete("api/echo/:session") { _, context in
             guard context.identity != nil else { throw APIError.unauthorized }
             let id = context.parameters.get("session") ?? ""
-            guard await webrtc.close(sessionID: id, reason: "closed by the client") else { throw APIError.notFound("session") }
+            guard await webrtc.close(sessionID: id, tag: Self.echoTag, reason: "closed by the client") else { throw APIError.notFound("session") }
             return HTTPResponse.Status.ok
         }
     }
@@ -19,7 +19,7 @@ extension API {
         guard context.identity != nil else { throw APIError.unauthorized }
         let offer = try await Self.readOffer(request)
         do {
-            let (id, answer) = try await webrtc.open(offer: offer, intent: EchoSink.intent(for:)) { EchoSink(answer: $0) }
+            let (id, answer) = try await webrtc.open(offer: offer, tag: Self.echoTag, intent: EchoSink.intent(for:)) { EchoSink(answer: $0) }
             return Self.sdpResponse(answer, location: "/api/echo/\(id)")
         } catch let error as SDPError {
             throw APIError(.badRequest, "unacceptable_offer", error.description)
@@ -27,6 +27,8 @@ extension API {
             throw APIError(.serviceUnavailable, "too_many_sessions", "the media server is full; try again shortly", headers: [.retryAfter: "5"])
         }
     }
+
+    static let echoTag = "echo"
 
     /// The offer of a WHIP/WHEP request: `application/sdp`, at most 64 KiB, parseable.
     static func readOffer(_ request: Request) async throws -> SessionDescription {

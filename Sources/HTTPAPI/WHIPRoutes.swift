@@ -19,8 +19,9 @@ extension API {
         }
         router.post("whep/:broadcast/:participant") { request, context in try await play(request, context) }
         router.delete("whep/:broadcast/:participant/:session") { _, context in
-            _ = try await mediaBroadcast(context)
-            guard await webrtc.close(sessionID: context.parameters.get("session") ?? "", reason: "closed by the client") else {
+            let broadcast = try await mediaBroadcast(context)
+            guard await webrtc.close(sessionID: context.parameters.get("session") ?? "", tag: SFU.playTag(broadcast.id!.uuidString),
+                                     reason: "closed by the client") else {
                 throw APIError.notFound("session")
             }
             return HTTPResponse.Status.ok

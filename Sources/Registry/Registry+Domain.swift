@@ -60,10 +60,6 @@ extension Registry {
         throw RegistryError.unavailable("ownership of room \(room) keeps changing")
     }
 
-    public func releaseRoom(_ room: String) async throws {
-        try await delete("room-owner:\(room)")
-    }
-
     /// The channel every node of a room listens on for that room's events.
     public func publishRoomEvent(room: String, _ message: String) async throws {
         try await publish("room:\(room)", message)

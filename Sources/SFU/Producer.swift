@@ -24,7 +24,6 @@ public final class Producer {
         public var packets = 0
         public var bytes = 0
         public var lastPacketAt: Duration?
-        public var lastKeyframeAt: Duration?
         public var bitrate: Double = 0
         var windowStart: Duration?
         var windowBytes = 0
@@ -82,7 +81,7 @@ public final class Producer {
             layer = index
         }
         let isKeyframe = Self.isKeyframe(packet, codec: media.codec.name)
-        record(packet, layer: layer, keyframe: isKeyframe, now: now)
+        record(packet, layer: layer, now: now)
         // Reports describe the network as it was, before retransmissions repaired it.
         if !repaired { layers[layer].reception.record(sequence: packet.sequenceNumber, timestamp: packet.timestamp, arrival: now) }
         return Arrival(packet: packet, layer: layer, isKeyframe: isKeyframe, repaired: repaired)
@@ -170,12 +169,11 @@ public final class Producer {
         return packet.unwrappingRetransmission(payloadType: media.codec.payloadType, ssrc: ssrc)
     }
 
-    private func record(_ packet: RTPPacket, layer index: Int, keyframe: Bool, now: Duration) {
+    private func record(_ packet: RTPPacket, layer index: Int, now: Duration) {
         var layer = layers[index]
         layer.packets += 1
         layer.bytes += packet.bytes.count
         layer.lastPacketAt = now
-        if keyframe { layer.lastKeyframeAt = now }
         if layer.windowStart == nil { layer.windowStart = now }
         layer.windowBytes += packet.bytes.count
         if let start = layer.windowStart, now - start >= .milliseconds(500) {

@@ -117,9 +117,12 @@ public final class SubscriberSink: MediaSink {
     private var sendHistory: [UInt16: (sentAt: Duration, size: Int)] = [:]
 
     /// `producers` maps each section's mid to the producer it plays.
-    public init(answer: SDPAnswer, producers: [String: String], router: Router, clock: @escaping () -> Duration) {
+    private let onClose: () -> Void
+
+    public init(answer: SDPAnswer, producers: [String: String], router: Router, clock: @escaping () -> Duration, onClose: @escaping () -> Void) {
         self.router = router
         self.clock = clock
+        self.onClose = onClose
         var consumers: [Consumer] = []
         for media in answer.media where media.direction.sends {
             guard let outgoing = media.localStream, let producerID = producers[media.mid] else { continue }
@@ -232,6 +235,7 @@ public final class SubscriberSink: MediaSink {
 
     public func peerDidClose(_ peer: PeerConnection, reason: String) {
         for consumer in consumers { router.remove(consumer: consumer.id) }
+        onClose()
     }
 
     private func roundTrip(_ blocks: [ReceptionReport]) {

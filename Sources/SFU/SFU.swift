@@ -33,7 +33,7 @@ public final class SFU: @unchecked Sendable {
     /// Opens a publishing session; its sections become producers of `participantID`.
     public func publish(broadcastID: String, participantID: String, offer: SessionDescription) async throws -> (sessionID: String, answer: String) {
         let server = self.server
-        let (id, answer) = try await server.open(offer: offer, intent: { _ in MediaIntent(receive: true) }) { answer in
+        let (id, answer) = try await server.open(offer: offer, tag: "whip:\(broadcastID)", intent: { _ in MediaIntent(receive: true) }) { answer in
             PublisherSink(participantID: participantID, answer: answer, router: self.router(broadcastID), clock: { server.now }) { _ in
                 self.publishers[participantID] = nil
                 self.dropRouterIfUnused(broadcastID)
@@ -48,6 +48,9 @@ public final class SFU: @unchecked Sendable {
         logger.info("publishing", metadata: ["broadcast": "\(broadcastID)", "participant": "\(participantID)", "session": "\(id)"])
         return (id, answer)
     }
+
+    /// The tag of playing sessions of a broadcast: only its WHEP endpoint may close them.
+    public static func playTag(_ broadcastID: String) -> String { "whep:\(broadcastID)" }
 
     public func unpublish(participantID: String) async -> Bool {
         guard let session = try? await server.loop.submit({ self.publishers[participantID] }).get() else { return false }
@@ -74,27 +77,19 @@ public final class SFU: @unchecked Sendable {
             feedback: CodecPolicy.standard.feedback, headerExtensions: CodecPolicy.standard.headerExtensions)
         let mapping = assignment
         let server = self.server
-        let (id, answer) = try await server.open(offer: offer, policy: policy, intent: { section in
+        let (id, answer) = try await server.open(offer: offer, tag: Self.playTag(broadcastID), policy: policy, intent: { section in
             guard let mid = section.mid, mapping[mid] != nil else { return MediaIntent(receive: false) }
             return MediaIntent(receive: false, send: LocalStream(
                 ssrc: UInt32.random(in: 1...UInt32.max), rtxSSRC: section.kind == "video" ? UInt32.random(in: 1...UInt32.max) : nil,
                 cname: "tally-\(participantID)", streamID: participantID, trackID: "\(participantID)-\(mid)"))
         }) { answer in
-            SubscriberSink(answer: answer, producers: mapping, router: self.router(broadcastID), clock: { server.now })
+            SubscriberSink(answer: answer, producers: mapping, router: self.router(broadcastID), clock: { server.now }) {
+                self.dropRouterIfUnused(broadcastID)
+            }
         }
         logger.info("playing", metadata: ["broadcast": "\(broadcastID)", "participant": "\(participantID)", "session": "\(id)",
                                           "codecs": "\(codecs.map(\.name))"])
         return (id, answer)
-    }
-
-    /// Layer counts and bitrates of a participant's producers, for status pages and tests.
-    public func producerStats(broadcastID: String, participantID: String) async -> [(kind: String, layers: [Double])] {
-        let now = server.now
-        return (try? await server.loop.submit {
-            (self.routers[broadcastID]?.producers(ofParticipant: participantID) ?? []).map { producer in
-                (producer.kind, producer.layers.map { layer in layer.lastPacketAt.map { now - $0 < .seconds(2) } == true ? layer.bitrate : 0 })
-            }
-        }.get()) ?? []
     }
 
     private func router(_ broadcastID: String) -> Router {

@@ -21,9 +21,6 @@ public final class EchoSink: MediaSink {
     private var midByPayloadType: [UInt8: String] = [:]
     private var midByOutgoingSSRC: [UInt32: String] = [:]
     private let midExtensionID: UInt8?
-    public private(set) var echoed = 0
-    public private(set) var retransmitted = 0
-    public private(set) var keyframeRequests = 0
 
     public init(answer: SDPAnswer) {
         for media in answer.media where media.direction == .sendrecv {
@@ -52,7 +49,6 @@ public final class EchoSink: MediaSink {
         let echoedBytes = packet.withSSRC(track.outgoing.ssrc)
         track.cache.store(echoedBytes, sequenceNumber: packet.sequenceNumber)
         tracks[mid] = track
-        echoed += 1
         server.sendRTP(echoedBytes, on: peer)
     }
 
@@ -88,7 +84,6 @@ public final class EchoSink: MediaSink {
         } else {
             server.sendRTP(cached, on: peer)
         }
-        retransmitted += 1
     }
 
     /// The peer lost our echo's picture: ask its own sender for a keyframe, at most every 500 ms.
@@ -98,7 +93,6 @@ public final class EchoSink: MediaSink {
         if let last = track.lastKeyframeRequest, now - last < .milliseconds(500) { return }
         track.lastKeyframeRequest = now
         tracks[mid] = track
-        keyframeRequests += 1
         server.sendRTCP([.pictureLossIndication(senderSSRC: track.outgoing.ssrc, mediaSSRC: remote)], on: peer)
     }
 }

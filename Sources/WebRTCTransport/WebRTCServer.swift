@@ -62,10 +62,13 @@ public final class WebRTCServer: @unchecked Sendable {
     private final class Session {
         let peer: PeerConnection
         let sink: any MediaSink
+        /// What opened the session (echo, a broadcast's WHEP…): only the same may close it.
+        let tag: String
         var paths: Set<ICEPath> = []
-        init(peer: PeerConnection, sink: any MediaSink) {
+        init(peer: PeerConnection, sink: any MediaSink, tag: String) {
             self.peer = peer
             self.sink = sink
+            self.tag = tag
         }
     }
 
@@ -157,7 +160,7 @@ public final class WebRTCServer: @unchecked Sendable {
     // MARK: Sessions
 
     /// Answers an offer and opens a session for it; `makeSink` runs on the loop.
-    public func open(offer: SessionDescription, policy: CodecPolicy = .standard, intent: @escaping @Sendable (MediaDescription) -> MediaIntent,
+    public func open(offer: SessionDescription, tag: String, policy: CodecPolicy = .standard, intent: @escaping @Sendable (MediaDescription) -> MediaIntent,
                      makeSink: @escaping @Sendable (SDPAnswer) -> any MediaSink) async throws -> (id: String, answer: String) {
         try await loop.submit { () throws -> (String, String) in
             guard self.udpChannel != nil else { throw WebRTCTransportError.notRunning }
@@ -173,17 +176,18 @@ public final class WebRTCServer: @unchecked Sendable {
             let context = answer.dtlsClient ? self.clientContext : self.serverContext
             let peer = try PeerConnection(id: id, answer: answer, localUsernameFragment: fragment, localPassword: password,
                                           dtlsContext: context, mtu: self.configuration.mtu, now: self.now)
-            self.sessions[id] = Session(peer: peer, sink: makeSink(answer))
+            self.sessions[id] = Session(peer: peer, sink: makeSink(answer), tag: tag)
             self.sessionByFragment[fragment] = id
             self.logger.info("WebRTC session opened", metadata: ["session": "\(id)", "media": "\(answer.media.map { "\($0.kind):\($0.codec.name):\($0.direction)" })"])
             return (id, answer.text)
         }.get()
     }
 
+    /// Closes a session, if `tag` (when given) is the one it was opened with.
     @discardableResult
-    public func close(sessionID: String, reason: String) async -> Bool {
+    public func close(sessionID: String, tag: String? = nil, reason: String) async -> Bool {
         (try? await loop.submit { () -> Bool in
-            guard self.sessions[sessionID] != nil else { return false }
+            guard let session = self.sessions[sessionID], tag == nil || session.tag == tag else { return false }
             self.closeSession(sessionID, reason: reason)
             return true
         }.get()) ?? false
@@ -293,7 +297,9 @@ public final class WebRTCServer: @unchecked Sendable {
         udpChannel?.flush()
         session.sink.peerDidClose(session.peer, reason: reason)
         logger.info("WebRTC session closed", metadata: ["session": "\(id)", "reason": "\(reason)",
-                                                        "packets_in": "\(session.peer.stats.packetsIn)", "packets_out": "\(session.peer.stats.packetsOut)"])
+                                                        "packets_in": "\(session.peer.stats.packetsIn)", "packets_out": "\(session.peer.stats.packetsOut)",
+                                                        "decrypt_failures": "\(session.peer.stats.decryptFailures)",
+                                                        "dropped_unvalidated": "\(session.peer.stats.droppedUnvalidated)"])
     }
 
     static func randomToken(_ length: Int) -> String {

@@ -31,6 +31,20 @@ struct EchoTests {
         }
     }
 
+    @Test("a session closes only through the endpoint that opened it")
+    func ownEndpointOnly() async throws {
+        try await withServer { api, services in
+            let host = try await api.signUp()
+            let broadcast = try await api.createBroadcast(host.accessToken)
+            let reply = try await api.call(.post, "/api/echo", token: host.accessToken, headers: [.contentType: "application/sdp"],
+                                           body: ByteBuffer(string: Self.chromeOffer))
+            let session = try #require(reply.headers[.location]?.split(separator: "/").last)
+            let viaWHEP = try await api.call(.delete, "/whep/\(broadcast)/\(UUID())/\(session)", token: host.accessToken)
+            #expect(viaWHEP.status == .notFound)
+            #expect(await services.webrtc.sessionCount == 1)
+        }
+    }
+
     @Test("the echo needs a token, application/sdp and an offer it can accept")
     func refusals() async throws {
         try await withServer { api, _ in
