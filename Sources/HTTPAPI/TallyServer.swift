@@ -69,6 +69,7 @@ public final class TallyServices: Sendable {
             transport.udpPort = configuration.udpPort
             transport.tcpPort = configuration.tcpPort
             transport.announcedAddresses = configuration.publicIP.map { [$0] } ?? []
+            transport.allowsLossInjection = configuration.testHooks
             webrtc = try WebRTCServer(configuration: transport, certificate: DTLSCertificate(), loop: group.next(), logger: logger)
             try await webrtc.start()
         } catch {

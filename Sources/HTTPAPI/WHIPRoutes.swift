@@ -49,11 +49,13 @@ extension API {
     private func play(_ request: Request, _ context: AppContext) async throws -> Response {
         let broadcast = try await mediaBroadcast(context)
         let participant = try Validate.uuid(context.parameters.get("participant"), what: "participant")
+        let injectedLoss = try testEgressLoss(request)
         let offer = try await Self.readOffer(request)
         let broadcastID = broadcast.id!.uuidString
         let participantID = participant.uuidString
         do {
             let (session, answer) = try await sfu.play(broadcastID: broadcastID, participantID: participantID, offer: offer)
+            if let injectedLoss { _ = await webrtc.setEgressLoss(sessionID: session, probability: injectedLoss) }
             return Self.sdpResponse(answer, location: "/whep/\(broadcastID)/\(participantID)/\(session)")
         } catch SFUError.notPublishing {
             throw APIError(.notFound, "not_publishing", "that participant is not publishing in this broadcast")
@@ -62,6 +64,19 @@ extension API {
         } catch WebRTCTransportError.tooManySessions {
             throw APIError(.serviceUnavailable, "too_many_sessions", "the media server is full; try again shortly", headers: [.retryAfter: "5"])
         }
+    }
+
+    /// `?test_egress_loss=0.05`: the share of this subscriber's RTP to drop, for loss-recovery
+    /// tests; only with TALLY_TEST_HOOKS=1.
+    private func testEgressLoss(_ request: Request) throws -> Double? {
+        guard let text = request.uri.queryParameters.get("test_egress_loss") else { return nil }
+        guard webrtc.configuration.allowsLossInjection else {
+            throw APIError(.badRequest, "test_hooks_disabled", "test_egress_loss needs TALLY_TEST_HOOKS=1")
+        }
+        guard let probability = Double(text), (0...1).contains(probability) else {
+            throw APIError(.badRequest, "invalid_test_egress_loss", "test_egress_loss must be a number from 0 to 1")
+        }
+        return probability
     }
 
     /// The broadcast in the path, if the caller owns it or holds an invite to it.

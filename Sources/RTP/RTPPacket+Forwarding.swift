@@ -17,6 +17,17 @@ extension RTPPacket {
                   prefix: [UInt8(self.sequenceNumber >> 8), UInt8(self.sequenceNumber & 0xFF)], payload: payload)
     }
 
+    /// Overwrites the value of header extension `id` in serialized packet `bytes` when it is
+    /// present with the same length; false otherwise. Used to give a resent packet its own
+    /// transport-wide sequence number.
+    @discardableResult
+    public static func overwriteExtension(id: UInt8, with value: [UInt8], in bytes: inout [UInt8]) -> Bool {
+        guard let packet = try? RTPPacket(bytes), let range = packet.extensionValue(id: id).map({ $0.startIndex..<$0.endIndex }),
+              range.count == value.count else { return false }
+        bytes.replaceSubrange(range, with: value)
+        return true
+    }
+
     /// The original packet inside this RTX packet, restored to the media payload type and SSRC.
     public func unwrappingRetransmission(payloadType: UInt8, ssrc: UInt32) -> RTPPacket? {
         guard payload.count > 2 else { return nil }

@@ -4,7 +4,9 @@ import Foundation
 /// Congestion Control (draft-ietf-rmcat-gcc-02): a loss-based bound and a delay-based bound
 /// from the trend of one-way delay variation, the estimate being the lower of the two.
 ///
-/// Fed with what transport-cc feedback reports about sent packets. Time is passed in.
+/// Fed with what transport-cc feedback reports about sent packets. The estimate never runs
+/// more than half again above what the path demonstrably carried, unless a probe showed the
+/// path can take more (see `BandwidthProber`). Time is passed in.
 public struct BandwidthEstimator: Sendable {
     /// One sent packet as feedback described it.
     public struct PacketResult: Sendable {
@@ -37,6 +39,17 @@ public struct BandwidthEstimator: Sendable {
     /// Consecutive updates whose trend exceeded the threshold.
     private var overuseStreak = 0
     private var acknowledged: [(at: Duration, bytes: Int)] = []
+    private var firstFeedbackAt: Duration?
+    /// Packets reported and lost per feedback over the last second: one feedback covers too
+    /// few packets for a loss ratio that means anything.
+    private var lossHistory: [(at: Duration, reported: Int, lost: Int)] = []
+    /// Backing off again before the last back-off could show would compound it (GCC §5.5, §6).
+    private var lastDecreaseAt: Duration?
+    static let decreaseInterval = Duration.milliseconds(300)
+    /// The last successful probe: the path carried this much in a burst.
+    private var probed: (bitrate: Double, at: Duration)?
+    /// How long a probe result may hold the estimate above what media traffic has shown.
+    static let probeValidity = Duration.seconds(5)
 
     public init(initial: Double = 1_000_000, minimum: Double = 100_000, maximum: Double = 20_000_000) {
         self.minimum = minimum
@@ -53,16 +66,23 @@ public struct BandwidthEstimator: Sendable {
         lastUpdate = now
 
         // Acknowledged bitrate over the last half second: what the path demonstrably carried.
+        // Until half a second of feedback is in, the window would understate it.
+        if firstFeedbackAt == nil { firstFeedbackAt = now }
         for result in results where result.arrivedAt != nil { acknowledged.append((now, result.size)) }
         acknowledged.removeAll { now - $0.at > .milliseconds(500) }
         let bytes = acknowledged.reduce(0) { $0 + $1.bytes }
-        if bytes > 0 { acknowledgedBitrate = Double(bytes * 8) / 0.5 }
+        if bytes > 0, let firstFeedbackAt, now - firstFeedbackAt >= .milliseconds(500) { acknowledgedBitrate = Double(bytes * 8) / 0.5 }
 
         // Loss-based bound (GCC §6): back off above 10 %, grow below 2 %.
-        let lost = results.filter { $0.arrivedAt == nil }.count
-        let loss = Double(lost) / Double(results.count)
+        lossHistory.append((now, results.count, results.filter { $0.arrivedAt == nil }.count))
+        lossHistory.removeAll { now - $0.at > .seconds(1) }
+        let loss = Double(lossHistory.reduce(0) { $0 + $1.lost }) / Double(max(1, lossHistory.reduce(0) { $0 + $1.reported }))
+        let mayDecrease = lastDecreaseAt.map { now - $0 >= Self.decreaseInterval } ?? true
         if loss > 0.10 {
-            lossBound = max(minimum, lossBound * (1 - 0.5 * loss))
+            if mayDecrease {
+                lossBound = max(minimum, lossBound * (1 - 0.5 * loss))
+                lastDecreaseAt = now
+            }
         } else if loss < 0.02 {
             lossBound = min(maximum, lossBound * pow(1.08, interval))
         }
@@ -99,14 +119,40 @@ public struct BandwidthEstimator: Sendable {
         }
 
         switch usage {
-        case .overusing:
+        case .overusing where mayDecrease:
             delayBound = max(minimum, 0.85 * (acknowledgedBitrate ?? delayBound))
+            lastDecreaseAt = now
+        case .overusing:
+            break
         case .normal:
             delayBound = min(maximum, delayBound * pow(1.08, interval))
         case .underusing:
             break
         }
+        let ceiling = self.ceiling(now: now)
+        lossBound = min(lossBound, ceiling)
+        delayBound = min(delayBound, ceiling)
         estimate = max(minimum, min(lossBound, delayBound, maximum))
+    }
+
+    /// A probe burst got through at `bitrate`: the estimate may rise to it at once, unless a
+    /// queue is building right now.
+    public mutating func applyProbe(bitrate: Double, now: Duration) {
+        guard usage != .overusing else { return }
+        let bitrate = min(bitrate, maximum)
+        probed = (bitrate, now)
+        lossBound = max(lossBound, bitrate)
+        delayBound = max(delayBound, bitrate)
+        estimate = max(minimum, min(lossBound, delayBound, maximum))
+    }
+
+    /// GCC §5.5 keeps the delay-based estimate within 1.5× the received rate: growth beyond
+    /// what was ever sent is a guess, and a guess can take a path down at the next layer up.
+    private func ceiling(now: Duration) -> Double {
+        guard let acknowledgedBitrate else { return maximum }
+        var ceiling = max(minimum, 1.5 * acknowledgedBitrate)
+        if let probed, now - probed.at < Self.probeValidity { ceiling = max(ceiling, probed.bitrate) }
+        return ceiling
     }
 
     /// Least-squares slope of delay (ms) over time (ms).

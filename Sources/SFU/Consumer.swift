@@ -149,17 +149,45 @@ public final class Consumer {
     }
 
     /// Retransmissions for a subscriber's NACK: RTX when negotiated, else the packet again.
-    public func retransmit(_ sequences: [UInt16]) -> [[UInt8]] {
+    /// Each resend gets its own transport-wide sequence number, as it is a new packet on the wire.
+    public func retransmit(_ sequences: [UInt16], transportSequence: (Int) -> UInt16? = { _ in nil }) -> [[UInt8]] {
         sequences.compactMap { sequence in
             guard let cached = cache.packet(sequence) else {
                 SFUMetrics.retransmissionCacheMisses.increment()
                 return nil
             }
             SFUMetrics.retransmitted.increment()
-            guard let rtx = media.retransmission, let rtxSSRC = outgoing.rtxSSRC, let packet = try? RTPPacket(cached) else { return cached }
-            defer { rtxSequence &+= 1 }
-            return packet.retransmission(payloadType: rtx.payloadType, ssrc: rtxSSRC, sequenceNumber: rtxSequence)
+            return resend(cached, transportSequence: transportSequence)
         }
+    }
+
+    /// Up to `count` of the most recently sent packets again, as RTX, for a bandwidth probe;
+    /// the receiver already has them and discards the copies. Nothing without RTX.
+    public func probePackets(count: Int, transportSequence: (Int) -> UInt16?) -> [[UInt8]] {
+        guard media.retransmission != nil, let lastSequence else { return [] }
+        var packets: [[UInt8]] = []
+        var sequence = lastSequence
+        for _ in 0..<min(count, 64) {
+            if let cached = cache.packet(sequence) { packets.append(resend(cached, transportSequence: transportSequence)) }
+            if packets.count == count { break }
+            sequence &-= 1
+        }
+        return packets
+    }
+
+    /// The size of a typical probe packet: the last one sent.
+    public var lastPacketSize: Int { lastSequence.flatMap { cache.packet($0)?.count } ?? 0 }
+
+    private func resend(_ cached: [UInt8], transportSequence: (Int) -> UInt16?) -> [UInt8] {
+        var bytes = cached
+        if let rtx = media.retransmission, let rtxSSRC = outgoing.rtxSSRC, let packet = try? RTPPacket(cached) {
+            bytes = packet.retransmission(payloadType: rtx.payloadType, ssrc: rtxSSRC, sequenceNumber: rtxSequence)
+            rtxSequence &+= 1
+        }
+        if let id = transportSequenceExtensionID, let wide = transportSequence(bytes.count) {
+            RTPPacket.overwriteExtension(id: id, with: RTPHeaderExtensionValue.encodeTransportSequence(wide), in: &bytes)
+        }
+        return bytes
     }
 
     /// Continues the outgoing numbering from the last packet sent: sequence numbers run on

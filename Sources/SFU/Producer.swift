@@ -66,22 +66,33 @@ public final class Producer {
 
     public var isSimulcast: Bool { !rids.isEmpty }
 
-    /// Takes a packet of this track; nil when it belongs to no known layer or is not media.
+    /// Takes a packet of this track; nil (counted on /metrics) when it belongs to no known
+    /// layer, is not media, or repeats a packet already here: publishers pad their probes
+    /// with retransmissions of what they sent, and those must not reach subscribers again.
     public func receive(_ packet: RTPPacket, now: Duration) -> Arrival? {
         var packet = packet
         var repaired = false
         let layer: Int
         if packet.payloadType == media.retransmission?.payloadType {
-            guard let index = rtxLayer(of: packet), let original = unwrapRetransmission(packet, layer: index) else { return nil }
+            guard let index = rtxLayer(of: packet), let original = unwrapRetransmission(packet, layer: index) else {
+                SFUMetrics.droppedUnknownStream.increment()
+                return nil
+            }
             packet = original
             layer = index
             repaired = true
         } else {
-            guard packet.payloadType == media.codec.payloadType, let index = mediaLayer(of: packet) else { return nil }
+            guard packet.payloadType == media.codec.payloadType, let index = mediaLayer(of: packet) else {
+                SFUMetrics.droppedUnknownStream.increment()
+                return nil
+            }
             layer = index
         }
+        guard record(packet, layer: layer, now: now) else {
+            SFUMetrics.droppedDuplicate.increment()
+            return nil
+        }
         let isKeyframe = Self.isKeyframe(packet, codec: media.codec.name)
-        record(packet, layer: layer, now: now)
         // Reports describe the network as it was, before retransmissions repaired it.
         if !repaired { layers[layer].reception.record(sequence: packet.sequenceNumber, timestamp: packet.timestamp, arrival: now) }
         return Arrival(packet: packet, layer: layer, isKeyframe: isKeyframe, repaired: repaired)
@@ -95,9 +106,10 @@ public final class Producer {
             guard let ssrc = layers[index].ssrc else { continue }
             var due: [UInt16] = []
             for (sequence, state) in layers[index].missing {
-                if now - state.since > .seconds(1) || state.requests >= 3 {
+                // Kept for the full second, so a repair that answers the last request still counts.
+                if now - state.since > .seconds(1) {
                     layers[index].missing[sequence] = nil
-                } else if state.requests == 0 || now - state.since >= .milliseconds(100 * state.requests) {
+                } else if state.requests < 3, state.requests == 0 || now - state.since >= .milliseconds(100 * state.requests) {
                     layers[index].missing[sequence]!.requests += 1
                     due.append(UInt16(truncatingIfNeeded: sequence))
                 }
@@ -169,8 +181,15 @@ public final class Producer {
         return packet.unwrappingRetransmission(payloadType: media.codec.payloadType, ssrc: ssrc)
     }
 
-    private func record(_ packet: RTPPacket, layer index: Int, now: Duration) {
+    /// Counts a packet into its layer's statistics and gap tracking; false when the layer
+    /// already had it.
+    private func record(_ packet: RTPPacket, layer index: Int, now: Duration) -> Bool {
         var layer = layers[index]
+        let sequence = layer.unwrapper.unwrap(packet.sequenceNumber)
+        if let highest = layer.highest, sequence <= highest, layer.missing[sequence] == nil {
+            // Older than the gap memory, or already received.
+            return false
+        }
         layer.packets += 1
         layer.bytes += packet.bytes.count
         layer.lastPacketAt = now
@@ -178,11 +197,13 @@ public final class Producer {
         layer.windowBytes += packet.bytes.count
         if let start = layer.windowStart, now - start >= .milliseconds(500) {
             let seconds = Double((now - start).components.attoseconds) / 1e18 + Double((now - start).components.seconds)
-            layer.bitrate = Double(layer.windowBytes * 8) / max(seconds, 0.001)
+            // Smoothed over about two seconds: a keyframe doubles one window's rate, and
+            // allocation must not drop a subscriber a layer for it.
+            let windowRate = Double(layer.windowBytes * 8) / max(seconds, 0.001)
+            layer.bitrate = layer.bitrate == 0 ? windowRate : 0.75 * layer.bitrate + 0.25 * windowRate
             layer.windowStart = now
             layer.windowBytes = 0
         }
-        let sequence = layer.unwrapper.unwrap(packet.sequenceNumber)
         if let highest = layer.highest {
             if sequence > highest + 1 {
                 // A gap: remember what is missing, at most a few hundred packets' worth.
@@ -194,6 +215,7 @@ public final class Producer {
             layer.highest = sequence
         }
         layers[index] = layer
+        return true
     }
 
     static func isKeyframe(_ packet: RTPPacket, codec: String) -> Bool {

@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import RTCP
 import RTP
 import SDP
@@ -19,6 +20,7 @@ public final class PublisherSink: MediaSink {
     private var transportFeedback = TransportFeedbackRecorder()
     private var feedbackMediaSSRC: UInt32?
     private var lastReportAt: Duration?
+    private var gauges: TransportGauges?
     private let onClose: (PublisherSink) -> Void
 
     public init(participantID: String, answer: SDPAnswer, router: Router, clock: @escaping () -> Duration, onClose: @escaping (PublisherSink) -> Void) {
@@ -41,6 +43,7 @@ public final class PublisherSink: MediaSink {
 
     public func peerDidConnect(_ peer: PeerConnection, server: WebRTCServer) {
         for producer in producersByMid.values { router.add(producer, publisher: peer) }
+        gauges = TransportGauges(session: peer.id, broadcast: router.id, direction: .receive)
     }
 
     public func peer(_ peer: PeerConnection, didReceive packet: RTPPacket, server: WebRTCServer) {
@@ -52,10 +55,7 @@ public final class PublisherSink: MediaSink {
         }
         guard let mid = mid(of: packet), let producer = producersByMid[mid] else { return }
         midBySSRC[packet.ssrc] = mid
-        guard let arrival = producer.receive(packet, now: now) else {
-            SFUMetrics.droppedUnknownStream.increment()
-            return
-        }
+        guard let arrival = producer.receive(packet, now: now) else { return }
         if arrival.repaired { SFUMetrics.repairedArrivals.increment() }
         if producer.kind == "audio", let id = audioLevelExtensionID, let level = RTPHeaderExtensionValue.audioLevel(packet.extensionValue(id: id)) {
             router.recordAudioLevel(producer: producer.id, level: level.level, now: now)
@@ -76,6 +76,8 @@ public final class PublisherSink: MediaSink {
         if lastReportAt.map({ now - $0 >= .seconds(1) }) ?? true {
             lastReportAt = now
             let blocks = producersByMid.values.flatMap { $0.receptionReports(now: now) }
+            gauges?.record(bitrate: producersByMid.values.flatMap(\.layers).reduce(0) { $0 + $1.bitrate },
+                           loss: Double(blocks.map(\.fractionLost).max() ?? 0) / 256)
             if !blocks.isEmpty {
                 server.sendRTCP([.receiverReport(ReceiverReport(ssrc: 1, reports: Array(blocks.prefix(31))))], on: peer)
             }
@@ -93,6 +95,7 @@ public final class PublisherSink: MediaSink {
 
     public func peerDidClose(_ peer: PeerConnection, reason: String) {
         for producer in producersByMid.values { router.remove(producer: producer.id) }
+        gauges?.remove()
         onClose(self)
     }
 
@@ -114,14 +117,20 @@ public final class SubscriberSink: MediaSink {
     /// Congestion control toward this subscriber; nil when it gives no transport-cc feedback.
     public private(set) var estimator: BandwidthEstimator?
     private var nextTransportSequence = UInt16.random(in: 0...UInt16.max)
-    private var sendHistory: [UInt16: (sentAt: Duration, size: Int)] = [:]
+    private var sendHistory: [UInt16: (sentAt: Duration, size: Int, probe: Int?)] = [:]
+    public private(set) var prober = BandwidthProber()
+    private var gauges: TransportGauges?
+    private var fractionLostBySSRC: [UInt32: UInt8] = [:]
+    private var octetsAtLastReport: UInt32 = 0
 
-    /// `producers` maps each section's mid to the producer it plays.
+    private var logger: Logger
     private let onClose: () -> Void
 
-    public init(answer: SDPAnswer, producers: [String: String], router: Router, clock: @escaping () -> Duration, onClose: @escaping () -> Void) {
+    /// `producers` maps each section's mid to the producer it plays.
+    public init(answer: SDPAnswer, producers: [String: String], router: Router, clock: @escaping () -> Duration, logger: Logger, onClose: @escaping () -> Void) {
         self.router = router
         self.clock = clock
+        self.logger = logger
         self.onClose = onClose
         var consumers: [Consumer] = []
         for media in answer.media where media.direction.sends {
@@ -138,14 +147,16 @@ public final class SubscriberSink: MediaSink {
 
     public func peerDidConnect(_ peer: PeerConnection, server: WebRTCServer) {
         for consumer in consumers { router.add(consumer, subscriber: peer, sink: self, server: server, now: clock()) }
+        gauges = TransportGauges(session: peer.id, broadcast: router.id, direction: .send)
+        logger[metadataKey: "session"] = "\(peer.id)"
     }
 
     /// Numbers an outgoing packet for transport-cc and remembers when it left and how big it was.
-    func allocateTransportSequence(size: Int, now: Duration) -> UInt16? {
+    func allocateTransportSequence(size: Int, now: Duration, probe: Int? = nil) -> UInt16? {
         guard estimator != nil else { return nil }
         let sequence = nextTransportSequence
         nextTransportSequence &+= 1
-        sendHistory[sequence] = (now, size)
+        sendHistory[sequence] = (now, size, probe)
         if sendHistory.count > 8192 { sendHistory.removeValue(forKey: sequence &- 8192) }
         return sequence
     }
@@ -156,44 +167,85 @@ public final class SubscriberSink: MediaSink {
         var arrival = Duration.milliseconds(Int64(feedback.referenceTime) * 64)
         var results: [BandwidthEstimator.PacketResult] = []
         for status in feedback.packets {
-            guard let sent = sendHistory.removeValue(forKey: status.sequenceNumber) else { continue }
             var arrived: Duration?
             if let delta = status.delta {
                 arrival += .microseconds(Int64(delta) * 250)
                 arrived = arrival
             }
-            results.append(.init(sentAt: sent.sentAt, arrivedAt: arrived, size: sent.size))
+            guard let sent = sendHistory.removeValue(forKey: status.sequenceNumber) else { continue }
+            // A probe burst queues at a bottleneck by design: it is measured on its own and
+            // kept out of the delay trend, where it would read as congestion.
+            if let probe = sent.probe {
+                prober.record(cluster: probe, arrival: arrived, size: sent.size)
+            } else {
+                results.append(.init(sentAt: sent.sentAt, arrivedAt: arrived, size: sent.size))
+            }
         }
         estimator.update(results, now: now)
         self.estimator = estimator
+        applyProbeVerdict(now: now)
+    }
+
+    private func applyProbeVerdict(now: Duration) {
+        guard var estimator, let measured = prober.verdict(now: now) else { return }
+        let before = estimator.estimate
+        estimator.applyProbe(bitrate: measured, now: now)
+        self.estimator = estimator
+        logger.debug("bandwidth probe", metadata: ["measured_bps": "\(Int(measured))", "estimate_before": "\(Int(before))",
+                                                   "estimate_after": "\(Int(estimator.estimate))", "failed": "\(prober.failed)", "succeeded": "\(prober.succeeded)"])
     }
 
     /// Shares the estimate out every 500 ms: audio first, then for each video consumer the
     /// highest layer that fits (with 25 % headroom to go up); video pauses before audio suffers.
-    private func allocate(now: Duration) {
-        guard let estimate = estimator?.estimate else { return }
+    /// When a consumer is held below the best layer, the path is probed for room to climb.
+    private func allocate(peer: PeerConnection, server: WebRTCServer, now: Duration) {
+        applyProbeVerdict(now: now)
+        guard let estimator else { return }
         if let last = lastAllocationAt, now - last < .milliseconds(500) { return }
         lastAllocationAt = now
-        var budget = estimate
+        var budget = estimator.estimate
+        var wanted = 0.0
         for consumer in consumers where consumer.media.kind == "audio" {
-            budget -= router.producer(consumer.producerID)?.layers.first.map { max($0.bitrate, 64_000) } ?? 64_000
+            let rate = router.producer(consumer.producerID)?.layers.first.map { max($0.bitrate, 64_000) } ?? 64_000
+            budget -= rate
+            wanted += rate
         }
+        var held: Consumer?
         for consumer in consumers where consumer.media.kind == "video" {
             guard let producer = router.producer(consumer.producerID) else { continue }
             let active = producer.activeLayers(now: now)
-            guard producer.isSimulcast, !active.isEmpty else { continue }
+            guard producer.isSimulcast, let best = active.last else { continue }
             let fitting = active.filter { layer in
                 let rate = producer.layers[layer].bitrate
                 return layer <= (consumer.currentLayer ?? -1) ? rate <= budget : rate * 1.25 <= budget
             }
             if let layer = fitting.last {
+                if consumer.isPaused || consumer.preferredLayer != layer {
+                    logger.debug("layer chosen", metadata: ["consumer": "\(consumer.id)", "layer": "\(layer)", "estimate_bps": "\(Int(estimator.estimate))"])
+                }
                 consumer.resume()
                 consumer.preferredLayer = layer
                 budget -= producer.layers[layer].bitrate
             } else if !consumer.isPaused {
+                logger.debug("video paused: not even the lowest layer fits", metadata: ["consumer": "\(consumer.id)", "estimate_bps": "\(Int(estimator.estimate))",
+                                                                                    "budget_bps": "\(Int(budget))", "layer_bps": "\(active.map { Int(producer.layers[$0].bitrate) })"])
                 consumer.pause()
             }
+            let top = producer.layers[best].bitrate
+            if fitting.last != best {
+                wanted += top * 1.25
+                if (held?.lastPacketSize ?? 0) == 0 { held = consumer }
+            } else {
+                wanted += top
+            }
         }
+        guard let held, let cluster = prober.cluster(wanted: wanted, estimate: estimator.estimate, overusing: estimator.usage == .overusing,
+                                                      packetSize: held.lastPacketSize, now: now) else { return }
+        let packets = held.probePackets(count: cluster.packets) { size in
+            allocateTransportSequence(size: size, now: now, probe: cluster.id)
+        }
+        SFUMetrics.probePackets.increment(by: packets.count)
+        for packet in packets { server.sendRTP(packet, on: peer) }
     }
 
     public func peer(_ peer: PeerConnection, didReceive packet: RTPPacket, server: WebRTCServer) {}
@@ -203,7 +255,9 @@ public final class SubscriberSink: MediaSink {
             switch packet {
             case .nack(let nack):
                 guard let consumer = consumersBySSRC[nack.mediaSSRC] else { continue }
-                for bytes in consumer.retransmit(nack.lostSequenceNumbers) { server.sendRTP(bytes, on: peer) }
+                let now = clock()
+                let resent = consumer.retransmit(nack.lostSequenceNumbers) { size in self.allocateTransportSequence(size: size, now: now) }
+                for bytes in resent { server.sendRTP(bytes, on: peer) }
             case .pictureLossIndication(_, let ssrc):
                 keyframe(for: ssrc, server: server)
             case .fullIntraRequest(let fir):
@@ -220,12 +274,15 @@ public final class SubscriberSink: MediaSink {
         }
     }
 
-    /// Bandwidth allocation, and a sender report (with the stream's CNAME) per consumer every second.
+    /// Bandwidth allocation; every second a sender report (with the stream's CNAME) per
+    /// consumer, and the transport's gauges.
     public func tick(_ peer: PeerConnection, server: WebRTCServer) {
         let now = clock()
-        allocate(now: now)
+        allocate(peer: peer, server: server, now: now)
         guard lastReportAt.map({ now - $0 >= .seconds(1) }) ?? true else { return }
+        let elapsed = lastReportAt.map { (now - $0).seconds } ?? 1
         lastReportAt = now
+        recordGauges(elapsed: elapsed)
         let wallClock = NTPTime.from(unixSeconds: Date().timeIntervalSince1970)
         for consumer in consumers {
             guard let report = consumer.senderReport(now: now, wallClockNTP: wallClock, publisherReport: router.publisherReport(for: consumer)) else { continue }
@@ -235,12 +292,24 @@ public final class SubscriberSink: MediaSink {
 
     public func peerDidClose(_ peer: PeerConnection, reason: String) {
         for consumer in consumers { router.remove(consumer: consumer.id) }
+        gauges?.remove()
         onClose()
+    }
+
+    private func recordGauges(elapsed: Double) {
+        guard let gauges else { return }
+        let octets = consumers.reduce(UInt32(0)) { $0 &+ $1.octetsSent }
+        gauges.record(bitrate: Double(octets &- octetsAtLastReport) * 8 / max(elapsed, 0.001),
+                      loss: Double(fractionLostBySSRC.values.max() ?? 0) / 256)
+        octetsAtLastReport = octets
+        gauges.record(estimate: estimator?.estimate, roundTrip: consumers.compactMap(\.roundTripTime).max()?.seconds)
+        for consumer in consumers where consumer.media.kind == "video" { gauges.record(layer: consumer.currentLayer, mid: consumer.media.mid) }
     }
 
     private func roundTrip(_ blocks: [ReceptionReport]) {
         let arrival = NTPTime.from(unixSeconds: Date().timeIntervalSince1970)
         for block in blocks {
+            if consumersBySSRC[block.ssrc] != nil { fractionLostBySSRC[block.ssrc] = block.fractionLost }
             guard let consumer = consumersBySSRC[block.ssrc],
                   let rtt = NTPTime.roundTrip(arrivalNTP: arrival, lastSenderReport: block.lastSenderReport, delaySinceLastSenderReport: block.delaySinceLastSenderReport) else { continue }
             consumer.roundTripTime = rtt

@@ -1,3 +1,4 @@
+import Logging
 import RTCP
 import RTP
 import WebRTCTransport
@@ -15,9 +16,11 @@ public final class Router {
     private var lastSpeakerEvaluation: Duration?
     /// Called with the speaking participant (nil: nobody) when it changes.
     private let onActiveSpeaker: (String?) -> Void
+    private let logger: Logger
 
-    public init(id: String, onActiveSpeaker: @escaping (String?) -> Void = { _ in }) {
+    public init(id: String, logger: Logger = Logger(label: "tally.sfu"), onActiveSpeaker: @escaping (String?) -> Void = { _ in }) {
         self.id = id
+        self.logger = logger
         self.onActiveSpeaker = onActiveSpeaker
     }
 
@@ -76,8 +79,12 @@ public final class Router {
         guard let bindings = consumers[producer.id], !bindings.isEmpty else { return }
         let best = producer.activeLayers(now: now).last ?? arrival.layer
         for binding in bindings {
+            let layerBefore = binding.consumer.currentLayer
             let output = binding.consumer.forward(arrival, bestLayer: best, now: now) { size in
                 binding.sink.allocateTransportSequence(size: size, now: now)
+            }
+            if binding.consumer.currentLayer != layerBefore, let layer = binding.consumer.currentLayer {
+                logger.debug("layer switched", metadata: ["consumer": "\(binding.consumer.id)", "from": "\(layerBefore.map(String.init) ?? "none")", "to": "\(layer)"])
             }
             if let packet = output.packet { server.sendRTP(packet, on: binding.subscriber) }
             if let layer = output.keyframeNeeded { requestKeyframe(producer: producer.id, layer: layer, server: server, now: now) }
@@ -91,6 +98,7 @@ public final class Router {
         if let last = lastKeyframeRequest[key], now - last < keyframeRequestInterval { return }
         lastKeyframeRequest[key] = now
         SFUMetrics.keyframeRequests.increment()
+        logger.trace("keyframe requested", metadata: ["producer": "\(id)", "layer": "\(layer)"])
         server.sendRTCP([.pictureLossIndication(senderSSRC: 1, mediaSSRC: ssrc)], on: entry.publisher)
     }
 }

@@ -83,7 +83,7 @@ public final class SFU: @unchecked Sendable {
                 ssrc: UInt32.random(in: 1...UInt32.max), rtxSSRC: section.kind == "video" ? UInt32.random(in: 1...UInt32.max) : nil,
                 cname: "tally-\(participantID)", streamID: participantID, trackID: "\(participantID)-\(mid)"))
         }) { answer in
-            SubscriberSink(answer: answer, producers: mapping, router: self.router(broadcastID), clock: { server.now }) {
+            SubscriberSink(answer: answer, producers: mapping, router: self.router(broadcastID), clock: { server.now }, logger: self.logger) {
                 self.dropRouterIfUnused(broadcastID)
             }
         }
@@ -95,7 +95,7 @@ public final class SFU: @unchecked Sendable {
     private func router(_ broadcastID: String) -> Router {
         server.loop.preconditionInEventLoop()
         if let router = routers[broadcastID] { return router }
-        let router = Router(id: broadcastID) { [logger, onActiveSpeaker] participant in
+        let router = Router(id: broadcastID, logger: logger) { [logger, onActiveSpeaker] participant in
             logger.debug("active speaker", metadata: ["broadcast": "\(broadcastID)", "participant": "\(participant ?? "none")"])
             onActiveSpeaker(broadcastID, participant)
         }

@@ -32,6 +32,8 @@ public final class PeerConnection {
     public private(set) var isClosed = false
     /// Counters for logs and metrics.
     public private(set) var stats = Stats()
+    /// The share of outgoing RTP a test asked to be dropped (`WebRTCServer.setEgressLoss`).
+    var egressLoss = 0.0
 
     public struct Stats: Sendable {
         public var packetsIn = 0

@@ -17,6 +17,8 @@ public struct WebRTCTransportConfiguration: Sendable {
     public var mtu = 1200
     /// Sessions beyond this are refused, so a flood of offers cannot exhaust memory.
     public var maxSessions = 2000
+    /// Lets tests drop a share of one session's outgoing RTP (`setEgressLoss`); off in service.
+    public var allowsLossInjection = false
 
     public init() {}
 }
@@ -193,6 +195,18 @@ public final class WebRTCServer: @unchecked Sendable {
         }.get()) ?? false
     }
 
+    /// Drops `probability` of the RTP sent on a session, as a lossy path would; for tests of
+    /// loss recovery, and refused unless the configuration allows it.
+    public func setEgressLoss(sessionID: String, probability: Double) async -> Bool {
+        guard configuration.allowsLossInjection, (0...1).contains(probability) else { return false }
+        return (try? await loop.submit { () -> Bool in
+            guard let session = self.sessions[sessionID] else { return false }
+            session.peer.egressLoss = probability
+            self.logger.warning("injecting egress loss", metadata: ["session": "\(sessionID)", "probability": "\(probability)"])
+            return true
+        }.get()) ?? false
+    }
+
     public var sessionCount: Int {
         get async { (try? await loop.submit { self.sessions.count }.get()) ?? 0 }
     }
@@ -201,6 +215,7 @@ public final class WebRTCServer: @unchecked Sendable {
 
     public func sendRTP(_ packet: [UInt8], on peer: PeerConnection) {
         loop.preconditionInEventLoop()
+        if peer.egressLoss > 0, Double.random(in: 0..<1) < peer.egressLoss { return }
         if let event = peer.sendRTP(packet) { handle([event], session: peer.id, source: nil) }
     }
 

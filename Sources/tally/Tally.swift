@@ -69,6 +69,8 @@ struct Tally: AsyncParsableCommand {
         let cost = try number(bcryptCost, "TALLY_BCRYPT_COST", Int(config.passwordHashCost))
         guard (4...16).contains(cost) else { throw ValidationError("TALLY_BCRYPT_COST must be between 4 and 16") }
         config.passwordHashCost = UInt8(cost)
+        config.testHooks = setting(nil, "TALLY_TEST_HOOKS") == "1"
+        if config.testHooks { logger.warning("TALLY_TEST_HOOKS=1: test hooks are on; never use this in service") }
         if let web = setting(webDir, "TALLY_WEB_DIR") {
             config.webDirectory = URL(fileURLWithPath: web)
         } else if FileManager.default.fileExists(atPath: "web/index.html") {

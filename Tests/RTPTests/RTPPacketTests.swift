@@ -99,4 +99,18 @@ struct RTPForwardingTests {
         let moved = try RTPPacket(original.withSSRC(0xAABB_CCDD))
         #expect(moved.ssrc == 0xAABB_CCDD && Array(moved.payload) == [9, 8, 7] && moved.sequenceNumber == 1000)
     }
+
+    @Test("an extension value is overwritten in place only when present with the same length")
+    func overwrite() throws {
+        var builder = RTPPacketBuilder(payloadType: 96, sequenceNumber: 1, timestamp: 5, ssrc: 1)
+        builder.extensions = [(1, Array("0".utf8)), (3, RTPHeaderExtensionValue.encodeTransportSequence(41))]
+        builder.payload = [9, 8, 7]
+        var bytes = builder.serialize()
+        #expect(RTPPacket.overwriteExtension(id: 3, with: RTPHeaderExtensionValue.encodeTransportSequence(0xBEEF), in: &bytes))
+        let packet = try RTPPacket(bytes)
+        #expect(RTPHeaderExtensionValue.transportSequence(packet.extensionValue(id: 3)) == 0xBEEF)
+        #expect(Array(packet.payload) == [9, 8, 7] && RTPHeaderExtensionValue.token(packet.extensionValue(id: 1)) == "0")
+        #expect(!RTPPacket.overwriteExtension(id: 3, with: [1, 2, 3], in: &bytes))
+        #expect(!RTPPacket.overwriteExtension(id: 5, with: [1, 2], in: &bytes))
+    }
 }

@@ -73,6 +73,14 @@ def broadcast(tally):
     return token, reply.json()["id"]
 
 
+def chromium_publish(page, tally, token, broadcast_id):
+    """Publishes the page's fake camera and mic with three simulcast layers; the participant id."""
+    page.goto(tally.url + "/api/health")
+    result = page.evaluate(WHIP_PUBLISH, {"token": token, "path": f"/whip/{broadcast_id}"})
+    assert result["status"] == 201, result
+    return result["location"].rsplit("/", 1)[1]
+
+
 async def aiortc_publish(url, token, broadcast_id, seconds):
     pc = RTCPeerConnection(RTCConfiguration(bundlePolicy="max-bundle"))
     pc.addTransceiver(ToneTrack(), direction="sendonly")
@@ -117,7 +125,14 @@ def test_aiortc_publishes_and_chromium_plays(chromium, webrtc_tally):
     forwarded = [float(line.split()[-1]) for line in metrics.splitlines() if line.startswith("tally_sfu_forwarded_packets_total")]
     assert forwarded and forwarded[0] > 100, metrics[-2000:]
     assert any(line.startswith("tally_sfu_keyframe_requests_total") and float(line.split()[-1]) >= 1 for line in metrics.splitlines())
+    # Per-transport gauges while the publisher is connected, gone once it leaves.
+    receiving = f'tally_sfu_transport_bitrate_bps{{session='
+    assert any(line.startswith(receiving) and f'broadcast="{broadcast_id}"' in line and 'direction="receive"' in line
+               for line in metrics.splitlines()), metrics[-3000:]
     assert requests.delete(webrtc_tally.url + location, headers={"Authorization": f"Bearer {token}"}, timeout=10).status_code == 200
+    time.sleep(0.5)
+    metrics = requests.get(webrtc_tally.url + "/metrics", timeout=10).text
+    assert not any(f'broadcast="{broadcast_id}"' in line and 'direction="receive"' in line for line in metrics.splitlines())
     loop.run(publisher.close())
     loop.close()
 
@@ -125,10 +140,7 @@ def test_aiortc_publishes_and_chromium_plays(chromium, webrtc_tally):
 def test_chromium_publishes_simulcast_and_aiortc_plays(chromium, webrtc_tally):
     token, broadcast_id = broadcast(webrtc_tally)
     page = chromium.new_page()
-    page.goto(webrtc_tally.url + "/api/health")
-    result = page.evaluate(WHIP_PUBLISH, {"token": token, "path": f"/whip/{broadcast_id}"})
-    assert result["status"] == 201, result
-    participant = result["location"].rsplit("/", 1)[1]
+    participant = chromium_publish(page, webrtc_tally, token, broadcast_id)
     time.sleep(3)
     # Our receiver reports carry LSR/DLSR good enough for Chromium to measure the round trip.
     rtts = page.evaluate("""async () => { const out = []; (await window.publisher.getStats()).forEach(s => {
