@@ -118,7 +118,7 @@ public final class SubscriberSink: MediaSink {
     public private(set) var estimator: BandwidthEstimator?
     private var nextTransportSequence = UInt16.random(in: 0...UInt16.max)
     private var sendHistory: [UInt16: (sentAt: Duration, size: Int, probe: Int?)] = [:]
-    public private(set) var prober = BandwidthProber()
+    private var prober = BandwidthProber()
     private var gauges: TransportGauges?
     private var fractionLostBySSRC: [UInt32: UInt8] = [:]
     private var octetsAtLastReport: UInt32 = 0

@@ -9,45 +9,52 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpTransceiver, RTCSe
 
 from test_echo_aiortc import PatternTrack, ToneTrack
 
+# WHIP and WHEP share one exchange: POST the offer, apply the answer, report the Location.
+NEGOTIATE = """
+  async function negotiate(pc, token, path) {
+    await pc.setLocalDescription(await pc.createOffer());
+    const response = await fetch(path, {method: 'POST', body: pc.localDescription.sdp,
+      headers: {'Content-Type': 'application/sdp', 'Authorization': 'Bearer ' + token}});
+    const answer = await response.text();
+    if (response.status !== 201) return {status: response.status, answer};
+    await pc.setRemoteDescription({type: 'answer', sdp: answer});
+    return {status: response.status, location: response.headers.get('Location')};
+  }
+"""
+
 WHEP_PLAY = """
 async ({token, path}) => {
+NEGOTIATE
   const pc = new RTCPeerConnection();
   pc.addTransceiver('audio', {direction: 'recvonly'});
   pc.addTransceiver('video', {direction: 'recvonly'});
   const remote = new MediaStream();
   pc.ontrack = event => remote.addTrack(event.track);
-  await pc.setLocalDescription(await pc.createOffer());
-  const response = await fetch(path, {method: 'POST', body: pc.localDescription.sdp,
-    headers: {'Content-Type': 'application/sdp', 'Authorization': 'Bearer ' + token}});
-  const answer = await response.text();
-  if (response.status !== 201) return {status: response.status, answer};
-  await pc.setRemoteDescription({type: 'answer', sdp: answer});
+  const result = await negotiate(pc, token, path);
+  if (result.status !== 201) return result;
   const video = document.createElement('video');
   video.autoplay = true; video.muted = true; video.srcObject = remote;
   document.body.appendChild(video);
   window.pc = pc; window.played = video;
-  return {status: response.status, location: response.headers.get('Location')};
+  return result;
 }
-"""
+""".replace("NEGOTIATE", NEGOTIATE)
 
 WHIP_PUBLISH = """
 async ({token, path}) => {
+NEGOTIATE
   const stream = await navigator.mediaDevices.getUserMedia({audio: true, video: {width: 1280, height: 720}});
   const pc = new RTCPeerConnection();
   pc.addTransceiver(stream.getAudioTracks()[0], {direction: 'sendonly'});
   pc.addTransceiver(stream.getVideoTracks()[0], {direction: 'sendonly', sendEncodings: [
     {rid: 'h', maxBitrate: 1500000}, {rid: 'm', maxBitrate: 500000, scaleResolutionDownBy: 2},
     {rid: 'l', maxBitrate: 150000, scaleResolutionDownBy: 4}]});
-  await pc.setLocalDescription(await pc.createOffer());
-  const response = await fetch(path, {method: 'POST', body: pc.localDescription.sdp,
-    headers: {'Content-Type': 'application/sdp', 'Authorization': 'Bearer ' + token}});
-  const answer = await response.text();
-  if (response.status !== 201) return {status: response.status, answer};
-  await pc.setRemoteDescription({type: 'answer', sdp: answer});
+  const result = await negotiate(pc, token, path);
+  if (result.status !== 201) return result;
   window.publisher = pc;
-  return {status: response.status, location: response.headers.get('Location')};
+  return result;
 }
-"""
+""".replace("NEGOTIATE", NEGOTIATE)
 
 
 class BackgroundLoop:
