@@ -6,6 +6,7 @@ let package = Package(
     platforms: [.macOS(.v15)],
     products: [
         .executable(name: "tally", targets: ["tally"]),
+        .executable(name: "tally-bench", targets: ["tally-bench"]),
         // The wire codecs, as products so the nested FuzzTesting package can link them.
         .library(name: "STUN", targets: ["STUN"]),
         .library(name: "RTP", targets: ["RTP"]),
@@ -58,7 +59,10 @@ let package = Package(
         .target(name: "SDP"),
         .target(
             name: "SFU",
-            dependencies: ["WebRTCTransport", "RTP", "RTCP", "SDP", "MediaCore", .product(name: "Metrics", package: "swift-metrics")]
+            dependencies: [
+                "WebRTCTransport", "RTP", "RTCP", "SDP", "MediaCore",
+                .product(name: "Metrics", package: "swift-metrics"), .product(name: "NIOCore", package: "swift-nio"),
+            ]
         ),
         .target(
             name: "Store",
@@ -107,12 +111,21 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        // The benchmarks' load generator: real WebRTC peers built from Tally's own protocol stack.
+        .target(name: "CBenchSocket"),
+        .executableTarget(
+            name: "tally-bench",
+            dependencies: [
+                "CBenchSocket", "STUN", "DTLS", "SRTP", "RTP", "RTCP", "SFU", "MediaCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
         .testTarget(name: "MediaCoreTests", dependencies: ["MediaCore"]),
         .testTarget(name: "STUNTests", dependencies: ["STUN"]),
         .testTarget(name: "ICETests", dependencies: ["ICE"]),
         .testTarget(name: "DTLSTests", dependencies: ["DTLS"]),
         .testTarget(name: "SRTPTests", dependencies: ["SRTP", "RTP"]),
-        .testTarget(name: "SFUTests", dependencies: ["SFU", "MediaCore"]),
+        .testTarget(name: "SFUTests", dependencies: ["SFU", "MediaCore", .product(name: "NIOCore", package: "swift-nio")]),
         .testTarget(name: "RTPTests", dependencies: ["RTP"]),
         .testTarget(name: "RTCPTests", dependencies: ["RTCP"]),
         .testTarget(name: "SDPTests", dependencies: ["SDP"], resources: [.copy("Fixtures")]),

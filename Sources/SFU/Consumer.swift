@@ -1,7 +1,9 @@
 import MediaCore
+import NIOCore
 import RTCP
 import RTP
 import SDP
+import WebRTCTransport
 
 /// One subscriber's view of a producer (mediasoup's SimpleConsumer and SimulcastConsumer in
 /// one): it forwards one layer at a time under its own SSRC, renumbering sequence numbers
@@ -22,6 +24,8 @@ public final class Consumer {
     public private(set) var drops = DropCounters()
     public private(set) var packetsSent: UInt32 = 0
     public private(set) var octetsSent: UInt32 = 0
+    /// The size of the last packet sent: what a bandwidth probe's packets will weigh.
+    public private(set) var lastPacketSize = 0
     /// From the subscriber's reception reports of our sender reports.
     public var roundTripTime: Duration?
 
@@ -35,9 +39,18 @@ public final class Consumer {
 
     /// What forwarding one packet produced.
     public struct Output {
-        public var packet: [UInt8]?
+        /// Built with room for SRTP's tag, ready for `WebRTCServer.sendRTP`.
+        public var packet: ByteBuffer?
         /// The layer whose keyframe the consumer waits for.
         public var keyframeNeeded: Int?
+    }
+
+    /// One stretch of forwarding from one layer: how outgoing numbers map to its numbers.
+    private struct Epoch {
+        var firstSequence: UInt16
+        var sequenceOffset: UInt16
+        var timestampOffset: UInt32
+        var layer: Int
     }
 
     private var sequenceOffset: UInt16 = 0
@@ -47,18 +60,24 @@ public final class Consumer {
     private var lastSentAt: Duration?
     /// The first source sequence number forwarded from the current layer.
     private var switchSequence: UInt16 = 0
-    private var cache = RTPPacketCache(capacity: 1024)
+    /// The last few epochs, newest last: a NACK is answered from the producer's cache
+    /// through them, so a consumer keeps no packets of its own.
+    private var epochs: [Epoch] = []
     private var rtxSequence = UInt16.random(in: 0...UInt16.max)
     private let midExtensionID: UInt8?
+    private let midBytes: [UInt8]
     let transportSequenceExtensionID: UInt8?
     private let clockRate: UInt32
+    private let allocator = ByteBufferAllocator()
 
     public init(id: String, producerID: String, media: NegotiatedMedia, outgoing: LocalStream) {
         self.id = id
         self.producerID = producerID
         self.media = media
         self.outgoing = outgoing
-        midExtensionID = media.headerExtensions.first { $0.uri == RTPHeaderExtensionURI.mid }?.id
+        midBytes = Array(media.mid.utf8)
+        // A one-byte extension element holds 1 to 16 bytes.
+        midExtensionID = (1...16).contains(midBytes.count) ? media.headerExtensions.first { $0.uri == RTPHeaderExtensionURI.mid }?.id : nil
         transportSequenceExtensionID = media.headerExtensions.first { $0.uri == RTPHeaderExtensionURI.transportWideCC }?.id
         clockRate = media.codec.clockRate
     }
@@ -102,22 +121,16 @@ public final class Consumer {
         }
         let sequence = source.sequenceNumber &+ sequenceOffset
         let timestamp = source.timestamp &+ timestampOffset
-        var builder = RTPPacketBuilder(payloadType: media.codec.payloadType, sequenceNumber: sequence, timestamp: timestamp, ssrc: outgoing.ssrc)
-        builder.marker = source.marker
-        if let midExtensionID { builder.extensions = [(midExtensionID, Array(media.mid.utf8))] }
-        if let id = transportSequenceExtensionID, let wide = transportSequence(source.payload.count + 40) {
-            builder.extensions.append((id, RTPHeaderExtensionValue.encodeTransportSequence(wide)))
-        }
-        builder.payload = Array(source.payload)
-        let bytes = builder.serialize()
-        cache.store(bytes, sequenceNumber: sequence)
+        let wide = transportSequenceExtensionID == nil ? nil : transportSequence(source.payload.count + 40)
+        let packet = serialize(source, payloadType: media.codec.payloadType, ssrc: outgoing.ssrc, sequence: sequence, timestamp: timestamp,
+                               transportSequence: wide, originalSequence: nil)
         if lastSequence.map({ SerialNumber.isNewer(sequence, than: $0) }) ?? true { lastSequence = sequence }
         if lastTimestamp.map({ SerialNumber.isNewer(timestamp, than: $0) }) ?? true { lastTimestamp = timestamp }
         lastSentAt = now
+        lastPacketSize = packet.readableBytes
         packetsSent &+= 1
         octetsSent &+= UInt32(truncatingIfNeeded: source.payload.count)
-        SFUMetrics.forwarded.increment()
-        return Output(packet: bytes, keyframeNeeded: nil)
+        return Output(packet: packet, keyframeNeeded: nil)
     }
 
     /// Stops sending; resuming waits for a keyframe, since the receiver missed what came between.
@@ -148,46 +161,82 @@ public final class Consumer {
         return SenderReport(ssrc: outgoing.ssrc, ntpTimestamp: ntp, rtpTimestamp: rtp, packetCount: packetsSent, octetCount: octetsSent)
     }
 
-    /// Retransmissions for a subscriber's NACK: RTX when negotiated, else the packet again.
-    /// Each resend gets its own transport-wide sequence number, as it is a new packet on the wire.
-    public func retransmit(_ sequences: [UInt16], transportSequence: (Int) -> UInt16? = { _ in nil }) -> [[UInt8]] {
+    /// Retransmissions for a subscriber's NACK, from `producer`'s cache: RTX when negotiated,
+    /// else the packet again. Each resend gets its own transport-wide sequence number, as it
+    /// is a new packet on the wire.
+    public func retransmit(_ sequences: [UInt16], from producer: Producer, transportSequence: (Int) -> UInt16? = { _ in nil }) -> [ByteBuffer] {
         sequences.compactMap { sequence in
-            guard let cached = cache.packet(sequence) else {
+            guard let packet = resend(sequence, from: producer, transportSequence: transportSequence) else {
                 SFUMetrics.retransmissionCacheMisses.increment()
                 return nil
             }
             SFUMetrics.retransmitted.increment()
-            return resend(cached, transportSequence: transportSequence)
+            return packet
         }
     }
 
     /// Up to `count` of the most recently sent packets again, as RTX, for a bandwidth probe;
     /// the receiver already has them and discards the copies. Nothing without RTX.
-    public func probePackets(count: Int, transportSequence: (Int) -> UInt16?) -> [[UInt8]] {
+    public func probePackets(count: Int, from producer: Producer, transportSequence: (Int) -> UInt16?) -> [ByteBuffer] {
         guard media.retransmission != nil, let lastSequence else { return [] }
-        var packets: [[UInt8]] = []
+        var packets: [ByteBuffer] = []
         var sequence = lastSequence
         for _ in 0..<min(count, 64) {
-            if let cached = cache.packet(sequence) { packets.append(resend(cached, transportSequence: transportSequence)) }
+            if let packet = resend(sequence, from: producer, transportSequence: transportSequence) { packets.append(packet) }
             if packets.count == count { break }
             sequence &-= 1
         }
         return packets
     }
 
-    /// The size of a typical probe packet: the last one sent.
-    public var lastPacketSize: Int { lastSequence.flatMap { cache.packet($0)?.count } ?? 0 }
+    /// The packet sent as `sequence`, rebuilt from the producer's copy of its source.
+    private func resend(_ sequence: UInt16, from producer: Producer, transportSequence: (Int) -> UInt16?) -> ByteBuffer? {
+        guard let lastSequence, !SerialNumber.isNewer(sequence, than: lastSequence),
+              let epoch = epochs.last(where: { !SerialNumber.isNewer($0.firstSequence, than: sequence) }),
+              let source = producer.recentPacket(layer: epoch.layer, sequence: sequence &- epoch.sequenceOffset) else { return nil }
+        let timestamp = source.timestamp &+ epoch.timestampOffset
+        let wide = transportSequenceExtensionID == nil ? nil : transportSequence(source.payload.count + 42)
+        guard let rtx = media.retransmission, let rtxSSRC = outgoing.rtxSSRC else {
+            return serialize(source, payloadType: media.codec.payloadType, ssrc: outgoing.ssrc, sequence: sequence, timestamp: timestamp,
+                             transportSequence: wide, originalSequence: nil)
+        }
+        defer { rtxSequence &+= 1 }
+        return serialize(source, payloadType: rtx.payloadType, ssrc: rtxSSRC, sequence: rtxSequence, timestamp: timestamp,
+                         transportSequence: wide, originalSequence: sequence)
+    }
 
-    private func resend(_ cached: [UInt8], transportSequence: (Int) -> UInt16?) -> [UInt8] {
-        var bytes = cached
-        if let rtx = media.retransmission, let rtxSSRC = outgoing.rtxSSRC, let packet = try? RTPPacket(cached) {
-            bytes = packet.retransmission(payloadType: rtx.payloadType, ssrc: rtxSSRC, sequenceNumber: rtxSequence)
-            rtxSequence &+= 1
+    /// The outgoing packet in one allocation with room for SRTP's tag: our header, our mid
+    /// and transport-wide sequence number as one-byte extensions (RFC 8285), the original
+    /// sequence number first when it is RTX (RFC 4588), then the source's payload.
+    private func serialize(_ source: RTPPacket, payloadType: UInt8, ssrc: UInt32, sequence: UInt16, timestamp: UInt32,
+                           transportSequence: UInt16?, originalSequence: UInt16?) -> ByteBuffer {
+        let transportID = transportSequence == nil ? nil : transportSequenceExtensionID
+        let extensionBytes = (midExtensionID == nil ? 0 : 1 + midBytes.count) + (transportID == nil ? 0 : 3)
+        let paddedExtension = (extensionBytes + 3) / 4 * 4
+        let headerLength = 12 + (paddedExtension > 0 ? 4 + paddedExtension : 0)
+        let payloadLength = source.payload.count + (originalSequence == nil ? 0 : 2)
+        var buffer = allocator.buffer(capacity: headerLength + payloadLength + PeerConnection.protectionOverhead)
+        buffer.writeInteger(UInt8(paddedExtension > 0 ? 0x90 : 0x80))
+        buffer.writeInteger((source.marker ? 0x80 : 0) | (payloadType & 0x7F))
+        buffer.writeInteger(sequence)
+        buffer.writeInteger(timestamp)
+        buffer.writeInteger(ssrc)
+        if paddedExtension > 0 {
+            buffer.writeInteger(UInt16(0xBEDE))
+            buffer.writeInteger(UInt16(paddedExtension / 4))
+            if let id = midExtensionID {
+                buffer.writeInteger(id << 4 | UInt8(midBytes.count - 1))
+                buffer.writeBytes(midBytes)
+            }
+            if let id = transportID, let transportSequence {
+                buffer.writeInteger(id << 4 | 1)
+                buffer.writeInteger(transportSequence)
+            }
+            buffer.writeRepeatingByte(0, count: paddedExtension - extensionBytes)
         }
-        if let id = transportSequenceExtensionID, let wide = transportSequence(bytes.count) {
-            RTPPacket.overwriteExtension(id: id, with: RTPHeaderExtensionValue.encodeTransportSequence(wide), in: &bytes)
-        }
-        return bytes
+        if let originalSequence { buffer.writeInteger(originalSequence) }
+        buffer.writeBytes(source.payload)
+        return buffer
     }
 
     /// Continues the outgoing numbering from the last packet sent: sequence numbers run on
@@ -207,5 +256,7 @@ public final class Consumer {
         timestampOffset = nextTimestamp &- source.timestamp
         switchSequence = source.sequenceNumber
         currentLayer = arrival.layer
+        epochs.append(Epoch(firstSequence: nextSequence, sequenceOffset: sequenceOffset, timestampOffset: timestampOffset, layer: arrival.layer))
+        if epochs.count > 8 { epochs.removeFirst() }
     }
 }

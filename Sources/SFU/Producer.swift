@@ -18,6 +18,10 @@ public final class Producer {
     private var layerByRTXSSRC: [UInt32: Int] = [:]
     private let ridExtensionID: UInt8?
     private let repairedRIDExtensionID: UInt8?
+    /// The last packets of each layer, by sequence number: one cache that every consumer
+    /// answers NACKs from, so memory does not grow with the number of subscribers.
+    private var recent: [[RTPPacket?]]
+    private static let recentCapacity = 1024
 
     public struct Layer {
         public var ssrc: UInt32?
@@ -52,6 +56,7 @@ public final class Producer {
         self.media = media
         rids = media.remoteRIDs.reversed()
         layers = Array(repeating: Layer(reception: ReceptionStatistics(clockRate: media.codec.clockRate)), count: max(1, media.remoteRIDs.count))
+        recent = Array(repeating: Array(repeating: nil, count: Self.recentCapacity), count: layers.count)
         ridExtensionID = media.headerExtensions.first { $0.uri == RTPHeaderExtensionURI.rid }?.id
         repairedRIDExtensionID = media.headerExtensions.first { $0.uri == RTPHeaderExtensionURI.repairedRID }?.id
         if rids.isEmpty {
@@ -92,6 +97,7 @@ public final class Producer {
             SFUMetrics.droppedDuplicate.increment()
             return nil
         }
+        recent[layer][Int(packet.sequenceNumber) % Self.recentCapacity] = packet
         let isKeyframe = Self.isKeyframe(packet, codec: media.codec.name)
         // Reports describe the network as it was, before retransmissions repaired it.
         if !repaired { layers[layer].reception.record(sequence: packet.sequenceNumber, timestamp: packet.timestamp, arrival: now) }
@@ -117,6 +123,13 @@ public final class Producer {
             if !due.isEmpty { result.append((ssrc, due.sorted { SerialNumber.isNewer($1, than: $0) })) }
         }
         return result
+    }
+
+    /// A recent packet of `layer`, for a retransmission, if it is still held.
+    public func recentPacket(layer: Int, sequence: UInt16) -> RTPPacket? {
+        guard recent.indices.contains(layer), let packet = recent[layer][Int(sequence) % Self.recentCapacity],
+              packet.sequenceNumber == sequence else { return nil }
+        return packet
     }
 
     /// Takes the publisher's sender report for one of this track's SSRCs.

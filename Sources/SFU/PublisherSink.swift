@@ -239,9 +239,9 @@ public final class SubscriberSink: MediaSink {
                 wanted += top
             }
         }
-        guard let held, let cluster = prober.cluster(wanted: wanted, estimate: estimator.estimate, overusing: estimator.usage == .overusing,
+        guard let held, let producer = router.producer(held.producerID), let cluster = prober.cluster(wanted: wanted, estimate: estimator.estimate, overusing: estimator.usage == .overusing,
                                                       packetSize: held.lastPacketSize, now: now) else { return }
-        let packets = held.probePackets(count: cluster.packets) { size in
+        let packets = held.probePackets(count: cluster.packets, from: producer) { size in
             allocateTransportSequence(size: size, now: now, probe: cluster.id)
         }
         SFUMetrics.probePackets.increment(by: packets.count)
@@ -254,10 +254,10 @@ public final class SubscriberSink: MediaSink {
         for packet in packets {
             switch packet {
             case .nack(let nack):
-                guard let consumer = consumersBySSRC[nack.mediaSSRC] else { continue }
+                guard let consumer = consumersBySSRC[nack.mediaSSRC], let producer = router.producer(consumer.producerID) else { continue }
                 let now = clock()
-                let resent = consumer.retransmit(nack.lostSequenceNumbers) { size in self.allocateTransportSequence(size: size, now: now) }
-                for bytes in resent { server.sendRTP(bytes, on: peer) }
+                let resent = consumer.retransmit(nack.lostSequenceNumbers, from: producer) { size in self.allocateTransportSequence(size: size, now: now) }
+                for packet in resent { server.sendRTP(packet, on: peer) }
             case .pictureLossIndication(_, let ssrc):
                 keyframe(for: ssrc, server: server)
             case .fullIntraRequest(let fir):

@@ -78,6 +78,8 @@ public final class Router {
     public func route(_ arrival: Producer.Arrival, from producer: Producer, server: WebRTCServer, now: Duration) {
         guard let bindings = consumers[producer.id], !bindings.isEmpty else { return }
         let best = producer.activeLayers(now: now).last ?? arrival.layer
+        var forwarded = 0
+        defer { SFUMetrics.forwarded.increment(by: forwarded) }
         for binding in bindings {
             let layerBefore = binding.consumer.currentLayer
             let output = binding.consumer.forward(arrival, bestLayer: best, now: now) { size in
@@ -86,7 +88,10 @@ public final class Router {
             if binding.consumer.currentLayer != layerBefore, let layer = binding.consumer.currentLayer {
                 logger.debug("layer switched", metadata: ["consumer": "\(binding.consumer.id)", "from": "\(layerBefore.map(String.init) ?? "none")", "to": "\(layer)"])
             }
-            if let packet = output.packet { server.sendRTP(packet, on: binding.subscriber) }
+            if let packet = output.packet {
+                server.sendRTP(packet, on: binding.subscriber)
+                forwarded += 1
+            }
             if let layer = output.keyframeNeeded { requestKeyframe(producer: producer.id, layer: layer, server: server, now: now) }
         }
     }

@@ -36,6 +36,18 @@ public final class SRTPSession {
         try run(&packet, grow: false, inbound: true) { session, pointer, length in srtp_unprotect(session, pointer, length) }
     }
 
+    /// Encrypts the RTP packet of `length` bytes at `bytes` in place; `capacity` must leave
+    /// `maxOverhead` bytes after it for the tag. Returns the protected length. For senders
+    /// that build packets straight into their I/O buffers.
+    public func protectRTP(_ bytes: UnsafeMutableRawPointer, length: Int, capacity: Int) throws(SRTPError) -> Int {
+        guard length >= 12 else { throw .tooShort }
+        precondition(capacity >= length + Self.maxOverhead, "no room for the SRTP tag")
+        var protectedLength = Int32(length)
+        let status = srtp_protect(outbound, bytes, &protectedLength)
+        guard status == srtp_err_status_ok else { throw SRTPError(status) }
+        return Int(protectedLength)
+    }
+
     public func protectRTCP(_ packet: inout [UInt8]) throws(SRTPError) {
         try run(&packet, grow: true) { session, pointer, length in srtp_protect_rtcp(session, pointer, length) }
     }

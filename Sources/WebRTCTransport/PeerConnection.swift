@@ -1,5 +1,6 @@
 import DTLS
 import ICE
+import NIOCore
 import RTCP
 import RTP
 import SDP
@@ -34,6 +35,11 @@ public final class PeerConnection {
     public private(set) var stats = Stats()
     /// The share of outgoing RTP a test asked to be dropped (`WebRTCServer.setEgressLoss`).
     var egressLoss = 0.0
+    /// How the selected path is reached, kept here by the server so that sending a packet
+    /// needs no lookup.
+    var selectedRoute: WebRTCServer.Route?
+    /// Room a packet needs after its end for SRTP's authentication tag.
+    public static let protectionOverhead = SRTPSession.maxOverhead
 
     public struct Stats: Sendable {
         public var packetsIn = 0
@@ -109,13 +115,30 @@ public final class PeerConnection {
         return events
     }
 
-    /// Protects and addresses an RTP packet for the selected path.
-    public func sendRTP(_ packet: [UInt8]) -> PeerEvent? {
-        protect(packet, rtcp: false)
+    /// Protects an RTP packet in place for the selected path: the hot path, with no copy.
+    /// `buffer` needs `protectionOverhead` writable bytes; false when it cannot be sent.
+    func protectRTP(_ buffer: inout ByteBuffer) -> Bool {
+        guard let srtp, ice.selectedPath != nil, !isClosed else { return false }
+        let start = buffer.readerIndex, length = buffer.readableBytes
+        buffer.reserveCapacity(minimumWritableBytes: Self.protectionOverhead)
+        let capacity = buffer.capacity - start
+        guard let protectedLength = try? buffer.withVeryUnsafeMutableBytes({ storage throws(SRTPError) in
+            try srtp.protectRTP(storage.baseAddress! + start, length: length, capacity: capacity)
+        }) else { return false }
+        buffer.moveWriterIndex(to: start + protectedLength)
+        stats.packetsOut += 1
+        stats.bytesOut += protectedLength
+        return true
     }
 
+    /// Protects and addresses an RTCP compound for the selected path.
     public func sendRTCP(_ packets: [RTCPPacket]) -> PeerEvent? {
-        protect(RTCPCompound.serialize(packets), rtcp: true)
+        guard let srtp, let path = ice.selectedPath, !isClosed else { return nil }
+        var packet = RTCPCompound.serialize(packets)
+        guard (try? srtp.protectRTCP(&packet)) != nil else { return nil }
+        stats.packetsOut += 1
+        stats.bytesOut += packet.count
+        return .send(packet, to: path)
     }
 
     public func close(_ reason: String) -> [PeerEvent] {
@@ -127,19 +150,6 @@ public final class PeerConnection {
         isClosed = true
         _ = ice.close(reason)
         return events + [.closed(reason: reason)]
-    }
-
-    private func protect(_ plain: [UInt8], rtcp: Bool) -> PeerEvent? {
-        guard let srtp, let path = ice.selectedPath, !isClosed else { return nil }
-        var packet = plain
-        do {
-            if rtcp { try srtp.protectRTCP(&packet) } else { try srtp.protectRTP(&packet) }
-        } catch {
-            return nil
-        }
-        stats.packetsOut += 1
-        stats.bytesOut += packet.count
-        return .send(packet, to: path)
     }
 
     private func handleICE(_ actions: [ICELiteAgent.Action]) -> [PeerEvent] {

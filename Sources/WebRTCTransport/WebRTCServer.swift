@@ -17,6 +17,10 @@ public struct WebRTCTransportConfiguration: Sendable {
     public var mtu = 1200
     /// Sessions beyond this are refused, so a flood of offers cannot exhaust memory.
     public var maxSessions = 2000
+    /// Kernel buffer asked for on the UDP socket, each way: one port carries every peer, and a
+    /// fan-out of hundreds of packets must not overflow it while the loop is busy. The kernel
+    /// caps it at net.core.rmem_max / wmem_max.
+    public var socketBufferBytes = 4 << 20
     /// Lets tests drop a share of one session's outgoing RTP (`setEgressLoss`); off in service.
     public var allowsLossInjection = false
 
@@ -74,7 +78,7 @@ public final class WebRTCServer: @unchecked Sendable {
         }
     }
 
-    fileprivate enum Route {
+    enum Route {
         case udp(SocketAddress)
         case tcp(any Channel)
     }
@@ -110,10 +114,19 @@ public final class WebRTCServer: @unchecked Sendable {
     public func start() async throws {
         let udp = try await DatagramBootstrap(group: loop)
             .channelOption(.socketOption(.so_reuseaddr), value: 1)
+            .channelOption(.socketOption(.so_rcvbuf), value: SocketOptionValue(configuration.socketBufferBytes))
+            .channelOption(.socketOption(.so_sndbuf), value: SocketOptionValue(configuration.socketBufferBytes))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(UDPHandler(server: self)) }
             }
             .bind(host: configuration.host, port: configuration.udpPort).get()
+        // Linux reports twice what it grants; less than asked means the sysctl caps it.
+        let granted = (try? await udp.getOption(.socketOption(.so_rcvbuf))).map { Int($0) / 2 } ?? 0
+        if granted < configuration.socketBufferBytes {
+            logger.warning("UDP receive buffer smaller than asked: bursts may drop packets",
+                           metadata: ["asked": "\(configuration.socketBufferBytes)", "granted": "\(granted)",
+                                      "fix": "sysctl -w net.core.rmem_max=\(configuration.socketBufferBytes) net.core.wmem_max=\(configuration.socketBufferBytes)"])
+        }
         let tcp = try await ServerBootstrap(group: loop)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
@@ -213,10 +226,36 @@ public final class WebRTCServer: @unchecked Sendable {
 
     // MARK: Sending (on the loop)
 
-    public func sendRTP(_ packet: [UInt8], on peer: PeerConnection) {
+    /// Allocates the buffers packets are built in for `sendRTP`.
+    public let allocator = ByteBufferAllocator()
+    /// Writes queued since the last flush; a long fan-out is flushed in batches so the first
+    /// receivers do not wait for the last packet to be built.
+    private var unflushedWrites = 0
+    private static let writesPerFlush = 64
+
+    /// Protects `packet` in place and sends it on the peer's selected path. Build it with
+    /// `PeerConnection.protectionOverhead` spare bytes and nothing is copied.
+    public func sendRTP(_ packet: ByteBuffer, on peer: PeerConnection) {
         loop.preconditionInEventLoop()
         if peer.egressLoss > 0, Double.random(in: 0..<1) < peer.egressLoss { return }
-        if let event = peer.sendRTP(packet) { handle([event], session: peer.id, source: nil) }
+        guard let route = peer.selectedRoute else { return }
+        var packet = packet
+        guard peer.protectRTP(&packet) else { return }
+        switch route {
+        case .udp(let address):
+            guard let channel = udpChannel else { return }
+            channel.write(AddressedEnvelope(remoteAddress: address, data: packet), promise: nil)
+            unflushedWrites += 1
+            if unflushedWrites >= Self.writesPerFlush { flushUDP() }
+        case .tcp(let channel):
+            channel.writeAndFlush(channel.allocator.buffer(bytes: ICETCPFramer.frame(Array(packet.readableBytesView))), promise: nil)
+        }
+    }
+
+    public func sendRTP(_ packet: [UInt8], on peer: PeerConnection) {
+        var buffer = allocator.buffer(capacity: packet.count + PeerConnection.protectionOverhead)
+        buffer.writeBytes(packet)
+        sendRTP(buffer, on: peer)
     }
 
     public func sendRTCP(_ packets: [RTCPPacket], on peer: PeerConnection) {
@@ -249,7 +288,10 @@ public final class WebRTCServer: @unchecked Sendable {
 
     fileprivate func tcpClosed(_ path: ICEPath) {
         routes[path] = nil
-        if let id = sessionByPath.removeValue(forKey: path) { sessions[id]?.paths.remove(path) }
+        if let id = sessionByPath.removeValue(forKey: path), let session = sessions[id] {
+            session.paths.remove(path)
+            if session.peer.selectedPath == path { session.peer.selectedRoute = nil }
+        }
     }
 
     fileprivate func isValidated(_ path: ICEPath) -> Bool {
@@ -262,6 +304,11 @@ public final class WebRTCServer: @unchecked Sendable {
             handle(session.peer.tick(now: time), session: id, source: nil)
             if session.peer.isConnected { session.sink.tick(session.peer, server: self) }
         }
+        flushUDP()
+    }
+
+    fileprivate func flushUDP() {
+        unflushedWrites = 0
         udpChannel?.flush()
     }
 
@@ -273,6 +320,7 @@ public final class WebRTCServer: @unchecked Sendable {
                 let route = source.flatMap { $0.path == path ? $0.route : nil } ?? routes[path]
                 if let route { write(bytes, to: path, via: route) }
             case .selected(let path):
+                session.peer.selectedRoute = source.flatMap { $0.path == path ? $0.route : nil } ?? routes[path]
                 logger.info("ICE selected path", metadata: ["session": "\(id)", "path": "\(path)"])
             case .connected:
                 logger.info("WebRTC session connected", metadata: ["session": "\(id)"])
@@ -338,7 +386,7 @@ public final class WebRTCServer: @unchecked Sendable {
         }
 
         func channelReadComplete(context: ChannelHandlerContext) {
-            context.flush()
+            server.flushUDP()
         }
 
         func errorCaught(context: ChannelHandlerContext, error: any Error) {

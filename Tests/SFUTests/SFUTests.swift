@@ -1,4 +1,5 @@
 import MediaCore
+import NIOCore
 import RTCP
 import RTP
 import SDP
@@ -86,17 +87,17 @@ struct ConsumerTests {
         }
         // Only the low layer is active: it waits for its keyframe, then forwards it.
         #expect(send("l", 10, 1000, best: 0, at: 0).keyframeNeeded == 0)
-        let first = try RTPPacket(try #require(send("l", 11, 1000, key: true, best: 0, at: 10).packet))
+        let first = try RTPPacket(try #require(send("l", 11, 1000, key: true, best: 0, at: 10).bytes))
         #expect(first.ssrc == 7777 && first.payloadType == 100)
         #expect(RTPHeaderExtensionValue.token(first.extensionValue(id: 9)) == "0")
-        let second = try RTPPacket(try #require(send("l", 12, 4000, best: 0, at: 43).packet))
+        let second = try RTPPacket(try #require(send("l", 12, 4000, best: 0, at: 43).bytes))
         #expect(second.sequenceNumber == first.sequenceNumber &+ 1 && second.timestamp == first.timestamp &+ 3000)
 
         // The high layer appears: the low layer keeps flowing until the high keyframe.
         let waiting = send("h", 500, 90_000, best: 2, at: 60)
         #expect(waiting.packet == nil && waiting.keyframeNeeded == 2)
         #expect(send("l", 13, 7000, best: 2, at: 76).packet != nil)
-        let switched = try RTPPacket(try #require(send("h", 501, 93_000, key: true, best: 2, at: 110).packet))
+        let switched = try RTPPacket(try #require(send("h", 501, 93_000, key: true, best: 2, at: 110).bytes))
         #expect(consumer.currentLayer == 2)
         #expect(switched.sequenceNumber == first.sequenceNumber &+ 3)
         #expect(SerialNumber.isNewer(switched.timestamp, than: second.timestamp &+ 3000))
@@ -104,9 +105,15 @@ struct ConsumerTests {
         #expect(consumer.drops.otherLayer == 1 && consumer.drops.notAKeyframe == 2)
 
         // A NACK for what was sent comes back as RTX carrying the sent sequence number.
-        let rtx = try RTPPacket(try #require(consumer.retransmit([switched.sequenceNumber]).first))
-        #expect(rtx.payloadType == 101 && rtx.ssrc == 8888)
+        let resent = consumer.retransmit([switched.sequenceNumber, first.sequenceNumber, switched.sequenceNumber &+ 1], from: producer)
+        #expect(resent.count == 2)
+        let rtx = try RTPPacket(Array(try #require(resent.first).readableBytesView))
+        #expect(rtx.payloadType == 101 && rtx.ssrc == 8888 && rtx.timestamp == switched.timestamp && rtx.marker == switched.marker)
         #expect(Array(rtx.payload.prefix(2)) == [UInt8(switched.sequenceNumber >> 8), UInt8(switched.sequenceNumber & 0xFF)])
+        #expect(Array(rtx.payload.dropFirst(2)) == Array(switched.payload))
+        // An earlier epoch's packet maps back to the low layer's source.
+        let older = try RTPPacket(Array(resent[1].readableBytesView))
+        #expect(Array(older.payload.dropFirst(2)) == Array(first.payload) && older.timestamp == first.timestamp)
     }
 
     @Test("a paused consumer sends nothing, and on resuming waits for a keyframe")
@@ -300,4 +307,9 @@ struct BandwidthProberTests {
         #expect(proven == cluster.target)
         #expect(prober.succeeded == 1)
     }
+}
+
+extension Consumer.Output {
+    /// The packet as bytes, for parsing in assertions.
+    var bytes: [UInt8]? { packet.map { Array($0.readableBytesView) } }
 }
