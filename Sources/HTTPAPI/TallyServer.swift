@@ -24,11 +24,14 @@ public final class TallyServices: Sendable {
         self.store = store
         self.registry = registry
         self.webrtc = webrtc
-        sfu = SFU(server: webrtc, logger: logger) { broadcast, participant in
-            // The studio's signaling listens on the room channel, on whichever node it runs.
-            let event = #"{"event":"active-speaker","data":{"participant_id":"# + (participant.map { "\"\($0)\"" } ?? "null") + "}}"
+        // The studio's signaling listens on the room channel, on whichever node it runs.
+        sfu = SFU(server: webrtc, logger: logger, onActiveSpeaker: { broadcast, participant in
+            guard let event = RoomEvent.activeSpeaker(participant) else { return }
             Task { try? await registry.publishRoomEvent(room: broadcast, event) }
-        }
+        }, onPublisherLayers: { layers in
+            guard let event = RoomEvent.simulcastLayers(layers) else { return }
+            Task { try? await registry.publishRoomEvent(room: layers.broadcastID, event) }
+        })
         self.auth = auth
         self.logger = logger
     }

@@ -158,6 +158,18 @@ public final class Producer {
         layers.indices.filter { layers[$0].lastPacketAt.map { now - $0 < .seconds(1) } ?? false }
     }
 
+    /// What the publisher was last asked to send, by layer (`Router.evaluatePublisherLayers`).
+    public internal(set) var layersSentByPublisher: [Bool]?
+
+    /// Layers a consumer may be allocated: the active ones, and those the publisher was asked
+    /// to pause, at the bitrate they had, since asking for one brings it back.
+    public func selectableLayers(now: Duration) -> [Int] {
+        let active = activeLayers(now: now)
+        return layers.indices.filter { index in
+            active.contains(index) || (layersSentByPublisher?[index] == false && layers[index].bitrate > 0)
+        }
+    }
+
     // MARK: Internals
 
     private func mediaLayer(of packet: RTPPacket) -> Int? {

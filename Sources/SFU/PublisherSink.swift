@@ -73,6 +73,7 @@ public final class PublisherSink: MediaSink {
     public func tick(_ peer: PeerConnection, server: WebRTCServer) {
         let now = clock()
         router.evaluateSpeaker(now: now)
+        router.evaluatePublisherLayers(now: now)
         if lastReportAt.map({ now - $0 >= .seconds(1) }) ?? true {
             lastReportAt = now
             let blocks = producersByMid.values.flatMap { $0.receptionReports(now: now) }
@@ -213,9 +214,9 @@ public final class SubscriberSink: MediaSink {
         var held: Consumer?
         for consumer in consumers where consumer.media.kind == "video" {
             guard let producer = router.producer(consumer.producerID) else { continue }
-            let active = producer.activeLayers(now: now)
-            guard producer.isSimulcast, let best = active.last else { continue }
-            let fitting = active.filter { layer in
+            let selectable = producer.selectableLayers(now: now)
+            guard producer.isSimulcast, let best = selectable.last else { continue }
+            let fitting = selectable.filter { layer in
                 let rate = producer.layers[layer].bitrate
                 return layer <= (consumer.currentLayer ?? -1) ? rate <= budget : rate * 1.25 <= budget
             }
@@ -228,7 +229,7 @@ public final class SubscriberSink: MediaSink {
                 budget -= producer.layers[layer].bitrate
             } else if !consumer.isPaused {
                 logger.debug("video paused: not even the lowest layer fits", metadata: ["consumer": "\(consumer.id)", "estimate_bps": "\(Int(estimator.estimate))",
-                                                                                    "budget_bps": "\(Int(budget))", "layer_bps": "\(active.map { Int(producer.layers[$0].bitrate) })"])
+                                                                                    "budget_bps": "\(Int(budget))", "layer_bps": "\(selectable.map { Int(producer.layers[$0].bitrate) })"])
                 consumer.pause()
             }
             let top = producer.layers[best].bitrate

@@ -14,14 +14,21 @@ public final class Router {
     public var keyframeRequestInterval: Duration = .milliseconds(300)
     private var speakers = ActiveSpeakerObserver()
     private var lastSpeakerEvaluation: Duration?
+    private var layerPolicy = PublisherLayerPolicy()
+    private var lastLayerEvaluation: Duration?
     /// Called with the speaking participant (nil: nobody) when it changes.
     private let onActiveSpeaker: (String?) -> Void
+    /// Called with a producer and the layers its publisher should send (lowest first) when
+    /// that changes: the studio turns the browser's encodings on and off to match.
+    private let onPublisherLayers: (Producer, [Bool]) -> Void
     private let logger: Logger
 
-    public init(id: String, logger: Logger = Logger(label: "tally.sfu"), onActiveSpeaker: @escaping (String?) -> Void = { _ in }) {
+    public init(id: String, logger: Logger = Logger(label: "tally.sfu"), onActiveSpeaker: @escaping (String?) -> Void = { _ in },
+                onPublisherLayers: @escaping (Producer, [Bool]) -> Void = { _, _ in }) {
         self.id = id
         self.logger = logger
         self.onActiveSpeaker = onActiveSpeaker
+        self.onPublisherLayers = onPublisherLayers
     }
 
     public func recordAudioLevel(producer id: String, level: UInt8, now: Duration) {
@@ -34,6 +41,21 @@ public final class Router {
         lastSpeakerEvaluation = now
         if case .some(let producer) = speakers.evaluate(now: now) {
             onActiveSpeaker(producer.map { String($0.prefix { $0 != ":" }) })
+        }
+    }
+
+    /// Works out, at most every 500 ms, which simulcast layers each publisher should send:
+    /// the highest any unpaused consumer wants, and those below it.
+    public func evaluatePublisherLayers(now: Duration) {
+        if let last = lastLayerEvaluation, now - last < .milliseconds(500) { return }
+        lastLayerEvaluation = now
+        for (id, entry) in producers where entry.producer.isSimulcast {
+            let producer = entry.producer
+            let wanted = (consumers[id] ?? []).filter { !$0.consumer.isPaused }.map { $0.consumer.preferredLayer ?? producer.layers.count - 1 }
+            guard let sending = layerPolicy.evaluate(producer: id, measured: producer.layers.map { $0.packets > 0 }, wanted: wanted, now: now) else { continue }
+            producer.layersSentByPublisher = sending
+            logger.debug("publisher layers", metadata: ["producer": "\(id)", "send": "\(zip(producer.rids, sending).map { "\($0)=\($1)" })"])
+            onPublisherLayers(producer, sending)
         }
     }
 
@@ -60,6 +82,7 @@ public final class Router {
     public func remove(producer id: String) {
         producers[id] = nil
         speakers.remove(producer: id)
+        layerPolicy.remove(producer: id)
     }
 
     public func add(_ consumer: Consumer, subscriber: PeerConnection, sink: SubscriberSink, server: WebRTCServer, now: Duration) {

@@ -22,12 +22,31 @@ public final class SFU: @unchecked Sendable {
     private var routers: [String: Router] = [:]
     private var publishers: [String: String] = [:]
     private let onActiveSpeaker: @Sendable (_ broadcast: String, _ participant: String?) -> Void
+    private let onPublisherLayers: @Sendable (PublisherLayers) -> Void
 
-    /// `onActiveSpeaker` is called on the transport's loop when a broadcast's speaker changes.
-    public init(server: WebRTCServer, logger: Logger, onActiveSpeaker: @escaping @Sendable (String, String?) -> Void = { _, _ in }) {
+    /// Which simulcast layers one participant's track should be sent in, by rid.
+    public struct PublisherLayers: Sendable, Equatable {
+        public var broadcastID: String
+        public var participantID: String
+        public var mid: String
+        public var send: [String: Bool]
+
+        public init(broadcastID: String, participantID: String, mid: String, send: [String: Bool]) {
+            self.broadcastID = broadcastID
+            self.participantID = participantID
+            self.mid = mid
+            self.send = send
+        }
+    }
+
+    /// Both callbacks run on the transport's loop: `onActiveSpeaker` when a broadcast's speaker
+    /// changes, `onPublisherLayers` when a publisher should turn simulcast layers on or off.
+    public init(server: WebRTCServer, logger: Logger, onActiveSpeaker: @escaping @Sendable (String, String?) -> Void = { _, _ in },
+                onPublisherLayers: @escaping @Sendable (PublisherLayers) -> Void = { _ in }) {
         self.server = server
         self.logger = logger
         self.onActiveSpeaker = onActiveSpeaker
+        self.onPublisherLayers = onPublisherLayers
     }
 
     /// Opens a publishing session; its sections become producers of `participantID`.
@@ -95,10 +114,13 @@ public final class SFU: @unchecked Sendable {
     private func router(_ broadcastID: String) -> Router {
         server.loop.preconditionInEventLoop()
         if let router = routers[broadcastID] { return router }
-        let router = Router(id: broadcastID, logger: logger) { [logger, onActiveSpeaker] participant in
+        let router = Router(id: broadcastID, logger: logger, onActiveSpeaker: { [logger, onActiveSpeaker] participant in
             logger.debug("active speaker", metadata: ["broadcast": "\(broadcastID)", "participant": "\(participant ?? "none")"])
             onActiveSpeaker(broadcastID, participant)
-        }
+        }, onPublisherLayers: { [onPublisherLayers] producer, sending in
+            onPublisherLayers(PublisherLayers(broadcastID: broadcastID, participantID: String(producer.id.prefix { $0 != ":" }),
+                                              mid: producer.media.mid, send: Dictionary(uniqueKeysWithValues: zip(producer.rids, sending))))
+        })
         routers[broadcastID] = router
         return router
     }

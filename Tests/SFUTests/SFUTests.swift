@@ -313,3 +313,64 @@ extension Consumer.Output {
     /// The packet as bytes, for parsing in assertions.
     var bytes: [UInt8]? { packet.map { Array($0.readableBytesView) } }
 }
+
+@Suite("Publisher layers: pausing simulcast layers nobody consumes")
+struct PublisherLayerPolicyTests {
+    let measured = [true, true, true]
+
+    @Test("layers above every consumer's want are paused only after the hold-down")
+    func pausesAfterHoldDown() {
+        var policy = PublisherLayerPolicy()
+        #expect(policy.evaluate(producer: "p", measured: measured, wanted: [2, 0], now: .zero) == nil)
+        #expect(policy.evaluate(producer: "p", measured: measured, wanted: [1, 0], now: .seconds(1)) == nil)
+        #expect(policy.evaluate(producer: "p", measured: measured, wanted: [1, 0], now: .seconds(5)) == nil)
+        #expect(policy.evaluate(producer: "p", measured: measured, wanted: [1], now: .seconds(6)) == [true, true, false])
+        #expect(policy.sending("p") == [true, true, false])
+        #expect(policy.evaluate(producer: "p", measured: measured, wanted: [1], now: .seconds(20)) == nil)
+    }
+
+    @Test("a want that comes back within the hold-down cancels the pause")
+    func wavering() {
+        var policy = PublisherLayerPolicy()
+        #expect(policy.evaluate(producer: "p", measured: measured, wanted: [0], now: .zero) == nil)
+        #expect(policy.evaluate(producer: "p", measured: measured, wanted: [2], now: .seconds(3)) == nil)
+        #expect(policy.evaluate(producer: "p", measured: measured, wanted: [0], now: .seconds(6)) == nil)
+        #expect(policy.evaluate(producer: "p", measured: measured, wanted: [0], now: .seconds(11)) == [true, false, false])
+    }
+
+    @Test("a layer wanted again is resumed at once")
+    func resumesAtOnce() {
+        var policy = PublisherLayerPolicy()
+        _ = policy.evaluate(producer: "p", measured: measured, wanted: [], now: .zero)
+        #expect(policy.evaluate(producer: "p", measured: measured, wanted: [], now: .seconds(5)) == [true, false, false])
+        #expect(policy.evaluate(producer: "p", measured: measured, wanted: [2], now: .seconds(5.5)) == [true, true, true])
+    }
+
+    @Test("the lowest layer always stays, and a layer never measured is not touched")
+    func lowestAndUnmeasured() {
+        var policy = PublisherLayerPolicy()
+        _ = policy.evaluate(producer: "p", measured: [true, true, false], wanted: [], now: .zero)
+        #expect(policy.evaluate(producer: "p", measured: [true, true, false], wanted: [], now: .seconds(5)) == [true, false, true])
+        policy.remove(producer: "p")
+        #expect(policy.sending("p") == nil)
+    }
+
+    @Test("a paused layer stays selectable at its last bitrate, so allocation can ask for it back")
+    func selectable() {
+        let producer = Producer(id: "p:1", media: Publisher.media)
+        for (index, ms) in stride(from: 0, to: 700, by: 33).enumerated() {
+            for rid in ["l", "m", "h"] { _ = producer.receive(Publisher.packet(rid: rid, sequence: UInt16(index)), now: .milliseconds(ms)) }
+        }
+        #expect(producer.selectableLayers(now: .milliseconds(700)) == [0, 1, 2])
+        #expect(producer.layers[2].bitrate > 0)
+        producer.layersSentByPublisher = [true, true, false]
+        // Only the lower layers keep arriving; the top stops being active after a second.
+        for (index, ms) in stride(from: 700, to: 2000, by: 33).enumerated() {
+            for rid in ["l", "m"] { _ = producer.receive(Publisher.packet(rid: rid, sequence: UInt16(21 + index)), now: .milliseconds(ms)) }
+        }
+        #expect(producer.activeLayers(now: .milliseconds(2000)) == [0, 1])
+        #expect(producer.selectableLayers(now: .milliseconds(2000)) == [0, 1, 2])
+        producer.layersSentByPublisher = nil
+        #expect(producer.selectableLayers(now: .milliseconds(2000)) == [0, 1])
+    }
+}

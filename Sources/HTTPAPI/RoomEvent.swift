@@ -1,0 +1,46 @@
+import Foundation
+import SFU
+
+/// Events the media plane publishes on a broadcast's room channel for the studio's signaling
+/// (on whichever node it runs), as `{"event": name, "data": {...}}`.
+enum RoomEvent {
+    private struct Envelope<Payload: Encodable>: Encodable {
+        var event: String
+        var data: Payload
+    }
+
+    private struct ActiveSpeaker: Encodable {
+        var participant_id: String?
+
+        func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(participant_id, forKey: .participant_id)
+        }
+
+        enum CodingKeys: CodingKey { case participant_id }
+    }
+
+    private struct SimulcastLayers: Encodable {
+        var participant_id: String
+        var mid: String
+        /// rid → whether the browser should keep that encoding active.
+        var layers: [String: Bool]
+    }
+
+    /// The loudest participant on stage changed; nil when nobody speaks.
+    static func activeSpeaker(_ participant: String?) -> String? {
+        encode("active-speaker", ActiveSpeaker(participant_id: participant))
+    }
+
+    /// A publisher should turn simulcast encodings on or off: layers nobody watches cost its
+    /// CPU and uplink for nothing.
+    static func simulcastLayers(_ layers: SFU.PublisherLayers) -> String? {
+        encode("simulcast-layers", SimulcastLayers(participant_id: layers.participantID, mid: layers.mid, layers: layers.send))
+    }
+
+    private static func encode(_ name: String, _ payload: some Encodable) -> String? {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return (try? encoder.encode(Envelope(event: name, data: payload))).map { String(decoding: $0, as: UTF8.self) }
+    }
+}
