@@ -56,6 +56,7 @@ let package = Package(
         ),
         .target(name: "RTP", dependencies: ["MediaCore"]),
         .target(name: "RTCP", dependencies: ["MediaCore"]),
+        .target(name: "Layout"),
         .target(name: "SDP"),
         .target(
             name: "SFU",
@@ -93,7 +94,7 @@ let package = Package(
         .target(
             name: "HTTPAPI",
             dependencies: [
-                "Store", "Registry", "Rooms", "WebRTCTransport", "SFU", "SDP", "DTLS",
+                "Store", "Registry", "Rooms", "WebRTCTransport", "SFU", "SDP", "DTLS", "Layout",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
                 .product(name: "JWTKit", package: "jwt-kit"),
@@ -128,6 +129,7 @@ let package = Package(
         .testTarget(name: "SFUTests", dependencies: ["SFU", "MediaCore", .product(name: "NIOCore", package: "swift-nio")]),
         .testTarget(name: "RTPTests", dependencies: ["RTP"]),
         .testTarget(name: "RTCPTests", dependencies: ["RTCP"]),
+        .testTarget(name: "LayoutTests", dependencies: ["Layout"], resources: [.copy("Fixtures")]),
         .testTarget(name: "SDPTests", dependencies: ["SDP"], resources: [.copy("Fixtures")]),
         .testTarget(name: "StoreTests", dependencies: ["Store"]),
         .testTarget(name: "RegistryTests", dependencies: ["Registry"]),

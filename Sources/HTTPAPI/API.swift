@@ -1,6 +1,7 @@
 import FluentKit
 import Foundation
 import Hummingbird
+import Layout
 import Logging
 import Registry
 import SFU
@@ -10,6 +11,7 @@ import WebRTCTransport
 /// What every route needs, built once per server.
 struct API: Sendable {
     let configuration: ServerConfiguration
+    let layouts: LayoutLibrary
     let store: Store
     let registry: any Registry
     let webrtc: WebRTCServer
@@ -26,6 +28,21 @@ struct API: Sendable {
             throw APIError(.forbidden, "not_owner", "only the broadcast's owner can manage it")
         }
         return broadcast
+    }
+
+    /// The broadcast in the path (`parameter`), if the caller owns it or holds an invite to it.
+    func memberBroadcast(_ context: AppContext, parameter: String = "broadcast") async throws -> Broadcast {
+        let id = try Validate.uuid(context.parameters.get(parameter), what: "broadcast")
+        switch context.identity {
+        case .guest(let invited, _, _)?:
+            guard invited == id else { throw APIError(.forbidden, "not_invited", "this invite is for another broadcast") }
+            guard let broadcast = try await Broadcast.find(id, on: store.db) else { throw APIError.notFound("broadcast") }
+            return broadcast
+        case .user?:
+            return try await ownedBroadcast(id.uuidString, context: context)
+        case nil:
+            throw APIError.unauthorized
+        }
     }
 
     /// Refuses the attempt with 429 once `bucket` has seen more than the allowed attempts.

@@ -1,6 +1,7 @@
 import FluentKit
 import Foundation
 import Hummingbird
+import Layout
 import Rooms
 import Store
 
@@ -9,11 +10,11 @@ struct SettingsPatch: Decodable {
     var resolution: String?
     var record: Bool?
 
-    func applied(to settings: BroadcastSettings) throws -> BroadcastSettings {
+    func applied(to settings: BroadcastSettings, layouts: LayoutLibrary) throws -> BroadcastSettings {
         var result = settings
         if let layout {
-            guard BroadcastSettings.layouts.contains(layout) else {
-                throw APIError(.badRequest, "invalid_field", "`settings.layout` must be one of \(BroadcastSettings.layouts.joined(separator: ", "))")
+            guard layouts.layout(named: layout) != nil else {
+                throw APIError(.badRequest, "invalid_field", "`settings.layout` must be one of \(layouts.layouts.map(\.name).joined(separator: ", "))")
             }
             result.layout = layout
         }
@@ -128,7 +129,7 @@ extension API {
             ownerID: userID,
             title: try Validate.text(body.title, field: "title", max: 200),
             description: try Validate.text(body.description ?? "", field: "description", max: 5000, allowEmpty: true),
-            settings: try (body.settings ?? SettingsPatch()).applied(to: BroadcastSettings()),
+            settings: try (body.settings ?? SettingsPatch()).applied(to: BroadcastSettings(), layouts: layouts),
             scheduledAt: body.scheduledAt)
         try await broadcast.create(on: store.db)
         logger.info("broadcast created", metadata: ["broadcast": "\(broadcast.id!)", "owner": "\(userID)"])
@@ -159,7 +160,7 @@ extension API {
             broadcast.description = try Validate.text(description, field: "description", max: 5000, allowEmpty: true)
         }
         if let scheduledAt = body.scheduledAt { broadcast.scheduledAt = scheduledAt }
-        if let settings = body.settings { broadcast.settings = try settings.applied(to: broadcast.settings) }
+        if let settings = body.settings { broadcast.settings = try settings.applied(to: broadcast.settings, layouts: layouts) }
         try await broadcast.save(on: store.db)
         return BroadcastResponse(broadcast)
     }

@@ -1,5 +1,6 @@
 import Foundation
 import SFU
+import Store
 
 /// Events the media plane publishes on a broadcast's room channel for the studio's signaling
 /// (on whichever node it runs), as `{"event": name, "data": {...}}`.
@@ -25,6 +26,11 @@ enum RoomEvent {
         var mid: String
         /// rid → whether the browser should keep that encoding active.
         var layers: [String: Bool]
+    }
+
+    /// The host rearranged the stage: layout, who is on it in order, banner (null for none).
+    static func stageUpdated(_ stage: Stage) -> String? {
+        encode("stage-updated", StageBody(stage))
     }
 
     /// The loudest participant on stage changed; nil when nobody speaks.

@@ -21,6 +21,8 @@ public struct ServerConfiguration: Sendable {
     public var secretKey: String?
     /// Where the browser studio's files are; nil: none served.
     public var webDirectory: URL?
+    /// The stage layouts (`*.json`), read by the server and served to the studio.
+    public var layoutsDirectory = URL(fileURLWithPath: "layouts")
     public var accessTokenLifetime: Duration = .seconds(15 * 60)
     public var refreshTokenLifetime: Duration = .seconds(30 * 24 * 3600)
     /// Attempts per client address per minute, for login and for register separately.

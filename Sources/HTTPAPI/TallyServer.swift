@@ -5,6 +5,7 @@ import Logging
 import NIOCore
 import NIOPosix
 import Registry
+import Layout
 import SFU
 import Store
 import WebRTCTransport
@@ -12,6 +13,7 @@ import WebRTCTransport
 /// The long-lived pieces behind the HTTP API, opened once and shut down last.
 public final class TallyServices: Sendable {
     public let configuration: ServerConfiguration
+    public let layouts: LayoutLibrary
     public let store: Store
     public let registry: any Registry
     public let webrtc: WebRTCServer
@@ -19,8 +21,10 @@ public final class TallyServices: Sendable {
     let auth: AuthService
     let logger: Logger
 
-    private init(configuration: ServerConfiguration, store: Store, registry: any Registry, webrtc: WebRTCServer, auth: AuthService, logger: Logger) {
+    private init(configuration: ServerConfiguration, layouts: LayoutLibrary, store: Store, registry: any Registry, webrtc: WebRTCServer,
+                 auth: AuthService, logger: Logger) {
         self.configuration = configuration
+        self.layouts = layouts
         self.store = store
         self.registry = registry
         self.webrtc = webrtc
@@ -40,6 +44,12 @@ public final class TallyServices: Sendable {
     /// connects the registry (lazily: a Redis that is down now is retried per request).
     public static func open(configuration: ServerConfiguration, logger: Logger) async throws -> TallyServices {
         try configuration.validate()
+        let layouts: LayoutLibrary
+        do {
+            layouts = try LayoutLibrary(directory: configuration.layoutsDirectory)
+        } catch {
+            throw ConfigurationError("TALLY_LAYOUTS_DIR: \(error.description)")
+        }
         let fileManager = FileManager.default
         try fileManager.createDirectory(at: configuration.dataDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         for directory in [configuration.uploadsDirectory, configuration.recordingsDirectory] {
@@ -81,7 +91,8 @@ public final class TallyServices: Sendable {
             throw ConfigurationError("cannot open the WebRTC ports (UDP \(configuration.udpPort), TCP \(configuration.tcpPort)): \(error)")
         }
         let auth = await AuthService(secret: secret, registry: registry, configuration: configuration)
-        return TallyServices(configuration: configuration, store: store, registry: registry, webrtc: webrtc, auth: auth, logger: logger)
+        logger.info("layouts: \(layouts.layouts.map(\.name).joined(separator: ", "))")
+        return TallyServices(configuration: configuration, layouts: layouts, store: store, registry: registry, webrtc: webrtc, auth: auth, logger: logger)
     }
 
     public func shutdown() async {
@@ -108,8 +119,8 @@ public enum TallyServer {
 
     /// The router alone, which tests drive without a socket.
     public static func router(services: TallyServices) throws -> Hummingbird.Router<AppContext> {
-        let api = API(configuration: services.configuration, store: services.store, registry: services.registry, webrtc: services.webrtc,
-                      sfu: services.sfu, auth: services.auth, logger: services.logger)
+        let api = API(configuration: services.configuration, layouts: services.layouts, store: services.store, registry: services.registry,
+                      webrtc: services.webrtc, sfu: services.sfu, auth: services.auth, logger: services.logger)
         let router = Hummingbird.Router(context: AppContext.self)
         router.add(middleware: ErrorMiddleware())
         router.add(middleware: MetricsMiddleware())
@@ -126,6 +137,8 @@ public enum TallyServer {
         api.addUploadRoutes(to: router)
         api.addEchoRoutes(to: router)
         api.addWHIPRoutes(to: router)
+        api.addLayoutRoutes(to: router)
+        api.addStageRoutes(to: router)
         return router
     }
 

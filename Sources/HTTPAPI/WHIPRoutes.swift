@@ -11,7 +11,7 @@ extension API {
     func addWHIPRoutes(to router: Hummingbird.Router<AppContext>) {
         router.post("whip/:broadcast") { request, context in try await publish(request, context) }
         router.delete("whip/:broadcast/:participant") { _, context in
-            let broadcast = try await mediaBroadcast(context)
+            let broadcast = try await memberBroadcast(context)
             let participant = try Validate.uuid(context.parameters.get("participant"), what: "participant")
             guard let row = try await Participant.find(participant, on: store.db), row.broadcastID == broadcast.id,
                   await sfu.unpublish(participantID: participant.uuidString) else { throw APIError.notFound("participant") }
@@ -19,7 +19,7 @@ extension API {
         }
         router.post("whep/:broadcast/:participant") { request, context in try await play(request, context) }
         router.delete("whep/:broadcast/:participant/:session") { _, context in
-            let broadcast = try await mediaBroadcast(context)
+            let broadcast = try await memberBroadcast(context)
             guard await webrtc.close(sessionID: context.parameters.get("session") ?? "", tag: SFU.playTag(broadcast.id!.uuidString),
                                      reason: "closed by the client") else {
                 throw APIError.notFound("session")
@@ -29,7 +29,7 @@ extension API {
     }
 
     private func publish(_ request: Request, _ context: AppContext) async throws -> Response {
-        let broadcast = try await mediaBroadcast(context)
+        let broadcast = try await memberBroadcast(context)
         guard broadcast.status != BroadcastStatus.ended.rawValue else {
             throw APIError(.conflict, "broadcast_ended", "an ended broadcast takes no media")
         }
@@ -47,7 +47,7 @@ extension API {
     }
 
     private func play(_ request: Request, _ context: AppContext) async throws -> Response {
-        let broadcast = try await mediaBroadcast(context)
+        let broadcast = try await memberBroadcast(context)
         let participant = try Validate.uuid(context.parameters.get("participant"), what: "participant")
         let injectedLoss = try testEgressLoss(request)
         let offer = try await Self.readOffer(request)
@@ -77,21 +77,6 @@ extension API {
             throw APIError(.badRequest, "invalid_test_egress_loss", "test_egress_loss must be a number from 0 to 1")
         }
         return probability
-    }
-
-    /// The broadcast in the path, if the caller owns it or holds an invite to it.
-    private func mediaBroadcast(_ context: AppContext) async throws -> Broadcast {
-        let id = try Validate.uuid(context.parameters.get("broadcast"), what: "broadcast")
-        switch context.identity {
-        case .guest(let invited, _, _)?:
-            guard invited == id else { throw APIError(.forbidden, "not_invited", "this invite is for another broadcast") }
-            guard let broadcast = try await Broadcast.find(id, on: store.db) else { throw APIError.notFound("broadcast") }
-            return broadcast
-        case .user?:
-            return try await ownedBroadcast(id.uuidString, context: context)
-        case nil:
-            throw APIError.unauthorized
-        }
     }
 
     /// A publisher is a participant of the broadcast: the host for its owner, a guest for an invite.

@@ -12,6 +12,8 @@ public final class Broadcast: Model, @unchecked Sendable {
     /// `BroadcastStatus.rawValue`; transitions are the Rooms module's to decide.
     @Field(key: "status") public var status: String
     @Field(key: "settings") public var settings: BroadcastSettings
+    /// nil until the stage is first arranged: nobody on it, in the settings' layout.
+    @OptionalField(key: "stage") public var stage: Stage?
     @OptionalField(key: "scheduled_at") public var scheduledAt: Date?
     @OptionalField(key: "started_at") public var startedAt: Date?
     @OptionalField(key: "ended_at") public var endedAt: Date?
@@ -30,6 +32,13 @@ public final class Broadcast: Model, @unchecked Sendable {
     }
 }
 
+extension Broadcast {
+    /// The stage as it stands, or the empty one a new studio starts with.
+    public var currentStage: Stage {
+        stage ?? Stage(layout: settings.layout)
+    }
+}
+
 public enum BroadcastStatus: String, Codable, Sendable, CaseIterable {
     case scheduled
     case live
@@ -38,9 +47,9 @@ public enum BroadcastStatus: String, Codable, Sendable, CaseIterable {
 
 /// How the program is produced; stored as JSON so new settings need no migration.
 public struct BroadcastSettings: Codable, Sendable, Equatable {
-    public static let layouts = ["grid", "spotlight", "sidebar", "pip", "solo"]
     public static let resolutions = ["720p30", "1080p30", "1080p60"]
 
+    /// A layout's name from the layouts folder (`GET /api/layouts`).
     public var layout: String
     public var resolution: String
     public var record: Bool

@@ -4,6 +4,7 @@ import FluentKit
 enum TallyMigrations {
     static let all: [any Migration] = [
         CreateUsers(), CreateBroadcasts(), CreateDestinations(), CreateParticipants(), CreateRecordings(), CreateUploads(),
+        AddBroadcastStage(),
     ]
 }
 
@@ -126,5 +127,15 @@ struct CreateUploads: TableCreation {
             .field("file_name", .string, .required)
             .field("created_at", .datetime)
             .create()
+    }
+}
+
+struct AddBroadcastStage: AsyncMigration {
+    func prepare(on database: any Database) async throws {
+        try await database.schema(Broadcast.schema).field("stage", .json).update()
+    }
+
+    func revert(on database: any Database) async throws {
+        try await database.schema(Broadcast.schema).deleteField("stage").update()
     }
 }

@@ -1,0 +1,69 @@
+import FluentKit
+import Foundation
+import Hummingbird
+import Rooms
+import Store
+
+struct StageBody: Codable, APIResponse {
+    var layout: String
+    var participants: [UUID]
+    var banner: Stage.Banner?
+
+    init(_ stage: Stage) {
+        layout = stage.layout
+        participants = stage.participants
+        banner = stage.banner
+    }
+
+    var stage: Stage { Stage(layout: layout, participants: participants, banner: banner) }
+
+    func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(layout, forKey: .layout)
+        try container.encode(participants, forKey: .participants)
+        // Always present: null says "no banner" rather than "not told".
+        try container.encode(banner, forKey: .banner)
+    }
+
+    enum CodingKeys: String, CodingKey { case layout, participants, banner }
+}
+
+extension API {
+    /// Stage automation: what the host's studio does, for bots and control surfaces
+    /// (DESIGN "Interfaces"). The host changes it; an invited guest may read it.
+    func addStageRoutes(to router: Router<AppContext>) {
+        router.get("api/broadcasts/:id/stage") { _, context in
+            StageBody(try await memberBroadcast(context, parameter: "id").currentStage)
+        }
+        router.put("api/broadcasts/:id/stage") { request, context in
+            if case .guest? = context.identity {
+                throw APIError(.forbidden, "host_only", "only the host arranges the stage")
+            }
+            let broadcast = try await ownedBroadcast(context.parameters.get("id"), context: context)
+            guard broadcast.status != BroadcastStatus.ended.rawValue else {
+                throw APIError(.conflict, "broadcast_ended", "an ended broadcast has no stage to arrange")
+            }
+            var stage = try await request.decodeJSON(StageBody.self, context: context).stage
+            stage.banner = stage.banner.map { Stage.Banner(text: $0.text.trimmingCharacters(in: .whitespacesAndNewlines)) }
+            let participants = try await Participant.query(on: store.db).filter(\.$broadcastID == broadcast.id!).all()
+            let roles = Dictionary(participants.map { ($0.id!, ParticipantRole(rawValue: $0.role) ?? .viewer) }) { first, _ in first }
+            do {
+                try StageRules.validate(stage, layouts: Set(layouts.layouts.map(\.name)), participants: roles)
+            } catch let error as StageError {
+                throw APIError(.badRequest, error.code, error.description)
+            }
+            broadcast.stage = stage
+            try await broadcast.save(on: store.db)
+            if let event = RoomEvent.stageUpdated(stage) {
+                // Studios on every node redraw from this; a registry outage must not undo the save.
+                do {
+                    try await registry.publishRoomEvent(room: broadcast.id!.uuidString, event)
+                } catch {
+                    logger.warning("stage saved but not announced", metadata: ["broadcast": "\(broadcast.id!)", "error": "\(error)"])
+                }
+            }
+            logger.info("stage arranged", metadata: ["broadcast": "\(broadcast.id!)", "layout": "\(stage.layout)", "on_stage": "\(stage.participants.count)"])
+            return StageBody(stage)
+        }
+    }
+}

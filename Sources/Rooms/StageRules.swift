@@ -1,0 +1,47 @@
+import Foundation
+import Store
+
+/// Why a proposed stage was refused; `code` goes to the API's error shape.
+public struct StageError: Error, Equatable, CustomStringConvertible {
+    public var code: String
+    public var description: String
+
+    init(_ code: String, _ description: String) {
+        self.code = code
+        self.description = description
+    }
+}
+
+/// What may stand on a stage, as StreamYard allows it: at most ten people, each a host or
+/// guest of this broadcast, once; a layout the server has; a short banner.
+public enum StageRules {
+    public static let maxOnStage = 10
+    /// Hosts and guests in the studio at once, on stage or backstage.
+    public static let maxInStudio = 15
+    public static let maxBannerLength = 200
+
+    /// Checks `stage` against the layouts the server loaded and the broadcast's participants.
+    public static func validate(_ stage: Stage, layouts: Set<String>, participants: [UUID: ParticipantRole]) throws(StageError) {
+        guard layouts.contains(stage.layout) else {
+            throw StageError("unknown_layout", "layout \"\(stage.layout)\" does not exist; use one of \(layouts.sorted().joined(separator: ", "))")
+        }
+        guard stage.participants.count <= maxOnStage else {
+            throw StageError("stage_full", "at most \(maxOnStage) people fit on stage, not \(stage.participants.count)")
+        }
+        var seen: Set<UUID> = []
+        for id in stage.participants {
+            guard seen.insert(id).inserted else { throw StageError("duplicate_participant", "\(id) is on the stage twice") }
+            switch participants[id] {
+            case nil: throw StageError("not_a_participant", "\(id) is not a participant of this broadcast")
+            case .viewer?: throw StageError("viewer_on_stage", "\(id) is a viewer; only hosts and guests go on stage")
+            case .host?, .guest?: continue
+            }
+        }
+        if let banner = stage.banner {
+            let text = banner.text.trimmingCharacters(in: .whitespacesAndNewlines)
+            guard !text.isEmpty, text.count <= maxBannerLength else {
+                throw StageError("invalid_banner", "a banner's text is 1 to \(maxBannerLength) characters; send null for no banner")
+            }
+        }
+    }
+}
