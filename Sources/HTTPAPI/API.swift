@@ -17,6 +17,7 @@ struct API: Sendable {
     let webrtc: WebRTCServer
     let sfu: SFU
     let auth: AuthService
+    let departures: DepartureSchedule
     let logger: Logger
 
     /// A broadcast the caller owns: 404 if there is none, 403 if it is someone else's.

@@ -92,6 +92,31 @@ struct InviteResponse: APIResponse {
 extension API {
     static let maxInviteLifetime = 30 * 24 * 3600
 
+    /// Moves a broadcast through its lifecycle, saves it, and tells its studios
+    /// (`broadcast-started` / `broadcast-ended`): the REST API and the studio's go-live both
+    /// come here.
+    func apply(_ event: BroadcastLifecycle.Event, to broadcast: Broadcast) async throws {
+        do {
+            try BroadcastLifecycle.apply(event, to: broadcast, at: Date())
+        } catch {
+            throw APIError(.conflict, "invalid_transition", error.message)
+        }
+        try await broadcast.save(on: store.db)
+        logger.info("broadcast \(broadcast.status)", metadata: ["broadcast": "\(broadcast.id!)"])
+        await announce(RoomEvent.broadcastStatus(broadcast), in: broadcast.id!)
+    }
+
+    /// Publishes a room event; the change it describes is already saved, so an unreachable
+    /// registry is logged, not thrown.
+    func announce(_ event: String?, in broadcast: UUID) async {
+        guard let event else { return }
+        do {
+            try await registry.publishRoomEvent(room: broadcast.uuidString, event)
+        } catch {
+            logger.warning("room event not announced", metadata: ["broadcast": "\(broadcast)", "error": "\(error)"])
+        }
+    }
+
     func addBroadcastRoutes(to router: Router<AppContext>) {
         let group = router.group("api/broadcasts")
         group.get { request, context in
@@ -167,13 +192,7 @@ extension API {
 
     private func transition(_ event: BroadcastLifecycle.Event, _ context: AppContext) async throws -> BroadcastResponse {
         let broadcast = try await ownedBroadcast(context.parameters.get("id"), context: context)
-        do {
-            try BroadcastLifecycle.apply(event, to: broadcast, at: Date())
-        } catch {
-            throw APIError(.conflict, "invalid_transition", error.message)
-        }
-        try await broadcast.save(on: store.db)
-        logger.info("broadcast \(broadcast.status)", metadata: ["broadcast": "\(broadcast.id!)"])
+        try await apply(event, to: broadcast)
         return BroadcastResponse(broadcast)
     }
 

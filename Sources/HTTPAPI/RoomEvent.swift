@@ -33,6 +33,24 @@ enum RoomEvent {
         encode("stage-updated", StageBody(stage))
     }
 
+    /// A participant's media reached the SFU and can be played (WHIP or the studio).
+    static func mediaPublished(_ participant: String) -> String? {
+        struct Published: Encodable { var participant_id: String }
+        return encode("media-published", Published(participant_id: participant))
+    }
+
+    /// The broadcast went live or ended.
+    static func broadcastStatus(_ broadcast: Broadcast) -> String? {
+        struct Status: Encodable {
+            var broadcast_id: UUID
+            var status: String
+            var at: Date?
+        }
+        let live = broadcast.status == BroadcastStatus.live.rawValue
+        return encode(live ? "broadcast-started" : "broadcast-ended",
+                      Status(broadcast_id: broadcast.id!, status: broadcast.status, at: live ? broadcast.startedAt : broadcast.endedAt))
+    }
+
     /// The loudest participant on stage changed; nil when nobody speaks.
     static func activeSpeaker(_ participant: String?) -> String? {
         encode("active-speaker", ActiveSpeaker(participant_id: participant))
@@ -47,6 +65,7 @@ enum RoomEvent {
     private static func encode(_ name: String, _ payload: some Encodable) -> String? {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        encoder.dateEncodingStrategy = .iso8601
         return (try? encoder.encode(Envelope(event: name, data: payload))).map { String(decoding: $0, as: UTF8.self) }
     }
 }

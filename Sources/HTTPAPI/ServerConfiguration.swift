@@ -30,6 +30,9 @@ public struct ServerConfiguration: Sendable {
     /// bcrypt work factor: 12 in production; tests lower it to stay fast.
     public var passwordHashCost: UInt8 = 12
     public var maxUploadBytes = 10 * 1024 * 1024
+    /// How long a studio participant whose socket dropped keeps their place (and media)
+    /// before they leave the stage and the room.
+    public var signalingResumeGrace: Duration = .seconds(20)
     /// Test hooks such as loss injection on a WHEP session (`?test_egress_loss=`); never in service.
     public var testHooks = false
 

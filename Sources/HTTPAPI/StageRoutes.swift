@@ -29,6 +29,25 @@ struct StageBody: Codable, APIResponse {
 }
 
 extension API {
+    /// Checks a proposed stage against the rules, saves it and tells the broadcast's studios:
+    /// the stage API and the studio's own controls both come here.
+    func arrange(_ proposed: Stage, in broadcast: Broadcast) async throws -> Stage {
+        var stage = proposed
+        stage.banner = stage.banner.map { Stage.Banner(text: $0.text.trimmingCharacters(in: .whitespacesAndNewlines)) }
+        let participants = try await Participant.query(on: store.db).filter(\.$broadcastID == broadcast.id!).all()
+        let roles = Dictionary(participants.map { ($0.id!, ParticipantRole(rawValue: $0.role) ?? .viewer) }) { first, _ in first }
+        do {
+            try StageRules.validate(stage, layouts: Set(layouts.layouts.map(\.name)), participants: roles)
+        } catch {
+            throw APIError(.badRequest, error.code, error.description)
+        }
+        broadcast.stage = stage
+        try await broadcast.save(on: store.db)
+        await announce(RoomEvent.stageUpdated(stage), in: broadcast.id!)
+        logger.info("stage arranged", metadata: ["broadcast": "\(broadcast.id!)", "layout": "\(stage.layout)", "on_stage": "\(stage.participants.count)"])
+        return stage
+    }
+
     /// Stage automation: what the host's studio does, for bots and control surfaces
     /// (DESIGN "Interfaces"). The host changes it; an invited guest may read it.
     func addStageRoutes(to router: Router<AppContext>) {
@@ -43,26 +62,7 @@ extension API {
             guard broadcast.status != BroadcastStatus.ended.rawValue else {
                 throw APIError(.conflict, "broadcast_ended", "an ended broadcast has no stage to arrange")
             }
-            var stage = try await request.decodeJSON(StageBody.self, context: context).stage
-            stage.banner = stage.banner.map { Stage.Banner(text: $0.text.trimmingCharacters(in: .whitespacesAndNewlines)) }
-            let participants = try await Participant.query(on: store.db).filter(\.$broadcastID == broadcast.id!).all()
-            let roles = Dictionary(participants.map { ($0.id!, ParticipantRole(rawValue: $0.role) ?? .viewer) }) { first, _ in first }
-            do {
-                try StageRules.validate(stage, layouts: Set(layouts.layouts.map(\.name)), participants: roles)
-            } catch let error as StageError {
-                throw APIError(.badRequest, error.code, error.description)
-            }
-            broadcast.stage = stage
-            try await broadcast.save(on: store.db)
-            if let event = RoomEvent.stageUpdated(stage) {
-                // Studios on every node redraw from this; a registry outage must not undo the save.
-                do {
-                    try await registry.publishRoomEvent(room: broadcast.id!.uuidString, event)
-                } catch {
-                    logger.warning("stage saved but not announced", metadata: ["broadcast": "\(broadcast.id!)", "error": "\(error)"])
-                }
-            }
-            logger.info("stage arranged", metadata: ["broadcast": "\(broadcast.id!)", "layout": "\(stage.layout)", "on_stage": "\(stage.participants.count)"])
+            let stage = try await arrange(try await request.decodeJSON(StageBody.self, context: context).stage, in: broadcast)
             return StageBody(stage)
         }
     }

@@ -5,8 +5,10 @@ import Logging
 import NIOCore
 import NIOPosix
 import Registry
+import HummingbirdWebSocket
 import Layout
 import SFU
+import Signaling
 import Store
 import WebRTCTransport
 
@@ -14,6 +16,8 @@ import WebRTCTransport
 public final class TallyServices: Sendable {
     public let configuration: ServerConfiguration
     public let layouts: LayoutLibrary
+    /// Studio participants whose sockets dropped, leaving once their grace period is over.
+    let departures = DepartureSchedule()
     public let store: Store
     public let registry: any Registry
     public let webrtc: WebRTCServer
@@ -35,6 +39,9 @@ public final class TallyServices: Sendable {
         }, onPublisherLayers: { layers in
             guard let event = RoomEvent.simulcastLayers(layers) else { return }
             Task { try? await registry.publishRoomEvent(room: layers.broadcastID, event) }
+        }, onMediaPublished: { broadcast, participant in
+            guard let event = RoomEvent.mediaPublished(participant) else { return }
+            Task { try? await registry.publishRoomEvent(room: broadcast, event) }
         })
         self.auth = auth
         self.logger = logger
@@ -96,6 +103,7 @@ public final class TallyServices: Sendable {
     }
 
     public func shutdown() async {
+        await departures.stop()
         await webrtc.stop()
         await registry.shutdown()
         await store.shutdown()
@@ -109,9 +117,13 @@ public enum TallyServer {
         onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }
     ) throws -> some ApplicationProtocol {
         let configuration = services.configuration
-        let router = try router(services: services)
+        let api = api(services)
         return Application(
-            router: router,
+            router: try router(api),
+            // The studio's signaling socket (/ws) is upgraded from the same port.
+            server: .http1WebSocketUpgrade(configuration: .init(ws: .init(maxFrameSize: SignalMessage.maxBytes))) { request, _, _ in
+                await api.signalingUpgrade(request)
+            },
             configuration: .init(address: .hostname(configuration.host, port: configuration.httpPort), serverName: "Tally"),
             onServerRunning: onServerRunning,
             logger: services.logger)
@@ -119,15 +131,22 @@ public enum TallyServer {
 
     /// The router alone, which tests drive without a socket.
     public static func router(services: TallyServices) throws -> Hummingbird.Router<AppContext> {
-        let api = API(configuration: services.configuration, layouts: services.layouts, store: services.store, registry: services.registry,
-                      webrtc: services.webrtc, sfu: services.sfu, auth: services.auth, logger: services.logger)
+        try router(api(services))
+    }
+
+    static func api(_ services: TallyServices) -> API {
+        API(configuration: services.configuration, layouts: services.layouts, store: services.store, registry: services.registry,
+            webrtc: services.webrtc, sfu: services.sfu, auth: services.auth, departures: services.departures, logger: services.logger)
+    }
+
+    static func router(_ api: API) throws -> Hummingbird.Router<AppContext> {
         let router = Hummingbird.Router(context: AppContext.self)
         router.add(middleware: ErrorMiddleware())
         router.add(middleware: MetricsMiddleware())
-        if let web = services.configuration.webDirectory {
-            router.add(middleware: FileMiddleware(web.path, searchForIndexHtml: true, logger: services.logger))
+        if let web = api.configuration.webDirectory {
+            router.add(middleware: FileMiddleware(web.path, searchForIndexHtml: true, logger: api.logger))
         }
-        router.add(middleware: AuthenticationMiddleware(auth: services.auth))
+        router.add(middleware: AuthenticationMiddleware(auth: api.auth))
         _ = TallyMetrics.registry
         api.addSystemRoutes(to: router, startedAt: .now, openAPI: try openAPIDocument())
         api.addAuthRoutes(to: router)
@@ -139,6 +158,8 @@ public enum TallyServer {
         api.addWHIPRoutes(to: router)
         api.addLayoutRoutes(to: router)
         api.addStageRoutes(to: router)
+        api.addSignalingRoutes(to: router)
+        api.addStudioPages(to: router)
         return router
     }
 

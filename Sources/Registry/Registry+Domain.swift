@@ -15,6 +15,17 @@ extension Registry {
         try await members("presence:\(room)")
     }
 
+    // MARK: Studio resume tokens
+
+    /// What a studio client shows to take back its place after its socket dropped.
+    public func storeResumeToken(participant: String, token: String, ttl: Duration) async throws {
+        try await set("resume:\(participant)", token, ttl: ttl)
+    }
+
+    public func resumeToken(participant: String) async throws -> String? {
+        try await get("resume:\(participant)")
+    }
+
     // MARK: Refresh tokens
 
     /// Remembers a refresh token (by its hash, never the token) for the user it belongs to.

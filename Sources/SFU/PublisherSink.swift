@@ -22,12 +22,17 @@ public final class PublisherSink: MediaSink {
     private var lastReportAt: Duration?
     private var gauges: TransportGauges?
     private let onClose: (PublisherSink) -> Void
+    private let onConnect: (PublisherSink) -> Void
 
-    public init(participantID: String, answer: SDPAnswer, router: Router, clock: @escaping () -> Duration, onClose: @escaping (PublisherSink) -> Void) {
+    /// `onConnect` runs once the media can be played (DTLS is up and the producers are in the
+    /// router); `onClose` when the session ends.
+    public init(participantID: String, answer: SDPAnswer, router: Router, clock: @escaping () -> Duration,
+                onConnect: @escaping (PublisherSink) -> Void = { _ in }, onClose: @escaping (PublisherSink) -> Void) {
         self.participantID = participantID
         self.router = router
         self.clock = clock
         self.onClose = onClose
+        self.onConnect = onConnect
         for media in answer.media where media.direction.receives {
             let producer = Producer(id: "\(participantID):\(media.mid)", media: media)
             producersByMid[media.mid] = producer
@@ -44,6 +49,7 @@ public final class PublisherSink: MediaSink {
     public func peerDidConnect(_ peer: PeerConnection, server: WebRTCServer) {
         for producer in producersByMid.values { router.add(producer, publisher: peer) }
         gauges = TransportGauges(session: peer.id, broadcast: router.id, direction: .receive)
+        onConnect(self)
     }
 
     public func peer(_ peer: PeerConnection, didReceive packet: RTPPacket, server: WebRTCServer) {

@@ -70,6 +70,11 @@ public final class Router {
         return producer.layers[layer].senderReport
     }
 
+    /// Participants with at least one producer here.
+    public var publishingParticipants: Set<String> {
+        Set(producers.keys.map { String($0.prefix { $0 != ":" }) })
+    }
+
     /// The producers of one participant, by producer id prefix.
     public func producers(ofParticipant participant: String) -> [Producer] {
         producers.values.map(\.producer).filter { $0.id.hasPrefix(participant + ":") }.sorted { $0.id < $1.id }

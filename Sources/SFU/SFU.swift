@@ -23,6 +23,7 @@ public final class SFU: @unchecked Sendable {
     private var publishers: [String: String] = [:]
     private let onActiveSpeaker: @Sendable (_ broadcast: String, _ participant: String?) -> Void
     private let onPublisherLayers: @Sendable (PublisherLayers) -> Void
+    private let onMediaPublished: @Sendable (_ broadcast: String, _ participant: String) -> Void
 
     /// Which simulcast layers one participant's track should be sent in, by rid.
     public struct PublisherLayers: Sendable, Equatable {
@@ -39,21 +40,25 @@ public final class SFU: @unchecked Sendable {
         }
     }
 
-    /// Both callbacks run on the transport's loop: `onActiveSpeaker` when a broadcast's speaker
-    /// changes, `onPublisherLayers` when a publisher should turn simulcast layers on or off.
+    /// The callbacks run on the transport's loop: `onActiveSpeaker` when a broadcast's speaker
+    /// changes, `onPublisherLayers` when a publisher should turn simulcast layers on or off,
+    /// `onMediaPublished` when a participant's media can be played.
     public init(server: WebRTCServer, logger: Logger, onActiveSpeaker: @escaping @Sendable (String, String?) -> Void = { _, _ in },
-                onPublisherLayers: @escaping @Sendable (PublisherLayers) -> Void = { _ in }) {
+                onPublisherLayers: @escaping @Sendable (PublisherLayers) -> Void = { _ in },
+                onMediaPublished: @escaping @Sendable (String, String) -> Void = { _, _ in }) {
         self.server = server
         self.logger = logger
         self.onActiveSpeaker = onActiveSpeaker
         self.onPublisherLayers = onPublisherLayers
+        self.onMediaPublished = onMediaPublished
     }
 
     /// Opens a publishing session; its sections become producers of `participantID`.
     public func publish(broadcastID: String, participantID: String, offer: SessionDescription) async throws -> (sessionID: String, answer: String) {
         let server = self.server
         let (id, answer) = try await server.open(offer: offer, tag: "whip:\(broadcastID)", intent: { _ in MediaIntent(receive: true) }) { answer in
-            PublisherSink(participantID: participantID, answer: answer, router: self.router(broadcastID), clock: { server.now }) { _ in
+            PublisherSink(participantID: participantID, answer: answer, router: self.router(broadcastID), clock: { server.now },
+                          onConnect: { _ in self.onMediaPublished(broadcastID, participantID) }) { _ in
                 self.publishers[participantID] = nil
                 self.dropRouterIfUnused(broadcastID)
             }
@@ -70,6 +75,11 @@ public final class SFU: @unchecked Sendable {
 
     /// The tag of playing sessions of a broadcast: only its WHEP endpoint may close them.
     public static func playTag(_ broadcastID: String) -> String { "whep:\(broadcastID)" }
+
+    /// Who publishes media in a broadcast now.
+    public func publishingParticipants(broadcastID: String) async -> Set<String> {
+        (try? await server.loop.submit { self.routers[broadcastID]?.publishingParticipants ?? [] }.get()) ?? []
+    }
 
     public func unpublish(participantID: String) async -> Bool {
         guard let session = try? await server.loop.submit({ self.publishers[participantID] }).get() else { return false }

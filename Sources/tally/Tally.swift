@@ -27,6 +27,7 @@ struct Tally: AsyncParsableCommand {
     @Option(help: "Root secret, 16+ characters (TALLY_SECRET_KEY; unset = generated into the data directory).") var secretKey: String?
     @Option(help: "Folder of the web studio (TALLY_WEB_DIR, default ./web when it exists).") var webDir: String?
     @Option(help: "Folder of the stage layouts, *.json (TALLY_LAYOUTS_DIR, default ./layouts).") var layoutsDir: String?
+    @Option(help: "Seconds a studio participant whose connection dropped keeps their place (TALLY_RESUME_GRACE_SECONDS, default 20).") var resumeGraceSeconds: Int?
     @Option(help: "Login/register attempts per client address per minute (TALLY_AUTH_RATE_LIMIT, default 20).") var authRateLimit: Int?
     @Option(help: "bcrypt cost for new password hashes, 4-16 (TALLY_BCRYPT_COST, default 12).") var bcryptCost: Int?
     @Option(help: "trace, debug, info, notice, warning, error or critical (TALLY_LOG_LEVEL, default info).") var logLevel: String?
@@ -73,6 +74,9 @@ struct Tally: AsyncParsableCommand {
         config.testHooks = setting(nil, "TALLY_TEST_HOOKS") == "1"
         if config.testHooks { logger.warning("TALLY_TEST_HOOKS=1: test hooks are on; never use this in service") }
         if let layouts = setting(layoutsDir, "TALLY_LAYOUTS_DIR") { config.layoutsDirectory = URL(fileURLWithPath: layouts) }
+        let grace = try number(resumeGraceSeconds, "TALLY_RESUME_GRACE_SECONDS", 20)
+        guard (1...600).contains(grace) else { throw ValidationError("TALLY_RESUME_GRACE_SECONDS must be between 1 and 600") }
+        config.signalingResumeGrace = .seconds(grace)
         if let web = setting(webDir, "TALLY_WEB_DIR") {
             config.webDirectory = URL(fileURLWithPath: web)
         } else if FileManager.default.fileExists(atPath: "web/index.html") {

@@ -19,6 +19,17 @@ func withServer(
     configure: (inout ServerConfiguration) -> Void = { _ in },
     _ test: @escaping @Sendable (APIClient, TallyServices) async throws -> Void
 ) async throws {
+    try await withServices(configure: configure) { services in
+        let app = Application(router: try TallyServer.router(services: services), logger: Logger(label: "tally-test"))
+        try await app.test(.router) { client in try await test(APIClient(client: client), services) }
+    }
+}
+
+/// Opened services on the test configuration, shut down and removed afterwards.
+func withServices(
+    configure: (inout ServerConfiguration) -> Void = { _ in },
+    _ body: @escaping @Sendable (TallyServices) async throws -> Void
+) async throws {
     var configuration = ServerConfiguration()
     configuration.dataDirectory = FileManager.default.temporaryDirectory.appendingPathComponent("tally-test-\(UUID().uuidString)")
     configuration.databaseURL = TestBackend.databaseURL
@@ -35,8 +46,7 @@ func withServer(
     let log = logger
     let services = try await TallyServices.open(configuration: settings, logger: log)
     do {
-        let app = Application(router: try TallyServer.router(services: services), logger: log)
-        try await app.test(.router) { client in try await test(APIClient(client: client), services) }
+        try await body(services)
     } catch {
         await services.shutdown()
         try? FileManager.default.removeItem(at: settings.dataDirectory)

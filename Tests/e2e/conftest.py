@@ -1,5 +1,6 @@
 """Browser end-to-end fixtures: the tally fixtures of the live-server tests, plus Chromium."""
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -26,3 +27,14 @@ def chromium():
 def webrtc_tally(start_tally):
     """tally listening on loopback only, as the workplace's network rules ask."""
     return start_tally({"TALLY_HOST": "127.0.0.1"})
+
+
+def wait_for(predicate, timeout=30, interval=0.5):
+    """Polls `predicate` until it is truthy or `timeout` seconds pass; returns its last value."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    return predicate()

@@ -8,7 +8,7 @@ import time
 
 import requests
 
-from conftest import CHROMIUM_ARGS
+from conftest import CHROMIUM_ARGS, wait_for
 from test_whip_whep import WHEP_PLAY, broadcast, chromium_publish
 
 INBOUND = """async () => { let out = null; (await window.pc.getStats()).forEach(s => {
@@ -25,14 +25,6 @@ TOP_LAYER = """async () => { let out = {width: 0}; (await window.publisher.getSt
         limitation: s.qualityLimitationReason}; }); return out; }"""
 
 
-def wait_for(predicate, timeout, interval=0.5):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    return predicate()
 
 
 # A link far faster than anything the test sends: emulation on, nothing throttled.

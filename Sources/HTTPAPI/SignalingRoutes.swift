@@ -1,0 +1,426 @@
+import FluentKit
+import Foundation
+import Hummingbird
+import HummingbirdCore
+import HummingbirdWebSocket
+import Registry
+import Rooms
+import SDP
+import SFU
+import Signaling
+import Store
+
+extension API {
+    /// A guest's invite link (`/join/{broadcast}?invite=…`) opens the studio page.
+    func addStudioPages(to router: Hummingbird.Router<AppContext>) {
+        guard let web = configuration.webDirectory else { return }
+        let page = web.appendingPathComponent("studio.html")
+        router.get("join/:broadcast") { _, _ -> Response in
+            guard let html = try? Data(contentsOf: page) else { throw APIError.notFound("studio_page") }
+            return Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(bytes: html)))
+        }
+    }
+
+    /// `GET /ws` without a WebSocket upgrade (or with a token the upgrade refused): say why in
+    /// the API's error shape.
+    func addSignalingRoutes(to router: Hummingbird.Router<AppContext>) {
+        router.get("ws") { request, _ -> HTTPResponse.Status in
+            guard let token = request.uri.queryParameters.get("token") else {
+                throw APIError(.unauthorized, "token_required", "connect a WebSocket to /ws?token=<access or invite token>")
+            }
+            _ = try await auth.authenticate(bearer: token)
+            throw APIError(.badRequest, "websocket_required", "/ws speaks WebSocket; send an Upgrade request")
+        }
+    }
+
+    /// Decides a WebSocket upgrade of `/ws?token=…`: only with a token that authenticates.
+    func signalingUpgrade(_ request: HTTPRequest) async -> ShouldUpgradeResult<WebSocketDataHandler<HTTP1WebSocketUpgradeChannel.Context>> {
+        let uri = HummingbirdCore.URI(request.path ?? "")
+        guard uri.path == "/ws", let token = uri.queryParameters.get("token"),
+              let identity = try? await auth.authenticate(bearer: token) else { return .dontUpgrade }
+        return .upgrade([:]) { inbound, outbound, _ in
+            await SignalingConnection(api: self, identity: identity).serve(inbound: inbound, outbound: outbound)
+        }
+    }
+}
+
+/// One studio socket: a host or guest joins a broadcast, hears its room events, chats,
+/// publishes and plays media, and (the host) runs the show. Room state lives in the store
+/// (stage, participants) and the registry (presence, events), so sockets on any node agree.
+///
+/// Not Sendable: its state is touched only by the task reading the socket; the tasks it
+/// starts get values, never `self`.
+final class SignalingConnection {
+    private let api: API
+    private let identity: Identity
+    private var outgoing: AsyncStream<String>.Continuation?
+    private var limiter = MessageRateLimiter()
+    private var joined: (broadcast: UUID, participant: Participant)?
+    private var background: [Task<Void, Never>] = []
+    private let clock = ContinuousClock()
+    private let startedAt: ContinuousClock.Instant
+
+    init(api: API, identity: Identity) {
+        self.api = api
+        self.identity = identity
+        startedAt = clock.now
+    }
+
+    func serve(inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter) async {
+        let (stream, continuation) = AsyncStream<String>.makeStream(bufferingPolicy: .bufferingNewest(1024))
+        outgoing = continuation
+        let writer = Task {
+            for await text in stream { try? await outbound.write(.text(text)) }
+        }
+        send(SignalMessage(event: "welcome", data: ["protocol": SignalMessage.protocolVersion, "resume_seconds": Int(api.configuration.signalingResumeGrace.seconds)]))
+        do {
+            for try await message in inbound.messages(maxSize: SignalMessage.maxBytes) {
+                guard case .text(let text) = message else {
+                    send(.error(SignalingError("text_only", "messages are JSON text frames")))
+                    continue
+                }
+                switch limiter.admit(now: clock.now - startedAt) {
+                case .allow:
+                    await handle(text)
+                case .refuse:
+                    send(.error(SignalingError("rate_limited", "too many messages; slow down")))
+                case .disconnect:
+                    send(.error(SignalingError("rate_limited", "too many messages for too long; disconnecting")))
+                    try? await outbound.close(.policyViolation, reason: "rate limited")
+                    await disconnected(leaving: false)
+                    continuation.finish()
+                    await writer.value
+                    return
+                }
+            }
+        } catch {
+            // A message over the cap ends the stream with an error: say so before closing.
+            send(.error(.tooLarge))
+            try? await Task.sleep(for: .milliseconds(50))
+            try? await outbound.close(.messageTooLarge, reason: "message too large")
+        }
+        await disconnected(leaving: false)
+        continuation.finish()
+        await writer.value
+    }
+
+    private func send(_ message: SignalMessage) {
+        outgoing?.yield(message.encoded())
+    }
+
+    private func handle(_ text: String) async {
+        let message: SignalMessage
+        do {
+            message = try SignalMessage.parse(text)
+        } catch {
+            send(.error(error))
+            return
+        }
+        do {
+            try await dispatch(message)
+        } catch let error as SignalingError {
+            send(.error(error))
+        } catch let error as APIError {
+            send(.error(SignalingError(error.code, error.message, id: message.id)))
+        } catch {
+            api.logger.error("signaling message failed", metadata: ["event": "\(message.event)", "error": "\(error)"])
+            send(.error(SignalingError("internal_error", "the server could not handle that message", id: message.id)))
+        }
+    }
+
+    private func dispatch(_ message: SignalMessage) async throws {
+        switch message.event {
+        case "ping":
+            send(SignalMessage(event: "pong", id: message.id))
+        case "join-broadcast":
+            try await join(message)
+        case "leave-broadcast":
+            try requireJoined(message)
+            await disconnected(leaving: true)
+            send(SignalMessage(event: "left", id: message.id))
+        case "participant-status":
+            try await updateStatus(message)
+        case "chat-message":
+            try await chat(message)
+        case "stage-set":
+            try await setStage(message)
+        case "mute-request":
+            try await requestMute(message)
+        case "go-live", "end-broadcast":
+            let (broadcast, _) = try await requireHost(message)
+            try await api.apply(message.event == "go-live" ? .start : .end, to: broadcast)
+            send(SignalMessage(event: "ok", id: message.id))
+        case "webrtc-offer":
+            try await answer(message)
+        case "ice-candidate":
+            // Tally is ICE-lite: it learns the client's addresses from the checks themselves.
+            try requireJoined(message)
+        default:
+            throw SignalingError("unknown_event", "no such event: \(message.event)", id: message.id)
+        }
+    }
+
+    // MARK: Joining
+
+    private func join(_ message: SignalMessage) async throws {
+        guard joined == nil else { throw SignalingError("already_joined", "this socket has joined a broadcast already", id: message.id) }
+        guard let broadcastID = UUID(uuidString: try message.string("broadcast_id", max: 64)) else {
+            throw SignalingError("invalid_field", "`data.broadcast_id` must be a UUID", id: message.id)
+        }
+        guard let broadcast = try await Broadcast.find(broadcastID, on: api.store.db) else { throw APIError.notFound("broadcast") }
+        switch identity {
+        case .user(let userID, _, _):
+            guard broadcast.ownerID == userID else { throw SignalingError("not_owner", "only the broadcast's owner joins as its host", id: message.id) }
+        case .guest(let invited, _, _):
+            guard invited == broadcastID else { throw SignalingError("not_invited", "this invite is for another broadcast", id: message.id) }
+        }
+        guard broadcast.status != BroadcastStatus.ended.rawValue else {
+            throw SignalingError("broadcast_ended", "this broadcast has ended", id: message.id)
+        }
+        let room = broadcastID.uuidString
+        var participant = try await resumed(message, broadcast: broadcastID)
+        if participant == nil { participant = try await newParticipant(message, broadcast: broadcastID) }
+        guard let participant else { return }
+        let present = try await api.registry.present(room: room)
+        guard present.count < StageRules.maxInStudio || present.contains(participant.id!.uuidString) else {
+            throw SignalingError("studio_full", "the studio holds \(StageRules.maxInStudio) people at most", id: message.id)
+        }
+        joined = (broadcastID, participant)
+        try await api.registry.markPresent(room: room, participant: participant.id!.uuidString, ttl: api.configuration.signalingResumeGrace)
+        let resumeToken = Self.resumeToken()
+        try await api.registry.storeResumeToken(participant: participant.id!.uuidString, token: resumeToken, ttl: .seconds(24 * 3600))
+        startBackground(room: room, participant: participant.id!.uuidString)
+
+        let members = try await roster(broadcast: broadcastID, present: Set(present + [participant.id!.uuidString]))
+        let publishing = await api.sfu.publishingParticipants(broadcastID: room)
+        send(SignalMessage(event: "joined", data: [
+            "participant": Self.describe(participant), "resume_token": resumeToken,
+            "participants": members.map { member in
+                var description = Self.describe(member)
+                description["publishing"] = publishing.contains(member.id!.uuidString)
+                return description
+            },
+            "stage": Self.describe(broadcast.currentStage),
+            "broadcast": ["id": room, "title": broadcast.title, "status": broadcast.status],
+        ], id: message.id))
+        await publish(SignalMessage(event: "participant-joined", data: ["participant": Self.describe(participant)]), room: broadcastID)
+    }
+
+    /// The participant a reconnecting client held, if it proves it with the resume token.
+    private func resumed(_ message: SignalMessage, broadcast: UUID) async throws -> Participant? {
+        guard let resume = message.data["resume"] as? [String: any Sendable] else { return nil }
+        guard let id = (resume["participant_id"] as? String).flatMap(UUID.init(uuidString:)), let token = resume["token"] as? String,
+              let expected = try await api.registry.resumeToken(participant: id.uuidString), expected == token,
+              let participant = try await Participant.find(id, on: api.store.db), participant.broadcastID == broadcast else {
+            throw SignalingError("resume_refused", "that place cannot be resumed; join afresh", id: message.id)
+        }
+        return participant
+    }
+
+    private func newParticipant(_ message: SignalMessage, broadcast: UUID) async throws -> Participant {
+        let participant: Participant
+        switch identity {
+        case .user(let userID, _, _):
+            let name = try await User.find(userID, on: api.store.db)?.name ?? "Host"
+            participant = Participant(broadcastID: broadcast, userID: userID, name: name, role: .host)
+        case .guest(_, _, let invitedName):
+            let given = try message.optionalString("name", max: 100)?.trimmingCharacters(in: .whitespacesAndNewlines)
+            let name = (given?.isEmpty == false ? given : nil) ?? invitedName ?? "Guest"
+            participant = Participant(broadcastID: broadcast, userID: nil, name: name, role: .guest)
+        }
+        try await participant.create(on: api.store.db)
+        return participant
+    }
+
+    /// Room events on this socket while joined; presence kept fresh, so a dropped socket
+    /// frees its place only after the grace period.
+    private func startBackground(room: String, participant: String) {
+        let registry = api.registry
+        let grace = api.configuration.signalingResumeGrace
+        guard let outgoing else { return }
+        background.append(Task { [registry, outgoing] in
+            guard let events = try? await registry.roomEvents(room: room) else { return }
+            for await event in events {
+                if Task.isCancelled { break }
+                if RoomEventFilter.delivers(event, to: participant) { outgoing.yield(event) }
+            }
+        })
+        background.append(Task { [registry] in
+            while !Task.isCancelled {
+                try? await Task.sleep(for: grace / 4)
+                if Task.isCancelled { break }
+                try? await registry.markPresent(room: room, participant: participant, ttl: grace)
+            }
+        })
+    }
+
+    /// On leave: gone at once. On a dropped socket: the place and the media stay for the grace
+    /// period; if the participant has not come back by then, they leave the stage and the room.
+    private func disconnected(leaving: Bool) async {
+        for task in background { task.cancel() }
+        background = []
+        guard let (broadcast, participant) = joined else { return }
+        joined = nil
+        let id = participant.id!.uuidString
+        let api = self.api
+        if leaving {
+            try? await api.registry.markAbsent(room: broadcast.uuidString, participant: id)
+            await RoomEventFilter.leave(participant.id!, from: broadcast, api: api)
+            return
+        }
+        let participantID = participant.id!
+        await api.departures.schedule(id, after: api.configuration.signalingResumeGrace + .milliseconds(500)) { [api] in
+            let present = (try? await api.registry.present(room: broadcast.uuidString)) ?? []
+            if !present.contains(id) { await RoomEventFilter.leave(participantID, from: broadcast, api: api) }
+        }
+    }
+
+    // MARK: In the room
+
+    @discardableResult
+    private func requireJoined(_ message: SignalMessage) throws -> (broadcast: UUID, participant: Participant) {
+        guard let joined else { throw SignalingError("not_joined", "send join-broadcast first", id: message.id) }
+        return joined
+    }
+
+    private func requireHost(_ message: SignalMessage) async throws -> (Broadcast, Participant) {
+        let (broadcastID, participant) = try requireJoined(message)
+        guard participant.role == ParticipantRole.host.rawValue else {
+            throw SignalingError("host_only", "only the host can do that", id: message.id)
+        }
+        guard let broadcast = try await Broadcast.find(broadcastID, on: api.store.db) else { throw APIError.notFound("broadcast") }
+        return (broadcast, participant)
+    }
+
+    private func updateStatus(_ message: SignalMessage) async throws {
+        let (broadcast, participant) = try requireJoined(message)
+        if let audio = try message.bool("audio_enabled") { participant.audioEnabled = audio }
+        if let video = try message.bool("video_enabled") { participant.videoEnabled = video }
+        try await participant.save(on: api.store.db)
+        await publish(SignalMessage(event: "participant-status-updated", data: ["participant": Self.describe(participant)]), room: broadcast)
+    }
+
+    private func chat(_ message: SignalMessage) async throws {
+        let (broadcast, participant) = try requireJoined(message)
+        let text = try message.string("text", max: 1000).trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !text.isEmpty else { throw SignalingError("invalid_field", "a chat message needs some text", id: message.id) }
+        await publish(SignalMessage(event: "chat-message", data: [
+            "participant_id": participant.id!.uuidString, "name": participant.name, "text": text,
+            "sent_at": ISO8601DateFormatter().string(from: Date()),
+        ]), room: broadcast)
+    }
+
+    /// The host's stage controls: any of layout, participants (in order) and banner, the rest kept.
+    private func setStage(_ message: SignalMessage) async throws {
+        let (broadcast, _) = try await requireHost(message)
+        var stage = broadcast.currentStage
+        if let layout = try message.optionalString("layout", max: 40) { stage.layout = layout }
+        if let list = message.data["participants"] {
+            guard let ids = list as? [any Sendable], ids.count <= 64 else {
+                throw SignalingError("invalid_field", "`data.participants` is a list of participant ids", id: message.id)
+            }
+            stage.participants = try ids.map { value throws(SignalingError) in
+                guard let text = value as? String, let id = UUID(uuidString: text) else {
+                    throw SignalingError("invalid_field", "`data.participants` holds participant ids", id: message.id)
+                }
+                return id
+            }
+        }
+        if message.data.keys.contains("banner") {
+            stage.banner = try (message.data["banner"] as? [String: any Sendable]).map { banner throws(SignalingError) in
+                guard let text = banner["text"] as? String else { throw SignalingError("invalid_field", "`data.banner.text` is the banner's text", id: message.id) }
+                return Stage.Banner(text: text)
+            }
+        }
+        let saved = try await api.arrange(stage, in: broadcast)
+        send(SignalMessage(event: "ok", data: ["stage": Self.describe(saved)], id: message.id))
+    }
+
+    private func requestMute(_ message: SignalMessage) async throws {
+        let (broadcast, host) = try await requireHost(message)
+        let target = try message.string("participant_id", max: 64)
+        let kind = try message.optionalString("kind", max: 10) ?? "audio"
+        guard ["audio", "video"].contains(kind) else { throw SignalingError("invalid_field", "`data.kind` is audio or video", id: message.id) }
+        await publish(SignalMessage(event: "mute-request", data: ["target": target, "kind": kind, "from": host.name]), room: broadcast.id!)
+        send(SignalMessage(event: "ok", id: message.id))
+    }
+
+    /// An offer without a target publishes this participant's media; with `target`, plays
+    /// that participant's. The answer comes back on this socket.
+    private func answer(_ message: SignalMessage) async throws {
+        let (broadcast, participant) = try requireJoined(message)
+        let offer: SessionDescription
+        do {
+            offer = try SDPParser.parse(try message.string("sdp", max: SDPParser.maxSize))
+        } catch let error as SDPError {
+            throw SignalingError("unacceptable_offer", error.description, id: message.id)
+        }
+        let target = try message.optionalString("target", max: 64)
+        do {
+            let (session, answer) = if let target {
+                try await api.sfu.play(broadcastID: broadcast.uuidString, participantID: target, offer: offer)
+            } else {
+                try await api.sfu.publish(broadcastID: broadcast.uuidString, participantID: participant.id!.uuidString, offer: offer)
+            }
+            var data: [String: any Sendable] = ["sdp": answer, "session_id": session]
+            if let target { data["target"] = target }
+            send(SignalMessage(event: "webrtc-answer", data: data, id: message.id))
+        } catch SFUError.notPublishing {
+            throw SignalingError("not_publishing", "that participant is not publishing", id: message.id)
+        } catch let error as SDPError {
+            throw SignalingError("unacceptable_offer", error.description, id: message.id)
+        }
+    }
+
+    // MARK: Helpers
+
+    private func publish(_ message: SignalMessage, room: UUID) async {
+        await api.announce(message.encoded(), in: room)
+    }
+
+    private func roster(broadcast: UUID, present: Set<String>) async throws -> [Participant] {
+        try await Participant.query(on: api.store.db).filter(\.$broadcastID == broadcast).sort(\.$createdAt).all()
+            .filter { present.contains($0.id!.uuidString) }
+    }
+
+    private static func describe(_ participant: Participant) -> [String: any Sendable] {
+        ["id": participant.id!.uuidString, "name": participant.name, "role": participant.role,
+         "audio_enabled": participant.audioEnabled, "video_enabled": participant.videoEnabled]
+    }
+
+    private static func describe(_ stage: Stage) -> [String: any Sendable] {
+        ["layout": stage.layout, "participants": stage.participants.map(\.uuidString),
+         "banner": stage.banner.map { ["text": $0.text] as [String: any Sendable] } ?? NSNull()]
+    }
+
+    private static func resumeToken() -> String {
+        var generator = SystemRandomNumberGenerator()
+        return (0..<4).map { _ in String(generator.next() as UInt64, radix: 36) }.joined()
+    }
+}
+
+/// What happens to a room outside any one socket.
+enum RoomEventFilter {
+    /// Whether a room event goes to this participant's socket: events meant for one
+    /// participant carry `"target": id`, and nobody is told of their own arrival (the
+    /// `joined` reply says it).
+    static func delivers(_ event: String, to participant: String) -> Bool {
+        guard let object = try? JSONSerialization.jsonObject(with: Data(event.utf8)) as? [String: Any],
+              let data = object["data"] as? [String: Any] else { return true }
+        if let target = data["target"] as? String { return target == participant }
+        if object["event"] as? String == "participant-joined" { return (data["participant"] as? [String: Any])?["id"] as? String != participant }
+        return true
+    }
+
+    /// A participant leaves: off the stage, their media stopped, everyone told.
+    static func leave(_ id: UUID, from broadcastID: UUID, api: API) async {
+        if let broadcast = try? await Broadcast.find(broadcastID, on: api.store.db), broadcast.currentStage.participants.contains(id) {
+            var stage = broadcast.currentStage
+            stage.participants.removeAll { $0 == id }
+            _ = try? await api.arrange(stage, in: broadcast)
+        }
+        _ = await api.sfu.unpublish(participantID: id.uuidString)
+        let left = SignalMessage(event: "participant-left", data: ["participant_id": id.uuidString])
+        await api.announce(left.encoded(), in: broadcastID)
+    }
+}

@@ -1,0 +1,201 @@
+import Foundation
+import HTTPAPI
+import Hummingbird
+import HummingbirdTesting
+import HummingbirdWSTesting
+import Logging
+import NIOConcurrencyHelpers
+import NIOWebSocket
+import Testing
+import WSClient
+
+/// One studio socket in a test: sends JSON messages and waits for events by name.
+final class StudioClient: Sendable {
+    private let outgoing: AsyncStream<String>.Continuation
+    /// Messages as they arrived, oldest first; `next` takes from the front.
+    private let received = NIOLockedValueBox<[String]>([])
+    let connection: Task<WebSocketCloseFrame?, any Error>
+
+    init(_ client: any TestClientProtocol, token: String) {
+        let (outgoingStream, outgoing) = AsyncStream<String>.makeStream()
+        self.outgoing = outgoing
+        let received = self.received
+        connection = Task {
+            try await client.ws("/ws?token=\(token)") { inbound, outbound, _ in
+                let reader = Task {
+                    for try await message in inbound.messages(maxSize: 1 << 21) {
+                        if case .text(let text) = message { received.withLockedValue { $0.append(text) } }
+                    }
+                }
+                for await text in outgoingStream { try await outbound.write(.text(text)) }
+                try await outbound.close(.normalClosure, reason: nil)
+                _ = try? await reader.value
+            }
+        }
+    }
+
+    func send(_ event: String, _ data: [String: Any] = [:], id: String? = nil) {
+        var object: [String: Any] = ["event": event, "data": data]
+        if let id { object["id"] = id }
+        outgoing.yield(String(decoding: try! JSONSerialization.data(withJSONObject: object), as: UTF8.self))
+    }
+
+    func sendRaw(_ text: String) {
+        outgoing.yield(text)
+    }
+
+    /// The oldest message named `event` (others stay for their own `next`); fails after `timeout`.
+    func next(_ event: String, timeout: Duration = .seconds(10)) async throws -> [String: Any] {
+        let deadline = ContinuousClock.now + timeout
+        let marker = "\"event\":\"\(event)\""
+        while ContinuousClock.now < deadline {
+            let text = received.withLockedValue { list -> String? in
+                guard let index = list.firstIndex(where: { $0.contains(marker) }) else { return nil }
+                return list.remove(at: index)
+            }
+            if let text, let message = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] { return message }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        throw TestFailure("no \(event) within \(timeout)")
+    }
+
+    func close() {
+        outgoing.finish()
+    }
+}
+
+extension Dictionary where Key == String, Value == Any {
+    var data: [String: Any] { self["data"] as? [String: Any] ?? [:] }
+}
+
+/// A live server (the WebSocket upgrade needs a real socket) on the test configuration.
+func withLiveServer(_ test: @escaping @Sendable (APIClient, any TestClientProtocol, TallyServices) async throws -> Void) async throws {
+    try await withServices(configure: { $0.httpPort = 0; $0.signalingResumeGrace = .seconds(2) }) { services in
+        let app = try TallyServer.application(services: services)
+        try await app.test(.live) { client in try await test(APIClient(client: client), client, services) }
+    }
+}
+
+@Suite("Studio signaling over /ws")
+struct StudioSocketTests {
+    @Test("host and guest join, chat reaches both, the host runs the stage, a guest cannot")
+    func studio() async throws {
+        try await withLiveServer { api, client, _ in
+            let host = try await api.signUp()
+            let id = try await api.createBroadcast(host.accessToken)
+            let invite = try await api.call(.post, "/api/broadcasts/\(id)/invites", json: ["name": "Gina"], token: host.accessToken)
+            let guestToken = try #require(invite["token"] as? String)
+
+            let hostSocket = StudioClient(client, token: host.accessToken)
+            #expect(try await hostSocket.next("welcome").data["protocol"] as? Int == 1)
+            hostSocket.send("join-broadcast", ["broadcast_id": id], id: "j1")
+            let hostJoined = try await hostSocket.next("joined")
+            #expect(hostJoined["id"] as? String == "j1")
+            let hostID = try #require((hostJoined.data["participant"] as? [String: Any])?["id"] as? String)
+            #expect((hostJoined.data["participant"] as? [String: Any])?["role"] as? String == "host")
+
+            let guestSocket = StudioClient(client, token: guestToken)
+            guestSocket.send("join-broadcast", ["broadcast_id": id])
+            let guestJoined = try await guestSocket.next("joined")
+            let guestID = try #require((guestJoined.data["participant"] as? [String: Any])?["id"] as? String)
+            #expect((guestJoined.data["participant"] as? [String: Any])?["name"] as? String == "Gina")
+            #expect((guestJoined.data["participants"] as? [[String: Any]])?.count == 2)
+            let arrived = try await hostSocket.next("participant-joined")
+            #expect((arrived.data["participant"] as? [String: Any])?["id"] as? String == guestID)
+
+            guestSocket.send("chat-message", ["text": "hello from backstage"])
+            for socket in [hostSocket, guestSocket] {
+                let chat = try await socket.next("chat-message")
+                #expect(chat.data["text"] as? String == "hello from backstage" && chat.data["name"] as? String == "Gina")
+            }
+
+            guestSocket.send("stage-set", ["participants": [guestID]], id: "sneaky")
+            let refused = try await guestSocket.next("error")
+            #expect(refused.data["code"] as? String == "host_only" && refused["id"] as? String == "sneaky")
+
+            hostSocket.send("stage-set", ["layout": "sidebar", "participants": [hostID, guestID], "banner": ["text": "Episode 1"]], id: "s1")
+            #expect(try await hostSocket.next("ok")["id"] as? String == "s1")
+            for socket in [hostSocket, guestSocket] {
+                let stage = try await socket.next("stage-updated")
+                #expect(stage.data["layout"] as? String == "sidebar" && stage.data["participants"] as? [String] == [hostID, guestID])
+            }
+            let read = try await api.call(.get, "/api/broadcasts/\(id)/stage", token: guestToken)
+            #expect(read["participants"] as? [String] == [hostID, guestID])
+
+            hostSocket.send("mute-request", ["participant_id": guestID, "kind": "audio"])
+            #expect(try await guestSocket.next("mute-request").data["kind"] as? String == "audio")
+
+            hostSocket.send("go-live")
+            #expect(try await guestSocket.next("broadcast-started").data["status"] as? String == "live")
+            hostSocket.close()
+            guestSocket.close()
+        }
+    }
+
+    @Test("a guest whose socket drops comes back within the grace period with its place on stage")
+    func resume() async throws {
+        try await withLiveServer { api, client, _ in
+            let host = try await api.signUp()
+            let id = try await api.createBroadcast(host.accessToken)
+            let guestToken = try #require(try await api.call(.post, "/api/broadcasts/\(id)/invites", json: ["name": "Gina"], token: host.accessToken)["token"] as? String)
+            let hostSocket = StudioClient(client, token: host.accessToken)
+            hostSocket.send("join-broadcast", ["broadcast_id": id])
+            _ = try await hostSocket.next("joined")
+            var guestSocket = StudioClient(client, token: guestToken)
+            guestSocket.send("join-broadcast", ["broadcast_id": id])
+            let joined = try await guestSocket.next("joined")
+            let guestID = try #require((joined.data["participant"] as? [String: Any])?["id"] as? String)
+            let resumeToken = try #require(joined.data["resume_token"] as? String)
+            hostSocket.send("stage-set", ["participants": [guestID]])
+            _ = try await guestSocket.next("stage-updated")
+
+            // The socket drops; it comes back inside the 2 s grace with the token.
+            guestSocket.close()
+            _ = try? await guestSocket.connection.value
+            try await Task.sleep(for: .milliseconds(500))
+            guestSocket = StudioClient(client, token: guestToken)
+            guestSocket.send("join-broadcast", ["broadcast_id": id, "resume": ["participant_id": guestID, "token": resumeToken]])
+            let again = try await guestSocket.next("joined")
+            #expect((again.data["participant"] as? [String: Any])?["id"] as? String == guestID)
+            #expect((again.data["stage"] as? [String: Any])?["participants"] as? [String] == [guestID])
+            try await Task.sleep(for: .seconds(3))
+            let stage = try await api.call(.get, "/api/broadcasts/\(id)/stage", token: host.accessToken)
+            #expect(stage["participants"] as? [String] == [guestID])
+
+            // A forged token is refused; a drop without return frees the place after the grace.
+            let intruder = StudioClient(client, token: guestToken)
+            intruder.send("join-broadcast", ["broadcast_id": id, "resume": ["participant_id": guestID, "token": "guess"]])
+            #expect(try await intruder.next("error").data["code"] as? String == "resume_refused")
+            intruder.close()
+            guestSocket.close()
+            let left = try await hostSocket.next("participant-left", timeout: .seconds(8))
+            #expect(left.data["participant_id"] as? String == guestID)
+            let after = try await api.call(.get, "/api/broadcasts/\(id)/stage", token: host.accessToken)
+            #expect((after["participants"] as? [String])?.isEmpty == true)
+            hostSocket.close()
+        }
+    }
+
+    @Test("bad input gets error events; no token, no upgrade")
+    func refusals() async throws {
+        try await withLiveServer { api, client, _ in
+            let host = try await api.signUp()
+            let socket = StudioClient(client, token: host.accessToken)
+            _ = try await socket.next("welcome")
+            socket.sendRaw("not json")
+            #expect(try await socket.next("error").data["code"] as? String == "invalid_json")
+            socket.send("chat-message", ["text": "hi"])
+            #expect(try await socket.next("error").data["code"] as? String == "not_joined")
+            socket.send("dance")
+            #expect(try await socket.next("error").data["code"] as? String == "unknown_event")
+            socket.send("join-broadcast", ["broadcast_id": UUID().uuidString])
+            #expect(try await socket.next("error").data["code"] as? String == "broadcast_not_found")
+            socket.close()
+
+            let plain = try await api.call(.get, "/ws")
+            #expect(plain.status == .unauthorized && plain.errorCode == "token_required")
+            let badToken = try await api.call(.get, "/ws?token=nonsense")
+            #expect(badToken.status == .unauthorized)
+        }
+    }
+}

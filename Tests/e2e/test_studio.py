@@ -1,0 +1,126 @@
+"""The browser studio end to end: a host signs up, creates a broadcast and copies the invite
+link; two guests join through it with fake devices; the host puts both on stage; everyone sees
+everyone's video; chat reaches all; a layout switch redraws every page's stage; a guest whose
+socket is cut comes back on stage without a new join; a guest cannot change the stage.
+Screenshots of the dashboard, green room and studio at 1280×720 and 390×844 are saved to
+test-artifacts/screenshots/ (or $TALLY_ARTIFACTS_DIR)."""
+import os
+import time
+from pathlib import Path
+
+from conftest import CHROMIUM_ARGS, wait_for
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = Path(os.environ.get("TALLY_ARTIFACTS_DIR", ROOT / "test-artifacts")) / "screenshots"
+SIZES = {"desktop": {"width": 1280, "height": 720}, "phone": {"width": 390, "height": 844}}
+
+
+
+
+def shoot(page, name):
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    for size, viewport in SIZES.items():
+        page.set_viewport_size(viewport)
+        page.wait_for_timeout(800)
+        page.screenshot(path=str(ARTIFACTS / f"{name}-{size}.png"))
+    page.set_viewport_size(SIZES["desktop"])
+
+
+# Videos of the other participants playing on this page (backstage cards and stage tiles).
+PLAYING = """() => [...document.querySelectorAll('[data-participant] video')]
+    .filter(v => v.closest('[data-participant]').dataset.participant !== window.studio.state.me.id && v.videoWidth > 0)
+    .map(v => v.closest('[data-participant]').dataset.participant)"""
+
+STAGE = """() => ({layout: document.querySelector('#stage').dataset.layout,
+    tiles: [...document.querySelectorAll('#stage .tile')].map(t => ({id: t.dataset.participant, left: t.style.left, width: t.style.width}))})"""
+
+
+def enter_as_guest(browser, link, name):
+    context = browser.new_context(viewport=SIZES["desktop"])
+    page = context.new_page()
+    page.goto(link)
+    page.fill("#guest-name", name)
+    page.click("#enter-studio")
+    page.wait_for_selector("#studio:not([hidden])", timeout=20_000)
+    return page
+
+
+def test_host_and_guests_run_a_studio(start_tally):
+    from playwright.sync_api import sync_playwright
+    tally = start_tally({"TALLY_HOST": "127.0.0.1", "TALLY_WEB_DIR": str(ROOT / "web"), "TALLY_LAYOUTS_DIR": str(ROOT / "layouts")})
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        try:
+            host = browser.new_context(viewport=SIZES["desktop"]).new_page()
+            host.goto(tally.url + "/")
+            host.click("#tab-register")
+            host.fill("#register-name", "Hana Host")
+            host.fill("#register-email", f"hana-{time.time_ns()}@example.com")
+            host.fill("#register-password", "correct horse battery")
+            host.click("#register button[type=submit]")
+            host.wait_for_url("**/dashboard.html")
+            host.fill("#title", "Friday show")
+            host.click("#create button[type=submit]")
+            host.wait_for_selector("#broadcasts li")
+            shoot(host, "dashboard")
+            host.click("#broadcasts button.invite")
+            host.wait_for_selector("#broadcasts button.invite[data-link]")
+            link = host.get_attribute("#broadcasts button.invite", "data-link")
+            assert "/join/" in link and "invite=" in link
+
+            host.click("#broadcasts a:has-text('Open studio')")
+            host.wait_for_function("document.querySelector('#camera').options.length > 0")
+            shoot(host, "greenroom")
+            host.click("#enter-studio")
+            host.wait_for_selector("#studio:not([hidden])", timeout=20_000)
+
+            guests = [enter_as_guest(browser, link, name) for name in ("Gina Guest", "Omar Guest")]
+            pages = [host, *guests]
+            ids = [page.evaluate("window.studio.state.me.id") for page in pages]
+            assert len(set(ids)) == 3
+
+            # The host puts both guests on stage.
+            assert wait_for(lambda: host.locator("#backstage [data-participant]").count() == 3), "the guests never showed up backstage"
+            for name in ("Gina Guest", "Omar Guest"):
+                host.click(f"button[aria-label='Add {name} to stage']")
+                host.wait_for_selector(f"button[aria-label='Remove {name} from stage']")
+            for page in pages:
+                assert wait_for(lambda: sorted(t["id"] for t in page.evaluate(STAGE)["tiles"]) == sorted(ids[1:])), page.evaluate(STAGE)
+
+            # Everyone sees everyone else's video.
+            for page, me in zip(pages, ids):
+                others = set(ids) - {me}
+                assert wait_for(lambda: others <= set(page.evaluate(PLAYING)), 40), (me, page.evaluate(PLAYING))
+
+            # Chat reaches everyone.
+            guests[0].fill("#chat-text", "hello from Gina")
+            guests[0].press("#chat-text", "Enter")
+            for page in pages:
+                assert wait_for(lambda: "hello from Gina" in page.inner_text("#chat-messages"))
+
+            # A layout switch redraws every page's stage.
+            before = [page.evaluate(STAGE) for page in pages]
+            host.click("#layouts button[data-layout='sidebar']")
+            for page, old in zip(pages, before):
+                assert wait_for(lambda: page.evaluate(STAGE)["layout"] == "sidebar")
+                assert page.evaluate(STAGE)["tiles"] != old["tiles"]
+            shoot(host, "studio")
+            shoot(guests[1], "studio-guest")
+
+            # A guest cannot change the stage: an error, and nothing changes.
+            refused = guests[1].evaluate("""() => window.studio.signaling.request('stage-set', {layout: 'solo'})
+                .then(() => 'accepted', error => error.code)""")
+            assert refused == "host_only"
+            assert host.evaluate(STAGE)["layout"] == "sidebar"
+
+            # Gina's socket is cut; her page reconnects and resumes within the grace period.
+            guests[0].evaluate("window.studio.signaling.socket.close()")
+            assert wait_for(lambda: guests[0].evaluate("window.studio.signaling.socket.readyState === 1"), 10)
+            time.sleep(1)
+            assert guests[0].evaluate("window.studio.state.me.id") == ids[1]
+            assert ids[1] in [t["id"] for t in host.evaluate(STAGE)["tiles"]]
+            guests[0].fill("#chat-text", "back again")
+            guests[0].press("#chat-text", "Enter")
+            assert wait_for(lambda: "back again" in host.inner_text("#chat-messages"))
+        finally:
+            browser.close()

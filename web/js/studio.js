@@ -1,0 +1,355 @@
+// The studio: green room first, then the stage preview, backstage, chat and (for the host)
+// the show's controls. Everything the server decides arrives as signaling events.
+import {call, session} from '/js/api.js';
+import {placeParticipants} from '/js/layout.js';
+import {levelMeter, openDevices, Publisher, Subscription} from '/js/media.js';
+import {Signaling} from '/js/signaling.js';
+
+const $ = selector => document.querySelector(selector);
+const params = new URLSearchParams(location.search);
+const joinPath = location.pathname.match(/^\/join\/([0-9a-fA-F-]{36})/);
+const broadcastID = joinPath ? joinPath[1] : params.get('broadcast');
+const inviteToken = params.get('invite');
+const isGuest = Boolean(inviteToken);
+const token = inviteToken ?? session()?.access_token;
+
+const state = {
+  me: null,
+  stage: {layout: 'grid', participants: [], banner: null},
+  layouts: [],
+  participants: new Map(),
+  startedAt: null,
+};
+let signaling;
+let publisher;
+let localStream;
+let stopMeter;
+
+function toast(text) {
+  const box = $('#toast');
+  box.textContent = text;
+  box.hidden = false;
+  clearTimeout(toast.timer);
+  toast.timer = setTimeout(() => { box.hidden = true; }, 5000);
+}
+
+function element(tag, properties = {}, ...children) {
+  const node = Object.assign(document.createElement(tag), properties);
+  node.append(...children);
+  return node;
+}
+
+// One video element per participant and place (stage or backstage), kept across redraws so
+// a layout change moves pictures instead of restarting them.
+const videos = new Map();
+
+function video(id, place) {
+  const key = `${place}:${id}`;
+  let node = videos.get(key);
+  if (!node) {
+    node = element('video', {autoplay: true, playsInline: true, muted: true});
+    videos.set(key, node);
+  }
+  const stream = streamOf(id) ?? null;
+  if (node.srcObject !== stream) node.srcObject = stream;
+  return node;
+}
+
+// MARK: Green room
+
+async function startPreview(devices = {}) {
+  localStream?.getTracks().forEach(track => track.stop());
+  stopMeter?.();
+  localStream = await openDevices(devices);
+  $('#preview').srcObject = localStream;
+  stopMeter = levelMeter(localStream, level => { $('#mic-level').value = level; });
+  const all = await navigator.mediaDevices.enumerateDevices();
+  for (const [select, kind, track] of [[$('#camera'), 'videoinput', localStream.getVideoTracks()[0]],
+                                       [$('#microphone'), 'audioinput', localStream.getAudioTracks()[0]]]) {
+    select.replaceChildren(...all.filter(device => device.kind === kind)
+      .map((device, index) => new Option(device.label || `${kind === 'videoinput' ? 'Camera' : 'Microphone'} ${index + 1}`, device.deviceId)));
+    const current = track?.getSettings().deviceId;
+    if (current) select.value = current;
+  }
+}
+
+// The connection test: our own media through /api/echo, with its round trip and loss.
+async function connectionTest() {
+  const result = $('#connection-result');
+  result.textContent = 'Testing…';
+  const pc = new RTCPeerConnection();
+  try {
+    for (const track of localStream.getTracks()) pc.addTransceiver(track, {direction: 'sendrecv'});
+    await pc.setLocalDescription(await pc.createOffer());
+    const response = await fetch('/api/echo', {method: 'POST', body: pc.localDescription.sdp,
+      headers: {'Content-Type': 'application/sdp', Authorization: `Bearer ${token}`}});
+    if (response.status !== 201) throw new Error(`the server said ${response.status}`);
+    await pc.setRemoteDescription({type: 'answer', sdp: await response.text()});
+    await new Promise(done => setTimeout(done, 3000));
+    let rtt = null, lost = 0, received = 0;
+    (await pc.getStats()).forEach(report => {
+      if (report.type === 'candidate-pair' && report.nominated && report.currentRoundTripTime !== undefined) rtt = report.currentRoundTripTime;
+      if (report.type === 'inbound-rtp') { lost += report.packetsLost ?? 0; received += report.packetsReceived ?? 0; }
+    });
+    const loss = received + lost > 0 ? (100 * lost / (received + lost)).toFixed(1) : '0.0';
+    result.textContent = received > 0 ? `Good: round trip ${rtt === null ? '?' : Math.round(rtt * 1000)} ms, ${loss} % loss`
+                                      : 'No media came back: check your network';
+    const location = response.headers.get('Location');
+    if (location) fetch(location, {method: 'DELETE', headers: {Authorization: `Bearer ${token}`}});
+  } catch (failure) {
+    result.textContent = `Test failed: ${failure.message}`;
+  } finally {
+    pc.close();
+  }
+}
+
+// MARK: Studio
+
+function participant(id) {
+  return state.participants.get(id);
+}
+
+function streamOf(id) {
+  return id === state.me?.id ? localStream : participant(id)?.subscription?.stream;
+}
+
+function renderStage() {
+  const stage = $('#stage');
+  const spec = state.layouts.find(layout => layout.name === state.stage.layout) ?? state.layouts[0];
+  stage.dataset.layout = spec?.name ?? '';
+  const onStage = state.stage.participants.filter(id => id === state.me?.id || state.participants.has(id));
+  stage.querySelectorAll('.tile, .banner').forEach(node => node.remove());
+  $('#stage-empty').hidden = onStage.length > 0;
+  if (spec) {
+    const width = stage.clientWidth, height = stage.clientHeight;
+    for (const placement of placeParticipants(spec, onStage, width, height)) {
+      const info = placement.participant === state.me?.id ? state.me : participant(placement.participant)?.info;
+      const tile = element('div', {className: 'tile'}, video(placement.participant, 'stage'),
+                           element('span', {className: 'name', textContent: info?.name ?? ''}));
+      tile.dataset.participant = placement.participant;
+      Object.assign(tile.style, {left: `${placement.x}px`, top: `${placement.y}px`, width: `${placement.width}px`,
+                                 height: `${placement.height}px`, zIndex: String(placement.z + 1)});
+      stage.append(tile);
+    }
+  }
+  if (state.stage.banner) stage.append(element('div', {className: 'banner', textContent: state.stage.banner.text}));
+  for (const button of $('#layouts').querySelectorAll('button')) {
+    button.setAttribute('aria-pressed', String(button.dataset.layout === state.stage.layout));
+  }
+  renderBackstage();
+}
+
+function renderBackstage() {
+  const cards = [state.me, ...[...state.participants.values()].map(entry => entry.info)].filter(Boolean);
+  $('#backstage').replaceChildren(...cards.map(info => {
+    const onStage = state.stage.participants.includes(info.id);
+    const card = element('div', {className: 'card' + (onStage ? ' on-stage' : ''), role: 'listitem'},
+                         video(info.id, 'backstage'),
+                         element('span', {className: 'name', textContent: `${info.name}${info.id === state.me.id ? ' (you)' : ''}${info.audio_enabled === false ? ' · muted' : ''}`}));
+    card.dataset.participant = info.id;
+    if (state.me.role === 'host') {
+      const actions = element('div', {className: 'actions'});
+      const toggle = element('button', {type: 'button', textContent: onStage ? 'Remove from stage' : 'Add to stage'});
+      toggle.setAttribute('aria-label', `${onStage ? 'Remove' : 'Add'} ${info.name} ${onStage ? 'from' : 'to'} stage`);
+      toggle.addEventListener('click', () => setStage({participants: onStage ? state.stage.participants.filter(id => id !== info.id)
+                                                                           : [...state.stage.participants, info.id]}));
+      actions.append(toggle);
+      if (info.id !== state.me.id) {
+        const mute = element('button', {type: 'button', textContent: 'Ask to mute'});
+        mute.setAttribute('aria-label', `Ask ${info.name} to mute`);
+        mute.addEventListener('click', () => signaling.request('mute-request', {participant_id: info.id, kind: 'audio'}).catch(failure => toast(failure.message)));
+        actions.append(mute);
+      }
+      card.append(actions);
+    }
+    return card;
+  }));
+}
+
+async function setStage(change) {
+  try {
+    await signaling.request('stage-set', change);
+  } catch (failure) {
+    toast(failure.message);
+  }
+}
+
+async function subscribe(id) {
+  const entry = participant(id);
+  if (!entry || id === state.me.id) return;
+  entry.subscription?.close();
+  entry.subscription = new Subscription(signaling, id);
+  try {
+    await entry.subscription.start();
+    // Videos stay muted wherever they are drawn; each participant is heard once, from here.
+    entry.audio ??= element('audio', {autoplay: true});
+    entry.audio.srcObject = entry.subscription.stream;
+  } catch (failure) {
+    entry.subscription = null;
+    if (failure.code !== 'not_publishing') toast(`Cannot play ${entry.info.name}: ${failure.message}`);
+  }
+  renderStage();
+}
+
+function addParticipant(info) {
+  if (info.id === state.me.id) return;
+  const entry = participant(info.id);
+  if (entry) entry.info = info;
+  else state.participants.set(info.id, {info, subscription: null});
+}
+
+function appendChat(message) {
+  const line = element('li', {}, element('b', {textContent: message.name}), message.text);
+  $('#chat-messages').append(line);
+  line.scrollIntoView({block: 'end'});
+}
+
+function showStatus(status, startedAt) {
+  $('#status').textContent = status;
+  $('#status').className = 'badge' + (status === 'live' ? ' live' : '');
+  state.startedAt = status === 'live' && startedAt ? new Date(startedAt) : null;
+  const button = $('#go-live');
+  button.textContent = status === 'live' ? 'End broadcast' : 'Go live';
+  button.disabled = status === 'ended';
+}
+
+setInterval(() => {
+  if (!state.startedAt) { $('#timer').textContent = ''; return; }
+  const seconds = Math.max(0, Math.floor((Date.now() - state.startedAt) / 1000));
+  $('#timer').textContent = `${String(Math.floor(seconds / 3600)).padStart(2, '0')}:${String(Math.floor(seconds / 60) % 60).padStart(2, '0')}:${String(seconds % 60).padStart(2, '0')}`;
+}, 1000);
+
+function listen() {
+  const on = (event, handler) => signaling.addEventListener(event, message => handler(message.detail));
+  on('participant-joined', data => { addParticipant(data.participant); renderStage(); });
+  on('participant-left', data => {
+    const entry = participant(data.participant_id);
+    entry?.subscription?.close();
+    if (entry?.audio) entry.audio.srcObject = null;
+    state.participants.delete(data.participant_id);
+    videos.delete(`stage:${data.participant_id}`);
+    videos.delete(`backstage:${data.participant_id}`);
+    renderStage();
+  });
+  on('participant-status-updated', data => { addParticipant(data.participant); renderBackstage(); });
+  on('media-published', data => subscribe(data.participant_id));
+  on('stage-updated', data => { state.stage = data; renderStage(); });
+  on('chat-message', appendChat);
+  on('mute-request', data => {
+    setMuted(data.kind, true);
+    toast(`${data.from} asked you to mute your ${data.kind === 'video' ? 'camera' : 'mic'}.`);
+  });
+  on('simulcast-layers', data => { if (data.participant_id === state.me.id) publisher?.applyLayers(data.layers); });
+  on('broadcast-started', data => showStatus('live', data.at));
+  on('broadcast-ended', () => showStatus('ended'));
+  on('connection', ({state: connection, joined}) => {
+    if (connection === 'reconnecting') toast('Connection lost; reconnecting…');
+    if (connection === 'resumed') { toast('Reconnected.'); if (joined) applyJoined(joined, false); }
+    if (connection === 'lost') toast('Disconnected from the studio. Reload to join again.');
+  });
+}
+
+function applyJoined(joined, fresh) {
+  state.me = joined.participant;
+  state.stage = joined.stage;
+  for (const info of joined.participants) addParticipant(info);
+  if (fresh) for (const info of joined.participants) if (info.publishing) subscribe(info.id);
+  renderStage();
+}
+
+function setMuted(kind, muted) {
+  publisher?.setEnabled(kind, !muted);
+  const button = kind === 'audio' ? $('#toggle-mic') : $('#toggle-camera');
+  button.setAttribute('aria-pressed', String(muted));
+  button.textContent = kind === 'audio' ? (muted ? 'Unmute mic' : 'Mute mic') : (muted ? 'Start camera' : 'Stop camera');
+  signaling?.send('participant-status', kind === 'audio' ? {audio_enabled: !muted} : {video_enabled: !muted});
+}
+
+async function enter(event) {
+  event.preventDefault();
+  $('#enter-error').textContent = '';
+  $('#enter-studio').disabled = true;
+  try {
+    signaling = new Signaling(token);
+    await signaling.connect();
+    listen();
+    const joined = await signaling.join(broadcastID, isGuest ? $('#guest-name').value.trim() || undefined : undefined);
+    stopMeter?.();
+    $('#greenroom').hidden = true;
+    $('#studio').hidden = false;
+    $('#broadcast-title').textContent = joined.broadcast.title;
+    document.title = `${joined.broadcast.title} — Tally studio`;
+    const isHost = joined.participant.role === 'host';
+    $('#host-actions').hidden = !isHost;
+    $('#stage-controls').hidden = !isHost;
+    const details = await call('GET', `/api/broadcasts/${broadcastID}`, undefined, {token});
+    showStatus(details.status, details.started_at);
+    applyJoined(joined, true);
+    publisher = new Publisher(signaling, localStream);
+    await publisher.start();
+    $('#chat-text').focus();
+  } catch (failure) {
+    $('#enter-error').textContent = failure.message;
+    $('#enter-studio').disabled = false;
+  }
+}
+
+async function main() {
+  if (!broadcastID || !token) { location.replace('/'); return; }
+  $('#name-field').hidden = !isGuest;
+  ({layouts: state.layouts} = await call('GET', '/api/layouts'));
+  $('#layouts').replaceChildren(...state.layouts.map(layout => {
+    const button = element('button', {type: 'button', textContent: layout.title, title: layout.description});
+    button.dataset.layout = layout.name;
+    button.addEventListener('click', () => setStage({layout: layout.name}));
+    return button;
+  }));
+  try {
+    await startPreview();
+  } catch (failure) {
+    $('#enter-error').textContent = `Camera or mic unavailable: ${failure.message}`;
+  }
+  $('#camera').addEventListener('change', () => startPreview({videoDeviceId: $('#camera').value, audioDeviceId: $('#microphone').value}));
+  $('#microphone').addEventListener('change', () => startPreview({videoDeviceId: $('#camera').value, audioDeviceId: $('#microphone').value}));
+  $('#connection-test').addEventListener('click', connectionTest);
+  $('#enter').addEventListener('submit', enter);
+  $('#chat-form').addEventListener('submit', event => {
+    event.preventDefault();
+    const text = $('#chat-text').value.trim();
+    if (!text) return;
+    signaling.request('chat-message', {text}).catch(failure => toast(failure.message));
+    $('#chat-text').value = '';
+  });
+  $('#banner-form').addEventListener('submit', event => {
+    event.preventDefault();
+    const text = $('#banner-text').value.trim();
+    setStage({banner: text ? {text} : null});
+  });
+  $('#banner-clear').addEventListener('click', () => { $('#banner-text').value = ''; setStage({banner: null}); });
+  $('#toggle-mic').addEventListener('click', () => setMuted('audio', $('#toggle-mic').getAttribute('aria-pressed') !== 'true'));
+  $('#toggle-camera').addEventListener('click', () => setMuted('video', $('#toggle-camera').getAttribute('aria-pressed') !== 'true'));
+  $('#leave').addEventListener('click', async () => {
+    await signaling.request('leave-broadcast').catch(() => {});
+    signaling.close();
+    publisher?.close();
+    location.assign(isGuest ? '/' : '/dashboard.html');
+  });
+  $('#go-live').addEventListener('click', async () => {
+    const live = $('#status').textContent === 'live';
+    if (!confirm(live ? 'End the broadcast for everyone?' : 'Go live now?')) return;
+    try { await signaling.request(live ? 'end-broadcast' : 'go-live'); } catch (failure) { toast(failure.message); }
+  });
+  $('#copy-invite').addEventListener('click', async () => {
+    const invite = await call('POST', `/api/broadcasts/${broadcastID}/invites`, {});
+    const link = new URL(invite.url, location.origin).href;
+    await navigator.clipboard?.writeText(link).catch(() => {});
+    $('#copy-invite').dataset.link = link;
+    toast('Invite link copied.');
+  });
+  addEventListener('resize', renderStage);
+}
+
+// For the console and for browser tests: the live signaling connection and studio state.
+window.studio = {get signaling() { return signaling; }, state};
+
+main();
