@@ -62,6 +62,15 @@ def test_host_and_guests_run_a_studio(start_tally):
             host.fill("#title", "Friday show")
             host.click("#create button[type=submit]")
             host.wait_for_selector("#broadcasts li")
+            # A destination: its stream key is never shown back, only its last characters.
+            host.click("#broadcasts details summary")
+            host.select_option("#broadcasts select[id$='-platform']", "custom")
+            host.fill("#broadcasts input[id$='-url']", "rtmp://127.0.0.1/live")
+            host.fill("#broadcasts input[id$='-key']", "secret-stream-key-9Z7Q")
+            host.click("#broadcasts details button[type=submit]")
+            host.wait_for_selector("#broadcasts details li")
+            listed = host.inner_text("#broadcasts details ul")
+            assert "9Z7Q" in listed and "secret-stream-key" not in listed, listed
             shoot(host, "dashboard")
             host.click("#broadcasts button.invite")
             host.wait_for_selector("#broadcasts button.invite[data-link]")
@@ -73,6 +82,9 @@ def test_host_and_guests_run_a_studio(start_tally):
             shoot(host, "greenroom")
             host.click("#enter-studio")
             host.wait_for_selector("#studio:not([hidden])", timeout=20_000)
+            assert host.is_checked("#record")
+            host.uncheck("#record")
+            assert wait_for(lambda: "Recording is off" in host.inner_text("#toast"), 10)
 
             guests = [enter_as_guest(browser, link, name) for name in ("Gina Guest", "Omar Guest")]
             pages = [host, *guests]

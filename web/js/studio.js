@@ -284,6 +284,7 @@ async function enter(event) {
     $('#stage-controls').hidden = !isHost;
     const details = await call('GET', `/api/broadcasts/${broadcastID}`, undefined, {token});
     showStatus(details.status, details.started_at);
+    $('#record').checked = details.settings.record;
     applyJoined(joined, true);
     publisher = new Publisher(signaling, localStream);
     await publisher.start();
@@ -324,6 +325,15 @@ async function main() {
     event.preventDefault();
     const text = $('#banner-text').value.trim();
     setStage({banner: text ? {text} : null});
+  });
+  $('#record').addEventListener('change', async () => {
+    try {
+      await call('PATCH', `/api/broadcasts/${broadcastID}`, {settings: {record: $('#record').checked}});
+      toast($('#record').checked ? 'This broadcast will be recorded.' : 'Recording is off.');
+    } catch (failure) {
+      $('#record').checked = !$('#record').checked;
+      toast(failure.message);
+    }
   });
   $('#banner-clear').addEventListener('click', () => { $('#banner-text').value = ''; setStage({banner: null}); });
   $('#toggle-mic').addEventListener('click', () => setMuted('audio', $('#toggle-mic').getAttribute('aria-pressed') !== 'true'));
