@@ -56,6 +56,8 @@ final class SignalingConnection {
     private var outgoing: AsyncStream<String>.Continuation?
     private var limiter = MessageRateLimiter()
     private var joined: (broadcast: UUID, participant: Participant)?
+    /// The participant's screen share: a participant of its own, so it can go on stage.
+    private var screen: Participant?
     private var background: [Task<Void, Never>] = []
     private let clock = ContinuousClock()
     private let startedAt: ContinuousClock.Instant
@@ -152,6 +154,12 @@ final class SignalingConnection {
             send(SignalMessage(event: "ok", id: message.id))
         case "webrtc-offer":
             try await answer(message)
+        case "screen-share-start":
+            try await startScreenShare(message)
+        case "screen-share-stop":
+            try requireJoined(message)
+            await stopScreenShare()
+            send(SignalMessage(event: "ok", id: message.id))
         case "ice-candidate":
             // Tally is ICE-lite: it learns the client's addresses from the checks themselves.
             try requireJoined(message)
@@ -236,7 +244,6 @@ final class SignalingConnection {
     /// frees its place only after the grace period.
     private func startBackground(room: String, participant: String) {
         let registry = api.registry
-        let grace = api.configuration.signalingResumeGrace
         guard let outgoing else { return }
         background.append(Task { [registry, outgoing] in
             guard let events = try? await registry.roomEvents(room: room) else { return }
@@ -245,6 +252,12 @@ final class SignalingConnection {
                 if RoomEventFilter.delivers(event, to: participant) { outgoing.yield(event) }
             }
         })
+        keepPresent(participant, room: room)
+    }
+
+    private func keepPresent(_ participant: String, room: String) {
+        let registry = api.registry
+        let grace = api.configuration.signalingResumeGrace
         background.append(Task { [registry] in
             while !Task.isCancelled {
                 try? await Task.sleep(for: grace / 4)
@@ -261,9 +274,18 @@ final class SignalingConnection {
         background = []
         guard let (broadcast, participant) = joined else { return }
         joined = nil
-        let id = participant.id!.uuidString
         let api = self.api
-        if leaving {
+        if let screen {
+            self.screen = nil
+            await Self.depart(screen, from: broadcast, api: api, now: leaving)
+        }
+        await Self.depart(participant, from: broadcast, api: api, now: leaving)
+    }
+
+    /// At once, or after the grace period if the participant has not come back by then.
+    private static func depart(_ participant: Participant, from broadcast: UUID, api: API, now: Bool) async {
+        let id = participant.id!.uuidString
+        if now {
             try? await api.registry.markAbsent(room: broadcast.uuidString, participant: id)
             await RoomEventFilter.leave(participant.id!, from: broadcast, api: api)
             return
@@ -273,6 +295,34 @@ final class SignalingConnection {
             let present = (try? await api.registry.present(room: broadcast.uuidString)) ?? []
             if !present.contains(id) { await RoomEventFilter.leave(participantID, from: broadcast, api: api) }
         }
+    }
+
+    // MARK: Screen share
+
+    private func startScreenShare(_ message: SignalMessage) async throws {
+        let (broadcast, owner) = try requireJoined(message)
+        guard screen == nil else { throw SignalingError("already_sharing", "this participant already shares a screen", id: message.id) }
+        let present = try await api.registry.present(room: broadcast.uuidString)
+        guard present.count < StageRules.maxInStudio else {
+            throw SignalingError("studio_full", "the studio holds \(StageRules.maxInStudio) sources at most", id: message.id)
+        }
+        let share = Participant(broadcastID: broadcast, userID: owner.userID, name: "\(owner.name) (screen)",
+                                role: ParticipantRole(rawValue: owner.role) ?? .guest)
+        try await share.create(on: api.store.db)
+        screen = share
+        let id = share.id!.uuidString
+        try await api.registry.markPresent(room: broadcast.uuidString, participant: id, ttl: api.configuration.signalingResumeGrace)
+        keepPresent(id, room: broadcast.uuidString)
+        var description = Self.describe(share)
+        description["screen_of"] = owner.id!.uuidString
+        send(SignalMessage(event: "ok", data: ["participant": description], id: message.id))
+        await publish(SignalMessage(event: "participant-joined", data: ["participant": description]), room: broadcast)
+    }
+
+    private func stopScreenShare() async {
+        guard let share = screen, let (broadcast, _) = joined else { return }
+        screen = nil
+        await Self.depart(share, from: broadcast, api: api, now: true)
     }
 
     // MARK: In the room
@@ -349,18 +399,23 @@ final class SignalingConnection {
     /// that participant's. The answer comes back on this socket.
     private func answer(_ message: SignalMessage) async throws {
         let (broadcast, participant) = try requireJoined(message)
+        let target = try message.optionalString("target", max: 64)
+        var publisher = participant
+        if try message.optionalString("source", max: 10) == "screen" {
+            guard let screen else { throw SignalingError("not_sharing", "send screen-share-start first", id: message.id) }
+            publisher = screen
+        }
         let offer: SessionDescription
         do {
             offer = try SDPParser.parse(try message.string("sdp", max: SDPParser.maxSize))
         } catch let error as SDPError {
             throw SignalingError("unacceptable_offer", error.description, id: message.id)
         }
-        let target = try message.optionalString("target", max: 64)
         do {
             let (session, answer) = if let target {
                 try await api.sfu.play(broadcastID: broadcast.uuidString, participantID: target, offer: offer)
             } else {
-                try await api.sfu.publish(broadcastID: broadcast.uuidString, participantID: participant.id!.uuidString, offer: offer)
+                try await api.sfu.publish(broadcastID: broadcast.uuidString, participantID: publisher.id!.uuidString, offer: offer)
             }
             var data: [String: any Sendable] = ["sdp": answer, "session_id": session]
             if let target { data["target"] = target }

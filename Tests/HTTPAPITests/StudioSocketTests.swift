@@ -176,6 +176,45 @@ struct StudioSocketTests {
         }
     }
 
+    @Test("a screen share is a source of its own: others see it arrive, it goes on stage, and leaves when stopped")
+    func screenShare() async throws {
+        try await withLiveServer { api, client, _ in
+            let host = try await api.signUp()
+            let id = try await api.createBroadcast(host.accessToken)
+            let guestToken = try #require(try await api.call(.post, "/api/broadcasts/\(id)/invites", json: ["name": "Gina"], token: host.accessToken)["token"] as? String)
+            let hostSocket = StudioClient(client, token: host.accessToken)
+            hostSocket.send("join-broadcast", ["broadcast_id": id])
+            let hostID = try #require(((try await hostSocket.next("joined")).data["participant"] as? [String: Any])?["id"] as? String)
+            let guestSocket = StudioClient(client, token: guestToken)
+            guestSocket.send("join-broadcast", ["broadcast_id": id])
+            _ = try await guestSocket.next("joined")
+
+            hostSocket.send("webrtc-offer", ["sdp": "v=0", "source": "screen"], id: "early")
+            #expect(try await hostSocket.next("error").data["code"] as? String == "not_sharing")
+            hostSocket.send("screen-share-start", id: "share")
+            let started = try await hostSocket.next("ok")
+            let screen = try #require(started.data["participant"] as? [String: Any])
+            let screenID = try #require(screen["id"] as? String)
+            #expect(screen["screen_of"] as? String == hostID && (screen["name"] as? String)?.hasSuffix("(screen)") == true)
+            let arrived = try await guestSocket.next("participant-joined")
+            #expect((arrived.data["participant"] as? [String: Any])?["id"] as? String == screenID)
+            hostSocket.send("screen-share-start", id: "again")
+            #expect(try await hostSocket.next("error").data["code"] as? String == "already_sharing")
+
+            hostSocket.send("stage-set", ["participants": [screenID, hostID]])
+            let stage = try await guestSocket.next("stage-updated")
+            #expect(stage.data["participants"] as? [String] == [screenID, hostID])
+
+            hostSocket.send("screen-share-stop")
+            let left = try await guestSocket.next("participant-left")
+            #expect(left.data["participant_id"] as? String == screenID)
+            let after = try await guestSocket.next("stage-updated")
+            #expect(after.data["participants"] as? [String] == [hostID])
+            hostSocket.close()
+            guestSocket.close()
+        }
+    }
+
     @Test("bad input gets error events; no token, no upgrade")
     func refusals() async throws {
         try await withLiveServer { api, client, _ in

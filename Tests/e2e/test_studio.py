@@ -31,6 +31,10 @@ PLAYING = """() => [...document.querySelectorAll('[data-participant] video')]
     .filter(v => v.closest('[data-participant]').dataset.participant !== window.studio.state.me.id && v.videoWidth > 0)
     .map(v => v.closest('[data-participant]').dataset.participant)"""
 
+SUBSCRIPTIONS = """() => [...window.studio.state.participants.values()].map(e => ({name: e.info.name,
+    state: e.subscription?.pc.connectionState ?? 'none', tracks: e.subscription?.stream.getTracks().length ?? 0,
+    stats: null})).concat([{toast: document.querySelector('#toast').textContent}])"""
+
 STAGE = """() => ({layout: document.querySelector('#stage').dataset.layout,
     tiles: [...document.querySelectorAll('#stage .tile')].map(t => ({id: t.dataset.participant, left: t.style.left, width: t.style.width}))})"""
 
@@ -102,7 +106,7 @@ def test_host_and_guests_run_a_studio(start_tally):
             # Everyone sees everyone else's video.
             for page, me in zip(pages, ids):
                 others = set(ids) - {me}
-                assert wait_for(lambda: others <= set(page.evaluate(PLAYING)), 40), (me, page.evaluate(PLAYING))
+                assert wait_for(lambda: others <= set(page.evaluate(PLAYING)), 40), (me, page.evaluate(PLAYING), page.evaluate(SUBSCRIPTIONS))
 
             # Chat reaches everyone.
             guests[0].fill("#chat-text", "hello from Gina")
@@ -124,6 +128,19 @@ def test_host_and_guests_run_a_studio(start_tally):
                 .then(() => 'accepted', error => error.code)""")
             assert refused == "host_only"
             assert host.evaluate(STAGE)["layout"] == "sidebar"
+
+            # Omar shares his screen: a source of its own that everyone plays and the host can stage.
+            guests[1].click("#share-screen")
+            guests[1].wait_for_selector("#share-screen[aria-pressed='true']")
+            screen = wait_for(lambda: host.evaluate("""() => [...window.studio.state.participants.values()]
+                .map(e => e.info).find(info => info.name === 'Omar Guest (screen)')?.id"""))
+            assert screen, "the screen share never reached the host"
+            assert wait_for(lambda: screen in host.evaluate(PLAYING), 30)
+            host.click("button[aria-label='Add Omar Guest (screen) to stage']")
+            assert wait_for(lambda: screen in [t["id"] for t in guests[0].evaluate(STAGE)["tiles"]])
+            guests[1].click("#share-screen")
+            assert wait_for(lambda: screen not in [t["id"] for t in host.evaluate(STAGE)["tiles"]])
+            assert wait_for(lambda: host.locator(f"#backstage [data-participant='{screen}']").count() == 0)
 
             # Gina's socket is cut; her page reconnects and resumes within the grace period.
             guests[0].evaluate("window.studio.signaling.socket.close()")

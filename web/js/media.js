@@ -7,9 +7,9 @@ const SIMULCAST = [
   {rid: 'l', maxBitrate: 150_000, scaleResolutionDownBy: 4},
 ];
 
-async function negotiate(pc, signaling, target) {
+async function negotiate(pc, signaling, fields = {}) {
   await pc.setLocalDescription(await pc.createOffer());
-  const reply = await signaling.request('webrtc-offer', target ? {sdp: pc.localDescription.sdp, target} : {sdp: pc.localDescription.sdp});
+  const reply = await signaling.request('webrtc-offer', {sdp: pc.localDescription.sdp, ...fields});
   await pc.setRemoteDescription({type: 'answer', sdp: reply.data.sdp});
 }
 
@@ -21,9 +21,11 @@ export async function openDevices({audioDeviceId, videoDeviceId} = {}) {
 }
 
 export class Publisher {
-  constructor(signaling, stream) {
+  // `screen`: a screen share, published as its own source in one layer.
+  constructor(signaling, stream, {screen = false} = {}) {
     this.signaling = signaling;
     this.stream = stream;
+    this.screen = screen;
   }
 
   async start() {
@@ -33,8 +35,8 @@ export class Publisher {
     const [audio] = this.stream.getAudioTracks();
     const [video] = this.stream.getVideoTracks();
     if (audio) pc.addTransceiver(audio, {direction: 'sendonly'});
-    if (video) this.video = pc.addTransceiver(video, {direction: 'sendonly', sendEncodings: SIMULCAST});
-    await negotiate(pc, this.signaling);
+    if (video) this.video = pc.addTransceiver(video, {direction: 'sendonly', ...(this.screen ? {} : {sendEncodings: SIMULCAST})});
+    await negotiate(pc, this.signaling, this.screen ? {source: 'screen'} : {});
   }
 
   // The SFU's simulcast-layers event: encodings nobody watches are switched off.
@@ -75,7 +77,7 @@ export class Subscription {
     pc.addTransceiver('audio', {direction: 'recvonly'});
     pc.addTransceiver('video', {direction: 'recvonly'});
     pc.ontrack = event => this.stream.addTrack(event.track);
-    await negotiate(pc, this.signaling, this.participantID);
+    await negotiate(pc, this.signaling, {target: this.participantID});
   }
 
   close() {

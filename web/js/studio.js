@@ -22,6 +22,7 @@ const state = {
 };
 let signaling;
 let publisher;
+let screenShare = null;
 let localStream;
 let stopMeter;
 
@@ -110,7 +111,35 @@ function participant(id) {
 }
 
 function streamOf(id) {
-  return id === state.me?.id ? localStream : participant(id)?.subscription?.stream;
+  if (id === state.me?.id) return localStream;
+  if (screenShare && id === screenShare.id) return screenShare.publisher.stream;
+  return participant(id)?.subscription?.stream;
+}
+
+// Our screen as a source of its own: the host can put it on stage like a person.
+async function toggleScreenShare() {
+  const button = $('#share-screen');
+  if (screenShare) {
+    const ending = screenShare;
+    screenShare = null;
+    ending.publisher.close();
+    button.setAttribute('aria-pressed', 'false');
+    button.textContent = 'Share screen';
+    await signaling.request('screen-share-stop').catch(() => {});
+    return;
+  }
+  try {
+    const stream = await navigator.mediaDevices.getDisplayMedia({video: true, audio: false});
+    const reply = await signaling.request('screen-share-start');
+    screenShare = {id: reply.data.participant.id, publisher: new Publisher(signaling, stream, {screen: true})};
+    stream.getVideoTracks()[0].addEventListener('ended', () => { if (screenShare) toggleScreenShare(); });
+    await screenShare.publisher.start();
+    button.setAttribute('aria-pressed', 'true');
+    button.textContent = 'Stop sharing';
+    renderStage();
+  } catch (failure) {
+    toast(`Screen share: ${failure.message}`);
+  }
 }
 
 function renderStage() {
@@ -176,7 +205,8 @@ async function setStage(change) {
 
 async function subscribe(id) {
   const entry = participant(id);
-  if (!entry || id === state.me.id) return;
+  // Our own screen is shown from the capture, not played back through the server.
+  if (!entry || id === state.me.id || id === screenShare?.id) return;
   entry.subscription?.close();
   entry.subscription = new Subscription(signaling, id);
   try {
@@ -274,18 +304,20 @@ async function enter(event) {
     await signaling.connect();
     listen();
     const joined = await signaling.join(broadcastID, isGuest ? $('#guest-name').value.trim() || undefined : undefined);
-    stopMeter?.();
-    $('#greenroom').hidden = true;
-    $('#studio').hidden = false;
+    applyJoined(joined, true);
+    const details = await call('GET', `/api/broadcasts/${broadcastID}`, undefined, {token});
+    showStatus(details.status, details.started_at);
+    $('#record').checked = details.settings.record;
     $('#broadcast-title').textContent = joined.broadcast.title;
     document.title = `${joined.broadcast.title} — Tally studio`;
     const isHost = joined.participant.role === 'host';
     $('#host-actions').hidden = !isHost;
     $('#stage-controls').hidden = !isHost;
-    const details = await call('GET', `/api/broadcasts/${broadcastID}`, undefined, {token});
-    showStatus(details.status, details.started_at);
-    $('#record').checked = details.settings.record;
-    applyJoined(joined, true);
+    // Shown once everything above is in place.
+    stopMeter?.();
+    $('#greenroom').hidden = true;
+    $('#studio').hidden = false;
+    renderStage();
     publisher = new Publisher(signaling, localStream);
     await publisher.start();
     $('#chat-text').focus();
@@ -338,6 +370,7 @@ async function main() {
   $('#banner-clear').addEventListener('click', () => { $('#banner-text').value = ''; setStage({banner: null}); });
   $('#toggle-mic').addEventListener('click', () => setMuted('audio', $('#toggle-mic').getAttribute('aria-pressed') !== 'true'));
   $('#toggle-camera').addEventListener('click', () => setMuted('video', $('#toggle-camera').getAttribute('aria-pressed') !== 'true'));
+  $('#share-screen').addEventListener('click', toggleScreenShare);
   $('#leave').addEventListener('click', async () => {
     await signaling.request('leave-broadcast').catch(() => {});
     signaling.close();
