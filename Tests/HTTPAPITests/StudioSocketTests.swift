@@ -76,6 +76,35 @@ func withLiveServer(_ test: @escaping @Sendable (APIClient, any TestClientProtoc
     }
 }
 
+/// A broadcast whose host has joined on a socket, with an invite for a guest named Gina.
+struct JoinedStudio {
+    var broadcast: String
+    var hostToken: String
+    var guestToken: String
+    var host: StudioClient
+    var hostID: String
+
+    static func open(_ api: APIClient, _ client: any TestClientProtocol) async throws -> JoinedStudio {
+        let session = try await api.signUp()
+        let broadcast = try await api.createBroadcast(session.accessToken)
+        let invite = try await api.call(.post, "/api/broadcasts/\(broadcast)/invites", json: ["name": "Gina"], token: session.accessToken)
+        let guestToken = try #require(invite["token"] as? String)
+        let host = StudioClient(client, token: session.accessToken)
+        host.send("join-broadcast", ["broadcast_id": broadcast])
+        let hostID = try #require((try await host.next("joined").data["participant"] as? [String: Any])?["id"] as? String)
+        return JoinedStudio(broadcast: broadcast, hostToken: session.accessToken, guestToken: guestToken, host: host, hostID: hostID)
+    }
+
+    /// The guest on a new socket, and its `joined` message.
+    func joinGuest(_ client: any TestClientProtocol, resume: [String: Any]? = nil) async throws -> (socket: StudioClient, joined: [String: Any]) {
+        let socket = StudioClient(client, token: guestToken)
+        var data: [String: Any] = ["broadcast_id": broadcast]
+        if let resume { data["resume"] = resume }
+        socket.send("join-broadcast", data)
+        return (socket, try await socket.next("joined"))
+    }
+}
+
 @Suite("Studio signaling over /ws")
 struct StudioSocketTests {
     @Test("host and guest join, chat reaches both, the host runs the stage, a guest cannot")
@@ -135,15 +164,9 @@ struct StudioSocketTests {
     @Test("a guest whose socket drops comes back within the grace period with its place on stage")
     func resume() async throws {
         try await withLiveServer { api, client, _ in
-            let host = try await api.signUp()
-            let id = try await api.createBroadcast(host.accessToken)
-            let guestToken = try #require(try await api.call(.post, "/api/broadcasts/\(id)/invites", json: ["name": "Gina"], token: host.accessToken)["token"] as? String)
-            let hostSocket = StudioClient(client, token: host.accessToken)
-            hostSocket.send("join-broadcast", ["broadcast_id": id])
-            _ = try await hostSocket.next("joined")
-            var guestSocket = StudioClient(client, token: guestToken)
-            guestSocket.send("join-broadcast", ["broadcast_id": id])
-            let joined = try await guestSocket.next("joined")
+            let studio = try await JoinedStudio.open(api, client)
+            let (id, hostSocket) = (studio.broadcast, studio.host)
+            var (guestSocket, joined) = try await studio.joinGuest(client)
             let guestID = try #require((joined.data["participant"] as? [String: Any])?["id"] as? String)
             let resumeToken = try #require(joined.data["resume_token"] as? String)
             hostSocket.send("stage-set", ["participants": [guestID]])
@@ -153,24 +176,23 @@ struct StudioSocketTests {
             guestSocket.close()
             _ = try? await guestSocket.connection.value
             try await Task.sleep(for: .milliseconds(500))
-            guestSocket = StudioClient(client, token: guestToken)
-            guestSocket.send("join-broadcast", ["broadcast_id": id, "resume": ["participant_id": guestID, "token": resumeToken]])
-            let again = try await guestSocket.next("joined")
+            let (resumed, again) = try await studio.joinGuest(client, resume: ["participant_id": guestID, "token": resumeToken])
+            guestSocket = resumed
             #expect((again.data["participant"] as? [String: Any])?["id"] as? String == guestID)
             #expect((again.data["stage"] as? [String: Any])?["participants"] as? [String] == [guestID])
             try await Task.sleep(for: .seconds(3))
-            let stage = try await api.call(.get, "/api/broadcasts/\(id)/stage", token: host.accessToken)
+            let stage = try await api.call(.get, "/api/broadcasts/\(id)/stage", token: studio.hostToken)
             #expect(stage["participants"] as? [String] == [guestID])
 
             // A forged token is refused; a drop without return frees the place after the grace.
-            let intruder = StudioClient(client, token: guestToken)
+            let intruder = StudioClient(client, token: studio.guestToken)
             intruder.send("join-broadcast", ["broadcast_id": id, "resume": ["participant_id": guestID, "token": "guess"]])
             #expect(try await intruder.next("error").data["code"] as? String == "resume_refused")
             intruder.close()
             guestSocket.close()
             let left = try await hostSocket.next("participant-left", timeout: .seconds(8))
             #expect(left.data["participant_id"] as? String == guestID)
-            let after = try await api.call(.get, "/api/broadcasts/\(id)/stage", token: host.accessToken)
+            let after = try await api.call(.get, "/api/broadcasts/\(id)/stage", token: studio.hostToken)
             #expect((after["participants"] as? [String])?.isEmpty == true)
             hostSocket.close()
         }
@@ -179,15 +201,9 @@ struct StudioSocketTests {
     @Test("a screen share is a source of its own: others see it arrive, it goes on stage, and leaves when stopped")
     func screenShare() async throws {
         try await withLiveServer { api, client, _ in
-            let host = try await api.signUp()
-            let id = try await api.createBroadcast(host.accessToken)
-            let guestToken = try #require(try await api.call(.post, "/api/broadcasts/\(id)/invites", json: ["name": "Gina"], token: host.accessToken)["token"] as? String)
-            let hostSocket = StudioClient(client, token: host.accessToken)
-            hostSocket.send("join-broadcast", ["broadcast_id": id])
-            let hostID = try #require(((try await hostSocket.next("joined")).data["participant"] as? [String: Any])?["id"] as? String)
-            let guestSocket = StudioClient(client, token: guestToken)
-            guestSocket.send("join-broadcast", ["broadcast_id": id])
-            _ = try await guestSocket.next("joined")
+            let studio = try await JoinedStudio.open(api, client)
+            let (hostSocket, hostID) = (studio.host, studio.hostID)
+            let (guestSocket, _) = try await studio.joinGuest(client)
 
             hostSocket.send("webrtc-offer", ["sdp": "v=0", "source": "screen"], id: "early")
             #expect(try await hostSocket.next("error").data["code"] as? String == "not_sharing")
