@@ -382,6 +382,10 @@ final class SignalingConnection {
                 return Stage.Banner(text: text)
             }
         }
+        for key in ["logo", "background"] where message.data.keys.contains(key) {
+            let url = try message.optionalString(key, max: 300)
+            if key == "logo" { stage.logo = url } else { stage.background = url }
+        }
         let saved = try await api.arrange(stage, in: broadcast)
         send(SignalMessage(event: "ok", data: ["stage": Self.describe(saved)], id: message.id))
     }
@@ -445,7 +449,8 @@ final class SignalingConnection {
 
     private static func describe(_ stage: Stage) -> [String: any Sendable] {
         ["layout": stage.layout, "participants": stage.participants.map(\.uuidString),
-         "banner": stage.banner.map { ["text": $0.text] as [String: any Sendable] } ?? NSNull()]
+         "banner": stage.banner.map { ["text": $0.text] as [String: any Sendable] } ?? NSNull(),
+         "logo": stage.logo ?? NSNull(), "background": stage.background ?? NSNull()]
     }
 
     private static func resumeToken() -> String {

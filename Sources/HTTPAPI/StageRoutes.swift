@@ -8,24 +8,30 @@ struct StageBody: Codable, APIResponse {
     var layout: String
     var participants: [UUID]
     var banner: Stage.Banner?
+    var logo: String?
+    var background: String?
 
     init(_ stage: Stage) {
         layout = stage.layout
         participants = stage.participants
         banner = stage.banner
+        logo = stage.logo
+        background = stage.background
     }
 
-    var stage: Stage { Stage(layout: layout, participants: participants, banner: banner) }
+    var stage: Stage { Stage(layout: layout, participants: participants, banner: banner, logo: logo, background: background) }
 
     func encode(to encoder: any Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
         try container.encode(layout, forKey: .layout)
         try container.encode(participants, forKey: .participants)
-        // Always present: null says "no banner" rather than "not told".
+        // Always present: null says "none" rather than "not told".
         try container.encode(banner, forKey: .banner)
+        try container.encode(logo, forKey: .logo)
+        try container.encode(background, forKey: .background)
     }
 
-    enum CodingKeys: String, CodingKey { case layout, participants, banner }
+    enum CodingKeys: String, CodingKey { case layout, participants, banner, logo, background }
 }
 
 extension API {
@@ -40,6 +46,13 @@ extension API {
             try StageRules.validate(stage, layouts: Set(layouts.layouts.map(\.name)), participants: roles)
         } catch {
             throw APIError(.badRequest, error.code, error.description)
+        }
+        for (field, url) in [("logo", stage.logo), ("background", stage.background)] {
+            guard let url else { continue }
+            let file = url.hasPrefix("/uploads/") ? String(url.dropFirst("/uploads/".count)) : ""
+            guard !file.isEmpty, try await Upload.query(on: store.db).filter(\.$fileName == file).filter(\.$ownerID == broadcast.ownerID).first() != nil else {
+                throw APIError(.badRequest, "unknown_upload", "`\(field)` must be the url of one of the host's uploads (POST /api/upload)")
+            }
         }
         broadcast.stage = stage
         try await broadcast.save(on: store.db)

@@ -41,7 +41,23 @@ struct StageTests {
 
             let cleared = try await api.call(.put, "/api/broadcasts/\(id)/stage", json: ["layout": "grid", "participants": [alice], "banner": NSNull()],
                                               token: host.accessToken)
-            #expect(cleared.status == .ok && cleared.json["banner"] is NSNull)
+            #expect(cleared.status == .ok && cleared.json["banner"] is NSNull && cleared.json["logo"] is NSNull)
+
+            // A logo and a background come from the host's own uploads.
+            let upload = try await api.call(.post, "/api/upload?name=logo.png", token: host.accessToken, headers: [.contentType: "image/png"],
+                                            body: ByteBuffer(bytes: UploadTests.png))
+            let url = try #require(upload["url"] as? String)
+            let branded = try await api.call(.put, "/api/broadcasts/\(id)/stage", json: ["layout": "grid", "participants": [alice], "logo": url, "background": url],
+                                             token: host.accessToken)
+            #expect(branded.status == .ok && branded["logo"] as? String == url && branded["background"] as? String == url, "\(branded.text)")
+            let stranger = try await api.signUp()
+            let theirs = try await api.call(.post, "/api/upload?name=x.png", token: stranger.accessToken, headers: [.contentType: "image/png"],
+                                            body: ByteBuffer(bytes: UploadTests.png))
+            for bad in [try #require(theirs["url"] as? String), "/uploads/nothing.png", "https://example.com/logo.png"] {
+                let refused = try await api.call(.put, "/api/broadcasts/\(id)/stage", json: ["layout": "grid", "participants": [alice], "logo": bad],
+                                                 token: host.accessToken)
+                #expect(refused.status == .badRequest && refused.errorCode == "unknown_upload", "\(bad)")
+            }
         }
     }
 

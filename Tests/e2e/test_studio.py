@@ -123,6 +123,12 @@ def test_host_and_guests_run_a_studio(start_tally):
             shoot(host, "studio")
             shoot(guests[1], "studio-guest")
 
+            # A logo from the host's uploads shows on every page's stage.
+            logo = ROOT / "web" / "img" / "test-logo.png"
+            host.set_input_files("#logo-file", str(logo))
+            for page in pages:
+                assert wait_for(lambda: page.evaluate("document.querySelector('#stage .logo')?.naturalWidth || 0") > 0), "the logo never showed"
+
             # A guest cannot change the stage: an error, and nothing changes.
             refused = guests[1].evaluate("""() => window.studio.signaling.request('stage-set', {layout: 'solo'})
                 .then(() => 'accepted', error => error.code)""")

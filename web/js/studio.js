@@ -162,6 +162,9 @@ function renderStage() {
     }
   }
   if (state.stage.banner) stage.append(element('div', {className: 'banner', textContent: state.stage.banner.text}));
+  stage.style.backgroundImage = state.stage.background ? `url("${state.stage.background}")` : '';
+  stage.querySelector('.logo')?.remove();
+  if (state.stage.logo) stage.append(element('img', {className: 'logo', src: state.stage.logo, alt: 'Logo'}));
   for (const button of $('#layouts').querySelectorAll('button')) {
     button.setAttribute('aria-pressed', String(button.dataset.layout === state.stage.layout));
   }
@@ -358,6 +361,22 @@ async function main() {
     const text = $('#banner-text').value.trim();
     setStage({banner: text ? {text} : null});
   });
+  for (const field of ['logo', 'background']) {
+    $(`#${field}-file`).addEventListener('change', async () => {
+      const file = $(`#${field}-file`).files[0];
+      if (!file) return;
+      try {
+        const response = await fetch(`/api/upload?name=${encodeURIComponent(file.name)}`, {method: 'POST', body: file,
+          headers: {'Content-Type': file.type, Authorization: `Bearer ${token}`}});
+        const body = await response.json();
+        if (!response.ok) throw new Error(body.error?.message ?? `upload failed (${response.status})`);
+        await setStage({[field]: body.url});
+      } catch (failure) {
+        toast(failure.message);
+      }
+    });
+    $(`#${field}-clear`).addEventListener('click', () => { $(`#${field}-file`).value = ''; setStage({[field]: null}); });
+  }
   $('#record').addEventListener('change', async () => {
     try {
       await call('PATCH', `/api/broadcasts/${broadcastID}`, {settings: {record: $('#record').checked}});
