@@ -175,19 +175,36 @@ public final class Consumer {
         }
     }
 
-    /// Up to `count` of the most recently sent packets again, as RTX, for a bandwidth probe;
-    /// the receiver already has them and discards the copies. Nothing without RTX.
+    /// `count` packets (at most 64) for a bandwidth probe, as RTX the receiver discards: the
+    /// most recently sent packets again, and padding-only packets (RFC 3550 §5.1) when there
+    /// are not enough of those. A consumer that has sent nothing yet, or was paused long
+    /// enough for the producer's cache to move on, must still be able to probe its way back.
+    /// Nothing without RTX.
     public func probePackets(count: Int, from producer: Producer, transportSequence: (Int) -> UInt16?) -> [ByteBuffer] {
-        guard media.retransmission != nil, let lastSequence else { return [] }
+        guard let rtx = media.retransmission, let rtxSSRC = outgoing.rtxSSRC else { return [] }
+        let wanted = min(count, 64)
         var packets: [ByteBuffer] = []
-        var sequence = lastSequence
-        for _ in 0..<min(count, 64) {
-            if let packet = resend(sequence, from: producer, transportSequence: transportSequence) { packets.append(packet) }
-            if packets.count == count { break }
-            sequence &-= 1
+        if var sequence = lastSequence {
+            for _ in 0..<wanted {
+                if let packet = resend(sequence, from: producer, transportSequence: transportSequence) { packets.append(packet) }
+                if packets.count == wanted { break }
+                sequence &-= 1
+            }
+        }
+        while packets.count < wanted {
+            let wide = transportSequenceExtensionID == nil ? nil : transportSequence(Self.paddingBytes + 40)
+            var buffer = header(payloadType: rtx.payloadType, ssrc: rtxSSRC, sequence: rtxSequence, timestamp: lastTimestamp ?? 0, marker: false,
+                                transportSequence: wide, bodyLength: Self.paddingBytes, padded: true)
+            rtxSequence &+= 1
+            buffer.writeRepeatingByte(0, count: Self.paddingBytes - 1)
+            buffer.writeInteger(UInt8(Self.paddingBytes))
+            packets.append(buffer)
         }
         return packets
     }
+
+    /// The largest padding one RTP packet can carry: its count is one byte.
+    static let paddingBytes = 255
 
     /// The packet sent as `sequence`, rebuilt from the producer's copy of its source.
     private func resend(_ sequence: UInt16, from producer: Producer, transportSequence: (Int) -> UInt16?) -> ByteBuffer? {
@@ -210,14 +227,24 @@ public final class Consumer {
     /// sequence number first when it is RTX (RFC 4588), then the source's payload.
     private func serialize(_ source: RTPPacket, payloadType: UInt8, ssrc: UInt32, sequence: UInt16, timestamp: UInt32,
                            transportSequence: UInt16?, originalSequence: UInt16?) -> ByteBuffer {
+        let payloadLength = source.payload.count + (originalSequence == nil ? 0 : 2)
+        var buffer = header(payloadType: payloadType, ssrc: ssrc, sequence: sequence, timestamp: timestamp, marker: source.marker,
+                            transportSequence: transportSequence, bodyLength: payloadLength, padded: false)
+        if let originalSequence { buffer.writeInteger(originalSequence) }
+        buffer.writeBytes(source.payload)
+        return buffer
+    }
+
+    /// A buffer holding our RTP header, sized for `bodyLength` more bytes and SRTP's tag.
+    private func header(payloadType: UInt8, ssrc: UInt32, sequence: UInt16, timestamp: UInt32, marker: Bool,
+                        transportSequence: UInt16?, bodyLength: Int, padded: Bool) -> ByteBuffer {
         let transportID = transportSequence == nil ? nil : transportSequenceExtensionID
         let extensionBytes = (midExtensionID == nil ? 0 : 1 + midBytes.count) + (transportID == nil ? 0 : 3)
         let paddedExtension = (extensionBytes + 3) / 4 * 4
         let headerLength = 12 + (paddedExtension > 0 ? 4 + paddedExtension : 0)
-        let payloadLength = source.payload.count + (originalSequence == nil ? 0 : 2)
-        var buffer = allocator.buffer(capacity: headerLength + payloadLength + PeerConnection.protectionOverhead)
-        buffer.writeInteger(UInt8(paddedExtension > 0 ? 0x90 : 0x80))
-        buffer.writeInteger((source.marker ? 0x80 : 0) | (payloadType & 0x7F))
+        var buffer = allocator.buffer(capacity: headerLength + bodyLength + PeerConnection.protectionOverhead)
+        buffer.writeInteger(UInt8(0x80 | (padded ? 0x20 : 0) | (paddedExtension > 0 ? 0x10 : 0)))
+        buffer.writeInteger((marker ? 0x80 : 0) | (payloadType & 0x7F))
         buffer.writeInteger(sequence)
         buffer.writeInteger(timestamp)
         buffer.writeInteger(ssrc)
@@ -234,8 +261,6 @@ public final class Consumer {
             }
             buffer.writeRepeatingByte(0, count: paddedExtension - extensionBytes)
         }
-        if let originalSequence { buffer.writeInteger(originalSequence) }
-        buffer.writeBytes(source.payload)
         return buffer
     }
 

@@ -241,13 +241,13 @@ public final class SubscriberSink: MediaSink {
             let top = producer.layers[best].bitrate
             if fitting.last != best {
                 wanted += top * 1.25
-                if (held?.lastPacketSize ?? 0) == 0 { held = consumer }
+                if held == nil || held?.lastPacketSize == 0 { held = consumer }
             } else {
                 wanted += top
             }
         }
         guard let held, let producer = router.producer(held.producerID), let cluster = prober.cluster(wanted: wanted, estimate: estimator.estimate, overusing: estimator.usage == .overusing,
-                                                      packetSize: held.lastPacketSize, now: now) else { return }
+                                                      packetSize: held.lastPacketSize > 0 ? held.lastPacketSize : Consumer.paddingBytes + 40, now: now) else { return }
         let packets = held.probePackets(count: cluster.packets, from: producer) { size in
             allocateTransportSequence(size: size, now: now, probe: cluster.id)
         }

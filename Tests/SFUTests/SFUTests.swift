@@ -116,6 +116,26 @@ struct ConsumerTests {
         #expect(Array(older.payload.dropFirst(2)) == Array(first.payload) && older.timestamp == first.timestamp)
     }
 
+    @Test("a probe without recent packets to resend is padding-only RTX, which the receiver discards")
+    func paddingProbe() throws {
+        let producer = Producer(id: "p:1", media: Publisher.media)
+        let consumer = Consumer(id: "c", producerID: "p:1", media: Self.subscriberMedia, outgoing: Self.subscriberMedia.localStream!)
+        var numbers: [UInt16] = []
+        let probes = consumer.probePackets(count: 5, from: producer) { _ in
+            numbers.append(UInt16(numbers.count))
+            return numbers.last
+        }
+        #expect(probes.count == 5)
+        for probe in probes {
+            let packet = try RTPPacket(Array(probe.readableBytesView))
+            #expect(packet.payloadType == 101 && packet.ssrc == 8888 && packet.payload.isEmpty && packet.paddingLength == Consumer.paddingBytes)
+        }
+        // With a packet sent, the probe resends it first and pads the rest.
+        _ = consumer.forward(producer.receive(Publisher.packet(rid: "l", sequence: 1, keyframe: true), now: .zero)!, bestLayer: 0, now: .zero)
+        let mixed = try consumer.probePackets(count: 3, from: producer) { _ in nil }.map { try RTPPacket(Array($0.readableBytesView)) }
+        #expect(mixed.map(\.payload.isEmpty) == [false, true, true])
+    }
+
     @Test("a paused consumer sends nothing, and on resuming waits for a keyframe")
     func pauseAndResume() throws {
         let producer = Producer(id: "p:1", media: Publisher.media)
