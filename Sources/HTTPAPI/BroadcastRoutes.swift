@@ -163,13 +163,8 @@ extension API {
 
     /// Owners see everything; an invited guest may read the broadcast it was invited to.
     private func show(_ context: AppContext) async throws -> BroadcastResponse {
-        if case .guest(let invited, _, _)? = context.identity {
-            let id = try Validate.uuid(context.parameters.get("id"), what: "broadcast")
-            guard id == invited else { throw APIError(.forbidden, "not_invited", "this invite is for another broadcast") }
-            guard let broadcast = try await Broadcast.find(id, on: store.db) else { throw APIError.notFound("broadcast") }
-            return BroadcastResponse(broadcast)
-        }
-        let broadcast = try await ownedBroadcast(context.parameters.get("id"), context: context)
+        let broadcast = try await memberBroadcast(context, parameter: "id")
+        guard case .user? = context.identity else { return BroadcastResponse(broadcast) }
         let destinations = try await Destination.query(on: store.db).filter(\.$broadcastID == broadcast.id!).sort(\.$createdAt).all()
         return BroadcastResponse(broadcast, destinations: destinations)
     }
