@@ -1,0 +1,143 @@
+import CFFmpeg
+
+/// Writes the program's H.264 and AAC into a file with libavformat: fragmented MP4 for
+/// recordings (a fragment at least every second, flushed as it is made, so a crash loses at
+/// most the last one) or MPEG-TS for HLS segments.
+public final class ContainerWriter {
+    public enum Format: Sendable {
+        case fragmentedMP4
+        case mpegTS
+
+        var name: String {
+            switch self {
+            case .fragmentedMP4: "mp4"
+            case .mpegTS: "mpegts"
+            }
+        }
+    }
+
+    public struct VideoTrack: Sendable {
+        public var width: Int
+        public var height: Int
+        /// SPS and PPS in Annex B.
+        public var parameterSets: [UInt8]
+
+        public init(width: Int, height: Int, parameterSets: [UInt8]) {
+            self.width = width
+            self.height = height
+            self.parameterSets = parameterSets
+        }
+    }
+
+    public struct AudioTrack: Sendable {
+        public var sampleRate: Int
+        public var channels: Int
+        public var audioSpecificConfig: [UInt8]
+
+        public init(sampleRate: Int = 48_000, channels: Int = 2, audioSpecificConfig: [UInt8]) {
+            self.sampleRate = sampleRate
+            self.channels = channels
+            self.audioSpecificConfig = audioSpecificConfig
+        }
+    }
+
+    public let path: String
+    private var context: UnsafeMutablePointer<AVFormatContext>?
+    private var packet: UnsafeMutablePointer<AVPacket>?
+    private var videoIndex: Int32 = -1
+    private var audioIndex: Int32 = -1
+    private var finished = false
+    private var lastDTS: [Int32: Int64] = [:]
+
+    public init(format: Format, path: String, video: VideoTrack?, audio: AudioTrack?) throws(CodecError) {
+        self.path = path
+        var context: UnsafeMutablePointer<AVFormatContext>?
+        guard avformat_alloc_output_context2(&context, nil, format.name, path) >= 0, let context else {
+            throw CodecError("libavformat has no \(format.name) muxer")
+        }
+        self.context = context
+        if let video {
+            guard let stream = avformat_new_stream(context, nil) else { throw CodecError("out of memory") }
+            let parameters = stream.pointee.codecpar!
+            parameters.pointee.codec_type = AVMEDIA_TYPE_VIDEO
+            parameters.pointee.codec_id = AV_CODEC_ID_H264
+            parameters.pointee.width = Int32(video.width)
+            parameters.pointee.height = Int32(video.height)
+            Self.setExtradata(parameters, video.parameterSets)
+            stream.pointee.time_base = AVRational(num: 1, den: 90_000)
+            videoIndex = stream.pointee.index
+        }
+        if let audio {
+            guard let stream = avformat_new_stream(context, nil) else { throw CodecError("out of memory") }
+            let parameters = stream.pointee.codecpar!
+            parameters.pointee.codec_type = AVMEDIA_TYPE_AUDIO
+            parameters.pointee.codec_id = AV_CODEC_ID_AAC
+            parameters.pointee.sample_rate = Int32(audio.sampleRate)
+            parameters.pointee.ch_layout = audio.channels == 1 ? tally_layout_mono() : tally_layout_stereo()
+            parameters.pointee.frame_size = 1024
+            Self.setExtradata(parameters, audio.audioSpecificConfig)
+            stream.pointee.time_base = AVRational(num: 1, den: Int32(audio.sampleRate))
+            audioIndex = stream.pointee.index
+        }
+        let opened = avio_open(&context.pointee.pb, path, AVIO_FLAG_WRITE)
+        guard opened >= 0 else { throw CodecError("cannot open \(path): \(AVErrorText(opened))") }
+        context.pointee.flush_packets = 1
+        var options: OpaquePointer?
+        defer { av_dict_free(&options) }
+        switch format {
+        case .fragmentedMP4:
+            av_dict_set(&options, "movflags", "frag_keyframe+empty_moov+default_base_moof", 0)
+            av_dict_set(&options, "frag_duration", "1000000", 0)
+        case .mpegTS:
+            av_dict_set(&options, "mpegts_copyts", "1", 0)
+        }
+        let header = avformat_write_header(context, &options)
+        guard header >= 0 else { throw CodecError("cannot start \(path): \(AVErrorText(header))") }
+        packet = av_packet_alloc()
+    }
+
+    deinit {
+        try? finish()
+        av_packet_free(&packet)
+    }
+
+    private static func setExtradata(_ parameters: UnsafeMutablePointer<AVCodecParameters>, _ bytes: [UInt8]) {
+        guard !bytes.isEmpty, let buffer = av_mallocz(bytes.count + Int(AV_INPUT_BUFFER_PADDING_SIZE)) else { return }
+        buffer.copyMemory(from: bytes, byteCount: bytes.count)
+        parameters.pointee.extradata = buffer.assumingMemoryBound(to: UInt8.self)
+        parameters.pointee.extradata_size = Int32(bytes.count)
+    }
+
+    /// Adds one packet of the program; packets of a kind this file has no track for are skipped.
+    public func write(_ program: ProgramPacket) throws(CodecError) {
+        guard !finished, let context, let packet else { return }
+        let index = program.kind == .video ? videoIndex : audioIndex
+        guard index >= 0 else { return }
+        let timeBase = context.pointee.streams[Int(index)]!.pointee.time_base
+        let micros = AVRational(num: 1, den: 1_000_000)
+        var dts = av_rescale_q(program.dts, micros, timeBase)
+        // Muxers refuse a timestamp that does not move forward.
+        if let last = lastDTS[index], dts <= last { dts = last + 1 }
+        lastDTS[index] = dts
+        let pts = max(dts, av_rescale_q(program.pts, micros, timeBase))
+        guard av_new_packet(packet, Int32(program.data.count)) >= 0 else { throw CodecError("out of memory") }
+        program.data.withUnsafeBufferPointer { packet.pointee.data.update(from: $0.baseAddress!, count: $0.count) }
+        packet.pointee.stream_index = index
+        packet.pointee.pts = pts
+        packet.pointee.dts = dts
+        packet.pointee.flags = program.isKeyframe ? AV_PKT_FLAG_KEY : 0
+        let status = av_interleaved_write_frame(context, packet)
+        guard status >= 0 else { throw CodecError("writing \(path): \(AVErrorText(status))") }
+    }
+
+    /// Completes the file (trailer, index) and closes it. Safe to call twice.
+    public func finish() throws(CodecError) {
+        guard !finished, let context else { return }
+        finished = true
+        let trailer = av_write_trailer(context)
+        avio_closep(&context.pointee.pb)
+        avformat_free_context(context)
+        self.context = nil
+        guard trailer >= 0 else { throw CodecError("finishing \(path): \(AVErrorText(trailer))") }
+    }
+}
