@@ -13,6 +13,8 @@ let package = Package(
         .library(name: "RTCP", targets: ["RTCP"]),
         .library(name: "SDP", targets: ["SDP"]),
         .library(name: "DTLS", targets: ["DTLS"]),
+        .library(name: "RTMP", targets: ["RTMP"]),
+        .library(name: "FLV", targets: ["FLV"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
@@ -26,6 +28,8 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird-auth.git", from: "2.5.0"),
         // The studio's signaling socket (GET /ws): WebSocket upgrade on Hummingbird's own server.
         .package(url: "https://github.com/hummingbird-project/hummingbird-websocket.git", from: "2.8.1"),
+        // RTMPS pushes to YouTube, Facebook and the like (TLS on the RTMP client).
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
         .package(url: "https://github.com/vapor/fluent-kit.git", from: "1.57.0"),
         .package(url: "https://github.com/vapor/fluent-sqlite-driver.git", from: "4.9.0"),
         .package(url: "https://github.com/vapor/fluent-postgres-driver.git", from: "2.14.0"),
@@ -64,6 +68,13 @@ let package = Package(
         .target(name: "RTP", dependencies: ["MediaCore"]),
         .target(name: "RTCP", dependencies: ["MediaCore"]),
         .target(name: "Layout"),
+        .target(name: "FLV"),
+        .target(name: "RTMP", dependencies: [
+            "FLV",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
+        ]),
         .target(name: "MediaCodecs", dependencies: ["CVPX", "CX264", "COpus", "CFFmpeg", "RTP", "MediaCore"]),
         .target(name: "SDP"),
         .target(
@@ -140,6 +151,7 @@ let package = Package(
         .testTarget(name: "RTPTests", dependencies: ["RTP"]),
         .testTarget(name: "RTCPTests", dependencies: ["RTCP"]),
         .testTarget(name: "MediaCodecsTests", dependencies: ["MediaCodecs", "RTP"]),
+        .testTarget(name: "RTMPTests", dependencies: ["RTMP", "FLV", "MediaCodecs", .product(name: "NIOPosix", package: "swift-nio")]),
         .testTarget(name: "LayoutTests", dependencies: ["Layout"], resources: [.copy("Fixtures")]),
         .testTarget(name: "SignalingTests", dependencies: ["Signaling"]),
         .testTarget(name: "SDPTests", dependencies: ["SDP"], resources: [.copy("Fixtures")]),
