@@ -68,7 +68,9 @@ let package = Package(
         .target(name: "RTP", dependencies: ["MediaCore"]),
         .target(name: "RTCP", dependencies: ["MediaCore"]),
         .target(name: "Layout"),
+        .target(name: "Compositor", dependencies: ["MediaCodecs", "Layout", "CFreeType"]),
         .target(name: "FLV"),
+        .target(name: "Outputs", dependencies: ["MediaCodecs", "RTMP", "FLV", .product(name: "NIOCore", package: "swift-nio")]),
         .target(name: "RTMP", dependencies: [
             "FLV",
             .product(name: "NIOCore", package: "swift-nio"),
@@ -108,13 +110,18 @@ let package = Package(
         ),
         .target(
             name: "Rooms",
-            dependencies: ["Store", "Registry"]
+            dependencies: [
+                "Store", "Registry", "SFU", "Compositor", "Outputs", "MediaCodecs", "Layout", "RTMP", "RTP",
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "Logging", package: "swift-log"),
+            ]
         ),
         .target(name: "Signaling"),
         .target(
             name: "HTTPAPI",
             dependencies: [
                 "Store", "Registry", "Rooms", "WebRTCTransport", "SFU", "SDP", "DTLS", "Layout", "Signaling",
+                "Compositor", "Outputs", "MediaCodecs", "RTMP",
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
                 .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
@@ -138,7 +145,8 @@ let package = Package(
         .executableTarget(
             name: "tally-bench",
             dependencies: [
-                "CBenchSocket", "STUN", "DTLS", "SRTP", "RTP", "RTCP", "SFU", "MediaCore",
+                "CBenchSocket", "STUN", "DTLS", "SRTP", "RTP", "RTCP", "SFU", "MediaCore", "Compositor", "Outputs", "MediaCodecs", "Layout", "RTMP",
+                .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -151,7 +159,9 @@ let package = Package(
         .testTarget(name: "RTPTests", dependencies: ["RTP"]),
         .testTarget(name: "RTCPTests", dependencies: ["RTCP"]),
         .testTarget(name: "MediaCodecsTests", dependencies: ["MediaCodecs", "RTP"]),
-        .testTarget(name: "RTMPTests", dependencies: ["RTMP", "FLV", "MediaCodecs", .product(name: "NIOPosix", package: "swift-nio")]),
+        .testTarget(name: "RTMPTests", dependencies: ["RTMP", "FLV", "MediaCodecs", "Outputs", .product(name: "NIOPosix", package: "swift-nio")]),
+        .testTarget(name: "CompositorTests", dependencies: ["Compositor", "MediaCodecs", "Layout"]),
+        .testTarget(name: "OutputsTests", dependencies: ["Outputs", "MediaCodecs"]),
         .testTarget(name: "LayoutTests", dependencies: ["Layout"], resources: [.copy("Fixtures")]),
         .testTarget(name: "SignalingTests", dependencies: ["Signaling"]),
         .testTarget(name: "SDPTests", dependencies: ["SDP"], resources: [.copy("Fixtures")]),

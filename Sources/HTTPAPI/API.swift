@@ -16,6 +16,7 @@ struct API: Sendable {
     let registry: any Registry
     let webrtc: WebRTCServer
     let sfu: SFU
+    let programs: ProgramDirector
     let auth: AuthService
     let departures: DepartureSchedule
     let logger: Logger

@@ -101,6 +101,17 @@ extension API {
         } catch {
             throw APIError(.conflict, "invalid_transition", error.message)
         }
+        if event == .start {
+            do {
+                try await programs.start(broadcast)
+            } catch {
+                logger.error("program did not start", metadata: ["broadcast": "\(broadcast.id!)", "error": "\(error)"])
+                await programs.stop(broadcast.id!)
+                throw APIError(.internalServerError, "program_failed", "the program could not start: \(error)")
+            }
+        } else {
+            await programs.stop(broadcast.id!)
+        }
         try await broadcast.save(on: store.db)
         logger.info("broadcast \(broadcast.status)", metadata: ["broadcast": "\(broadcast.id!)"])
         await announce(RoomEvent.broadcastStatus(broadcast), in: broadcast.id!)

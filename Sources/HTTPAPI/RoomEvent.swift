@@ -1,4 +1,5 @@
 import Foundation
+import Outputs
 import SFU
 import Store
 
@@ -37,6 +38,19 @@ enum RoomEvent {
     static func mediaPublished(_ participant: String) -> String? {
         struct Published: Encodable { var participant_id: String }
         return encode("media-published", Published(participant_id: participant))
+    }
+
+    /// A destination's push changed state: connecting, live, reconnecting, failed, stopped.
+    static func destinationStatus(_ destination: String, _ state: DestinationState) -> String? {
+        struct Status: Encodable {
+            var destination_id: String
+            var status: String
+            var reason: String?
+            var retry_in: Double?
+        }
+        var retry: Double?
+        if case .reconnecting(_, let seconds, _) = state { retry = seconds }
+        return encode("destination-status", Status(destination_id: destination, status: state.name, reason: state.reason, retry_in: retry))
     }
 
     /// The broadcast went live or ended.

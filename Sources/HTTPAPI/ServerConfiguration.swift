@@ -41,6 +41,7 @@ public struct ServerConfiguration: Sendable {
     public var sqlitePath: String { dataDirectory.appendingPathComponent("tally.sqlite").path }
     public var uploadsDirectory: URL { dataDirectory.appendingPathComponent("uploads") }
     public var recordingsDirectory: URL { dataDirectory.appendingPathComponent("recordings") }
+    public var hlsDirectory: URL { dataDirectory.appendingPathComponent("hls") }
 
     /// Rejects settings that could only fail later, with a message naming the setting.
     public func validate() throws {

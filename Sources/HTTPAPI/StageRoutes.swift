@@ -56,6 +56,7 @@ extension API {
         }
         broadcast.stage = stage
         try await broadcast.save(on: store.db)
+        await programs.update(broadcast)
         await announce(RoomEvent.stageUpdated(stage), in: broadcast.id!)
         logger.info("stage arranged", metadata: ["broadcast": "\(broadcast.id!)", "layout": "\(stage.layout)", "on_stage": "\(stage.participants.count)"])
         return stage

@@ -22,6 +22,7 @@ public final class TallyServices: Sendable {
     public let registry: any Registry
     public let webrtc: WebRTCServer
     public let sfu: SFU
+    let programs: ProgramDirector
     let auth: AuthService
     let logger: Logger
 
@@ -43,6 +44,7 @@ public final class TallyServices: Sendable {
             guard let event = RoomEvent.mediaPublished(participant) else { return }
             Task { try? await registry.publishRoomEvent(room: broadcast, event) }
         })
+        programs = ProgramDirector(configuration: configuration, layouts: layouts, store: store, registry: registry, sfu: sfu, logger: logger)
         self.auth = auth
         self.logger = logger
     }
@@ -59,7 +61,7 @@ public final class TallyServices: Sendable {
         }
         let fileManager = FileManager.default
         try fileManager.createDirectory(at: configuration.dataDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
-        for directory in [configuration.uploadsDirectory, configuration.recordingsDirectory] {
+        for directory in [configuration.uploadsDirectory, configuration.recordingsDirectory, configuration.hlsDirectory] {
             try fileManager.createDirectory(at: directory, withIntermediateDirectories: true)
         }
         let secret = try MasterSecret.load(configured: configuration.secretKey, dataDirectory: configuration.dataDirectory)
@@ -104,6 +106,7 @@ public final class TallyServices: Sendable {
 
     public func shutdown() async {
         await departures.stop()
+        await programs.stopAll()
         await webrtc.stop()
         await registry.shutdown()
         await store.shutdown()
@@ -136,7 +139,7 @@ public enum TallyServer {
 
     static func api(_ services: TallyServices) -> API {
         API(configuration: services.configuration, layouts: services.layouts, store: services.store, registry: services.registry,
-            webrtc: services.webrtc, sfu: services.sfu, auth: services.auth, departures: services.departures, logger: services.logger)
+            webrtc: services.webrtc, sfu: services.sfu, programs: services.programs, auth: services.auth, departures: services.departures, logger: services.logger)
     }
 
     static func router(_ api: API) throws -> Hummingbird.Router<AppContext> {
@@ -153,6 +156,7 @@ public enum TallyServer {
         api.addBroadcastRoutes(to: router)
         api.addDestinationRoutes(to: router)
         api.addRecordingRoutes(to: router)
+        api.addMediaFileRoutes(to: router)
         api.addUploadRoutes(to: router)
         api.addEchoRoutes(to: router)
         api.addWHIPRoutes(to: router)

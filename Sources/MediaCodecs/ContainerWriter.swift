@@ -19,12 +19,14 @@ public final class ContainerWriter {
     public struct VideoTrack: Sendable {
         public var width: Int
         public var height: Int
+        public var framesPerSecond: Int
         /// SPS and PPS in Annex B.
         public var parameterSets: [UInt8]
 
-        public init(width: Int, height: Int, parameterSets: [UInt8]) {
+        public init(width: Int, height: Int, framesPerSecond: Int = 30, parameterSets: [UInt8]) {
             self.width = width
             self.height = height
+            self.framesPerSecond = framesPerSecond
             self.parameterSets = parameterSets
         }
     }
@@ -48,9 +50,13 @@ public final class ContainerWriter {
     private var audioIndex: Int32 = -1
     private var finished = false
     private var lastDTS: [Int32: Int64] = [:]
+    /// Each packet's length in microseconds, which fragmented MP4 wants for a fragment's last sample.
+    private var durations: [Int32: Int64] = [:]
 
     public init(format: Format, path: String, video: VideoTrack?, audio: AudioTrack?) throws(CodecError) {
         self.path = path
+        // libav* would otherwise narrate to stderr; failures come back as errors.
+        av_log_set_level(AV_LOG_ERROR)
         var context: UnsafeMutablePointer<AVFormatContext>?
         guard avformat_alloc_output_context2(&context, nil, format.name, path) >= 0, let context else {
             throw CodecError("libavformat has no \(format.name) muxer")
@@ -66,6 +72,7 @@ public final class ContainerWriter {
             Self.setExtradata(parameters, video.parameterSets)
             stream.pointee.time_base = AVRational(num: 1, den: 90_000)
             videoIndex = stream.pointee.index
+            durations[videoIndex] = 1_000_000 / Int64(max(1, video.framesPerSecond))
         }
         if let audio {
             guard let stream = avformat_new_stream(context, nil) else { throw CodecError("out of memory") }
@@ -78,6 +85,7 @@ public final class ContainerWriter {
             Self.setExtradata(parameters, audio.audioSpecificConfig)
             stream.pointee.time_base = AVRational(num: 1, den: Int32(audio.sampleRate))
             audioIndex = stream.pointee.index
+            durations[audioIndex] = 1024 * 1_000_000 / Int64(audio.sampleRate)
         }
         let opened = avio_open(&context.pointee.pb, path, AVIO_FLAG_WRITE)
         guard opened >= 0 else { throw CodecError("cannot open \(path): \(AVErrorText(opened))") }
@@ -125,6 +133,7 @@ public final class ContainerWriter {
         packet.pointee.stream_index = index
         packet.pointee.pts = pts
         packet.pointee.dts = dts
+        packet.pointee.duration = av_rescale_q(durations[index] ?? 0, micros, timeBase)
         packet.pointee.flags = program.isKeyframe ? AV_PKT_FLAG_KEY : 0
         let status = av_interleaved_write_frame(context, packet)
         guard status >= 0 else { throw CodecError("writing \(path): \(AVErrorText(status))") }

@@ -71,6 +71,9 @@ public final class Producer {
 
     public var isSimulcast: Bool { !rids.isEmpty }
 
+    /// Producer IDs are `participant:mid`.
+    public var participantID: String { String(id.prefix { $0 != ":" }) }
+
     /// Takes a packet of this track; nil (counted on /metrics) when it belongs to no known
     /// layer, is not media, or repeats a packet already here: publishers pad their probes
     /// with retransmissions of what they sent, and those must not reach subscribers again.

@@ -59,7 +59,26 @@ public final class Router {
         }
     }
 
-    public var isEmpty: Bool { producers.isEmpty && consumers.values.allSatisfy(\.isEmpty) }
+    public var isEmpty: Bool { producers.isEmpty && consumers.values.allSatisfy(\.isEmpty) && taps.isEmpty }
+
+    /// Internal consumers by participant: the compositor's view of the stage.
+    private var taps: [String: ProducerTap] = [:]
+
+    public func add(_ tap: ProducerTap) {
+        taps[tap.participantID] = tap
+    }
+
+    public func removeTap(participant: String) {
+        taps[participant] = nil
+    }
+
+    /// Asks for a keyframe on the layer a participant's tap follows: its decoder lost its place.
+    public func requestKeyframe(forTapOf participant: String, server: WebRTCServer, now: Duration) {
+        guard let tap = taps[participant] else { return }
+        for producer in producers(ofParticipant: participant) where producer.kind == "video" {
+            requestKeyframe(producer: producer.id, layer: tap.currentLayer[producer.id] ?? (producer.layers.count - 1), server: server, now: now)
+        }
+    }
 
     public func producer(_ id: String) -> Producer? { producers[id]?.producer }
 
@@ -104,6 +123,12 @@ public final class Router {
 
     /// Sends one producer packet to every consumer of it.
     public func route(_ arrival: Producer.Arrival, from producer: Producer, server: WebRTCServer, now: Duration) {
+        if !taps.isEmpty, let tap = taps[producer.participantID] {
+            let best = producer.activeLayers(now: now).last ?? arrival.layer
+            if let layer = tap.deliver(arrival, from: producer, bestLayer: best) {
+                requestKeyframe(producer: producer.id, layer: layer, server: server, now: now)
+            }
+        }
         guard let bindings = consumers[producer.id], !bindings.isEmpty else { return }
         let best = producer.activeLayers(now: now).last ?? arrival.layer
         var forwarded = 0

@@ -121,6 +121,29 @@ public final class SFU: @unchecked Sendable {
         return (id, answer)
     }
 
+    /// Starts handing one participant's packets to `onPacket` (on the transport's loop):
+    /// what the compositor decodes. A later call for the same participant replaces it.
+    public func tap(broadcastID: String, participantID: String, onPacket: @escaping @Sendable (TappedPacket) -> Void) async {
+        try? await server.loop.submit {
+            self.router(broadcastID).add(ProducerTap(participantID: participantID, onPacket: onPacket))
+        }.get()
+    }
+
+    public func untap(broadcastID: String, participantID: String) async {
+        try? await server.loop.submit {
+            self.routers[broadcastID]?.removeTap(participant: participantID)
+            self.dropRouterIfUnused(broadcastID)
+        }.get()
+    }
+
+    /// A tap's decoder lost its place: PLI toward the participant's video (throttled).
+    public func requestKeyframe(broadcastID: String, participantID: String) {
+        let server = self.server
+        server.loop.execute {
+            self.routers[broadcastID]?.requestKeyframe(forTapOf: participantID, server: server, now: server.now)
+        }
+    }
+
     private func router(_ broadcastID: String) -> Router {
         server.loop.preconditionInEventLoop()
         if let router = routers[broadcastID] { return router }

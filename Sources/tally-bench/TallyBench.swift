@@ -8,7 +8,7 @@ struct TallyBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tally-bench",
         abstract: "Load generators for Tally's benchmarks (run them through scripts/bench).",
-        subcommands: [SFUBenchmark.self, UDPBaseline.self])
+        subcommands: [SFUBenchmark.self, UDPBaseline.self, CompositorBenchmark.self])
 }
 
 struct SFUBenchmark: ParsableCommand {

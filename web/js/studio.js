@@ -18,6 +18,7 @@ const state = {
   stage: {layout: 'grid', participants: [], banner: null},
   layouts: [],
   participants: new Map(),
+  destinations: new Map(),
   startedAt: null,
 };
 let signaling;
@@ -252,6 +253,28 @@ setInterval(() => {
   $('#timer').textContent = `${String(Math.floor(seconds / 3600)).padStart(2, '0')}:${String(Math.floor(seconds / 60) % 60).padStart(2, '0')}:${String(seconds % 60).padStart(2, '0')}`;
 }, 1000);
 
+const DESTINATION_LABELS = {
+  idle: 'Ready', connecting: 'Connecting…', live: 'Live', reconnecting: 'Reconnecting…', failed: 'Failed', stopped: 'Stopped',
+};
+
+function renderDestinations() {
+  const list = $('#destinations');
+  $('#destinations-empty').hidden = state.destinations.size > 0;
+  list.replaceChildren(...[...state.destinations.values()].map(destination => {
+    const status = destination.status || 'idle';
+    const badge = element('span', {className: `badge destination-${status}`, textContent: DESTINATION_LABELS[status] || status});
+    const item = element('li', {className: 'destination'});
+    item.dataset.destination = destination.id;
+    item.dataset.status = status;
+    const name = element('span', {textContent: `${destination.name} (${destination.platform})`});
+    item.append(name, badge);
+    if (destination.reason && (status === 'failed' || status === 'reconnecting')) {
+      item.append(element('span', {className: 'muted destination-reason', textContent: destination.reason}));
+    }
+    return item;
+  }));
+}
+
 function listen() {
   const on = (event, handler) => signaling.addEventListener(event, message => handler(message.detail));
   on('participant-joined', data => { addParticipant(data.participant); renderStage(); });
@@ -274,6 +297,14 @@ function listen() {
   });
   on('simulcast-layers', data => { if (data.participant_id === state.me.id) publisher?.applyLayers(data.layers); });
   on('broadcast-started', data => showStatus('live', data.at));
+  on('destination-status', data => {
+    const destination = state.destinations.get(data.destination_id);
+    if (!destination) return;
+    destination.status = data.status;
+    destination.reason = data.reason;
+    renderDestinations();
+    if (data.status === 'failed') toast(`${destination.name}: ${data.reason || 'the server refused the stream'}`);
+  });
   on('broadcast-ended', () => showStatus('ended'));
   on('connection', ({state: connection, joined}) => {
     if (connection === 'reconnecting') toast('Connection lost; reconnecting…');
@@ -316,6 +347,9 @@ async function enter(event) {
     const isHost = joined.participant.role === 'host';
     $('#host-actions').hidden = !isHost;
     $('#stage-controls').hidden = !isHost;
+    $('#destinations-panel').hidden = !isHost;
+    state.destinations = new Map((details.destinations || []).map(destination => [destination.id, destination]));
+    renderDestinations();
     // Shown once everything above is in place.
     stopMeter?.();
     $('#greenroom').hidden = true;

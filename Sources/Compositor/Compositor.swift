@@ -1,0 +1,275 @@
+import Foundation
+import Layout
+import MediaCodecs
+import Synchronization
+
+/// The program's look: which layout, who in which order, what text and images.
+public struct Scene: Sendable {
+    public var layout: LayoutSpec
+    public var participants: [CompositorInput]
+    public var banner: String?
+    public var logo: TransparentImage?
+    /// A picture behind the stage, and a name for it so it is scaled once, not every tick.
+    public var background: (key: String, picture: VideoFrame)?
+
+    public init(layout: LayoutSpec, participants: [CompositorInput], banner: String? = nil, logo: TransparentImage? = nil,
+                background: (key: String, picture: VideoFrame)? = nil) {
+        self.layout = layout
+        self.participants = participants
+        self.banner = banner
+        self.logo = logo
+        self.background = background
+    }
+}
+
+/// The mix loop: on a fixed tick it draws the scene into one picture, mixes the stage's
+/// audio, and encodes both once. Ticks are scheduled against absolute times from the start,
+/// so the clock never drifts; a tick that starts late is counted, and a frame that can no
+/// longer be on time is skipped rather than delaying the ones after it.
+public final class Compositor: Sendable {
+    public struct Settings: Sendable, Equatable {
+        public var width: Int
+        public var height: Int
+        public var framesPerSecond: Int
+        public var videoBitrateKbps: Int
+        public var audioBitrate: Int
+        public var encoderPreset: String
+        public var encoderThreads: Int
+
+        public init(width: Int = 1280, height: Int = 720, framesPerSecond: Int = 30, videoBitrateKbps: Int = 3000,
+                    audioBitrate: Int = 128_000, encoderPreset: String = "veryfast", encoderThreads: Int = 0) {
+            self.width = width
+            self.height = height
+            self.framesPerSecond = framesPerSecond
+            self.videoBitrateKbps = videoBitrateKbps
+            self.audioBitrate = audioBitrate
+            self.encoderPreset = encoderPreset
+            self.encoderThreads = encoderThreads
+        }
+
+        /// From a broadcast's `resolution` setting: 720p30 (default), 1080p30, 1080p60.
+        public init(resolution: String) {
+            switch resolution {
+            case "1080p30": self.init(width: 1920, height: 1080, framesPerSecond: 30, videoBitrateKbps: 4500)
+            case "1080p60": self.init(width: 1920, height: 1080, framesPerSecond: 60, videoBitrateKbps: 6000)
+            default: self.init()
+            }
+        }
+    }
+
+    /// What the encoders were opened with: every output needs it before the first packet.
+    public struct Format: Sendable {
+        public var width: Int
+        public var height: Int
+        public var framesPerSecond: Int
+        public var videoBitrateKbps: Int
+        public var parameterSets: [UInt8]
+        public var audioSpecificConfig: [UInt8]
+    }
+
+    public struct Statistics: Sendable, Equatable {
+        public var frames = 0
+        public var lateFrames = 0
+        public var skippedFrames = 0
+        public var encodeErrors = 0
+    }
+
+    public let settings: Settings
+    public let format: Format
+    private let scene: Mutex<Scene>
+    private let statistics = Mutex(Statistics())
+    private let running = Atomic<Bool>(false)
+    private let stopped = Atomic<Bool>(false)
+    private let engine: Mutex<Engine>
+    private let onPacket: @Sendable (ProgramPacket) -> Void
+    private let done = DispatchSemaphore(value: 0)
+
+    /// The encoders and drawing state, used only by the mix thread.
+    private struct Engine: @unchecked Sendable {
+        var video: H264Encoder
+        var audio: AACEncoder
+        var text: TextRenderer?
+        var scalers: [String: FrameScaler] = [:]
+        var background: (key: String, frame: VideoFrame)?
+    }
+
+    public init(settings: Settings, scene: Scene, onPacket: @escaping @Sendable (ProgramPacket) -> Void) throws {
+        self.settings = settings
+        let video = try H264Encoder(.init(width: settings.width, height: settings.height, framesPerSecond: settings.framesPerSecond,
+                                          bitrateKbps: settings.videoBitrateKbps, preset: settings.encoderPreset, threads: settings.encoderThreads))
+        let audio = try AACEncoder(bitrate: settings.audioBitrate)
+        format = Format(width: settings.width, height: settings.height, framesPerSecond: settings.framesPerSecond,
+                        videoBitrateKbps: settings.videoBitrateKbps, parameterSets: video.parameterSets, audioSpecificConfig: audio.audioSpecificConfig)
+        engine = Mutex(Engine(video: video, audio: audio, text: try? TextRenderer()))
+        self.scene = Mutex(scene)
+        self.onPacket = onPacket
+    }
+
+    public func update(_ scene: Scene) {
+        self.scene.withLock { $0 = scene }
+    }
+
+    public var stats: Statistics { statistics.withLock { $0 } }
+
+    /// Starts the mix thread.
+    public func start() {
+        guard !running.exchange(true, ordering: .relaxed) else { return }
+        let thread = Thread { [self] in
+            run()
+            done.signal()
+        }
+        thread.name = "tally-compositor"
+        thread.start()
+    }
+
+    /// Stops after the current tick and waits for the thread to finish.
+    public func stop() {
+        guard running.load(ordering: .relaxed), !stopped.exchange(true, ordering: .relaxed) else { return }
+        done.wait()
+    }
+
+    private func run() {
+        let interval = 1_000_000_000 / UInt64(settings.framesPerSecond)
+        let start = Self.monotonicNanoseconds()
+        var tick: UInt64 = 0
+        while !stopped.load(ordering: .relaxed) {
+            let due = start + tick * interval
+            let now = Self.monotonicNanoseconds()
+            if now < due {
+                Self.sleep(until: due)
+            } else if now - due > interval {
+                // This tick cannot be on time: skip it, keeping the clock.
+                statistics.withLock {
+                    $0.lateFrames += 1
+                    $0.skippedFrames += 1
+                }
+                tick += 1
+                continue
+            } else if now - due > interval / 2 {
+                statistics.withLock { $0.lateFrames += 1 }
+            }
+            produce(tick: tick)
+            tick += 1
+        }
+    }
+
+    /// One frame and the audio that goes with it, stamped from the tick number alone.
+    private func produce(tick: UInt64) {
+        let fps = UInt64(settings.framesPerSecond)
+        let pts = Int64(tick * 1_000_000 / fps)
+        let scene = self.scene.withLock { $0 }
+        let sampleStart = Int(tick * 48_000 / fps)
+        let sampleEnd = Int((tick + 1) * 48_000 / fps)
+        let packets: [ProgramPacket] = engine.withLock { engine in
+            var picture = draw(scene, engine: &engine)
+            var out: [ProgramPacket] = []
+            do {
+                if let packet = try engine.video.encode(&picture, pts: pts) { out.append(packet) }
+            } catch {
+                statistics.withLock { $0.encodeErrors += 1 }
+            }
+            var mix = [Float](repeating: 0, count: (sampleEnd - sampleStart) * 2)
+            for input in scene.participants { input.mix(into: &mix, count: mix.count) }
+            for index in mix.indices { mix[index] = max(-1, min(1, mix[index])) }
+            do {
+                out += try engine.audio.encode(mix)
+            } catch {
+                statistics.withLock { $0.encodeErrors += 1 }
+            }
+            return out
+        }
+        statistics.withLock { $0.frames += 1 }
+        for packet in packets { onPacket(packet) }
+    }
+
+    private func draw(_ scene: Scene, engine: inout Engine) -> VideoFrame {
+        let width = settings.width, height = settings.height
+        var picture: VideoFrame
+        if let background = scene.background {
+            if engine.background?.key != background.key {
+                var scaled = VideoFrame(width: width, height: height, fill: (YUVColor.stage.y, YUVColor.stage.u, YUVColor.stage.v))
+                Self.drawCovering(background.picture, into: &scaled, rect: PixelRect(x: 0, y: 0, width: width, height: height), scaler: FrameScaler())
+                engine.background = (background.key, scaled)
+            }
+            picture = engine.background!.frame
+        } else {
+            picture = VideoFrame(width: width, height: height, fill: (YUVColor.stage.y, YUVColor.stage.u, YUVColor.stage.v))
+        }
+        let inputs = Dictionary(scene.participants.map { ($0.participantID, $0) }, uniquingKeysWith: { first, _ in first })
+        let placements = scene.layout.place(scene.participants.map(\.participantID), width: width, height: height)
+        for placement in placements.sorted(by: { $0.z < $1.z }) {
+            guard let input = inputs[placement.participant] else { continue }
+            let rect = PixelRect(x: placement.x, y: placement.y, width: placement.width, height: placement.height)
+            if let latest = input.latestFrame {
+                let scaler = engine.scalers[input.participantID] ?? FrameScaler()
+                engine.scalers[input.participantID] = scaler
+                if placement.fit == .contain {
+                    picture.fill(rect, with: .shade)
+                    Self.drawContained(latest.frame, into: &picture, rect: rect, scaler: scaler)
+                } else {
+                    Self.drawCovering(latest.frame, into: &picture, rect: rect, scaler: scaler)
+                }
+            } else {
+                picture.fill(rect, with: .tile)
+                if let text = engine.text {
+                    let mask = text.render(input.name, pixelHeight: max(14, rect.height / 8), maxWidth: rect.width * 4 / 5)
+                    picture.draw(mask, x: rect.x + (rect.width - mask.width) / 2, y: rect.y + (rect.height - mask.height) / 2, color: .white)
+                }
+            }
+            if let text = engine.text, rect.height >= 60 {
+                let size = max(12, min(28, rect.height / 14))
+                let mask = text.render(input.name, pixelHeight: size, maxWidth: rect.width - size * 2)
+                let tag = PixelRect(x: rect.x + size / 2, y: rect.y + rect.height - mask.height - size, width: mask.width + size, height: mask.height + size / 2)
+                picture.fill(tag, with: .shade, opacity: 160)
+                picture.draw(mask, x: tag.x + size / 2, y: tag.y + size / 4, color: .white)
+            }
+        }
+        engine.scalers = engine.scalers.filter { inputs[$0.key] != nil }
+        if let banner = scene.banner, !banner.isEmpty, let text = engine.text {
+            let size = height / 20
+            let mask = text.render(banner, pixelHeight: size, maxWidth: width * 8 / 10)
+            let band = PixelRect(x: width / 20, y: height - size * 3, width: mask.width + size * 2, height: size * 2)
+            picture.fill(band, with: .accent, opacity: 235)
+            picture.draw(mask, x: band.x + size, y: band.y + (band.height - mask.height) / 2, color: .white)
+        }
+        if let logo = scene.logo {
+            let margin = height / 30
+            picture.draw(logo, x: width - logo.picture.width - margin, y: margin)
+        }
+        return picture
+    }
+
+    /// Fills `rect`, cropping the picture's overflow equally on both sides.
+    static func drawCovering(_ frame: VideoFrame, into picture: inout VideoFrame, rect: PixelRect, scaler: FrameScaler) {
+        let sourceAspect = Double(frame.width) / Double(frame.height)
+        let targetAspect = Double(rect.width) / Double(max(1, rect.height))
+        var crop = PixelRect(x: 0, y: 0, width: frame.width, height: frame.height)
+        if sourceAspect > targetAspect {
+            crop.width = Int(Double(frame.height) * targetAspect)
+            crop.x = (frame.width - crop.width) / 2
+        } else {
+            crop.height = Int(Double(frame.width) / targetAspect)
+            crop.y = (frame.height - crop.height) / 2
+        }
+        scaler.draw(frame, crop: crop, into: &picture, rect: rect)
+    }
+
+    /// Fits the whole picture inside `rect`, centred.
+    static func drawContained(_ frame: VideoFrame, into picture: inout VideoFrame, rect: PixelRect, scaler: FrameScaler) {
+        let scale = min(Double(rect.width) / Double(frame.width), Double(rect.height) / Double(frame.height))
+        let width = Int(Double(frame.width) * scale), height = Int(Double(frame.height) * scale)
+        let target = PixelRect(x: rect.x + (rect.width - width) / 2, y: rect.y + (rect.height - height) / 2, width: width, height: height)
+        scaler.draw(frame, crop: PixelRect(x: 0, y: 0, width: frame.width, height: frame.height), into: &picture, rect: target)
+    }
+
+    static func monotonicNanoseconds() -> UInt64 {
+        var time = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &time)
+        return UInt64(time.tv_sec) * 1_000_000_000 + UInt64(time.tv_nsec)
+    }
+
+    static func sleep(until deadline: UInt64) {
+        var time = timespec(tv_sec: Int(deadline / 1_000_000_000), tv_nsec: Int(deadline % 1_000_000_000))
+        while clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &time, nil) == EINTR {}
+    }
+}

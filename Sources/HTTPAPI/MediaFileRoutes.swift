@@ -1,0 +1,93 @@
+import FluentKit
+import Foundation
+import Hummingbird
+import Outputs
+import Store
+
+/// A byte range of a file, from an HTTP `Range: bytes=…` header (RFC 9110 §14.1.2); only a
+/// single range is served, as players ask.
+struct ByteRange: Equatable {
+    var start: Int64
+    var end: Int64
+
+    /// nil: no usable header (serve everything). Throws 416 for a range outside the file.
+    static func parse(_ header: String?, size: Int64) throws -> ByteRange? {
+        guard let header, header.hasPrefix("bytes="), !header.contains(",") else { return nil }
+        let spec = header.dropFirst(6).trimmingCharacters(in: .whitespaces)
+        let parts = spec.split(separator: "-", maxSplits: 1, omittingEmptySubsequences: false)
+        guard parts.count == 2 else { return nil }
+        let unsatisfiable = APIError(.rangeNotSatisfiable, "range_not_satisfiable", "the file has \(size) bytes",
+                                     headers: [.contentRange: "bytes */\(size)"])
+        if parts[0].isEmpty {
+            guard let suffix = Int64(parts[1]), suffix > 0, size > 0 else { throw unsatisfiable }
+            return ByteRange(start: max(0, size - suffix), end: size - 1)
+        }
+        guard let start = Int64(parts[0]) else { return nil }
+        guard start < size else { throw unsatisfiable }
+        let end = parts[1].isEmpty ? size - 1 : min(size - 1, Int64(parts[1]) ?? -1)
+        guard end >= start else { throw unsatisfiable }
+        return ByteRange(start: start, end: end)
+    }
+}
+
+extension API {
+    func addMediaFileRoutes(to router: Router<AppContext>) {
+        router.get("api/recordings/:id/download") { request, context in
+            try await downloadRecording(request, context)
+        }
+        router.get("hls/:id/:file") { request, context in
+            try serveHLS(context)
+        }
+    }
+
+    /// The recording's MP4, whole or by range, so a browser can seek in it. A `<video>`
+    /// cannot send headers, so `?token=` is accepted too.
+    private func downloadRecording(_ request: Request, _ context: AppContext) async throws -> Response {
+        var context = context
+        if context.identity == nil, let token = request.uri.queryParameters.get("token") {
+            context.identity = try await auth.authenticate(bearer: token)
+        }
+        let userID = try context.requireUser()
+        let id = try Validate.uuid(context.parameters.get("id"), what: "recording")
+        guard let recording = try await Recording.find(id, on: store.db) else { throw APIError.notFound("recording") }
+        guard recording.ownerID == userID else { throw APIError(.forbidden, "not_owner", "this recording belongs to someone else") }
+        let path = configuration.recordingsDirectory.appendingPathComponent(recording.fileName).path
+        guard let handle = FileHandle(forReadingAtPath: path) else { throw APIError(.notFound, "recording_file_missing", "the recording's file is gone") }
+        defer { try? handle.close() }
+        let size = Int64(try handle.seekToEnd())
+        let range = try ByteRange.parse(request.headers[.range], size: size)
+        let start = range?.start ?? 0
+        let end = range?.end ?? size - 1
+        try handle.seek(toOffset: UInt64(start))
+        let data = size == 0 ? Data() : (try handle.read(upToCount: Int(end - start + 1)) ?? Data())
+        let safeTitle = recording.title.filter { $0.isLetter || $0.isNumber || $0 == " " || $0 == "-" }.prefix(80)
+        var headers: HTTPFields = [
+            .contentType: "video/mp4", .acceptRanges: "bytes",
+            .contentDisposition: "attachment; filename=\"\(safeTitle.isEmpty ? "recording" : String(safeTitle)).mp4\"",
+        ]
+        if range != nil { headers[.contentRange] = "bytes \(start)-\(end)/\(size)" }
+        return Response(status: range == nil ? .ok : .partialContent, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    /// The program's HLS: the live playlist changes every segment, segments never do.
+    private func serveHLS(_ context: AppContext) throws -> Response {
+        let id = try Validate.uuid(context.parameters.get("id"), what: "broadcast")
+        let file = context.parameters.get("file") ?? ""
+        let isPlaylist = file == HLSOutput.playlistName
+        guard isPlaylist || (file.hasPrefix("segment") && file.hasSuffix(".ts") && Int(file.dropFirst(7).dropLast(3)) != nil) else {
+            throw APIError(.notFound, "not_found", "no such HLS file")
+        }
+        let path = configuration.hlsDirectory.appendingPathComponent(id.uuidString.lowercased()).appendingPathComponent(file).path
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw APIError(.notFound, "not_live", "this broadcast has no HLS \(isPlaylist ? "playlist" : "segment") (is it live?)")
+        }
+        return Response(
+            status: .ok,
+            headers: [
+                .contentType: isPlaylist ? "application/vnd.apple.mpegurl" : "video/mp2t",
+                .cacheControl: isPlaylist ? "no-cache" : "public, max-age=3600",
+                .accessControlAllowOrigin: "*",
+            ],
+            body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+}

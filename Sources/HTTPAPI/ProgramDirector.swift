@@ -1,0 +1,141 @@
+import Compositor
+import FluentKit
+import Foundation
+import Layout
+import Logging
+import MediaCodecs
+import NIOPosix
+import Outputs
+import Registry
+import Rooms
+import SFU
+import Store
+
+/// Starts, rearranges and stops each live broadcast's program, and keeps the store in step:
+/// destination states, the recording's row. The REST API, the stage API and the studio's
+/// go-live all come through here (via `API.apply` and `API.arrange`).
+actor ProgramDirector {
+    private var programs: [UUID: (program: LiveProgram, recording: Recording?, progress: Task<Void, Never>)] = [:]
+    private let configuration: ServerConfiguration
+    private let layouts: LayoutLibrary
+    private let store: Store
+    private let registry: any Registry
+    private let sfu: SFU
+    private let logger: Logger
+
+    init(configuration: ServerConfiguration, layouts: LayoutLibrary, store: Store, registry: any Registry, sfu: SFU, logger: Logger) {
+        self.configuration = configuration
+        self.layouts = layouts
+        self.store = store
+        self.registry = registry
+        self.sfu = sfu
+        self.logger = logger
+    }
+
+    func isLive(_ broadcastID: UUID) -> Bool { programs[broadcastID] != nil }
+
+    func start(_ broadcast: Broadcast) async throws {
+        let id = try broadcast.requireID()
+        guard programs[id] == nil else { return }
+        let stage = try await programStage(broadcast)
+        let destinations = try await Destination.query(on: store.db).filter(\.$broadcastID == id).filter(\.$enabled == true).all()
+        var targets: [PushTarget] = []
+        for destination in destinations {
+            do {
+                targets.append(PushTarget(id: try destination.requireID().uuidString, url: destination.rtmpURL,
+                                          streamKey: try store.sealer.open(destination.streamKeySealed)))
+            } catch {
+                await destinationChanged(broadcast: id, destination: destination.id!.uuidString, .failed(reason: "the stream key cannot be decrypted; add the destination again"))
+            }
+        }
+        var recording: Recording?
+        if broadcast.settings.record {
+            let row = Recording(broadcastID: id, ownerID: broadcast.ownerID, title: broadcast.title,
+                                fileName: "\(id.uuidString.lowercased())-\(Int(Date().timeIntervalSince1970)).mp4")
+            try await row.save(on: store.db)
+            recording = row
+        }
+        let program = try LiveProgram(
+            broadcastID: id.uuidString, settings: Compositor.Settings(resolution: broadcast.settings.resolution), stage: stage, targets: targets,
+            recordingPath: recording.map { configuration.recordingsDirectory.appendingPathComponent($0.fileName).path },
+            hlsDirectory: configuration.hlsDirectory.appendingPathComponent(id.uuidString.lowercased()), sfu: sfu,
+            group: MultiThreadedEventLoopGroup.singleton, logger: logger) { [weak self] destination, state in
+            Task { await self?.destinationChanged(broadcast: id, destination: destination, state) }
+        }
+        let progress = Task { [weak self] in
+            while !Task.isCancelled {
+                try? await Task.sleep(for: .seconds(2))
+                await self?.saveRecordingProgress(id)
+            }
+        }
+        programs[id] = (program, recording, progress)
+        await program.start(stage)
+    }
+
+    func update(_ broadcast: Broadcast) async {
+        guard let id = broadcast.id, let program = programs[id]?.program else { return }
+        do {
+            await program.update(try await programStage(broadcast))
+        } catch {
+            logger.warning("program stage not updated", metadata: ["broadcast": "\(id)", "error": "\(error)"])
+        }
+    }
+
+    func stop(_ broadcastID: UUID) async {
+        guard let entry = programs.removeValue(forKey: broadcastID) else { return }
+        entry.progress.cancel()
+        await entry.program.stop()
+        if let recording = entry.recording, let status = entry.program.recording?.status {
+            recording.durationSeconds = status.duration
+            recording.sizeBytes = status.size
+            recording.status = "ready"
+            try? await recording.save(on: store.db)
+        }
+    }
+
+    func stopAll() async {
+        for id in programs.keys { await stop(id) }
+    }
+
+    private func saveRecordingProgress(_ id: UUID) async {
+        guard let entry = programs[id], let recording = entry.recording, let status = entry.program.recording?.status else { return }
+        recording.durationSeconds = status.duration
+        recording.sizeBytes = status.size
+        try? await recording.save(on: store.db)
+    }
+
+    private func destinationChanged(broadcast: UUID, destination: String, _ state: DestinationState) async {
+        logger.info("destination \(state.name)", metadata: ["broadcast": "\(broadcast)", "destination": "\(destination)",
+                                                            "reason": "\(state.reason ?? "")"])
+        if let uuid = UUID(uuidString: destination), let row = try? await Destination.find(uuid, on: store.db) {
+            row.status = state.name
+            try? await row.save(on: store.db)
+        }
+        guard let event = RoomEvent.destinationStatus(destination, state) else { return }
+        try? await registry.publishRoomEvent(room: broadcast.uuidString, event)
+    }
+
+    /// The stored stage with names looked up and images decoded.
+    private func programStage(_ broadcast: Broadcast) async throws -> ProgramStage {
+        let stage = broadcast.currentStage
+        let layout = layouts.layout(named: stage.layout) ?? layouts.layout(named: "grid") ?? layouts.layouts[0]
+        let people = try await Participant.query(on: store.db).filter(\.$broadcastID == broadcast.requireID()).all()
+        let names = Dictionary(people.map { ($0.id!, $0.name) }) { first, _ in first }
+        let logo = image(stage.logo, maxWidth: 240, maxHeight: 120).map { TransparentImage(picture: $0.picture, alpha: $0.alpha) }
+        let background = stage.background.flatMap { url in image(url, maxWidth: 1920, maxHeight: 1080).map { (key: url, picture: $0.picture) } }
+        return ProgramStage(layout: layout, participants: stage.participants.map { (id: $0.uuidString, name: names[$0] ?? "Guest") },
+                            banner: stage.banner?.text, logo: logo, background: background)
+    }
+
+    private func image(_ url: String?, maxWidth: Int, maxHeight: Int) -> (picture: VideoFrame, alpha: [UInt8])? {
+        guard let url, url.hasPrefix("/uploads/") else { return nil }
+        let name = url.dropFirst("/uploads/".count)
+        guard !name.contains("/"), let data = FileManager.default.contents(atPath: configuration.uploadsDirectory.appendingPathComponent(String(name)).path) else { return nil }
+        do {
+            return try ImageDecoder.decode([UInt8](data), maxWidth: maxWidth, maxHeight: maxHeight)
+        } catch {
+            logger.warning("stage image skipped", metadata: ["url": "\(url)", "error": "\(error)"])
+            return nil
+        }
+    }
+}

@@ -1,0 +1,206 @@
+import Compositor
+import Dispatch
+import Foundation
+import Layout
+import Logging
+import MediaCodecs
+import NIOCore
+import Outputs
+import RTMP
+import RTP
+import SFU
+import Synchronization
+
+/// A destination as the program pushes to it: the key already unsealed.
+public struct PushTarget: Sendable {
+    public var id: String
+    public var url: String
+    public var streamKey: String
+
+    public init(id: String, url: String, streamKey: String) {
+        self.id = id
+        self.url = url
+        self.streamKey = streamKey
+    }
+}
+
+/// What the program shows, resolved from the stored stage: layout spec, people with their
+/// names, banner text, images already decoded.
+public struct ProgramStage: Sendable {
+    public var layout: LayoutSpec
+    public var participants: [(id: String, name: String)]
+    public var banner: String?
+    public var logo: TransparentImage?
+    public var background: (key: String, picture: VideoFrame)?
+
+    public init(layout: LayoutSpec, participants: [(id: String, name: String)], banner: String?, logo: TransparentImage?,
+                background: (key: String, picture: VideoFrame)?) {
+        self.layout = layout
+        self.participants = participants
+        self.banner = banner
+        self.logo = logo
+        self.background = background
+    }
+}
+
+/// One broadcast on air: the compositor fed by SFU taps of everyone on stage, and every
+/// output on the program bus (RTMP destinations, recording, HLS).
+public final class LiveProgram: Sendable {
+    public let broadcastID: String
+    public let compositor: Compositor
+    public let bus = ProgramBus()
+    public let recording: RecordingOutput?
+    public let hls: HLSOutput
+    public let destinations: [DestinationPush]
+    private let sfu: SFU
+    private let feeds = Mutex<[String: ParticipantFeed]>([:])
+    private let logger: Logger
+
+    public init(broadcastID: String, settings: Compositor.Settings, stage: ProgramStage, targets: [PushTarget], recordingPath: String?,
+                hlsDirectory: URL, sfu: SFU, group: any EventLoopGroup, logger: Logger,
+                onDestinationState: @escaping @Sendable (String, DestinationState) -> Void) throws {
+        self.broadcastID = broadcastID
+        self.sfu = sfu
+        self.logger = logger
+        let bus = self.bus
+        compositor = try Compositor(settings: settings, scene: Scene(layout: stage.layout, participants: []), onPacket: { bus.publish($0) })
+        let format = ProgramFormat(width: compositor.format.width, height: compositor.format.height, framesPerSecond: compositor.format.framesPerSecond,
+                                   videoBitrateKbps: compositor.format.videoBitrateKbps, parameterSets: compositor.format.parameterSets,
+                                   audioSpecificConfig: compositor.format.audioSpecificConfig)
+        recording = try recordingPath.map { path throws(CodecError) in try RecordingOutput(path: path, format: format.videoTrack, audio: format.audioTrack) }
+        hls = try HLSOutput(directory: hlsDirectory, video: format.videoTrack, audio: format.audioTrack)
+        var pushes: [DestinationPush] = []
+        for target in targets {
+            do {
+                let endpoint = try RTMPEndpoint(url: target.url, streamKey: target.streamKey)
+                pushes.append(DestinationPush(id: target.id, endpoint: endpoint, format: format, group: group) { onDestinationState(target.id, $0) })
+            } catch {
+                onDestinationState(target.id, .failed(reason: error.description))
+            }
+        }
+        destinations = pushes
+        if let recording { bus.attach(recording) }
+        bus.attach(hls)
+        for push in pushes { bus.attach(push) }
+    }
+
+    public func start(_ stage: ProgramStage) async {
+        await update(stage)
+        compositor.start()
+        for push in destinations { push.start() }
+        logger.info("program started", metadata: ["broadcast": "\(broadcastID)", "destinations": "\(destinations.count)",
+                                                  "recording": "\(recording?.path ?? "off")"])
+    }
+
+    /// Moves the program to a new stage: taps follow whoever is on it.
+    public func update(_ stage: ProgramStage) async {
+        let wanted = Set(stage.participants.map(\.id))
+        let (added, removed) = feeds.withLock { feeds -> ([ParticipantFeed], [String]) in
+            let removed = feeds.keys.filter { !wanted.contains($0) }
+            for id in removed { feeds[id] = nil }
+            var added: [ParticipantFeed] = []
+            for (id, name) in stage.participants {
+                if let feed = feeds[id] {
+                    feed.input.name = name
+                } else {
+                    let feed = ParticipantFeed(input: CompositorInput(participantID: id, name: name), broadcastID: broadcastID, sfu: sfu)
+                    feeds[id] = feed
+                    added.append(feed)
+                }
+            }
+            return (added, removed)
+        }
+        for id in removed { await sfu.untap(broadcastID: broadcastID, participantID: id) }
+        for feed in added {
+            await sfu.tap(broadcastID: broadcastID, participantID: feed.input.participantID) { packet in feed.push(packet) }
+        }
+        let inputs = feeds.withLock { feeds in stage.participants.compactMap { feeds[$0.id]?.input } }
+        compositor.update(Scene(layout: stage.layout, participants: inputs, banner: stage.banner, logo: stage.logo, background: stage.background))
+    }
+
+    /// Stops the mix, unpublishes every destination and completes the recording and the
+    /// HLS playlist.
+    public func stop() async {
+        let ids = feeds.withLock { feeds in
+            defer { feeds.removeAll() }
+            return Array(feeds.keys)
+        }
+        for id in ids { await sfu.untap(broadcastID: broadcastID, participantID: id) }
+        compositor.stop()
+        let end = Int64(compositor.stats.frames) * 1_000_000 / Int64(compositor.settings.framesPerSecond)
+        await withTaskGroup(of: Void.self) { group in
+            for push in destinations { group.addTask { await push.stop() } }
+        }
+        recording?.finish()
+        hls.finish(at: end)
+        let stats = compositor.stats
+        logger.info("program stopped", metadata: ["broadcast": "\(broadcastID)", "frames": "\(stats.frames)", "late": "\(stats.lateFrames)",
+                                                  "skipped": "\(stats.skippedFrames)"])
+    }
+}
+
+/// Decodes one participant's tapped tracks into their compositor input, on a queue of its
+/// own so the SFU's loop only hands packets over.
+final class ParticipantFeed: Sendable {
+    let input: CompositorInput
+    private let broadcastID: String
+    private let sfu: SFU
+    private let queue = DispatchQueue(label: "tally.feed")
+    private let decoders = Mutex(Decoders())
+    private let clock = ContinuousClock()
+    private let started: ContinuousClock.Instant
+
+    private struct Decoders: @unchecked Sendable {
+        var video: [String: (assembler: FrameAssembler, decoder: any VideoDecoder)] = [:]
+        var audio: [String: OpusDecoder] = [:]
+    }
+
+    init(input: CompositorInput, broadcastID: String, sfu: SFU) {
+        self.input = input
+        self.broadcastID = broadcastID
+        self.sfu = sfu
+        started = clock.now
+    }
+
+    func push(_ tapped: TappedPacket) {
+        queue.async { [self] in decode(tapped) }
+    }
+
+    private func decode(_ tapped: TappedPacket) {
+        let now = clock.now - started
+        if tapped.kind == "audio" {
+            guard tapped.codec.lowercased() == "opus" else { return }
+            let samples = decoders.withLock { decoders -> [Float]? in
+                if decoders.audio[tapped.producerID] == nil { decoders.audio[tapped.producerID] = try? OpusDecoder() }
+                return try? decoders.audio[tapped.producerID]?.decode(tapped.packet.payload)
+            }
+            if let samples, !samples.isEmpty { input.deliver(audio: samples) }
+            return
+        }
+        guard let codec = VideoCodec(sdpName: tapped.codec) else { return }
+        var keyframeNeeded = false
+        let pictures = decoders.withLock { decoders -> [VideoFrame] in
+            if tapped.layerChanged || decoders.video[tapped.producerID] == nil {
+                guard let decoder = try? VideoDecoders.make(codec) else { return [] }
+                decoders.video[tapped.producerID] = (FrameAssembler(codec: codec), decoder)
+            }
+            guard var entry = decoders.video[tapped.producerID] else { return [] }
+            var pictures: [VideoFrame] = []
+            for frame in entry.assembler.insert(tapped.packet, now: now) {
+                do {
+                    if let picture = try entry.decoder.decode(frame) { pictures.append(picture) }
+                } catch {
+                    entry.assembler.keyframeNeeded = true
+                }
+            }
+            if entry.assembler.keyframeNeeded {
+                keyframeNeeded = true
+                entry.assembler.keyframeNeeded = false
+            }
+            decoders.video[tapped.producerID] = entry
+            return pictures
+        }
+        if let last = pictures.last { input.deliver(last) }
+        if keyframeNeeded { sfu.requestKeyframe(broadcastID: broadcastID, participantID: input.participantID) }
+    }
+}

@@ -1,0 +1,47 @@
+import RTP
+
+/// A packet handed to an internal consumer (the compositor), on the router's loop.
+public struct TappedPacket: Sendable {
+    public var producerID: String
+    public var kind: String
+    /// The codec's SDP name (VP8, H264, opus…).
+    public var codec: String
+    public var packet: RTPPacket
+    /// True on the first packet after the tap moved to another simulcast layer: sequence
+    /// numbers start again there.
+    public var layerChanged: Bool
+}
+
+/// An internal consumer of one participant's producers: it follows each track's best
+/// active layer (switching only on keyframes, like a subscriber) and hands packets on
+/// without rewriting them. Lives on the router's loop.
+public final class ProducerTap {
+    public let participantID: String
+    let onPacket: (TappedPacket) -> Void
+    /// Per producer: the layer being passed on.
+    var currentLayer: [String: Int] = [:]
+
+    public init(participantID: String, onPacket: @escaping (TappedPacket) -> Void) {
+        self.participantID = participantID
+        self.onPacket = onPacket
+    }
+
+    /// Passes `arrival` on if it belongs to the followed layer; returns the layer whose
+    /// keyframe it waits for, if any.
+    func deliver(_ arrival: Producer.Arrival, from producer: Producer, bestLayer: Int) -> Int? {
+        let current = currentLayer[producer.id]
+        var changed = false
+        if current != bestLayer {
+            if arrival.layer == bestLayer && arrival.isKeyframe {
+                currentLayer[producer.id] = bestLayer
+                changed = true
+            } else if arrival.layer != current {
+                return arrival.layer == bestLayer ? bestLayer : nil
+            }
+        }
+        guard arrival.layer == currentLayer[producer.id] else { return nil }
+        onPacket(TappedPacket(producerID: producer.id, kind: producer.kind, codec: producer.media.codec.name,
+                              packet: arrival.packet, layerChanged: changed))
+        return current != bestLayer && !changed ? bestLayer : nil
+    }
+}

@@ -1,0 +1,108 @@
+@testable import Compositor
+import Foundation
+import Layout
+import MediaCodecs
+import Synchronization
+import Testing
+
+private func gridLayout() throws -> LayoutSpec {
+    let layouts = try LayoutLibrary(directory: URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../layouts").standardized)
+    return try #require(layouts.layout(named: "grid"))
+}
+
+private let red = YUVColor(red: 230, green: 30, blue: 30)
+private let blue = YUVColor(red: 30, green: 60, blue: 230)
+
+/// Runs a small compositor for `seconds` and decodes the last picture it encoded.
+private func runProgram(scene: Scene, seconds: Double = 0.6) throws -> (picture: VideoFrame, packets: [ProgramPacket], stats: Compositor.Statistics) {
+    let packets = Mutex<[ProgramPacket]>([])
+    let compositor = try Compositor(settings: .init(width: 320, height: 180, framesPerSecond: 30, videoBitrateKbps: 400, encoderThreads: 1),
+                                    scene: scene) { packet in packets.withLock { $0.append(packet) } }
+    compositor.start()
+    Thread.sleep(forTimeInterval: seconds)
+    compositor.stop()
+    let all = packets.withLock { $0 }
+    let decoder = try AVVideoDecoder(codecID: .init(27))
+    var last: VideoFrame?
+    for packet in all where packet.kind == .video {
+        last = try decoder.decode(EncodedFrame(data: packet.data, rtpTimestamp: 0, isKeyframe: packet.isKeyframe)) ?? last
+    }
+    return (try #require(last), all, compositor.stats)
+}
+
+private func color(_ frame: VideoFrame, x: Int, y: Int) -> YUVColor {
+    YUVColor(y: frame.y[y * frame.width + x], u: frame.u[y / 2 * frame.chromaWidth + x / 2], v: frame.v[y / 2 * frame.chromaWidth + x / 2])
+}
+
+private func near(_ a: YUVColor, _ b: YUVColor, tolerance: Int = 24) -> Bool {
+    abs(Int(a.y) - Int(b.y)) <= tolerance && abs(Int(a.u) - Int(b.u)) <= tolerance && abs(Int(a.v) - Int(b.v)) <= tolerance
+}
+
+@Suite(.serialized) struct CompositorTests {
+    @Test func drawsEachInputInItsGridTileAndEncodesOnTheTickClock() throws {
+        let left = CompositorInput(participantID: "a", name: "Ada")
+        let right = CompositorInput(participantID: "b", name: "Bo")
+        left.deliver(VideoFrame(width: 640, height: 360, fill: (red.y, red.u, red.v)))
+        right.deliver(VideoFrame(width: 480, height: 480, fill: (blue.y, blue.u, blue.v)))
+        let (picture, packets, stats) = try runProgram(scene: Scene(layout: try gridLayout(), participants: [left, right]))
+        #expect(picture.width == 320 && picture.height == 180)
+        let placements = try gridLayout().place(["a", "b"], width: 320, height: 180)
+        let a = try #require(placements.first { $0.participant == "a" })
+        let b = try #require(placements.first { $0.participant == "b" })
+        #expect(near(color(picture, x: a.x + a.width / 2, y: a.y + a.height / 3), red), "\(color(picture, x: a.x + a.width / 2, y: a.y + a.height / 3))")
+        #expect(near(color(picture, x: b.x + b.width / 2, y: b.y + b.height / 3), blue))
+        #expect(near(color(picture, x: 160, y: 2), .stage), "the backdrop shows outside the tiles")
+        let video = packets.filter { $0.kind == .video }
+        #expect(video.count >= 5 && video.first?.isKeyframe == true)
+        // Frame n is stamped n/30 s whatever the wall clock did.
+        #expect(zip(video, video.dropFirst()).allSatisfy { ($1.pts - $0.pts) % 33_333 <= 1 && $1.pts > $0.pts })
+        #expect(packets.contains { $0.kind == .audio })
+        #expect(stats.frames == video.count, "x264 in zero-latency mode gives one packet per frame")
+    }
+
+    @Test func anInputWithoutAPictureIsANameTileNotAStall() throws {
+        let waiting = CompositorInput(participantID: "w", name: "Waiting Person")
+        let (picture, packets, _) = try runProgram(scene: Scene(layout: try gridLayout(), participants: [waiting]))
+        #expect(packets.filter { $0.kind == .video }.count >= 5)
+        let tile = try #require(try gridLayout().place(["w"], width: 320, height: 180).first)
+        #expect(near(color(picture, x: tile.x + 4, y: tile.y + 4), .tile))
+        // The name is written in white somewhere in the tile's middle band.
+        let band = (tile.y + tile.height / 3)..<(tile.y + tile.height * 2 / 3)
+        let bright = band.flatMap { y in (tile.x..<(tile.x + tile.width)).map { picture.y[y * picture.width + $0] } }.filter { $0 > 180 }
+        #expect(bright.count > 20)
+    }
+
+    @Test func bannerAndLogoAreDrawn() throws {
+        let logo = TransparentImage(picture: VideoFrame(width: 20, height: 20, fill: (YUVColor.white.y, 128, 128)), alpha: [UInt8](repeating: 255, count: 400))
+        let (picture, _, _) = try runProgram(scene: Scene(layout: try gridLayout(), participants: [], banner: "Hello from Tally", logo: logo))
+        let margin = 180 / 30
+        #expect(color(picture, x: 320 - 20 - margin + 10, y: margin + 10).y > 200, "logo in the top right corner")
+        let bandY = 180 - (180 / 20) * 2
+        #expect(near(color(picture, x: 320 / 20 + 2, y: bandY), .accent, tolerance: 40), "banner band near the bottom left")
+    }
+
+    @Test func audioWaitsForABufferThenMixesAndPlaysSilenceWhenDry() {
+        let input = CompositorInput(participantID: "x", name: "X")
+        var mix = [Float](repeating: 0, count: 3200)
+        input.deliver(audio: [Float](repeating: 0.25, count: 3200))
+        input.mix(into: &mix, count: mix.count)
+        #expect(mix.allSatisfy { $0 == 0 }, "under 60 ms buffered: not started yet")
+        input.deliver(audio: [Float](repeating: 0.25, count: 3200 * 2))
+        input.mix(into: &mix, count: mix.count)
+        #expect(mix.allSatisfy { $0 == 0.25 })
+        var second = [Float](repeating: 0.5, count: 3200)
+        input.mix(into: &second, count: second.count)
+        #expect(second.allSatisfy { $0 == 0.75 })
+        var dry = [Float](repeating: 0, count: 3200 * 4)
+        input.mix(into: &dry, count: dry.count)
+        #expect(dry.prefix(3200).allSatisfy { $0 == 0.25 } && dry.suffix(3200).allSatisfy { $0 == 0 })
+    }
+
+    @Test func textRendersWithinItsWidth() throws {
+        let renderer = try TextRenderer()
+        let short = renderer.render("Ada", pixelHeight: 20, maxWidth: 500)
+        #expect(short.width > 20 && short.height >= 20 && short.alpha.contains { $0 > 200 })
+        let long = renderer.render(String(repeating: "Very long name ", count: 10), pixelHeight: 20, maxWidth: 120)
+        #expect(long.width <= 120)
+    }
+}

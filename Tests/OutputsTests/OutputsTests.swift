@@ -1,0 +1,54 @@
+import Foundation
+import MediaCodecs
+@testable import Outputs
+import Testing
+
+@Suite struct KeyframeGateTests {
+    @Test func startsAndRecoversOnAVideoKeyframe() {
+        var gate = KeyframeGate()
+        let audio = ProgramPacket(kind: .audio, data: [1], pts: 0, dts: 0, isKeyframe: true)
+        let delta = ProgramPacket(kind: .video, data: [1], pts: 0, dts: 0, isKeyframe: false)
+        let key = ProgramPacket(kind: .video, data: [1], pts: 0, dts: 0, isKeyframe: true)
+        let sequence: [(ProgramPacket, Bool)] = [(audio, true), (delta, true), (key, true), (audio, true), (delta, true), (delta, false), (audio, true), (key, true)]
+        var admitted: [Bool] = []
+        for (packet, room) in sequence { admitted.append(gate.admit(packet, hasRoom: room)) }
+        // After an overflow everything waits for the next keyframe, audio too.
+        #expect(admitted == [false, false, true, true, true, false, false, true])
+        #expect(gate.dropped == 4)
+    }
+
+    @Test func reconnectBackoffDoublesToThirtySecondsWithJitter() {
+        #expect(reconnectDelay(attempt: 1, jitter: 0) == 1)
+        #expect(reconnectDelay(attempt: 3, jitter: 0) == 4)
+        #expect(reconnectDelay(attempt: 9, jitter: 0) == 30)
+        #expect(reconnectDelay(attempt: 9, jitter: 0.2) == 36)
+        for _ in 0..<100 { #expect((0.8...1.2).contains(reconnectDelay(attempt: 1))) }
+    }
+}
+
+@Suite struct HLSOutputTests {
+    @Test func cutsTwoSecondSegmentsOnKeyframesAndEndsThePlaylist() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("tally-hls-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let video = try H264Encoder(.init(width: 320, height: 240, bitrateKbps: 300, threads: 1))
+        let audio = try AACEncoder()
+        let hls = try HLSOutput(directory: directory, video: .init(width: 320, height: 240, parameterSets: video.parameterSets),
+                                audio: .init(audioSpecificConfig: audio.audioSpecificConfig), targetDuration: 2, windowSize: 3)
+        var picture = VideoFrame(width: 320, height: 240, fill: (y: 90, u: 100, v: 200))
+        for index in 0..<(30 * 9) {
+            if let packet = try video.encode(&picture, pts: Int64(index) * 1_000_000 / 30) { hls.offer(packet) }
+            for packet in try audio.encode([Float](repeating: 0.1, count: 3200)) { hls.offer(packet) }
+        }
+        hls.finish(at: 9_000_000)
+        let playlist = try String(contentsOf: directory.appendingPathComponent(HLSOutput.playlistName), encoding: .utf8)
+        #expect(playlist.hasPrefix("#EXTM3U"))
+        #expect(playlist.contains("#EXT-X-TARGETDURATION:2"))
+        #expect(playlist.hasSuffix("#EXT-X-ENDLIST\n"))
+        let durations = playlist.split(separator: "\n").filter { $0.hasPrefix("#EXTINF:") }.compactMap { Double($0.dropFirst(8).dropLast()) }
+        #expect(durations.count == 5)
+        #expect(durations.dropLast().allSatisfy { abs($0 - 2) < 0.05 })
+        for name in playlist.split(separator: "\n").filter({ $0.hasSuffix(".ts") }) {
+            #expect(FileManager.default.fileExists(atPath: directory.appendingPathComponent(String(name)).path))
+        }
+    }
+}
