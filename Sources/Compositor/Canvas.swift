@@ -39,6 +39,21 @@ public struct TransparentImage: Sendable {
 
 /// Drawing on an I420 frame: rectangles, text masks and transparent images, clipped to it.
 extension VideoFrame {
+    /// Paints the whole frame one colour, in place.
+    public mutating func fillPlanes(_ color: YUVColor) {
+        y.withUnsafeMutableBufferPointer { $0.update(repeating: color.y) }
+        u.withUnsafeMutableBufferPointer { $0.update(repeating: color.u) }
+        v.withUnsafeMutableBufferPointer { $0.update(repeating: color.v) }
+    }
+
+    /// Copies a frame of the same size over this one, in place.
+    public mutating func copyPlanes(from other: VideoFrame) {
+        precondition(other.width == width && other.height == height, "frames differ in size")
+        y.withUnsafeMutableBufferPointer { target in other.y.withUnsafeBufferPointer { target.baseAddress!.update(from: $0.baseAddress!, count: $0.count) } }
+        u.withUnsafeMutableBufferPointer { target in other.u.withUnsafeBufferPointer { target.baseAddress!.update(from: $0.baseAddress!, count: $0.count) } }
+        v.withUnsafeMutableBufferPointer { target in other.v.withUnsafeBufferPointer { target.baseAddress!.update(from: $0.baseAddress!, count: $0.count) } }
+    }
+
     public mutating func fill(_ rect: PixelRect, with color: YUVColor, opacity: Int = 255) {
         let area = rect.clippedTo(width: width, height: height).even
         guard area.width > 0, area.height > 0 else { return }

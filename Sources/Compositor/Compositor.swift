@@ -47,6 +47,14 @@ public final class Compositor: Sendable {
             self.encoderThreads = encoderThreads
         }
 
+        /// x264's threads: `encoderThreads` when positive; when 0, one thread up to 720p30 (a
+        /// fifth of a core at veryfast, and cheaper than slice threads' coordination) and
+        /// x264's own choice above; when negative, always x264's own choice.
+        public var effectiveEncoderThreads: Int {
+            if encoderThreads != 0 { return max(0, encoderThreads) }
+            return width * height * framesPerSecond <= 1280 * 720 * 30 ? 1 : 0
+        }
+
         /// From a broadcast's `resolution` setting: 720p30 (default), 1080p30, 1080p60.
         public init(resolution: String) {
             switch resolution {
@@ -91,12 +99,14 @@ public final class Compositor: Sendable {
         var text: TextRenderer?
         var scalers: [String: FrameScaler] = [:]
         var background: (key: String, frame: VideoFrame)?
+        /// The picture drawn each tick, reused so a frame costs no allocation.
+        var canvas: VideoFrame?
     }
 
     public init(settings: Settings, scene: Scene, onPacket: @escaping @Sendable (ProgramPacket) -> Void) throws {
         self.settings = settings
         let video = try H264Encoder(.init(width: settings.width, height: settings.height, framesPerSecond: settings.framesPerSecond,
-                                          bitrateKbps: settings.videoBitrateKbps, preset: settings.encoderPreset, threads: settings.encoderThreads))
+                                          bitrateKbps: settings.videoBitrateKbps, preset: settings.encoderPreset, threads: settings.effectiveEncoderThreads))
         let audio = try AACEncoder(bitrate: settings.audioBitrate)
         format = Format(width: settings.width, height: settings.height, framesPerSecond: settings.framesPerSecond,
                         videoBitrateKbps: settings.videoBitrateKbps, parameterSets: video.parameterSets, audioSpecificConfig: audio.audioSpecificConfig)
@@ -161,13 +171,16 @@ public final class Compositor: Sendable {
         let sampleStart = Int(tick * 48_000 / fps)
         let sampleEnd = Int((tick + 1) * 48_000 / fps)
         let packets: [ProgramPacket] = engine.withLock { engine in
-            var picture = draw(scene, engine: &engine)
+            var picture = engine.canvas ?? VideoFrame(width: settings.width, height: settings.height, fill: (0, 128, 128))
+            engine.canvas = nil
+            draw(scene, into: &picture, engine: &engine)
             var out: [ProgramPacket] = []
             do {
                 if let packet = try engine.video.encode(&picture, pts: pts) { out.append(packet) }
             } catch {
                 statistics.withLock { $0.encodeErrors += 1 }
             }
+            engine.canvas = picture
             var mix = [Float](repeating: 0, count: (sampleEnd - sampleStart) * 2)
             for input in scene.participants { input.mix(into: &mix, count: mix.count) }
             for index in mix.indices { mix[index] = max(-1, min(1, mix[index])) }
@@ -182,18 +195,17 @@ public final class Compositor: Sendable {
         for packet in packets { onPacket(packet) }
     }
 
-    private func draw(_ scene: Scene, engine: inout Engine) -> VideoFrame {
+    private func draw(_ scene: Scene, into picture: inout VideoFrame, engine: inout Engine) {
         let width = settings.width, height = settings.height
-        var picture: VideoFrame
         if let background = scene.background {
             if engine.background?.key != background.key {
                 var scaled = VideoFrame(width: width, height: height, fill: (YUVColor.stage.y, YUVColor.stage.u, YUVColor.stage.v))
                 Self.drawCovering(background.picture, into: &scaled, rect: PixelRect(x: 0, y: 0, width: width, height: height), scaler: FrameScaler())
                 engine.background = (background.key, scaled)
             }
-            picture = engine.background!.frame
+            picture.copyPlanes(from: engine.background!.frame)
         } else {
-            picture = VideoFrame(width: width, height: height, fill: (YUVColor.stage.y, YUVColor.stage.u, YUVColor.stage.v))
+            picture.fillPlanes(YUVColor.stage)
         }
         let inputs = Dictionary(scene.participants.map { ($0.participantID, $0) }, uniquingKeysWith: { first, _ in first })
         let placements = scene.layout.place(scene.participants.map(\.participantID), width: width, height: height)
@@ -236,7 +248,6 @@ public final class Compositor: Sendable {
             let margin = height / 30
             picture.draw(logo, x: width - logo.picture.width - margin, y: margin)
         }
-        return picture
     }
 
     /// Fills `rect`, cropping the picture's overflow equally on both sides.

@@ -38,8 +38,11 @@ public final class FrameScaler {
         let crop = crop.clipped(width: source.width, height: source.height).even
         let rect = rect.clipped(width: canvas.width, height: canvas.height).even
         guard crop.width >= 2, crop.height >= 2, rect.width >= 2, rect.height >= 2 else { return }
+        // Near-unity scaling (the usual tile) looks the same with the fast filter at a fraction of
+        // the cost; real downscaling keeps the proper bilinear filter against aliasing.
+        let gentle = rect.width * 4 >= crop.width * 3 && rect.height * 4 >= crop.height * 3
         context = sws_getCachedContext(context, Int32(crop.width), Int32(crop.height), AV_PIX_FMT_YUV420P,
-                                       Int32(rect.width), Int32(rect.height), AV_PIX_FMT_YUV420P, SWS_BILINEAR, nil, nil, nil)
+                                       Int32(rect.width), Int32(rect.height), AV_PIX_FMT_YUV420P, gentle ? SWS_FAST_BILINEAR : SWS_BILINEAR, nil, nil, nil)
         guard let context else { return }
         let sourceChroma = source.chromaWidth
         let canvasWidth = canvas.width

@@ -11,7 +11,7 @@ public final class H264Encoder {
         public var bitrateKbps: Int
         public var keyframeIntervalSeconds: Int
         public var preset: String
-        /// 0 lets x264 choose.
+        /// 0 or less lets x264 choose.
         public var threads: Int
 
         public init(width: Int = 1280, height: Int = 720, framesPerSecond: Int = 30, bitrateKbps: Int = 3000,
@@ -48,7 +48,7 @@ public final class H264Encoder {
         param.i_timebase_num = 1
         param.i_timebase_den = 1_000_000
         param.b_vfr_input = 0
-        param.i_threads = Int32(settings.threads)
+        param.i_threads = Int32(max(0, settings.threads))
         param.i_keyint_max = Int32(settings.framesPerSecond * settings.keyframeIntervalSeconds)
         param.i_keyint_min = param.i_keyint_max
         param.i_scenecut_threshold = 0

@@ -20,6 +20,7 @@ struct CompositorBenchmark: ParsableCommand {
     @Option(help: "Seconds of program to make.") var seconds = 20
     @Option(help: "The layouts folder.") var layouts = "layouts"
     @Option(help: "RTMP URLs to push to, comma-separated (each with its key at the end).") var push = ""
+    @Option(help: "x264 threads (0: Tally's default for the size, one at 720p30; -1: x264's own choice, as ffmpeg leaves it).") var encoderThreads = 0
 
     struct Result: Codable {
         var frames: Int
@@ -51,7 +52,9 @@ struct CompositorBenchmark: ParsableCommand {
         guard let grid = library.layout(named: "grid") else { throw ValidationError("no grid layout in \(layouts)") }
         let inputs = (0..<4).map { CompositorInput(participantID: "input-\($0)", name: "Input \($0 + 1)") }
         let bus = ProgramBus()
-        let compositor = try Compositor(settings: .init(), scene: Scene(layout: grid, participants: inputs)) { bus.publish($0) }
+        var settings = Compositor.Settings()
+        settings.encoderThreads = encoderThreads
+        let compositor = try Compositor(settings: settings, scene: Scene(layout: grid, participants: inputs)) { bus.publish($0) }
         let format = ProgramFormat(width: 1280, height: 720, framesPerSecond: 30, videoBitrateKbps: 3000,
                                    parameterSets: compositor.format.parameterSets, audioSpecificConfig: compositor.format.audioSpecificConfig)
         let pushes = try push.split(separator: ",").enumerated().map { index, url in
