@@ -155,6 +155,7 @@ public enum TallyServer {
         api.addAuthRoutes(to: router)
         api.addBroadcastRoutes(to: router)
         api.addDestinationRoutes(to: router)
+        api.addDestinationTestRoute(to: router)
         api.addRecordingRoutes(to: router)
         api.addMediaFileRoutes(to: router)
         api.addUploadRoutes(to: router)

@@ -36,10 +36,11 @@ public enum DestinationState: Sendable, Equatable {
     }
 }
 
-/// How long to wait before reconnect attempt `attempt` (1-based): 1 s doubling to 30 s,
-/// each ±20 % so many pushes do not return in lockstep.
-public func reconnectDelay(attempt: Int, jitter: Double = Double.random(in: -0.2...0.2)) -> Double {
-    let base = min(30, pow(2, Double(max(0, attempt - 1))))
+/// How long to wait before reconnect attempt `attempt` (1-based): 1 s growing by half each
+/// time to 30 s, each ±10 % so many pushes do not return in lockstep. Growing by half rather
+/// than doubling keeps a receiver that was gone for ten seconds waiting under five once back.
+public func reconnectDelay(attempt: Int, jitter: Double = Double.random(in: -0.1...0.1)) -> Double {
+    let base = min(30, pow(1.5, Double(max(0, attempt - 1))))
     return max(0.5, base * (1 + jitter))
 }
 
@@ -81,7 +82,18 @@ public final class DestinationPush: ProgramOutput {
         task.withLock { $0 = Task { await self.run() } }
     }
 
+    /// A server's words with the stream key taken out: some echo the stream name in errors,
+    /// and reasons reach logs and the studio.
+    public static func redacting(_ key: String, in text: String) -> String {
+        key.isEmpty ? text : text.replacingOccurrences(of: key, with: "••••")
+    }
+
     private func set(_ state: DestinationState) {
+        let state: DestinationState = switch state {
+        case .reconnecting(let attempt, let wait, let reason): .reconnecting(attempt: attempt, retryIn: wait, reason: Self.redacting(endpoint.streamKey, in: reason))
+        case .failed(let reason): .failed(reason: Self.redacting(endpoint.streamKey, in: reason))
+        default: state
+        }
         let changed = shared.withLock { shared -> Bool in
             guard !(shared.stopping && state != .stopped), shared.state != state else { return false }
             shared.state = state

@@ -17,12 +17,22 @@ import Testing
         #expect(gate.dropped == 4)
     }
 
-    @Test func reconnectBackoffDoublesToThirtySecondsWithJitter() {
+    @Test func reconnectBackoffGrowsToThirtySecondsWithJitter() {
         #expect(reconnectDelay(attempt: 1, jitter: 0) == 1)
-        #expect(reconnectDelay(attempt: 3, jitter: 0) == 4)
-        #expect(reconnectDelay(attempt: 9, jitter: 0) == 30)
-        #expect(reconnectDelay(attempt: 9, jitter: 0.2) == 36)
-        for _ in 0..<100 { #expect((0.8...1.2).contains(reconnectDelay(attempt: 1))) }
+        #expect(reconnectDelay(attempt: 3, jitter: 0) == 2.25)
+        #expect(reconnectDelay(attempt: 10, jitter: 0) == 30)
+        #expect(reconnectDelay(attempt: 10, jitter: 0.1) == 33)
+        for _ in 0..<100 { #expect((0.9...1.1).contains(reconnectDelay(attempt: 1))) }
+        // A receiver back after 10 s is retried within 5 s, however the jitter falls.
+        for jitter in [-0.1, 0, 0.1] {
+            var elapsed = 0.0
+            var attempt = 1
+            while elapsed < 10 {
+                elapsed += reconnectDelay(attempt: attempt, jitter: jitter)
+                attempt += 1
+            }
+            #expect(elapsed - 10 < 5, "jitter \(jitter): next try \(elapsed - 10) s after the return")
+        }
     }
 }
 

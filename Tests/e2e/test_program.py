@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import numpy
 import requests
@@ -17,6 +18,7 @@ from av import VideoFrame
 from conftest import wait_for
 from nginx_rtmp import NginxRTMP
 from test_echo_aiortc import ToneTrack
+from tallytest import free_port
 from test_whip_whep import BackgroundLoop
 
 RED = (230, 30, 30)
@@ -262,3 +264,60 @@ def test_hls_plays_ten_seconds_of_the_program(webrtc_tally):
     finally:
         studio.end()
         studio.close()
+
+
+def test_the_host_plays_and_downloads_the_recording_from_the_dashboard(start_tally, chromium):
+    root = Path(__file__).resolve().parents[2]
+    webrtc_tally = start_tally({"TALLY_HOST": "127.0.0.1", "TALLY_WEB_DIR": str(root / "web"), "TALLY_LAYOUTS_DIR": str(root / "layouts")})
+    reply = requests.post(webrtc_tally.url + "/api/auth/register", timeout=10,
+                          json={"email": f"dash-{time.time_ns()}@example.com", "password": "correct horse", "name": "Host"})
+    assert reply.status_code == 201, reply.text
+    session = reply.json()
+    headers = {"Authorization": f"Bearer {session['access_token']}"}
+    broadcast = requests.post(webrtc_tally.url + "/api/broadcasts", json={"title": "Recorded show"}, headers=headers, timeout=10).json()
+    assert requests.post(f"{webrtc_tally.url}/api/broadcasts/{broadcast['id']}/start", headers=headers, timeout=30).status_code == 200
+    time.sleep(4)
+    assert requests.post(f"{webrtc_tally.url}/api/broadcasts/{broadcast['id']}/end", headers=headers, timeout=30).status_code == 200
+    page = chromium.new_page()
+    page.goto(webrtc_tally.url + "/")
+    page.evaluate("session => localStorage.setItem('tally.session', JSON.stringify(session))", session)
+    page.goto(webrtc_tally.url + "/dashboard.html")
+    page.get_by_role("button", name="Play recording Recorded show").click()
+    video = page.locator("video.recording-player")
+    assert wait_for(lambda: page.evaluate("v => v.readyState >= 1 && v.duration > 2", video.element_handle()), 15)
+    link = page.get_by_role("link", name="Download recording Recorded show")
+    href = link.get_attribute("href")
+    download = requests.get(webrtc_tally.url + href, timeout=30)
+    assert download.status_code == 200 and download.headers["Content-Type"] == "video/mp4"
+    page.close()
+
+
+def test_checking_a_destination_publishes_for_real(webrtc_tally, tmp_path):
+    accepting = NginxRTMP(tmp_path / "accepting")
+    refusing = NginxRTMP(tmp_path / "refusing", accept=False)
+    gone = free_port()
+    studio = Studio(webrtc_tally, {"good": (accepting, "good-key"), "bad": (refusing, "bad-key")})
+    try:
+        reply = requests.post(f"{webrtc_tally.url}/api/broadcasts/{studio.id}/destinations", headers=studio.headers, timeout=10,
+                              json={"platform": "custom", "name": "gone", "rtmp_url": f"rtmp://127.0.0.1:{gone}/live", "stream_key": "k-gone"})
+        studio.destinations["gone"] = reply.json()["id"]
+
+        def check(name):
+            reply = requests.post(f"{webrtc_tally.url}/api/broadcasts/{studio.id}/destinations/{studio.destinations[name]}/test",
+                                  headers=studio.headers, timeout=30)
+            assert reply.status_code == 200, reply.text
+            return reply.json()
+
+        assert check("good")["result"] == "ok" and accepting.publishes("good-key") == 1
+        bad = check("bad")
+        assert bad["result"] == "rejected" and "bad-key" not in bad["message"]
+        assert check("gone")["result"] == "unreachable"
+        studio.go_live()
+        live = requests.post(f"{webrtc_tally.url}/api/broadcasts/{studio.id}/destinations/{studio.destinations['good']}/test",
+                             headers=studio.headers, timeout=30)
+        assert live.status_code == 409 and live.json()["error"]["code"] == "broadcast_live"
+    finally:
+        studio.end()
+        studio.close()
+        accepting.stop()
+        refusing.stop()

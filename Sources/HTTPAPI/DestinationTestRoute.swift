@@ -1,0 +1,62 @@
+import FluentKit
+import Foundation
+import Hummingbird
+import NIOPosix
+import Outputs
+import RTMP
+import Store
+
+/// What a destination check found: whether the server let us publish, and if not, why.
+struct DestinationCheckResponse: APIResponse {
+    var destinationId: UUID
+    /// `ok`, `rejected` (the server refused the app or key) or `unreachable` (network).
+    var result: String
+    var message: String
+    var elapsedMs: Int
+}
+
+extension API {
+    /// `POST /api/broadcasts/{id}/destinations/{destId}/test`: a real RTMP(S) handshake,
+    /// connect and publish with the stored key, unpublished at once. Not while live: a second
+    /// publish of the same key would knock the program's push off.
+    func addDestinationTestRoute(to router: Router<AppContext>) {
+        router.post("api/broadcasts/:id/destinations/:destId/test") { _, context in
+            let broadcast = try await ownedBroadcast(context.parameters.get("id"), context: context)
+            let id = try Validate.uuid(context.parameters.get("destId"), what: "destination")
+            guard let destination = try await Destination.find(id, on: store.db), destination.broadcastID == broadcast.id else {
+                throw APIError.notFound("destination")
+            }
+            guard broadcast.status != BroadcastStatus.live.rawValue else {
+                throw APIError(.conflict, "broadcast_live", "the broadcast is live: its push to this destination shows how it is doing")
+            }
+            let key: String
+            do {
+                key = try store.sealer.open(destination.streamKeySealed)
+            } catch {
+                throw APIError(.conflict, "stream_key_unreadable", "the stream key cannot be decrypted; add the destination again")
+            }
+            let endpoint: RTMPEndpoint
+            do {
+                endpoint = try RTMPEndpoint(url: destination.rtmpURL, streamKey: key)
+            } catch {
+                return DestinationCheckResponse(destinationId: id, result: "rejected", message: "\(error)", elapsedMs: 0)
+            }
+            let started = ContinuousClock.now
+            func elapsed() -> Int { Int((ContinuousClock.now - started) / .milliseconds(1)) }
+            do throws(RTMPPushError) {
+                let connection = try await RTMPPushConnection.open(endpoint, group: MultiThreadedEventLoopGroup.singleton)
+                await connection.close()
+                logger.info("destination check passed", metadata: ["destination": "\(id)"])
+                return DestinationCheckResponse(destinationId: id, result: "ok",
+                                                message: "\(endpoint.host) accepted the stream key for publishing", elapsedMs: elapsed())
+            } catch {
+                let (result, message) = switch error {
+                case .rejected(let why): ("rejected", "\(endpoint.host) refused to publish: \(DestinationPush.redacting(key, in: why))")
+                case .network(let why): ("unreachable", DestinationPush.redacting(key, in: why))
+                }
+                logger.info("destination check failed", metadata: ["destination": "\(id)", "result": "\(result)"])
+                return DestinationCheckResponse(destinationId: id, result: result, message: message, elapsedMs: elapsed())
+            }
+        }
+    }
+}
