@@ -68,9 +68,11 @@ let package = Package(
         .target(name: "RTP", dependencies: ["MediaCore"]),
         .target(name: "RTCP", dependencies: ["MediaCore"]),
         .target(name: "Layout"),
-        .target(name: "Compositor", dependencies: ["MediaCodecs", "Layout", "CFreeType"]),
+        .target(name: "Compositor", dependencies: ["MediaCodecs", "Layout", "CFreeType", .product(name: "Metrics", package: "swift-metrics")]),
         .target(name: "FLV"),
-        .target(name: "Outputs", dependencies: ["MediaCodecs", "RTMP", "FLV", .product(name: "NIOCore", package: "swift-nio")]),
+        .target(name: "Outputs", dependencies: [
+            "MediaCodecs", "RTMP", "FLV", .product(name: "NIOCore", package: "swift-nio"), .product(name: "Metrics", package: "swift-metrics"),
+        ]),
         .target(name: "RTMP", dependencies: [
             "FLV",
             .product(name: "NIOCore", package: "swift-nio"),
@@ -113,6 +115,7 @@ let package = Package(
             dependencies: [
                 "Store", "Registry", "SFU", "Compositor", "Outputs", "MediaCodecs", "Layout", "RTMP", "RTP",
                 .product(name: "NIOCore", package: "swift-nio"), .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
             ]
         ),
         .target(name: "Signaling"),

@@ -153,10 +153,13 @@ public final class Compositor: Sendable {
                     $0.lateFrames += 1
                     $0.skippedFrames += 1
                 }
+                CompositorMetrics.lateFrames.increment()
+                CompositorMetrics.skippedFrames.increment()
                 tick += 1
                 continue
             } else if now - due > interval / 2 {
                 statistics.withLock { $0.lateFrames += 1 }
+                CompositorMetrics.lateFrames.increment()
             }
             produce(tick: tick)
             tick += 1
@@ -179,6 +182,7 @@ public final class Compositor: Sendable {
                 if let packet = try engine.video.encode(&picture, pts: pts) { out.append(packet) }
             } catch {
                 statistics.withLock { $0.encodeErrors += 1 }
+                CompositorMetrics.encodeErrors.increment()
             }
             engine.canvas = picture
             var mix = [Float](repeating: 0, count: (sampleEnd - sampleStart) * 2)
@@ -188,10 +192,12 @@ public final class Compositor: Sendable {
                 out += try engine.audio.encode(mix)
             } catch {
                 statistics.withLock { $0.encodeErrors += 1 }
+                CompositorMetrics.encodeErrors.increment()
             }
             return out
         }
         statistics.withLock { $0.frames += 1 }
+        CompositorMetrics.frames.increment()
         for packet in packets { onPacket(packet) }
     }
 

@@ -60,7 +60,7 @@ public final class DestinationPush: ProgramOutput {
 
     private struct Shared: @unchecked Sendable {
         var connection: RTMPPushConnection?
-        var gate = KeyframeGate()
+        var gate = KeyframeGate(counter: OutputMetrics.droppedRTMP)
         var state = DestinationState.idle
         var stopping = false
         var packetsSent = 0
@@ -132,6 +132,7 @@ public final class DestinationPush: ProgramOutput {
                 case .rejected(let why):
                     rejections += 1
                     if rejections >= Self.maxRejections {
+                        OutputMetrics.failures.increment()
                         set(.failed(reason: why))
                         return
                     }
@@ -144,6 +145,7 @@ public final class DestinationPush: ProgramOutput {
                     failures += 1
                 }
             }
+            OutputMetrics.reconnects.increment()
             let delay = reconnectDelay(attempt: failures)
             set(.reconnecting(attempt: failures + 1, retryIn: delay, reason: reason))
             try? await Task.sleep(for: .seconds(delay))

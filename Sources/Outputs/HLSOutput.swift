@@ -31,7 +31,7 @@ public final class HLSOutput: ProgramOutput {
         self.audio = audio
         try? FileManager.default.removeItem(at: directory)
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        writer = SerialWriter(label: "tally.hls")
+        writer = SerialWriter(label: "tally.hls", dropCounter: OutputMetrics.droppedHLS)
         state = Mutex(State())
     }
 
@@ -65,6 +65,7 @@ public final class HLSOutput: ProgramOutput {
         try? current.writer.finish()
         state.current = nil
         state.segments.append((current.sequence, max(0.1, Double(end - current.start) / 1_000_000)))
+        OutputMetrics.segments.increment()
         // Keep a few segments past the window for players that are a little behind.
         while state.segments.count > windowSize + 4 {
             let old = state.segments.removeFirst()

@@ -1,4 +1,5 @@
 import MediaCodecs
+import Metrics
 import Synchronization
 
 /// Takes the program's packets from the encoder and hands one to each output. The encoder
@@ -31,16 +32,21 @@ public final class ProgramBus: Sendable {
 struct KeyframeGate {
     var waiting = true
     var dropped = 0
+    /// Where drops are counted on /metrics.
+    var counter: Counter?
 
     /// Whether to pass `packet`, given whether the output has room for it.
     mutating func admit(_ packet: ProgramPacket, hasRoom: Bool) -> Bool {
         if !hasRoom {
             if !waiting { waiting = true }
             dropped += 1
+            counter?.increment()
             return false
         }
         if waiting {
             guard packet.kind == .video, packet.isKeyframe else {
+                // Before the first keyframe nothing is lost yet: only catching up counts.
+                if dropped > 0 { counter?.increment() }
                 dropped += 1
                 return false
             }

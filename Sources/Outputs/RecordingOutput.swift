@@ -12,7 +12,7 @@ public final class RecordingOutput: ProgramOutput {
 
     public init(path: String, format: ContainerWriter.VideoTrack, audio: ContainerWriter.AudioTrack) throws(CodecError) {
         self.path = path
-        writer = SerialWriter(label: "tally.recording")
+        writer = SerialWriter(label: "tally.recording", dropCounter: OutputMetrics.droppedRecording)
         file = Mutex(try ContainerWriter(format: .fragmentedMP4, path: path, video: format, audio: audio))
     }
 

@@ -1,5 +1,6 @@
 import Dispatch
 import MediaCodecs
+import Metrics
 import Synchronization
 
 /// Runs file writes on a queue of their own with a bounded backlog, so disk stalls never
@@ -7,12 +8,13 @@ import Synchronization
 final class SerialWriter: Sendable {
     private let queue: DispatchQueue
     private let backlog = Atomic<Int>(0)
-    private let gate = Mutex(KeyframeGate())
+    private let gate: Mutex<KeyframeGate>
     let limit: Int
 
-    init(label: String, limit: Int = 600) {
+    init(label: String, limit: Int = 600, dropCounter: Counter) {
         queue = DispatchQueue(label: label)
         self.limit = limit
+        gate = Mutex(KeyframeGate(counter: dropCounter))
     }
 
     var dropped: Int { gate.withLock { $0.dropped } }

@@ -4,6 +4,7 @@ import Foundation
 import Layout
 import Logging
 import MediaCodecs
+import Metrics
 import NIOCore
 import Outputs
 import RTMP
@@ -139,6 +140,12 @@ public final class LiveProgram: Sendable {
     }
 }
 
+/// Counters on /metrics for the decoding of stage participants.
+enum FeedMetrics {
+    static let decodedFrames = Counter(label: "tally_program_decoded_frames_total")
+    static let decodeErrors = Counter(label: "tally_program_decode_errors_total")
+}
+
 /// Decodes one participant's tapped tracks into their compositor input, on a queue of its
 /// own so the SFU's loop only hands packets over.
 final class ParticipantFeed: Sendable {
@@ -190,6 +197,7 @@ final class ParticipantFeed: Sendable {
                 do {
                     if let picture = try entry.decoder.decode(frame) { pictures.append(picture) }
                 } catch {
+                    FeedMetrics.decodeErrors.increment()
                     entry.assembler.keyframeNeeded = true
                 }
             }
@@ -200,6 +208,7 @@ final class ParticipantFeed: Sendable {
             decoders.video[tapped.producerID] = entry
             return pictures
         }
+        FeedMetrics.decodedFrames.increment(by: pictures.count)
         if let last = pictures.last { input.deliver(last) }
         if keyframeNeeded { sfu.requestKeyframe(broadcastID: broadcastID, participantID: input.participantID) }
     }

@@ -149,6 +149,9 @@ def test_two_participants_go_out_to_two_receivers_in_grid(webrtc_tally, tmp_path
             assert close_to(picture[y, 960], BLUE), picture[y, 960]
         # The stage's backdrop shows between and around the tiles.
         assert not close_to(picture[5, 640], RED) and not close_to(picture[5, 640], BLUE)
+        metrics = requests.get(webrtc_tally.url + "/metrics", timeout=10).text
+        for name in ("tally_program_frames_total", "tally_program_decoded_frames_total", "tally_program_hls_segments_total"):
+            assert any(line.startswith(name) and float(line.split()[-1]) > 0 for line in metrics.splitlines()), name
         assert studio.end().status_code == 200
         assert wait_for(lambda: studio.destination_status("youtube") == "stopped", 10)
     finally:
