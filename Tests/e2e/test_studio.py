@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from conftest import CHROMIUM_ARGS, wait_for
+from nginx_rtmp import NginxRTMP
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = Path(os.environ.get("TALLY_ARTIFACTS_DIR", ROOT / "test-artifacts")) / "screenshots"
@@ -49,9 +50,10 @@ def enter_as_guest(browser, link, name):
     return page
 
 
-def test_host_and_guests_run_a_studio(start_tally):
+def test_host_and_guests_run_a_studio(start_tally, tmp_path):
     from playwright.sync_api import sync_playwright
     tally = start_tally({"TALLY_HOST": "127.0.0.1", "TALLY_WEB_DIR": str(ROOT / "web"), "TALLY_LAYOUTS_DIR": str(ROOT / "layouts")})
+    receiver = NginxRTMP(tmp_path / "receiver")
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
         try:
@@ -69,7 +71,7 @@ def test_host_and_guests_run_a_studio(start_tally):
             # A destination: its stream key is never shown back, only its last characters.
             host.click("#broadcasts details summary")
             host.select_option("#broadcasts select[id$='-platform']", "custom")
-            host.fill("#broadcasts input[id$='-url']", "rtmp://127.0.0.1/live")
+            host.fill("#broadcasts input[id$='-url']", receiver.url())
             host.fill("#broadcasts input[id$='-key']", "secret-stream-key-9Z7Q")
             host.click("#broadcasts details button[type=submit]")
             host.wait_for_selector("#broadcasts details li")
@@ -157,5 +159,18 @@ def test_host_and_guests_run_a_studio(start_tally):
             guests[0].fill("#chat-text", "back again")
             guests[0].press("#chat-text", "Enter")
             assert wait_for(lambda: "back again" in host.inner_text("#chat-messages"))
+
+            # Going live sends the program to the destination; the host sees its status, everyone the live badge.
+            host.once("dialog", lambda dialog: dialog.accept())
+            host.click("#go-live")
+            assert wait_for(lambda: host.locator("#destinations li[data-status='live']").count() == 1, 20), host.inner_text("#destinations")
+            assert "Live" in host.inner_text("#destinations")
+            assert wait_for(lambda: guests[0].inner_text("#status") == "live")
+            shoot(host, "studio-live")
+            host.once("dialog", lambda dialog: dialog.accept())
+            host.click("#go-live")
+            assert wait_for(lambda: host.locator("#destinations li[data-status='stopped']").count() == 1, 20)
+            assert receiver.publishes("secret-stream-key-9Z7Q") == 1
         finally:
             browser.close()
+            receiver.stop()
