@@ -268,6 +268,17 @@ public final class Compositor: Sendable {
             crop.height = Int(Double(frame.width) / targetAspect)
             crop.y = (frame.height - crop.height) / 2
         }
+        // A source up to 6 % larger than its tile (a 640×360 layer in a 608×342 grid tile) is
+        // cropped to it rather than scaled: the picture is that much closer, and the tile
+        // costs a copy instead of a filter.
+        let target = rect.clippedTo(width: picture.width, height: picture.height).even
+        if crop.width >= target.width, crop.height >= target.height, crop.width * 100 <= target.width * 106, crop.height * 100 <= target.height * 106 {
+            // Even offsets, so the chroma planes line up with luma.
+            crop = PixelRect(x: (crop.x + (crop.width - target.width) / 2) & ~1, y: (crop.y + (crop.height - target.height) / 2) & ~1,
+                             width: target.width, height: target.height)
+            scaler.draw(frame, crop: crop, into: &picture, rect: target)
+            return
+        }
         scaler.draw(frame, crop: crop, into: &picture, rect: rect)
     }
 

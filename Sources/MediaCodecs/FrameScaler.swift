@@ -38,6 +38,10 @@ public final class FrameScaler {
         let crop = crop.clipped(width: source.width, height: source.height).even
         let rect = rect.clipped(width: canvas.width, height: canvas.height).even
         guard crop.width >= 2, crop.height >= 2, rect.width >= 2, rect.height >= 2 else { return }
+        if crop.width == rect.width, crop.height == rect.height {
+            copy(source, crop: crop, into: &canvas, at: rect)
+            return
+        }
         // Near-unity scaling (the usual tile) looks the same with the fast filter at a fraction of
         // the cost; real downscaling keeps the proper bilinear filter against aliasing.
         let gentle = rect.width * 4 >= crop.width * 3 && rect.height * 4 >= crop.height * 3
@@ -74,6 +78,26 @@ public final class FrameScaler {
                 }
             }
         }
+    }
+}
+
+extension FrameScaler {
+    /// Same size: rows are copied, no filtering.
+    private func copy(_ source: VideoFrame, crop: PixelRect, into canvas: inout VideoFrame, at rect: PixelRect) {
+        func rows(_ from: [UInt8], _ fromStride: Int, _ to: inout [UInt8], _ toStride: Int, x: Int, y: Int, tx: Int, ty: Int, width: Int, height: Int) {
+            from.withUnsafeBufferPointer { input in
+                to.withUnsafeMutableBufferPointer { output in
+                    for row in 0..<height {
+                        (output.baseAddress! + (ty + row) * toStride + tx).update(from: input.baseAddress! + (y + row) * fromStride + x, count: width)
+                    }
+                }
+            }
+        }
+        rows(source.y, source.width, &canvas.y, canvas.width, x: crop.x, y: crop.y, tx: rect.x, ty: rect.y, width: rect.width, height: rect.height)
+        rows(source.u, source.chromaWidth, &canvas.u, canvas.chromaWidth, x: crop.x / 2, y: crop.y / 2, tx: rect.x / 2, ty: rect.y / 2,
+             width: rect.width / 2, height: rect.height / 2)
+        rows(source.v, source.chromaWidth, &canvas.v, canvas.chromaWidth, x: crop.x / 2, y: crop.y / 2, tx: rect.x / 2, ty: rect.y / 2,
+             width: rect.width / 2, height: rect.height / 2)
     }
 }
 

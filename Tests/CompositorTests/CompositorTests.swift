@@ -60,6 +60,19 @@ private func near(_ a: YUVColor, _ b: YUVColor, tolerance: Int = 24) -> Bool {
         #expect(stats.frames == video.count, "x264 in zero-latency mode gives one packet per frame")
     }
 
+    @Test func aSourceSlightlyLargerThanItsTileIsCroppedNotScaled() {
+        // 640×360 into 608×342: the centre 608×342 is copied as it is.
+        var source = VideoFrame(width: 640, height: 360, fill: (y: 60, u: 128, v: 128))
+        for row in 0..<360 { for column in 0..<640 { source.y[row * 640 + column] = UInt8((column + row) % 200 + 20) } }
+        var picture = VideoFrame(width: 1280, height: 720, fill: (y: 16, u: 128, v: 128))
+        Compositor.drawCovering(source, into: &picture, rect: PixelRect(x: 28, y: 14, width: 608, height: 342), scaler: FrameScaler())
+        // Centred on even offsets, (16, 9) becomes (16, 8): source (16 + c, 8 + r) lands at tile (c, r).
+        let sourceX = 16, sourceY = 8
+        for (column, row) in [(0, 0), (300, 170), (607, 341)] {
+            #expect(picture.y[(14 + row) * 1280 + 28 + column] == source.y[(sourceY + row) * 640 + sourceX + column])
+        }
+    }
+
     @Test func anInputWithoutAPictureIsANameTileNotAStall() throws {
         let waiting = CompositorInput(participantID: "w", name: "Waiting Person")
         let (picture, packets, _) = try runProgram(scene: Scene(layout: try gridLayout(), participants: [waiting]))

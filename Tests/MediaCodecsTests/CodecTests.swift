@@ -196,6 +196,16 @@ func averageColor(_ frame: VideoFrame, x: Int, y: Int) -> (y: Int, u: Int, v: In
         #expect(output.contains("aac"))
     }
 
+    @Test func sameSizeDrawingIsAnExactCopy() {
+        var canvas = VideoFrame(width: 64, height: 64, fill: (y: 16, u: 128, v: 128))
+        var source = VideoFrame(width: 40, height: 40, fill: (y: 100, u: 90, v: 80))
+        source.y[12 * 40 + 14] = 250
+        FrameScaler().draw(source, crop: PixelRect(x: 4, y: 2, width: 20, height: 20), into: &canvas, rect: PixelRect(x: 10, y: 20, width: 20, height: 20))
+        #expect(canvas.y[(20 + 10) * 64 + 10 + 10] == 250, "source (14, 12) lands at canvas (20, 30)")
+        #expect(canvas.y[21 * 64 + 11] == 100 && canvas.y[19 * 64 + 11] == 16 && canvas.y[21 * 64 + 30] == 16)
+        #expect(canvas.u[(20 / 2) * 32 + 10 / 2] == 90 && canvas.v[(20 / 2) * 32 + 10 / 2] == 80)
+    }
+
     @Test func scalerDrawsIntoARectangle() {
         var canvas = VideoFrame(width: 64, height: 64, fill: (y: 16, u: 128, v: 128))
         let source = VideoFrame(width: 32, height: 32, fill: (y: 200, u: 60, v: 70))
