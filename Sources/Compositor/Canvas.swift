@@ -55,7 +55,7 @@ extension VideoFrame {
     }
 
     public mutating func fill(_ rect: PixelRect, with color: YUVColor, opacity: Int = 255) {
-        let area = rect.clippedTo(width: width, height: height).even
+        let area = rect.clipped(width: width, height: height).even
         guard area.width > 0, area.height > 0 else { return }
         let chroma = chromaWidth
         let frameWidth = width
@@ -135,12 +135,5 @@ extension VideoFrame {
     @inline(__always)
     static func mix(_ base: UInt8, _ top: UInt8, _ alpha: Int) -> UInt8 {
         UInt8((Int(base) * (255 - alpha) + Int(top) * alpha + 127) / 255)
-    }
-}
-
-extension PixelRect {
-    func clippedTo(width: Int, height: Int) -> PixelRect {
-        let left = max(0, x), top = max(0, y)
-        return PixelRect(x: left, y: top, width: max(0, min(x + self.width, width) - left), height: max(0, min(y + self.height, height) - top))
     }
 }

@@ -65,16 +65,6 @@ public final class Compositor: Sendable {
         }
     }
 
-    /// What the encoders were opened with: every output needs it before the first packet.
-    public struct Format: Sendable {
-        public var width: Int
-        public var height: Int
-        public var framesPerSecond: Int
-        public var videoBitrateKbps: Int
-        public var parameterSets: [UInt8]
-        public var audioSpecificConfig: [UInt8]
-    }
-
     public struct Statistics: Sendable, Equatable {
         public var frames = 0
         public var lateFrames = 0
@@ -83,7 +73,8 @@ public final class Compositor: Sendable {
     }
 
     public let settings: Settings
-    public let format: Format
+    /// What the encoders were opened with: every output needs it before the first packet.
+    public let format: ProgramFormat
     private let scene: Mutex<Scene>
     private let statistics = Mutex(Statistics())
     private let running = Atomic<Bool>(false)
@@ -108,7 +99,7 @@ public final class Compositor: Sendable {
         let video = try H264Encoder(.init(width: settings.width, height: settings.height, framesPerSecond: settings.framesPerSecond,
                                           bitrateKbps: settings.videoBitrateKbps, preset: settings.encoderPreset, threads: settings.effectiveEncoderThreads))
         let audio = try AACEncoder(bitrate: settings.audioBitrate)
-        format = Format(width: settings.width, height: settings.height, framesPerSecond: settings.framesPerSecond,
+        format = ProgramFormat(width: settings.width, height: settings.height, framesPerSecond: settings.framesPerSecond,
                         videoBitrateKbps: settings.videoBitrateKbps, parameterSets: video.parameterSets, audioSpecificConfig: audio.audioSpecificConfig)
         engine = Mutex(Engine(video: video, audio: audio, text: try? TextRenderer()))
         self.scene = Mutex(scene)
@@ -271,7 +262,7 @@ public final class Compositor: Sendable {
         // A source up to 6 % larger than its tile (a 640×360 layer in a 608×342 grid tile) is
         // cropped to it rather than scaled: the picture is that much closer, and the tile
         // costs a copy instead of a filter.
-        let target = rect.clippedTo(width: picture.width, height: picture.height).even
+        let target = rect.clipped(width: picture.width, height: picture.height).even
         if crop.width >= target.width, crop.height >= target.height, crop.width * 100 <= target.width * 106, crop.height * 100 <= target.height * 106 {
             // Even offsets, so the chroma planes line up with luma.
             crop = PixelRect(x: (crop.x + (crop.width - target.width) / 2) & ~1, y: (crop.y + (crop.height - target.height) / 2) & ~1,

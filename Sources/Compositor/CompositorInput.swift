@@ -15,8 +15,6 @@ public final class CompositorInput: Sendable {
         var frameVersion = 0
         var audio: [Float] = []
         var audioStarted = false
-        var framesDecoded = 0
-        var audioUnderruns = 0
     }
 
     public init(participantID: String, name: String) {
@@ -33,7 +31,6 @@ public final class CompositorInput: Sendable {
         state.withLock {
             $0.frame = frame
             $0.frameVersion += 1
-            $0.framesDecoded += 1
         }
     }
 
@@ -43,11 +40,6 @@ public final class CompositorInput: Sendable {
             state.audio += samples
             if state.audio.count > Self.maxBufferedSamples { state.audio.removeFirst(state.audio.count - Self.maxBufferedSamples / 2) }
         }
-    }
-
-    /// Forgets the picture: the participant stopped sending video.
-    public func clearVideo() {
-        state.withLock { $0.frame = nil }
     }
 
     var latestFrame: (frame: VideoFrame, version: Int)? {
@@ -63,7 +55,6 @@ public final class CompositorInput: Sendable {
                 state.audioStarted = true
             }
             let available = min(count, state.audio.count)
-            if available < count { state.audioUnderruns += 1 }
             if available == 0 {
                 state.audioStarted = false
                 return
@@ -74,6 +65,4 @@ public final class CompositorInput: Sendable {
             state.audio.removeFirst(available)
         }
     }
-
-    public var framesDecoded: Int { state.withLock { $0.framesDecoded } }
 }

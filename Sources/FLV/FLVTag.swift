@@ -48,9 +48,6 @@ public enum FLVVideo {
         }
         return body
     }
-
-    /// The end-of-sequence tag some servers like before a stream closes.
-    public static let avcEndOfSequence: [UInt8] = [0x17, 0x02, 0, 0, 0]
 }
 
 public enum FLVAudio {

@@ -74,15 +74,22 @@ extension API {
         }
         group.post { request, context in try await addDestination(request, context) }
         group.delete(":destId") { _, context in
-            let broadcast = try await ownedBroadcast(context.parameters.get("id"), context: context)
-            let id = try Validate.uuid(context.parameters.get("destId"), what: "destination")
-            guard let destination = try await Destination.find(id, on: store.db), destination.broadcastID == broadcast.id else {
-                throw APIError.notFound("destination")
-            }
+            let (broadcast, destination) = try await ownedDestination(context)
+            let id = destination.id!
             try await destination.delete(on: store.db)
             logger.info("destination removed", metadata: ["broadcast": "\(broadcast.id!)", "destination": "\(id)"])
             return HTTPResponse.Status.noContent
         }
+    }
+
+    /// The destination in the path, of a broadcast the caller owns.
+    func ownedDestination(_ context: AppContext) async throws -> (Broadcast, Destination) {
+        let broadcast = try await ownedBroadcast(context.parameters.get("id"), context: context)
+        let id = try Validate.uuid(context.parameters.get("destId"), what: "destination")
+        guard let destination = try await Destination.find(id, on: store.db), destination.broadcastID == broadcast.id else {
+            throw APIError.notFound("destination")
+        }
+        return (broadcast, destination)
     }
 
     private func addDestination(_ request: Request, _ context: AppContext) async throws -> EditedResponse<DestinationResponse> {

@@ -21,11 +21,8 @@ extension API {
     /// publish of the same key would knock the program's push off.
     func addDestinationTestRoute(to router: Router<AppContext>) {
         router.post("api/broadcasts/:id/destinations/:destId/test") { _, context in
-            let broadcast = try await ownedBroadcast(context.parameters.get("id"), context: context)
-            let id = try Validate.uuid(context.parameters.get("destId"), what: "destination")
-            guard let destination = try await Destination.find(id, on: store.db), destination.broadcastID == broadcast.id else {
-                throw APIError.notFound("destination")
-            }
+            let (broadcast, destination) = try await ownedDestination(context)
+            let id = destination.id!
             guard broadcast.status != BroadcastStatus.live.rawValue else {
                 throw APIError(.conflict, "broadcast_live", "the broadcast is live: its push to this destination shows how it is doing")
             }

@@ -48,19 +48,24 @@ actor ProgramDirector {
                 await destinationChanged(broadcast: id, destination: destination.id!.uuidString, .failed(reason: "the stream key cannot be decrypted; add the destination again"))
             }
         }
-        var recording: Recording?
-        if broadcast.settings.record {
-            let row = Recording(broadcastID: id, ownerID: broadcast.ownerID, title: broadcast.title,
-                                fileName: "\(id.uuidString.lowercased())-\(Int(Date().timeIntervalSince1970)).mp4")
-            try await row.save(on: store.db)
-            recording = row
-        }
+        let recording = broadcast.settings.record
+            ? Recording(broadcastID: id, ownerID: broadcast.ownerID, title: broadcast.title,
+                        fileName: "\(id.uuidString.lowercased())-\(Int(Date().timeIntervalSince1970)).mp4")
+            : nil
         let program = try LiveProgram(
             broadcastID: id.uuidString, settings: Compositor.Settings(resolution: broadcast.settings.resolution), stage: stage, targets: targets,
             recordingPath: recording.map { configuration.recordingsDirectory.appendingPathComponent($0.fileName).path },
             hlsDirectory: configuration.hlsDirectory.appendingPathComponent(id.uuidString.lowercased()), sfu: sfu,
             group: MultiThreadedEventLoopGroup.singleton, logger: logger) { [weak self] destination, state in
             Task { await self?.destinationChanged(broadcast: id, destination: destination, state) }
+        }
+        // The row only once the program exists: a program that cannot start leaves no
+        // recording stuck in `recording`.
+        do {
+            try await recording?.save(on: store.db)
+        } catch {
+            await program.stop()
+            throw error
         }
         let progress = Task { [weak self] in
             while !Task.isCancelled {
@@ -85,12 +90,7 @@ actor ProgramDirector {
         guard let entry = programs.removeValue(forKey: broadcastID) else { return }
         entry.progress.cancel()
         await entry.program.stop()
-        if let recording = entry.recording, let status = entry.program.recording?.status {
-            recording.durationSeconds = status.duration
-            recording.sizeBytes = status.size
-            recording.status = "ready"
-            try? await recording.save(on: store.db)
-        }
+        await saveRecording(entry, status: "ready")
     }
 
     func stopAll() async {
@@ -98,10 +98,32 @@ actor ProgramDirector {
     }
 
     private func saveRecordingProgress(_ id: UUID) async {
-        guard let entry = programs[id], let recording = entry.recording, let status = entry.program.recording?.status else { return }
-        recording.durationSeconds = status.duration
-        recording.sizeBytes = status.size
+        guard let entry = programs[id] else { return }
+        await saveRecording(entry, status: "recording")
+    }
+
+    private func saveRecording(_ entry: (program: LiveProgram, recording: Recording?, progress: Task<Void, Never>), status: String) async {
+        guard let recording = entry.recording, let written = entry.program.recording?.status else { return }
+        recording.durationSeconds = written.duration
+        recording.sizeBytes = written.size
+        recording.status = status
         try? await recording.save(on: store.db)
+    }
+
+    /// Recordings a crash left in `recording`: their files play up to the crash (fragmented
+    /// MP4), so they become `ready` with the size on disk, and can be downloaded or deleted.
+    /// A recording saved in the last 30 s may belong to another node's live program (they
+    /// are saved every 2 s), so it is left alone.
+    func recoverInterruptedRecordings() async {
+        guard let recording = try? await Recording.query(on: store.db).filter(\.$status == "recording").all() else { return }
+        let stale = recording.filter { ($0.updatedAt ?? .distantPast) < Date().addingTimeInterval(-30) }
+        for recording in stale {
+            let path = configuration.recordingsDirectory.appendingPathComponent(recording.fileName).path
+            recording.sizeBytes = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int64) ?? recording.sizeBytes
+            recording.status = "ready"
+            try? await recording.save(on: store.db)
+            logger.info("recording interrupted by a restart is ready", metadata: ["recording": "\(recording.id?.uuidString ?? "")"])
+        }
     }
 
     private func destinationChanged(broadcast: UUID, destination: String, _ state: DestinationState) async {

@@ -101,7 +101,9 @@ public final class TallyServices: Sendable {
         }
         let auth = await AuthService(secret: secret, registry: registry, configuration: configuration)
         logger.info("layouts: \(layouts.layouts.map(\.name).joined(separator: ", "))")
-        return TallyServices(configuration: configuration, layouts: layouts, store: store, registry: registry, webrtc: webrtc, auth: auth, logger: logger)
+        let services = TallyServices(configuration: configuration, layouts: layouts, store: store, registry: registry, webrtc: webrtc, auth: auth, logger: logger)
+        await services.programs.recoverInterruptedRecordings()
+        return services
     }
 
     public func shutdown() async {

@@ -102,7 +102,8 @@ extension FrameScaler {
 }
 
 extension PixelRect {
-    func clipped(width: Int, height: Int) -> PixelRect {
+    /// The part of the rectangle inside a picture of this size.
+    public func clipped(width: Int, height: Int) -> PixelRect {
         let left = max(0, x)
         let top = max(0, y)
         return PixelRect(x: left, y: top, width: max(0, min(x + self.width, width) - left), height: max(0, min(y + self.height, height) - top))

@@ -197,27 +197,3 @@ public final class DestinationPush: ProgramOutput {
         onState(.stopped)
     }
 }
-
-/// What every output needs to know about the encoded program before its first packet.
-public struct ProgramFormat: Sendable {
-    public var width: Int
-    public var height: Int
-    public var framesPerSecond: Int
-    public var videoBitrateKbps: Int
-    public var parameterSets: [UInt8]
-    public var audioSpecificConfig: [UInt8]
-
-    public init(width: Int, height: Int, framesPerSecond: Int, videoBitrateKbps: Int, parameterSets: [UInt8], audioSpecificConfig: [UInt8]) {
-        self.width = width
-        self.height = height
-        self.framesPerSecond = framesPerSecond
-        self.videoBitrateKbps = videoBitrateKbps
-        self.parameterSets = parameterSets
-        self.audioSpecificConfig = audioSpecificConfig
-    }
-
-    public var videoTrack: ContainerWriter.VideoTrack {
-        .init(width: width, height: height, framesPerSecond: framesPerSecond, parameterSets: parameterSets)
-    }
-    public var audioTrack: ContainerWriter.AudioTrack { .init(audioSpecificConfig: audioSpecificConfig) }
-}

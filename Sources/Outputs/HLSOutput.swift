@@ -12,12 +12,15 @@ public final class HLSOutput: ProgramOutput {
     private let state: Mutex<State>
     private let video: ContainerWriter.VideoTrack
     private let audio: ContainerWriter.AudioTrack
+    private let frameDuration: Int64
 
     private struct State: @unchecked Sendable {
         var current: (writer: ContainerWriter, sequence: Int, start: Int64)?
         var segments: [(sequence: Int, duration: Double)] = []
         var nextSequence = 0
         var finished = false
+        /// The end of the last video frame written: where the last segment stops.
+        var end: Int64 = 0
     }
 
     public static let playlistName = "index.m3u8"
@@ -29,6 +32,7 @@ public final class HLSOutput: ProgramOutput {
         self.windowSize = windowSize
         self.video = video
         self.audio = audio
+        frameDuration = 1_000_000 / Int64(max(1, video.framesPerSecond))
         try? FileManager.default.removeItem(at: directory)
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         writer = SerialWriter(label: "tally.hls", dropCounter: OutputMetrics.droppedHLS)
@@ -57,6 +61,7 @@ public final class HLSOutput: ProgramOutput {
                 }
             }
             try? state.current?.writer.write(packet)
+            if packet.kind == .video { state.end = packet.pts + frameDuration }
         }
     }
 
@@ -90,11 +95,11 @@ public final class HLSOutput: ProgramOutput {
     }
 
     /// Closes the last segment and ends the playlist.
-    public func finish(at end: Int64) {
+    public func finish() {
         writer.sync { [self] in
             state.withLock { state in
                 guard !state.finished else { return }
-                close(&state, endingAt: end)
+                close(&state, endingAt: state.end)
                 state.finished = true
                 writePlaylist(state, ended: true)
             }

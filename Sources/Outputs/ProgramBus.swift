@@ -18,40 +18,46 @@ public final class ProgramBus: Sendable {
         outputs.withLock { $0[ObjectIdentifier(output)] = output }
     }
 
-    public func detach(_ output: any ProgramOutput) {
-        _ = outputs.withLock { $0.removeValue(forKey: ObjectIdentifier(output)) }
-    }
-
     public func publish(_ packet: ProgramPacket) {
         for output in outputs.withLock({ Array($0.values) }) { output.offer(packet) }
     }
 }
 
-/// How an output stays bounded: when it cannot keep up it drops everything up to the next
-/// video keyframe (audio included, so the two stay in step) and counts what it dropped.
+/// How an output stays bounded: a stream starts on a video keyframe, and an output that
+/// cannot keep up drops everything up to the next one (audio included, so the two stay in
+/// step). Only those catch-up drops are counted: waiting for a first keyframe loses nothing.
 struct KeyframeGate {
     var waiting = true
-    var dropped = 0
+    private var catchingUp = false
+    private(set) var dropped = 0
     /// Where drops are counted on /metrics.
-    var counter: Counter?
+    let counter: Counter?
+
+    init(counter: Counter? = nil) {
+        self.counter = counter
+    }
 
     /// Whether to pass `packet`, given whether the output has room for it.
     mutating func admit(_ packet: ProgramPacket, hasRoom: Bool) -> Bool {
         if !hasRoom {
-            if !waiting { waiting = true }
-            dropped += 1
-            counter?.increment()
+            waiting = true
+            catchingUp = true
+            countDrop()
             return false
         }
         if waiting {
             guard packet.kind == .video, packet.isKeyframe else {
-                // Before the first keyframe nothing is lost yet: only catching up counts.
-                if dropped > 0 { counter?.increment() }
-                dropped += 1
+                if catchingUp { countDrop() }
                 return false
             }
             waiting = false
+            catchingUp = false
         }
         return true
+    }
+
+    private mutating func countDrop() {
+        dropped += 1
+        counter?.increment()
     }
 }

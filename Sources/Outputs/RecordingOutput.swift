@@ -33,8 +33,6 @@ public final class RecordingOutput: ProgramOutput {
         return (progress.withLock { $0.duration }, size ?? 0)
     }
 
-    public var droppedPackets: Int { writer.dropped }
-
     /// Writes what is queued and completes the file.
     public func finish() {
         writer.sync { file.withLock { try? $0?.finish() } }

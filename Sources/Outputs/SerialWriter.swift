@@ -17,8 +17,6 @@ final class SerialWriter: Sendable {
         gate = Mutex(KeyframeGate(counter: dropCounter))
     }
 
-    var dropped: Int { gate.withLock { $0.dropped } }
-
     func submit(_ packet: ProgramPacket, _ work: @escaping @Sendable (ProgramPacket) -> Void) {
         let hasRoom = backlog.load(ordering: .relaxed) < limit
         guard gate.withLock({ $0.admit(packet, hasRoom: hasRoom) }) else { return }
@@ -27,10 +25,6 @@ final class SerialWriter: Sendable {
             work(packet)
             backlog.subtract(1, ordering: .relaxed)
         }
-    }
-
-    func run(_ work: @escaping @Sendable () -> Void) {
-        queue.async(execute: work)
     }
 
     func sync<T: Sendable>(_ work: @Sendable () -> T) -> T {

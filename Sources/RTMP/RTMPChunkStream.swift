@@ -277,14 +277,4 @@ public enum RTMPHandshake {
         guard response[0] == 0x03 else { throw .badHandshake("server speaks RTMP version \(response[0]), not 3") }
         return Array(response[1...packetSize])
     }
-
-    /// A server's S0+S1+S2 for a client's C0+C1 (the ingest side).
-    public static func serverReply(to hello: [UInt8]) throws(RTMPError) -> [UInt8]? {
-        guard hello.count >= 1 + packetSize else { return nil }
-        guard hello[0] == 0x03 else { throw .badHandshake("client asks for RTMP version \(hello[0]), not 3") }
-        var reply: [UInt8] = [0x03] + [0, 0, 0, 0, 0, 0, 0, 0]
-        reply += (0..<(packetSize - 8)).map { _ in UInt8.random(in: 0...255) }
-        reply += hello[1...packetSize]
-        return reply
-    }
 }

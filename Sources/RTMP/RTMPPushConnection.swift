@@ -91,8 +91,7 @@ public final class RTMPPushConnection: Sendable {
     /// Sends `@setDataFrame onMetaData`.
     public func sendMetadata(_ properties: [(String, AMF0Value)]) {
         let handler = self.handler
-        let sendable = UncheckedProperties(value: properties)
-        channel.eventLoop.execute { handler.value.sendMetadata(sendable.value) }
+        channel.eventLoop.execute { handler.value.sendMetadata(properties) }
     }
 
     /// Sends one FLV tag body; `flush` false lets several go out in one write.
@@ -107,11 +106,6 @@ public final class RTMPPushConnection: Sendable {
         try? await channel.eventLoop.submit { handler.value.unpublishAndClose() }.get()
         _ = try? await closed.get()
     }
-}
-
-/// AMF properties are values only; the wrapper carries them to the loop.
-private struct UncheckedProperties: @unchecked Sendable {
-    let value: [(String, AMF0Value)]
 }
 
 final class RTMPPushHandler: ChannelInboundHandler {

@@ -65,9 +65,7 @@ public final class LiveProgram: Sendable {
         self.logger = logger
         let bus = self.bus
         compositor = try Compositor(settings: settings, scene: Scene(layout: stage.layout, participants: []), onPacket: { bus.publish($0) })
-        let format = ProgramFormat(width: compositor.format.width, height: compositor.format.height, framesPerSecond: compositor.format.framesPerSecond,
-                                   videoBitrateKbps: compositor.format.videoBitrateKbps, parameterSets: compositor.format.parameterSets,
-                                   audioSpecificConfig: compositor.format.audioSpecificConfig)
+        let format = compositor.format
         recording = try recordingPath.map { path throws(CodecError) in try RecordingOutput(path: path, format: format.videoTrack, audio: format.audioTrack) }
         hls = try HLSOutput(directory: hlsDirectory, video: format.videoTrack, audio: format.audioTrack)
         var pushes: [DestinationPush] = []
@@ -128,12 +126,11 @@ public final class LiveProgram: Sendable {
         }
         for id in ids { await sfu.untap(broadcastID: broadcastID, participantID: id) }
         compositor.stop()
-        let end = Int64(compositor.stats.frames) * 1_000_000 / Int64(compositor.settings.framesPerSecond)
         await withTaskGroup(of: Void.self) { group in
             for push in destinations { group.addTask { await push.stop() } }
         }
         recording?.finish()
-        hls.finish(at: end)
+        hls.finish()
         let stats = compositor.stats
         logger.info("program stopped", metadata: ["broadcast": "\(broadcastID)", "frames": "\(stats.frames)", "late": "\(stats.lateFrames)",
                                                   "skipped": "\(stats.skippedFrames)"])

@@ -52,6 +52,7 @@ public final class Producer {
 
     public init(id: String, media: NegotiatedMedia) {
         self.id = id
+        participantID = String(id.prefix { $0 != ":" })
         kind = media.kind
         self.media = media
         rids = media.remoteRIDs.reversed()
@@ -71,8 +72,8 @@ public final class Producer {
 
     public var isSimulcast: Bool { !rids.isEmpty }
 
-    /// Producer IDs are `participant:mid`.
-    public var participantID: String { String(id.prefix { $0 != ":" }) }
+    /// Producer IDs are `participant:mid`; kept apart once so routing never slices strings.
+    public let participantID: String
 
     /// Takes a packet of this track; nil (counted on /metrics) when it belongs to no known
     /// layer, is not media, or repeats a packet already here: publishers pad their probes

@@ -19,7 +19,7 @@ public final class ProducerTap {
     public let participantID: String
     let onPacket: (TappedPacket) -> Void
     /// Per producer: the layer being passed on.
-    var currentLayer: [String: Int] = [:]
+    var currentLayer: [ObjectIdentifier: Int] = [:]
 
     public init(participantID: String, onPacket: @escaping (TappedPacket) -> Void) {
         self.participantID = participantID
@@ -29,17 +29,18 @@ public final class ProducerTap {
     /// Passes `arrival` on if it belongs to the followed layer; returns the layer whose
     /// keyframe it waits for, if any.
     func deliver(_ arrival: Producer.Arrival, from producer: Producer, bestLayer: Int) -> Int? {
-        let current = currentLayer[producer.id]
+        let key = ObjectIdentifier(producer)
+        let current = currentLayer[key]
         var changed = false
         if current != bestLayer {
             if arrival.layer == bestLayer && arrival.isKeyframe {
-                currentLayer[producer.id] = bestLayer
+                currentLayer[key] = bestLayer
                 changed = true
             } else if arrival.layer != current {
                 return arrival.layer == bestLayer ? bestLayer : nil
             }
         }
-        guard arrival.layer == currentLayer[producer.id] else { return nil }
+        guard arrival.layer == currentLayer[key] else { return nil }
         onPacket(TappedPacket(producerID: producer.id, kind: producer.kind, codec: producer.media.codec.name,
                               packet: arrival.packet, layerChanged: changed))
         return current != bestLayer && !changed ? bestLayer : nil

@@ -76,7 +76,7 @@ public final class Router {
     public func requestKeyframe(forTapOf participant: String, server: WebRTCServer, now: Duration) {
         guard let tap = taps[participant] else { return }
         for producer in producers(ofParticipant: participant) where producer.kind == "video" {
-            requestKeyframe(producer: producer.id, layer: tap.currentLayer[producer.id] ?? (producer.layers.count - 1), server: server, now: now)
+            requestKeyframe(producer: producer.id, layer: tap.currentLayer[ObjectIdentifier(producer)] ?? (producer.layers.count - 1), server: server, now: now)
         }
     }
 

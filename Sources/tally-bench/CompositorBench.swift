@@ -55,8 +55,7 @@ struct CompositorBenchmark: ParsableCommand {
         var settings = Compositor.Settings()
         settings.encoderThreads = encoderThreads
         let compositor = try Compositor(settings: settings, scene: Scene(layout: grid, participants: inputs)) { bus.publish($0) }
-        let format = ProgramFormat(width: 1280, height: 720, framesPerSecond: 30, videoBitrateKbps: 3000,
-                                   parameterSets: compositor.format.parameterSets, audioSpecificConfig: compositor.format.audioSpecificConfig)
+        let format = compositor.format
         let pushes = try push.split(separator: ",").enumerated().map { index, url in
             DestinationPush(id: "bench-\(index)", endpoint: try RTMPEndpoint(url: String(url), streamKey: ""), format: format,
                             group: MultiThreadedEventLoopGroup.singleton) { _ in }

@@ -18,7 +18,7 @@ from av import VideoFrame
 from conftest import wait_for
 from nginx_rtmp import NginxRTMP
 from test_echo_aiortc import ToneTrack
-from tallytest import free_port
+from tallytest import Tally, free_port
 from test_whip_whep import BackgroundLoop
 
 RED = (230, 30, 30)
@@ -62,7 +62,8 @@ class Studio:
 
     def __init__(self, tally, receivers):
         self.tally = tally
-        self.token = tally.register()
+        self.email = f"host-{time.time_ns()}@example.com"
+        self.token = tally.register(self.email)
         self.headers = {"Authorization": f"Bearer {self.token}"}
         reply = requests.post(tally.url + "/api/broadcasts", json={"title": "Program test"}, headers=self.headers, timeout=10)
         assert reply.status_code == 201, reply.text
@@ -233,6 +234,18 @@ def test_sigkill_leaves_a_playable_recording(webrtc_tally, tmp_path):
     # It decodes to the end.
     decoded = subprocess.run(["ffmpeg", "-v", "error", "-i", str(files[0]), "-f", "null", "-"], capture_output=True, text=True, timeout=60)
     assert decoded.returncode == 0, decoded.stderr
+    # Restarted once the row is clearly abandoned, the server hands the recording back as ready.
+    time.sleep(max(0, 31 - (time.time() - live_at - killed_after)))
+    restarted = Tally(webrtc_tally.data_dir, {"TALLY_HOST": "127.0.0.1"}, []).wait_ready()
+    try:
+        login = requests.post(restarted.url + "/api/auth/login", json={"email": studio.email, "password": "correct horse"}, timeout=10)
+        headers = {"Authorization": f"Bearer {login.json()['access_token']}"}
+        recording = requests.get(restarted.url + "/api/recordings", headers=headers, timeout=10).json()["recordings"][0]
+        assert recording["status"] == "ready" and recording["size_bytes"] == files[0].stat().st_size
+        download = requests.get(f"{restarted.url}/api/recordings/{recording['id']}/download", headers=headers, timeout=30)
+        assert download.status_code == 200 and len(download.content) == recording["size_bytes"]
+    finally:
+        restarted.stop()
 
 
 def test_hls_plays_ten_seconds_of_the_program(webrtc_tally):
