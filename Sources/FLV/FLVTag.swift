@@ -26,6 +26,9 @@ public enum FLVVideo {
         let sps = units.filter { AnnexB.type($0) == 7 }
         let pps = units.filter { AnnexB.type($0) == 8 }
         guard let first = sps.first, first.count >= 4, !pps.isEmpty else { throw FLVError.truncated("parameter sets (need SPS and PPS)") }
+        // The record counts SPS in 5 bits, PPS in 8 and sizes each unit in 16.
+        guard sps.count <= 31, pps.count <= 255 else { throw FLVError.unsupported("\(sps.count) SPS and \(pps.count) PPS in one record") }
+        guard (sps + pps).allSatisfy({ $0.count <= 0xFFFF }) else { throw FLVError.unsupported("parameter set over 65535 bytes") }
         var record: [UInt8] = [0x17, 0x00, 0, 0, 0]
         record += [1, first[first.startIndex + 1], first[first.startIndex + 2], first[first.startIndex + 3], 0xFF, 0xE0 | UInt8(sps.count)]
         for unit in sps { record += [UInt8(unit.count >> 8), UInt8(unit.count & 0xFF)] + unit }

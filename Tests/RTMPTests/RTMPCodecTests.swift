@@ -93,6 +93,14 @@ import Testing
         #expect(record.parameterSets == parameterSets)
     }
 
+    @Test func refusesParameterSetsTheRecordCannotCount() {
+        let sps: [UInt8] = [0, 0, 1, 0x67, 0x42, 0, 0x1F]
+        let manyPPS = sps + (0..<256).flatMap { [0, 0, 1, 0x68, UInt8($0)] }
+        #expect(throws: FLVError.unsupported("1 SPS and 256 PPS in one record")) { try FLVVideo.avcSequenceHeader(parameterSets: manyPPS) }
+        let hugePPS = sps + [0, 0, 1, 0x68] + [UInt8](repeating: 0x11, count: 70_000)
+        #expect(throws: FLVError.self) { try FLVVideo.avcSequenceHeader(parameterSets: hugePPS) }
+    }
+
     @Test func framesRoundTripToAnnexB() throws {
         let annexB: [UInt8] = [0, 0, 0, 1, 0x09, 0xF0, 0, 0, 1, 0x65, 1, 2, 3, 0, 0, 0, 1, 0x65, 4]
         let body = FLVVideo.avcFrame(annexB: annexB, keyframe: true, compositionTime: -33)
