@@ -79,6 +79,11 @@ let package = Package(
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
         ]),
+        .target(name: "Ingest", dependencies: [
+            "Outputs", "MediaCodecs", "Compositor", "RTMP", "FLV",
+            .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"), .product(name: "Metrics", package: "swift-metrics"),
+        ]),
         .target(name: "MediaCodecs", dependencies: ["CVPX", "CX264", "COpus", "CFFmpeg", "RTP", "MediaCore"]),
         .target(name: "SDP"),
         .target(
@@ -123,7 +128,7 @@ let package = Package(
             name: "HTTPAPI",
             dependencies: [
                 "Store", "Registry", "Rooms", "WebRTCTransport", "SFU", "SDP", "DTLS", "Layout", "Signaling",
-                "Compositor", "Outputs", "MediaCodecs", "RTMP",
+                "Compositor", "Outputs", "MediaCodecs", "RTMP", "Ingest",
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
@@ -165,6 +170,7 @@ let package = Package(
         .testTarget(name: "RTMPTests", dependencies: ["RTMP", "FLV", "MediaCodecs", "Outputs", .product(name: "NIOPosix", package: "swift-nio")]),
         .testTarget(name: "CompositorTests", dependencies: ["Compositor", "MediaCodecs", "Layout"]),
         .testTarget(name: "OutputsTests", dependencies: ["Outputs", "MediaCodecs"]),
+        .testTarget(name: "IngestTests", dependencies: ["Ingest", "RTMP", "FLV", "Outputs", "MediaCodecs", .product(name: "NIOPosix", package: "swift-nio")]),
         .testTarget(name: "LayoutTests", dependencies: ["Layout"], resources: [.copy("Fixtures")]),
         .testTarget(name: "SignalingTests", dependencies: ["Signaling"]),
         .testTarget(name: "SDPTests", dependencies: ["SDP"], resources: [.copy("Fixtures")]),

@@ -1,6 +1,7 @@
 import FluentKit
 import Foundation
 import Hummingbird
+import Ingest
 import Layout
 import Logging
 import Registry
@@ -19,6 +20,9 @@ struct API: Sendable {
     let programs: ProgramDirector
     let auth: AuthService
     let departures: DepartureSchedule
+    let ingest: IngestHub
+    let boundRTMPPort: Int
+    let hlsSigner: HLSURLSigner
     let logger: Logger
 
     /// A broadcast the caller owns: 404 if there is none, 403 if it is someone else's.

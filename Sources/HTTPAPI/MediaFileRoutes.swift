@@ -36,7 +36,10 @@ extension API {
             try await downloadRecording(request, context)
         }
         router.get("hls/:id/:file") { request, context in
-            try serveHLS(context)
+            let id = context.parameters.get("id") ?? ""
+            // Broadcasts' programs are named by UUID; anything else is an ingest stream.
+            guard UUID(uuidString: id) != nil else { return try serveIngestHLS(request, context, streamID: id, file: context.parameters.get("file") ?? "") }
+            return try serveHLS(context)
         }
     }
 
@@ -81,7 +84,13 @@ extension API {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw APIError(.notFound, "not_live", "this broadcast has no HLS \(isPlaylist ? "playlist" : "segment") (is it live?)")
         }
-        return Response(
+        return Self.hlsResponse(data, isPlaylist: isPlaylist)
+    }
+
+    /// Anyone may embed a player (CORS open); the live playlist changes every segment,
+    /// segments never do.
+    static func hlsResponse(_ data: Data, isPlaylist: Bool) -> Response {
+        Response(
             status: .ok,
             headers: [
                 .contentType: isPlaylist ? "application/vnd.apple.mpegurl" : "video/mp2t",

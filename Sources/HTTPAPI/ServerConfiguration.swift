@@ -33,6 +33,11 @@ public struct ServerConfiguration: Sendable {
     /// How long a studio participant whose socket dropped keeps their place (and media)
     /// before they leave the stage and the room.
     public var signalingResumeGrace: Duration = .seconds(20)
+    /// How long an ingest stream's HLS shows the slate after its publisher drops, waiting
+    /// for it to return, before the stream ends.
+    public var ingestSlateTimeout: Duration = .seconds(60)
+    /// How long a signed HLS URL from `GET /api/hls/{id}` stays valid by default.
+    public var hlsURLLifetime: Duration = .seconds(3600)
     /// Test hooks such as loss injection on a WHEP session (`?test_egress_loss=`); never in service.
     public var testHooks = false
 

@@ -6,6 +6,7 @@ import NIOCore
 import NIOPosix
 import Registry
 import HummingbirdWebSocket
+import Ingest
 import Layout
 import SFU
 import Signaling
@@ -24,10 +25,17 @@ public final class TallyServices: Sendable {
     public let sfu: SFU
     let programs: ProgramDirector
     let auth: AuthService
+    /// Encoders' streams (RTMP today), their HLS and slate.
+    public let ingest: IngestHub
+    let rtmpIngest: RTMPIngestServer
+    private let ingestWrites: SerialTasks
+    let hlsSigner: HLSURLSigner
+    /// The RTMP port actually bound (the configured one, or the free port picked for 0).
+    public let boundRTMPPort: Int
     let logger: Logger
 
     private init(configuration: ServerConfiguration, layouts: LayoutLibrary, store: Store, registry: any Registry, webrtc: WebRTCServer,
-                 auth: AuthService, logger: Logger) {
+                 auth: AuthService, ingest: IngestHub, ingestWrites: SerialTasks, rtmpIngest: RTMPIngestServer, boundRTMPPort: Int, hlsSigner: HLSURLSigner, logger: Logger) {
         self.configuration = configuration
         self.layouts = layouts
         self.store = store
@@ -46,6 +54,11 @@ public final class TallyServices: Sendable {
         })
         programs = ProgramDirector(configuration: configuration, layouts: layouts, store: store, registry: registry, sfu: sfu, logger: logger)
         self.auth = auth
+        self.ingest = ingest
+        self.ingestWrites = ingestWrites
+        self.rtmpIngest = rtmpIngest
+        self.boundRTMPPort = boundRTMPPort
+        self.hlsSigner = hlsSigner
         self.logger = logger
     }
 
@@ -101,13 +114,32 @@ public final class TallyServices: Sendable {
         }
         let auth = await AuthService(secret: secret, registry: registry, configuration: configuration)
         logger.info("layouts: \(layouts.layouts.map(\.name).joined(separator: ", "))")
-        let services = TallyServices(configuration: configuration, layouts: layouts, store: store, registry: registry, webrtc: webrtc, auth: auth, logger: logger)
+        let ingestWrites = SerialTasks()
+        await IngestStreams.recover(store: store, logger: logger)
+        let ingest = IngestStreams.hub(configuration: configuration, store: store, writes: ingestWrites, logger: logger)
+        let rtmpIngest = RTMPIngestServer(hub: ingest, host: configuration.host, port: configuration.rtmpPort, group: group, logger: logger)
+        let boundRTMPPort: Int
+        do {
+            boundRTMPPort = try await rtmpIngest.start()
+            logger.info("rtmp ingest: \(configuration.host):\(boundRTMPPort)")
+        } catch {
+            await webrtc.stop()
+            await registry.shutdown()
+            await store.shutdown()
+            throw ConfigurationError("cannot open the RTMP port \(configuration.rtmpPort) (TALLY_RTMP_PORT): \(error)")
+        }
+        let services = TallyServices(configuration: configuration, layouts: layouts, store: store, registry: registry, webrtc: webrtc, auth: auth,
+                                     ingest: ingest, ingestWrites: ingestWrites, rtmpIngest: rtmpIngest, boundRTMPPort: boundRTMPPort,
+                                     hlsSigner: HLSURLSigner(secret: secret), logger: logger)
         await services.programs.recoverInterruptedRecordings()
         return services
     }
 
     public func shutdown() async {
         await departures.stop()
+        await rtmpIngest.stop()
+        ingest.shutdown()
+        await ingestWrites.drain()
         await programs.stopAll()
         await webrtc.stop()
         await registry.shutdown()
@@ -141,7 +173,8 @@ public enum TallyServer {
 
     static func api(_ services: TallyServices) -> API {
         API(configuration: services.configuration, layouts: services.layouts, store: services.store, registry: services.registry,
-            webrtc: services.webrtc, sfu: services.sfu, programs: services.programs, auth: services.auth, departures: services.departures, logger: services.logger)
+            webrtc: services.webrtc, sfu: services.sfu, programs: services.programs, auth: services.auth, departures: services.departures,
+            ingest: services.ingest, boundRTMPPort: services.boundRTMPPort, hlsSigner: services.hlsSigner, logger: services.logger)
     }
 
     static func router(_ api: API) throws -> Hummingbird.Router<AppContext> {
@@ -165,6 +198,7 @@ public enum TallyServer {
         api.addWHIPRoutes(to: router)
         api.addLayoutRoutes(to: router)
         api.addStageRoutes(to: router)
+        api.addStreamRoutes(to: router)
         api.addSignalingRoutes(to: router)
         api.addStudioPages(to: router)
         return router

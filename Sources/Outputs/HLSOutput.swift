@@ -1,42 +1,70 @@
 import Foundation
 import MediaCodecs
+import Metrics
 import Synchronization
 
 /// HLS for viewers: MPEG-TS segments cut on keyframes once `targetDuration` has passed,
-/// and a sliding live playlist, written atomically into `directory`.
+/// and a sliding live playlist, written atomically into `directory`. The source may change
+/// its tracks mid-stream (an ingest's publisher returning, a slate filling in): the next
+/// keyframe then opens a segment marked `#EXT-X-DISCONTINUITY`.
 public final class HLSOutput: ProgramOutput {
     public let directory: URL
     public let targetDuration: Double
     public let windowSize: Int
     private let writer: SerialWriter
     private let state: Mutex<State>
-    private let video: ContainerWriter.VideoTrack
-    private let audio: ContainerWriter.AudioTrack
-    private let frameDuration: Int64
+
+    private struct Segment {
+        var sequence: Int
+        var duration: Double
+        var discontinuity: Bool
+    }
 
     private struct State: @unchecked Sendable {
-        var current: (writer: ContainerWriter, sequence: Int, start: Int64)?
-        var segments: [(sequence: Int, duration: Double)] = []
+        var video: ContainerWriter.VideoTrack
+        var audio: ContainerWriter.AudioTrack?
+        var frameDuration: Int64
+        var current: (writer: ContainerWriter, sequence: Int, start: Int64, discontinuity: Bool)?
+        var segments: [Segment] = []
+        /// Discontinuities in segments already dropped from `segments`.
+        var droppedDiscontinuities = 0
         var nextSequence = 0
         var finished = false
+        /// Set by a track change: the next keyframe starts a discontinuous segment.
+        var discontinuityPending = false
         /// The end of the last video frame written: where the last segment stops.
         var end: Int64 = 0
+
+        init(video: ContainerWriter.VideoTrack, audio: ContainerWriter.AudioTrack?) {
+            self.video = video
+            self.audio = audio
+            frameDuration = 1_000_000 / Int64(max(1, video.framesPerSecond))
+        }
     }
 
     public static let playlistName = "index.m3u8"
 
-    public init(directory: URL, video: ContainerWriter.VideoTrack, audio: ContainerWriter.AudioTrack,
-                targetDuration: Double = 2, windowSize: Int = 6) throws {
+    public init(directory: URL, video: ContainerWriter.VideoTrack, audio: ContainerWriter.AudioTrack?,
+                targetDuration: Double = 2, windowSize: Int = 6, dropCounter: Counter? = nil) throws {
         self.directory = directory
         self.targetDuration = targetDuration
         self.windowSize = windowSize
-        self.video = video
-        self.audio = audio
-        frameDuration = 1_000_000 / Int64(max(1, video.framesPerSecond))
         try? FileManager.default.removeItem(at: directory)
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        writer = SerialWriter(label: "tally.hls", dropCounter: OutputMetrics.droppedHLS)
-        state = Mutex(State())
+        writer = SerialWriter(label: "tally.hls", dropCounter: dropCounter ?? OutputMetrics.droppedHLS)
+        state = Mutex(State(video: video, audio: audio))
+    }
+
+    /// New tracks for what follows, in order with the packets offered before and after.
+    public func changeTracks(video: ContainerWriter.VideoTrack, audio: ContainerWriter.AudioTrack?) {
+        writer.perform { [self] in
+            state.withLock { state in
+                state.video = video
+                state.audio = audio
+                state.frameDuration = 1_000_000 / Int64(max(1, video.framesPerSecond))
+                state.discontinuityPending = true
+            }
+        }
     }
 
     public static func segmentName(_ sequence: Int) -> String { "segment\(sequence).ts" }
@@ -50,18 +78,21 @@ public final class HLSOutput: ProgramOutput {
             guard !state.finished else { return }
             if packet.kind == .video, packet.isKeyframe {
                 let due = state.current.map { Double(packet.pts - $0.start) / 1_000_000 >= targetDuration * 0.97 } ?? true
-                if due {
-                    close(&state, endingAt: packet.pts)
+                if due || state.discontinuityPending {
+                    close(&state, endingAt: state.discontinuityPending ? state.end : packet.pts)
                     let sequence = state.nextSequence
                     state.nextSequence += 1
                     let path = directory.appendingPathComponent(Self.segmentName(sequence)).path
-                    if let file = try? ContainerWriter(format: .mpegTS, path: path, video: video, audio: audio) {
-                        state.current = (file, sequence, packet.pts)
+                    if let file = try? ContainerWriter(format: .mpegTS, path: path, video: state.video, audio: state.audio) {
+                        // The first segment of all needs no marker: nothing came before it.
+                        state.current = (file, sequence, packet.pts, state.discontinuityPending && sequence > 0)
                     }
+                    state.discontinuityPending = false
                 }
             }
+            guard !state.discontinuityPending else { return }
             try? state.current?.writer.write(packet)
-            if packet.kind == .video { state.end = packet.pts + frameDuration }
+            if packet.kind == .video { state.end = packet.pts + state.frameDuration }
         }
     }
 
@@ -69,11 +100,13 @@ public final class HLSOutput: ProgramOutput {
         guard let current = state.current else { return }
         try? current.writer.finish()
         state.current = nil
-        state.segments.append((current.sequence, max(0.1, Double(end - current.start) / 1_000_000)))
+        state.segments.append(Segment(sequence: current.sequence, duration: max(0.1, Double(end - current.start) / 1_000_000),
+                                      discontinuity: current.discontinuity))
         OutputMetrics.segments.increment()
         // Keep a few segments past the window for players that are a little behind.
         while state.segments.count > windowSize + 4 {
             let old = state.segments.removeFirst()
+            if old.discontinuity { state.droppedDiscontinuities += 1 }
             try? FileManager.default.removeItem(at: directory.appendingPathComponent(Self.segmentName(old.sequence)))
         }
         writePlaylist(state, ended: false)
@@ -82,10 +115,14 @@ public final class HLSOutput: ProgramOutput {
     private func writePlaylist(_ state: State, ended: Bool) {
         let visible = ended ? Array(state.segments) : Array(state.segments.suffix(windowSize))
         guard let first = visible.first else { return }
-        let target = Int((visible.map(\.duration).max() ?? targetDuration).rounded(.up))
+        // RFC 8216 §4.3.3.1: each duration, rounded to the nearest second, fits the target.
+        let target = Int((visible.map(\.duration).max() ?? targetDuration).rounded())
+        let hiddenDiscontinuities = state.droppedDiscontinuities + state.segments.prefix(state.segments.count - visible.count).filter(\.discontinuity).count
         var text = "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:\(target)\n#EXT-X-MEDIA-SEQUENCE:\(first.sequence)\n"
+        if hiddenDiscontinuities > 0 { text += "#EXT-X-DISCONTINUITY-SEQUENCE:\(hiddenDiscontinuities)\n" }
         if ended { text += "#EXT-X-PLAYLIST-TYPE:EVENT\n" }
         for segment in visible {
+            if segment.discontinuity { text += "#EXT-X-DISCONTINUITY\n" }
             text += "#EXTINF:\(String(format: "%.3f", segment.duration)),\n\(Self.segmentName(segment.sequence))\n"
         }
         if ended { text += "#EXT-X-ENDLIST\n" }

@@ -27,6 +27,11 @@ final class SerialWriter: Sendable {
         }
     }
 
+    /// Work that must happen in order with the packets around it, never dropped.
+    func perform(_ work: @escaping @Sendable () -> Void) {
+        queue.async(execute: work)
+    }
+
     func sync<T: Sendable>(_ work: @Sendable () -> T) -> T {
         queue.sync(execute: work)
     }

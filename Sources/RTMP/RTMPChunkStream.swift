@@ -261,7 +261,9 @@ public struct RTMPChunkReader: Sendable {
 }
 
 /// The simple (version 3, no digest) handshake (§5.2), which every server we push to
-/// accepts: C0+C1 out, S0+S1+S2 in, C2 (an echo of S1) out.
+/// accepts: C0+C1 out, S0+S1+S2 in, C2 (an echo of S1) out. As a server: C0+C1 in,
+/// S0+S1+S2 (S2 an echo of C1) out, C2 in. OBS (librtmp without encryption) and ffmpeg
+/// publishing both accept a server that answers this way.
 public enum RTMPHandshake {
     public static let packetSize = 1536
 
@@ -276,5 +278,55 @@ public enum RTMPHandshake {
         guard response.count >= 1 + 2 * packetSize else { return nil }
         guard response[0] == 0x03 else { throw .badHandshake("server speaks RTMP version \(response[0]), not 3") }
         return Array(response[1...packetSize])
+    }
+
+    /// Checks C0+C1 and returns S0+S1+S2; nil while fewer than 1537 bytes are in.
+    public static func serverReply(to hello: [UInt8], time: UInt32 = 0) throws(RTMPError) -> [UInt8]? {
+        guard let version = hello.first else { return nil }
+        guard version == 3 else { throw .badHandshake("client asks for RTMP version \(version) (6 and 8 are RTMPE); only 3 is served") }
+        guard hello.count >= 1 + packetSize else { return nil }
+        var reply: [UInt8] = [0x03] + RTMPMessage.uint32(time) + [0, 0, 0, 0]
+        reply += (0..<(packetSize - 8)).map { _ in UInt8.random(in: 0...255) }
+        reply += hello[1...packetSize]
+        return reply
+    }
+}
+
+/// What each end of an RTMP connection owes the other whatever else it is doing (§5.4):
+/// an Acknowledgement every window of bytes received, and a ping response to each ping.
+struct RTMPFlowControl: Sendable {
+    private var received: UInt64 = 0
+    private var acknowledged: UInt64 = 0
+    private var window: UInt64 = 2_500_000
+
+    mutating func count(_ bytes: Int) {
+        received += UInt64(bytes)
+    }
+
+    /// Takes a Window Acknowledgement Size or a User Control message, writing any reply into
+    /// `out`; false for every other message.
+    mutating func handle(_ message: RTMPMessage, writer: RTMPChunkWriter, into out: inout [UInt8]) -> Bool {
+        switch message.typeID {
+        case RTMPMessage.Kind.windowAcknowledgementSize:
+            if let size = message.controlValue, size > 0 { window = UInt64(size) }
+            return true
+        case RTMPMessage.Kind.userControl:
+            // Ping request (6) wants a ping response (7) with the same value.
+            guard message.payload.count >= 6, message.payload[0] == 0, message.payload[1] == 6 else { return true }
+            let value = UInt32(message.payload[2]) << 24 | UInt32(message.payload[3]) << 16 | UInt32(message.payload[4]) << 8 | UInt32(message.payload[5])
+            writer.write(.userControl(event: 7, value: value), into: &out)
+            return true
+        default:
+            return false
+        }
+    }
+
+    /// The Acknowledgement due, if a window has passed since the last one.
+    mutating func acknowledgement(writer: RTMPChunkWriter) -> [UInt8]? {
+        guard received - acknowledged >= window else { return nil }
+        acknowledged = received
+        var out: [UInt8] = []
+        writer.write(.acknowledgement(UInt32(truncatingIfNeeded: received)), into: &out)
+        return out
     }
 }

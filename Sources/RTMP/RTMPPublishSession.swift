@@ -86,9 +86,7 @@ public struct RTMPPublishSession: Sendable {
     private var handshakeBytes: [UInt8] = []
     private var reader = RTMPChunkReader()
     private var writer = RTMPChunkWriter()
-    private var received: UInt64 = 0
-    private var acknowledged: UInt64 = 0
-    private var window: UInt64 = 2_500_000
+    private var flow = RTMPFlowControl()
     private let outgoingChunkSize = 4096
 
     private enum Transaction {
@@ -107,7 +105,7 @@ public struct RTMPPublishSession: Sendable {
     public func start() -> [UInt8] { RTMPHandshake.clientHello() }
 
     public mutating func receive(_ bytes: [UInt8]) throws(RTMPError) -> [Event] {
-        received += UInt64(bytes.count)
+        flow.count(bytes.count)
         var events: [Event] = []
         var input = bytes
         if phase == .handshaking {
@@ -129,27 +127,14 @@ public struct RTMPPublishSession: Sendable {
             phase = .connecting
         }
         for message in try reader.read(input) { events += try handle(message) }
-        if received - acknowledged >= window {
-            acknowledged = received
-            var out: [UInt8] = []
-            writer.write(.acknowledgement(UInt32(truncatingIfNeeded: received)), into: &out)
-            events.append(.send(out))
-        }
+        if let acknowledgement = flow.acknowledgement(writer: writer) { events.append(.send(acknowledgement)) }
         return events
     }
 
     private mutating func handle(_ message: RTMPMessage) throws(RTMPError) -> [Event] {
+        var reply: [UInt8] = []
+        if flow.handle(message, writer: writer, into: &reply) { return reply.isEmpty ? [] : [.send(reply)] }
         switch message.typeID {
-        case RTMPMessage.Kind.windowAcknowledgementSize:
-            if let size = message.controlValue, size > 0 { window = UInt64(size) }
-            return []
-        case RTMPMessage.Kind.userControl:
-            // Ping request (6) wants a ping response (7) with the same value.
-            guard message.payload.count >= 6, message.payload[0] == 0, message.payload[1] == 6 else { return [] }
-            let value = UInt32(message.payload[2]) << 24 | UInt32(message.payload[3]) << 16 | UInt32(message.payload[4]) << 8 | UInt32(message.payload[5])
-            var out: [UInt8] = []
-            writer.write(.userControl(event: 7, value: value), into: &out)
-            return [.send(out)]
         case RTMPMessage.Kind.commandAMF0:
             let values: [AMF0Value]
             do {

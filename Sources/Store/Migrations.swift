@@ -4,7 +4,7 @@ import FluentKit
 enum TallyMigrations {
     static let all: [any Migration] = [
         CreateUsers(), CreateBroadcasts(), CreateDestinations(), CreateParticipants(), CreateRecordings(), CreateUploads(),
-        AddBroadcastStage(),
+        AddBroadcastStage(), CreateIngestStreams(),
     ]
 }
 
@@ -137,5 +137,28 @@ struct AddBroadcastStage: AsyncMigration {
 
     func revert(on database: any Database) async throws {
         try await database.schema(Broadcast.schema).deleteField("stage").update()
+    }
+}
+
+struct CreateIngestStreams: TableCreation {
+    typealias Table = IngestStreamRecord
+
+    func prepare(on database: any Database) async throws {
+        try await database.schema(Table.schema)
+            .id()
+            .field("stream_id", .string, .required)
+            .field("owner_id", .uuid, .required, .references(User.schema, "id", onDelete: .cascade))
+            .field("stream_key_sealed", .string, .required)
+            .field("stream_key_digest", .string, .required)
+            .field("stream_key_hint", .string, .required)
+            .field("status", .string, .required)
+            .field("public_hls", .bool, .required)
+            .field("last_error", .string)
+            .field("started_at", .datetime)
+            .field("created_at", .datetime)
+            .field("updated_at", .datetime)
+            .unique(on: "stream_id")
+            .unique(on: "stream_key_digest")
+            .create()
     }
 }

@@ -4,9 +4,17 @@ import Foundation
 /// Encrypts stream keys at rest with AES-GCM; the database only ever holds the sealed form.
 public struct StreamKeySealer: Sendable {
     private let key: SymmetricKey
+    private let lookupKey: SymmetricKey
 
     public init(secret: MasterSecret) {
         key = secret.derivedKey(purpose: "stream-key")
+        lookupKey = secret.derivedKey(purpose: "stream-key-lookup")
+    }
+
+    /// A keyed hash of a stream key, hex: equal keys give equal digests, so a publish can be
+    /// looked up by it, and the digest alone gives the key away to no one.
+    public func lookupDigest(_ streamKey: String) -> String {
+        HMAC<SHA256>.authenticationCode(for: Data(streamKey.utf8), using: lookupKey).map { String(format: "%02x", $0) }.joined()
     }
 
     /// Nonce, ciphertext and tag together, base64-encoded: one column, self-contained.

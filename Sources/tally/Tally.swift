@@ -19,6 +19,8 @@ struct Tally: AsyncParsableCommand {
     @Option(help: "ICE-TCP port (TALLY_TCP_PORT, default 7881).") var tcpPort: Int?
     @Option(help: "RTMP ingest port (TALLY_RTMP_PORT, default 1935).") var rtmpPort: Int?
     @Option(help: "SRT ingest port (TALLY_SRT_PORT, default 10080).") var srtPort: Int?
+    @Option(help: "Seconds an ingest stream shows its slate after the encoder drops, before HLS ends (TALLY_INGEST_SLATE_SECONDS, default 60).")
+    var ingestSlateSeconds: Int?
     @Option(help: "Data directory: SQLite file, secret key, uploads, recordings, HLS (TALLY_DATA_DIR, default ./data).") var dataDir: String?
     @Option(help: "PostgreSQL URL postgres://user:pass@host:port/db (TALLY_DATABASE_URL; unset = SQLite).") var databaseURL: String?
     @Option(help: "Redis URL redis://[:pass@]host:port/db (TALLY_REDIS_URL; unset = in-process registry).") var redisURL: String?
@@ -77,6 +79,9 @@ struct Tally: AsyncParsableCommand {
         let grace = try number(resumeGraceSeconds, "TALLY_RESUME_GRACE_SECONDS", 20)
         guard (1...600).contains(grace) else { throw ValidationError("TALLY_RESUME_GRACE_SECONDS must be between 1 and 600") }
         config.signalingResumeGrace = .seconds(grace)
+        let slate = try number(ingestSlateSeconds, "TALLY_INGEST_SLATE_SECONDS", 60)
+        guard (1...3600).contains(slate) else { throw ValidationError("TALLY_INGEST_SLATE_SECONDS must be between 1 and 3600") }
+        config.ingestSlateTimeout = .seconds(slate)
         if let web = setting(webDir, "TALLY_WEB_DIR") {
             config.webDirectory = URL(fileURLWithPath: web)
         } else if FileManager.default.fileExists(atPath: "web/index.html") {
@@ -96,6 +101,7 @@ struct Tally: AsyncParsableCommand {
             var ports = ["http": port]
             ports["udp"] = services.webrtc.boundUDPPort
             ports["tcp"] = services.webrtc.boundTCPPort
+            ports["rtmp"] = services.boundRTMPPort
             do {
                 let json = try JSONSerialization.data(withJSONObject: ports, options: [.sortedKeys])
                 try json.write(to: portsFile, options: .atomic)

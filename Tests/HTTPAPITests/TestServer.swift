@@ -38,6 +38,8 @@ func withServices(
     configuration.passwordHashCost = 4
     configuration.udpPort = 0
     configuration.tcpPort = 0
+    configuration.rtmpPort = 0
+    configuration.srtPort = 0
     configuration.publicIP = "127.0.0.1"
     configure(&configuration)
     let settings = configuration

@@ -1,0 +1,108 @@
+import Crypto
+import FluentKit
+import Foundation
+import Ingest
+import Logging
+import Store
+import Synchronization
+
+/// The ingest hub as the server runs it: publishes are checked against the stream keys in
+/// the store, and every status change is written back there.
+enum IngestStreams {
+    /// `writes` saves status changes in the order they happen; drain it before closing the store.
+    static func hub(configuration: ServerConfiguration, store: Store, writes: SerialTasks, logger: Logger) -> IngestHub {
+        IngestHub(
+            hlsRoot: configuration.hlsDirectory.appendingPathComponent("streams"), slateTimeout: configuration.ingestSlateTimeout, logger: logger,
+            authorize: { request in await authorize(request, store: store, logger: logger) },
+            onStatus: { snapshot in writes.enqueue { await persist(snapshot, store: store, logger: logger) } })
+    }
+
+    /// Streams left `running` by a process that stopped wait for their publishers again.
+    static func recover(store: Store, logger: Logger) async {
+        do {
+            try await IngestStreamRecord.query(on: store.db).filter(\.$status == IngestStatus.running.rawValue)
+                .set(\.$status, to: IngestStatus.starting.rawValue).update()
+        } catch {
+            logger.error("ingest: cannot reset streams left running: \(String(reflecting: error))")
+        }
+    }
+
+    /// The publish names a stream key the store knows, for a stream that is not stopped.
+    private static func authorize(_ request: IngestRequest, store: Store, logger: Logger) async -> IngestDecision {
+        guard request.app == "live" else { return .deny("publish to the application \"live\"") }
+        let digest = store.sealer.lookupDigest(request.streamKey)
+        let record: IngestStreamRecord?
+        do {
+            record = try await IngestStreamRecord.query(on: store.db).filter(\.$streamKeyDigest == digest).first()
+        } catch {
+            logger.error("ingest: cannot check a stream key: \(String(reflecting: error))")
+            return .deny("the server cannot check stream keys right now")
+        }
+        guard let record else { return .deny("unknown stream key") }
+        guard record.status != IngestStatus.stopped.rawValue, record.status != IngestStatus.error.rawValue else {
+            return .deny("stream \(record.streamID) is \(record.status); start it with POST /api/streams")
+        }
+        return .allow(streamID: record.streamID)
+    }
+
+    private static func persist(_ snapshot: IngestStreamSnapshot, store: Store, logger: Logger) async {
+        do {
+            guard let record = try await IngestStreamRecord.query(on: store.db).filter(\.$streamID == snapshot.streamID).first() else { return }
+            record.status = snapshot.status.rawValue
+            record.lastError = snapshot.lastError
+            record.startedAt = snapshot.startTime
+            try await record.save(on: store.db)
+        } catch {
+            logger.error("ingest: cannot save the status of \(snapshot.streamID): \(String(reflecting: error))")
+        }
+    }
+}
+
+/// Signed, expiring HLS URLs (`?expires=UNIX&token=HMAC`): the token is HMAC-SHA256 over
+/// the stream ID and the expiry, so one URL opens the playlist and every segment in it.
+struct HLSURLSigner: Sendable {
+    private let key: SymmetricKey
+
+    init(secret: MasterSecret) {
+        key = secret.derivedKey(purpose: "hls-url")
+    }
+
+    func token(streamID: String, expires: Int) -> String {
+        HMAC<SHA256>.authenticationCode(for: Data("\(streamID)\n\(expires)".utf8), using: key).map { String(format: "%02x", $0) }.joined()
+    }
+
+    enum Verdict: Equatable {
+        case valid
+        case badSignature
+        case expired
+    }
+
+    func check(streamID: String, expires: String, token: String, now: Date = Date()) -> Verdict {
+        guard let expiry = Int(expires), token.count == 64 else { return .badSignature }
+        let expected = Array(self.token(streamID: streamID, expires: expiry).utf8)
+        let given = Array(token.lowercased().utf8)
+        // Compared in constant time: how much of a guess matched must not show in the timing.
+        guard expected.count == given.count, zip(expected, given).reduce(UInt8(0), { $0 | ($1.0 ^ $1.1) }) == 0 else { return .badSignature }
+        return Double(expiry) > now.timeIntervalSince1970 ? .valid : .expired
+    }
+}
+
+/// Async work run one after another in the order it was handed in, from any thread.
+final class SerialTasks: Sendable {
+    private let last = Mutex<Task<Void, Never>?>(nil)
+
+    func enqueue(_ work: @escaping @Sendable () async -> Void) {
+        last.withLock { last in
+            let previous = last
+            last = Task {
+                await previous?.value
+                await work()
+            }
+        }
+    }
+
+    /// Waits for everything handed in so far.
+    func drain() async {
+        await last.withLock { $0 }?.value
+    }
+}

@@ -1,0 +1,304 @@
+import FluentKit
+import Foundation
+import Hummingbird
+import Ingest
+import Outputs
+import Store
+
+struct StreamActionRequest: Decodable {
+    var streamId: String
+    var action: String
+    /// Whether HLS plays without a signed URL; kept as it was when left out.
+    var publicHls: Bool?
+}
+
+/// Where an encoder sends a stream.
+struct IngestEndpoints: Codable {
+    /// The server URL OBS asks for ("Server"), without the key.
+    var rtmp: String
+    /// Server URL and key in one, for ffmpeg and the like; only when the key is shown.
+    var rtmpPublishUrl: String?
+}
+
+/// An ingest stream as its owner sees it. The stream key is shown whole only in the answer
+/// to a `start` that created the stream; otherwise as its last four characters.
+struct StreamResponse: APIResponse {
+    var streamId: String
+    var status: String
+    var isLive: Bool
+    var streamKey: String?
+    var streamKeyHint: String
+    var publicHls: Bool
+    var ingest: IngestEndpoints
+    var hlsUrl: String
+    var startTime: Date?
+    var lastError: String?
+    var createdAt: Date?
+}
+
+struct StreamListResponse: APIResponse {
+    var streams: [StreamResponse]
+}
+
+/// `GET /api/hls/{id}`, in the shape video players of the StreamApp seed expect.
+struct HLSMetadataResponse: APIResponse {
+    struct Metadata: Codable {
+        var hlsUrl: String
+        var streamUrl: String
+        var accessToken: String
+        var expiresAt: Date
+        var cdnDomain: String
+        var isLive: Bool
+        var startTime: Date?
+    }
+
+    var message: String
+    var streamId: String
+    var status: String
+    var data: Metadata
+}
+
+struct StreamDebugResponse: APIResponse {
+    struct Track: Codable {
+        var codec: String
+        var width: Int?
+        var height: Int?
+        var framesPerSecond: Int?
+        var sampleRate: Int?
+        var channels: Int?
+    }
+
+    struct Publisher: Codable {
+        var transport: String
+        var remoteAddress: String
+        var connectedAt: Date
+    }
+
+    struct SegmentFile: Codable {
+        var name: String
+        var bytes: Int
+    }
+
+    var streamId: String
+    var status: String
+    var isLive: Bool
+    var slateShowing: Bool
+    var publisher: Publisher?
+    var publishersSinceStart: Int
+    var video: Track?
+    var audio: Track?
+    var bitrate: Int
+    var framesPerSecond: Double
+    var droppedFrames: Int
+    var hlsViewers: Int
+    var uptimeSeconds: Double
+    var timelineSeconds: Double
+    var lastError: String?
+    var playlist: String?
+    var segments: [SegmentFile]
+}
+
+extension API {
+    func addStreamRoutes(to router: Router<AppContext>) {
+        router.post("api/streams") { request, context -> EditedResponse<StreamResponse> in
+            let userID = try context.requireUser()
+            let body = try await request.decodeJSON(StreamActionRequest.self, context: context)
+            let id = try Self.validStreamID(body.streamId)
+            switch body.action {
+            case "start": return try await startStream(id, publicHLS: body.publicHls, owner: userID, request: request)
+            case "stop":
+                let record = try await ownedStream(id, context: context)
+                record.status = IngestStatus.stopped.rawValue
+                record.startedAt = nil
+                try await record.save(on: store.db)
+                ingest.stop(id)
+                return EditedResponse(status: .ok, response: response(record, request: request))
+            default:
+                throw APIError(.badRequest, "invalid_field", "`action` is \"start\" or \"stop\"")
+            }
+        }
+        router.get("api/streams") { request, context -> StreamListResponse in
+            let userID = try context.requireUser()
+            let records = try await IngestStreamRecord.query(on: store.db).filter(\.$ownerID == userID).sort(\.$createdAt).all()
+            return StreamListResponse(streams: records.map { response($0, request: request) })
+        }
+        router.get("api/streams/:id") { request, context -> StreamResponse in
+            response(try await ownedStream(context.parameters.get("id"), context: context), request: request)
+        }
+        router.delete("api/streams/:id") { _, context -> Response in
+            let record = try await ownedStream(context.parameters.get("id"), context: context)
+            try await record.delete(on: store.db)
+            ingest.remove(record.streamID)
+            return Response(status: .noContent)
+        }
+        router.get("api/hls/:id") { request, context -> HLSMetadataResponse in
+            let record = try await ownedStream(context.parameters.get("id"), context: context)
+            let lifetime = try Self.urlLifetime(request.uri.queryParameters.get("ttl"), fallback: Int(configuration.hlsURLLifetime.components.seconds))
+            let expires = Int(Date().timeIntervalSince1970) + lifetime
+            let token = hlsSigner.token(streamID: record.streamID, expires: expires)
+            let snapshot = ingest.stream(record.streamID)?.snapshot
+            let hlsURL = "\(baseURL(request))/hls/\(record.streamID)/\(HLSOutput.playlistName)"
+            return HLSMetadataResponse(
+                message: "HLS stream metadata", streamId: record.streamID, status: snapshot?.status.rawValue ?? record.status,
+                data: .init(hlsUrl: hlsURL, streamUrl: "\(hlsURL)?expires=\(expires)&token=\(token)", accessToken: token,
+                            expiresAt: Date(timeIntervalSince1970: Double(expires)), cdnDomain: hostName(request),
+                            isLive: snapshot?.isLive ?? false, startTime: snapshot?.startTime ?? record.startedAt))
+        }
+        router.get("api/debug/:id") { _, context -> StreamDebugResponse in
+            let record = try await ownedStream(context.parameters.get("id"), context: context)
+            return debug(record)
+        }
+    }
+
+    private func startStream(_ id: String, publicHLS: Bool?, owner: UUID, request: Request) async throws -> EditedResponse<StreamResponse> {
+        if let record = try await IngestStreamRecord.query(on: store.db).filter(\.$streamID == id).first() {
+            guard record.ownerID == owner else { throw APIError(.conflict, "stream_id_taken", "another account uses the stream ID \(id)") }
+            if let publicHLS { record.publicHLS = publicHLS }
+            if record.status == IngestStatus.stopped.rawValue || record.status == IngestStatus.error.rawValue {
+                record.status = IngestStatus.starting.rawValue
+                record.lastError = nil
+            }
+            try await record.save(on: store.db)
+            ingest.start(id, publicHLS: record.publicHLS)
+            return EditedResponse(status: .ok, response: response(record, request: request))
+        }
+        let key = Self.newStreamKey()
+        let record = IngestStreamRecord(streamID: id, ownerID: owner, streamKeySealed: try store.sealer.seal(key),
+                                        streamKeyDigest: store.sealer.lookupDigest(key), streamKeyHint: StreamKeySealer.redact(key),
+                                        publicHLS: publicHLS ?? false)
+        do {
+            try await record.create(on: store.db)
+        } catch let error as any DatabaseError where error.isConstraintFailure {
+            throw APIError(.conflict, "stream_id_taken", "the stream ID \(id) is taken")
+        }
+        ingest.start(id, publicHLS: record.publicHLS)
+        var shown = response(record, request: request)
+        shown.streamKey = key
+        shown.ingest.rtmpPublishUrl = "\(shown.ingest.rtmp)/\(key)"
+        return EditedResponse(status: .created, response: shown)
+    }
+
+    /// The caller's stream: 404 when there is none by that ID, 403 when it is someone else's.
+    private func ownedStream(_ id: String?, context: AppContext) async throws -> IngestStreamRecord {
+        let userID = try context.requireUser()
+        guard let id, let record = try await IngestStreamRecord.query(on: store.db).filter(\.$streamID == id).first() else {
+            throw APIError.notFound("stream")
+        }
+        guard record.ownerID == userID else { throw APIError(.forbidden, "not_owner", "this stream belongs to someone else") }
+        return record
+    }
+
+    private func response(_ record: IngestStreamRecord, request: Request) -> StreamResponse {
+        let snapshot = ingest.stream(record.streamID)?.snapshot
+        return StreamResponse(
+            streamId: record.streamID, status: snapshot?.status.rawValue ?? record.status, isLive: snapshot?.isLive ?? false,
+            streamKey: nil, streamKeyHint: record.streamKeyHint, publicHls: record.publicHLS,
+            ingest: IngestEndpoints(rtmp: "rtmp://\(hostName(request)):\(boundRTMPPort)/live"),
+            hlsUrl: "\(baseURL(request))/hls/\(record.streamID)/\(HLSOutput.playlistName)",
+            startTime: snapshot?.startTime ?? record.startedAt, lastError: snapshot?.lastError ?? record.lastError, createdAt: record.createdAt)
+    }
+
+    private func debug(_ record: IngestStreamRecord) -> StreamDebugResponse {
+        let snapshot = ingest.stream(record.streamID)?.snapshot
+        let directory = ingest.hlsRoot.appendingPathComponent(record.streamID)
+        let playlist = try? String(contentsOf: directory.appendingPathComponent(HLSOutput.playlistName), encoding: .utf8)
+        let files = (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []
+        let segments = files.filter { $0.hasSuffix(".ts") }.sorted { Self.segmentNumber($0) < Self.segmentNumber($1) }.map { name in
+            StreamDebugResponse.SegmentFile(
+                name: name, bytes: ((try? FileManager.default.attributesOfItem(atPath: directory.appendingPathComponent(name).path))?[.size] as? Int) ?? 0)
+        }
+        return StreamDebugResponse(
+            streamId: record.streamID, status: snapshot?.status.rawValue ?? record.status, isLive: snapshot?.isLive ?? false,
+            slateShowing: snapshot?.slateShowing ?? false,
+            publisher: snapshot?.publisher.map { .init(transport: $0.transport.rawValue, remoteAddress: $0.remoteAddress, connectedAt: $0.connectedAt) },
+            publishersSinceStart: snapshot?.publishers ?? 0,
+            video: snapshot?.video.map { .init(codec: "h264", width: $0.width, height: $0.height, framesPerSecond: $0.framesPerSecond) },
+            audio: snapshot?.audio.map { .init(codec: "aac", sampleRate: $0.sampleRate, channels: $0.channels) },
+            bitrate: snapshot?.bitrate ?? 0, framesPerSecond: snapshot?.framesPerSecond ?? 0, droppedFrames: snapshot?.droppedFrames ?? 0,
+            hlsViewers: snapshot?.hlsViewers ?? 0, uptimeSeconds: snapshot?.uptimeSeconds ?? 0,
+            timelineSeconds: Double(snapshot?.timelineEnd ?? 0) / 1_000_000, lastError: snapshot?.lastError ?? record.lastError,
+            playlist: playlist, segments: segments)
+    }
+
+    static func segmentNumber(_ name: String) -> Int {
+        Int(name.dropFirst("segment".count).dropLast(".ts".count)) ?? -1
+    }
+
+    /// An ingest stream's HLS: open when the stream is public, otherwise only through a
+    /// signed URL, whose query the playlist passes on to every segment.
+    func serveIngestHLS(_ request: Request, _ context: AppContext, streamID: String, file: String) throws -> Response {
+        guard let stream = ingest.stream(streamID) else {
+            throw APIError(.notFound, "not_live", "stream \(streamID) has no HLS here (is it started and publishing?)")
+        }
+        let query = request.uri.queryParameters
+        var signature: String?
+        if let token = query.get("token") {
+            let expires = query.get("expires") ?? ""
+            switch hlsSigner.check(streamID: streamID, expires: expires, token: token) {
+            case .badSignature: throw APIError(.forbidden, "bad_signature", "this HLS URL's signature does not match; ask GET /api/hls/\(streamID) for a new one")
+            case .expired: throw APIError(.gone, "url_expired", "this HLS URL has expired; ask GET /api/hls/\(streamID) for a new one")
+            case .valid: signature = "expires=\(expires)&token=\(token)"
+            }
+        } else if !stream.publicHLS {
+            throw APIError(.unauthorized, "signature_required", "this stream plays through a signed URL: GET /api/hls/\(streamID) gives one")
+        }
+        let isPlaylist = file == HLSOutput.playlistName
+        guard isPlaylist || (file.hasPrefix("segment") && file.hasSuffix(".ts") && Self.segmentNumber(file) >= 0) else {
+            throw APIError(.notFound, "not_found", "no such HLS file")
+        }
+        let path = ingest.hlsRoot.appendingPathComponent(streamID).appendingPathComponent(file).path
+        guard var data = FileManager.default.contents(atPath: path) else {
+            throw APIError(.notFound, "not_live", "stream \(streamID) has no HLS \(isPlaylist ? "playlist" : "segment") yet")
+        }
+        if isPlaylist {
+            stream.noteViewer(context.clientAddress ?? signature ?? "unknown")
+            if let signature {
+                let text = String(decoding: data, as: UTF8.self)
+                data = Data(text.split(separator: "\n", omittingEmptySubsequences: false)
+                    .map { $0.isEmpty || $0.hasPrefix("#") ? String($0) : "\($0)?\(signature)" }
+                    .joined(separator: "\n").utf8)
+            }
+        }
+        return Self.hlsResponse(data, isPlaylist: isPlaylist)
+    }
+
+    /// Letters, digits, `-` and `_`, up to 64, not shaped like a UUID (those name broadcasts' HLS).
+    static func validStreamID(_ text: String) throws -> String {
+        let allowed = text.unicodeScalars.allSatisfy { ("a"..."z").contains($0) || ("A"..."Z").contains($0) || ("0"..."9").contains($0) || $0 == "-" || $0 == "_" }
+        guard !text.isEmpty, text.count <= 64, allowed, text.first != "-", text.first != "_" else {
+            throw APIError(.badRequest, "invalid_field", "`stream_id` is 1 to 64 letters, digits, - or _, starting with a letter or digit")
+        }
+        guard UUID(uuidString: text) == nil else {
+            throw APIError(.badRequest, "invalid_field", "`stream_id` must not be a UUID; those name broadcasts")
+        }
+        return text
+    }
+
+    static func urlLifetime(_ text: String?, fallback: Int) throws -> Int {
+        guard let text else { return fallback }
+        guard let seconds = Int(text), (60...7 * 86400).contains(seconds) else {
+            throw APIError(.badRequest, "invalid_field", "`ttl` is a number of seconds from 60 to 604800")
+        }
+        return seconds
+    }
+
+    static func newStreamKey() -> String {
+        let alphabet = Array("abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789")
+        var generator = SystemRandomNumberGenerator()
+        return "live_" + String((0..<24).map { _ in alphabet[Int(generator.next(upperBound: UInt(alphabet.count)))] })
+    }
+
+    /// The host the client used, without its port.
+    func hostName(_ request: Request) -> String {
+        let authority = request.head.authority ?? configuration.publicIP ?? "localhost"
+        if authority.hasPrefix("["), let end = authority.firstIndex(of: "]") { return String(authority[...end]) }
+        return String(authority.split(separator: ":").first ?? "localhost")
+    }
+
+    /// The scheme and authority the client used for this request.
+    func baseURL(_ request: Request) -> String {
+        let scheme = request.headers[.init("X-Forwarded-Proto")!] == "https" ? "https" : "http"
+        let authority = request.head.authority ?? "localhost:\(configuration.httpPort)"
+        return "\(scheme)://\(authority)"
+    }
+}

@@ -1,0 +1,145 @@
+import FLV
+import MediaCodecs
+import RTMP
+
+/// Turns an RTMP publisher's FLV tags into the H.264 (Annex B) and AAC (raw) packets the
+/// outputs take, with the tracks they describe. Keyframes carry their SPS/PPS in band, so
+/// any segment can start on one. Timestamps become microseconds on an unwrapped clock.
+struct FLVElementaryStreams {
+    enum Output {
+        /// The tracks changed (a sequence header arrived): outputs must reopen with these.
+        case tracks
+        case packet(ProgramPacket)
+    }
+
+    private(set) var video: ContainerWriter.VideoTrack?
+    private(set) var audio: ContainerWriter.AudioTrack?
+    /// Why the video could not be used (an unsupported codec): the stream cannot go on.
+    private(set) var unsupportedVideo: String?
+    /// Why the audio is left out (an unsupported format): the video goes on without it.
+    private(set) var unsupportedAudio: String?
+    private var lengthSize = 4
+    private var width = 0
+    private var height = 0
+    private var framesPerSecond = 30
+    private var clock = UnwrappedClock()
+
+    mutating func metadata(_ properties: [String: AMF0Value]) {
+        if let value = properties["width"]?.number, value > 0, value < 16384 { width = Int(value) & ~1 }
+        if let value = properties["height"]?.number, value > 0, value < 16384 { height = Int(value) & ~1 }
+        if let value = properties["framerate"]?.number, value >= 1, value <= 240 { framesPerSecond = Int(value.rounded()) }
+        if var track = video {
+            track.width = width
+            track.height = height
+            track.framesPerSecond = framesPerSecond
+            video = track
+        }
+    }
+
+    /// The size the publisher announced, if it did.
+    var announcedSize: (width: Int, height: Int)? { width > 0 && height > 0 ? (width, height) : nil }
+
+    mutating func video(timestamp: UInt32, body: [UInt8]) throws(FLVError) -> [Output] {
+        let tag = try FLVVideoTag.parse(body[...])
+        switch tag.codec {
+        case .avc, .fourCC("avc1"): break
+        case .fourCC(let name):
+            unsupportedVideo = "video codec \(name): HLS passthrough carries H.264"
+            return []
+        case .legacy(let id):
+            unsupportedVideo = "FLV video codec \(id): HLS passthrough carries H.264"
+            return []
+        }
+        switch tag.kind {
+        case .sequenceHeader:
+            let record = try AVCDecoderConfiguration.parse(tag.payload)
+            guard record.parameterSets != video?.parameterSets || record.lengthSize != lengthSize else { return [] }
+            lengthSize = record.lengthSize
+            video = ContainerWriter.VideoTrack(width: width, height: height, framesPerSecond: framesPerSecond, parameterSets: record.parameterSets)
+            return [.tracks]
+        case .frame:
+            guard let track = video else { return [] }
+            var annexB = try FLVVideoTag.annexB(lengthPrefixed: tag.payload, lengthSize: lengthSize)
+            guard !annexB.isEmpty else { return [] }
+            if tag.isKeyframe, !AnnexB.nalUnits(annexB).contains(where: { AnnexB.type($0) == 7 }) {
+                annexB = track.parameterSets + annexB
+            }
+            let dts = clock.microseconds(timestamp)
+            let pts = dts + Int64(tag.compositionTime) * 1000
+            return [.packet(ProgramPacket(kind: .video, data: annexB, pts: pts, dts: dts, isKeyframe: tag.isKeyframe))]
+        case .endOfSequence, .other:
+            return []
+        }
+    }
+
+    mutating func audio(timestamp: UInt32, body: [UInt8]) throws(FLVError) -> [Output] {
+        let tag = try FLVAudioTag.parse(body[...])
+        guard tag.format == 10 else {
+            unsupportedAudio = "FLV audio format \(tag.format): HLS passthrough carries AAC"
+            return []
+        }
+        if tag.isSequenceHeader {
+            let config = Array(tag.payload)
+            guard config != audio?.audioSpecificConfig else { return [] }
+            let (rate, channels) = try Self.describe(audioSpecificConfig: config)
+            audio = ContainerWriter.AudioTrack(sampleRate: rate, channels: channels, audioSpecificConfig: config)
+            return [.tracks]
+        }
+        guard audio != nil, !tag.payload.isEmpty else { return [] }
+        let time = clock.microseconds(timestamp)
+        return [.packet(ProgramPacket(kind: .audio, data: Array(tag.payload), pts: time, dts: time, isKeyframe: true))]
+    }
+
+    /// Sample rate and channel count from an AudioSpecificConfig (ISO 14496-3 §1.6.2.1).
+    static func describe(audioSpecificConfig config: [UInt8]) throws(FLVError) -> (Int, Int) {
+        guard config.count >= 2 else { throw FLVError.truncated("AudioSpecificConfig") }
+        let rates = [96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350]
+        var bits = BitReader(config)
+        var objectType = bits.read(5)
+        if objectType == 31 { objectType = 32 + bits.read(6) }
+        let index = bits.read(4)
+        let rate: Int
+        if index == 15 {
+            guard config.count >= 5 else { throw FLVError.truncated("explicit AAC sample rate") }
+            rate = bits.read(24)
+        } else {
+            guard index < rates.count else { throw FLVError.unsupported("AAC sample rate index \(index)") }
+            rate = rates[index]
+        }
+        let channels = bits.read(4)
+        guard rate > 0, (1...8).contains(channels) else { throw FLVError.unsupported("AAC with channel configuration \(channels)") }
+        return (rate, channels == 7 ? 8 : channels)
+    }
+}
+
+/// RTMP's 32-bit millisecond timestamps on a clock that does not wrap after 49 days.
+struct UnwrappedClock {
+    private var last: UInt32?
+    private var wraps: Int64 = 0
+
+    mutating func microseconds(_ timestamp: UInt32) -> Int64 {
+        if let last, timestamp < last, last - timestamp > 0x8000_0000 { wraps += 1 }
+        last = timestamp
+        return (wraps << 32 + Int64(timestamp)) * 1000
+    }
+}
+
+struct BitReader {
+    private let bytes: [UInt8]
+    private var position = 0
+
+    init(_ bytes: [UInt8]) {
+        self.bytes = bytes
+    }
+
+    /// The next `count` bits, most significant first; zeros past the end.
+    mutating func read(_ count: Int) -> Int {
+        var value = 0
+        for _ in 0..<count {
+            let byte = position / 8 < bytes.count ? bytes[position / 8] : 0
+            value = value << 1 | Int(byte >> (7 - UInt8(position % 8)) & 1)
+            position += 1
+        }
+        return value
+    }
+}

@@ -1,0 +1,147 @@
+import Foundation
+import Logging
+import MediaCodecs
+import Synchronization
+
+/// An encoder asking to publish, before any of its media is read.
+public struct IngestRequest: Sendable, Equatable {
+    public var transport: IngestProtocol
+    /// The RTMP application (`live`), or the resource an SRT stream ID names.
+    public var app: String
+    public var streamKey: String
+    /// What followed `?` in the stream name (tokens some encoders add), for a webhook.
+    public var query: String
+    public var remoteAddress: String
+
+    public init(transport: IngestProtocol, app: String, streamKey: String, query: String = "", remoteAddress: String) {
+        self.transport = transport
+        self.app = app
+        self.streamKey = streamKey
+        self.query = query
+        self.remoteAddress = remoteAddress
+    }
+}
+
+/// What the owner of the stream keys says about a publish.
+public enum IngestDecision: Sendable, Equatable {
+    case allow(streamID: String)
+    case deny(String)
+}
+
+/// Every ingest stream on this node, by stream ID. Publishers come in through `publish`
+/// (from the RTMP and SRT servers and WHIP); the stream API starts and stops streams.
+public final class IngestHub: Sendable {
+    /// `DATA_DIR/hls/streams`: each stream's HLS lives in a folder named by its ID.
+    public let hlsRoot: URL
+    public let slateTimeout: Duration
+    private let authorize: @Sendable (IngestRequest) async -> IngestDecision
+    private let onStatus: @Sendable (IngestStreamSnapshot) -> Void
+    private let streams = Mutex<[String: IngestStream]>([:])
+    private let logger: Logger
+
+    public init(hlsRoot: URL, slateTimeout: Duration = .seconds(60), logger: Logger,
+                authorize: @escaping @Sendable (IngestRequest) async -> IngestDecision,
+                onStatus: @escaping @Sendable (IngestStreamSnapshot) -> Void = { _ in }) {
+        self.hlsRoot = hlsRoot
+        self.slateTimeout = slateTimeout
+        self.logger = logger
+        self.authorize = authorize
+        self.onStatus = onStatus
+    }
+
+    public func stream(_ id: String) -> IngestStream? {
+        streams.withLock { $0[id] }
+    }
+
+    private func streamOrNew(_ id: String) -> IngestStream {
+        streams.withLock { streams in
+            if let stream = streams[id] { return stream }
+            let stream = IngestStream(id: id, directory: hlsRoot.appendingPathComponent(id), slateTimeout: slateTimeout,
+                                      logger: logger, onStatus: onStatus)
+            streams[id] = stream
+            return stream
+        }
+    }
+
+    /// Arms the stream: the next publish with its key is accepted.
+    public func start(_ id: String, publicHLS: Bool = false) {
+        let stream = streamOrNew(id)
+        stream.publicHLS = publicHLS
+        stream.arm()
+    }
+
+    /// Records who may watch without a signed URL, for a stream known from the store.
+    public func setAccess(_ id: String, publicHLS: Bool) {
+        streamOrNew(id).publicHLS = publicHLS
+    }
+
+    /// Stops the stream: its publisher is closed, HLS ends, publishes are refused.
+    public func stop(_ id: String) {
+        streamOrNew(id).stop()
+    }
+
+    /// Forgets the stream (it was deleted): as stop, then nothing is kept.
+    public func remove(_ id: String) {
+        let stream = streams.withLock { $0.removeValue(forKey: id) }
+        stream?.stop()
+        try? FileManager.default.removeItem(at: hlsRoot.appendingPathComponent(id))
+    }
+
+    /// Closes every publisher and ends every playlist for a server going down, leaving each
+    /// stream's status as it was so it takes publishers again after a restart.
+    public func shutdown() {
+        for stream in streams.withLock({ Array($0.values) }) { stream.shutdown() }
+    }
+
+    /// Asks whether `request` may publish and, if so, makes it its stream's publisher.
+    /// `close` ends the publisher's connection when the stream drops it (replaced, stopped).
+    public func publish(_ request: IngestRequest, close: @escaping @Sendable (String) -> Void) async -> Result<IngestPublisher, IngestRefusal> {
+        switch await authorize(request) {
+        case .deny(let reason):
+            logger.notice("ingest: publish refused", metadata: ["transport": "\(request.transport.rawValue)", "from": "\(request.remoteAddress)", "reason": "\(reason)"])
+            return .failure(IngestRefusal(reason: reason))
+        case .allow(let id):
+            let stream = streamOrNew(id)
+            let info = IngestPublisherInfo(transport: request.transport, remoteAddress: request.remoteAddress, connectedAt: Date())
+            guard let token = stream.attach(info, close: close) else {
+                return .failure(IngestRefusal(reason: "stream \(id) is \(stream.snapshot.status.rawValue); start it with POST /api/streams"))
+            }
+            logger.info("ingest: publishing", metadata: ["stream": "\(id)", "transport": "\(request.transport.rawValue)", "from": "\(request.remoteAddress)"])
+            return .success(IngestPublisher(stream: stream, token: token))
+        }
+    }
+}
+
+public struct IngestRefusal: Error, Sendable, Equatable {
+    public var reason: String
+}
+
+/// One publisher's handle on its stream. Once another publisher takes the stream over,
+/// every call here is ignored.
+public final class IngestPublisher: Sendable {
+    public let stream: IngestStream
+    let token: UInt64
+
+    init(stream: IngestStream, token: UInt64) {
+        self.stream = stream
+        self.token = token
+    }
+
+    public var streamID: String { stream.id }
+
+    public func setTracks(video: ContainerWriter.VideoTrack?, audio: ContainerWriter.AudioTrack?) {
+        stream.setTracks(token: token, video: video, audio: audio)
+    }
+
+    public func send(_ packet: ProgramPacket) {
+        stream.send(token: token, packet)
+    }
+
+    public func fail(_ reason: String) {
+        stream.fail(token: token, reason)
+    }
+
+    public func detach(reason: String) {
+        stream.detach(token: token, reason: reason)
+    }
+}

@@ -1,0 +1,416 @@
+import Dispatch
+import Foundation
+import Logging
+import MediaCodecs
+import Metrics
+import Outputs
+import Synchronization
+
+/// Where an ingest stream is in its life, as the stream API reports it.
+public enum IngestStatus: String, Sendable, Codable {
+    /// Armed: waiting for a publisher (or for one to come back after the slate ran out).
+    case starting
+    /// A publisher is sending, or has just dropped and the slate is holding its place.
+    case running
+    /// Stopped through the API: publishes are refused until it is started again.
+    case stopped
+    /// The publisher sent something the stream cannot carry.
+    case error
+}
+
+/// The transport an encoder used.
+public enum IngestProtocol: String, Sendable, Codable {
+    case rtmp
+    case srt
+    case whip
+}
+
+public struct IngestPublisherInfo: Sendable, Codable, Equatable {
+    public var transport: IngestProtocol
+    public var remoteAddress: String
+    public var connectedAt: Date
+}
+
+/// A stream's state for the API and /api/debug.
+public struct IngestStreamSnapshot: Sendable {
+    public var streamID: String
+    public var status: IngestStatus
+    /// A publisher is connected and its media is reaching viewers.
+    public var isLive: Bool
+    public var slateShowing: Bool
+    /// When this run's first publisher connected.
+    public var startTime: Date?
+    public var publisher: IngestPublisherInfo?
+    public var lastError: String?
+    public var bitrate: Int
+    public var framesPerSecond: Double
+    public var droppedFrames: Int
+    public var hlsViewers: Int
+    public var uptimeSeconds: Double
+    public var video: ContainerWriter.VideoTrack?
+    public var audio: ContainerWriter.AudioTrack?
+    public var publishers: Int
+    /// The furthest timestamp written to HLS, in microseconds on the stream's clock.
+    public var timelineEnd: Int64
+}
+
+/// One ingest stream: its publisher (at most one at a time), its HLS passthrough, the slate
+/// that stands in while the publisher is away, and its figures. Publisher calls come from
+/// the publisher's event loop and never block; slate work runs on the stream's own queue.
+public final class IngestStream: Sendable {
+    public let id: String
+    let directory: URL
+    let slateTimeout: Duration
+    private let queue: DispatchQueue
+    private let state: Mutex<State>
+    private let logger: Logger
+    private let onStatus: @Sendable (IngestStreamSnapshot) -> Void
+    private let metrics: Metrics
+    private let publicAccess = Atomic<Bool>(false)
+
+    /// Whether HLS plays without a signed URL (the stream's owner chooses).
+    public var publicHLS: Bool {
+        get { publicAccess.load(ordering: .relaxed) }
+        set { publicAccess.store(newValue, ordering: .relaxed) }
+    }
+
+    private struct State: @unchecked Sendable {
+        var status = IngestStatus.starting
+        var publisher: (token: UInt64, info: IngestPublisherInfo, close: @Sendable (String) -> Void)?
+        var nextToken: UInt64 = 1
+        var publishers = 0
+        var hls: HLSOutput?
+        var timeline = IngestTimeline()
+        var video: ContainerWriter.VideoTrack?
+        var audio: ContainerWriter.AudioTrack?
+        /// Set when tracks change or a new source starts: applied at the next keyframe.
+        var tracksChanged = false
+        var newSource = false
+        var waitingForKeyframe = true
+        var slate: SlateRun?
+        var startTime: Date?
+        var lastError: String?
+        var droppedFrames = 0
+        var rate = RateWindow()
+        var viewers: [String: ContinuousClock.Instant] = [:]
+    }
+
+    private struct SlateRun {
+        var timer: any DispatchSourceTimer
+        var started: ContinuousClock.Instant
+        var slate: Slate?
+        var group: Int64 = 0
+    }
+
+    private struct Metrics: Sendable {
+        let bitrate: Gauge
+        let framesPerSecond: Gauge
+        let dropped: Counter
+        let viewers: Gauge
+        let uptime: Gauge
+        let hlsDrops: Counter
+
+        init(_ id: String) {
+            let dimensions = [("stream", id)]
+            bitrate = Gauge(label: "tally_ingest_bitrate_bps", dimensions: dimensions)
+            framesPerSecond = Gauge(label: "tally_ingest_frames_per_second", dimensions: dimensions)
+            dropped = Counter(label: "tally_ingest_dropped_frames_total", dimensions: dimensions)
+            viewers = Gauge(label: "tally_ingest_hls_viewers", dimensions: dimensions)
+            uptime = Gauge(label: "tally_ingest_uptime_seconds", dimensions: dimensions)
+            hlsDrops = Counter(label: "tally_ingest_hls_dropped_packets_total", dimensions: dimensions)
+        }
+    }
+
+    init(id: String, directory: URL, slateTimeout: Duration, logger: Logger, onStatus: @escaping @Sendable (IngestStreamSnapshot) -> Void) {
+        self.id = id
+        self.directory = directory
+        self.slateTimeout = slateTimeout
+        self.logger = logger
+        self.onStatus = onStatus
+        queue = DispatchQueue(label: "tally.ingest.\(id)")
+        state = Mutex(State())
+        metrics = Metrics(id)
+    }
+
+    // MARK: Publisher side
+
+    /// Makes `info` the stream's publisher, replacing (and closing) any other at once.
+    func attach(_ info: IngestPublisherInfo, close: @escaping @Sendable (String) -> Void) -> UInt64? {
+        let (token, replaced) = state.withLock { state -> (UInt64?, (@Sendable (String) -> Void)?) in
+            guard state.status == .starting || state.status == .running else { return (nil, nil) }
+            let replaced = state.publisher?.close
+            let token = state.nextToken
+            state.nextToken += 1
+            state.publisher = (token, info, close)
+            state.publishers += 1
+            state.status = .running
+            state.lastError = nil
+            if state.startTime == nil { state.startTime = Date() }
+            stopSlate(&state)
+            state.newSource = true
+            state.tracksChanged = true
+            state.waitingForKeyframe = true
+            state.video = nil
+            state.audio = nil
+            return (token, replaced)
+        }
+        if let replaced {
+            logger.notice("ingest: a new publisher replaces the old one", metadata: ["stream": "\(id)", "from": "\(info.remoteAddress)"])
+            replaced("replaced by a new publisher with the same key")
+        }
+        if token != nil { report() }
+        return token
+    }
+
+    func setTracks(token: UInt64, video: ContainerWriter.VideoTrack?, audio: ContainerWriter.AudioTrack?) {
+        state.withLock { state in
+            guard state.publisher?.token == token else { return }
+            state.video = video
+            state.audio = audio
+            state.tracksChanged = true
+        }
+    }
+
+    func send(token: UInt64, _ packet: ProgramPacket) {
+        state.withLock { state in
+            guard state.publisher?.token == token else { return }
+            let rolled = state.rate.add(bytes: packet.data.count, frame: packet.kind == .video, at: .now)
+            if rolled { publishFigures(state) }
+            if state.waitingForKeyframe {
+                guard packet.kind == .video, packet.isKeyframe, let video = state.video else {
+                    if packet.kind == .video {
+                        state.droppedFrames += 1
+                        metrics.dropped.increment()
+                    }
+                    return
+                }
+                state.waitingForKeyframe = false
+                if state.newSource {
+                    state.timeline.beginSource()
+                    state.newSource = false
+                }
+                if let hls = state.hls {
+                    if state.tracksChanged { hls.changeTracks(video: video, audio: state.audio) }
+                } else {
+                    do {
+                        state.hls = try HLSOutput(directory: directory, video: video, audio: state.audio, dropCounter: metrics.hlsDrops)
+                    } catch {
+                        state.lastError = "cannot write HLS into \(directory.path): \(error)"
+                        logger.error("ingest: \(state.lastError!)", metadata: ["stream": "\(id)"])
+                        return
+                    }
+                }
+                state.tracksChanged = false
+            } else if state.tracksChanged, packet.kind == .video, packet.isKeyframe, let video = state.video {
+                state.hls?.changeTracks(video: video, audio: state.audio)
+                state.tracksChanged = false
+            }
+            state.hls?.offer(state.timeline.map(packet))
+        }
+    }
+
+    /// The publisher sent what the stream cannot carry: the stream goes to `error`.
+    func fail(token: UInt64, _ reason: String) {
+        let close = state.withLock { state -> (@Sendable (String) -> Void)? in
+            guard state.publisher?.token == token else { return nil }
+            let close = state.publisher?.close
+            state.publisher = nil
+            state.status = .error
+            state.lastError = reason
+            endHLS(&state)
+            return close
+        }
+        guard let close else { return }
+        logger.warning("ingest: stream failed", metadata: ["stream": "\(id)", "reason": "\(reason)"])
+        close(reason)
+        report()
+    }
+
+    /// The publisher is gone: the slate holds the stream until it returns or time runs out.
+    func detach(token: UInt64, reason: String) {
+        let detached = state.withLock { state -> Bool in
+            guard state.publisher?.token == token else { return false }
+            state.publisher = nil
+            state.rate = RateWindow()
+            publishFigures(state)
+            if state.hls != nil { startSlate(&state) } else { state.status = .starting }
+            return true
+        }
+        guard detached else { return }
+        logger.info("ingest: publisher left", metadata: ["stream": "\(id)", "reason": "\(reason)"])
+        report()
+    }
+
+    // MARK: API side
+
+    /// Stopped through the API: the publisher is closed and HLS ends.
+    func stop() {
+        let close = state.withLock { state -> (@Sendable (String) -> Void)? in
+            let close = state.publisher?.close
+            state.publisher = nil
+            state.status = .stopped
+            state.startTime = nil
+            stopSlate(&state)
+            endHLS(&state)
+            return close
+        }
+        close?("the stream was stopped")
+        report()
+    }
+
+    /// The server is going down: the publisher is closed and HLS ends, silently.
+    func shutdown() {
+        let close = state.withLock { state -> (@Sendable (String) -> Void)? in
+            let close = state.publisher?.close
+            state.publisher = nil
+            stopSlate(&state)
+            endHLS(&state)
+            return close
+        }
+        close?("the server is shutting down")
+    }
+
+    /// Started (again) through the API: publishes are welcome.
+    func arm() {
+        let changed = state.withLock { state -> Bool in
+            guard state.status == .stopped || state.status == .error else { return false }
+            state.status = .starting
+            state.lastError = nil
+            return true
+        }
+        if changed { report() }
+    }
+
+    /// A viewer fetched the playlist; viewers are the addresses seen in the last 30 s.
+    public func noteViewer(_ address: String) {
+        state.withLock { state in
+            let now = ContinuousClock.now
+            state.viewers[address] = now
+            state.viewers = state.viewers.filter { now - $0.value < .seconds(30) }
+            metrics.viewers.record(state.viewers.count)
+        }
+    }
+
+    public var snapshot: IngestStreamSnapshot {
+        state.withLock { snapshot($0) }
+    }
+
+    private func snapshot(_ state: State) -> IngestStreamSnapshot {
+        let now = ContinuousClock.now
+        let uptime = state.startTime.map { Date().timeIntervalSince($0) } ?? 0
+        return IngestStreamSnapshot(
+            streamID: id, status: state.status, isLive: state.publisher != nil && !state.waitingForKeyframe, slateShowing: state.slate != nil,
+            startTime: state.startTime, publisher: state.publisher?.info, lastError: state.lastError,
+            bitrate: state.rate.bitsPerSecond, framesPerSecond: state.rate.framesPerSecond, droppedFrames: state.droppedFrames,
+            hlsViewers: state.viewers.values.filter { now - $0 < .seconds(30) }.count, uptimeSeconds: uptime,
+            video: state.video, audio: state.audio, publishers: state.publishers, timelineEnd: state.timeline.end)
+    }
+
+    private func report() {
+        onStatus(snapshot)
+    }
+
+    private func publishFigures(_ state: State) {
+        metrics.bitrate.record(state.rate.bitsPerSecond)
+        metrics.framesPerSecond.record(state.rate.framesPerSecond)
+        metrics.uptime.record(state.startTime.map { Date().timeIntervalSince($0) } ?? 0)
+    }
+
+    // MARK: Slate
+
+    private func startSlate(_ state: inout State) {
+        guard state.slate == nil else { return }
+        // The slate takes the publisher's size, so players need not resize for it.
+        let width = state.video.map(\.width).flatMap { (2...3840).contains($0) ? $0 & ~1 : nil } ?? 1280
+        let height = state.video.map(\.height).flatMap { (2...2160).contains($0) ? $0 & ~1 : nil } ?? 720
+        let timer = DispatchSource.makeTimerSource(queue: queue)
+        timer.schedule(deadline: .now(), repeating: .nanoseconds(Int(Slate.groupDuration * 1000)))
+        timer.setEventHandler { [weak self] in self?.slateTick(width: width, height: height) }
+        state.slate = SlateRun(timer: timer, started: .now)
+        timer.resume()
+    }
+
+    private func stopSlate(_ state: inout State) {
+        state.slate?.timer.cancel()
+        state.slate = nil
+    }
+
+    /// One slate group onto HLS, or the end of the stream once the publisher has been away too long.
+    private func slateTick(width: Int, height: Int) {
+        let cached = state.withLock { $0.slate?.slate }
+        var built: Slate?
+        if cached == nil {
+            do {
+                built = try Slate(width: width, height: height)
+            } catch {
+                logger.error("ingest: cannot make the slate: \(error)", metadata: ["stream": "\(id)"])
+            }
+        }
+        let ended = state.withLock { state -> Bool in
+            guard var run = state.slate, state.publisher == nil else { return false }
+            if .now - run.started >= slateTimeout {
+                stopSlate(&state)
+                endHLS(&state)
+                state.status = .starting
+                state.startTime = nil
+                return true
+            }
+            if run.slate == nil { run.slate = built }
+            guard let slate = run.slate, let hls = state.hls else {
+                state.slate = run
+                return false
+            }
+            if run.group == 0 {
+                hls.changeTracks(video: slate.video, audio: slate.audio)
+                state.timeline.beginSource()
+            }
+            for packet in slate.group(run.group) { hls.offer(state.timeline.map(packet)) }
+            run.group += 1
+            state.slate = run
+            return false
+        }
+        if ended {
+            logger.info("ingest: the publisher did not return; HLS ended", metadata: ["stream": "\(id)"])
+            report()
+        }
+    }
+
+    private func endHLS(_ state: inout State) {
+        state.hls?.finish()
+        state.hls = nil
+        state.timeline = IngestTimeline()
+        state.waitingForKeyframe = true
+    }
+}
+
+/// Bits and frames per second over the last few whole seconds.
+struct RateWindow {
+    private var buckets: [(second: Int64, bytes: Int, frames: Int)] = []
+    private let origin = ContinuousClock.now
+    static let seconds = 5
+
+    /// Counts a packet; true when a new second began (figures worth publishing).
+    mutating func add(bytes: Int, frame: Bool, at instant: ContinuousClock.Instant) -> Bool {
+        let second = (instant - origin).components.seconds
+        var rolled = false
+        if buckets.last?.second != second {
+            buckets.append((second, 0, 0))
+            buckets.removeAll { $0.second < second - Int64(Self.seconds) }
+            rolled = true
+        }
+        buckets[buckets.count - 1].bytes += bytes
+        if frame { buckets[buckets.count - 1].frames += 1 }
+        return rolled
+    }
+
+    /// Whole seconds only; a second with no packets at all has no bucket but still counts.
+    private var complete: (bytes: Int, frames: Int, seconds: Int)? {
+        guard let first = buckets.first, let last = buckets.last, last.second > first.second else { return nil }
+        let whole = buckets.dropLast()
+        return (whole.reduce(0) { $0 + $1.bytes }, whole.reduce(0) { $0 + $1.frames }, Int(last.second - first.second))
+    }
+
+    var bitsPerSecond: Int { complete.map { $0.bytes * 8 / $0.seconds } ?? 0 }
+
+    var framesPerSecond: Double { complete.map { Double($0.frames) / Double($0.seconds) } ?? 0 }
+}

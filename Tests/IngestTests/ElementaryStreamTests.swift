@@ -1,0 +1,97 @@
+import FLV
+import MediaCodecs
+import Testing
+
+@testable import Ingest
+
+@Suite struct ElementaryStreamTests {
+    let parameterSets: [UInt8] = [0, 0, 0, 1, 0x67, 0x64, 0x00, 0x1F, 0xAC, 0, 0, 0, 1, 0x68, 0xEE, 0x3C, 0x80]
+
+    @Test func keyframesCarryTheirParameterSetsAndTimesBecomeMicroseconds() throws {
+        var streams = FLVElementaryStreams()
+        streams.metadata(["width": .number(1920), "height": .number(1080), "framerate": .number(60)])
+        // A frame before any sequence header has nothing to describe it: dropped.
+        #expect(try streams.video(timestamp: 0, body: FLVVideo.avcFrame(annexB: [0, 0, 0, 1, 0x65, 1], keyframe: true)).isEmpty)
+        let header = try streams.video(timestamp: 0, body: FLVVideo.avcSequenceHeader(parameterSets: parameterSets))
+        #expect(header.count == 1)
+        #expect(streams.video?.width == 1920 && streams.video?.height == 1080 && streams.video?.framesPerSecond == 60)
+        // The same header again changes nothing.
+        #expect(try streams.video(timestamp: 0, body: FLVVideo.avcSequenceHeader(parameterSets: parameterSets)).isEmpty)
+        let outputs = try streams.video(timestamp: 1000, body: FLVVideo.avcFrame(annexB: [0, 0, 0, 1, 0x65, 1, 2], keyframe: true, compositionTime: 66))
+        guard case .packet(let keyframe) = outputs.first else {
+            Issue.record("no packet")
+            return
+        }
+        #expect(keyframe.data == parameterSets + [0, 0, 0, 1, 0x65, 1, 2])
+        #expect(keyframe.dts == 1_000_000 && keyframe.pts == 1_066_000 && keyframe.isKeyframe)
+        guard case .packet(let delta) = try streams.video(timestamp: 1033, body: FLVVideo.avcFrame(annexB: [0, 0, 0, 1, 0x41, 9], keyframe: false)).first else {
+            Issue.record("no packet")
+            return
+        }
+        #expect(delta.data == [0, 0, 0, 1, 0x41, 9] && !delta.isKeyframe)
+    }
+
+    @Test func aacConfigurationsDescribeRateAndChannels() throws {
+        #expect(try FLVElementaryStreams.describe(audioSpecificConfig: [0x11, 0x90]) == (48000, 2))
+        #expect(try FLVElementaryStreams.describe(audioSpecificConfig: [0x12, 0x10]) == (44100, 2))
+        #expect(try FLVElementaryStreams.describe(audioSpecificConfig: [0x12, 0x08]) == (44100, 1))
+        #expect(throws: FLVError.self) { try FLVElementaryStreams.describe(audioSpecificConfig: [0x17, 0x80]) }
+        var streams = FLVElementaryStreams()
+        #expect(try streams.audio(timestamp: 5, body: FLVAudio.aacSequenceHeader(audioSpecificConfig: [0x11, 0x90])).count == 1)
+        guard case .packet(let frame) = try streams.audio(timestamp: 21, body: FLVAudio.aacFrame([1, 2, 3])).first else {
+            Issue.record("no packet")
+            return
+        }
+        #expect(frame.kind == .audio && frame.data == [1, 2, 3] && frame.dts == 21_000)
+    }
+
+    @Test func otherCodecsAreNamed() throws {
+        var streams = FLVElementaryStreams()
+        let hevc: [UInt8] = [0x90 | 0x00] + Array("hvc1".utf8) + [1, 2, 3]
+        #expect(try streams.video(timestamp: 0, body: hevc).isEmpty)
+        #expect(streams.unsupportedVideo?.contains("hvc1") == true)
+        #expect(try streams.audio(timestamp: 0, body: [0x2F, 1, 2]).isEmpty)
+        #expect(streams.unsupportedAudio?.contains("format 2") == true)
+    }
+
+    @Test func rtmpTimestampsUnwrap() {
+        var clock = UnwrappedClock()
+        #expect(clock.microseconds(0xFFFF_FF00) == Int64(0xFFFF_FF00) * 1000)
+        #expect(clock.microseconds(0x10) == (Int64(1) << 32 + 0x10) * 1000)
+        // A small step back (reordered audio) is not a wrap.
+        #expect(clock.microseconds(0x08) == (Int64(1) << 32 + 0x08) * 1000)
+    }
+
+    @Test func theTimelineJoinsSourcesEndToEnd() {
+        var timeline = IngestTimeline()
+        func packet(_ dts: Int64, _ kind: ProgramPacket.Kind = .video) -> ProgramPacket {
+            ProgramPacket(kind: kind, data: [], pts: dts + 1000, dts: dts, isKeyframe: false)
+        }
+        #expect(timeline.map(packet(5_000_000)).dts == 0)
+        #expect(timeline.map(packet(5_040_000)).dts == 40_000)
+        #expect(timeline.map(packet(5_040_000, .audio)).pts == 41_000)
+        timeline.beginSource()
+        let joined = timeline.map(packet(0))
+        #expect(joined.dts == 40_000 + IngestTimeline.joinGap)
+        // A source that leaps an hour ahead is rebased rather than followed.
+        let leap = timeline.map(packet(3_600_000_000))
+        #expect(leap.dts == joined.dts + IngestTimeline.joinGap)
+    }
+
+    @Test func theSlateIsOneGroupRepeatedOnOneClock() throws {
+        let slate = try Slate(width: 320, height: 180)
+        let first = slate.group(0)
+        let pictures = first.filter { $0.kind == .video }
+        #expect(pictures.count == 60 && pictures.first?.isKeyframe == true && pictures.filter(\.isKeyframe).count == 1)
+        #expect(zip(first, first.dropFirst()).allSatisfy { $0.dts <= $1.dts })
+        let audio = first.filter { $0.kind == .audio }
+        #expect(audio.first?.dts == 0 && (audio.last?.dts ?? 0) < Slate.groupDuration)
+        let second = slate.group(1)
+        let secondAudio = second.filter { $0.kind == .audio }
+        #expect(second.first { $0.kind == .video }?.dts == Slate.groupDuration)
+        // Audio frames keep their spacing across the join.
+        let spacing = Int64(1024) * 1_000_000 / 48000
+        #expect(abs((secondAudio.first?.dts ?? 0) - (audio.last?.dts ?? 0) - spacing) <= 1)
+        #expect(!slate.video.parameterSets.isEmpty && !slate.audio.audioSpecificConfig.isEmpty)
+    }
+}

@@ -1,0 +1,185 @@
+"""Ingest from encoders: ffmpeg publishes over RTMP as OBS would, viewers watch HLS through
+signed URLs, the slate holds the stream while the encoder is away, and passthrough costs
+next to no CPU."""
+import re
+import subprocess
+import time
+
+import requests
+from conftest import wait_for
+
+OBS_LIKE = ["-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency", "-g", "60", "-keyint_min", "60", "-sc_threshold", "0",
+            "-b:v", "1500k", "-maxrate", "1500k", "-bufsize", "3000k", "-pix_fmt", "yuv420p",
+            "-c:a", "aac", "-b:a", "128k", "-ar", "48000", "-ac", "2", "-f", "flv"]
+
+
+def publish_live(url, log_path, size="640x360"):
+    """ffmpeg as an encoder in real time: a test picture and a tone, x264 + AAC, 2 s keyframes."""
+    return subprocess.Popen(
+        ["ffmpeg", "-v", "error", "-re", "-f", "lavfi", "-i", f"testsrc2=size={size}:rate=30",
+         "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", *OBS_LIKE, url],
+        stdout=subprocess.DEVNULL, stderr=open(log_path, "wb"))
+
+
+def ffprobe(target, *entries):
+    result = subprocess.run(["ffprobe", "-v", "error", "-rw_timeout", "5000000", *entries, "-of", "csv=p=0", target],
+                            capture_output=True, text=True, timeout=30)
+    return result.stdout.strip(), result.returncode
+
+
+def wait_until(what, condition, timeout=20):
+    value = wait_for(condition, timeout=timeout, interval=0.2)
+    assert value, f"timed out waiting for {what}"
+    return value
+
+
+def start_stream(tally, token, stream_id="show"):
+    reply = requests.post(tally.url + "/api/streams", json={"stream_id": stream_id, "action": "start"},
+                          headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    assert reply.status_code == 201, reply.text
+    return reply.json()
+
+
+def signed_url(tally, token, stream_id="show"):
+    reply = requests.get(f"{tally.url}/api/hls/{stream_id}", headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    assert reply.status_code == 200, reply.text
+    return reply.json()
+
+
+def segment_urls(playlist_url):
+    """Absolute segment URLs of the live playlist, signature included."""
+    text = requests.get(playlist_url, timeout=10).text
+    base = playlist_url.split("/index.m3u8")[0]
+    return text, [f"{base}/{line}" for line in text.splitlines() if line and not line.startswith("#")]
+
+
+def test_rtmp_publish_serves_signed_hls_and_the_slate_bridges_a_dropped_encoder(start_tally, tmp_path):
+    tally = start_tally({"TALLY_HOST": "127.0.0.1", "TALLY_INGEST_SLATE_SECONDS": "30"})
+    token = tally.register()
+    auth = {"Authorization": f"Bearer {token}"}
+    created = start_stream(tally, token)
+    assert created["status"] == "starting"
+    key = created["stream_key"]
+    publish_url = created["ingest"]["rtmp_publish_url"]
+    assert publish_url == created["ingest"]["rtmp"] + "/" + key and publish_url.startswith("rtmp://127.0.0.1:")
+    # The key is shown once; listings only hint at it.
+    listed = requests.get(tally.url + "/api/streams", headers=auth, timeout=10).json()["streams"]
+    assert [s["stream_id"] for s in listed] == ["show"] and "stream_key" not in listed[0] and listed[0]["stream_key_hint"].endswith(key[-4:])
+
+    # A wrong key is refused at publish: ffmpeg gives up, nothing reaches the stream.
+    wrong = subprocess.run(["ffmpeg", "-v", "error", "-re", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30", "-t", "5", *OBS_LIKE,
+                            created["ingest"]["rtmp"] + "/live_not_the_key"], capture_output=True, text=True, timeout=30)
+    assert wrong.returncode != 0, wrong.stderr
+    debug = requests.get(tally.url + "/api/debug/show", headers=auth, timeout=10).json()
+    assert debug["publishers_since_start"] == 0 and debug["segments"] == []
+    assert "publish refused" in tally.logs()
+
+    started = time.time()
+    encoder = publish_live(publish_url, tmp_path / "encoder1.log")
+    try:
+        meta = signed_url(tally, token)
+        stream_url = meta["data"]["stream_url"]
+        assert meta["data"]["hls_url"] == f"{tally.url}/hls/show/index.m3u8" and "token=" in stream_url
+
+        def decodes():
+            out, code = ffprobe(stream_url, "-show_entries", "stream=codec_name,width,height")
+            return out if code == 0 and "h264" in out else None
+        streams = wait_until("HLS that ffprobe decodes", decodes, timeout=15)
+        elapsed = time.time() - started
+        assert elapsed <= 6, f"HLS took {elapsed:.1f} s from the publish"
+        assert "h264,640,360" in streams and "aac" in streams, streams
+
+        # Signed URLs only: none is 401, a forged one 403.
+        assert requests.get(meta["data"]["hls_url"], timeout=10).status_code == 401
+        forged = re.sub(r"token=[0-9a-f]", "token=x", stream_url)
+        assert requests.get(forged, timeout=10).status_code == 403
+        text, segments = segment_urls(stream_url)
+        assert segments and all("token=" in s for s in segments)
+        assert requests.get(segments[0], timeout=10).headers["content-type"] == "video/mp2t"
+        assert requests.get(segments[0].split("?")[0], timeout=10).status_code == 401
+
+        status = requests.get(tally.url + "/api/streams/show", headers=auth, timeout=10).json()
+        assert status["status"] == "running" and status["is_live"] is True
+        assert signed_url(tally, token)["data"]["is_live"] is True
+        time.sleep(3)
+        debug = requests.get(tally.url + "/api/debug/show", headers=auth, timeout=10).json()
+        assert debug["video"]["width"] == 640 and debug["audio"]["sample_rate"] == 48000
+        assert 800_000 < debug["bitrate"] < 3_000_000, debug
+        assert 25 <= debug["frames_per_second"] <= 35, debug
+        assert debug["hls_viewers"] >= 1
+        metrics = requests.get(tally.url + "/metrics", timeout=10).text
+        assert 'tally_ingest_bitrate_bps{stream="show"}' in metrics
+    finally:
+        encoder.kill()
+        encoder.wait()
+
+    # The encoder died: viewers keep a live playlist showing the slate.
+    killed = time.time()
+    wait_until("the slate", lambda: "#EXT-X-DISCONTINUITY" in segment_urls(stream_url)[0], timeout=15)
+    wait_until("a whole slate segment", lambda: len(segment_urls(stream_url)[0].split("#EXT-X-DISCONTINUITY")[-1].split(".ts")) > 2, timeout=15)
+    text, segments = segment_urls(stream_url)
+    out, code = ffprobe(segments[-1], "-show_entries", "stream=codec_name,width,height")
+    assert code == 0 and "h264,640,360" in out, out
+    assert "#EXT-X-ENDLIST" not in text
+    snapshot = signed_url(tally, token)
+    assert snapshot["status"] == "running" and snapshot["data"]["is_live"] is False
+    assert time.time() - killed < 25
+
+    # Back with the same key: the stream resumes, its timestamps still moving forward.
+    encoder = publish_live(publish_url, tmp_path / "encoder2.log")
+    try:
+        wait_until("the encoder's return", lambda: segment_urls(stream_url)[0].count("#EXT-X-DISCONTINUITY") >= 2, timeout=20)
+        wait_until("a segment after the return", lambda: segment_urls(stream_url)[0].split("#EXT-X-DISCONTINUITY")[-1].count(".ts") >= 2, timeout=15)
+        text, segments = segment_urls(stream_url)
+        starts = []
+        for url in segments:
+            out, code = ffprobe(url, "-show_entries", "format=start_time")
+            assert code == 0, url
+            starts.append(float(out))
+        assert all(b > a for a, b in zip(starts, starts[1:])), f"segment start times go backwards: {starts}"
+        assert requests.get(tally.url + "/api/debug/show", headers=auth, timeout=10).json()["publishers_since_start"] == 2
+
+        # Stopped through the API: the encoder is cut off and the playlist ends.
+        stopped = requests.post(tally.url + "/api/streams", json={"stream_id": "show", "action": "stop"}, headers=auth, timeout=10)
+        assert stopped.status_code == 200 and stopped.json()["status"] == "stopped"
+        encoder.wait(timeout=15)
+        assert "#EXT-X-ENDLIST" in segment_urls(stream_url)[0]
+    finally:
+        encoder.kill()
+        encoder.wait()
+    again = subprocess.run(["ffmpeg", "-v", "error", "-re", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30", "-t", "3", *OBS_LIKE, publish_url],
+                           capture_output=True, text=True, timeout=30)
+    assert again.returncode != 0, "a stopped stream took a publish"
+
+
+def test_passthrough_repackages_1080p_at_6_mbps_for_under_a_tenth_of_a_core(start_tally, tmp_path):
+    source = tmp_path / "source.flv"
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=1920x1080:rate=30", "-f", "lavfi", "-i",
+                    "sine=frequency=440:sample_rate=48000", "-t", "24", "-c:v", "libx264", "-preset", "ultrafast",
+                    "-b:v", "6M", "-maxrate", "6M", "-bufsize", "12M", "-g", "60", "-keyint_min", "60", "-sc_threshold", "0",
+                    "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "128k", "-ar", "48000", "-f", "flv", str(source)], check=True, timeout=120)
+    tally = start_tally({"TALLY_HOST": "127.0.0.1"})
+    token = tally.register()
+    created = start_stream(tally, token, "bigshow")
+    encoder = subprocess.Popen(["ffmpeg", "-v", "error", "-re", "-i", str(source), "-c", "copy", "-f", "flv", created["ingest"]["rtmp_publish_url"]],
+                               stdout=subprocess.DEVNULL, stderr=open(tmp_path / "encoder.log", "wb"))
+    try:
+        stream_url = signed_url(tally, token, "bigshow")["data"]["stream_url"]
+        wait_until("HLS", lambda: ffprobe(stream_url, "-show_entries", "stream=codec_name")[1] == 0, timeout=15)
+        time.sleep(2)
+
+        def cpu_seconds():
+            fields = open(f"/proc/{tally.process.pid}/stat").read().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / 100  # utime + stime, in clock ticks of 1/100 s
+
+        before, wall = cpu_seconds(), time.time()
+        time.sleep(10)
+        share = (cpu_seconds() - before) / (time.time() - wall)
+        debug = requests.get(tally.url + "/api/debug/bigshow", headers={"Authorization": f"Bearer {token}"}, timeout=10).json()
+        assert debug["video"]["width"] == 1920 and debug["video"]["height"] == 1080
+        assert debug["bitrate"] > 5_000_000, debug
+        print(f"passthrough of {debug['bitrate'] / 1e6:.1f} Mbps 1080p: {share * 100:.1f} % of a core")
+        assert share < 0.10, f"tally used {share * 100:.1f} % of a core to repackage"
+    finally:
+        encoder.kill()
+        encoder.wait()
