@@ -15,6 +15,8 @@ let package = Package(
         .library(name: "DTLS", targets: ["DTLS"]),
         .library(name: "RTMP", targets: ["RTMP"]),
         .library(name: "FLV", targets: ["FLV"]),
+        .library(name: "MediaCodecs", targets: ["MediaCodecs"]),
+        .library(name: "Ingest", targets: ["Ingest"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
@@ -48,6 +50,7 @@ let package = Package(
         .systemLibrary(name: "COpus", pkgConfig: "opus", providers: [.apt(["libopus-dev"])]),
         .systemLibrary(name: "CFFmpeg", pkgConfig: "libavformat", providers: [.apt(["libavformat-dev", "libavcodec-dev", "libswscale-dev"])]),
         .systemLibrary(name: "CFreeType", pkgConfig: "freetype2", providers: [.apt(["libfreetype-dev"])]),
+        .systemLibrary(name: "CSRT", pkgConfig: "srt", providers: [.apt(["libsrt-gnutls-dev"])]),
         .target(
             name: "STUN",
             dependencies: [.product(name: "Crypto", package: "swift-crypto")]
@@ -80,7 +83,7 @@ let package = Package(
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
         ]),
         .target(name: "Ingest", dependencies: [
-            "Outputs", "MediaCodecs", "Compositor", "RTMP", "FLV",
+            "Outputs", "MediaCodecs", "Compositor", "RTMP", "FLV", "CSRT",
             .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"), .product(name: "Metrics", package: "swift-metrics"),
         ]),

@@ -18,6 +18,10 @@ let package = Package(
         .executableTarget(name: "FuzzDTLS", dependencies: ["FuzzDriver", .product(name: "DTLS", package: "tally")]),
         .executableTarget(name: "FuzzRTMP", dependencies: ["FuzzDriver", .product(name: "RTMP", package: "tally")]),
         .executableTarget(name: "FuzzFLV", dependencies: ["FuzzDriver", .product(name: "FLV", package: "tally")]),
+        .executableTarget(
+            name: "FuzzMPEGTS",
+            dependencies: ["FuzzDriver", .product(name: "Ingest", package: "tally"), .product(name: "MediaCodecs", package: "tally")]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -22,6 +22,7 @@ struct API: Sendable {
     let departures: DepartureSchedule
     let ingest: IngestHub
     let boundRTMPPort: Int
+    let boundSRTPort: Int
     let hlsSigner: HLSURLSigner
     let logger: Logger
 

@@ -42,7 +42,14 @@ enum IngestStreams {
         guard record.status != IngestStatus.stopped.rawValue, record.status != IngestStatus.error.rawValue else {
             return .deny("stream \(record.streamID) is \(record.status); start it with POST /api/streams")
         }
-        return .allow(streamID: record.streamID)
+        let passphrase: String?
+        do {
+            passphrase = try record.srtPassphraseSealed.map { try store.sealer.open($0) }
+        } catch {
+            logger.error("ingest: cannot unseal the SRT passphrase of \(record.streamID): \(error)")
+            return .deny("the server cannot read this stream's settings")
+        }
+        return .allow(streamID: record.streamID, passphrase: request.transport == .srt ? passphrase : nil)
     }
 
     private static func persist(_ snapshot: IngestStreamSnapshot, store: Store, logger: Logger) async {

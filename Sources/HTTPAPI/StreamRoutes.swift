@@ -10,6 +10,8 @@ struct StreamActionRequest: Decodable {
     var action: String
     /// Whether HLS plays without a signed URL; kept as it was when left out.
     var publicHls: Bool?
+    /// SRT encryption: 10 to 79 characters sets it, "" turns it off, left out keeps it.
+    var srtPassphrase: String?
 }
 
 /// Where an encoder sends a stream.
@@ -18,6 +20,10 @@ struct IngestEndpoints: Codable {
     var rtmp: String
     /// Server URL and key in one, for ffmpeg and the like; only when the key is shown.
     var rtmpPublishUrl: String?
+    /// The SRT listener, without a stream ID.
+    var srt: String
+    /// With the stream ID that publishes with the key; only when the key is shown.
+    var srtPublishUrl: String?
 }
 
 /// An ingest stream as its owner sees it. The stream key is shown whole only in the answer
@@ -29,6 +35,7 @@ struct StreamResponse: APIResponse {
     var streamKey: String?
     var streamKeyHint: String
     var publicHls: Bool
+    var srtEncrypted: Bool
     var ingest: IngestEndpoints
     var hlsUrl: String
     var startTime: Date?
@@ -105,7 +112,9 @@ extension API {
             let body = try await request.decodeJSON(StreamActionRequest.self, context: context)
             let id = try Self.validStreamID(body.streamId)
             switch body.action {
-            case "start": return try await startStream(id, publicHLS: body.publicHls, owner: userID, request: request)
+            case "start":
+                let passphrase = try body.srtPassphrase.map(Self.validPassphrase)
+                return try await startStream(id, publicHLS: body.publicHls, passphrase: passphrase, owner: userID, request: request)
             case "stop":
                 let record = try await ownedStream(id, context: context)
                 record.status = IngestStatus.stopped.rawValue
@@ -150,10 +159,13 @@ extension API {
         }
     }
 
-    private func startStream(_ id: String, publicHLS: Bool?, owner: UUID, request: Request) async throws -> EditedResponse<StreamResponse> {
+    /// `passphrase`: nil keeps what the stream has, "" removes it.
+    private func startStream(_ id: String, publicHLS: Bool?, passphrase: String?, owner: UUID, request: Request) async throws -> EditedResponse<StreamResponse> {
+        let sealedPassphrase = try passphrase.map { $0.isEmpty ? "" : try store.sealer.seal($0) }
         if let record = try await IngestStreamRecord.query(on: store.db).filter(\.$streamID == id).first() {
             guard record.ownerID == owner else { throw APIError(.conflict, "stream_id_taken", "another account uses the stream ID \(id)") }
             if let publicHLS { record.publicHLS = publicHLS }
+            if let sealedPassphrase { record.srtPassphraseSealed = sealedPassphrase.isEmpty ? nil : sealedPassphrase }
             if record.status == IngestStatus.stopped.rawValue || record.status == IngestStatus.error.rawValue {
                 record.status = IngestStatus.starting.rawValue
                 record.lastError = nil
@@ -166,6 +178,7 @@ extension API {
         let record = IngestStreamRecord(streamID: id, ownerID: owner, streamKeySealed: try store.sealer.seal(key),
                                         streamKeyDigest: store.sealer.lookupDigest(key), streamKeyHint: StreamKeySealer.redact(key),
                                         publicHLS: publicHLS ?? false)
+        record.srtPassphraseSealed = sealedPassphrase.flatMap { $0.isEmpty ? nil : $0 }
         do {
             try await record.create(on: store.db)
         } catch let error as any DatabaseError where error.isConstraintFailure {
@@ -175,6 +188,7 @@ extension API {
         var shown = response(record, request: request)
         shown.streamKey = key
         shown.ingest.rtmpPublishUrl = "\(shown.ingest.rtmp)/\(key)"
+        shown.ingest.srtPublishUrl = "\(shown.ingest.srt)?streamid=#!::r=live/\(key),m=publish"
         return EditedResponse(status: .created, response: shown)
     }
 
@@ -192,8 +206,8 @@ extension API {
         let snapshot = ingest.stream(record.streamID)?.snapshot
         return StreamResponse(
             streamId: record.streamID, status: snapshot?.status.rawValue ?? record.status, isLive: snapshot?.isLive ?? false,
-            streamKey: nil, streamKeyHint: record.streamKeyHint, publicHls: record.publicHLS,
-            ingest: IngestEndpoints(rtmp: "rtmp://\(hostName(request)):\(boundRTMPPort)/live"),
+            streamKey: nil, streamKeyHint: record.streamKeyHint, publicHls: record.publicHLS, srtEncrypted: record.srtPassphraseSealed != nil,
+            ingest: IngestEndpoints(rtmp: "rtmp://\(hostName(request)):\(boundRTMPPort)/live", srt: "srt://\(hostName(request)):\(boundSRTPort)"),
             hlsUrl: "\(baseURL(request))/hls/\(record.streamID)/\(HLSOutput.playlistName)",
             startTime: snapshot?.startTime ?? record.startedAt, lastError: snapshot?.lastError ?? record.lastError, createdAt: record.createdAt)
     }
@@ -270,6 +284,14 @@ extension API {
         }
         guard UUID(uuidString: text) == nil else {
             throw APIError(.badRequest, "invalid_field", "`stream_id` must not be a UUID; those name broadcasts")
+        }
+        return text
+    }
+
+    /// libsrt takes passphrases of 10 to 79 characters; "" (no encryption) passes through.
+    static func validPassphrase(_ text: String) throws -> String {
+        guard text.isEmpty || (10...79).contains(text.utf8.count) else {
+            throw APIError(.badRequest, "invalid_field", "`srt_passphrase` is 10 to 79 characters, or \"\" for none")
         }
         return text
     }

@@ -28,14 +28,18 @@ public final class TallyServices: Sendable {
     /// Encoders' streams (RTMP today), their HLS and slate.
     public let ingest: IngestHub
     let rtmpIngest: RTMPIngestServer
+    let srtIngest: SRTIngestServer
     private let ingestWrites: SerialTasks
     let hlsSigner: HLSURLSigner
     /// The RTMP port actually bound (the configured one, or the free port picked for 0).
     public let boundRTMPPort: Int
+    /// The SRT port actually bound.
+    public let boundSRTPort: Int
     let logger: Logger
 
     private init(configuration: ServerConfiguration, layouts: LayoutLibrary, store: Store, registry: any Registry, webrtc: WebRTCServer,
-                 auth: AuthService, ingest: IngestHub, ingestWrites: SerialTasks, rtmpIngest: RTMPIngestServer, boundRTMPPort: Int, hlsSigner: HLSURLSigner, logger: Logger) {
+                 auth: AuthService, ingest: IngestHub, ingestWrites: SerialTasks, rtmpIngest: RTMPIngestServer, boundRTMPPort: Int,
+                 srtIngest: SRTIngestServer, boundSRTPort: Int, hlsSigner: HLSURLSigner, logger: Logger) {
         self.configuration = configuration
         self.layouts = layouts
         self.store = store
@@ -58,6 +62,8 @@ public final class TallyServices: Sendable {
         self.ingestWrites = ingestWrites
         self.rtmpIngest = rtmpIngest
         self.boundRTMPPort = boundRTMPPort
+        self.srtIngest = srtIngest
+        self.boundSRTPort = boundSRTPort
         self.hlsSigner = hlsSigner
         self.logger = logger
     }
@@ -128,8 +134,23 @@ public final class TallyServices: Sendable {
             await store.shutdown()
             throw ConfigurationError("cannot open the RTMP port \(configuration.rtmpPort) (TALLY_RTMP_PORT): \(error)")
         }
+        // libsrt binds IPv4 here; "listen everywhere" means every IPv4 address.
+        let srtHost = configuration.host.contains(":") ? "0.0.0.0" : configuration.host
+        let srtIngest = SRTIngestServer(hub: ingest, host: srtHost, port: configuration.srtPort, logger: logger)
+        let boundSRTPort: Int
+        do {
+            boundSRTPort = try srtIngest.start()
+            logger.info("srt ingest: \(srtHost):\(boundSRTPort)")
+        } catch {
+            await rtmpIngest.stop()
+            await webrtc.stop()
+            await registry.shutdown()
+            await store.shutdown()
+            throw ConfigurationError("cannot open the SRT port \(configuration.srtPort) (TALLY_SRT_PORT): \(error.reason)")
+        }
         let services = TallyServices(configuration: configuration, layouts: layouts, store: store, registry: registry, webrtc: webrtc, auth: auth,
                                      ingest: ingest, ingestWrites: ingestWrites, rtmpIngest: rtmpIngest, boundRTMPPort: boundRTMPPort,
+                                     srtIngest: srtIngest, boundSRTPort: boundSRTPort,
                                      hlsSigner: HLSURLSigner(secret: secret), logger: logger)
         await services.programs.recoverInterruptedRecordings()
         return services
@@ -138,6 +159,7 @@ public final class TallyServices: Sendable {
     public func shutdown() async {
         await departures.stop()
         await rtmpIngest.stop()
+        srtIngest.stop()
         ingest.shutdown()
         await ingestWrites.drain()
         await programs.stopAll()
@@ -174,7 +196,7 @@ public enum TallyServer {
     static func api(_ services: TallyServices) -> API {
         API(configuration: services.configuration, layouts: services.layouts, store: services.store, registry: services.registry,
             webrtc: services.webrtc, sfu: services.sfu, programs: services.programs, auth: services.auth, departures: services.departures,
-            ingest: services.ingest, boundRTMPPort: services.boundRTMPPort, hlsSigner: services.hlsSigner, logger: services.logger)
+            ingest: services.ingest, boundRTMPPort: services.boundRTMPPort, boundSRTPort: services.boundSRTPort, hlsSigner: services.hlsSigner, logger: services.logger)
     }
 
     static func router(_ api: API) throws -> Hummingbird.Router<AppContext> {

@@ -5,8 +5,8 @@ import RTMP
 /// Turns an RTMP publisher's FLV tags into the H.264 (Annex B) and AAC (raw) packets the
 /// outputs take, with the tracks they describe. Keyframes carry their SPS/PPS in band, so
 /// any segment can start on one. Timestamps become microseconds on an unwrapped clock.
-struct FLVElementaryStreams {
-    enum Output {
+public struct FLVElementaryStreams {
+    public enum Output: Sendable {
         /// The tracks changed (a sequence header arrived): outputs must reopen with these.
         case tracks
         case packet(ProgramPacket)

@@ -24,7 +24,8 @@ public struct IngestRequest: Sendable, Equatable {
 
 /// What the owner of the stream keys says about a publish.
 public enum IngestDecision: Sendable, Equatable {
-    case allow(streamID: String)
+    /// `passphrase`: the stream's SRT encryption passphrase, which the caller must match.
+    case allow(streamID: String, passphrase: String? = nil)
     case deny(String)
 }
 
@@ -96,19 +97,30 @@ public final class IngestHub: Sendable {
     /// Asks whether `request` may publish and, if so, makes it its stream's publisher.
     /// `close` ends the publisher's connection when the stream drops it (replaced, stopped).
     public func publish(_ request: IngestRequest, close: @escaping @Sendable (String) -> Void) async -> Result<IngestPublisher, IngestRefusal> {
-        switch await authorize(request) {
-        case .deny(let reason):
-            logger.notice("ingest: publish refused", metadata: ["transport": "\(request.transport.rawValue)", "from": "\(request.remoteAddress)", "reason": "\(reason)"])
-            return .failure(IngestRefusal(reason: reason))
-        case .allow(let id):
-            let stream = streamOrNew(id)
-            let info = IngestPublisherInfo(transport: request.transport, remoteAddress: request.remoteAddress, connectedAt: Date())
-            guard let token = stream.attach(info, close: close) else {
-                return .failure(IngestRefusal(reason: "stream \(id) is \(stream.snapshot.status.rawValue); start it with POST /api/streams"))
-            }
-            logger.info("ingest: publishing", metadata: ["stream": "\(id)", "transport": "\(request.transport.rawValue)", "from": "\(request.remoteAddress)"])
-            return .success(IngestPublisher(stream: stream, token: token))
+        switch await check(request) {
+        case .deny(let reason): .failure(IngestRefusal(reason: reason))
+        case .allow(let id, _): attach(streamID: id, request: request, close: close)
         }
+    }
+
+    /// Whether `request` may publish, and to which stream; refusals are logged.
+    public func check(_ request: IngestRequest) async -> IngestDecision {
+        let decision = await authorize(request)
+        if case .deny(let reason) = decision {
+            logger.notice("ingest: publish refused", metadata: ["transport": "\(request.transport.rawValue)", "from": "\(request.remoteAddress)", "reason": "\(reason)"])
+        }
+        return decision
+    }
+
+    /// Makes an allowed publisher its stream's publisher, unless the stream stopped meanwhile.
+    public func attach(streamID id: String, request: IngestRequest, close: @escaping @Sendable (String) -> Void) -> Result<IngestPublisher, IngestRefusal> {
+        let stream = streamOrNew(id)
+        let info = IngestPublisherInfo(transport: request.transport, remoteAddress: request.remoteAddress, connectedAt: Date())
+        guard let token = stream.attach(info, close: close) else {
+            return .failure(IngestRefusal(reason: "stream \(id) is \(stream.snapshot.status.rawValue); start it with POST /api/streams"))
+        }
+        logger.info("ingest: publishing", metadata: ["stream": "\(id)", "transport": "\(request.transport.rawValue)", "from": "\(request.remoteAddress)"])
+        return .success(IngestPublisher(stream: stream, token: token))
     }
 }
 

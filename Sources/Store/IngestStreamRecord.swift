@@ -20,6 +20,8 @@ public final class IngestStreamRecord: Model, @unchecked Sendable {
     @Field(key: "status") public var status: String
     /// Whether HLS plays without a signed URL.
     @Field(key: "public_hls") public var publicHLS: Bool
+    /// SRT encryption passphrase, sealed like the key; nil: SRT without encryption.
+    @OptionalField(key: "srt_passphrase_sealed") public var srtPassphraseSealed: String?
     @OptionalField(key: "last_error") public var lastError: String?
     @OptionalField(key: "started_at") public var startedAt: Date?
     @Timestamp(key: "created_at", on: .create) public var createdAt: Date?

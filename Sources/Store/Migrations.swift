@@ -4,7 +4,7 @@ import FluentKit
 enum TallyMigrations {
     static let all: [any Migration] = [
         CreateUsers(), CreateBroadcasts(), CreateDestinations(), CreateParticipants(), CreateRecordings(), CreateUploads(),
-        AddBroadcastStage(), CreateIngestStreams(),
+        AddBroadcastStage(), CreateIngestStreams(), AddIngestStreamSRTPassphrase(),
     ]
 }
 
@@ -160,5 +160,15 @@ struct CreateIngestStreams: TableCreation {
             .unique(on: "stream_id")
             .unique(on: "stream_key_digest")
             .create()
+    }
+}
+
+struct AddIngestStreamSRTPassphrase: AsyncMigration {
+    func prepare(on database: any Database) async throws {
+        try await database.schema(IngestStreamRecord.schema).field("srt_passphrase_sealed", .string).update()
+    }
+
+    func revert(on database: any Database) async throws {
+        try await database.schema(IngestStreamRecord.schema).deleteField("srt_passphrase_sealed").update()
     }
 }

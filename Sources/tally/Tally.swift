@@ -102,6 +102,7 @@ struct Tally: AsyncParsableCommand {
             ports["udp"] = services.webrtc.boundUDPPort
             ports["tcp"] = services.webrtc.boundTCPPort
             ports["rtmp"] = services.boundRTMPPort
+            ports["srt"] = services.boundSRTPort
             do {
                 let json = try JSONSerialization.data(withJSONObject: ports, options: [.sortedKeys])
                 try json.write(to: portsFile, options: .atomic)

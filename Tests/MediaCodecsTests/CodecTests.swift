@@ -196,6 +196,46 @@ func averageColor(_ frame: VideoFrame, x: Int, y: Int) -> (y: Int, u: Int, v: In
         #expect(output.contains("aac"))
     }
 
+    @Test func mpegTSReadsBackFromAByteStream() throws {
+        let path = Fixture.temporary("feed.ts")
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let video = try H264Encoder(.init(width: 320, height: 240, bitrateKbps: 400, keyframeIntervalSeconds: 1, threads: 1))
+        let audio = try AACEncoder()
+        var writer: ContainerWriter? = try ContainerWriter(
+            format: .mpegTS, path: path, video: .init(width: 320, height: 240, parameterSets: video.parameterSets),
+            audio: .init(audioSpecificConfig: audio.audioSpecificConfig))
+        var picture = VideoFrame(width: 320, height: 240, fill: (y: 120, u: 128, v: 128))
+        for index in 0..<60 {
+            if let packet = try video.encode(&picture, pts: 1_000_000 + Int64(index) * 33_333) { try writer?.write(packet) }
+            for packet in try audio.encode([Float](repeating: 0.1, count: 3200)) { try writer?.write(packet) }
+        }
+        try writer?.finish()
+        writer = nil
+        // Fed in small, uneven pieces, as datagrams arrive.
+        let bytes = try [UInt8](Data(contentsOf: URL(fileURLWithPath: path)))
+        var offset = 0
+        let reader = try ContainerReader(format: "mpegts") { buffer in
+            let count = min(buffer.count, 1316, bytes.count - offset)
+            buffer.copyMemory(from: UnsafeRawBufferPointer(rebasing: bytes[offset..<offset + count].withUnsafeBytes { $0 }[...]))
+            offset += count
+            return count
+        }
+        var pictures: [ContainerReader.Packet] = []
+        var sounds: [ContainerReader.Packet] = []
+        while let packet = try reader.next() {
+            switch packet.codec {
+            case .h264: pictures.append(packet)
+            case .aac: sounds.append(packet)
+            case .other(let name): Issue.record("unexpected \(name)")
+            }
+        }
+        #expect(pictures.count == 60 && pictures.filter(\.isKeyframe).count == 2)
+        #expect(pictures.first?.data.starts(with: [0, 0, 0, 1]) == true || pictures.first?.data.starts(with: [0, 0, 1]) == true)
+        #expect(zip(pictures, pictures.dropFirst()).allSatisfy { $1.dts > $0.dts })
+        #expect(sounds.count > 80 && sounds.allSatisfy { $0.data.starts(with: [0xFF]) }, "AAC comes back ADTS-framed")
+        #expect(throws: CodecError.self) { try ContainerReader(format: "no-such-format") { _ in 0 } }
+    }
+
     @Test func sameSizeDrawingIsAnExactCopy() {
         var canvas = VideoFrame(width: 64, height: 64, fill: (y: 16, u: 128, v: 128))
         var source = VideoFrame(width: 40, height: 40, fill: (y: 100, u: 90, v: 80))

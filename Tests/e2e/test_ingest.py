@@ -13,11 +13,11 @@ OBS_LIKE = ["-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency", "-
             "-c:a", "aac", "-b:a", "128k", "-ar", "48000", "-ac", "2", "-f", "flv"]
 
 
-def publish_live(url, log_path, size="640x360"):
+def publish_live(url, log_path, size="640x360", container="flv"):
     """ffmpeg as an encoder in real time: a test picture and a tone, x264 + AAC, 2 s keyframes."""
     return subprocess.Popen(
         ["ffmpeg", "-v", "error", "-re", "-f", "lavfi", "-i", f"testsrc2=size={size}:rate=30",
-         "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", *OBS_LIKE, url],
+         "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", *OBS_LIKE[:-1], container, url],
         stdout=subprocess.DEVNULL, stderr=open(log_path, "wb"))
 
 
@@ -33,8 +33,8 @@ def wait_until(what, condition, timeout=20):
     return value
 
 
-def start_stream(tally, token, stream_id="show"):
-    reply = requests.post(tally.url + "/api/streams", json={"stream_id": stream_id, "action": "start"},
+def start_stream(tally, token, stream_id="show", **settings):
+    reply = requests.post(tally.url + "/api/streams", json={"stream_id": stream_id, "action": "start", **settings},
                           headers={"Authorization": f"Bearer {token}"}, timeout=10)
     assert reply.status_code == 201, reply.text
     return reply.json()
@@ -130,12 +130,7 @@ def test_rtmp_publish_serves_signed_hls_and_the_slate_bridges_a_dropped_encoder(
     try:
         wait_until("the encoder's return", lambda: segment_urls(stream_url)[0].count("#EXT-X-DISCONTINUITY") >= 2, timeout=20)
         wait_until("a segment after the return", lambda: segment_urls(stream_url)[0].split("#EXT-X-DISCONTINUITY")[-1].count(".ts") >= 2, timeout=15)
-        text, segments = segment_urls(stream_url)
-        starts = []
-        for url in segments:
-            out, code = ffprobe(url, "-show_entries", "format=start_time")
-            assert code == 0, url
-            starts.append(float(out))
+        starts = segment_start_times(stream_url)
         assert all(b > a for a, b in zip(starts, starts[1:])), f"segment start times go backwards: {starts}"
         assert requests.get(tally.url + "/api/debug/show", headers=auth, timeout=10).json()["publishers_since_start"] == 2
 
@@ -180,6 +175,65 @@ def test_passthrough_repackages_1080p_at_6_mbps_for_under_a_tenth_of_a_core(star
         assert debug["bitrate"] > 5_000_000, debug
         print(f"passthrough of {debug['bitrate'] / 1e6:.1f} Mbps 1080p: {share * 100:.1f} % of a core")
         assert share < 0.10, f"tally used {share * 100:.1f} % of a core to repackage"
+    finally:
+        encoder.kill()
+        encoder.wait()
+
+
+def segment_start_times(stream_url):
+    starts = []
+    for url in segment_urls(stream_url)[1]:
+        out, code = ffprobe(url, "-show_entries", "format=start_time")
+        assert code == 0, url
+        starts.append(float(out))
+    return starts
+
+
+def test_srt_publish_checks_key_and_passphrase_and_survives_a_dropped_encoder(start_tally, tmp_path):
+    tally = start_tally({"TALLY_HOST": "127.0.0.1", "TALLY_INGEST_SLATE_SECONDS": "30"})
+    token = tally.register()
+    passphrase = "correct-horse-battery"
+    created = start_stream(tally, token, "srtshow", srt_passphrase=passphrase)
+    assert created["srt_encrypted"] is True
+    publish_url = created["ingest"]["srt_publish_url"]
+    assert publish_url.startswith("srt://127.0.0.1:") and publish_url.endswith(f"r=live/{created['stream_key']},m=publish")
+
+    def attempt(url):
+        return subprocess.run(["ffmpeg", "-v", "error", "-re", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30", "-t", "4",
+                               *OBS_LIKE[:-1], "mpegts", url], capture_output=True, text=True, timeout=60)
+
+    wrong_key = attempt(created["ingest"]["srt"] + f"?streamid=#!::r=live/live_wrong,m=publish&passphrase={passphrase}")
+    assert wrong_key.returncode != 0, wrong_key.stderr
+    no_passphrase = attempt(publish_url)
+    assert no_passphrase.returncode != 0, no_passphrase.stderr
+    debug = requests.get(tally.url + "/api/debug/srtshow", headers={"Authorization": f"Bearer {token}"}, timeout=10).json()
+    assert debug["publishers_since_start"] == 0 and debug["segments"] == []
+
+    started = time.time()
+    encoder = publish_live(f"{publish_url}&passphrase={passphrase}", tmp_path / "srt1.log", container="mpegts")
+    try:
+        stream_url = signed_url(tally, token, "srtshow")["data"]["stream_url"]
+
+        def decodes():
+            out, code = ffprobe(stream_url, "-show_entries", "stream=codec_name,width,height")
+            return out if code == 0 and "h264" in out and "aac" in out else None
+        streams = wait_until("HLS from SRT", decodes, timeout=15)
+        elapsed = time.time() - started
+        assert elapsed <= 6, f"HLS took {elapsed:.1f} s from the publish"
+        assert "h264,640,360" in streams, streams
+        debug = requests.get(tally.url + "/api/debug/srtshow", headers={"Authorization": f"Bearer {token}"}, timeout=10).json()
+        assert debug["publisher"]["transport"] == "srt" and debug["audio"]["sample_rate"] == 48000
+        assert "#EXT-X-DISCONTINUITY" not in debug["playlist"], "both tracks from the first segment on"
+    finally:
+        encoder.kill()
+        encoder.wait()
+    wait_until("the slate", lambda: "#EXT-X-DISCONTINUITY" in segment_urls(stream_url)[0], timeout=45)
+    encoder = publish_live(f"{publish_url}&passphrase={passphrase}", tmp_path / "srt2.log", container="mpegts")
+    try:
+        wait_until("the encoder's return", lambda: segment_urls(stream_url)[0].count("#EXT-X-DISCONTINUITY") >= 2, timeout=45)
+        wait_until("a segment after the return", lambda: segment_urls(stream_url)[0].split("#EXT-X-DISCONTINUITY")[-1].count(".ts") >= 2, timeout=15)
+        starts = segment_start_times(stream_url)
+        assert all(b > a for a, b in zip(starts, starts[1:])), f"segment start times go backwards: {starts}"
     finally:
         encoder.kill()
         encoder.wait()
