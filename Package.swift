@@ -121,7 +121,7 @@ let package = Package(
         .target(
             name: "Rooms",
             dependencies: [
-                "Store", "Registry", "SFU", "Compositor", "Outputs", "MediaCodecs", "Layout", "RTMP", "RTP",
+                "Store", "Registry", "SFU", "Compositor", "Outputs", "MediaCodecs", "Layout", "RTMP", "RTP", "Ingest",
                 .product(name: "NIOCore", package: "swift-nio"), .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
             ]

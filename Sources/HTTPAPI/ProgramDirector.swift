@@ -1,6 +1,7 @@
 import Compositor
 import FluentKit
 import Foundation
+import Ingest
 import Layout
 import Logging
 import MediaCodecs
@@ -21,14 +22,16 @@ actor ProgramDirector {
     private let store: Store
     private let registry: any Registry
     private let sfu: SFU
+    private let ingest: IngestHub
     private let logger: Logger
 
-    init(configuration: ServerConfiguration, layouts: LayoutLibrary, store: Store, registry: any Registry, sfu: SFU, logger: Logger) {
+    init(configuration: ServerConfiguration, layouts: LayoutLibrary, store: Store, registry: any Registry, sfu: SFU, ingest: IngestHub, logger: Logger) {
         self.configuration = configuration
         self.layouts = layouts
         self.store = store
         self.registry = registry
         self.sfu = sfu
+        self.ingest = ingest
         self.logger = logger
     }
 
@@ -55,7 +58,7 @@ actor ProgramDirector {
         let program = try LiveProgram(
             broadcastID: id.uuidString, settings: Compositor.Settings(resolution: broadcast.settings.resolution), stage: stage, targets: targets,
             recordingPath: recording.map { configuration.recordingsDirectory.appendingPathComponent($0.fileName).path },
-            hlsDirectory: configuration.hlsDirectory.appendingPathComponent(id.uuidString.lowercased()), sfu: sfu,
+            hlsDirectory: configuration.hlsDirectory.appendingPathComponent(id.uuidString.lowercased()), sfu: sfu, ingest: ingest,
             group: MultiThreadedEventLoopGroup.singleton, logger: logger) { [weak self] destination, state in
             Task { await self?.destinationChanged(broadcast: id, destination: destination, state) }
         }
@@ -141,11 +144,13 @@ actor ProgramDirector {
     private func programStage(_ broadcast: Broadcast) async throws -> ProgramStage {
         let stage = broadcast.currentStage
         let layout = layouts.layout(named: stage.layout) ?? layouts.layout(named: "grid") ?? layouts.layouts[0]
-        let people = try await Participant.query(on: store.db).filter(\.$broadcastID == broadcast.requireID()).all()
-        let names = Dictionary(people.map { ($0.id!, $0.name) }) { first, _ in first }
+        let rows = try await Participant.query(on: store.db).filter(\.$broadcastID == broadcast.requireID()).all()
+        let names = Dictionary(rows.map { ($0.id!, $0.name) }) { first, _ in first }
         let logo = image(stage.logo, maxWidth: 240, maxHeight: 120).map { TransparentImage(picture: $0.picture, alpha: $0.alpha) }
         let background = stage.background.flatMap { url in image(url, maxWidth: 1920, maxHeight: 1080).map { (key: url, picture: $0.picture) } }
-        return ProgramStage(layout: layout, participants: stage.participants.map { (id: $0.uuidString, name: names[$0] ?? "Guest") },
+        let people = stage.participants.map { (id: $0.uuidString, name: names[$0] ?? "Guest") }
+        let streams = stage.streams.map { (id: LiveProgram.streamPrefix + $0, name: $0) }
+        return ProgramStage(layout: layout, participants: people + streams,
                             banner: stage.banner?.text, logo: logo, background: background)
     }
 

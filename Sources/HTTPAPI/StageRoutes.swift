@@ -7,6 +7,7 @@ import Store
 struct StageBody: Codable, APIResponse {
     var layout: String
     var participants: [UUID]
+    var streams: [String]?
     var banner: Stage.Banner?
     var logo: String?
     var background: String?
@@ -14,24 +15,26 @@ struct StageBody: Codable, APIResponse {
     init(_ stage: Stage) {
         layout = stage.layout
         participants = stage.participants
+        streams = stage.streams
         banner = stage.banner
         logo = stage.logo
         background = stage.background
     }
 
-    var stage: Stage { Stage(layout: layout, participants: participants, banner: banner, logo: logo, background: background) }
+    var stage: Stage { Stage(layout: layout, participants: participants, streams: streams ?? [], banner: banner, logo: logo, background: background) }
 
     func encode(to encoder: any Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
         try container.encode(layout, forKey: .layout)
         try container.encode(participants, forKey: .participants)
+        try container.encode(streams ?? [], forKey: .streams)
         // Always present: null says "none" rather than "not told".
         try container.encode(banner, forKey: .banner)
         try container.encode(logo, forKey: .logo)
         try container.encode(background, forKey: .background)
     }
 
-    enum CodingKeys: String, CodingKey { case layout, participants, banner, logo, background }
+    enum CodingKeys: String, CodingKey { case layout, participants, streams, banner, logo, background }
 }
 
 extension API {
@@ -46,6 +49,12 @@ extension API {
             try StageRules.validate(stage, layouts: Set(layouts.layouts.map(\.name)), participants: roles)
         } catch {
             throw APIError(.badRequest, error.code, error.description)
+        }
+        for id in stage.streams {
+            let owned = try await IngestStreamRecord.query(on: store.db).filter(\.$streamID == id).filter(\.$ownerID == broadcast.ownerID).first()
+            guard owned != nil else {
+                throw APIError(.badRequest, "unknown_stream", "`streams` names ingest streams of the host's (POST /api/streams); \(id) is not one")
+            }
         }
         for (field, url) in [("logo", stage.logo), ("background", stage.background)] {
             guard let url else { continue }

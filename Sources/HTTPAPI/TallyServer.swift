@@ -56,7 +56,7 @@ public final class TallyServices: Sendable {
             guard let event = RoomEvent.mediaPublished(participant) else { return }
             Task { try? await registry.publishRoomEvent(room: broadcast, event) }
         })
-        programs = ProgramDirector(configuration: configuration, layouts: layouts, store: store, registry: registry, sfu: sfu, logger: logger)
+        programs = ProgramDirector(configuration: configuration, layouts: layouts, store: store, registry: registry, sfu: sfu, ingest: ingest, logger: logger)
         self.auth = auth
         self.ingest = ingest
         self.ingestWrites = ingestWrites

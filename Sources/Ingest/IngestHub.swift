@@ -81,6 +81,12 @@ public final class IngestHub: Sendable {
         streamOrNew(id).stop()
     }
 
+    /// Watches a stream's publisher (see `IngestStream.watch`), whether or not one is connected yet.
+    public func watch(_ id: String, _ handler: @escaping @Sendable (IngestFeedEvent) -> Void) -> (stream: IngestStream, token: UInt64) {
+        let stream = streamOrNew(id)
+        return (stream, stream.watch(handler))
+    }
+
     /// Forgets the stream (it was deleted): as stop, then nothing is kept.
     public func remove(_ id: String) {
         let stream = streams.withLock { $0.removeValue(forKey: id) }

@@ -31,6 +31,13 @@ public struct IngestPublisherInfo: Sendable, Codable, Equatable {
     public var connectedAt: Date
 }
 
+/// What a stream's watchers (a studio stage showing it) hear: the publisher's tracks when
+/// they change, then its packets as they come, on the publisher's own clock.
+public enum IngestFeedEvent: Sendable {
+    case tracks(video: ContainerWriter.VideoTrack?, audio: ContainerWriter.AudioTrack?)
+    case packet(ProgramPacket)
+}
+
 /// A stream's state for the API and /api/debug.
 public struct IngestStreamSnapshot: Sendable {
     public var streamID: String
@@ -93,6 +100,8 @@ public final class IngestStream: Sendable {
         var droppedFrames = 0
         var rate = RateWindow()
         var viewers: [String: ContinuousClock.Instant] = [:]
+        var watchers: [UInt64: @Sendable (IngestFeedEvent) -> Void] = [:]
+        var nextWatcher: UInt64 = 1
     }
 
     private struct SlateRun {
@@ -168,7 +177,24 @@ public final class IngestStream: Sendable {
             state.video = video
             state.audio = audio
             state.tracksChanged = true
+            for watcher in state.watchers.values { watcher(.tracks(video: video, audio: audio)) }
         }
+    }
+
+    /// Calls `handler` with the publisher's tracks and packets (not the slate's) until
+    /// `unwatch`. It runs under the stream's lock: it must only hand the event on.
+    public func watch(_ handler: @escaping @Sendable (IngestFeedEvent) -> Void) -> UInt64 {
+        state.withLock { state in
+            let token = state.nextWatcher
+            state.nextWatcher += 1
+            state.watchers[token] = handler
+            if state.publisher != nil, state.video != nil || state.audio != nil { handler(.tracks(video: state.video, audio: state.audio)) }
+            return token
+        }
+    }
+
+    public func unwatch(_ token: UInt64) {
+        _ = state.withLock { $0.watchers.removeValue(forKey: token) }
     }
 
     func send(token: UInt64, _ packet: ProgramPacket) {
@@ -176,6 +202,7 @@ public final class IngestStream: Sendable {
             guard state.publisher?.token == token else { return }
             let rolled = state.rate.add(bytes: packet.data.count, frame: packet.kind == .video, at: .now)
             if rolled { publishFigures(state) }
+            for watcher in state.watchers.values { watcher(.packet(packet)) }
             if state.waitingForKeyframe {
                 guard packet.kind == .video, packet.isKeyframe, let video = state.video else {
                     if packet.kind == .video {

@@ -1,6 +1,7 @@
 import Compositor
 import Dispatch
 import Foundation
+import Ingest
 import Layout
 import Logging
 import MediaCodecs
@@ -44,8 +45,8 @@ public struct ProgramStage: Sendable {
     }
 }
 
-/// One broadcast on air: the compositor fed by SFU taps of everyone on stage, and every
-/// output on the program bus (RTMP destinations, recording, HLS).
+/// One broadcast on air: the compositor fed by SFU taps of everyone on stage and by the
+/// ingest streams on it, and every output on the program bus (RTMP destinations, recording, HLS).
 public final class LiveProgram: Sendable {
     public let broadcastID: String
     public let compositor: Compositor
@@ -55,13 +56,18 @@ public final class LiveProgram: Sendable {
     public let destinations: [DestinationPush]
     private let sfu: SFU
     private let feeds = Mutex<[String: ParticipantFeed]>([:])
+    private let ingestFeeds = Mutex<[String: IngestFeed]>([:])
+    private let ingest: IngestHub?
     private let logger: Logger
+    /// How an ingest stream is named among the stage's participants.
+    public static let streamPrefix = "stream:"
 
     public init(broadcastID: String, settings: Compositor.Settings, stage: ProgramStage, targets: [PushTarget], recordingPath: String?,
-                hlsDirectory: URL, sfu: SFU, group: any EventLoopGroup, logger: Logger,
+                hlsDirectory: URL, sfu: SFU, ingest: IngestHub? = nil, group: any EventLoopGroup, logger: Logger,
                 onDestinationState: @escaping @Sendable (String, DestinationState) -> Void) throws {
         self.broadcastID = broadcastID
         self.sfu = sfu
+        self.ingest = ingest
         self.logger = logger
         let bus = self.bus
         compositor = try Compositor(settings: settings, scene: Scene(layout: stage.layout, participants: []), onPacket: { bus.publish($0) })
@@ -93,12 +99,14 @@ public final class LiveProgram: Sendable {
 
     /// Moves the program to a new stage: taps follow whoever is on it.
     public func update(_ stage: ProgramStage) async {
-        let wanted = Set(stage.participants.map(\.id))
+        let streams = stage.participants.filter { $0.id.hasPrefix(Self.streamPrefix) }
+        let people = stage.participants.filter { !$0.id.hasPrefix(Self.streamPrefix) }
+        let wanted = Set(people.map(\.id))
         let (added, removed) = feeds.withLock { feeds -> ([ParticipantFeed], [String]) in
             let removed = feeds.keys.filter { !wanted.contains($0) }
             for id in removed { feeds[id] = nil }
             var added: [ParticipantFeed] = []
-            for (id, name) in stage.participants {
+            for (id, name) in people {
                 if let feed = feeds[id] {
                     feed.input.name = name
                 } else {
@@ -113,7 +121,29 @@ public final class LiveProgram: Sendable {
         for feed in added {
             await sfu.tap(broadcastID: broadcastID, participantID: feed.input.participantID) { packet in feed.push(packet) }
         }
-        let inputs = feeds.withLock { feeds in stage.participants.compactMap { feeds[$0.id]?.input } }
+        let (newStreams, goneStreams) = ingestFeeds.withLock { feeds -> ([IngestFeed], [IngestFeed]) in
+            let wanted = Set(streams.map(\.id))
+            let gone = feeds.filter { !wanted.contains($0.key) }.map(\.value)
+            for feed in gone { feeds[Self.streamPrefix + feed.streamID] = nil }
+            var new: [IngestFeed] = []
+            for (id, name) in streams {
+                if let feed = feeds[id] {
+                    feed.input.name = name
+                } else {
+                    let feed = IngestFeed(input: CompositorInput(participantID: id, name: name), streamID: String(id.dropFirst(Self.streamPrefix.count)))
+                    feeds[id] = feed
+                    new.append(feed)
+                }
+            }
+            return (new, gone)
+        }
+        for feed in goneStreams { feed.stop() }
+        if let ingest { for feed in newStreams { feed.start(ingest) } }
+        let inputs = stage.participants.compactMap { participant in
+            participant.id.hasPrefix(Self.streamPrefix)
+                ? ingestFeeds.withLock { $0[participant.id]?.input }
+                : feeds.withLock { $0[participant.id]?.input }
+        }
         compositor.update(Scene(layout: stage.layout, participants: inputs, banner: stage.banner, logo: stage.logo, background: stage.background))
     }
 
@@ -125,6 +155,11 @@ public final class LiveProgram: Sendable {
             return Array(feeds.keys)
         }
         for id in ids { await sfu.untap(broadcastID: broadcastID, participantID: id) }
+        let streams = ingestFeeds.withLock { feeds in
+            defer { feeds.removeAll() }
+            return Array(feeds.values)
+        }
+        for feed in streams { feed.stop() }
         compositor.stop()
         await withTaskGroup(of: Void.self) { group in
             for push in destinations { group.addTask { await push.stop() } }

@@ -25,9 +25,10 @@ public enum StageRules {
         guard layouts.contains(stage.layout) else {
             throw StageError("unknown_layout", "layout \"\(stage.layout)\" does not exist; use one of \(layouts.sorted().joined(separator: ", "))")
         }
-        guard stage.participants.count <= maxOnStage else {
-            throw StageError("stage_full", "at most \(maxOnStage) people fit on stage, not \(stage.participants.count)")
+        guard stage.participants.count + stage.streams.count <= maxOnStage else {
+            throw StageError("stage_full", "at most \(maxOnStage) people and streams fit on stage, not \(stage.participants.count + stage.streams.count)")
         }
+        guard Set(stage.streams).count == stage.streams.count else { throw StageError("duplicate_stream", "a stream is on the stage twice") }
         var seen: Set<UUID> = []
         for id in stage.participants {
             guard seen.insert(id).inserted else { throw StageError("duplicate_participant", "\(id) is on the stage twice") }

@@ -5,6 +5,9 @@ import Foundation
 public struct Stage: Codable, Sendable, Equatable {
     public var layout: String
     public var participants: [UUID]
+    /// Ingest streams (their `stream_id`) on stage after the participants: an encoder's feed
+    /// shown like a person.
+    public var streams: [String]
     public var banner: Banner?
     /// Images from the host's uploads (`/uploads/…` URLs): a logo in the corner, a background
     /// behind the stage.
@@ -19,11 +22,26 @@ public struct Stage: Codable, Sendable, Equatable {
         }
     }
 
-    public init(layout: String, participants: [UUID] = [], banner: Banner? = nil, logo: String? = nil, background: String? = nil) {
+    public init(layout: String, participants: [UUID] = [], streams: [String] = [], banner: Banner? = nil, logo: String? = nil,
+                background: String? = nil) {
         self.layout = layout
         self.participants = participants
+        self.streams = streams
         self.banner = banner
         self.logo = logo
         self.background = background
+    }
+
+    enum CodingKeys: String, CodingKey { case layout, participants, streams, banner, logo, background }
+
+    /// Stages stored before streams could stand on them have no `streams`.
+    public init(from decoder: any Decoder) throws {
+        let container = try decoder.container(keyedBy: CodingKeys.self)
+        layout = try container.decode(String.self, forKey: .layout)
+        participants = try container.decode([UUID].self, forKey: .participants)
+        streams = try container.decodeIfPresent([String].self, forKey: .streams) ?? []
+        banner = try container.decodeIfPresent(Banner.self, forKey: .banner)
+        logo = try container.decodeIfPresent(String.self, forKey: .logo)
+        background = try container.decodeIfPresent(String.self, forKey: .background)
     }
 }

@@ -236,6 +236,22 @@ func averageColor(_ frame: VideoFrame, x: Int, y: Int) -> (y: Int, u: Int, v: In
         #expect(throws: CodecError.self) { try ContainerReader(format: "no-such-format") { _ in 0 } }
     }
 
+    @Test func aacDecodesBackToFortyEightKilohertzStereo() throws {
+        let encoder = try AACEncoder()
+        let tone = (0..<48_000).flatMap { index -> [Float] in
+            let value = Float(sin(Double(index) * 2 * .pi * 440 / 48_000) * 0.5)
+            return [value, value]
+        }
+        let decoder = try AACDecoder(audioSpecificConfig: encoder.audioSpecificConfig)
+        var samples: [Float] = []
+        for packet in try encoder.encode(tone) { samples += try decoder.decode(packet.data) }
+        // A second of stereo, less the encoder's and decoder's priming.
+        #expect(samples.count > 80_000 && samples.count <= 96_000)
+        let loudest = samples.suffix(20_000).map(abs).max() ?? 0
+        #expect(loudest > 0.3 && loudest < 0.7, "the tone comes back at about its level: \(loudest)")
+        #expect(throws: CodecError.self) { _ = try decoder.decode([0xFF, 0xFF, 0xFF]) }
+    }
+
     @Test func sameSizeDrawingIsAnExactCopy() {
         var canvas = VideoFrame(width: 64, height: 64, fill: (y: 16, u: 128, v: 128))
         var source = VideoFrame(width: 40, height: 40, fill: (y: 100, u: 90, v: 80))

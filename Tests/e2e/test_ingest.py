@@ -7,6 +7,8 @@ import time
 
 import requests
 from conftest import wait_for
+from nginx_rtmp import NginxRTMP
+from test_program import close_to, grab_frame
 
 OBS_LIKE = ["-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency", "-g", "60", "-keyint_min", "60", "-sc_threshold", "0",
             "-b:v", "1500k", "-maxrate", "1500k", "-bufsize", "3000k", "-pix_fmt", "yuv420p",
@@ -237,3 +239,51 @@ def test_srt_publish_checks_key_and_passphrase_and_survives_a_dropped_encoder(st
     finally:
         encoder.kill()
         encoder.wait()
+
+
+GREEN = (30, 200, 60)
+
+
+def test_an_rtmp_publisher_put_on_stage_appears_in_the_program(start_tally, tmp_path):
+    receiver = NginxRTMP(tmp_path / "youtube")
+    tally = start_tally({"TALLY_HOST": "127.0.0.1"})
+    token = tally.register()
+    headers = {"Authorization": f"Bearer {token}"}
+    created = start_stream(tally, token, "cam")
+    encoder = subprocess.Popen(
+        ["ffmpeg", "-v", "error", "-re", "-f", "lavfi", "-i", "color=c=0x1EC83C:size=640x360:rate=30",
+         "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", *OBS_LIKE, created["ingest"]["rtmp_publish_url"]],
+        stdout=subprocess.DEVNULL, stderr=open(tmp_path / "encoder.log", "wb"))
+    try:
+        broadcast = requests.post(tally.url + "/api/broadcasts", json={"title": "Ingest on stage"}, headers=headers, timeout=10).json()["id"]
+        reply = requests.post(f"{tally.url}/api/broadcasts/{broadcast}/destinations", headers=headers, timeout=10,
+                              json={"platform": "custom", "name": "YouTube", "rtmp_url": receiver.url(), "stream_key": "yt-key"})
+        assert reply.status_code == 201, reply.text
+        stage_url = f"{tally.url}/api/broadcasts/{broadcast}/stage"
+        unknown = requests.put(stage_url, json={"layout": "grid", "participants": [], "streams": ["nope"], "banner": None}, headers=headers, timeout=10)
+        assert unknown.status_code == 400 and unknown.json()["error"]["code"] == "unknown_stream"
+        placed = requests.put(stage_url, json={"layout": "grid", "participants": [], "streams": ["cam"], "banner": None}, headers=headers, timeout=10)
+        assert placed.status_code == 200 and placed.json()["streams"] == ["cam"], placed.text
+        assert requests.get(stage_url, headers=headers, timeout=10).json()["streams"] == ["cam"]
+        assert requests.post(f"{tally.url}/api/broadcasts/{broadcast}/start", headers=headers, timeout=30).status_code == 200
+
+        def destination_live():
+            destinations = requests.get(f"{tally.url}/api/broadcasts/{broadcast}/destinations", headers=headers, timeout=10).json()["destinations"]
+            return destinations[0]["status"] == "live"
+        assert wait_for(destination_live, 20), tally.logs()[-3000:]
+        grabbed = []
+
+        def shows_the_feed():
+            grabbed.append(grab_frame(f"{receiver.url()}/yt-key"))
+            return close_to(grabbed[-1][360, 640], GREEN)
+        assert wait_for(shows_the_feed, 30, 1), f"the program's centre is {grabbed[-1][360, 640]}, not the encoder's green"
+        picture = grabbed[-1]
+        for y, x in ((250, 500), (450, 780)):
+            assert close_to(picture[y, x], GREEN), (y, x, picture[y, x])
+        # The feed sits in its layout rectangle: the stage backdrop shows at the top edge.
+        assert not close_to(picture[3, 640], GREEN), picture[3, 640]
+        assert requests.post(f"{tally.url}/api/broadcasts/{broadcast}/end", headers=headers, timeout=30).status_code == 200
+    finally:
+        encoder.kill()
+        encoder.wait()
+        receiver.stop()

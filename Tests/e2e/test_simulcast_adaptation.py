@@ -84,7 +84,9 @@ def test_throttled_subscriber_drops_a_layer_and_recovers(webrtc_tally):
                 return width > 0 and width >= publisher.evaluate(TOP_LAYER)["width"]
 
             emulate(devtools, UNLIMITED)
-            assert wait_for(lambda: on_top_layer(throttled), 60), \
+            # Probes back off to one per 8 s while the throttle holds; on a loaded machine the
+            # first ones after it lifts can still measure the old queue draining.
+            assert wait_for(lambda: on_top_layer(throttled), 90), \
                 (throttled.evaluate(INBOUND), publisher.evaluate(TOP_LAYER), layer_gauges(webrtc_tally.url))
             after = throttled.evaluate(INBOUND)
             assert after["frames"] > lowered["frames"], (lowered, after)
