@@ -12,7 +12,8 @@ enum IngestStreams {
     /// `writes` saves status changes in the order they happen; drain it before closing the store.
     static func hub(configuration: ServerConfiguration, store: Store, writes: SerialTasks, logger: Logger) -> IngestHub {
         IngestHub(
-            hlsRoot: configuration.hlsDirectory.appendingPathComponent("streams"), slateTimeout: configuration.ingestSlateTimeout, logger: logger,
+            hlsRoot: configuration.hlsDirectory.appendingPathComponent("streams"), slateTimeout: configuration.ingestSlateTimeout,
+            webhook: configuration.onPublishURL.flatMap { try? OnPublishWebhook(url: $0) }, logger: logger,
             authorize: { request in await authorize(request, store: store, logger: logger) },
             onStatus: { snapshot in writes.enqueue { await persist(snapshot, store: store, logger: logger) } })
     }

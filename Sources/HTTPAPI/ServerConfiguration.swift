@@ -1,4 +1,5 @@
 import Foundation
+import Ingest
 
 /// Every setting of a Tally server. Defaults serve one machine with no other servers; each
 /// has an environment variable and a `tally` flag (see the README's configuration table).
@@ -36,6 +37,8 @@ public struct ServerConfiguration: Sendable {
     /// How long an ingest stream's HLS shows the slate after its publisher drops, waiting
     /// for it to return, before the stream ends.
     public var ingestSlateTimeout: Duration = .seconds(60)
+    /// nginx-rtmp's `on_publish`: asked about every publish whose key checks out; 2xx allows.
+    public var onPublishURL: String?
     /// How long a signed HLS URL from `GET /api/hls/{id}` stays valid by default.
     public var hlsURLLifetime: Duration = .seconds(3600)
     /// Test hooks such as loss injection on a WHEP session (`?test_egress_loss=`); never in service.
@@ -59,6 +62,13 @@ public struct ServerConfiguration: Sendable {
         }
         if let redisURL, !redisURL.hasPrefix("redis://") {
             throw ConfigurationError("TALLY_REDIS_URL must start with redis:// (leave it unset for the in-process registry)")
+        }
+        if let onPublishURL {
+            do {
+                _ = try OnPublishWebhook(url: onPublishURL)
+            } catch {
+                throw ConfigurationError("TALLY_ON_PUBLISH_URL: \(error.reason)")
+            }
         }
         if let publicIP, !Self.isIPAddress(publicIP) {
             throw ConfigurationError("TALLY_PUBLIC_IP must be an IPv4 or IPv6 address, not \(publicIP)")

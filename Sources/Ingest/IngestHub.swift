@@ -1,6 +1,8 @@
 import Foundation
 import Logging
 import MediaCodecs
+import NIOCore
+import NIOPosix
 import Synchronization
 
 /// An encoder asking to publish, before any of its media is read.
@@ -38,13 +40,19 @@ public final class IngestHub: Sendable {
     private let authorize: @Sendable (IngestRequest) async -> IngestDecision
     private let onStatus: @Sendable (IngestStreamSnapshot) -> Void
     private let streams = Mutex<[String: IngestStream]>([:])
+    private let webhook: OnPublishWebhook?
+    private let group: any EventLoopGroup
     private let logger: Logger
 
-    public init(hlsRoot: URL, slateTimeout: Duration = .seconds(60), logger: Logger,
+    /// `webhook`: asked after the stream key checks out, with nginx-rtmp's `on_publish` semantics.
+    public init(hlsRoot: URL, slateTimeout: Duration = .seconds(60), webhook: OnPublishWebhook? = nil,
+                group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, logger: Logger,
                 authorize: @escaping @Sendable (IngestRequest) async -> IngestDecision,
                 onStatus: @escaping @Sendable (IngestStreamSnapshot) -> Void = { _ in }) {
         self.hlsRoot = hlsRoot
         self.slateTimeout = slateTimeout
+        self.webhook = webhook
+        self.group = group
         self.logger = logger
         self.authorize = authorize
         self.onStatus = onStatus
@@ -111,7 +119,10 @@ public final class IngestHub: Sendable {
 
     /// Whether `request` may publish, and to which stream; refusals are logged.
     public func check(_ request: IngestRequest) async -> IngestDecision {
-        let decision = await authorize(request)
+        var decision = await authorize(request)
+        if case .allow(let id, _) = decision, let webhook, let refusal = await webhook.ask(request, streamID: id, group: group) {
+            decision = .deny(refusal)
+        }
         if case .deny(let reason) = decision {
             logger.notice("ingest: publish refused", metadata: ["transport": "\(request.transport.rawValue)", "from": "\(request.remoteAddress)", "reason": "\(reason)"])
         }

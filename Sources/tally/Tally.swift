@@ -21,6 +21,8 @@ struct Tally: AsyncParsableCommand {
     @Option(help: "SRT ingest port (TALLY_SRT_PORT, default 10080).") var srtPort: Int?
     @Option(help: "Seconds an ingest stream shows its slate after the encoder drops, before HLS ends (TALLY_INGEST_SLATE_SECONDS, default 60).")
     var ingestSlateSeconds: Int?
+    @Option(help: "Asked before every ingest publish whose key checks out, as nginx-rtmp's on_publish: 2xx allows (TALLY_ON_PUBLISH_URL).")
+    var onPublishURL: String?
     @Option(help: "Data directory: SQLite file, secret key, uploads, recordings, HLS (TALLY_DATA_DIR, default ./data).") var dataDir: String?
     @Option(help: "PostgreSQL URL postgres://user:pass@host:port/db (TALLY_DATABASE_URL; unset = SQLite).") var databaseURL: String?
     @Option(help: "Redis URL redis://[:pass@]host:port/db (TALLY_REDIS_URL; unset = in-process registry).") var redisURL: String?
@@ -82,6 +84,7 @@ struct Tally: AsyncParsableCommand {
         let slate = try number(ingestSlateSeconds, "TALLY_INGEST_SLATE_SECONDS", 60)
         guard (1...3600).contains(slate) else { throw ValidationError("TALLY_INGEST_SLATE_SECONDS must be between 1 and 3600") }
         config.ingestSlateTimeout = .seconds(slate)
+        config.onPublishURL = setting(onPublishURL, "TALLY_ON_PUBLISH_URL")
         if let web = setting(webDir, "TALLY_WEB_DIR") {
             config.webDirectory = URL(fileURLWithPath: web)
         } else if FileManager.default.fileExists(atPath: "web/index.html") {

@@ -287,3 +287,53 @@ def test_an_rtmp_publisher_put_on_stage_appears_in_the_program(start_tally, tmp_
         encoder.kill()
         encoder.wait()
         receiver.stop()
+
+
+def test_an_on_publish_webhook_gets_the_nginx_form_and_its_answer_decides(start_tally, tmp_path):
+    import http.server
+    import threading
+    from urllib.parse import parse_qs
+
+    calls = []
+
+    class Hook(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            form = parse_qs(self.rfile.read(int(self.headers["Content-Length"])).decode())
+            calls.append({k: v[0] for k, v in form.items()})
+            self.send_response(403 if form.get("token") != ["letmein"] else 200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        tally = start_tally({"TALLY_HOST": "127.0.0.1", "TALLY_ON_PUBLISH_URL": f"http://127.0.0.1:{server.server_port}/hook"})
+        token = tally.register()
+        created = start_stream(tally, token, "hooked")
+        publish_url = created["ingest"]["rtmp_publish_url"]
+
+        refused = subprocess.run(["ffmpeg", "-v", "error", "-re", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30", "-t", "3", *OBS_LIKE,
+                                  publish_url + "?token=wrong"], capture_output=True, text=True, timeout=30)
+        assert refused.returncode != 0, "the webhook's 403 did not refuse the publish"
+        assert calls and calls[-1]["call"] == "publish" and calls[-1]["app"] == "live" and calls[-1]["name"] == created["stream_key"]
+        assert calls[-1]["addr"] == "127.0.0.1" and calls[-1]["stream_id"] == "hooked" and calls[-1]["token"] == "wrong"
+        assert "on_publish answered 403" in tally.logs()
+
+        encoder = publish_live(publish_url + "?token=letmein", tmp_path / "hooked.log")
+        try:
+            stream_url = signed_url(tally, token, "hooked")["data"]["stream_url"]
+            wait_until("HLS after the webhook allowed it", lambda: ffprobe(stream_url, "-show_entries", "stream=codec_name")[1] == 0, timeout=15)
+            assert calls[-1]["token"] == "letmein"
+        finally:
+            encoder.kill()
+            encoder.wait()
+        # A key the store does not know never reaches the webhook.
+        before = len(calls)
+        subprocess.run(["ffmpeg", "-v", "error", "-re", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30", "-t", "2", *OBS_LIKE,
+                        created["ingest"]["rtmp"] + "/live_unknown?token=letmein"], capture_output=True, timeout=30)
+        assert len(calls) == before
+    finally:
+        server.shutdown()

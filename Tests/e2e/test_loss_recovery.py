@@ -52,7 +52,9 @@ def test_lossy_subscriber_is_repaired_with_rtx(chromium, lossy_tally):
     assert delta["clean"]["frames"] > 300, delta
     # Video keeps flowing: a loss that RTX does not repair in time costs a frame, not the stream.
     assert delta["lossy"]["frames"] > 0.6 * delta["clean"]["frames"], delta
-    assert delta["lossy"]["freezes"] <= max(2 * delta["clean"]["freezes"], 1), delta
+    # Twice the clean page's freezes, with a floor: a clean page usually has none, and on a
+    # loaded 2-core machine a lost packet whose retransmission is lost too can stall a frame.
+    assert delta["lossy"]["freezes"] <= max(2 * delta["clean"]["freezes"], 2), delta
 
 
 def test_loss_injection_is_refused_without_test_hooks(chromium, webrtc_tally):

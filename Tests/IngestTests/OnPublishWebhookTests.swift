@@ -1,0 +1,26 @@
+import NIOPosix
+import Testing
+
+@testable import Ingest
+
+@Suite struct OnPublishWebhookTests {
+    @Test func theFormIsNginxRTMPsWithTheStreamNamesArguments() {
+        let request = IngestRequest(transport: .rtmp, app: "live", streamKey: "key one", query: "token=a%26b&app=ignored&flag", remoteAddress: "10.0.0.7")
+        let form = OnPublishWebhook.form(request, streamID: "show")
+        #expect(form == "call=publish&app=live&name=key%20one&type=live&addr=10.0.0.7&transport=rtmp&stream_id=show&token=a%26b&flag=")
+    }
+
+    @Test func onlyHTTPURLsWithAHostAreTaken() throws {
+        #expect(throws: IngestRefusal.self) { try OnPublishWebhook(url: "ftp://example.com/hook") }
+        #expect(throws: IngestRefusal.self) { try OnPublishWebhook(url: "http:///hook") }
+        _ = try OnPublishWebhook(url: "https://hooks.example.com:8443/on_publish?secret=1")
+    }
+
+    @Test func anEndpointThatDoesNotAnswerRefuses() async throws {
+        // Port 9 on loopback: nothing listens, the connection is refused at once.
+        let webhook = try OnPublishWebhook(url: "http://127.0.0.1:9/hook", timeout: .seconds(2))
+        let why = await webhook.ask(IngestRequest(transport: .srt, app: "live", streamKey: "k", remoteAddress: "127.0.0.1"), streamID: "s",
+                                    group: MultiThreadedEventLoopGroup.singleton)
+        #expect(why?.contains("did not answer") == true)
+    }
+}
