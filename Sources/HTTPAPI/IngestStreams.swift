@@ -50,7 +50,13 @@ enum IngestStreams {
             logger.error("ingest: cannot unseal the SRT passphrase of \(record.streamID): \(error)")
             return .deny("the server cannot read this stream's settings")
         }
-        return .allow(streamID: record.streamID, passphrase: request.transport == .srt ? passphrase : nil)
+        return .allow(streamID: record.streamID, settings: settings(record, passphrase: request.transport == .srt ? passphrase : nil))
+    }
+
+    /// What the hub needs to know of a stream's stored settings.
+    static func settings(_ record: IngestStreamRecord, passphrase: String? = nil) -> IngestSettings {
+        IngestSettings(passphrase: passphrase, publicHLS: record.publicHLS,
+                       ladder: (record.ladder ?? "").split(separator: ",").compactMap { Rendition.named(String($0)) })
     }
 
     private static func persist(_ snapshot: IngestStreamSnapshot, store: Store, logger: Logger) async {

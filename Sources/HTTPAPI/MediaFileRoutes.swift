@@ -35,6 +35,12 @@ extension API {
         router.get("api/recordings/:id/download") { request, context in
             try await downloadRecording(request, context)
         }
+        // A ladder's renditions: `/hls/{stream}/{rendition}/{file}`. The router wants the middle
+        // parameter named as in the route below.
+        router.get("hls/:id/:file/:inner") { request, context in
+            try serveIngestHLS(request, context, streamID: context.parameters.get("id") ?? "", variant: context.parameters.get("file"),
+                               file: context.parameters.get("inner") ?? "")
+        }
         router.get("hls/:id/:file") { request, context in
             let id = context.parameters.get("id") ?? ""
             // Broadcasts' programs are named by UUID; anything else is an ingest stream.

@@ -24,6 +24,8 @@ actor ProgramDirector {
     private let sfu: SFU
     private let ingest: IngestHub
     private let logger: Logger
+    /// Destination status changes, saved in the order they happen; drained before the store closes.
+    private let destinationWrites = SerialTasks()
 
     init(configuration: ServerConfiguration, layouts: LayoutLibrary, store: Store, registry: any Registry, sfu: SFU, ingest: IngestHub, logger: Logger) {
         self.configuration = configuration
@@ -59,8 +61,8 @@ actor ProgramDirector {
             broadcastID: id.uuidString, settings: Compositor.Settings(resolution: broadcast.settings.resolution), stage: stage, targets: targets,
             recordingPath: recording.map { configuration.recordingsDirectory.appendingPathComponent($0.fileName).path },
             hlsDirectory: configuration.hlsDirectory.appendingPathComponent(id.uuidString.lowercased()), sfu: sfu, ingest: ingest,
-            group: MultiThreadedEventLoopGroup.singleton, logger: logger) { [weak self] destination, state in
-            Task { await self?.destinationChanged(broadcast: id, destination: destination, state) }
+            group: MultiThreadedEventLoopGroup.singleton, logger: logger) { [weak self, destinationWrites] destination, state in
+            destinationWrites.enqueue { [weak self] in await self?.destinationChanged(broadcast: id, destination: destination, state) }
         }
         // The row only once the program exists: a program that cannot start leaves no
         // recording stuck in `recording`.
@@ -98,6 +100,7 @@ actor ProgramDirector {
 
     func stopAll() async {
         for id in programs.keys { await stop(id) }
+        await destinationWrites.drain()
     }
 
     private func saveRecordingProgress(_ id: UUID) async {

@@ -12,6 +12,9 @@ struct StreamActionRequest: Decodable {
     var publicHls: Bool?
     /// SRT encryption: 10 to 79 characters sets it, "" turns it off, left out keeps it.
     var srtPassphrase: String?
+    /// Renditions to transcode besides the source (`["720p30", "360p30"]`); [] for none,
+    /// left out keeps what the stream has.
+    var ladder: [String]?
 }
 
 /// Where an encoder sends a stream.
@@ -36,6 +39,7 @@ struct StreamResponse: APIResponse {
     var streamKeyHint: String
     var publicHls: Bool
     var srtEncrypted: Bool
+    var ladder: [String]
     var ingest: IngestEndpoints
     var hlsUrl: String
     var startTime: Date?
@@ -114,7 +118,8 @@ extension API {
             switch body.action {
             case "start":
                 let passphrase = try body.srtPassphrase.map(Self.validPassphrase)
-                return try await startStream(id, publicHLS: body.publicHls, passphrase: passphrase, owner: userID, request: request)
+                let ladder = try body.ladder.map(Self.validLadder)
+                return try await startStream(id, publicHLS: body.publicHls, passphrase: passphrase, ladder: ladder, owner: userID, request: request)
             case "stop":
                 let record = try await ownedStream(id, context: context)
                 record.status = IngestStatus.stopped.rawValue
@@ -160,18 +165,20 @@ extension API {
     }
 
     /// `passphrase`: nil keeps what the stream has, "" removes it.
-    private func startStream(_ id: String, publicHLS: Bool?, passphrase: String?, owner: UUID, request: Request) async throws -> EditedResponse<StreamResponse> {
+    private func startStream(_ id: String, publicHLS: Bool?, passphrase: String?, ladder: String?, owner: UUID,
+                             request: Request) async throws -> EditedResponse<StreamResponse> {
         let sealedPassphrase = try passphrase.map { $0.isEmpty ? "" : try store.sealer.seal($0) }
         if let record = try await IngestStreamRecord.query(on: store.db).filter(\.$streamID == id).first() {
             guard record.ownerID == owner else { throw APIError(.conflict, "stream_id_taken", "another account uses the stream ID \(id)") }
             if let publicHLS { record.publicHLS = publicHLS }
             if let sealedPassphrase { record.srtPassphraseSealed = sealedPassphrase.isEmpty ? nil : sealedPassphrase }
+            if let ladder { record.ladder = ladder.isEmpty ? nil : ladder }
             if record.status == IngestStatus.stopped.rawValue || record.status == IngestStatus.error.rawValue {
                 record.status = IngestStatus.starting.rawValue
                 record.lastError = nil
             }
             try await record.save(on: store.db)
-            ingest.start(id, publicHLS: record.publicHLS)
+            ingest.start(id, settings: IngestStreams.settings(record))
             return EditedResponse(status: .ok, response: response(record, request: request))
         }
         let key = Self.newStreamKey()
@@ -179,12 +186,13 @@ extension API {
                                         streamKeyDigest: store.sealer.lookupDigest(key), streamKeyHint: StreamKeySealer.redact(key),
                                         publicHLS: publicHLS ?? false)
         record.srtPassphraseSealed = sealedPassphrase.flatMap { $0.isEmpty ? nil : $0 }
+        record.ladder = ladder.flatMap { $0.isEmpty ? nil : $0 }
         do {
             try await record.create(on: store.db)
         } catch let error as any DatabaseError where error.isConstraintFailure {
             throw APIError(.conflict, "stream_id_taken", "the stream ID \(id) is taken")
         }
-        ingest.start(id, publicHLS: record.publicHLS)
+        ingest.start(id, settings: IngestStreams.settings(record))
         var shown = response(record, request: request)
         shown.streamKey = key
         shown.ingest.rtmpPublishUrl = "\(shown.ingest.rtmp)/\(key)"
@@ -207,6 +215,7 @@ extension API {
         return StreamResponse(
             streamId: record.streamID, status: snapshot?.status.rawValue ?? record.status, isLive: snapshot?.isLive ?? false,
             streamKey: nil, streamKeyHint: record.streamKeyHint, publicHls: record.publicHLS, srtEncrypted: record.srtPassphraseSealed != nil,
+            ladder: IngestStreams.settings(record).ladder.map(\.name),
             ingest: IngestEndpoints(rtmp: "rtmp://\(hostName(request)):\(boundRTMPPort)/live", srt: "srt://\(hostName(request)):\(boundSRTPort)"),
             hlsUrl: "\(baseURL(request))/hls/\(record.streamID)/\(HLSOutput.playlistName)",
             startTime: snapshot?.startTime ?? record.startedAt, lastError: snapshot?.lastError ?? record.lastError, createdAt: record.createdAt)
@@ -240,7 +249,7 @@ extension API {
 
     /// An ingest stream's HLS: open when the stream is public, otherwise only through a
     /// signed URL, whose query the playlist passes on to every segment.
-    func serveIngestHLS(_ request: Request, _ context: AppContext, streamID: String, file: String) throws -> Response {
+    func serveIngestHLS(_ request: Request, _ context: AppContext, streamID: String, variant: String? = nil, file: String) throws -> Response {
         guard let stream = ingest.stream(streamID) else {
             throw APIError(.notFound, "not_live", "stream \(streamID) has no HLS here (is it started and publishing?)")
         }
@@ -260,7 +269,12 @@ extension API {
         guard isPlaylist || (file.hasPrefix("segment") && file.hasSuffix(".ts") && Self.segmentNumber(file) >= 0) else {
             throw APIError(.notFound, "not_found", "no such HLS file")
         }
-        let path = ingest.hlsRoot.appendingPathComponent(streamID).appendingPathComponent(file).path
+        if let variant, variant != Rendition.sourceName, Rendition.named(variant) == nil {
+            throw APIError(.notFound, "not_found", "no HLS rendition \(variant)")
+        }
+        var directory = ingest.hlsRoot.appendingPathComponent(streamID)
+        if let variant { directory.appendPathComponent(variant) }
+        let path = directory.appendingPathComponent(file).path
         guard var data = FileManager.default.contents(atPath: path) else {
             throw APIError(.notFound, "not_live", "stream \(streamID) has no HLS \(isPlaylist ? "playlist" : "segment") yet")
         }
@@ -294,6 +308,14 @@ extension API {
             throw APIError(.badRequest, "invalid_field", "`srt_passphrase` is 10 to 79 characters, or \"\" for none")
         }
         return text
+    }
+
+    /// Rendition names as the API takes them, checked and put best first, as a stored list.
+    static func validLadder(_ names: [String]) throws -> String {
+        for name in names where Rendition.named(name) == nil {
+            throw APIError(.badRequest, "invalid_field", "`ladder` takes \(Rendition.all.map(\.name).joined(separator: ", ")); not \(name)")
+        }
+        return Rendition.all.filter { names.contains($0.name) }.map(\.name).joined(separator: ",")
     }
 
     static func urlLifetime(_ text: String?, fallback: Int) throws -> Int {

@@ -24,10 +24,25 @@ public struct IngestRequest: Sendable, Equatable {
     }
 }
 
+/// A stream's settings, as its owner chose them.
+public struct IngestSettings: Sendable, Equatable {
+    /// The SRT encryption passphrase a publisher must match.
+    public var passphrase: String?
+    /// Whether HLS plays without a signed URL.
+    public var publicHLS: Bool
+    /// Renditions transcoded besides the source; none: passthrough only.
+    public var ladder: [Rendition]
+
+    public init(passphrase: String? = nil, publicHLS: Bool = false, ladder: [Rendition] = []) {
+        self.passphrase = passphrase
+        self.publicHLS = publicHLS
+        self.ladder = ladder
+    }
+}
+
 /// What the owner of the stream keys says about a publish.
 public enum IngestDecision: Sendable, Equatable {
-    /// `passphrase`: the stream's SRT encryption passphrase, which the caller must match.
-    case allow(streamID: String, passphrase: String? = nil)
+    case allow(streamID: String, settings: IngestSettings = IngestSettings())
     case deny(String)
 }
 
@@ -73,15 +88,10 @@ public final class IngestHub: Sendable {
     }
 
     /// Arms the stream: the next publish with its key is accepted.
-    public func start(_ id: String, publicHLS: Bool = false) {
+    public func start(_ id: String, settings: IngestSettings = IngestSettings()) {
         let stream = streamOrNew(id)
-        stream.publicHLS = publicHLS
+        stream.configure(settings)
         stream.arm()
-    }
-
-    /// Records who may watch without a signed URL, for a stream known from the store.
-    public func setAccess(_ id: String, publicHLS: Bool) {
-        streamOrNew(id).publicHLS = publicHLS
     }
 
     /// Stops the stream: its publisher is closed, HLS ends, publishes are refused.
@@ -113,7 +123,7 @@ public final class IngestHub: Sendable {
     public func publish(_ request: IngestRequest, close: @escaping @Sendable (String) -> Void) async -> Result<IngestPublisher, IngestRefusal> {
         switch await check(request) {
         case .deny(let reason): .failure(IngestRefusal(reason: reason))
-        case .allow(let id, _): attach(streamID: id, request: request, close: close)
+        case .allow(let id, let settings): attach(streamID: id, settings: settings, request: request, close: close)
         }
     }
 
@@ -130,8 +140,10 @@ public final class IngestHub: Sendable {
     }
 
     /// Makes an allowed publisher its stream's publisher, unless the stream stopped meanwhile.
-    public func attach(streamID id: String, request: IngestRequest, close: @escaping @Sendable (String) -> Void) -> Result<IngestPublisher, IngestRefusal> {
+    public func attach(streamID id: String, settings: IngestSettings, request: IngestRequest,
+                       close: @escaping @Sendable (String) -> Void) -> Result<IngestPublisher, IngestRefusal> {
         let stream = streamOrNew(id)
+        stream.configure(settings)
         let info = IngestPublisherInfo(transport: request.transport, remoteAddress: request.remoteAddress, connectedAt: Date())
         guard let token = stream.attach(info, close: close) else {
             return .failure(IngestRefusal(reason: "stream \(id) is \(stream.snapshot.status.rawValue); start it with POST /api/streams"))

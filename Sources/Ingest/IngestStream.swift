@@ -73,12 +73,17 @@ public final class IngestStream: Sendable {
     private let logger: Logger
     private let onStatus: @Sendable (IngestStreamSnapshot) -> Void
     private let metrics: Metrics
-    private let publicAccess = Atomic<Bool>(false)
+    private let settings = Mutex(IngestSettings())
 
     /// Whether HLS plays without a signed URL (the stream's owner chooses).
-    public var publicHLS: Bool {
-        get { publicAccess.load(ordering: .relaxed) }
-        set { publicAccess.store(newValue, ordering: .relaxed) }
+    public var publicHLS: Bool { settings.withLock { $0.publicHLS } }
+
+    /// The renditions viewers get besides the source.
+    public var ladder: [Rendition] { settings.withLock { $0.ladder } }
+
+    /// The owner's settings; a new ladder applies from the next time HLS starts.
+    func configure(_ new: IngestSettings) {
+        settings.withLock { $0 = new }
     }
 
     private struct State: @unchecked Sendable {
@@ -87,6 +92,7 @@ public final class IngestStream: Sendable {
         var nextToken: UInt64 = 1
         var publishers = 0
         var hls: HLSOutput?
+        var ladder: LadderTranscoder?
         var timeline = IngestTimeline()
         var video: ContainerWriter.VideoTrack?
         var audio: ContainerWriter.AudioTrack?
@@ -118,6 +124,7 @@ public final class IngestStream: Sendable {
         let viewers: Gauge
         let uptime: Gauge
         let hlsDrops: Counter
+        let ladderDrops: Counter
 
         init(_ id: String) {
             let dimensions = [("stream", id)]
@@ -127,6 +134,7 @@ public final class IngestStream: Sendable {
             viewers = Gauge(label: "tally_ingest_hls_viewers", dimensions: dimensions)
             uptime = Gauge(label: "tally_ingest_uptime_seconds", dimensions: dimensions)
             hlsDrops = Counter(label: "tally_ingest_hls_dropped_packets_total", dimensions: dimensions)
+            ladderDrops = Counter(label: "tally_ingest_ladder_dropped_frames_total", dimensions: dimensions)
         }
     }
 
@@ -216,11 +224,11 @@ public final class IngestStream: Sendable {
                     state.timeline.beginSource()
                     state.newSource = false
                 }
-                if let hls = state.hls {
-                    if state.tracksChanged { hls.changeTracks(video: video, audio: state.audio) }
+                if state.hls != nil {
+                    if state.tracksChanged { switchTracks(&state, video: video, audio: state.audio) }
                 } else {
                     do {
-                        state.hls = try HLSOutput(directory: directory, video: video, audio: state.audio, dropCounter: metrics.hlsDrops)
+                        try startHLS(&state, video: video)
                     } catch {
                         state.lastError = "cannot write HLS into \(directory.path): \(error)"
                         logger.error("ingest: \(state.lastError!)", metadata: ["stream": "\(id)"])
@@ -229,10 +237,10 @@ public final class IngestStream: Sendable {
                 }
                 state.tracksChanged = false
             } else if state.tracksChanged, packet.kind == .video, packet.isKeyframe, let video = state.video {
-                state.hls?.changeTracks(video: video, audio: state.audio)
+                switchTracks(&state, video: video, audio: state.audio)
                 state.tracksChanged = false
             }
-            state.hls?.offer(state.timeline.map(packet))
+            emit(&state, state.timeline.map(packet))
         }
     }
 
@@ -383,15 +391,15 @@ public final class IngestStream: Sendable {
                 return true
             }
             if run.slate == nil { run.slate = built }
-            guard let slate = run.slate, let hls = state.hls else {
+            guard let slate = run.slate, state.hls != nil else {
                 state.slate = run
                 return false
             }
             if run.group == 0 {
-                hls.changeTracks(video: slate.video, audio: slate.audio)
+                switchTracks(&state, video: slate.video, audio: slate.audio)
                 state.timeline.beginSource()
             }
-            for packet in slate.group(run.group) { hls.offer(state.timeline.map(packet)) }
+            for packet in slate.group(run.group) { emit(&state, state.timeline.map(packet)) }
             run.group += 1
             state.slate = run
             return false
@@ -402,9 +410,37 @@ public final class IngestStream: Sendable {
         }
     }
 
+    /// HLS for viewers: the source as it is, and with a ladder, its renditions and a master
+    /// playlist over them all (the source then lives in `source/`).
+    private func startHLS(_ state: inout State, video: ContainerWriter.VideoTrack) throws {
+        let renditions = ladder
+        if renditions.isEmpty {
+            state.hls = try HLSOutput(directory: directory, video: video, audio: state.audio, dropCounter: metrics.hlsDrops)
+            return
+        }
+        try? FileManager.default.removeItem(at: directory)
+        let transcoder = LadderTranscoder(directory: directory, renditions: renditions, logger: logger, dropped: metrics.ladderDrops)
+        state.hls = try HLSOutput(directory: transcoder.sourceDirectory, video: video, audio: state.audio, dropCounter: metrics.hlsDrops)
+        transcoder.changeTracks(video: video, audio: state.audio)
+        state.ladder = transcoder
+    }
+
+    private func switchTracks(_ state: inout State, video: ContainerWriter.VideoTrack, audio: ContainerWriter.AudioTrack?) {
+        state.hls?.changeTracks(video: video, audio: audio)
+        state.ladder?.changeTracks(video: video, audio: audio)
+    }
+
+    /// A packet on the stream's clock to every viewer-facing output.
+    private func emit(_ state: inout State, _ packet: ProgramPacket) {
+        state.hls?.offer(packet)
+        state.ladder?.offer(packet, sourceBitrate: state.rate.bitsPerSecond)
+    }
+
     private func endHLS(_ state: inout State) {
         state.hls?.finish()
         state.hls = nil
+        state.ladder?.finish()
+        state.ladder = nil
         state.timeline = IngestTimeline()
         state.waitingForKeyframe = true
     }

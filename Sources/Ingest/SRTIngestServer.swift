@@ -31,7 +31,7 @@ public final class SRTIngestServer: Sendable {
         var listener: SRTSOCKET?
         var stopping = false
         /// Granted in the listen callback, picked up when `srt_accept` returns the socket.
-        var granted: [SRTSOCKET: (streamID: String, request: IngestRequest)] = [:]
+        var granted: [SRTSOCKET: Grant] = [:]
         var perAddress: [String: Int] = [:]
         var connections: Set<SRTSOCKET> = []
     }
@@ -130,12 +130,12 @@ public final class SRTIngestServer: Sendable {
         let seconds = limits.authorizationTimeout.components.seconds
         let answered = done.wait(timeout: .now() + .seconds(Int(seconds))) == .success
         switch answered ? decision.withLock({ $0 }) : nil {
-        case .allow(let id, let passphrase)?:
-            if let passphrase {
+        case .allow(let id, let settings)?:
+            if let passphrase = settings.passphrase {
                 let status = passphrase.withCString { srt_setsockflag(socket, SRTO_PASSPHRASE, $0, Int32(strlen($0))) }
                 guard status != SRT_ERROR else { return refuse(SRT_REJX_ISE, "cannot set the stream's passphrase: \(Self.lastError())") }
             }
-            state.withLock { $0.granted[socket] = (id, request) }
+            state.withLock { $0.granted[socket] = Grant(streamID: id, settings: settings, request: request) }
             return 0
         case .deny(let why)?:
             release(address)
@@ -175,13 +175,19 @@ public final class SRTIngestServer: Sendable {
     }
 
     /// One encoder, from its first byte to its last.
-    private func serve(_ socket: SRTSOCKET, grant: (streamID: String, request: IngestRequest)) {
+    private struct Grant: Sendable {
+        var streamID: String
+        var settings: IngestSettings
+        var request: IngestRequest
+    }
+
+    private func serve(_ socket: SRTSOCKET, grant: Grant) {
         defer {
             srt_close(socket)
             state.withLock { _ = $0.connections.remove(socket) }
             release(grant.request.remoteAddress)
         }
-        let attached = hub.attach(streamID: grant.streamID, request: grant.request) { _ in srt_close(socket) }
+        let attached = hub.attach(streamID: grant.streamID, settings: grant.settings, request: grant.request) { _ in srt_close(socket) }
         guard case .success(let publisher) = attached else {
             if case .failure(let refusal) = attached { logger.notice("srt: \(refusal.reason)") }
             return

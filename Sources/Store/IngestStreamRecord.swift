@@ -22,6 +22,8 @@ public final class IngestStreamRecord: Model, @unchecked Sendable {
     @Field(key: "public_hls") public var publicHLS: Bool
     /// SRT encryption passphrase, sealed like the key; nil: SRT without encryption.
     @OptionalField(key: "srt_passphrase_sealed") public var srtPassphraseSealed: String?
+    /// Rendition names (`720p30,360p30`) transcoded besides the source; nil: passthrough only.
+    @OptionalField(key: "ladder") public var ladder: String?
     @OptionalField(key: "last_error") public var lastError: String?
     @OptionalField(key: "started_at") public var startedAt: Date?
     @Timestamp(key: "created_at", on: .create) public var createdAt: Date?

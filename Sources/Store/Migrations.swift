@@ -4,7 +4,7 @@ import FluentKit
 enum TallyMigrations {
     static let all: [any Migration] = [
         CreateUsers(), CreateBroadcasts(), CreateDestinations(), CreateParticipants(), CreateRecordings(), CreateUploads(),
-        AddBroadcastStage(), CreateIngestStreams(), AddIngestStreamSRTPassphrase(),
+        AddBroadcastStage(), CreateIngestStreams(), AddIngestStreamSRTPassphrase(), AddIngestStreamLadder(),
     ]
 }
 
@@ -170,5 +170,15 @@ struct AddIngestStreamSRTPassphrase: AsyncMigration {
 
     func revert(on database: any Database) async throws {
         try await database.schema(IngestStreamRecord.schema).deleteField("srt_passphrase_sealed").update()
+    }
+}
+
+struct AddIngestStreamLadder: AsyncMigration {
+    func prepare(on database: any Database) async throws {
+        try await database.schema(IngestStreamRecord.schema).field("ladder", .string).update()
+    }
+
+    func revert(on database: any Database) async throws {
+        try await database.schema(IngestStreamRecord.schema).deleteField("ladder").update()
     }
 }

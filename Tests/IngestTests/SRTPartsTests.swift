@@ -68,3 +68,14 @@ extension SRTPartsTests {
         #expect(hevc.isEmpty && streams.unsupportedVideo?.contains("hevc") == true)
     }
 }
+
+@Suite struct LadderTests {
+    @Test func renditionsKeepTheSourcesShapeAtAnEvenWidth() {
+        let rung = Rendition.named("360p30")!
+        #expect(rung.width(forSource: 1920, height: 1080) == 640)
+        #expect(rung.width(forSource: 854, height: 480) == 640)
+        #expect(rung.width(forSource: 1080, height: 1920) == 202)
+        #expect(rung.width(forSource: 0, height: 0) == 640)
+        #expect(Rendition.named("4k") == nil && Rendition.all.first?.name == "1080p60")
+    }
+}

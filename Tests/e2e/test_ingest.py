@@ -337,3 +337,34 @@ def test_an_on_publish_webhook_gets_the_nginx_form_and_its_answer_decides(start_
         assert len(calls) == before
     finally:
         server.shutdown()
+
+
+def test_a_ladder_adds_renditions_under_a_master_playlist(start_tally, tmp_path):
+    tally = start_tally({"TALLY_HOST": "127.0.0.1"})
+    token = tally.register()
+    created = start_stream(tally, token, "laddered", ladder=["360p30"])
+    assert created["ladder"] == ["360p30"]
+    bad = requests.post(tally.url + "/api/streams", json={"stream_id": "laddered", "action": "start", "ladder": ["4k"]},
+                        headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    assert bad.status_code == 400 and "360p30" in bad.json()["error"]["message"]
+    encoder = publish_live(created["ingest"]["rtmp_publish_url"], tmp_path / "ladder.log", size="854x480")
+    try:
+        stream_url = signed_url(tally, token, "laddered")["data"]["stream_url"]
+        master = wait_until("a master playlist with the rendition", lambda: (lambda text: text if "360p30/index.m3u8" in text else None)(
+            requests.get(stream_url, timeout=10).text), timeout=20)
+        assert "#EXT-X-STREAM-INF:" in master and "source/index.m3u8?expires=" in master and "RESOLUTION=640x360" in master, master
+        base = stream_url.split("/index.m3u8")[0]
+        query = stream_url.split("?", 1)[1]
+        rendition = f"{base}/360p30/index.m3u8?{query}"
+        source = f"{base}/source/index.m3u8?{query}"
+
+        def decodes(url, size):
+            out, code = ffprobe(url, "-show_entries", "stream=codec_name,width,height")
+            return code == 0 and f"h264,{size}" in out and "aac" in out
+        wait_until("the 360p30 rendition", lambda: decodes(rendition, "640,360"), timeout=20)
+        assert decodes(source, "854,480")
+        assert requests.get(f"{base}/720p30/index.m3u8?{query}", timeout=10).status_code == 404
+        assert requests.get(f"{base}/360p30/index.m3u8", timeout=10).status_code == 401
+    finally:
+        encoder.kill()
+        encoder.wait()
