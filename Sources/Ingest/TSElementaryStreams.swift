@@ -56,7 +56,9 @@ public struct TSElementaryStreams {
         if packet.isKeyframe, sets.contains(where: { AnnexB.type($0) == 7 }), sets.contains(where: { AnnexB.type($0) == 8 }) {
             let parameterSets = sets.flatMap { [0, 0, 0, 1] + $0 }
             if parameterSets != video?.parameterSets {
-                video = ContainerWriter.VideoTrack(width: 0, height: 0, framesPerSecond: 30, parameterSets: parameterSets)
+                // TS says nothing of the picture's size; the SPS does.
+                let size = sets.first { AnnexB.type($0) == 7 }.flatMap { H264PictureSize(sps: $0) }
+                video = ContainerWriter.VideoTrack(width: size?.width ?? 0, height: size?.height ?? 0, framesPerSecond: 30, parameterSets: parameterSets)
                 outputs.append(.tracks)
             }
         } else if packet.isKeyframe, let video {

@@ -1,4 +1,5 @@
-import FLV
+@testable import FLV
+import MediaCodecs
 @testable import RTMP
 import Testing
 
@@ -91,6 +92,20 @@ import Testing
         let record = try AVCDecoderConfiguration.parse(tag.payload)
         #expect(record.lengthSize == 4)
         #expect(record.parameterSets == parameterSets)
+    }
+
+    @Test(arguments: [(320, 240), (640, 360), (854, 480), (1920, 1080), (202, 360)])
+    func spsGivesThePictureSize(width: Int, height: Int) throws {
+        let encoder = try H264Encoder(.init(width: width, height: height, bitrateKbps: 300, threads: 1))
+        let sps = try #require(AnnexB.nalUnits(encoder.parameterSets).first { AnnexB.type($0) == 7 })
+        #expect(H264PictureSize(sps: sps) == H264PictureSize(width: width, height: height))
+    }
+
+    @Test func malformedSPSGiveNoSize() {
+        #expect(H264PictureSize(sps: [0x67, 0x64, 0x00][...]) == nil)
+        #expect(H264PictureSize(sps: [0x68, 0x64, 0x00, 0x1F, 0xAC][...]) == nil)
+        #expect(H264PictureSize(sps: [0x67] + [UInt8](repeating: 0, count: 40)) == nil)
+        #expect(H264PictureSize.unescaped([0, 0, 3, 1, 0, 0, 3][...]) == [0, 0, 1, 0, 0])
     }
 
     @Test func refusesParameterSetsTheRecordCannotCount() {

@@ -225,6 +225,7 @@ def test_srt_publish_checks_key_and_passphrase_and_survives_a_dropped_encoder(st
         assert "h264,640,360" in streams, streams
         debug = requests.get(tally.url + "/api/debug/srtshow", headers={"Authorization": f"Bearer {token}"}, timeout=10).json()
         assert debug["publisher"]["transport"] == "srt" and debug["audio"]["sample_rate"] == 48000
+        assert (debug["video"]["width"], debug["video"]["height"]) == (640, 360), "the size comes from the SPS"
         assert "#EXT-X-DISCONTINUITY" not in debug["playlist"], "both tracks from the first segment on"
     finally:
         encoder.kill()
