@@ -12,7 +12,7 @@ public struct H264PictureSize: Equatable, Sendable {
     /// `unit`: one SPS NAL unit, header byte included, without a start code.
     public init?(sps unit: ArraySlice<UInt8>) {
         guard unit.count >= 4, unit.first.map({ $0 & 0x1F }) == 7 else { return nil }
-        var bits = ExpGolombReader(Self.unescaped(unit.dropFirst()))
+        var bits = BitReader(Self.unescaped(unit.dropFirst()))
         guard let profile = bits.bits(8), bits.bits(16) != nil, bits.unsigned() != nil else { return nil }
         var chromaFormat = 1
         if [100, 110, 122, 244, 44, 83, 86, 118, 128, 138, 139, 134, 135].contains(profile) {
@@ -69,55 +69,5 @@ public struct H264PictureSize: Equatable, Sendable {
             out.append(byte)
         }
         return out
-    }
-}
-
-/// Exp-Golomb codes (H.264 §9.1) over a byte buffer; every read is nil past the end.
-struct ExpGolombReader {
-    private let bytes: [UInt8]
-    private var position = 0
-
-    init(_ bytes: [UInt8]) {
-        self.bytes = bytes
-    }
-
-    mutating func bits(_ count: Int) -> Int? {
-        guard count <= 32, position + count <= bytes.count * 8 else { return nil }
-        var value = 0
-        for _ in 0..<count {
-            value = value << 1 | Int(bytes[position / 8] >> (7 - UInt8(position % 8)) & 1)
-            position += 1
-        }
-        return value
-    }
-
-    mutating func unsigned() -> Int? {
-        var zeros = 0
-        while true {
-            guard let bit = bits(1) else { return nil }
-            if bit == 1 { break }
-            zeros += 1
-            guard zeros < 32 else { return nil }
-        }
-        guard let rest = bits(zeros) else { return nil }
-        return (1 << zeros) - 1 + rest
-    }
-
-    mutating func signed() -> Int? {
-        guard let code = unsigned() else { return nil }
-        return code % 2 == 1 ? (code + 1) / 2 : -(code / 2)
-    }
-
-    /// A scaling list is read only to get past it.
-    mutating func skipScalingList(_ size: Int) -> Bool {
-        var last = 8, next = 8
-        for _ in 0..<size {
-            if next != 0 {
-                guard let delta = signed() else { return false }
-                next = (last + delta + 256) % 256
-            }
-            last = next == 0 ? last : next
-        }
-        return true
     }
 }

@@ -4,7 +4,6 @@ import Foundation
 import Ingest
 import Logging
 import Store
-import Synchronization
 
 /// The ingest hub as the server runs it: publishes are checked against the stream keys in
 /// the store, and every status change is written back there.
@@ -98,25 +97,5 @@ struct HLSURLSigner: Sendable {
         // Compared in constant time: how much of a guess matched must not show in the timing.
         guard expected.count == given.count, zip(expected, given).reduce(UInt8(0), { $0 | ($1.0 ^ $1.1) }) == 0 else { return .badSignature }
         return Double(expiry) > now.timeIntervalSince1970 ? .valid : .expired
-    }
-}
-
-/// Async work run one after another in the order it was handed in, from any thread.
-final class SerialTasks: Sendable {
-    private let last = Mutex<Task<Void, Never>?>(nil)
-
-    func enqueue(_ work: @escaping @Sendable () async -> Void) {
-        last.withLock { last in
-            let previous = last
-            last = Task {
-                await previous?.value
-                await work()
-            }
-        }
-    }
-
-    /// Waits for everything handed in so far.
-    func drain() async {
-        await last.withLock { $0 }?.value
     }
 }

@@ -2,16 +2,17 @@ import FLV
 import MediaCodecs
 import RTMP
 
+/// What a feed's converter hands on: its tracks changed, or a packet.
+public enum ElementaryOutput: Sendable {
+    /// The tracks changed (a sequence header arrived): outputs must reopen with these.
+    case tracks
+    case packet(ProgramPacket)
+}
+
 /// Turns an RTMP publisher's FLV tags into the H.264 (Annex B) and AAC (raw) packets the
 /// outputs take, with the tracks they describe. Keyframes carry their SPS/PPS in band, so
 /// any segment can start on one. Timestamps become microseconds on an unwrapped clock.
 public struct FLVElementaryStreams {
-    public enum Output: Sendable {
-        /// The tracks changed (a sequence header arrived): outputs must reopen with these.
-        case tracks
-        case packet(ProgramPacket)
-    }
-
     private(set) var video: ContainerWriter.VideoTrack?
     private(set) var audio: ContainerWriter.AudioTrack?
     /// Why the video could not be used (an unsupported codec): the stream cannot go on.
@@ -36,10 +37,7 @@ public struct FLVElementaryStreams {
         }
     }
 
-    /// The size the publisher announced, if it did.
-    var announcedSize: (width: Int, height: Int)? { width > 0 && height > 0 ? (width, height) : nil }
-
-    mutating func video(timestamp: UInt32, body: [UInt8]) throws(FLVError) -> [Output] {
+    mutating func video(timestamp: UInt32, body: [UInt8]) throws(FLVError) -> [ElementaryOutput] {
         let tag = try FLVVideoTag.parse(body[...])
         switch tag.codec {
         case .avc, .fourCC("avc1"): break
@@ -72,7 +70,7 @@ public struct FLVElementaryStreams {
         }
     }
 
-    mutating func audio(timestamp: UInt32, body: [UInt8]) throws(FLVError) -> [Output] {
+    mutating func audio(timestamp: UInt32, body: [UInt8]) throws(FLVError) -> [ElementaryOutput] {
         let tag = try FLVAudioTag.parse(body[...])
         guard tag.format == 10 else {
             unsupportedAudio = "FLV audio format \(tag.format): HLS passthrough carries AAC"
@@ -81,34 +79,13 @@ public struct FLVElementaryStreams {
         if tag.isSequenceHeader {
             let config = Array(tag.payload)
             guard config != audio?.audioSpecificConfig else { return [] }
-            let (rate, channels) = try Self.describe(audioSpecificConfig: config)
-            audio = ContainerWriter.AudioTrack(sampleRate: rate, channels: channels, audioSpecificConfig: config)
+            let described = try AACConfig(audioSpecificConfig: config)
+            audio = ContainerWriter.AudioTrack(sampleRate: described.sampleRate, channels: described.channels, audioSpecificConfig: config)
             return [.tracks]
         }
         guard audio != nil, !tag.payload.isEmpty else { return [] }
         let time = clock.microseconds(timestamp)
         return [.packet(ProgramPacket(kind: .audio, data: Array(tag.payload), pts: time, dts: time, isKeyframe: true))]
-    }
-
-    /// Sample rate and channel count from an AudioSpecificConfig (ISO 14496-3 §1.6.2.1).
-    static func describe(audioSpecificConfig config: [UInt8]) throws(FLVError) -> (Int, Int) {
-        guard config.count >= 2 else { throw FLVError.truncated("AudioSpecificConfig") }
-        let rates = [96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350]
-        var bits = BitReader(config)
-        var objectType = bits.read(5)
-        if objectType == 31 { objectType = 32 + bits.read(6) }
-        let index = bits.read(4)
-        let rate: Int
-        if index == 15 {
-            guard config.count >= 5 else { throw FLVError.truncated("explicit AAC sample rate") }
-            rate = bits.read(24)
-        } else {
-            guard index < rates.count else { throw FLVError.unsupported("AAC sample rate index \(index)") }
-            rate = rates[index]
-        }
-        let channels = bits.read(4)
-        guard rate > 0, (1...8).contains(channels) else { throw FLVError.unsupported("AAC with channel configuration \(channels)") }
-        return (rate, channels == 7 ? 8 : channels)
     }
 }
 
@@ -121,25 +98,5 @@ struct UnwrappedClock {
         if let last, timestamp < last, last - timestamp > 0x8000_0000 { wraps += 1 }
         last = timestamp
         return (wraps << 32 + Int64(timestamp)) * 1000
-    }
-}
-
-struct BitReader {
-    private let bytes: [UInt8]
-    private var position = 0
-
-    init(_ bytes: [UInt8]) {
-        self.bytes = bytes
-    }
-
-    /// The next `count` bits, most significant first; zeros past the end.
-    mutating func read(_ count: Int) -> Int {
-        var value = 0
-        for _ in 0..<count {
-            let byte = position / 8 < bytes.count ? bytes[position / 8] : 0
-            value = value << 1 | Int(byte >> (7 - UInt8(position % 8)) & 1)
-            position += 1
-        }
-        return value
     }
 }

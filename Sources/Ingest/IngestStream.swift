@@ -123,7 +123,7 @@ public final class IngestStream: Sendable {
         let dropped: Counter
         let viewers: Gauge
         let uptime: Gauge
-        let hlsDrops: Counter
+        let hls: HLSCounters
         let ladderDrops: Counter
 
         init(_ id: String) {
@@ -133,7 +133,8 @@ public final class IngestStream: Sendable {
             dropped = Counter(label: "tally_ingest_dropped_frames_total", dimensions: dimensions)
             viewers = Gauge(label: "tally_ingest_hls_viewers", dimensions: dimensions)
             uptime = Gauge(label: "tally_ingest_uptime_seconds", dimensions: dimensions)
-            hlsDrops = Counter(label: "tally_ingest_hls_dropped_packets_total", dimensions: dimensions)
+            hls = HLSCounters(dropped: Counter(label: "tally_ingest_hls_dropped_packets_total", dimensions: dimensions),
+                              segments: Counter(label: "tally_ingest_hls_segments_total", dimensions: dimensions))
             ladderDrops = Counter(label: "tally_ingest_ladder_dropped_frames_total", dimensions: dimensions)
         }
     }
@@ -182,8 +183,11 @@ public final class IngestStream: Sendable {
     func setTracks(token: UInt64, video: ContainerWriter.VideoTrack?, audio: ContainerWriter.AudioTrack?) {
         state.withLock { state in
             guard state.publisher?.token == token else { return }
+            // Only new codec configuration reopens outputs; a size from later metadata does not.
+            let changed = video?.parameterSets != state.video?.parameterSets || audio?.audioSpecificConfig != state.audio?.audioSpecificConfig
             state.video = video
             state.audio = audio
+            guard changed else { return }
             state.tracksChanged = true
             for watcher in state.watchers.values { watcher(.tracks(video: video, audio: audio)) }
         }
@@ -415,12 +419,12 @@ public final class IngestStream: Sendable {
     private func startHLS(_ state: inout State, video: ContainerWriter.VideoTrack) throws {
         let renditions = ladder
         if renditions.isEmpty {
-            state.hls = try HLSOutput(directory: directory, video: video, audio: state.audio, dropCounter: metrics.hlsDrops)
+            state.hls = try HLSOutput(directory: directory, video: video, audio: state.audio, counters: metrics.hls)
             return
         }
         try? FileManager.default.removeItem(at: directory)
-        let transcoder = LadderTranscoder(directory: directory, renditions: renditions, logger: logger, dropped: metrics.ladderDrops)
-        state.hls = try HLSOutput(directory: transcoder.sourceDirectory, video: video, audio: state.audio, dropCounter: metrics.hlsDrops)
+        let transcoder = LadderTranscoder(directory: directory, renditions: renditions, logger: logger, counters: metrics.hls, dropped: metrics.ladderDrops)
+        state.hls = try HLSOutput(directory: transcoder.sourceDirectory, video: video, audio: state.audio, counters: metrics.hls)
         transcoder.changeTracks(video: video, audio: state.audio)
         state.ladder = transcoder
     }

@@ -48,6 +48,7 @@ final class LadderTranscoder: Sendable {
     private let resync = Atomic<Bool>(false)
     private let logger: Logger
     private let dropped: Counter
+    private let counters: HLSCounters
     static var sourceName: String { Rendition.sourceName }
     static let maxBacklog = 120
 
@@ -71,11 +72,13 @@ final class LadderTranscoder: Sendable {
         var nextDue: Int64?
     }
 
-    init(directory: URL, renditions: [Rendition], logger: Logger, dropped: Counter) {
+    /// `counters`: the stream's, which its renditions' HLS shares; `dropped`: pictures skipped to catch up.
+    init(directory: URL, renditions: [Rendition], logger: Logger, counters: HLSCounters, dropped: Counter) {
         self.directory = directory
         self.renditions = renditions
         self.logger = logger
         self.dropped = dropped
+        self.counters = counters
         state = Mutex(State(rungs: renditions.map { Rung(rendition: $0) }))
     }
 
@@ -172,7 +175,7 @@ final class LadderTranscoder: Sendable {
                                                     bitrateKbps: rendition.videoBitrateKbps, keyframeIntervalSeconds: 2, preset: "veryfast", threads: 1))
                 rung.encoder = encoder
                 rung.picture = VideoFrame(width: width, height: rendition.height, fill: (16, 128, 128))
-                rung.hls = try HLSOutput(directory: directory.appendingPathComponent(rendition.name), video: Self.track(encoder), audio: audio)
+                rung.hls = try HLSOutput(directory: directory.appendingPathComponent(rendition.name), video: Self.track(encoder), audio: audio, counters: counters)
             } catch {
                 logger.error("ladder: cannot start \(rendition.name): \(error)")
                 return

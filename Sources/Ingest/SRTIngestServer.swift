@@ -32,6 +32,8 @@ public final class SRTIngestServer: Sendable {
         var stopping = false
         /// Granted in the listen callback, picked up when `srt_accept` returns the socket.
         var granted: [SRTSOCKET: Grant] = [:]
+        /// Accepted connections per address. A grant whose handshake then fails (a wrong
+        /// passphrase) is never accepted, so it never counts and is pruned once stale.
         var perAddress: [String: Int] = [:]
         var connections: Set<SRTSOCKET> = []
     }
@@ -114,9 +116,8 @@ public final class SRTIngestServer: Sendable {
         guard let target = SRTStreamID(streamID) else { return refuse(SRT_REJX_BAD_REQUEST, "unreadable stream ID") }
         guard target.mode == "publish" else { return refuse(SRT_REJX_BAD_MODE, "mode \(target.mode): this server takes streams (m=publish)") }
         let admitted = state.withLock { state -> Bool in
-            guard !state.stopping, state.perAddress[address, default: 0] < limits.connectionsPerAddress else { return false }
-            state.perAddress[address, default: 0] += 1
-            return true
+            state.granted = state.granted.filter { ContinuousClock.now - $0.value.at < Self.grantLifetime }
+            return !state.stopping && state.perAddress[address, default: 0] < limits.connectionsPerAddress
         }
         guard admitted else { return refuse(SRT_REJX_OVERLOAD, "too many connections from \(address)") }
         let request = IngestRequest(transport: .srt, app: target.app, streamKey: target.key, remoteAddress: address)
@@ -135,13 +136,11 @@ public final class SRTIngestServer: Sendable {
                 let status = passphrase.withCString { srt_setsockflag(socket, SRTO_PASSPHRASE, $0, Int32(strlen($0))) }
                 guard status != SRT_ERROR else { return refuse(SRT_REJX_ISE, "cannot set the stream's passphrase: \(Self.lastError())") }
             }
-            state.withLock { $0.granted[socket] = Grant(streamID: id, settings: settings, request: request) }
+            state.withLock { $0.granted[socket] = Grant(streamID: id, settings: settings, request: request, at: .now) }
             return 0
         case .deny(let why)?:
-            release(address)
             return refuse(why.contains("unknown") ? SRT_REJX_NOTFOUND : SRT_REJX_FORBIDDEN, why)
         case nil:
-            release(address)
             return refuse(SRT_REJX_ISE, "the key check did not answer in time")
         }
     }
@@ -165,6 +164,7 @@ public final class SRTIngestServer: Sendable {
                 srt_close(socket)
                 continue
             }
+            state.withLock { $0.perAddress[grant.request.remoteAddress, default: 0] += 1 }
             var timeout = Int32(limits.idleTimeout.components.seconds * 1000)
             srt_setsockflag(socket, SRTO_RCVTIMEO, &timeout, Int32(MemoryLayout<Int32>.size))
             state.withLock { _ = $0.connections.insert(socket) }
@@ -174,12 +174,17 @@ public final class SRTIngestServer: Sendable {
         }
     }
 
-    /// One encoder, from its first byte to its last.
     private struct Grant: Sendable {
         var streamID: String
         var settings: IngestSettings
         var request: IngestRequest
+        var at: ContinuousClock.Instant
     }
+
+    /// Longer than any SRT handshake takes between the listen callback and accept.
+    static let grantLifetime = Duration.seconds(30)
+
+    /// One encoder, from its first byte to its last.
 
     private func serve(_ socket: SRTSOCKET, grant: Grant) {
         defer {

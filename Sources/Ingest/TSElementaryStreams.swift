@@ -11,13 +11,13 @@ public struct TSElementaryStreams {
     public private(set) var unsupportedAudio: String?
     /// Unlike FLV, TS announces no configuration up front: the first packets are held until
     /// both tracks are known (or a second passes with no audio), so outputs open once with both.
-    private var held: [FLVElementaryStreams.Output] = []
+    private var held: [ElementaryOutput] = []
     private var announced = false
     static let audioWait: Int64 = 1_000_000
 
     public init() {}
 
-    public mutating func take(_ packet: ContainerReader.Packet) -> [FLVElementaryStreams.Output] {
+    public mutating func take(_ packet: ContainerReader.Packet) -> [ElementaryOutput] {
         let outputs = convert(packet)
         if announced { return outputs }
         held += outputs.filter { if case .packet = $0 { true } else { false } }
@@ -31,7 +31,7 @@ public struct TSElementaryStreams {
         return [.tracks] + held
     }
 
-    private mutating func convert(_ packet: ContainerReader.Packet) -> [FLVElementaryStreams.Output] {
+    private mutating func convert(_ packet: ContainerReader.Packet) -> [ElementaryOutput] {
         switch packet.codec {
         case .h264:
             return takeVideo(packet)
@@ -48,12 +48,12 @@ public struct TSElementaryStreams {
         }
     }
 
-    private mutating func takeVideo(_ packet: ContainerReader.Packet) -> [FLVElementaryStreams.Output] {
-        var outputs: [FLVElementaryStreams.Output] = []
+    private mutating func takeVideo(_ packet: ContainerReader.Packet) -> [ElementaryOutput] {
+        var outputs: [ElementaryOutput] = []
         var data = packet.data
-        let units = AnnexB.nalUnits(data)
-        let sets = units.filter { [7, 8].contains(AnnexB.type($0)) }
-        if packet.isKeyframe, sets.contains(where: { AnnexB.type($0) == 7 }), sets.contains(where: { AnnexB.type($0) == 8 }) {
+        // Parameter sets ride with keyframes; other pictures are passed on unread.
+        let sets = packet.isKeyframe ? AnnexB.nalUnits(data).filter { [7, 8].contains(AnnexB.type($0)) } : []
+        if sets.contains(where: { AnnexB.type($0) == 7 }), sets.contains(where: { AnnexB.type($0) == 8 }) {
             let parameterSets = sets.flatMap { [0, 0, 0, 1] + $0 }
             if parameterSets != video?.parameterSets {
                 // TS says nothing of the picture's size; the SPS does.
@@ -69,11 +69,11 @@ public struct TSElementaryStreams {
         return outputs
     }
 
-    private mutating func takeAudio(_ packet: ContainerReader.Packet) -> [FLVElementaryStreams.Output] {
+    private mutating func takeAudio(_ packet: ContainerReader.Packet) -> [ElementaryOutput] {
         guard let frame = ADTSFrame(packet.data) else { return [] }
-        var outputs: [FLVElementaryStreams.Output] = []
-        if frame.audioSpecificConfig != audio?.audioSpecificConfig {
-            audio = ContainerWriter.AudioTrack(sampleRate: frame.sampleRate, channels: frame.channels, audioSpecificConfig: frame.audioSpecificConfig)
+        var outputs: [ElementaryOutput] = []
+        if frame.config.bytes != audio?.audioSpecificConfig {
+            audio = ContainerWriter.AudioTrack(sampleRate: frame.config.sampleRate, channels: frame.config.channels, audioSpecificConfig: frame.config.bytes)
             outputs.append(.tracks)
         }
         outputs.append(.packet(ProgramPacket(kind: .audio, data: Array(packet.data[frame.headerSize..<frame.length]), pts: packet.pts, dts: packet.dts, isKeyframe: true)))
@@ -86,11 +86,7 @@ public struct ADTSFrame: Equatable, Sendable {
     public var headerSize: Int
     /// Header and payload.
     public var length: Int
-    public var sampleRate: Int
-    public var channels: Int
-    public var audioSpecificConfig: [UInt8]
-
-    static let rates = [96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350]
+    public var config: AACConfig
 
     public init?(_ bytes: [UInt8]) {
         guard bytes.count >= 7, bytes[0] == 0xFF, bytes[1] & 0xF0 == 0xF0 else { return nil }
@@ -100,12 +96,9 @@ public struct ADTSFrame: Equatable, Sendable {
         let channelConfig = Int(bytes[2] & 1) << 2 | Int(bytes[3] >> 6)
         let length = Int(bytes[3] & 0x03) << 11 | Int(bytes[4]) << 3 | Int(bytes[5] >> 5)
         headerSize = protectionAbsent ? 7 : 9
-        guard rateIndex < Self.rates.count, (1...7).contains(channelConfig), length > headerSize, length <= bytes.count else { return nil }
+        guard length > headerSize, length <= bytes.count,
+              let config = AACConfig(objectType: profile + 1, rateIndex: rateIndex, channelConfiguration: channelConfig) else { return nil }
         self.length = length
-        sampleRate = Self.rates[rateIndex]
-        channels = channelConfig == 7 ? 8 : channelConfig
-        let objectType = profile + 1
-        let config = objectType << 11 | rateIndex << 7 | channelConfig << 3
-        audioSpecificConfig = [UInt8(config >> 8), UInt8(config & 0xFF)]
+        self.config = config
     }
 }

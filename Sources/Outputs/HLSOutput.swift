@@ -3,6 +3,20 @@ import MediaCodecs
 import Metrics
 import Synchronization
 
+/// Where an HLS output counts its segments and catch-up drops on /metrics.
+public struct HLSCounters: Sendable {
+    public var dropped: Counter
+    public var segments: Counter
+
+    public init(dropped: Counter, segments: Counter) {
+        self.dropped = dropped
+        self.segments = segments
+    }
+
+    /// A broadcast's program.
+    public static let program = HLSCounters(dropped: OutputMetrics.droppedHLS, segments: OutputMetrics.segments)
+}
+
 /// HLS for viewers: MPEG-TS segments cut on keyframes once `targetDuration` has passed,
 /// and a sliding live playlist, written atomically into `directory`. The source may change
 /// its tracks mid-stream (an ingest's publisher returning, a slate filling in): the next
@@ -12,6 +26,7 @@ public final class HLSOutput: ProgramOutput {
     public let targetDuration: Double
     public let windowSize: Int
     private let writer: SerialWriter
+    private let segmentCounter: Counter
     private let state: Mutex<State>
 
     private struct Segment {
@@ -45,13 +60,14 @@ public final class HLSOutput: ProgramOutput {
     public static let playlistName = "index.m3u8"
 
     public init(directory: URL, video: ContainerWriter.VideoTrack, audio: ContainerWriter.AudioTrack?,
-                targetDuration: Double = 2, windowSize: Int = 6, dropCounter: Counter? = nil) throws {
+                targetDuration: Double = 2, windowSize: Int = 6, counters: HLSCounters = .program) throws {
         self.directory = directory
         self.targetDuration = targetDuration
         self.windowSize = windowSize
         try? FileManager.default.removeItem(at: directory)
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        writer = SerialWriter(label: "tally.hls", dropCounter: dropCounter ?? OutputMetrics.droppedHLS)
+        writer = SerialWriter(label: "tally.hls", dropCounter: counters.dropped)
+        segmentCounter = counters.segments
         state = Mutex(State(video: video, audio: audio))
     }
 
@@ -102,7 +118,7 @@ public final class HLSOutput: ProgramOutput {
         state.current = nil
         state.segments.append(Segment(sequence: current.sequence, duration: max(0.1, Double(end - current.start) / 1_000_000),
                                       discontinuity: current.discontinuity))
-        OutputMetrics.segments.increment()
+        segmentCounter.increment()
         // Keep a few segments past the window for players that are a little behind.
         while state.segments.count > windowSize + 4 {
             let old = state.segments.removeFirst()

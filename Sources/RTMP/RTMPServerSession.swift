@@ -44,7 +44,6 @@ public struct RTMPServerSession: Sendable {
     private var flow = RTMPFlowControl()
     private var nextStreamID: UInt32 = 1
     private var publishStreamID: UInt32 = 0
-    private var publishTransaction = 0.0
     private let outgoingChunkSize = 4096
 
     public init(allowedApps: Set<String> = ["live"], maxMessageSize: Int = 4 << 20, maxBuffered: Int = 16 << 20) {
@@ -226,7 +225,6 @@ public struct RTMPServerSession: Sendable {
                 let parts = name.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)
                 streamKey = String(parts[0])
                 publishStreamID = streamID
-                publishTransaction = transaction
                 phase = .authorizing
                 return [.publish(app: app, streamKey: streamKey, query: parts.count > 1 ? String(parts[1]) : "")]
             case "FCPublish":

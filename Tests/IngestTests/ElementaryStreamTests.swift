@@ -32,10 +32,13 @@ import Testing
     }
 
     @Test func aacConfigurationsDescribeRateAndChannels() throws {
-        #expect(try FLVElementaryStreams.describe(audioSpecificConfig: [0x11, 0x90]) == (48000, 2))
-        #expect(try FLVElementaryStreams.describe(audioSpecificConfig: [0x12, 0x10]) == (44100, 2))
-        #expect(try FLVElementaryStreams.describe(audioSpecificConfig: [0x12, 0x08]) == (44100, 1))
-        #expect(throws: FLVError.self) { try FLVElementaryStreams.describe(audioSpecificConfig: [0x17, 0x80]) }
+        for (bytes, rate, channels) in [([UInt8]([0x11, 0x90]), 48000, 2), ([0x12, 0x10], 44100, 2), ([0x12, 0x08], 44100, 1)] {
+            let config = try AACConfig(audioSpecificConfig: bytes)
+            #expect(config.sampleRate == rate && config.channels == channels)
+            #expect(AACConfig(objectType: 2, rateIndex: AACConfig.sampleRates.firstIndex(of: rate)!, channelConfiguration: channels)?.bytes == bytes)
+        }
+        #expect(throws: FLVError.self) { try AACConfig(audioSpecificConfig: [0x17, 0x80]) }
+        #expect(throws: FLVError.self) { try AACConfig(audioSpecificConfig: [0x17]) }
         var streams = FLVElementaryStreams()
         #expect(try streams.audio(timestamp: 5, body: FLVAudio.aacSequenceHeader(audioSpecificConfig: [0x11, 0x90])).count == 1)
         guard case .packet(let frame) = try streams.audio(timestamp: 21, body: FLVAudio.aacFrame([1, 2, 3])).first else {

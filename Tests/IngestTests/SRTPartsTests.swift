@@ -24,8 +24,8 @@ import Testing
         // AAC-LC, 48 kHz, stereo, no CRC, a 10-byte frame.
         let frame: [UInt8] = [0xFF, 0xF1, 0x4C, 0x80, 0x01, 0x5F, 0xFC, 0xAA, 0xBB, 0xCC]
         let header = ADTSFrame(frame)
-        #expect(header?.sampleRate == 48000 && header?.channels == 2 && header?.headerSize == 7 && header?.length == 10)
-        #expect(header?.audioSpecificConfig == [0x11, 0x90])
+        #expect(header?.config.sampleRate == 48000 && header?.config.channels == 2 && header?.headerSize == 7 && header?.length == 10)
+        #expect(header?.config.bytes == [0x11, 0x90])
         #expect(ADTSFrame(Array(frame.prefix(6))) == nil)
         #expect(ADTSFrame([0xFF, 0xF1, 0x7C, 0x80, 0x01, 0x5F, 0xFC, 0xAA, 0xBB, 0xCC]) == nil)
     }
@@ -58,7 +58,7 @@ extension SRTPartsTests {
     @Test func videoWithoutAudioGoesOutAfterASecond() {
         var streams = TSElementaryStreams()
         let frame: [UInt8] = [0, 0, 0, 1, 0x67, 0x42, 0, 0x1F, 0, 0, 0, 1, 0x68, 0xCE, 0, 0, 0, 1, 0x65, 1]
-        var released: [FLVElementaryStreams.Output] = []
+        var released: [ElementaryOutput] = []
         for index in 0..<40 {
             released += streams.take(ContainerReader.Packet(codec: .h264, data: frame, pts: Int64(index) * 33_333, dts: Int64(index) * 33_333, isKeyframe: true))
         }

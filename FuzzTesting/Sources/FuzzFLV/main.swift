@@ -11,6 +11,7 @@ func fuzzFLV(_ bytes: [UInt8]) {
     }
     if let audio = try? FLVAudioTag.parse(bytes[...]) { precondition(audio.payload.count < max(1, bytes.count), "audio payload larger than the tag") }
     _ = try? AVCDecoderConfiguration.parse(bytes[...])
+    _ = try? AACConfig(audioSpecificConfig: bytes)
     if let size = H264PictureSize(sps: [0x67] + bytes[...]) { precondition(size.width > 0 && size.height > 0, "a picture with no area") }
     let units = AnnexB.nalUnits(bytes)
     precondition(units.reduce(0) { $0 + $1.count } <= bytes.count, "NAL units larger than the stream")
