@@ -73,3 +73,47 @@ public struct VP8Descriptor: Sendable, Equatable {
         return descriptor
     }
 }
+
+extension VP8Descriptor {
+    /// Adds `pictureIDDelta` to the picture ID (modulo its 7 or 15 bits) and `tl0Delta` to
+    /// TL0PICIDX of the descriptor at the start of `payload`, in place. Returns the values
+    /// written; nil for a field the descriptor does not carry, or all nil when it is cut short.
+    @discardableResult
+    public static func renumber(_ payload: UnsafeMutableRawBufferPointer, pictureIDDelta: UInt16, tl0Delta: UInt8) -> (pictureID: UInt16?, tl0PictureIndex: UInt8?) {
+        guard payload.count >= 2, payload[0] & 0x80 != 0 else { return (nil, nil) }
+        let extensions = payload[1]
+        var index = 2
+        var pictureID: UInt16?
+        if extensions & 0x80 != 0 {
+            guard let (value, next) = PictureIDField.add(pictureIDDelta, in: payload, at: index) else { return (nil, nil) }
+            pictureID = value
+            index = next
+        }
+        var tl0PictureIndex: UInt8?
+        if extensions & 0x40 != 0 {
+            guard index < payload.count else { return (pictureID, nil) }
+            payload[index] &+= tl0Delta
+            tl0PictureIndex = payload[index]
+        }
+        return (pictureID, tl0PictureIndex)
+    }
+}
+
+/// The 7- or 15-bit picture ID of the VP8 and VP9 descriptors (M bit first).
+enum PictureIDField {
+    /// Adds `delta` to the picture ID at `index`, modulo its width; the new value and the
+    /// index after the field, or nil when the field is cut short.
+    static func add(_ delta: UInt16, in payload: UnsafeMutableRawBufferPointer, at index: Int) -> (value: UInt16, next: Int)? {
+        guard index < payload.count else { return nil }
+        guard payload[index] & 0x80 != 0 else {
+            let value = (UInt16(payload[index]) &+ delta) & 0x7F
+            payload[index] = UInt8(value)
+            return (value, index + 1)
+        }
+        guard index + 1 < payload.count else { return nil }
+        let value = ((UInt16(payload[index] & 0x7F) << 8 | UInt16(payload[index + 1])) &+ delta) & 0x7FFF
+        payload[index] = 0x80 | UInt8(value >> 8)
+        payload[index + 1] = UInt8(value & 0xFF)
+        return (value, index + 2)
+    }
+}

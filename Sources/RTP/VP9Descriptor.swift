@@ -113,3 +113,26 @@ struct SliceReader {
         return bytes[index]
     }
 }
+
+extension VP9Descriptor {
+    /// Adds `pictureIDDelta` to the picture ID (modulo its 7 or 15 bits) and `tl0Delta` to
+    /// TL0PICIDX (non-flexible mode) of the descriptor at the start of `payload`, in place.
+    /// Returns the values written, as `VP8Descriptor.renumber` does.
+    @discardableResult
+    public static func renumber(_ payload: UnsafeMutableRawBufferPointer, pictureIDDelta: UInt16, tl0Delta: UInt8) -> (pictureID: UInt16?, tl0PictureIndex: UInt8?) {
+        guard let first = payload.first else { return (nil, nil) }
+        var index = 1
+        var pictureID: UInt16?
+        if first & 0x80 != 0 {
+            guard let (value, next) = PictureIDField.add(pictureIDDelta, in: payload, at: index) else { return (nil, nil) }
+            pictureID = value
+            index = next
+        }
+        // TL0PICIDX follows the layer indices, in non-flexible mode only.
+        guard first & 0x20 != 0, first & 0x10 == 0 else { return (pictureID, nil) }
+        index += 1
+        guard index < payload.count else { return (pictureID, nil) }
+        payload[index] &+= tl0Delta
+        return (pictureID, payload[index])
+    }
+}

@@ -50,11 +50,44 @@ public final class Consumer {
         var firstSequence: UInt16
         var sequenceOffset: UInt16
         var timestampOffset: UInt32
+        var pictures: PictureRenumbering?
         var layer: Int
+    }
+
+    /// VP8 and VP9 number their pictures (picture ID, TL0PICIDX) per encoder, and each
+    /// simulcast layer is an encoder of its own: across a switch the numbers must run on.
+    /// Otherwise a receiver can take the new layer's pictures for ones it already decoded
+    /// (libwebrtc remembers decoded frames by picture ID) and decode them against the old
+    /// layer's references: a wrong picture at the old size, and no keyframe request.
+    struct PictureRenumbering {
+        var pictureIDDelta: UInt16 = 0
+        var tl0Delta: UInt8 = 0
     }
 
     private var sequenceOffset: UInt16 = 0
     private var timestampOffset: UInt32 = 0
+    private var pictures: PictureRenumbering?
+    private var lastPictureID: UInt16?
+    private var lastTL0PictureIndex: UInt8?
+    private let numberedPictures: NumberedPictures?
+
+    private enum NumberedPictures {
+        case vp8, vp9
+
+        func numbers(_ payload: ArraySlice<UInt8>) -> (pictureID: UInt16?, tl0PictureIndex: UInt8?)? {
+            switch self {
+            case .vp8: VP8Descriptor.parse(payload).map { ($0.pictureID, $0.tl0PictureIndex) }
+            case .vp9: VP9Descriptor.parse(payload).map { ($0.pictureID, $0.tl0PictureIndex) }
+            }
+        }
+
+        func renumber(_ payload: UnsafeMutableRawBufferPointer, _ renumbering: PictureRenumbering) -> (pictureID: UInt16?, tl0PictureIndex: UInt8?) {
+            switch self {
+            case .vp8: VP8Descriptor.renumber(payload, pictureIDDelta: renumbering.pictureIDDelta, tl0Delta: renumbering.tl0Delta)
+            case .vp9: VP9Descriptor.renumber(payload, pictureIDDelta: renumbering.pictureIDDelta, tl0Delta: renumbering.tl0Delta)
+            }
+        }
+    }
     private var lastSequence: UInt16?
     private var lastTimestamp: UInt32?
     private var lastSentAt: Duration?
@@ -80,6 +113,11 @@ public final class Consumer {
         midExtensionID = (1...16).contains(midBytes.count) ? media.headerExtensions.first { $0.uri == RTPHeaderExtensionURI.mid }?.id : nil
         transportSequenceExtensionID = media.headerExtensions.first { $0.uri == RTPHeaderExtensionURI.transportWideCC }?.id
         clockRate = media.codec.clockRate
+        numberedPictures = switch media.codec.name.uppercased() {
+        case "VP8": .vp8
+        case "VP9": .vp9
+        default: nil
+        }
     }
 
     /// Forwards `arrival` if it belongs to the layer being sent; `bestLayer` is the
@@ -122,9 +160,13 @@ public final class Consumer {
         let sequence = source.sequenceNumber &+ sequenceOffset
         let timestamp = source.timestamp &+ timestampOffset
         let wide = transportSequenceExtensionID == nil ? nil : transportSequence(source.payload.count + 40)
-        let packet = serialize(source, payloadType: media.codec.payloadType, ssrc: outgoing.ssrc, sequence: sequence, timestamp: timestamp,
-                               transportSequence: wide, originalSequence: nil)
-        if lastSequence.map({ SerialNumber.isNewer(sequence, than: $0) }) ?? true { lastSequence = sequence }
+        let (packet, numbers) = serialize(source, payloadType: media.codec.payloadType, ssrc: outgoing.ssrc, sequence: sequence, timestamp: timestamp,
+                                          transportSequence: wide, originalSequence: nil, pictures: pictures)
+        if lastSequence.map({ SerialNumber.isNewer(sequence, than: $0) }) ?? true {
+            lastSequence = sequence
+            if let pictureID = numbers.pictureID { lastPictureID = pictureID }
+            if let index = numbers.tl0PictureIndex { lastTL0PictureIndex = index }
+        }
         if lastTimestamp.map({ SerialNumber.isNewer(timestamp, than: $0) }) ?? true { lastTimestamp = timestamp }
         lastSentAt = now
         lastPacketSize = packet.readableBytes
@@ -215,24 +257,30 @@ public final class Consumer {
         let wide = transportSequenceExtensionID == nil ? nil : transportSequence(source.payload.count + 42)
         guard let rtx = media.retransmission, let rtxSSRC = outgoing.rtxSSRC else {
             return serialize(source, payloadType: media.codec.payloadType, ssrc: outgoing.ssrc, sequence: sequence, timestamp: timestamp,
-                             transportSequence: wide, originalSequence: nil)
+                             transportSequence: wide, originalSequence: nil, pictures: epoch.pictures).packet
         }
         defer { rtxSequence &+= 1 }
         return serialize(source, payloadType: rtx.payloadType, ssrc: rtxSSRC, sequence: rtxSequence, timestamp: timestamp,
-                         transportSequence: wide, originalSequence: sequence)
+                         transportSequence: wide, originalSequence: sequence, pictures: epoch.pictures).packet
     }
 
     /// The outgoing packet in one allocation with room for SRTP's tag: our header, our mid
     /// and transport-wide sequence number as one-byte extensions (RFC 8285), the original
     /// sequence number first when it is RTX (RFC 4588), then the source's payload.
     private func serialize(_ source: RTPPacket, payloadType: UInt8, ssrc: UInt32, sequence: UInt16, timestamp: UInt32,
-                           transportSequence: UInt16?, originalSequence: UInt16?) -> ByteBuffer {
+                           transportSequence: UInt16?, originalSequence: UInt16?,
+                           pictures: PictureRenumbering?) -> (packet: ByteBuffer, numbers: (pictureID: UInt16?, tl0PictureIndex: UInt8?)) {
         let payloadLength = source.payload.count + (originalSequence == nil ? 0 : 2)
         var buffer = header(payloadType: payloadType, ssrc: ssrc, sequence: sequence, timestamp: timestamp, marker: source.marker,
                             transportSequence: transportSequence, bodyLength: payloadLength, padded: false)
         if let originalSequence { buffer.writeInteger(originalSequence) }
         buffer.writeBytes(source.payload)
-        return buffer
+        guard let pictures, let numberedPictures else { return (buffer, (nil, nil)) }
+        let payloadStart = buffer.writerIndex - source.payload.count
+        let numbers = buffer.withUnsafeMutableReadableBytes { bytes in
+            numberedPictures.renumber(UnsafeMutableRawBufferPointer(rebasing: bytes[payloadStart...]), pictures)
+        }
+        return (buffer, numbers)
     }
 
     /// A buffer holding our RTP header, sized for `bodyLength` more bytes and SRTP's tag.
@@ -279,9 +327,22 @@ public final class Consumer {
             nextTimestamp = UInt32.random(in: 0...UInt32.max)
         }
         timestampOffset = nextTimestamp &- source.timestamp
+        if let numbers = numberedPictures?.numbers(source.payload) {
+            // Deltas modulo 2^15 serve the 7-bit form too: 2^7 divides 2^15.
+            var renumbering = PictureRenumbering()
+            if let pictureID = numbers.pictureID {
+                let next = lastPictureID.map { $0 &+ 1 } ?? pictureID
+                renumbering.pictureIDDelta = (next &- pictureID) & 0x7FFF
+            }
+            if let index = numbers.tl0PictureIndex {
+                renumbering.tl0Delta = lastTL0PictureIndex.map { $0 &+ 1 &- index } ?? 0
+            }
+            pictures = renumbering
+        }
         switchSequence = source.sequenceNumber
         currentLayer = arrival.layer
-        epochs.append(Epoch(firstSequence: nextSequence, sequenceOffset: sequenceOffset, timestampOffset: timestampOffset, layer: arrival.layer))
+        epochs.append(Epoch(firstSequence: nextSequence, sequenceOffset: sequenceOffset, timestampOffset: timestampOffset, pictures: pictures,
+                            layer: arrival.layer))
         if epochs.count > 8 { epochs.removeFirst() }
     }
 }

@@ -19,6 +19,33 @@ struct PayloadDescriptorTests {
         #expect(descriptor.payloadOffset == 6)
     }
 
+    @Test("VP8: renumbering wraps the 15-bit and 7-bit picture ID and TL0PICIDX in place, and leaves a cut-short descriptor alone")
+    func vp8Renumber() {
+        var long: [UInt8] = [0x90, 0xC0, 0xFF, 0xFE, 0xFF, 0x10]
+        let written = long.withUnsafeMutableBytes { VP8Descriptor.renumber($0, pictureIDDelta: 3, tl0Delta: 2) }
+        #expect(written.pictureID == 1 && written.tl0PictureIndex == 1)
+        #expect(long == [0x90, 0xC0, 0x80, 0x01, 0x01, 0x10])
+        var short: [UInt8] = [0x90, 0x80, 0x7F, 0x10]
+        let wrapped = short.withUnsafeMutableBytes { VP8Descriptor.renumber($0, pictureIDDelta: 1, tl0Delta: 0) }
+        #expect(wrapped.pictureID == 0)
+        #expect(short == [0x90, 0x80, 0x00, 0x10])
+        var cut: [UInt8] = [0x90, 0x80, 0x80]
+        let untouched = cut.withUnsafeMutableBytes { VP8Descriptor.renumber($0, pictureIDDelta: 1, tl0Delta: 0) }
+        #expect(untouched.pictureID == nil)
+        #expect(cut == [0x90, 0x80, 0x80])
+    }
+
+    @Test("VP9: renumbering moves the picture ID and, in non-flexible mode only, TL0PICIDX")
+    func vp9Renumber() {
+        var nonFlexible: [UInt8] = [0xA8, 0x80, 0x05, 0x00, 0x10, 0xAB] // I L B, picture ID 5, TID/SID 0, TL0PICIDX 16
+        let written = nonFlexible.withUnsafeMutableBytes { VP9Descriptor.renumber($0, pictureIDDelta: 0x7FFF, tl0Delta: 0xFF) }
+        #expect(written.pictureID == 4 && written.tl0PictureIndex == 15)
+        #expect(VP9Descriptor.parse(nonFlexible[...])?.pictureID == 4 && VP9Descriptor.parse(nonFlexible[...])?.tl0PictureIndex == 15)
+        var flexible: [UInt8] = [0xB8, 0x80, 0x05, 0x00, 0xAB] // I L F B: no TL0PICIDX
+        let moved = flexible.withUnsafeMutableBytes { VP9Descriptor.renumber($0, pictureIDDelta: 2, tl0Delta: 9) }
+        #expect(moved.pictureID == 7 && moved.tl0PictureIndex == nil && flexible == [0xB8, 0x80, 0x07, 0x00, 0xAB])
+    }
+
     @Test("VP8: inter frames and later packets are not keyframes; truncation is nil", arguments: [
         ([0x10, 0x01], false), // S=1 PID=0, P=1
         ([0x00, 0x00], false), // S=0

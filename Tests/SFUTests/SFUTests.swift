@@ -116,6 +116,33 @@ struct ConsumerTests {
         #expect(Array(older.payload.dropFirst(2)) == Array(first.payload) && older.timestamp == first.timestamp)
     }
 
+    @Test("VP8 picture IDs and TL0PICIDX run on across a layer switch, retransmissions included")
+    func pictureNumbering() throws {
+        let producer = Producer(id: "p:1", media: Publisher.media)
+        let consumer = Consumer(id: "c", producerID: "p:1", media: Self.subscriberMedia, outgoing: Self.subscriberMedia.localStream!)
+        // Each layer's encoder numbers its pictures from its own random start.
+        func send(_ rid: String, _ sequence: UInt16, picture: UInt16, tl0: UInt8, key: Bool = false, best: Int, at ms: Int) throws -> (VP8Descriptor, UInt16)? {
+            var builder = RTPPacketBuilder(payloadType: 96, sequenceNumber: sequence, timestamp: UInt32(ms) * 90, ssrc: Publisher.ssrcs[rid]!)
+            builder.extensions = [(4, Array("1".utf8)), (10, Array(rid.utf8))]
+            builder.payload = [0x90, 0xC0, 0x80 | UInt8(picture >> 8), UInt8(picture & 0xFF), tl0, key ? 0x00 : 0x01, 0xAB]
+            let arrival = try #require(producer.receive(try RTPPacket(builder.serialize()), now: .milliseconds(ms)))
+            guard let bytes = consumer.forward(arrival, bestLayer: best, now: .milliseconds(ms)).bytes else { return nil }
+            let sent = try RTPPacket(bytes)
+            return try #require(VP8Descriptor.parse(sent.payload)).map { ($0, sent.sequenceNumber) }
+        }
+        let first = try #require(try send("m", 10, picture: 0x7FFE, tl0: 200, key: true, best: 1, at: 0)).0
+        #expect(first.pictureID == 0x7FFE && first.tl0PictureIndex == 200)
+        #expect(try send("m", 11, picture: 0x7FFF, tl0: 201, best: 1, at: 33)?.0.pictureID == 0x7FFF)
+        // The high layer's numbers are far behind the middle one's; the receiver must not see that.
+        let switched = try #require(try send("h", 900, picture: 17, tl0: 3, key: true, best: 2, at: 66)).0
+        #expect(switched.pictureID == 0 && switched.tl0PictureIndex == 202)
+        let (next, sequence) = try #require(try send("h", 901, picture: 18, tl0: 3, best: 2, at: 100))
+        #expect(next.pictureID == 1 && next.tl0PictureIndex == 202)
+        let resent = try #require(consumer.retransmit([sequence], from: producer).first)
+        let rtx = try RTPPacket(Array(resent.readableBytesView))
+        #expect(VP8Descriptor.parse(rtx.payload.dropFirst(2))?.pictureID == 1)
+    }
+
     @Test("a probe without recent packets to resend is padding-only RTX, which the receiver discards")
     func paddingProbe() throws {
         let producer = Producer(id: "p:1", media: Publisher.media)
