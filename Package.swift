@@ -83,7 +83,7 @@ let package = Package(
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
         ]),
         .target(name: "Ingest", dependencies: [
-            "Outputs", "MediaCodecs", "Compositor", "RTMP", "FLV", "CSRT",
+            "Outputs", "MediaCodecs", "Compositor", "RTMP", "FLV", "CSRT", "SFU", "SDP", "RTP",
             .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "Logging", package: "swift-log"), .product(name: "Metrics", package: "swift-metrics"),

@@ -21,6 +21,7 @@ struct API: Sendable {
     let auth: AuthService
     let departures: DepartureSchedule
     let ingest: IngestHub
+    let whipIngest: WHIPIngest
     let boundRTMPPort: Int
     let boundSRTPort: Int
     let hlsSigner: HLSURLSigner
@@ -70,7 +71,9 @@ struct AuthenticationMiddleware: RouterMiddleware {
     let auth: AuthService
 
     func handle(_ request: Request, context: AppContext, next: (Request, AppContext) async throws -> Response) async throws -> Response {
-        guard let header = request.headers[.authorization] else { return try await next(request, context) }
+        guard let header = request.headers[.authorization], !request.uri.path.hasPrefix(API.whipIngestPath) else {
+            return try await next(request, context)
+        }
         let parts = header.split(separator: " ", maxSplits: 1)
         guard parts.count == 2, parts[0].lowercased() == "bearer" else {
             throw APIError(.unauthorized, "invalid_token", "use Authorization: Bearer <token>")

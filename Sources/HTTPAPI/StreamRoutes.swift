@@ -27,6 +27,8 @@ struct IngestEndpoints: Codable {
     var srt: String
     /// With the stream ID that publishes with the key; only when the key is shown.
     var srtPublishUrl: String?
+    /// The WHIP endpoint (OBS's "Server" with the service "WHIP"); the key is its bearer token.
+    var whip: String
 }
 
 /// An ingest stream as its owner sees it. The stream key is shown whole only in the answer
@@ -216,7 +218,8 @@ extension API {
             streamId: record.streamID, status: snapshot?.status.rawValue ?? record.status, isLive: snapshot?.isLive ?? false,
             streamKey: nil, streamKeyHint: record.streamKeyHint, publicHls: record.publicHLS, srtEncrypted: record.srtPassphraseSealed != nil,
             ladder: IngestStreams.settings(record).ladder.map(\.name),
-            ingest: IngestEndpoints(rtmp: "rtmp://\(hostName(request)):\(boundRTMPPort)/live", srt: "srt://\(hostName(request)):\(boundSRTPort)"),
+            ingest: IngestEndpoints(rtmp: "rtmp://\(hostName(request)):\(boundRTMPPort)/live", srt: "srt://\(hostName(request)):\(boundSRTPort)",
+                                   whip: "\(baseURL(request))\(Self.whipIngestPath)"),
             hlsUrl: "\(baseURL(request))/hls/\(record.streamID)/\(HLSOutput.playlistName)",
             startTime: snapshot?.startTime ?? record.startedAt, lastError: snapshot?.lastError ?? record.lastError, createdAt: record.createdAt)
     }

@@ -27,6 +27,7 @@ public final class TallyServices: Sendable {
     let auth: AuthService
     /// Encoders' streams (RTMP today), their HLS and slate.
     public let ingest: IngestHub
+    let whipIngest: WHIPIngest
     let rtmpIngest: RTMPIngestServer
     let srtIngest: SRTIngestServer
     private let ingestWrites: SerialTasks
@@ -59,6 +60,7 @@ public final class TallyServices: Sendable {
         programs = ProgramDirector(configuration: configuration, layouts: layouts, store: store, registry: registry, sfu: sfu, ingest: ingest, logger: logger)
         self.auth = auth
         self.ingest = ingest
+        whipIngest = WHIPIngest(hub: ingest, sfu: sfu, logger: logger)
         self.ingestWrites = ingestWrites
         self.rtmpIngest = rtmpIngest
         self.boundRTMPPort = boundRTMPPort
@@ -196,7 +198,7 @@ public enum TallyServer {
     static func api(_ services: TallyServices) -> API {
         API(configuration: services.configuration, layouts: services.layouts, store: services.store, registry: services.registry,
             webrtc: services.webrtc, sfu: services.sfu, programs: services.programs, auth: services.auth, departures: services.departures,
-            ingest: services.ingest, boundRTMPPort: services.boundRTMPPort, boundSRTPort: services.boundSRTPort, hlsSigner: services.hlsSigner, logger: services.logger)
+            ingest: services.ingest, whipIngest: services.whipIngest, boundRTMPPort: services.boundRTMPPort, boundSRTPort: services.boundSRTPort, hlsSigner: services.hlsSigner, logger: services.logger)
     }
 
     static func router(_ api: API) throws -> Hummingbird.Router<AppContext> {
@@ -218,6 +220,7 @@ public enum TallyServer {
         api.addUploadRoutes(to: router)
         api.addEchoRoutes(to: router)
         api.addWHIPRoutes(to: router)
+        api.addWHIPIngestRoutes(to: router)
         api.addLayoutRoutes(to: router)
         api.addStageRoutes(to: router)
         api.addStreamRoutes(to: router)

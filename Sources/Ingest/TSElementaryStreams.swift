@@ -5,30 +5,17 @@ import MediaCodecs
 /// the outputs take, with the tracks they describe: parameter sets from the stream itself,
 /// an AudioSpecificConfig built from the ADTS header.
 public struct TSElementaryStreams {
-    public private(set) var video: ContainerWriter.VideoTrack?
+    public var video: ContainerWriter.VideoTrack? { videoTrack.track }
     public private(set) var audio: ContainerWriter.AudioTrack?
     public private(set) var unsupportedVideo: String?
     public private(set) var unsupportedAudio: String?
-    /// Unlike FLV, TS announces no configuration up front: the first packets are held until
-    /// both tracks are known (or a second passes with no audio), so outputs open once with both.
-    private var held: [ElementaryOutput] = []
-    private var announced = false
-    static let audioWait: Int64 = 1_000_000
+    private var videoTrack = AnnexBVideoTrack()
+    private var announcement = TrackAnnouncement()
 
     public init() {}
 
     public mutating func take(_ packet: ContainerReader.Packet) -> [ElementaryOutput] {
-        let outputs = convert(packet)
-        if announced { return outputs }
-        held += outputs.filter { if case .packet = $0 { true } else { false } }
-        let videoTimes = held.compactMap { output -> Int64? in
-            if case .packet(let packet) = output, packet.kind == .video { packet.dts } else { nil }
-        }
-        let waited = (videoTimes.max() ?? 0) - (videoTimes.min() ?? 0)
-        guard video != nil, audio != nil || waited >= Self.audioWait else { return [] }
-        announced = true
-        defer { held = [] }
-        return [.tracks] + held
+        announcement.pass(convert(packet), videoKnown: video != nil, audioKnown: audio != nil)
     }
 
     private mutating func convert(_ packet: ContainerReader.Packet) -> [ElementaryOutput] {
@@ -49,24 +36,9 @@ public struct TSElementaryStreams {
     }
 
     private mutating func takeVideo(_ packet: ContainerReader.Packet) -> [ElementaryOutput] {
-        var outputs: [ElementaryOutput] = []
-        var data = packet.data
-        // Parameter sets ride with keyframes; other pictures are passed on unread.
-        let sets = packet.isKeyframe ? AnnexB.nalUnits(data).filter { [7, 8].contains(AnnexB.type($0)) } : []
-        if sets.contains(where: { AnnexB.type($0) == 7 }), sets.contains(where: { AnnexB.type($0) == 8 }) {
-            let parameterSets = sets.flatMap { [0, 0, 0, 1] + $0 }
-            if parameterSets != video?.parameterSets {
-                // TS says nothing of the picture's size; the SPS does.
-                let size = sets.first { AnnexB.type($0) == 7 }.flatMap { H264PictureSize(sps: $0) }
-                video = ContainerWriter.VideoTrack(width: size?.width ?? 0, height: size?.height ?? 0, framesPerSecond: 30, parameterSets: parameterSets)
-                outputs.append(.tracks)
-            }
-        } else if packet.isKeyframe, let video {
-            data = video.parameterSets + data
-        }
-        guard video != nil else { return outputs }
-        outputs.append(.packet(ProgramPacket(kind: .video, data: data, pts: packet.pts, dts: packet.dts, isKeyframe: packet.isKeyframe)))
-        return outputs
+        let (picture, changed) = videoTrack.take(packet.data, isKeyframe: packet.isKeyframe)
+        guard video != nil else { return [] }
+        return (changed ? [.tracks] : []) + [.packet(ProgramPacket(kind: .video, data: picture, pts: packet.pts, dts: packet.dts, isKeyframe: packet.isKeyframe))]
     }
 
     private mutating func takeAudio(_ packet: ContainerReader.Packet) -> [ElementaryOutput] {

@@ -53,14 +53,17 @@ public final class SFU: @unchecked Sendable {
         self.onMediaPublished = onMediaPublished
     }
 
-    /// Opens a publishing session; its sections become producers of `participantID`.
-    public func publish(broadcastID: String, participantID: String, offer: SessionDescription) async throws -> (sessionID: String, answer: String) {
+    /// Opens a publishing session; its sections become producers of `participantID`, in the
+    /// codecs `policy` allows. `onClose` runs on the transport's loop when the session ends.
+    public func publish(broadcastID: String, participantID: String, offer: SessionDescription, policy: CodecPolicy = .standard,
+                        onClose: @escaping @Sendable () -> Void = {}) async throws -> (sessionID: String, answer: String) {
         let server = self.server
-        let (id, answer) = try await server.open(offer: offer, tag: "whip:\(broadcastID)", intent: { _ in MediaIntent(receive: true) }) { answer in
+        let (id, answer) = try await server.open(offer: offer, tag: "whip:\(broadcastID)", policy: policy, intent: { _ in MediaIntent(receive: true) }) { answer in
             PublisherSink(participantID: participantID, answer: answer, router: self.router(broadcastID), clock: { server.now },
                           onConnect: { _ in self.onMediaPublished(broadcastID, participantID) }) { _ in
                 self.publishers[participantID] = nil
                 self.dropRouterIfUnused(broadcastID)
+                onClose()
             }
         }
         let previous = try await server.loop.submit { () -> String? in

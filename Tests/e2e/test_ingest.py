@@ -35,6 +35,18 @@ def wait_until(what, condition, timeout=20):
     return value
 
 
+def hls_within_six_seconds(stream_url, started, what="HLS that ffprobe decodes"):
+    """Waits for HLS with H.264 and AAC that ffprobe decodes; the `codec,width,height` lines.
+    The issue's bar: no later than 6 s after the publish began at `started`."""
+    def decodes():
+        out, code = ffprobe(stream_url, "-show_entries", "stream=codec_name,width,height")
+        return out if code == 0 and "h264" in out and "aac" in out else None
+    streams = wait_until(what, decodes, timeout=15)
+    elapsed = time.time() - started
+    assert elapsed <= 6, f"HLS took {elapsed:.1f} s from the publish"
+    return streams
+
+
 def start_stream(tally, token, stream_id="show", **settings):
     reply = requests.post(tally.url + "/api/streams", json={"stream_id": stream_id, "action": "start", **settings},
                           headers={"Authorization": f"Bearer {token}"}, timeout=10)
@@ -216,12 +228,7 @@ def test_srt_publish_checks_key_and_passphrase_and_survives_a_dropped_encoder(st
     try:
         stream_url = signed_url(tally, token, "srtshow")["data"]["stream_url"]
 
-        def decodes():
-            out, code = ffprobe(stream_url, "-show_entries", "stream=codec_name,width,height")
-            return out if code == 0 and "h264" in out and "aac" in out else None
-        streams = wait_until("HLS from SRT", decodes, timeout=15)
-        elapsed = time.time() - started
-        assert elapsed <= 6, f"HLS took {elapsed:.1f} s from the publish"
+        streams = hls_within_six_seconds(stream_url, started, "HLS from SRT")
         assert "h264,640,360" in streams, streams
         debug = requests.get(tally.url + "/api/debug/srtshow", headers={"Authorization": f"Bearer {token}"}, timeout=10).json()
         assert debug["publisher"]["transport"] == "srt" and debug["audio"]["sample_rate"] == 48000
