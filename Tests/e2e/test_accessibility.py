@@ -1,0 +1,108 @@
+"""Accessibility of every page a host or guest meets: axe-core's WCAG 2.1 A and AA rules on
+the sign-in page, the dashboard, the green room, the studio and a guest's join page, at
+1280×720 and 390×844; and the way in (sign up, create a broadcast, open its studio) done
+with the keyboard alone."""
+import time
+
+from axe_playwright_python.sync_playwright import Axe
+
+from conftest import CHROMIUM_ARGS
+from test_studio import ROOT, SIZES
+
+AXE = Axe()
+WCAG = {"runOnly": {"type": "tag", "values": ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]}, "resultTypes": ["violations"]}
+
+
+def audit(page, name):
+    """axe at both sizes; every violation fails the test, with axe's own report."""
+    reports = []
+    for size, viewport in SIZES.items():
+        page.set_viewport_size(viewport)
+        page.wait_for_timeout(400)
+        results = AXE.run(page, options=WCAG)
+        if results.violations_count:
+            reports.append(f"{name} at {size}: {results.generate_report()}")
+    page.set_viewport_size(SIZES["desktop"])
+    return reports
+
+
+def focused(page):
+    return page.evaluate("document.activeElement?.id || document.activeElement?.textContent.trim()")
+
+
+def tab_to(page, target, limit=40):
+    """Presses Tab until the element with id `target` has focus; the ids passed on the way."""
+    passed = []
+    for _ in range(limit):
+        page.keyboard.press("Tab")
+        current = focused(page)
+        passed.append(current)
+        if current == target:
+            return passed
+    raise AssertionError(f"Tab never reached #{target}; it went {passed}")
+
+
+def activate(page, selector, then):
+    """Enter on the element at `selector`, as a keyboard user would; waits for `then`."""
+    page.locator(selector).focus()
+    page.keyboard.press("Enter")
+    page.wait_for_selector(then)
+
+
+def test_pages_pass_axe_and_the_way_in_needs_no_mouse(start_tally):
+    from playwright.sync_api import sync_playwright
+    tally = start_tally({"TALLY_HOST": "127.0.0.1", "TALLY_WEB_DIR": str(ROOT / "web"), "TALLY_LAYOUTS_DIR": str(ROOT / "layouts")})
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_context(viewport=SIZES["desktop"]).new_page()
+            page.goto(tally.url + "/")
+            reports = audit(page, "sign-in")
+
+            # Sign up with the keyboard: the tab, then the form in reading order, Enter to submit.
+            tab_to(page, "tab-register")
+            page.keyboard.press("Enter")
+            assert focused(page) == "register-name", "choosing the sign-up tab puts the cursor in its first field"
+            page.keyboard.type("Kay Board")
+            assert tab_to(page, "register-email") == ["register-email"]
+            page.keyboard.type(f"kay-{time.time_ns()}@example.com")
+            assert tab_to(page, "register-password") == ["register-password"]
+            page.keyboard.type("correct horse battery")
+            page.keyboard.press("Enter")
+            page.wait_for_url("**/dashboard.html")
+
+            # Create a broadcast from the keyboard, then reach its studio link.
+            tab_to(page, "title")
+            page.keyboard.type("Keyboard show")
+            page.keyboard.press("Enter")
+            page.wait_for_selector("#broadcasts li")
+            # The destinations form of the new broadcast opens from the keyboard too.
+            activate(page, "#broadcasts details summary", then="#broadcasts details[open] input[id$='-key']")
+            reports += audit(page, "dashboard")
+            page.click("#broadcasts button.invite")
+            page.wait_for_selector("#broadcasts button.invite[data-link]")
+            invite_link = page.get_attribute("#broadcasts button.invite", "data-link")
+            activate(page, "#broadcasts a:has-text('Open studio')", then="#camera")
+            page.wait_for_function("document.querySelector('#camera').options.length > 0")
+            reports += audit(page, "green room")
+
+            # Into the studio with the keyboard.
+            tab_to(page, "enter-studio")
+            page.keyboard.press("Enter")
+            page.wait_for_selector("#studio:not([hidden])", timeout=20_000)
+            page.wait_for_selector("#backstage [data-participant]")
+            # Once the camera is publishing, the cursor waits in the chat box; the host steps on
+            # stage from the keyboard.
+            page.wait_for_function("document.activeElement?.id === 'chat-text'", timeout=20_000)
+            page.keyboard.type("Hello, keyboard")
+            page.keyboard.press("Enter")
+            page.wait_for_selector("#chat-messages li")
+            activate(page, "button[aria-label='Add Kay Board to stage']", then="#stage .tile")
+            reports += audit(page, "studio")
+
+            guest = browser.new_context(viewport=SIZES["desktop"]).new_page()
+            guest.goto(invite_link)
+            reports += audit(guest, "guest join")
+            assert not reports, "\n\n".join(reports)
+        finally:
+            browser.close()
