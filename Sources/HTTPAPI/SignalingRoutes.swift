@@ -376,6 +376,17 @@ final class SignalingConnection {
                 return id
             }
         }
+        if let list = message.data["streams"] {
+            guard let ids = list as? [any Sendable], ids.count <= 64 else {
+                throw SignalingError("invalid_field", "`data.streams` is a list of ingest stream ids", id: message.id)
+            }
+            stage.streams = try ids.map { value throws(SignalingError) in
+                guard let text = value as? String, !text.isEmpty, text.count <= 64 else {
+                    throw SignalingError("invalid_field", "`data.streams` holds ingest stream ids", id: message.id)
+                }
+                return text
+            }
+        }
         if message.data.keys.contains("banner") {
             stage.banner = try (message.data["banner"] as? [String: any Sendable]).map { banner throws(SignalingError) in
                 guard let text = banner["text"] as? String else { throw SignalingError("invalid_field", "`data.banner.text` is the banner's text", id: message.id) }
@@ -448,7 +459,7 @@ final class SignalingConnection {
     }
 
     private static func describe(_ stage: Stage) -> [String: any Sendable] {
-        ["layout": stage.layout, "participants": stage.participants.map(\.uuidString),
+        ["layout": stage.layout, "participants": stage.participants.map(\.uuidString), "streams": stage.streams,
          "banner": stage.banner.map { ["text": $0.text] as [String: any Sendable] } ?? NSNull(),
          "logo": stage.logo ?? NSNull(), "background": stage.background ?? NSNull()]
     }

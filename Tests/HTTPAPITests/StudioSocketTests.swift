@@ -151,6 +151,16 @@ struct StudioSocketTests {
             let read = try await api.call(.get, "/api/broadcasts/\(id)/stage", token: guestToken)
             #expect(read["participants"] as? [String] == [hostID, guestID])
 
+            // The host's own encoder streams stand on stage too; anyone else's, or none, do not.
+            hostSocket.send("stage-set", ["streams": ["nope"]], id: "s2")
+            #expect(try await hostSocket.next("error").data["code"] as? String == "unknown_stream")
+            _ = try await api.call(.post, "/api/streams", json: ["stream_id": "cam", "action": "start"], token: host.accessToken)
+            hostSocket.send("stage-set", ["streams": ["cam"]], id: "s3")
+            let placed = try await hostSocket.next("ok")
+            #expect((placed.data["stage"] as? [String: Any])?["streams"] as? [String] == ["cam"])
+            #expect(try await guestSocket.next("stage-updated").data["streams"] as? [String] == ["cam"])
+            _ = try await hostSocket.next("stage-updated")
+
             hostSocket.send("mute-request", ["participant_id": guestID, "kind": "audio"])
             #expect(try await guestSocket.next("mute-request").data["kind"] as? String == "audio")
 

@@ -1,7 +1,7 @@
 """Accessibility of every page a host or guest meets: axe-core's WCAG 2.1 A and AA rules on
 the sign-in page, the dashboard, the green room, the studio and a guest's join page, at
-1280×720 and 390×844; and the way in (sign up, create a broadcast, open its studio) done
-with the keyboard alone."""
+1280×720 and 390×844; and the way in (sign up, create a broadcast, open its studio, put
+yourself and an encoder stream on stage) done with the keyboard alone."""
 import time
 
 from axe_playwright_python.sync_playwright import Axe
@@ -79,6 +79,11 @@ def test_pages_pass_axe_and_the_way_in_needs_no_mouse(start_tally):
             # The destinations form of the new broadcast opens from the keyboard too.
             activate(page, "#broadcasts details summary", then="#broadcasts details[open] input[id$='-key']")
             reports += audit(page, "dashboard")
+            # An encoder stream of the host's, for the studio's stream controls.
+            created = page.evaluate("""async () => (await fetch('/api/streams', {method: 'POST', headers: {'Content-Type': 'application/json',
+                Authorization: 'Bearer ' + JSON.parse(localStorage.getItem('tally.session')).access_token},
+                body: JSON.stringify({stream_id: 'cam', action: 'start'})})).status""")
+            assert created == 201
             page.click("#broadcasts button.invite")
             page.wait_for_selector("#broadcasts button.invite[data-link]")
             invite_link = page.get_attribute("#broadcasts button.invite", "data-link")
@@ -98,7 +103,12 @@ def test_pages_pass_axe_and_the_way_in_needs_no_mouse(start_tally):
             page.keyboard.press("Enter")
             page.wait_for_selector("#chat-messages li")
             activate(page, "button[aria-label='Add Kay Board to stage']", then="#stage .tile")
+            # The encoder stream stands after the people, as the program will place it.
+            activate(page, "button[aria-label='Add stream cam to stage']", then="#stage .tile[data-participant='stream:cam']")
+            assert page.evaluate("[...document.querySelectorAll('#stage .tile')].map(t => t.dataset.participant).at(-1)") == "stream:cam"
+            assert "waiting for the encoder" in page.inner_text("#stage .stream-tile")
             reports += audit(page, "studio")
+            activate(page, "button[aria-label='Remove stream cam from stage']", then="#stage:not(:has(.stream-tile))")
 
             guest = browser.new_context(viewport=SIZES["desktop"]).new_page()
             guest.goto(invite_link)

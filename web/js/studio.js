@@ -15,7 +15,9 @@ const token = inviteToken ?? session()?.access_token;
 
 const state = {
   me: null,
-  stage: {layout: 'grid', participants: [], banner: null},
+  stage: {layout: 'grid', participants: [], streams: [], banner: null},
+  // The host's ingest streams (GET /api/streams), which can stand on stage like people.
+  streams: [],
   layouts: [],
   participants: new Map(),
   destinations: new Map(),
@@ -143,19 +145,61 @@ async function toggleScreenShare() {
   }
 }
 
+const STREAM_PREFIX = 'stream:';
+
+function personTile(id) {
+  const info = id === state.me?.id ? state.me : participant(id)?.info;
+  return element('div', {className: 'tile'}, video(id, 'stage'), element('span', {className: 'name', textContent: info?.name ?? ''}));
+}
+
+// The studio cannot play an encoder's feed (it reaches the program, not the browsers): its
+// tile says which stream stands there and whether it is live.
+function streamTile(id) {
+  const known = state.streams.find(stream => stream.stream_id === id);
+  const status = known ? (known.is_live ? 'live' : 'waiting for the encoder') : 'encoder stream';
+  return element('div', {className: 'tile stream-tile'}, element('span', {className: 'stream-status', textContent: status}),
+                 element('span', {className: 'name', textContent: id}));
+}
+
+function renderStreams() {
+  const onStage = state.stage.streams ?? [];
+  $('#no-streams').hidden = state.streams.length > 0;
+  $('#ingest-streams').replaceChildren(...state.streams.map(stream => {
+    const standing = onStage.includes(stream.stream_id);
+    const toggle = element('button', {type: 'button', textContent: standing ? 'Remove from stage' : 'Add to stage'});
+    toggle.setAttribute('aria-label', `${standing ? 'Remove' : 'Add'} stream ${stream.stream_id} ${standing ? 'from' : 'to'} stage`);
+    toggle.addEventListener('click', () => setStage({streams: standing ? onStage.filter(id => id !== stream.stream_id) : [...onStage, stream.stream_id]}));
+    const item = element('li', {className: 'stream' + (standing ? ' on-stage' : '')},
+                         element('span', {textContent: stream.stream_id}),
+                         element('span', {className: 'muted', textContent: stream.is_live ? 'live' : stream.status}), toggle);
+    item.dataset.stream = stream.stream_id;
+    return item;
+  }));
+}
+
+async function refreshStreams() {
+  try {
+    ({streams: state.streams} = await call('GET', '/api/streams'));
+    renderStage();
+  } catch (failure) {
+    toast(`Encoder streams: ${failure.message}`);
+  }
+}
+
 function renderStage() {
   const stage = $('#stage');
   const spec = state.layouts.find(layout => layout.name === state.stage.layout) ?? state.layouts[0];
   stage.dataset.layout = spec?.name ?? '';
-  const onStage = state.stage.participants.filter(id => id === state.me?.id || state.participants.has(id));
+  // People first, then encoder streams, as the compositor places them.
+  const onStage = [...state.stage.participants.filter(id => id === state.me?.id || state.participants.has(id)),
+                   ...(state.stage.streams ?? []).map(id => STREAM_PREFIX + id)];
   stage.querySelectorAll('.tile, .banner').forEach(node => node.remove());
   $('#stage-empty').hidden = onStage.length > 0;
   if (spec) {
     const width = stage.clientWidth, height = stage.clientHeight;
     for (const placement of placeParticipants(spec, onStage, width, height)) {
-      const info = placement.participant === state.me?.id ? state.me : participant(placement.participant)?.info;
-      const tile = element('div', {className: 'tile'}, video(placement.participant, 'stage'),
-                           element('span', {className: 'name', textContent: info?.name ?? ''}));
+      const tile = placement.participant.startsWith(STREAM_PREFIX) ? streamTile(placement.participant.slice(STREAM_PREFIX.length))
+        : personTile(placement.participant);
       tile.dataset.participant = placement.participant;
       Object.assign(tile.style, {left: `${placement.x}px`, top: `${placement.y}px`, width: `${placement.width}px`,
                                  height: `${placement.height}px`, zIndex: String(placement.z + 1)});
@@ -170,6 +214,7 @@ function renderStage() {
     button.setAttribute('aria-pressed', String(button.dataset.layout === state.stage.layout));
   }
   renderBackstage();
+  if (state.me?.role === 'host') renderStreams();
 }
 
 function renderBackstage() {
@@ -350,6 +395,10 @@ async function enter(event) {
     $('#destinations-panel').hidden = !isHost;
     state.destinations = new Map((details.destinations || []).map(destination => [destination.id, destination]));
     renderDestinations();
+    if (isHost) {
+      await refreshStreams();
+      setInterval(refreshStreams, 10_000);
+    }
     // Shown once everything above is in place.
     stopMeter?.();
     $('#greenroom').hidden = true;
