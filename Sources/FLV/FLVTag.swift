@@ -175,16 +175,21 @@ public struct AVCDecoderConfiguration: Sendable, Equatable {
             let count = Int(record[index] & countMask)
             index += 1
             for _ in 0..<count {
-                guard index + 2 <= record.endIndex else { throw FLVError.truncated("parameter set length") }
-                let size = Int(record[index]) << 8 | Int(record[index + 1])
-                index += 2
-                guard size <= record.endIndex - index else { throw FLVError.truncated("parameter set") }
                 sets += [0, 0, 0, 1]
-                sets += record[index..<index + size]
-                index += size
+                sets += try Self.sizedUnit(record, at: &index, what: "parameter set")
             }
         }
         return AVCDecoderConfiguration(lengthSize: lengthSize, parameterSets: sets)
+    }
+
+    /// One NAL unit of a decoder configuration record, after its 16-bit length.
+    static func sizedUnit(_ record: ArraySlice<UInt8>, at index: inout Int, what: String) throws(FLVError) -> ArraySlice<UInt8> {
+        guard index + 2 <= record.endIndex else { throw FLVError.truncated("\(what) length") }
+        let size = Int(record[index]) << 8 | Int(record[index + 1])
+        index += 2
+        guard size <= record.endIndex - index else { throw FLVError.truncated(what) }
+        defer { index += size }
+        return record[index..<index + size]
     }
 }
 

@@ -9,7 +9,7 @@ public enum ElementaryOutput: Sendable {
     case packet(ProgramPacket)
 }
 
-/// Turns an RTMP publisher's FLV tags into the H.264 (Annex B) and AAC (raw) packets the
+/// Turns an RTMP publisher's FLV tags into the H.264 or HEVC (Annex B) and AAC (raw) packets the
 /// outputs take, with the tracks they describe. Keyframes carry their SPS/PPS in band, so
 /// any segment can start on one. Timestamps become microseconds on an unwrapped clock.
 public struct FLVElementaryStreams {
@@ -39,27 +39,38 @@ public struct FLVElementaryStreams {
 
     mutating func video(timestamp: UInt32, body: [UInt8]) throws(FLVError) -> [ElementaryOutput] {
         let tag = try FLVVideoTag.parse(body[...])
+        let codec: VideoCodec
         switch tag.codec {
-        case .avc, .fourCC("avc1"): break
+        case .avc, .fourCC("avc1"): codec = .h264
+        case .fourCC("hvc1"): codec = .hevc
         case .fourCC(let name):
-            unsupportedVideo = "video codec \(name): HLS passthrough carries H.264"
+            unsupportedVideo = "video codec \(name): HLS passthrough carries H.264 and HEVC"
             return []
         case .legacy(let id):
-            unsupportedVideo = "FLV video codec \(id): HLS passthrough carries H.264"
+            unsupportedVideo = "FLV video codec \(id): HLS passthrough carries H.264 and HEVC"
             return []
         }
         switch tag.kind {
         case .sequenceHeader:
-            let record = try AVCDecoderConfiguration.parse(tag.payload)
-            guard record.parameterSets != video?.parameterSets || record.lengthSize != lengthSize else { return [] }
-            lengthSize = record.lengthSize
-            video = ContainerWriter.VideoTrack(width: width, height: height, framesPerSecond: framesPerSecond, parameterSets: record.parameterSets)
+            let sets: [UInt8]
+            let size: Int
+            if codec == .hevc {
+                let record = try HEVCDecoderConfiguration.parse(tag.payload)
+                (sets, size) = (record.parameterSets, record.lengthSize)
+            } else {
+                let record = try AVCDecoderConfiguration.parse(tag.payload)
+                (sets, size) = (record.parameterSets, record.lengthSize)
+            }
+            guard sets != video?.parameterSets || size != lengthSize || codec != video?.codec else { return [] }
+            lengthSize = size
+            video = ContainerWriter.VideoTrack(codec: codec, width: width, height: height, framesPerSecond: framesPerSecond, parameterSets: sets)
             return [.tracks]
         case .frame:
-            guard let track = video else { return [] }
+            // Pictures of another codec than the sequence header announced cannot be decoded.
+            guard let track = video, track.codec == codec else { return [] }
             var annexB = try FLVVideoTag.annexB(lengthPrefixed: tag.payload, lengthSize: lengthSize)
             guard !annexB.isEmpty else { return [] }
-            if tag.isKeyframe, !AnnexB.nalUnits(annexB).contains(where: { AnnexB.type($0) == 7 }) {
+            if tag.isKeyframe, !AnnexB.nalUnits(annexB).contains(where: { codec == .hevc ? HEVC.type($0) == HEVC.sps : AnnexB.type($0) == 7 }) {
                 annexB = track.parameterSets + annexB
             }
             let dts = clock.microseconds(timestamp)

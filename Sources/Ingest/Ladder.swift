@@ -1,4 +1,5 @@
 import Dispatch
+import FLV
 import Foundation
 import Logging
 import MediaCodecs
@@ -54,7 +55,8 @@ final class LadderTranscoder: Sendable {
 
     private struct State: @unchecked Sendable {
         var decoder: (any VideoDecoder)?
-        var parameterSets: [UInt8] = []
+        /// The source's picture track: what decoding restarts on, and the master's CODECS.
+        var sourceVideo: ContainerWriter.VideoTrack?
         var waitingForKeyframe = true
         var audio: ContainerWriter.AudioTrack?
         var rungs: [Rung] = []
@@ -88,9 +90,9 @@ final class LadderTranscoder: Sendable {
     /// New tracks from the source (a publisher or the slate): decoding restarts at the next keyframe.
     func changeTracks(video: ContainerWriter.VideoTrack, audio: ContainerWriter.AudioTrack?) {
         enqueue { state in
-            if video.parameterSets != state.parameterSets {
-                state.parameterSets = video.parameterSets
-                state.decoder = try? VideoDecoders.make(.h264)
+            if video.parameterSets != state.sourceVideo?.parameterSets {
+                state.sourceVideo = video
+                state.decoder = try? VideoDecoders.make(video.codec)
                 state.waitingForKeyframe = true
             }
             if audio?.audioSpecificConfig != state.audio?.audioSpecificConfig {
@@ -193,6 +195,14 @@ final class LadderTranscoder: Sendable {
                                    framesPerSecond: encoder.settings.framesPerSecond, parameterSets: encoder.parameterSets)
     }
 
+    /// The CODECS attribute of a variant: its picture's as its SPS says, and AAC-LC.
+    static func codecs(_ video: ContainerWriter.VideoTrack?) -> String {
+        let units = AnnexB.nalUnits(video?.parameterSets ?? [])
+        let picture = video?.codec == .hevc ? units.first { HEVC.type($0) == HEVC.sps }.flatMap(CodecString.hevc)
+            : units.first { AnnexB.type($0) == 7 }.flatMap(CodecString.avc)
+        return "\(picture ?? "avc1.640028"),mp4a.40.2"
+    }
+
     /// `index.m3u8` over the source and every rung that has started, best first.
     private func writeMaster(_ state: inout State) {
         var text = "#EXTM3U\n#EXT-X-VERSION:3\n"
@@ -200,12 +210,12 @@ final class LadderTranscoder: Sendable {
         // The source's figure is what the publisher sent in its busiest second so far, rounded
         // so the playlist does not change with every second.
         let sourceBandwidth = max(1_000_000, (state.sourceBitrate + 499_999) / 500_000 * 500_000)
-        text += "#EXT-X-STREAM-INF:BANDWIDTH=\(sourceBandwidth),CODECS=\"avc1.640028,mp4a.40.2\"\n\(Self.sourceName)/\(HLSOutput.playlistName)\n"
+        text += "#EXT-X-STREAM-INF:BANDWIDTH=\(sourceBandwidth),CODECS=\"\(Self.codecs(state.sourceVideo))\"\n\(Self.sourceName)/\(HLSOutput.playlistName)\n"
         for rung in state.rungs {
             guard let encoder = rung.encoder else { continue }
             let bandwidth = rung.rendition.videoBitrateKbps * 1000 + audioBits
             text += "#EXT-X-STREAM-INF:BANDWIDTH=\(bandwidth),RESOLUTION=\(encoder.settings.width)x\(encoder.settings.height),"
-                + "FRAME-RATE=\(rung.rendition.framesPerSecond),CODECS=\"avc1.640028,mp4a.40.2\"\n\(rung.rendition.name)/\(HLSOutput.playlistName)\n"
+                + "FRAME-RATE=\(rung.rendition.framesPerSecond),CODECS=\"\(Self.codecs(Self.track(encoder)))\"\n\(rung.rendition.name)/\(HLSOutput.playlistName)\n"
         }
         guard text != state.master else { return }
         state.master = text

@@ -1,7 +1,7 @@
 import FLV
 import MediaCodecs
 
-/// Turns an MPEG-TS feed's demuxed packets (H.264 Annex B, AAC in ADTS) into the packets
+/// Turns an MPEG-TS feed's demuxed packets (H.264 or HEVC Annex B, AAC in ADTS) into the packets
 /// the outputs take, with the tracks they describe: parameter sets from the stream itself,
 /// an AudioSpecificConfig built from the ADTS header.
 public struct TSElementaryStreams {
@@ -21,13 +21,15 @@ public struct TSElementaryStreams {
     private mutating func convert(_ packet: ContainerReader.Packet) -> [ElementaryOutput] {
         switch packet.codec {
         case .h264:
-            return takeVideo(packet)
+            return takeVideo(packet, codec: .h264)
+        case .hevc:
+            return takeVideo(packet, codec: .hevc)
         case .aac:
             return takeAudio(packet)
         case .other(let name):
             // Data streams (KLV, SCTE-35) ride along in TS; only a foreign picture or sound matters.
-            if ["hevc", "av1", "mpeg2video", "vp9"].contains(name) {
-                unsupportedVideo = "video codec \(name): HLS passthrough carries H.264"
+            if ["av1", "mpeg2video", "vp9"].contains(name) {
+                unsupportedVideo = "video codec \(name): HLS passthrough carries H.264 and HEVC"
             } else if ["mp2", "mp3", "ac3", "eac3", "opus"].contains(name) {
                 unsupportedAudio = "audio codec \(name): HLS passthrough carries AAC"
             }
@@ -35,7 +37,8 @@ public struct TSElementaryStreams {
         }
     }
 
-    private mutating func takeVideo(_ packet: ContainerReader.Packet) -> [ElementaryOutput] {
+    private mutating func takeVideo(_ packet: ContainerReader.Packet, codec: VideoCodec) -> [ElementaryOutput] {
+        if videoTrack.codec != codec { videoTrack = AnnexBVideoTrack(codec: codec) }
         let (picture, changed) = videoTrack.take(packet.data, isKeyframe: packet.isKeyframe)
         guard video != nil else { return [] }
         return (changed ? [.tracks] : []) + [.packet(ProgramPacket(kind: .video, data: picture, pts: packet.pts, dts: packet.dts, isKeyframe: packet.isKeyframe))]

@@ -24,24 +24,34 @@ struct TrackAnnouncement {
     }
 }
 
-/// The video track of an H.264 Annex B feed, read from the parameter sets its keyframes
-/// carry; the picture size comes from the SPS, since neither TS nor RTP states it.
+/// The video track of an H.264 or HEVC Annex B feed, read from the parameter sets its
+/// keyframes carry; the picture size comes from the SPS, since neither TS nor RTP states it.
 struct AnnexBVideoTrack {
+    let codec: VideoCodec
     private(set) var track: ContainerWriter.VideoTrack?
+
+    init(codec: VideoCodec = .h264) {
+        self.codec = codec
+    }
 
     /// Takes one picture: returns it with the last parameter sets put in front when a
     /// keyframe came without them (so any segment can start on it), and whether the
     /// track changed. Other pictures are passed on unread.
     mutating func take(_ picture: [UInt8], isKeyframe: Bool) -> (picture: [UInt8], changed: Bool) {
         guard isKeyframe else { return (picture, false) }
-        let sets = AnnexB.nalUnits(picture).filter { [7, 8].contains(AnnexB.type($0)) }
-        guard sets.contains(where: { AnnexB.type($0) == 7 }), sets.contains(where: { AnnexB.type($0) == 8 }) else {
-            return ((track?.parameterSets ?? []) + picture, false)
-        }
+        let needed: Set<UInt8> = codec == .hevc ? HEVC.parameterSetTypes : [7, 8]
+        let sets = AnnexB.nalUnits(picture).filter { needed.contains(type($0)) }
+        guard Set(sets.map(type)) == needed else { return ((track?.parameterSets ?? []) + picture, false) }
         let parameterSets = sets.flatMap { [0, 0, 0, 1] + $0 }
         guard parameterSets != track?.parameterSets else { return (picture, false) }
-        let size = sets.first { AnnexB.type($0) == 7 }.flatMap { H264PictureSize(sps: $0) }
-        track = ContainerWriter.VideoTrack(width: size?.width ?? 0, height: size?.height ?? 0, framesPerSecond: 30, parameterSets: parameterSets)
+        let size = codec == .hevc ? sets.first { type($0) == HEVC.sps }.flatMap { PictureSize(hevcSPS: $0) }
+            : sets.first { type($0) == 7 }.flatMap { PictureSize(h264SPS: $0) }
+        track = ContainerWriter.VideoTrack(codec: codec, width: size?.width ?? 0, height: size?.height ?? 0, framesPerSecond: 30,
+                                           parameterSets: parameterSets)
         return (picture, true)
+    }
+
+    private func type(_ unit: ArraySlice<UInt8>) -> UInt8 {
+        codec == .hevc ? HEVC.type(unit) : AnnexB.type(unit)
     }
 }

@@ -6,6 +6,7 @@ import CFFmpeg
 public final class ContainerReader {
     public enum Codec: Sendable, Equatable {
         case h264
+        case hevc
         case aac
         case other(String)
     }
@@ -95,6 +96,7 @@ public final class ContainerReader {
             let parameters = stream.pointee.codecpar.pointee
             let codec: Codec = switch parameters.codec_id {
             case AV_CODEC_ID_H264: .h264
+            case AV_CODEC_ID_HEVC: .hevc
             case AV_CODEC_ID_AAC: .aac
             default: .other(String(cString: avcodec_get_name(parameters.codec_id)))
             }

@@ -1,8 +1,8 @@
 import CFFmpeg
 
-/// Writes the program's H.264 and AAC into a file with libavformat: fragmented MP4 for
-/// recordings (a fragment at least every second, flushed as it is made, so a crash loses at
-/// most the last one) or MPEG-TS for HLS segments.
+/// Writes H.264 (or an encoder's HEVC) and AAC into a file with libavformat: fragmented MP4
+/// for recordings (a fragment at least every second, flushed as it is made, so a crash
+/// loses at most the last one) or MPEG-TS for HLS segments.
 public final class ContainerWriter {
     public enum Format: Sendable {
         case fragmentedMP4
@@ -17,13 +17,16 @@ public final class ContainerWriter {
     }
 
     public struct VideoTrack: Sendable {
+        /// H.264 or HEVC, both in Annex B.
+        public var codec: VideoCodec
         public var width: Int
         public var height: Int
         public var framesPerSecond: Int
-        /// SPS and PPS in Annex B.
+        /// SPS and PPS (HEVC: VPS, SPS and PPS) in Annex B.
         public var parameterSets: [UInt8]
 
-        public init(width: Int, height: Int, framesPerSecond: Int = 30, parameterSets: [UInt8]) {
+        public init(codec: VideoCodec = .h264, width: Int, height: Int, framesPerSecond: Int = 30, parameterSets: [UInt8]) {
+            self.codec = codec
             self.width = width
             self.height = height
             self.framesPerSecond = framesPerSecond
@@ -55,6 +58,11 @@ public final class ContainerWriter {
 
     public init(format: Format, path: String, video: VideoTrack?, audio: AudioTrack?) throws(CodecError) {
         self.path = path
+        let videoCodecID = switch video?.codec {
+        case .h264?, nil: AV_CODEC_ID_H264
+        case .hevc?: AV_CODEC_ID_HEVC
+        case let other?: throw CodecError("\(other.rawValue) is not written to files here: H.264 and HEVC only")
+        }
         // libav* would otherwise narrate to stderr; failures come back as errors.
         av_log_set_level(AV_LOG_ERROR)
         var context: UnsafeMutablePointer<AVFormatContext>?
@@ -66,7 +74,7 @@ public final class ContainerWriter {
             guard let stream = avformat_new_stream(context, nil) else { throw CodecError("out of memory") }
             let parameters = stream.pointee.codecpar!
             parameters.pointee.codec_type = AVMEDIA_TYPE_VIDEO
-            parameters.pointee.codec_id = AV_CODEC_ID_H264
+            parameters.pointee.codec_id = videoCodecID
             parameters.pointee.width = Int32(video.width)
             parameters.pointee.height = Int32(video.height)
             Self.setExtradata(parameters, video.parameterSets)

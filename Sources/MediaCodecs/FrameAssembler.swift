@@ -114,6 +114,8 @@ public struct FrameAssembler {
             default: payload.nalTypes.contains(7) || payload.nalTypes.contains(5)
             }
         } ?? false
+        // No RTP payload format for HEVC is negotiated: nothing starts a frame.
+        case .hevc: false
         }
     }
 
@@ -142,6 +144,8 @@ public struct FrameAssembler {
                 guard H264Depacketizer.append(packet.payload, to: &data, keyframe: &keyframe) else { return nil }
             }
             return data.isEmpty ? nil : EncodedFrame(data: data, rtpTimestamp: first.timestamp, isKeyframe: keyframe)
+        case .hevc:
+            return nil
         }
     }
 }

@@ -27,11 +27,13 @@ public struct VideoFrame: Sendable {
     }
 }
 
-/// Video codecs the compositor can decode.
+/// Video codecs the compositor can decode. HEVC comes only from encoders' feeds (enhanced
+/// RTMP, MPEG-TS); no RTP payload format for it is ever negotiated.
 public enum VideoCodec: String, Sendable {
     case vp8 = "VP8"
     case vp9 = "VP9"
     case h264 = "H264"
+    case hevc = "H265"
 
     /// From an SDP codec name, case-insensitively.
     public init?(sdpName: String) {

@@ -14,6 +14,7 @@ public enum VideoDecoders {
         switch codec {
         case .vp8, .vp9: try VPXDecoder(codec: codec)
         case .h264: try AVVideoDecoder(codecID: AV_CODEC_ID_H264)
+        case .hevc: try AVVideoDecoder(codecID: AV_CODEC_ID_HEVC)
         }
     }
 }
@@ -48,7 +49,7 @@ public final class VPXDecoder: VideoDecoder {
     }
 }
 
-/// libavcodec, for H.264.
+/// libavcodec, for H.264 and HEVC.
 public final class AVVideoDecoder: VideoDecoder {
     private var context: UnsafeMutablePointer<AVCodecContext>?
     private var packet: UnsafeMutablePointer<AVPacket>?

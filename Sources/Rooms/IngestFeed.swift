@@ -43,7 +43,7 @@ final class IngestFeed: Sendable {
                 let sets = video?.parameterSets ?? []
                 if sets != decoders.parameterSets {
                     decoders.parameterSets = sets
-                    decoders.video = sets.isEmpty ? nil : try? VideoDecoders.make(.h264)
+                    decoders.video = sets.isEmpty ? nil : try? VideoDecoders.make(video?.codec ?? .h264)
                     decoders.waitingForKeyframe = true
                 }
                 let config = audio?.audioSpecificConfig ?? []

@@ -50,9 +50,9 @@ import Testing
 
     @Test func otherCodecsAreNamed() throws {
         var streams = FLVElementaryStreams()
-        let hevc: [UInt8] = [0x90 | 0x00] + Array("hvc1".utf8) + [1, 2, 3]
-        #expect(try streams.video(timestamp: 0, body: hevc).isEmpty)
-        #expect(streams.unsupportedVideo?.contains("hvc1") == true)
+        let av1: [UInt8] = [0x90 | 0x00] + Array("av01".utf8) + [1, 2, 3]
+        #expect(try streams.video(timestamp: 0, body: av1).isEmpty)
+        #expect(streams.unsupportedVideo?.contains("av01") == true)
         #expect(try streams.audio(timestamp: 0, body: [0x2F, 1, 2]).isEmpty)
         #expect(streams.unsupportedAudio?.contains("format 2") == true)
     }

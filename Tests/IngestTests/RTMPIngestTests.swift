@@ -120,17 +120,84 @@ import Testing
 }
 
 extension RTMPIngestTests {
+    /// Two seconds of 320×240 HEVC (x265, a keyframe a second) and AAC, from ffmpeg, as TS packets.
+    func hevcSource() throws -> [ContainerReader.Packet] {
+        let file = root.appendingPathExtension("hevc.ts")
+        try FileManager.default.createDirectory(at: root, withIntermediateDirectories: true)
+        let ffmpeg = Process()
+        ffmpeg.executableURL = URL(fileURLWithPath: "/usr/bin/ffmpeg")
+        ffmpeg.arguments = ["-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30", "-f", "lavfi", "-i", "sine=sample_rate=48000",
+                            "-t", "2", "-c:v", "libx265", "-preset", "ultrafast", "-x265-params", "keyint=30:min-keyint=30:bframes=0:log-level=error",
+                            "-c:a", "aac", "-f", "mpegts", file.path]
+        try ffmpeg.run()
+        ffmpeg.waitUntilExit()
+        return try Self.tsPackets(file)
+    }
+
+    static func tsPackets(_ file: URL) throws -> [ContainerReader.Packet] {
+        let bytes = try Data(contentsOf: file)
+        var offset = 0
+        let reader = try ContainerReader(format: "mpegts") { buffer in
+            let count = min(buffer.count, bytes.count - offset)
+            bytes.copyBytes(to: buffer.bindMemory(to: UInt8.self), from: offset..<offset + count)
+            offset += count
+            return count
+        }
+        var packets: [ContainerReader.Packet] = []
+        while let packet = try reader.next() { packets.append(packet) }
+        return packets
+    }
+
+    @Test func enhancedRTMPCarriesHEVCThroughToHLS() async throws {
+        let (hub, server, port) = try await makeServer()
+        defer { Task { await server.stop() } }
+        let source = try hevcSource()
+        let pictures = source.filter { $0.codec == .hevc }
+        let first = try #require(pictures.first { $0.isKeyframe })
+        let parameterSets = AnnexB.nalUnits(first.data).filter { HEVC.parameterSetTypes.contains(HEVC.type($0)) }.flatMap { [0, 0, 0, 1] + $0 }
+        let endpoint = try RTMPEndpoint(url: "rtmp://127.0.0.1:\(port)/live", streamKey: "good-key")
+        let connection = try await RTMPPushConnection.open(endpoint, group: MultiThreadedEventLoopGroup.singleton)
+        connection.sendMetadata([("width", .number(320)), ("height", .number(240)), ("framerate", .number(30))])
+        connection.send(.video, timestamp: 0, body: try FLVVideo.hevcSequenceHeader(parameterSets: parameterSets))
+        let sound = try #require(source.first { $0.codec == .aac }.flatMap { ADTSFrame($0.data) })
+        connection.send(.audio, timestamp: 0, body: FLVAudio.aacSequenceHeader(audioSpecificConfig: sound.config.bytes))
+        let start = source.map(\.dts).min() ?? 0
+        for packet in source {
+            let timestamp = UInt32((packet.dts - start) / 1000)
+            switch packet.codec {
+            case .hevc:
+                // Keyframes go without their in-band parameter sets: the server puts them back.
+                let slices = AnnexB.nalUnits(packet.data).filter { !HEVC.parameterSetTypes.contains(HEVC.type($0)) }.flatMap { [0, 0, 0, 1] + $0 }
+                connection.send(.video, timestamp: timestamp, body: FLVVideo.hevcFrame(annexB: slices, keyframe: packet.isKeyframe))
+            case .aac:
+                guard let frame = ADTSFrame(packet.data) else { continue }
+                connection.send(.audio, timestamp: timestamp, body: FLVAudio.aacFrame(Array(packet.data[frame.headerSize..<frame.length])))
+            default:
+                continue
+            }
+        }
+        await connection.close()
+        try await waitFor("HLS segments") { playlist().split(separator: "\n").filter { $0.hasSuffix(".ts") }.count >= 2 }
+        let snapshot = try #require(hub.stream("show")?.snapshot)
+        #expect(snapshot.status == .running && snapshot.lastError == nil)
+        let firstSegment = try #require(playlist().split(separator: "\n").first { $0.hasSuffix(".ts") })
+        let written = try Self.tsPackets(root.appendingPathComponent("show/\(firstSegment)"))
+        let keyframe = try #require(written.first { $0.codec == .hevc })
+        #expect(keyframe.isKeyframe && AnnexB.nalUnits(keyframe.data).contains { HEVC.type($0) == HEVC.sps })
+        #expect(written.contains { $0.codec == .aac })
+    }
+
     @Test func videoPassthroughCannotCarryPutsTheStreamInError() async throws {
         let (hub, server, port) = try await makeServer()
         defer { Task { await server.stop() } }
         let endpoint = try RTMPEndpoint(url: "rtmp://127.0.0.1:\(port)/live", streamKey: "good-key")
         let connection = try await RTMPPushConnection.open(endpoint, group: MultiThreadedEventLoopGroup.singleton)
-        // Enhanced RTMP: an HEVC sequence start, then a coded frame.
-        connection.send(.video, timestamp: 0, body: [0x90 | 0x00] + Array("hvc1".utf8) + [1, 2, 3])
-        connection.send(.video, timestamp: 33, body: [0x90 | 0x01] + Array("hvc1".utf8) + [0, 0, 0, 9, 9])
+        // Enhanced RTMP: an AV1 sequence start, then a coded frame; MPEG-TS has no place for AV1.
+        connection.send(.video, timestamp: 0, body: [0x90 | 0x00] + Array("av01".utf8) + [1, 2, 3])
+        connection.send(.video, timestamp: 33, body: [0x90 | 0x01] + Array("av01".utf8) + [0, 0, 0, 9, 9])
         _ = try await connection.closed.get()
         let snapshot = try #require(hub.stream("show")?.snapshot)
-        #expect(snapshot.status == .error && snapshot.lastError?.contains("hvc1") == true)
+        #expect(snapshot.status == .error && snapshot.lastError?.contains("av01") == true)
         await #expect(throws: RTMPPushError.self) { try await publish(port: port, seconds: 1) }
         hub.start("show")
         _ = try await publish(port: port, seconds: 1)

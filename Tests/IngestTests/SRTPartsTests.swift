@@ -64,8 +64,8 @@ extension SRTPartsTests {
         }
         #expect(released.count == 41, "all 40 pictures and one track announcement")
         #expect(streams.audio == nil)
-        let hevc = streams.take(ContainerReader.Packet(codec: .other("hevc"), data: [1], pts: 0, dts: 0, isKeyframe: true))
-        #expect(hevc.isEmpty && streams.unsupportedVideo?.contains("hevc") == true)
+        let av1 = streams.take(ContainerReader.Packet(codec: .other("av1"), data: [1], pts: 0, dts: 0, isKeyframe: true))
+        #expect(av1.isEmpty && streams.unsupportedVideo?.contains("av1") == true)
     }
 }
 

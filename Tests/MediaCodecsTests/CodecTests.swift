@@ -226,6 +226,7 @@ func averageColor(_ frame: VideoFrame, x: Int, y: Int) -> (y: Int, u: Int, v: In
             switch packet.codec {
             case .h264: pictures.append(packet)
             case .aac: sounds.append(packet)
+            case .hevc: Issue.record("unexpected HEVC")
             case .other(let name): Issue.record("unexpected \(name)")
             }
         }

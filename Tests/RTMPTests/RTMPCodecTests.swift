@@ -98,14 +98,14 @@ import Testing
     func spsGivesThePictureSize(width: Int, height: Int) throws {
         let encoder = try H264Encoder(.init(width: width, height: height, bitrateKbps: 300, threads: 1))
         let sps = try #require(AnnexB.nalUnits(encoder.parameterSets).first { AnnexB.type($0) == 7 })
-        #expect(H264PictureSize(sps: sps) == H264PictureSize(width: width, height: height))
+        #expect(PictureSize(h264SPS: sps) == PictureSize(width: width, height: height))
     }
 
     @Test func malformedSPSGiveNoSize() {
-        #expect(H264PictureSize(sps: [0x67, 0x64, 0x00][...]) == nil)
-        #expect(H264PictureSize(sps: [0x68, 0x64, 0x00, 0x1F, 0xAC][...]) == nil)
-        #expect(H264PictureSize(sps: [0x67] + [UInt8](repeating: 0, count: 40)) == nil)
-        #expect(H264PictureSize.unescaped([0, 0, 3, 1, 0, 0, 3][...]) == [0, 0, 1, 0, 0])
+        #expect(PictureSize(h264SPS: [0x67, 0x64, 0x00][...]) == nil)
+        #expect(PictureSize(h264SPS: [0x68, 0x64, 0x00, 0x1F, 0xAC][...]) == nil)
+        #expect(PictureSize(h264SPS: [0x67] + [UInt8](repeating: 0, count: 40)) == nil)
+        #expect(PictureSize.unescaped([0, 0, 3, 1, 0, 0, 3][...]) == [0, 0, 1, 0, 0])
     }
 
     @Test func refusesParameterSetsTheRecordCannotCount() {
@@ -123,6 +123,42 @@ import Testing
         #expect(tag.compositionTime == -33 && tag.kind == .frame)
         #expect(try FLVVideoTag.annexB(lengthPrefixed: tag.payload) == [0, 0, 0, 1, 0x65, 1, 2, 3, 0, 0, 0, 1, 0x65, 4])
         #expect(throws: FLVError.self) { try FLVVideoTag.annexB(lengthPrefixed: [0, 0, 0, 9, 1][...]) }
+    }
+
+    /// What x265 writes for 640×360 (coded as 640×368, with a conformance window).
+    static let hevcParameterSets: [UInt8] = [0, 0, 0, 1] + hex("40010c01ffff01600000030090000003000003003f959809")
+        + [0, 0, 0, 1] + hex("42010101600000030090000003000003003fa00502016965959a4932bc05a020000003002000000303c1")
+        + [0, 0, 0, 1] + hex("4401c172b46240")
+
+    static func hex(_ text: String) -> [UInt8] {
+        stride(from: 0, to: text.count, by: 2).map { UInt8(text.dropFirst($0).prefix(2), radix: 16)! }
+    }
+
+    @Test func buildsAndReadsTheHEVCConfigurationRecord() throws {
+        let header = try FLVVideo.hevcSequenceHeader(parameterSets: Self.hevcParameterSets)
+        let tag = try FLVVideoTag.parse(header[...])
+        #expect(tag.codec == .fourCC("hvc1") && tag.kind == .sequenceHeader && tag.isKeyframe)
+        let record = try HEVCDecoderConfiguration.parse(tag.payload)
+        #expect(record.lengthSize == 4 && record.parameterSets == Self.hevcParameterSets)
+        // The profile bytes are the SPS's without its emulation prevention.
+        #expect(Array(tag.payload.dropFirst().prefix(12)) == [0x01, 0x60, 0, 0, 0, 0x90, 0, 0, 0, 0, 0, 0x3F])
+        #expect(throws: FLVError.self) { try HEVCDecoderConfiguration.parse(tag.payload.prefix(30)) }
+        #expect(throws: FLVError.self) { try FLVVideo.hevcSequenceHeader(parameterSets: Array(Self.hevcParameterSets.prefix(28))) }
+
+        let picture: [UInt8] = [0, 0, 0, 1, 0x46, 0x01, 0x50, 0, 0, 0, 1, 0x26, 0x01, 0xAF, 0x11]
+        let frame = try FLVVideoTag.parse(FLVVideo.hevcFrame(annexB: picture, keyframe: true, compositionTime: 66)[...])
+        #expect(frame.kind == .frame && frame.isKeyframe && frame.compositionTime == 66)
+        #expect(try FLVVideoTag.annexB(lengthPrefixed: frame.payload) == [0, 0, 0, 1, 0x26, 0x01, 0xAF, 0x11], "the delimiter is left out")
+    }
+
+    @Test func hevcSPSGivesSizeAndCodecString() throws {
+        let units = AnnexB.nalUnits(Self.hevcParameterSets)
+        let sps = try #require(units.first { HEVC.type($0) == HEVC.sps })
+        #expect(HEVC.type(units[0]) == HEVC.vps && HEVC.type(units[2]) == HEVC.pps)
+        #expect(PictureSize(hevcSPS: sps) == PictureSize(width: 640, height: 360))
+        #expect(PictureSize(hevcSPS: sps.prefix(20)) == nil && PictureSize(hevcSPS: units[0]) == nil)
+        #expect(CodecString.hevc(sps: sps) == "hvc1.1.6.L63.90")
+        #expect(CodecString.avc(sps: parameterSets[4..<9]) == "avc1.64001f")
     }
 
     @Test func readsEnhancedRTMPHeaders() throws {

@@ -249,6 +249,36 @@ def test_srt_publish_checks_key_and_passphrase_and_survives_a_dropped_encoder(st
         encoder.wait()
 
 
+def test_srt_carries_hevc_through_and_a_ladder_makes_h264_of_it(start_tally, tmp_path):
+    tally = start_tally({"TALLY_HOST": "127.0.0.1"})
+    token = tally.register()
+    created = start_stream(tally, token, "hevcshow", ladder=["360p30"])
+    encoder = subprocess.Popen(
+        ["ffmpeg", "-v", "error", "-re", "-f", "lavfi", "-i", "testsrc2=size=854x480:rate=30", "-f", "lavfi", "-i", "sine=sample_rate=48000",
+         "-c:v", "libx265", "-preset", "ultrafast", "-x265-params", "keyint=60:min-keyint=60:bframes=0:log-level=error", "-b:v", "800k",
+         "-c:a", "aac", "-ar", "48000", "-f", "mpegts", created["ingest"]["srt_publish_url"]],
+        stdout=subprocess.DEVNULL, stderr=open(tmp_path / "encoder.log", "wb"))
+    try:
+        stream_url = signed_url(tally, token, "hevcshow")["data"]["stream_url"]
+        master = wait_until("a master playlist with both variants", lambda: (lambda text: text if "hvc1." in text and "360p30/" in text else None)(
+            requests.get(stream_url, timeout=10).text), timeout=20)
+        # Each variant is announced with its own codec: the HEVC source untouched, the rendition H.264.
+        source_line, rendition_line = (line for line in master.splitlines() if line.startswith("#EXT-X-STREAM-INF:"))
+        assert 'CODECS="hvc1.1.6.' in source_line and 'CODECS="avc1.' in rendition_line, master
+        base, query = stream_url.split("/index.m3u8")[0], stream_url.split("?", 1)[1]
+
+        def decodes(url, expected):
+            out, code = ffprobe(url, "-show_entries", "stream=codec_name,width,height")
+            return code == 0 and expected in out and "aac" in out
+        wait_until("the HEVC source", lambda: decodes(f"{base}/source/index.m3u8?{query}", "hevc,854,480"), timeout=15)
+        wait_until("the H.264 rendition", lambda: decodes(f"{base}/360p30/index.m3u8?{query}", "h264,640,360"), timeout=20)
+        debug = requests.get(tally.url + "/api/debug/hevcshow", headers={"Authorization": f"Bearer {token}"}, timeout=10).json()
+        assert debug["status"] == "running" and (debug["video"]["width"], debug["video"]["height"]) == (854, 480), debug
+    finally:
+        encoder.kill()
+        encoder.wait()
+
+
 GREEN = (30, 200, 60)
 
 

@@ -1,6 +1,6 @@
-/// The picture size an H.264 sequence parameter set declares (ITU-T H.264 §7.3.2.1.1),
-/// for feeds that say nothing else about it (MPEG-TS). Bounded: a malformed unit gives nil.
-public struct H264PictureSize: Equatable, Sendable {
+/// The picture size a sequence parameter set declares, for feeds that say nothing else
+/// about it (MPEG-TS, RTP). Bounded: a malformed unit gives nil.
+public struct PictureSize: Equatable, Sendable {
     public var width: Int
     public var height: Int
 
@@ -9,8 +9,9 @@ public struct H264PictureSize: Equatable, Sendable {
         self.height = height
     }
 
-    /// `unit`: one SPS NAL unit, header byte included, without a start code.
-    public init?(sps unit: ArraySlice<UInt8>) {
+    /// H.264 (ITU-T H.264 §7.3.2.1.1). `unit`: one SPS NAL unit, header byte included,
+    /// without a start code.
+    public init?(h264SPS unit: ArraySlice<UInt8>) {
         guard unit.count >= 4, unit.first.map({ $0 & 0x1F }) == 7 else { return nil }
         var bits = BitReader(Self.unescaped(unit.dropFirst()))
         guard let profile = bits.bits(8), bits.bits(16) != nil, bits.unsigned() != nil else { return nil }
