@@ -2,6 +2,7 @@ import FluentKit
 import Foundation
 import Hummingbird
 import SDP
+import Rooms
 import SFU
 import Store
 import WebRTCTransport
@@ -17,10 +18,13 @@ extension API {
                   await sfu.unpublish(participantID: participant.uuidString) else { throw APIError.notFound("participant") }
             return HTTPResponse.Status.ok
         }
+        router.post("whep/:broadcast") { request, context in try await playProgram(request, context) }
         router.post("whep/:broadcast/:participant") { request, context in try await play(request, context) }
         router.delete("whep/:broadcast/:participant/:session") { _, context in
             let broadcast = try await memberBroadcast(context)
-            guard await webrtc.close(sessionID: context.parameters.get("session") ?? "", tag: SFU.playTag(broadcast.id!.uuidString),
+            let id = broadcast.id!.uuidString
+            let router = context.parameters.get("participant") == ProgramPlayers.participantID ? ProgramPlayers.routerID(id) : id
+            guard await webrtc.close(sessionID: context.parameters.get("session") ?? "", tag: SFU.playTag(router),
                                      reason: "closed by the client") else {
                 throw APIError.notFound("session")
             }
@@ -59,6 +63,27 @@ extension API {
             return Self.sdpResponse(answer, location: "/whep/\(broadcastID)/\(participantID)/\(session)")
         } catch SFUError.notPublishing {
             throw APIError(.notFound, "not_publishing", "that participant is not publishing in this broadcast")
+        } catch let error as SDPError {
+            throw APIError(.badRequest, "unacceptable_offer", error.description)
+        } catch WebRTCTransportError.tooManySessions {
+            throw APIError(.serviceUnavailable, "too_many_sessions", "the media server is full; try again shortly", headers: [.retryAfter: "5"])
+        }
+    }
+
+    /// The program, once live, for anyone in the broadcast: H.264 as encoded for every
+    /// output and Opus, through the SFU.
+    private func playProgram(_ request: Request, _ context: AppContext) async throws -> Response {
+        let broadcast = try await memberBroadcast(context)
+        guard broadcast.status == BroadcastStatus.live.rawValue else {
+            throw APIError(.conflict, "not_live", "the program plays once the broadcast is live")
+        }
+        let offer = try await Self.readOffer(request)
+        let id = broadcast.id!.uuidString
+        do {
+            let (session, answer) = try await sfu.play(broadcastID: ProgramPlayers.routerID(id), participantID: ProgramPlayers.participantID, offer: offer)
+            return Self.sdpResponse(answer, location: "/whep/\(id)/\(ProgramPlayers.participantID)/\(session)")
+        } catch SFUError.notPublishing {
+            throw APIError(.conflict, "not_live", "the program is starting; try again in a moment", headers: [.retryAfter: "1"])
         } catch let error as SDPError {
             throw APIError(.badRequest, "unacceptable_offer", error.description)
         } catch WebRTCTransportError.tooManySessions {

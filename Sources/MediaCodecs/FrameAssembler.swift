@@ -1,3 +1,4 @@
+import FLV
 import MediaCore
 import RTP
 
@@ -186,5 +187,30 @@ public enum H264Depacketizer {
             return false
         }
         return true
+    }
+}
+
+/// An Annex B access unit to RFC 6184 payloads: a NAL unit that fits goes alone, a larger
+/// one in FU-A fragments; the caller sets the marker on the last payload.
+public enum H264Packetizer {
+    public static func payloads(_ annexB: [UInt8], maxSize: Int = 1200) -> [[UInt8]] {
+        var payloads: [[UInt8]] = []
+        for unit in AnnexB.nalUnits(annexB) where !unit.isEmpty && unit[unit.startIndex] & 0x1F != 9 {
+            if unit.count <= maxSize {
+                payloads.append(Array(unit))
+                continue
+            }
+            let header = unit[unit.startIndex]
+            let indicator = header & 0xE0 | 28
+            var offset = unit.startIndex + 1
+            while offset < unit.endIndex {
+                let end = min(offset + maxSize - 2, unit.endIndex)
+                let start: UInt8 = offset == unit.startIndex + 1 ? 0x80 : 0
+                let last: UInt8 = end == unit.endIndex ? 0x40 : 0
+                payloads.append([indicator, start | last | header & 0x1F] + unit[offset..<end])
+                offset = end
+            }
+        }
+        return payloads
     }
 }

@@ -59,6 +59,7 @@ public final class LiveProgram: Sendable {
     private let ingestFeeds = Mutex<[String: IngestFeed]>([:])
     private let ingest: IngestHub?
     private let logger: Logger
+    private let format: ProgramFormat
     /// How an ingest stream is named among the stage's participants.
     public static let streamPrefix = "stream:"
 
@@ -72,6 +73,7 @@ public final class LiveProgram: Sendable {
         let bus = self.bus
         compositor = try Compositor(settings: settings, scene: Scene(layout: stage.layout, participants: []), onPacket: { bus.publish($0) })
         let format = compositor.format
+        self.format = format
         recording = try recordingPath.map { path throws(CodecError) in try RecordingOutput(path: path, format: format.videoTrack, audio: format.audioTrack) }
         hls = try HLSOutput(directory: hlsDirectory, video: format.videoTrack, audio: format.audioTrack)
         var pushes: [DestinationPush] = []
@@ -91,10 +93,23 @@ public final class LiveProgram: Sendable {
 
     public func start(_ stage: ProgramStage) async {
         await update(stage)
+        await openToPlayers()
         compositor.start()
         for push in destinations { push.start() }
         logger.info("program started", metadata: ["broadcast": "\(broadcastID)", "destinations": "\(destinations.count)",
                                                   "recording": "\(recording?.path ?? "off")"])
+    }
+
+    /// Publishes the program into its SFU router for WHEP players; without it the broadcast
+    /// still goes out everywhere else.
+    private func openToPlayers() async {
+        do {
+            let source = try await sfu.openLocalSource(broadcastID: ProgramPlayers.routerID(broadcastID), participantID: ProgramPlayers.participantID,
+                                                       tracks: [ProgramPlayers.video, ProgramPlayers.audio]) {}
+            bus.attach(try ProgramPlayers(source: source, audio: format.audioTrack, logger: logger))
+        } catch {
+            logger.error("program: WHEP players unavailable", metadata: ["broadcast": "\(broadcastID)", "error": "\(error)"])
+        }
     }
 
     /// Moves the program to a new stage: taps follow whoever is on it.
@@ -166,6 +181,7 @@ public final class LiveProgram: Sendable {
         }
         recording?.finish()
         hls.finish()
+        await sfu.closeLocalSource(broadcastID: ProgramPlayers.routerID(broadcastID), participantID: ProgramPlayers.participantID)
         let stats = compositor.stats
         logger.info("program stopped", metadata: ["broadcast": "\(broadcastID)", "frames": "\(stats.frames)", "late": "\(stats.lateFrames)",
                                                   "skipped": "\(stats.skippedFrames)"])

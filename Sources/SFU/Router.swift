@@ -3,11 +3,18 @@ import RTCP
 import RTP
 import WebRTCTransport
 
+/// Where a producer's packets come from: a peer, which keyframe requests reach as PLI, or
+/// something inside the server (the program), told directly.
+public enum ProducerSource {
+    case peer(PeerConnection)
+    case local(onKeyframeRequest: () -> Void)
+}
+
 /// One broadcast's forwarding plane (mediasoup's Router): its producers, and the consumers
 /// each feeds. Lives on the WebRTC transport's event loop; no locks, no tasks per packet.
 public final class Router {
     public let id: String
-    private var producers: [String: (producer: Producer, publisher: PeerConnection)] = [:]
+    private var producers: [String: (producer: Producer, source: ProducerSource)] = [:]
     private var consumers: [String: [(consumer: Consumer, subscriber: PeerConnection, sink: SubscriberSink)]] = [:]
     private var lastKeyframeRequest: [String: Duration] = [:]
     /// Keyframe requests per producer layer are at most this frequent.
@@ -100,7 +107,12 @@ public final class Router {
     }
 
     public func add(_ producer: Producer, publisher: PeerConnection) {
-        producers[producer.id] = (producer, publisher)
+        producers[producer.id] = (producer, .peer(publisher))
+    }
+
+    /// A producer fed from inside the server (see `LocalSource`).
+    public func add(_ producer: Producer, onKeyframeRequest: @escaping () -> Void) {
+        producers[producer.id] = (producer, .local(onKeyframeRequest: onKeyframeRequest))
     }
 
     public func remove(producer id: String) {
@@ -157,6 +169,9 @@ public final class Router {
         lastKeyframeRequest[key] = now
         SFUMetrics.keyframeRequests.increment()
         logger.trace("keyframe requested", metadata: ["producer": "\(id)", "layer": "\(layer)"])
-        server.sendRTCP([.pictureLossIndication(senderSSRC: 1, mediaSSRC: ssrc)], on: entry.publisher)
+        switch entry.source {
+        case .peer(let publisher): server.sendRTCP([.pictureLossIndication(senderSSRC: 1, mediaSSRC: ssrc)], on: publisher)
+        case .local(let onKeyframeRequest): onKeyframeRequest()
+        }
     }
 }

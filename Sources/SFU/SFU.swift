@@ -19,7 +19,7 @@ public enum SFUError: Error, CustomStringConvertible {
 public final class SFU: @unchecked Sendable {
     public let server: WebRTCServer
     private let logger: Logger
-    private var routers: [String: Router] = [:]
+    var routers: [String: Router] = [:]
     private var publishers: [String: String] = [:]
     private let onActiveSpeaker: @Sendable (_ broadcast: String, _ participant: String?) -> Void
     private let onPublisherLayers: @Sendable (PublisherLayers) -> Void
@@ -147,7 +147,7 @@ public final class SFU: @unchecked Sendable {
         }
     }
 
-    private func router(_ broadcastID: String) -> Router {
+    func router(_ broadcastID: String) -> Router {
         server.loop.preconditionInEventLoop()
         if let router = routers[broadcastID] { return router }
         let router = Router(id: broadcastID, logger: logger, onActiveSpeaker: { [logger, onActiveSpeaker] participant in
@@ -161,7 +161,7 @@ public final class SFU: @unchecked Sendable {
         return router
     }
 
-    private func dropRouterIfUnused(_ broadcastID: String) {
+    func dropRouterIfUnused(_ broadcastID: String) {
         if routers[broadcastID]?.isEmpty == true { routers[broadcastID] = nil }
     }
 }

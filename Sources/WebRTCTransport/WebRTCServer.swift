@@ -208,6 +208,16 @@ public final class WebRTCServer: @unchecked Sendable {
         }.get()) ?? false
     }
 
+    /// Closes every session opened with `tag`; how many there were.
+    @discardableResult
+    public func close(tag: String, reason: String) async -> Int {
+        (try? await loop.submit { () -> Int in
+            let ids = self.sessions.filter { $0.value.tag == tag }.map(\.key)
+            for id in ids { self.closeSession(id, reason: reason) }
+            return ids.count
+        }.get()) ?? 0
+    }
+
     /// Drops `probability` of the RTP sent on a session, as a lossy path would; for tests of
     /// loss recovery, and refused unless the configuration allows it.
     public func setEgressLoss(sessionID: String, probability: Double) async -> Bool {

@@ -273,3 +273,33 @@ func averageColor(_ frame: VideoFrame, x: Int, y: Int) -> (y: Int, u: Int, v: In
         #expect(canvas.y[40 * 64 + 40] == 16)
     }
 }
+
+@Suite struct ProgramForPlayersTests {
+    @Test func packetizedAccessUnitsDepacketizeToThemselves() {
+        let big = [UInt8](repeating: 0x5A, count: 3000)
+        let unit: [UInt8] = [0, 0, 0, 1, 0x09, 0xF0] + [0, 0, 0, 1, 0x67, 1, 2] + [0, 0, 1, 0x68, 3] + [0, 0, 0, 1, 0x65] + big
+        let payloads = H264Packetizer.payloads(unit, maxSize: 1200)
+        // The delimiter is left out; SPS and PPS go alone; the slice in three FU-A fragments.
+        #expect(payloads.count == 5 && payloads.allSatisfy { $0.count <= 1200 })
+        #expect(payloads[2][0] & 0x1F == 28 && payloads[2][1] == 0x80 | 5 && payloads[4][1] == 0x40 | 5)
+        var output: [UInt8] = []
+        var keyframe = false
+        for payload in payloads { #expect(H264Depacketizer.append(payload[...], to: &output, keyframe: &keyframe)) }
+        #expect(keyframe && output == [0, 0, 0, 1, 0x67, 1, 2, 0, 0, 0, 1, 0x68, 3, 0, 0, 0, 1, 0x65] + big)
+    }
+
+    @Test func opusEncodesWhole20MillisecondPacketsThatDecodeBack() throws {
+        let encoder = try OpusEncoder()
+        let tone = (0..<1500).flatMap { index -> [Float] in
+            let value = Float(sin(Double(index) * 2 * .pi * 440 / 48_000) * 0.5)
+            return [value, value]
+        }
+        let packets = try encoder.encode(tone)
+        #expect(packets.count == 1, "1500 samples make one 960-sample packet; the rest waits")
+        #expect(try encoder.encode([Float](repeating: 0, count: 420 * 2)).count == 1)
+        let decoder = try OpusDecoder()
+        let decoded = try decoder.decode(packets[0][...])
+        #expect(decoded.count == 960 * 2)
+        #expect(decoded.map(abs).max() ?? 0 > 0.2, "the tone comes back")
+    }
+}

@@ -337,3 +337,49 @@ def test_checking_a_destination_publishes_for_real(webrtc_tally, tmp_path):
         studio.close()
         accepting.stop()
         refusing.stop()
+
+
+def test_chromium_plays_the_program_over_whep(webrtc_tally, chromium):
+    from test_whip_whep import WHEP_PLAY
+    studio = Studio(webrtc_tally, {})
+    try:
+        page = chromium.new_page()
+        page.goto(webrtc_tally.url + "/api/health")
+        path = f"/whep/{studio.id}"
+        # Before the broadcast is live there is no program to play.
+        early = page.evaluate(WHEP_PLAY, {"token": studio.token, "path": path})
+        assert early["status"] == 409 and "not_live" in early["answer"], early
+        studio.go_live()
+        played = wait_for(lambda: (lambda result: result if result["status"] == 201 else None)(
+            page.evaluate(WHEP_PLAY, {"token": studio.token, "path": path})), 15, 1)
+        assert played and played["location"].startswith(f"/whep/{studio.id}/program/"), played
+        # The one 1280×720 encode, decoded by the browser; the Opus made from its AAC plays too.
+        assert wait_for(lambda: page.evaluate("window.played.videoWidth") == 1280, 20), page.evaluate("window.played.videoWidth")
+        stats = """async () => { const out = {frames: 0, audio: 0, codec: ''}; const codecs = {}; (await window.pc.getStats()).forEach(s => {
+            if (s.type === 'codec') codecs[s.id] = s.mimeType;
+            if (s.type === 'inbound-rtp' && s.kind === 'video') { out.frames = s.framesDecoded || 0; out.codec = s.codecId; }
+            if (s.type === 'inbound-rtp' && s.kind === 'audio') out.audio = s.totalSamplesReceived || 0; });
+            out.codec = codecs[out.codec] || out.codec; return out; }"""
+        first = page.evaluate(stats)
+        time.sleep(3)
+        second = page.evaluate(stats)
+        assert second["codec"] == "video/H264", second
+        assert second["frames"] > first["frames"] + 45, (first, second)
+        assert second["audio"] > first["audio"] + 96_000, (first, second)
+        # The program's picture: the two participants' colours in their grid tiles.
+        pixels = page.evaluate("""() => { const v = window.played, c = document.createElement('canvas'); c.width = 1280; c.height = 720;
+            const g = c.getContext('2d'); g.drawImage(v, 0, 0, 1280, 720);
+            return [g.getImageData(320, 360, 1, 1).data, g.getImageData(960, 360, 1, 1).data].map(d => [d[0], d[1], d[2]]); }""")
+        assert close_to(pixels[0], RED) and close_to(pixels[1], BLUE), pixels
+        location = played["location"]
+        assert requests.delete(webrtc_tally.url + location, headers=studio.headers, timeout=10).status_code == 200
+        assert requests.delete(webrtc_tally.url + location, headers=studio.headers, timeout=10).status_code == 404
+        # A second player, still watching when the broadcast ends, is closed with the program.
+        again = page.evaluate(WHEP_PLAY, {"token": studio.token, "path": path})
+        assert again["status"] == 201, again
+        assert studio.end().status_code == 200
+        assert wait_for(lambda: page.evaluate("window.pc.connectionState") in ("disconnected", "failed", "closed"), 40), \
+            page.evaluate("window.pc.connectionState")
+    finally:
+        studio.end()
+        studio.close()
