@@ -18,14 +18,10 @@ extension API {
     private func openEcho(_ request: Request, _ context: AppContext) async throws -> Response {
         guard context.identity != nil else { throw APIError.unauthorized }
         let offer = try await Self.readOffer(request)
-        do {
-            let (id, answer) = try await webrtc.open(offer: offer, tag: Self.echoTag, intent: EchoSink.intent(for:)) { EchoSink(answer: $0) }
-            return Self.sdpResponse(answer, location: "/api/echo/\(id)")
-        } catch let error as SDPError {
-            throw APIError(.badRequest, "unacceptable_offer", error.description)
-        } catch WebRTCTransportError.tooManySessions {
-            throw APIError(.serviceUnavailable, "too_many_sessions", "the media server is full; try again shortly", headers: [.retryAfter: "5"])
+        let (id, answer) = try await Self.openingSession {
+            try await webrtc.open(offer: offer, tag: Self.echoTag, intent: EchoSink.intent(for:)) { EchoSink(answer: $0) }
         }
+        return Self.sdpResponse(answer, location: "/api/echo/\(id)")
     }
 
     static let echoTag = "echo"
@@ -41,6 +37,18 @@ extension API {
             return try SDPParser.parse(String(buffer: body))
         } catch {
             throw APIError(.badRequest, "invalid_sdp", error.description)
+        }
+    }
+
+    /// Opens a WebRTC session for a WHIP/WHEP-style request: an offer that cannot be
+    /// answered is 400, a full media server 503; other errors pass through for the route.
+    static func openingSession<T>(_ open: () async throws -> T) async throws -> T {
+        do {
+            return try await open()
+        } catch let error as SDPError {
+            throw APIError(.badRequest, "unacceptable_offer", error.description)
+        } catch WebRTCTransportError.tooManySessions {
+            throw APIError(.serviceUnavailable, "too_many_sessions", "the media server is full; try again shortly", headers: [.retryAfter: "5"])
         }
     }
 

@@ -1,7 +1,5 @@
 import Hummingbird
 import Ingest
-import SDP
-import WebRTCTransport
 
 extension API {
     /// WHIP into an ingest stream, for encoders (OBS 30+: service "WHIP", server
@@ -27,16 +25,14 @@ extension API {
         try await enforceRateLimit("whip-ingest:\(context.clientAddress ?? "unknown")")
         let offer = try await Self.readOffer(request)
         do {
-            let (_, session, answer) = try await whipIngest.publish(streamKey: String(parts[1]), offer: offer, remoteAddress: context.clientAddress ?? "unknown")
+            let (_, session, answer) = try await Self.openingSession {
+                try await whipIngest.publish(streamKey: String(parts[1]), offer: offer, remoteAddress: context.clientAddress ?? "unknown")
+            }
             return Self.sdpResponse(answer, location: "\(Self.whipIngestPath)/\(session)")
         } catch WHIPIngestError.refused(let reason) {
             throw APIError(.forbidden, "publish_refused", reason)
         } catch WHIPIngestError.unsupportedOffer(let reason) {
             throw APIError(.unsupportedMediaType, "unsupported_codec", reason)
-        } catch let error as SDPError {
-            throw APIError(.badRequest, "unacceptable_offer", error.description)
-        } catch WebRTCTransportError.tooManySessions {
-            throw APIError(.serviceUnavailable, "too_many_sessions", "the media server is full; try again shortly", headers: [.retryAfter: "5"])
         }
     }
 }

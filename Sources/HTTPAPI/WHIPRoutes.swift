@@ -1,7 +1,6 @@
 import FluentKit
 import Foundation
 import Hummingbird
-import SDP
 import Rooms
 import SFU
 import Store
@@ -40,14 +39,10 @@ extension API {
         let offer = try await Self.readOffer(request)
         let participant = try await participantRow(for: context.identity, broadcast: broadcast)
         let participantID = participant.id!.uuidString
-        do {
-            let (_, answer) = try await sfu.publish(broadcastID: broadcast.id!.uuidString, participantID: participantID, offer: offer)
-            return Self.sdpResponse(answer, location: "/whip/\(broadcast.id!.uuidString)/\(participantID)")
-        } catch let error as SDPError {
-            throw APIError(.badRequest, "unacceptable_offer", error.description)
-        } catch WebRTCTransportError.tooManySessions {
-            throw APIError(.serviceUnavailable, "too_many_sessions", "the media server is full; try again shortly", headers: [.retryAfter: "5"])
+        let (_, answer) = try await Self.openingSession {
+            try await sfu.publish(broadcastID: broadcast.id!.uuidString, participantID: participantID, offer: offer)
         }
+        return Self.sdpResponse(answer, location: "/whip/\(broadcast.id!.uuidString)/\(participantID)")
     }
 
     private func play(_ request: Request, _ context: AppContext) async throws -> Response {
@@ -58,15 +53,11 @@ extension API {
         let broadcastID = broadcast.id!.uuidString
         let participantID = participant.uuidString
         do {
-            let (session, answer) = try await sfu.play(broadcastID: broadcastID, participantID: participantID, offer: offer)
+            let (session, answer) = try await Self.openingSession { try await sfu.play(broadcastID: broadcastID, participantID: participantID, offer: offer) }
             if let injectedLoss { _ = await webrtc.setEgressLoss(sessionID: session, probability: injectedLoss) }
             return Self.sdpResponse(answer, location: "/whep/\(broadcastID)/\(participantID)/\(session)")
         } catch SFUError.notPublishing {
             throw APIError(.notFound, "not_publishing", "that participant is not publishing in this broadcast")
-        } catch let error as SDPError {
-            throw APIError(.badRequest, "unacceptable_offer", error.description)
-        } catch WebRTCTransportError.tooManySessions {
-            throw APIError(.serviceUnavailable, "too_many_sessions", "the media server is full; try again shortly", headers: [.retryAfter: "5"])
         }
     }
 
@@ -80,14 +71,12 @@ extension API {
         let offer = try await Self.readOffer(request)
         let id = broadcast.id!.uuidString
         do {
-            let (session, answer) = try await sfu.play(broadcastID: ProgramPlayers.routerID(id), participantID: ProgramPlayers.participantID, offer: offer)
+            let (session, answer) = try await Self.openingSession {
+                try await sfu.play(broadcastID: ProgramPlayers.routerID(id), participantID: ProgramPlayers.participantID, offer: offer)
+            }
             return Self.sdpResponse(answer, location: "/whep/\(id)/\(ProgramPlayers.participantID)/\(session)")
         } catch SFUError.notPublishing {
             throw APIError(.conflict, "not_live", "the program is starting; try again in a moment", headers: [.retryAfter: "1"])
-        } catch let error as SDPError {
-            throw APIError(.badRequest, "unacceptable_offer", error.description)
-        } catch WebRTCTransportError.tooManySessions {
-            throw APIError(.serviceUnavailable, "too_many_sessions", "the media server is full; try again shortly", headers: [.retryAfter: "5"])
         }
     }
 

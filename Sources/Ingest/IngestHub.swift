@@ -182,6 +182,10 @@ public final class IngestPublisher: Sendable {
         stream.fail(token: token, reason)
     }
 
+    public func noteDropped(frames: Int) {
+        stream.noteDropped(token: token, frames: frames)
+    }
+
     public func detach(reason: String) {
         stream.detach(token: token, reason: reason)
     }

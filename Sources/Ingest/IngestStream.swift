@@ -248,6 +248,17 @@ public final class IngestStream: Sendable {
         }
     }
 
+    /// Pictures the publisher's feed lost before they became packets (a WHIP picture whose
+    /// packets never all arrived): counted with the stream's other drops.
+    func noteDropped(token: UInt64, frames: Int) {
+        guard frames > 0 else { return }
+        state.withLock { state in
+            guard state.publisher?.token == token else { return }
+            state.droppedFrames += frames
+            metrics.dropped.increment(by: frames)
+        }
+    }
+
     /// The publisher sent what the stream cannot carry: the stream goes to `error`.
     func fail(token: UInt64, _ reason: String) {
         let close = state.withLock { state -> (@Sendable (String) -> Void)? in

@@ -13,8 +13,8 @@ public struct RTPElementaryStreams {
     public var video: ContainerWriter.VideoTrack? { videoTrack.track }
     public private(set) var audio: ContainerWriter.AudioTrack?
     /// Pictures lost beyond recovery (a gap outlived the jitter buffer) and Opus packets
-    /// that would not decode.
-    public private(set) var framesDropped = 0
+    /// that would not decode, since the last `takeDropped`.
+    private var framesDropped = 0
     private var assembler = FrameAssembler(codec: .h264)
     private var videoTrack = AnnexBVideoTrack()
     private var announcement = TrackAnnouncement()
@@ -33,6 +33,12 @@ public struct RTPElementaryStreams {
     static let longestAudioFill: Int64 = 48_000
 
     public init() {}
+
+    /// What was dropped since the last call, for the stream's figures.
+    public mutating func takeDropped() -> Int {
+        defer { framesDropped = 0 }
+        return framesDropped
+    }
 
     /// True once when the pictures cannot go on without a keyframe: ask the publisher (PLI).
     public mutating func takeKeyframeRequest() -> Bool {

@@ -166,7 +166,7 @@ private final class WHIPFeed: Sendable {
     }
 
     private func convert(_ tapped: TappedPacket, arrival: Int64) {
-        let (outputs, keyframe, tracks) = streams.withLock { streams -> ([ElementaryOutput], Bool, (ContainerWriter.VideoTrack?, ContainerWriter.AudioTrack?)) in
+        let (outputs, keyframe, dropped, tracks) = streams.withLock { streams -> ([ElementaryOutput], Bool, Int, (ContainerWriter.VideoTrack?, ContainerWriter.AudioTrack?)) in
             var outputs: [ElementaryOutput] = []
             if tapped.kind == "video" {
                 outputs = streams.video(tapped.packet, arrival: arrival)
@@ -177,9 +177,10 @@ private final class WHIPFeed: Sendable {
                     logger.warning("whip ingest: audio dropped", metadata: ["stream": "\(publisher.streamID)", "error": "\(error)"])
                 }
             }
-            return (outputs, streams.takeKeyframeRequest(), (streams.video, streams.audio))
+            return (outputs, streams.takeKeyframeRequest(), streams.takeDropped(), (streams.video, streams.audio))
         }
         if keyframe { requestKeyframe() }
+        publisher.noteDropped(frames: dropped)
         for output in outputs {
             switch output {
             case .tracks: publisher.setTracks(video: tracks.0, audio: tracks.1)

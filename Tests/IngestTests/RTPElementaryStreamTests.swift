@@ -1,4 +1,6 @@
 import FLV
+import Foundation
+import Logging
 import MediaCodecs
 import RTP
 import Testing
@@ -79,7 +81,8 @@ import Testing
         _ = streams.video(try Self.packet(4, 3000, marker: true, [0x41, 1]), arrival: 33_000)
         let late = streams.video(try Self.packet(5, 6000, marker: true, [0x41, 2]), arrival: 400_000)
         let asked = streams.takeKeyframeRequest()
-        #expect(late.isEmpty && asked && streams.framesDropped >= 1)
+        let dropped = streams.takeDropped()
+        #expect(late.isEmpty && asked && dropped >= 1 && streams.takeDropped() == 0)
     }
 
     @Test func rtpClocksUnwrapAndFollowTheSenderUntilItJumps() {
@@ -90,5 +93,25 @@ import Testing
         #expect(clock.unwrap(UInt32.max - 2999) == Int64(UInt32.max) - 2999)
         // The sender restarted its clock: anchored again on arrival.
         #expect(clock.time(of: clock.unwrap(1500 + 90_000 * 60), arrival: 2_000_000) == 2_000_000)
+    }
+}
+
+@Suite struct PublisherDropsTests {
+    @Test func dropsAPublisherReportsShowOnTheStreamUntilItIsReplaced() throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("tally-drops-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: root) }
+        let hub = IngestHub(hlsRoot: root, logger: Logger(label: "test")) { _ in .allow(streamID: "show") }
+        hub.start("show")
+        let request = IngestRequest(transport: .whip, app: "live", streamKey: "k", remoteAddress: "127.0.0.1")
+        guard case .success(let first) = hub.attach(streamID: "show", settings: IngestSettings(), request: request, close: { _ in }) else {
+            Issue.record("not attached")
+            return
+        }
+        first.noteDropped(frames: 3)
+        #expect(hub.stream("show")?.snapshot.droppedFrames == 3)
+        _ = hub.attach(streamID: "show", settings: IngestSettings(), request: request, close: { _ in })
+        first.noteDropped(frames: 5)
+        #expect(hub.stream("show")?.snapshot.droppedFrames == 3, "a replaced publisher speaks for nothing")
+        hub.shutdown()
     }
 }
