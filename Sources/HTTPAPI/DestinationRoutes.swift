@@ -63,7 +63,7 @@ enum Platform: String, CaseIterable {
 }
 
 extension API {
-    static let maxDestinationsPerBroadcast = 10
+    static let maxDestinations = 10
 
     func addDestinationRoutes(to router: Router<AppContext>) {
         let group = router.group("api/broadcasts/:id/destinations")
@@ -94,16 +94,10 @@ extension API {
 
     private func addDestination(_ request: Request, _ context: AppContext) async throws -> EditedResponse<DestinationResponse> {
         let broadcast = try await ownedBroadcast(context.parameters.get("id"), context: context)
-        let body = try await request.decodeJSON(AddDestinationRequest.self, context: context)
-        guard let platform = Platform(rawValue: body.platform) else {
-            throw APIError(.badRequest, "invalid_field", "`platform` must be one of youtube, twitch, facebook, custom")
-        }
-        let url = try Self.validatedIngestURL(body.rtmpUrl ?? platform.defaultIngestURL)
-        let streamKey = try Self.validatedStreamKey(body.streamKey)
-        let name = try Validate.text(body.name ?? platform.displayName, field: "name", max: 100)
+        let (platform, url, streamKey, name) = try Self.validated(try await request.decodeJSON(AddDestinationRequest.self, context: context))
         let existing = try await Destination.query(on: store.db).filter(\.$broadcastID == broadcast.id!).count()
-        guard existing < Self.maxDestinationsPerBroadcast else {
-            throw APIError(.conflict, "too_many_destinations", "a broadcast can have at most \(Self.maxDestinationsPerBroadcast) destinations")
+        guard existing < Self.maxDestinations else {
+            throw APIError(.conflict, "too_many_destinations", "a broadcast can have at most \(Self.maxDestinations) destinations")
         }
         let destination = Destination(
             broadcastID: broadcast.id!, platform: platform.rawValue, name: name, rtmpURL: url,
@@ -114,6 +108,16 @@ extension API {
             "stream_key": "\(destination.streamKeyHint)",
         ])
         return DestinationResponse(destination).created()
+    }
+
+    /// A new destination's platform, ingest URL (the platform's own when left out), key and name.
+    static func validated(_ body: AddDestinationRequest) throws -> (Platform, url: String, streamKey: String, name: String) {
+        guard let platform = Platform(rawValue: body.platform) else {
+            throw APIError(.badRequest, "invalid_field", "`platform` must be one of youtube, twitch, facebook, custom")
+        }
+        let url = try validatedIngestURL(body.rtmpUrl ?? platform.defaultIngestURL)
+        let streamKey = try validatedStreamKey(body.streamKey)
+        return (platform, url, streamKey, try Validate.text(body.name ?? platform.displayName, field: "name", max: 100))
     }
 
     static func validatedIngestURL(_ raw: String?) throws -> String {

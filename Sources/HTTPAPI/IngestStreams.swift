@@ -3,6 +3,7 @@ import FluentKit
 import Foundation
 import Ingest
 import Logging
+import RTMP
 import Store
 
 /// The ingest hub as the server runs it: publishes are checked against the stream keys in
@@ -49,13 +50,31 @@ enum IngestStreams {
             logger.error("ingest: cannot unseal the SRT passphrase of \(record.streamID): \(error)")
             return .deny("the server cannot read this stream's settings")
         }
-        return .allow(streamID: record.streamID, settings: settings(record, passphrase: request.transport == .srt ? passphrase : nil))
+        do {
+            return .allow(streamID: record.streamID,
+                          settings: try await settings(record, store: store, logger: logger, passphrase: request.transport == .srt ? passphrase : nil))
+        } catch {
+            logger.error("ingest: cannot read the relays of \(record.streamID): \(String(reflecting: error))")
+            return .deny("the server cannot read this stream's settings")
+        }
     }
 
-    /// What the hub needs to know of a stream's stored settings.
-    static func settings(_ record: IngestStreamRecord, passphrase: String? = nil) -> IngestSettings {
-        IngestSettings(passphrase: passphrase, publicHLS: record.publicHLS,
-                       ladder: (record.ladder ?? "").split(separator: ",").compactMap { Rendition.named(String($0)) })
+    /// What the hub needs to know of a stream's stored settings, relays' keys unsealed.
+    static func settings(_ record: IngestStreamRecord, store: Store, logger: Logger, passphrase: String? = nil) async throws -> IngestSettings {
+        let stored = try await IngestRelayRecord.query(on: store.db).filter(\.$ingestStreamID == record.id!).sort(\.$createdAt).all()
+        var relays: [IngestRelay] = []
+        for relay in stored {
+            do {
+                relays.append(IngestRelay(id: relay.id!.uuidString, endpoint: try RTMPEndpoint(url: relay.rtmpURL, streamKey: try store.sealer.open(relay.streamKeySealed))))
+            } catch {
+                logger.error("ingest: relay \(relay.id!) of \(record.streamID) is left out: \(error)")
+            }
+        }
+        return IngestSettings(passphrase: passphrase, publicHLS: record.publicHLS, ladder: ladder(record), relays: relays)
+    }
+
+    static func ladder(_ record: IngestStreamRecord) -> [Rendition] {
+        (record.ladder ?? "").split(separator: ",").compactMap { Rendition.named(String($0)) }
     }
 
     private static func persist(_ snapshot: IngestStreamSnapshot, store: Store, logger: Logger) async {

@@ -82,25 +82,23 @@ extension API {
     private func serveHLS(_ context: AppContext) throws -> Response {
         let id = try Validate.uuid(context.parameters.get("id"), what: "broadcast")
         let file = context.parameters.get("file") ?? ""
+        guard let contentType = HLSOutput.contentType(of: file) else { throw APIError(.notFound, "not_found", "no such HLS file") }
         let isPlaylist = file == HLSOutput.playlistName
-        guard isPlaylist || (file.hasPrefix("segment") && file.hasSuffix(".ts") && Int(file.dropFirst(7).dropLast(3)) != nil) else {
-            throw APIError(.notFound, "not_found", "no such HLS file")
-        }
         let path = configuration.hlsDirectory.appendingPathComponent(id.uuidString.lowercased()).appendingPathComponent(file).path
         guard let data = FileManager.default.contents(atPath: path) else {
             throw APIError(.notFound, "not_live", "this broadcast has no HLS \(isPlaylist ? "playlist" : "segment") (is it live?)")
         }
-        return Self.hlsResponse(data, isPlaylist: isPlaylist)
+        return Self.hlsResponse(data, contentType: contentType)
     }
 
     /// Anyone may embed a player (CORS open); the live playlist changes every segment,
-    /// segments never do.
-    static func hlsResponse(_ data: Data, isPlaylist: Bool) -> Response {
+    /// segments and initialization sections never do.
+    static func hlsResponse(_ data: Data, contentType: String) -> Response {
         Response(
             status: .ok,
             headers: [
-                .contentType: isPlaylist ? "application/vnd.apple.mpegurl" : "video/mp2t",
-                .cacheControl: isPlaylist ? "no-cache" : "public, max-age=3600",
+                .contentType: contentType,
+                .cacheControl: contentType == HLSOutput.contentType(of: HLSOutput.playlistName) ? "no-cache" : "public, max-age=3600",
                 .accessControlAllowOrigin: "*",
             ],
             body: .init(byteBuffer: ByteBuffer(bytes: data)))

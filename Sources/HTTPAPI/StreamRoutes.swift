@@ -42,11 +42,42 @@ struct StreamResponse: APIResponse {
     var publicHls: Bool
     var srtEncrypted: Bool
     var ladder: [String]
+    /// Where the stream is restreamed as it comes.
+    var destinations: [StreamDestinationResponse]
     var ingest: IngestEndpoints
     var hlsUrl: String
     var startTime: Date?
     var lastError: String?
     var createdAt: Date?
+}
+
+/// A restream destination of an ingest stream; the key only as its last four characters.
+struct StreamDestinationResponse: APIResponse {
+    var id: UUID
+    var platform: String
+    var name: String
+    var rtmpUrl: String
+    var streamKeyHint: String
+    /// idle (no publisher yet), connecting, live, reconnecting or failed.
+    var status: String
+    /// Why it is reconnecting or failed, as the server or the network said it.
+    var reason: String?
+    var createdAt: Date?
+
+    init(_ relay: IngestRelayRecord, state: DestinationState?) {
+        id = relay.id!
+        platform = relay.platform
+        name = relay.name
+        rtmpUrl = relay.rtmpURL
+        streamKeyHint = relay.streamKeyHint
+        status = (state ?? .idle).name
+        reason = state?.reason
+        createdAt = relay.createdAt
+    }
+}
+
+struct StreamDestinationListResponse: APIResponse {
+    var destinations: [StreamDestinationResponse]
 }
 
 struct StreamListResponse: APIResponse {
@@ -128,7 +159,7 @@ extension API {
                 record.startedAt = nil
                 try await record.save(on: store.db)
                 ingest.stop(id)
-                return EditedResponse(status: .ok, response: response(record, request: request))
+                return EditedResponse(status: .ok, response: try await response(record, request: request))
             default:
                 throw APIError(.badRequest, "invalid_field", "`action` is \"start\" or \"stop\"")
             }
@@ -136,13 +167,16 @@ extension API {
         router.get("api/streams") { request, context -> StreamListResponse in
             let userID = try context.requireUser()
             let records = try await IngestStreamRecord.query(on: store.db).filter(\.$ownerID == userID).sort(\.$createdAt).all()
-            return StreamListResponse(streams: records.map { response($0, request: request) })
+            var streams: [StreamResponse] = []
+            for record in records { streams.append(try await response(record, request: request)) }
+            return StreamListResponse(streams: streams)
         }
         router.get("api/streams/:id") { request, context -> StreamResponse in
-            response(try await ownedStream(context.parameters.get("id"), context: context), request: request)
+            try await response(try await ownedStream(context.parameters.get("id"), context: context), request: request)
         }
         router.delete("api/streams/:id") { _, context -> Response in
             let record = try await ownedStream(context.parameters.get("id"), context: context)
+            try await IngestRelayRecord.query(on: store.db).filter(\.$ingestStreamID == record.id!).delete()
             try await record.delete(on: store.db)
             ingest.remove(record.streamID)
             return Response(status: .noContent)
@@ -164,6 +198,37 @@ extension API {
             let record = try await ownedStream(context.parameters.get("id"), context: context)
             return debug(record)
         }
+        router.get("api/streams/:id/destinations") { _, context -> StreamDestinationListResponse in
+            let record = try await ownedStream(context.parameters.get("id"), context: context)
+            let relays = try await IngestRelayRecord.query(on: store.db).filter(\.$ingestStreamID == record.id!).sort(\.$createdAt).all()
+            let states = ingest.stream(record.streamID)?.snapshot.relays ?? [:]
+            return StreamDestinationListResponse(destinations: relays.map { StreamDestinationResponse($0, state: states[$0.id!.uuidString]) })
+        }
+        router.post("api/streams/:id/destinations") { request, context -> EditedResponse<StreamDestinationResponse> in
+            let record = try await ownedStream(context.parameters.get("id"), context: context)
+            let (platform, url, streamKey, name) = try Self.validated(try await request.decodeJSON(AddDestinationRequest.self, context: context))
+            let existing = try await IngestRelayRecord.query(on: store.db).filter(\.$ingestStreamID == record.id!).count()
+            guard existing < Self.maxDestinations else {
+                throw APIError(.conflict, "too_many_destinations", "a stream can have at most \(Self.maxDestinations) destinations")
+            }
+            let relay = IngestRelayRecord(ingestStreamID: record.id!, platform: platform.rawValue, name: name, rtmpURL: url,
+                                          streamKeySealed: try store.sealer.seal(streamKey), streamKeyHint: StreamKeySealer.redact(streamKey))
+            try await relay.create(on: store.db)
+            ingest.configure(record.streamID, settings: try await IngestStreams.settings(record, store: store, logger: logger))
+            logger.info("stream destination added", metadata: ["stream": "\(record.streamID)", "destination": "\(relay.id!)", "platform": "\(platform.rawValue)"])
+            return EditedResponse(status: .created, response: StreamDestinationResponse(relay, state: nil))
+        }
+        router.delete("api/streams/:id/destinations/:destId") { _, context -> Response in
+            let record = try await ownedStream(context.parameters.get("id"), context: context)
+            let id = try Validate.uuid(context.parameters.get("destId"), what: "destination")
+            guard let relay = try await IngestRelayRecord.find(id, on: store.db), relay.ingestStreamID == record.id else {
+                throw APIError.notFound("destination")
+            }
+            try await relay.delete(on: store.db)
+            ingest.configure(record.streamID, settings: try await IngestStreams.settings(record, store: store, logger: logger))
+            logger.info("stream destination removed", metadata: ["stream": "\(record.streamID)", "destination": "\(id)"])
+            return Response(status: .noContent)
+        }
     }
 
     /// `passphrase`: nil keeps what the stream has, "" removes it.
@@ -180,8 +245,8 @@ extension API {
                 record.lastError = nil
             }
             try await record.save(on: store.db)
-            ingest.start(id, settings: IngestStreams.settings(record))
-            return EditedResponse(status: .ok, response: response(record, request: request))
+            ingest.start(id, settings: try await IngestStreams.settings(record, store: store, logger: logger))
+            return EditedResponse(status: .ok, response: try await response(record, request: request))
         }
         let key = Self.newStreamKey()
         let record = IngestStreamRecord(streamID: id, ownerID: owner, streamKeySealed: try store.sealer.seal(key),
@@ -194,8 +259,8 @@ extension API {
         } catch let error as any DatabaseError where error.isConstraintFailure {
             throw APIError(.conflict, "stream_id_taken", "the stream ID \(id) is taken")
         }
-        ingest.start(id, settings: IngestStreams.settings(record))
-        var shown = response(record, request: request)
+        ingest.start(id, settings: try await IngestStreams.settings(record, store: store, logger: logger))
+        var shown = try await response(record, request: request)
         shown.streamKey = key
         shown.ingest.rtmpPublishUrl = "\(shown.ingest.rtmp)/\(key)"
         shown.ingest.srtPublishUrl = "\(shown.ingest.srt)?streamid=#!::r=live/\(key),m=publish"
@@ -212,12 +277,13 @@ extension API {
         return record
     }
 
-    private func response(_ record: IngestStreamRecord, request: Request) -> StreamResponse {
+    private func response(_ record: IngestStreamRecord, request: Request) async throws -> StreamResponse {
         let snapshot = ingest.stream(record.streamID)?.snapshot
+        let relays = try await IngestRelayRecord.query(on: store.db).filter(\.$ingestStreamID == record.id!).sort(\.$createdAt).all()
         return StreamResponse(
             streamId: record.streamID, status: snapshot?.status.rawValue ?? record.status, isLive: snapshot?.isLive ?? false,
             streamKey: nil, streamKeyHint: record.streamKeyHint, publicHls: record.publicHLS, srtEncrypted: record.srtPassphraseSealed != nil,
-            ladder: IngestStreams.settings(record).ladder.map(\.name),
+            ladder: IngestStreams.ladder(record).map(\.name), destinations: relays.map { StreamDestinationResponse($0, state: snapshot?.relays[$0.id!.uuidString]) },
             ingest: IngestEndpoints(rtmp: "rtmp://\(hostName(request)):\(boundRTMPPort)/live", srt: "srt://\(hostName(request)):\(boundSRTPort)",
                                    whip: "\(baseURL(request))\(Self.whipIngestPath)"),
             hlsUrl: "\(baseURL(request))/hls/\(record.streamID)/\(HLSOutput.playlistName)",
@@ -229,7 +295,8 @@ extension API {
         let directory = ingest.hlsRoot.appendingPathComponent(record.streamID)
         let playlist = try? String(contentsOf: directory.appendingPathComponent(HLSOutput.playlistName), encoding: .utf8)
         let files = (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []
-        let segments = files.filter { $0.hasSuffix(".ts") }.sorted { Self.segmentNumber($0) < Self.segmentNumber($1) }.map { name in
+        let segments = files.filter { $0 != HLSOutput.playlistName && HLSOutput.contentType(of: $0) != nil }
+            .sorted { (HLSOutput.sequence(of: $0) ?? -1, $0) < (HLSOutput.sequence(of: $1) ?? -1, $1) }.map { name in
             StreamDebugResponse.SegmentFile(
                 name: name, bytes: ((try? FileManager.default.attributesOfItem(atPath: directory.appendingPathComponent(name).path))?[.size] as? Int) ?? 0)
         }
@@ -238,16 +305,13 @@ extension API {
             slateShowing: snapshot?.slateShowing ?? false,
             publisher: snapshot?.publisher.map { .init(transport: $0.transport.rawValue, remoteAddress: $0.remoteAddress, connectedAt: $0.connectedAt) },
             publishersSinceStart: snapshot?.publishers ?? 0,
-            video: snapshot?.video.map { .init(codec: "h264", width: $0.width, height: $0.height, framesPerSecond: $0.framesPerSecond) },
+            video: snapshot?.video.map { .init(codec: $0.codec == .hevc ? "hevc" : $0.codec.rawValue.lowercased(), width: $0.width, height: $0.height,
+                                               framesPerSecond: $0.framesPerSecond) },
             audio: snapshot?.audio.map { .init(codec: "aac", sampleRate: $0.sampleRate, channels: $0.channels) },
             bitrate: snapshot?.bitrate ?? 0, framesPerSecond: snapshot?.framesPerSecond ?? 0, droppedFrames: snapshot?.droppedFrames ?? 0,
             hlsViewers: snapshot?.hlsViewers ?? 0, uptimeSeconds: snapshot?.uptimeSeconds ?? 0,
             timelineSeconds: Double(snapshot?.timelineEnd ?? 0) / 1_000_000, lastError: snapshot?.lastError ?? record.lastError,
             playlist: playlist, segments: segments)
-    }
-
-    static func segmentNumber(_ name: String) -> Int {
-        Int(name.dropFirst("segment".count).dropLast(".ts".count)) ?? -1
     }
 
     /// An ingest stream's HLS: open when the stream is public, otherwise only through a
@@ -268,10 +332,8 @@ extension API {
         } else if !stream.publicHLS {
             throw APIError(.unauthorized, "signature_required", "this stream plays through a signed URL: GET /api/hls/\(streamID) gives one")
         }
+        guard let contentType = HLSOutput.contentType(of: file) else { throw APIError(.notFound, "not_found", "no such HLS file") }
         let isPlaylist = file == HLSOutput.playlistName
-        guard isPlaylist || (file.hasPrefix("segment") && file.hasSuffix(".ts") && Self.segmentNumber(file) >= 0) else {
-            throw APIError(.notFound, "not_found", "no such HLS file")
-        }
         if let variant, variant != Rendition.sourceName, Rendition.named(variant) == nil {
             throw APIError(.notFound, "not_found", "no HLS rendition \(variant)")
         }
@@ -286,11 +348,14 @@ extension API {
             if let signature {
                 let text = String(decoding: data, as: UTF8.self)
                 data = Data(text.split(separator: "\n", omittingEmptySubsequences: false)
-                    .map { $0.isEmpty || $0.hasPrefix("#") ? String($0) : "\($0)?\(signature)" }
+                    .map { line in
+                        if line.hasPrefix("#EXT-X-MAP:URI=\""), line.hasSuffix("\"") { return "\(line.dropLast())?\(signature)\"" }
+                        return line.isEmpty || line.hasPrefix("#") ? String(line) : "\(line)?\(signature)"
+                    }
                     .joined(separator: "\n").utf8)
             }
         }
-        return Self.hlsResponse(data, isPlaylist: isPlaylist)
+        return Self.hlsResponse(data, contentType: contentType)
     }
 
     /// Letters, digits, `-` and `_`, up to 64, not shaped like a UUID (those name broadcasts' HLS).

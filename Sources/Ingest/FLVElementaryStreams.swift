@@ -9,9 +9,10 @@ public enum ElementaryOutput: Sendable {
     case packet(ProgramPacket)
 }
 
-/// Turns an RTMP publisher's FLV tags into the H.264 or HEVC (Annex B) and AAC (raw) packets the
-/// outputs take, with the tracks they describe. Keyframes carry their SPS/PPS in band, so
-/// any segment can start on one. Timestamps become microseconds on an unwrapped clock.
+/// Turns an RTMP publisher's FLV tags into the packets the outputs take: H.264 or HEVC in
+/// Annex B, AV1 as OBUs, VP9 frames, raw AAC; with the tracks they describe. Keyframes carry
+/// their parameter sets (AV1: the sequence header) in band, so any segment can start on
+/// one. Timestamps become microseconds on an unwrapped clock.
 public struct FLVElementaryStreams {
     private(set) var video: ContainerWriter.VideoTrack?
     private(set) var audio: ContainerWriter.AudioTrack?
@@ -43,39 +44,67 @@ public struct FLVElementaryStreams {
         switch tag.codec {
         case .avc, .fourCC("avc1"): codec = .h264
         case .fourCC("hvc1"): codec = .hevc
+        case .fourCC("av01"): codec = .av1
+        case .fourCC("vp09"): codec = .vp9
         case .fourCC(let name):
-            unsupportedVideo = "video codec \(name): HLS passthrough carries H.264 and HEVC"
+            unsupportedVideo = "video codec \(name): passthrough carries H.264, HEVC, AV1 and VP9"
             return []
         case .legacy(let id):
-            unsupportedVideo = "FLV video codec \(id): HLS passthrough carries H.264 and HEVC"
+            unsupportedVideo = "FLV video codec \(id): passthrough carries H.264, HEVC, AV1 and VP9"
             return []
         }
         switch tag.kind {
         case .sequenceHeader:
-            let sets: [UInt8]
-            let size: Int
-            if codec == .hevc {
+            let configuration: [UInt8]
+            var size = lengthSize
+            var picture: (width: Int, height: Int)?
+            switch codec {
+            case .hevc:
                 let record = try HEVCDecoderConfiguration.parse(tag.payload)
-                (sets, size) = (record.parameterSets, record.lengthSize)
-            } else {
+                (configuration, size) = (record.parameterSets, record.lengthSize)
+            case .av1:
+                let record = try AV1CodecConfiguration.parse(tag.payload)
+                configuration = record.record
+                picture = record.sequenceHeader.map { ($0.width, $0.height) }
+            case .vp9:
+                configuration = try VP9CodecConfiguration.parse(tag.payload).record
+            default:
                 let record = try AVCDecoderConfiguration.parse(tag.payload)
-                (sets, size) = (record.parameterSets, record.lengthSize)
+                (configuration, size) = (record.parameterSets, record.lengthSize)
             }
-            guard sets != video?.parameterSets || size != lengthSize || codec != video?.codec else { return [] }
+            guard configuration != video?.parameterSets || size != lengthSize || codec != video?.codec else { return [] }
             lengthSize = size
-            video = ContainerWriter.VideoTrack(codec: codec, width: width, height: height, framesPerSecond: framesPerSecond, parameterSets: sets)
+            // onMetaData's size wins; an AV1 sequence header's stands in when there was none.
+            if width == 0 || height == 0, let picture {
+                width = picture.width & ~1
+                height = picture.height & ~1
+            }
+            video = ContainerWriter.VideoTrack(codec: codec, width: width, height: height, framesPerSecond: framesPerSecond, parameterSets: configuration)
             return [.tracks]
         case .frame:
             // Pictures of another codec than the sequence header announced cannot be decoded.
             guard let track = video, track.codec == codec else { return [] }
-            var annexB = try FLVVideoTag.annexB(lengthPrefixed: tag.payload, lengthSize: lengthSize)
-            guard !annexB.isEmpty else { return [] }
-            if tag.isKeyframe, !AnnexB.nalUnits(annexB).contains(where: { codec == .hevc ? HEVC.type($0) == HEVC.sps : AnnexB.type($0) == 7 }) {
-                annexB = track.parameterSets + annexB
+            let data: [UInt8]
+            switch codec {
+            case .av1:
+                // Keyframes carry the sequence header, so any segment and any decoder can start on one.
+                guard let units = AV1.obus(tag.payload), !units.isEmpty else { throw FLVError.truncated("AV1 temporal unit") }
+                let needsHeader = tag.isKeyframe && !units.contains { $0.type == AV1.sequenceHeader }
+                let header = needsHeader ? Array(try AV1CodecConfiguration.parse(track.parameterSets[...]).configurationOBUs) : []
+                data = units.filter { $0.type != AV1.temporalDelimiter }.reduce(into: header) { $0 += $1.bytes }
+            case .vp9:
+                data = Array(tag.payload)
+            default:
+                var annexB = try FLVVideoTag.annexB(lengthPrefixed: tag.payload, lengthSize: lengthSize)
+                if tag.isKeyframe, !AnnexB.nalUnits(annexB).contains(where: { codec == .hevc ? HEVC.type($0) == HEVC.sps : AnnexB.type($0) == 7 }) {
+                    annexB = track.parameterSets + annexB
+                }
+                data = annexB
             }
+            guard !data.isEmpty else { return [] }
             let dts = clock.microseconds(timestamp)
             let pts = dts + Int64(tag.compositionTime) * 1000
-            return [.packet(ProgramPacket(kind: .video, data: annexB, pts: pts, dts: dts, isKeyframe: tag.isKeyframe))]
+            return [.packet(ProgramPacket(kind: .video, data: data, pts: pts, dts: dts, isKeyframe: tag.isKeyframe))]
         case .endOfSequence, .other:
             return []
         }

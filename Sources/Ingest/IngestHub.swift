@@ -3,6 +3,7 @@ import Logging
 import MediaCodecs
 import NIOCore
 import NIOPosix
+import RTMP
 import Synchronization
 
 /// An encoder asking to publish, before any of its media is read.
@@ -24,6 +25,18 @@ public struct IngestRequest: Sendable, Equatable {
     }
 }
 
+/// A destination an ingest stream is restreamed to as it comes, without transcoding.
+public struct IngestRelay: Sendable, Equatable {
+    /// The destination's ID in the store.
+    public var id: String
+    public var endpoint: RTMPEndpoint
+
+    public init(id: String, endpoint: RTMPEndpoint) {
+        self.id = id
+        self.endpoint = endpoint
+    }
+}
+
 /// A stream's settings, as its owner chose them.
 public struct IngestSettings: Sendable, Equatable {
     /// The SRT encryption passphrase a publisher must match.
@@ -32,11 +45,14 @@ public struct IngestSettings: Sendable, Equatable {
     public var publicHLS: Bool
     /// Renditions transcoded besides the source; none: passthrough only.
     public var ladder: [Rendition]
+    /// RTMP(S) destinations that get the stream as it comes.
+    public var relays: [IngestRelay]
 
-    public init(passphrase: String? = nil, publicHLS: Bool = false, ladder: [Rendition] = []) {
+    public init(passphrase: String? = nil, publicHLS: Bool = false, ladder: [Rendition] = [], relays: [IngestRelay] = []) {
         self.passphrase = passphrase
         self.publicHLS = publicHLS
         self.ladder = ladder
+        self.relays = relays
     }
 }
 
@@ -81,7 +97,7 @@ public final class IngestHub: Sendable {
         streams.withLock { streams in
             if let stream = streams[id] { return stream }
             let stream = IngestStream(id: id, directory: hlsRoot.appendingPathComponent(id), slateTimeout: slateTimeout,
-                                      logger: logger, onStatus: onStatus)
+                                      group: group, logger: logger, onStatus: onStatus)
             streams[id] = stream
             return stream
         }
@@ -92,6 +108,12 @@ public final class IngestHub: Sendable {
         let stream = streamOrNew(id)
         stream.configure(settings)
         stream.arm()
+    }
+
+    /// New settings for a stream that exists: relays added or removed take effect at once,
+    /// a new ladder from the next time its HLS starts.
+    public func configure(_ id: String, settings: IngestSettings) {
+        stream(id)?.configure(settings)
     }
 
     /// Stops the stream: its publisher is closed, HLS ends, publishes are refused.

@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import MediaCodecs
 import Metrics
+import NIOCore
 import Outputs
 import Synchronization
 
@@ -59,11 +60,14 @@ public struct IngestStreamSnapshot: Sendable {
     public var publishers: Int
     /// The furthest timestamp written to HLS, in microseconds on the stream's clock.
     public var timelineEnd: Int64
+    /// Each relay's state, by destination ID; a relay not listed is idle.
+    public var relays: [String: DestinationState]
 }
 
-/// One ingest stream: its publisher (at most one at a time), its HLS passthrough, the slate
-/// that stands in while the publisher is away, and its figures. Publisher calls come from
-/// the publisher's event loop and never block; slate work runs on the stream's own queue.
+/// One ingest stream: its publisher (at most one at a time), its HLS passthrough and relays
+/// to RTMP destinations, the slate that stands in while the publisher is away, and its
+/// figures. Publisher calls come from the publisher's event loop and never block; slate
+/// work runs on the stream's own queue.
 public final class IngestStream: Sendable {
     public let id: String
     let directory: URL
@@ -74,6 +78,7 @@ public final class IngestStream: Sendable {
     private let onStatus: @Sendable (IngestStreamSnapshot) -> Void
     private let metrics: Metrics
     private let settings = Mutex(IngestSettings())
+    private let group: any EventLoopGroup
 
     /// Whether HLS plays without a signed URL (the stream's owner chooses).
     public var publicHLS: Bool { settings.withLock { $0.publicHLS } }
@@ -81,9 +86,22 @@ public final class IngestStream: Sendable {
     /// The renditions viewers get besides the source.
     public var ladder: [Rendition] { settings.withLock { $0.ladder } }
 
-    /// The owner's settings; a new ladder applies from the next time HLS starts.
+    /// The owner's settings. Relays added or removed take effect at once; a new ladder
+    /// applies from the next time HLS starts.
     func configure(_ new: IngestSettings) {
-        settings.withLock { $0 = new }
+        let old = settings.withLock { settings in
+            defer { settings = new }
+            return settings
+        }
+        guard old.relays != new.relays else { return }
+        state.withLock { state in
+            for (id, push) in state.relays where !new.relays.contains(where: { $0.id == id && $0.endpoint == push.endpoint }) {
+                stopRelay(&state, id: id)
+            }
+            if state.hls != nil, let video = state.outputVideo {
+                for relay in new.relays where state.relays[relay.id] == nil { startRelay(&state, relay, video: video, audio: state.outputAudio) }
+            }
+        }
     }
 
     private struct State: @unchecked Sendable {
@@ -93,6 +111,11 @@ public final class IngestStream: Sendable {
         var publishers = 0
         var hls: HLSOutput?
         var ladder: LadderTranscoder?
+        var relays: [String: DestinationPush] = [:]
+        var relayStates: [String: DestinationState] = [:]
+        /// The tracks the outputs are writing now: the publisher's or the slate's.
+        var outputVideo: ContainerWriter.VideoTrack?
+        var outputAudio: ContainerWriter.AudioTrack?
         var timeline = IngestTimeline()
         var video: ContainerWriter.VideoTrack?
         var audio: ContainerWriter.AudioTrack?
@@ -139,10 +162,12 @@ public final class IngestStream: Sendable {
         }
     }
 
-    init(id: String, directory: URL, slateTimeout: Duration, logger: Logger, onStatus: @escaping @Sendable (IngestStreamSnapshot) -> Void) {
+    init(id: String, directory: URL, slateTimeout: Duration, group: any EventLoopGroup, logger: Logger,
+         onStatus: @escaping @Sendable (IngestStreamSnapshot) -> Void) {
         self.id = id
         self.directory = directory
         self.slateTimeout = slateTimeout
+        self.group = group
         self.logger = logger
         self.onStatus = onStatus
         queue = DispatchQueue(label: "tally.ingest.\(id)")
@@ -353,7 +378,7 @@ public final class IngestStream: Sendable {
             startTime: state.startTime, publisher: state.publisher?.info, lastError: state.lastError,
             bitrate: state.rate.bitsPerSecond, framesPerSecond: state.rate.framesPerSecond, droppedFrames: state.droppedFrames,
             hlsViewers: state.viewers.values.filter { now - $0 < .seconds(30) }.count, uptimeSeconds: uptime,
-            video: state.video, audio: state.audio, publishers: state.publishers, timelineEnd: state.timeline.end)
+            video: state.video, audio: state.audio, publishers: state.publishers, timelineEnd: state.timeline.end, relays: state.relayStates)
     }
 
     private func report() {
@@ -426,9 +451,16 @@ public final class IngestStream: Sendable {
     }
 
     /// HLS for viewers: the source as it is, and with a ladder, its renditions and a master
-    /// playlist over them all (the source then lives in `source/`).
+    /// playlist over them all (the source then lives in `source/`); and the relays.
     private func startHLS(_ state: inout State, video: ContainerWriter.VideoTrack) throws {
         let renditions = ladder
+        state.outputVideo = video
+        state.outputAudio = state.audio
+        defer {
+            if state.hls != nil {
+                for relay in settings.withLock({ $0.relays }) { startRelay(&state, relay, video: video, audio: state.audio) }
+            }
+        }
         if renditions.isEmpty {
             state.hls = try HLSOutput(directory: directory, video: video, audio: state.audio, counters: metrics.hls)
             return
@@ -441,14 +473,51 @@ public final class IngestStream: Sendable {
     }
 
     private func switchTracks(_ state: inout State, video: ContainerWriter.VideoTrack, audio: ContainerWriter.AudioTrack?) {
+        state.outputVideo = video
+        state.outputAudio = audio
         state.hls?.changeTracks(video: video, audio: audio)
         state.ladder?.changeTracks(video: video, audio: audio)
+        for push in state.relays.values { push.changeTracks(video: video, audio: audio) }
     }
 
-    /// A packet on the stream's clock to every viewer-facing output.
+    /// A packet on the stream's clock to every output.
     private func emit(_ state: inout State, _ packet: ProgramPacket) {
         state.hls?.offer(packet)
         state.ladder?.offer(packet, sourceBitrate: state.rate.bitsPerSecond)
+        for push in state.relays.values { push.offer(packet) }
+    }
+
+    /// Restreams to `relay` from the next keyframe: the publisher as it comes, and the slate
+    /// while it is away, so the destination's own stream does not end.
+    private func startRelay(_ state: inout State, _ relay: IngestRelay, video: ContainerWriter.VideoTrack, audio: ContainerWriter.AudioTrack?) {
+        let push = DestinationPush(id: relay.id, endpoint: relay.endpoint, video: video, audio: audio,
+                                   videoBitrateKbps: state.rate.bitsPerSecond / 1000, group: group) { [weak self] relayState in
+            self?.noteRelay(relay.id, relayState)
+        }
+        state.relays[relay.id] = push
+        push.start()
+        logger.info("ingest: relaying", metadata: ["stream": "\(id)", "destination": "\(relay.id)", "to": "\(relay.endpoint.tcURL)"])
+    }
+
+    private func stopRelay(_ state: inout State, id relayID: String) {
+        guard let push = state.relays.removeValue(forKey: relayID) else { return }
+        state.relayStates[relayID] = nil
+        Task { await push.stop() }
+    }
+
+    private func noteRelay(_ relayID: String, _ relayState: DestinationState) {
+        let current = state.withLock { state -> Bool in
+            guard state.relays[relayID] != nil else { return false }
+            state.relayStates[relayID] = relayState
+            return true
+        }
+        guard current else { return }
+        switch relayState {
+        case .failed(let reason), .reconnecting(_, _, let reason):
+            logger.warning("ingest: relay \(relayState.name)", metadata: ["stream": "\(id)", "destination": "\(relayID)", "reason": "\(reason)"])
+        default:
+            logger.info("ingest: relay \(relayState.name)", metadata: ["stream": "\(id)", "destination": "\(relayID)"])
+        }
     }
 
     private func endHLS(_ state: inout State) {
@@ -456,6 +525,9 @@ public final class IngestStream: Sendable {
         state.hls = nil
         state.ladder?.finish()
         state.ladder = nil
+        for relayID in Array(state.relays.keys) { stopRelay(&state, id: relayID) }
+        state.outputVideo = nil
+        state.outputAudio = nil
         state.timeline = IngestTimeline()
         state.waitingForKeyframe = true
     }

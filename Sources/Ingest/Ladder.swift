@@ -197,9 +197,13 @@ final class LadderTranscoder: Sendable {
 
     /// The CODECS attribute of a variant: its picture's as its SPS says, and AAC-LC.
     static func codecs(_ video: ContainerWriter.VideoTrack?) -> String {
-        let units = AnnexB.nalUnits(video?.parameterSets ?? [])
-        let picture = video?.codec == .hevc ? units.first { HEVC.type($0) == HEVC.sps }.flatMap(CodecString.hevc)
-            : units.first { AnnexB.type($0) == 7 }.flatMap(CodecString.avc)
+        let configuration = video?.parameterSets ?? []
+        let picture: String? = switch video?.codec {
+        case .hevc?: AnnexB.nalUnits(configuration).first { HEVC.type($0) == HEVC.sps }.flatMap(CodecString.hevc)
+        case .av1?: (try? AV1CodecConfiguration.parse(configuration[...])).map(CodecString.av1)
+        case .vp9?: (try? VP9CodecConfiguration.parse(configuration[...])).map(CodecString.vp9)
+        default: AnnexB.nalUnits(configuration).first { AnnexB.type($0) == 7 }.flatMap(CodecString.avc)
+        }
         return "\(picture ?? "avc1.640028"),mp4a.40.2"
     }
 

@@ -1,28 +1,33 @@
 import CFFmpeg
 
-/// Writes H.264 (or an encoder's HEVC) and AAC into a file with libavformat: fragmented MP4
-/// for recordings (a fragment at least every second, flushed as it is made, so a crash
-/// loses at most the last one) or MPEG-TS for HLS segments.
+/// Writes video and AAC with libavformat: into a file as fragmented MP4 for recordings (a
+/// fragment at least every second, flushed as it is made, so a crash loses at most the
+/// last one) or as MPEG-TS for HLS segments (H.264 and HEVC only); or into memory as CMAF
+/// for fMP4 HLS (`cmafSegments`): an initialization section, then one fragment per segment,
+/// cut where the caller says.
 public final class ContainerWriter {
     public enum Format: Sendable {
         case fragmentedMP4
         case mpegTS
+        /// Fragmented MP4 in memory, a fragment per `cutSegment`.
+        case cmafSegments
 
         var name: String {
             switch self {
-            case .fragmentedMP4: "mp4"
+            case .fragmentedMP4, .cmafSegments: "mp4"
             case .mpegTS: "mpegts"
             }
         }
     }
 
     public struct VideoTrack: Sendable {
-        /// H.264 or HEVC, both in Annex B.
+        /// H.264 or HEVC, both in Annex B; AV1 or VP9.
         public var codec: VideoCodec
         public var width: Int
         public var height: Int
         public var framesPerSecond: Int
-        /// SPS and PPS (HEVC: VPS, SPS and PPS) in Annex B.
+        /// The codec's configuration: SPS and PPS (HEVC: VPS, SPS and PPS) in Annex B; AV1's
+        /// AV1CodecConfigurationRecord; VP9's VPCodecConfigurationRecord.
         public var parameterSets: [UInt8]
 
         public init(codec: VideoCodec = .h264, width: Int, height: Int, framesPerSecond: Int = 30, parameterSets: [UInt8]) {
@@ -56,12 +61,25 @@ public final class ContainerWriter {
     /// Each packet's length in microseconds, which fragmented MP4 wants for a fragment's last sample.
     private var durations: [Int32: Int64] = [:]
 
+    /// Whether MPEG-TS segments can carry `codec`; the others need fMP4.
+    public static func mpegTSCarries(_ codec: VideoCodec) -> Bool {
+        codec == .h264 || codec == .hevc
+    }
+
+    /// The initialization section (`ftyp` and `moov`) of a `cmafSegments` writer.
+    public private(set) var initialization: [UInt8] = []
+    private let format: Format
+
+    /// `path` names the file, or for `cmafSegments` only the stream in errors.
     public init(format: Format, path: String, video: VideoTrack?, audio: AudioTrack?) throws(CodecError) {
         self.path = path
+        self.format = format
         let videoCodecID = switch video?.codec {
         case .h264?, nil: AV_CODEC_ID_H264
         case .hevc?: AV_CODEC_ID_HEVC
-        case let other?: throw CodecError("\(other.rawValue) is not written to files here: H.264 and HEVC only")
+        case .av1? where format != .mpegTS: AV_CODEC_ID_AV1
+        case .vp9? where format != .mpegTS: AV_CODEC_ID_VP9
+        case let other?: throw CodecError("\(other.rawValue) is not written here\(format == .mpegTS ? " in MPEG-TS" : "")")
         }
         // libav* would otherwise narrate to stderr; failures come back as errors.
         av_log_set_level(AV_LOG_ERROR)
@@ -77,7 +95,14 @@ public final class ContainerWriter {
             parameters.pointee.codec_id = videoCodecID
             parameters.pointee.width = Int32(video.width)
             parameters.pointee.height = Int32(video.height)
-            Self.setExtradata(parameters, video.parameterSets)
+            // The MP4 muxer derives VP9's vpcC from these; its extradata would be ignored.
+            parameters.pointee.format = AV_PIX_FMT_YUV420P.rawValue
+            if video.codec == .vp9, video.parameterSets.count >= 3 {
+                parameters.pointee.profile = Int32(video.parameterSets[0])
+                parameters.pointee.level = Int32(video.parameterSets[1])
+            } else {
+                Self.setExtradata(parameters, video.parameterSets)
+            }
             stream.pointee.time_base = AVRational(num: 1, den: 90_000)
             videoIndex = stream.pointee.index
             durations[videoIndex] = 1_000_000 / Int64(max(1, video.framesPerSecond))
@@ -95,7 +120,7 @@ public final class ContainerWriter {
             audioIndex = stream.pointee.index
             durations[audioIndex] = 1024 * 1_000_000 / Int64(audio.sampleRate)
         }
-        let opened = avio_open(&context.pointee.pb, path, AVIO_FLAG_WRITE)
+        let opened = format == .cmafSegments ? avio_open_dyn_buf(&context.pointee.pb) : avio_open(&context.pointee.pb, path, AVIO_FLAG_WRITE)
         guard opened >= 0 else { throw CodecError("cannot open \(path): \(AVErrorText(opened))") }
         context.pointee.flush_packets = 1
         var options: OpaquePointer?
@@ -104,12 +129,37 @@ public final class ContainerWriter {
         case .fragmentedMP4:
             av_dict_set(&options, "movflags", "frag_keyframe+empty_moov+default_base_moof", 0)
             av_dict_set(&options, "frag_duration", "1000000", 0)
+        case .cmafSegments:
+            av_dict_set(&options, "movflags", "frag_custom+empty_moov+default_base_moof+skip_trailer", 0)
         case .mpegTS:
             av_dict_set(&options, "mpegts_copyts", "1", 0)
         }
         let header = avformat_write_header(context, &options)
         guard header >= 0 else { throw CodecError("cannot start \(path): \(AVErrorText(header))") }
         packet = av_packet_alloc()
+        if format == .cmafSegments { initialization = try takeBuffered() }
+    }
+
+    /// What the muxer wrote into memory since the last call, and a fresh buffer for what follows.
+    private func takeBuffered() throws(CodecError) -> [UInt8] {
+        guard let context else { return [] }
+        var buffer: UnsafeMutablePointer<UInt8>?
+        let size = avio_close_dyn_buf(context.pointee.pb, &buffer)
+        defer { av_free(buffer) }
+        context.pointee.pb = nil
+        let opened = avio_open_dyn_buf(&context.pointee.pb)
+        guard opened >= 0 else { throw CodecError("\(path): \(AVErrorText(opened))") }
+        guard let buffer, size > 0 else { return [] }
+        return Array(UnsafeBufferPointer(start: buffer, count: Int(size)))
+    }
+
+    /// Closes the fragment of everything written since the last cut (`moof` and `mdat`) and
+    /// returns it: one media segment of a `cmafSegments` writer.
+    public func cutSegment() throws(CodecError) -> [UInt8] {
+        guard format == .cmafSegments, !finished, let context else { return [] }
+        let status = av_write_frame(context, nil)
+        guard status >= 0 else { throw CodecError("cutting \(path): \(AVErrorText(status))") }
+        return try takeBuffered()
     }
 
     deinit {
@@ -143,7 +193,15 @@ public final class ContainerWriter {
         packet.pointee.dts = dts
         packet.pointee.duration = av_rescale_q(durations[index] ?? 0, micros, timeBase)
         packet.pointee.flags = program.isKeyframe ? AV_PKT_FLAG_KEY : 0
-        let status = av_interleaved_write_frame(context, packet)
+        // A CMAF fragment holds each track's samples apart anyway; written straight through,
+        // none wait in an interleaving queue across a cut.
+        let status: Int32
+        if format == .cmafSegments {
+            status = av_write_frame(context, packet)
+            av_packet_unref(packet)
+        } else {
+            status = av_interleaved_write_frame(context, packet)
+        }
         guard status >= 0 else { throw CodecError("writing \(path): \(AVErrorText(status))") }
     }
 
@@ -152,7 +210,15 @@ public final class ContainerWriter {
         guard !finished, let context else { return }
         finished = true
         let trailer = av_write_trailer(context)
-        avio_closep(&context.pointee.pb)
+        if format == .cmafSegments {
+            // Whatever was not cut into a segment is dropped with the buffer.
+            var buffer: UnsafeMutablePointer<UInt8>?
+            _ = avio_close_dyn_buf(context.pointee.pb, &buffer)
+            av_free(buffer)
+            context.pointee.pb = nil
+        } else {
+            avio_closep(&context.pointee.pb)
+        }
         avformat_free_context(context)
         self.context = nil
         guard trailer >= 0 else { throw CodecError("finishing \(path): \(AVErrorText(trailer))") }

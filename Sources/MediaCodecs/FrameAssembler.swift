@@ -115,8 +115,8 @@ public struct FrameAssembler {
             default: payload.nalTypes.contains(7) || payload.nalTypes.contains(5)
             }
         } ?? false
-        // No RTP payload format for HEVC is negotiated: nothing starts a frame.
-        case .hevc: false
+        // No RTP payload format for HEVC or AV1 is negotiated: nothing starts a frame.
+        case .hevc, .av1: false
         }
     }
 
@@ -145,7 +145,7 @@ public struct FrameAssembler {
                 guard H264Depacketizer.append(packet.payload, to: &data, keyframe: &keyframe) else { return nil }
             }
             return data.isEmpty ? nil : EncodedFrame(data: data, rtpTimestamp: first.timestamp, isKeyframe: keyframe)
-        case .hevc:
+        case .hevc, .av1:
             return nil
         }
     }

@@ -27,13 +27,14 @@ public struct VideoFrame: Sendable {
     }
 }
 
-/// Video codecs the compositor can decode. HEVC comes only from encoders' feeds (enhanced
-/// RTMP, MPEG-TS); no RTP payload format for it is ever negotiated.
+/// Video codecs the compositor can decode. HEVC and AV1 come only from encoders' feeds
+/// (enhanced RTMP, MPEG-TS); no RTP payload format for them is ever negotiated.
 public enum VideoCodec: String, Sendable {
     case vp8 = "VP8"
     case vp9 = "VP9"
     case h264 = "H264"
     case hevc = "H265"
+    case av1 = "AV1"
 
     /// From an SDP codec name, case-insensitively.
     public init?(sdpName: String) {
@@ -61,7 +62,8 @@ public struct ProgramPacket: Sendable {
     public enum Kind: Sendable { case video, audio }
 
     public var kind: Kind
-    /// H.264 in Annex B (start codes) for video; raw AAC frames for audio.
+    /// H.264 and HEVC in Annex B (start codes), AV1 as a temporal unit of low-overhead OBUs,
+    /// VP9 as a frame; raw AAC frames for audio.
     public var data: [UInt8]
     public var pts: Int64
     public var dts: Int64

@@ -15,6 +15,8 @@ public enum VideoDecoders {
         case .vp8, .vp9: try VPXDecoder(codec: codec)
         case .h264: try AVVideoDecoder(codecID: AV_CODEC_ID_H264)
         case .hevc: try AVVideoDecoder(codecID: AV_CODEC_ID_HEVC)
+        // libavcodec's own AV1 decoder only drives hardware; dav1d decodes in software.
+        case .av1: try AVVideoDecoder(codecID: AV_CODEC_ID_AV1, preferring: "libdav1d")
         }
     }
 }
@@ -49,14 +51,17 @@ public final class VPXDecoder: VideoDecoder {
     }
 }
 
-/// libavcodec, for H.264 and HEVC.
+/// libavcodec, for H.264, HEVC and AV1.
 public final class AVVideoDecoder: VideoDecoder {
     private var context: UnsafeMutablePointer<AVCodecContext>?
     private var packet: UnsafeMutablePointer<AVPacket>?
     private var picture: UnsafeMutablePointer<AVFrame>?
 
-    public init(codecID: AVCodecID) throws(CodecError) {
-        guard let codec = avcodec_find_decoder(codecID) else { throw CodecError("libavcodec has no decoder for codec \(codecID.rawValue)") }
+    /// `preferring`: a decoder to take by name when libavcodec has it.
+    public init(codecID: AVCodecID, preferring name: String? = nil) throws(CodecError) {
+        guard let codec = name.flatMap({ avcodec_find_decoder_by_name($0) }) ?? avcodec_find_decoder(codecID) else {
+            throw CodecError("libavcodec has no decoder for codec \(codecID.rawValue)")
+        }
         context = avcodec_alloc_context3(codec)
         context?.pointee.thread_count = 1
         guard avcodec_open2(context, codec, nil) >= 0 else {

@@ -44,18 +44,19 @@ public func reconnectDelay(attempt: Int, jitter: Double = Double.random(in: -0.1
     return max(0.5, base * (1 + jitter))
 }
 
-/// One RTMP(S) destination of a live program: connecting → live → reconnecting (on network
-/// errors, for ever, with backoff) or failed (the server rejected the key or app, after at
-/// most `maxRejections` tries). Packets from the bus go straight to the connection's loop;
-/// when the connection cannot take more, the push drops to the next keyframe.
+/// One RTMP(S) destination of a live program or a relayed ingest stream: connecting → live
+/// → reconnecting (on network errors, for ever, with backoff) or failed (the server rejected
+/// the key or app, after at most `maxRejections` tries). Packets go straight to the
+/// connection's loop; when the connection cannot take more, the push drops to the next
+/// keyframe. H.264 goes as classic FLV; HEVC, AV1 and VP9 as enhanced RTMP (`hvc1`,
+/// `av01`, `vp09`).
 public final class DestinationPush: ProgramOutput {
     public let id: String
     public let endpoint: RTMPEndpoint
     public static let maxRejections = 3
-    private let format: ProgramFormat
     private let group: any EventLoopGroup
     private let onState: @Sendable (DestinationState) -> Void
-    private let shared = Mutex(Shared())
+    private let shared: Mutex<Shared>
     private let task = Mutex<Task<Void, Never>?>(nil)
 
     private struct Shared: @unchecked Sendable {
@@ -64,15 +65,38 @@ public final class DestinationPush: ProgramOutput {
         var state = DestinationState.idle
         var stopping = false
         var packetsSent = 0
+        var video: ContainerWriter.VideoTrack
+        var audio: ContainerWriter.AudioTrack?
+        var videoBitrateKbps: Int
+        /// The last packet's FLV timestamp: where headers sent mid-stream go, so time never steps back.
+        var lastTimestamp: UInt32 = 0
     }
 
-    public init(id: String, endpoint: RTMPEndpoint, format: ProgramFormat, group: any EventLoopGroup,
-                onState: @escaping @Sendable (DestinationState) -> Void) {
+    public convenience init(id: String, endpoint: RTMPEndpoint, format: ProgramFormat, group: any EventLoopGroup,
+                            onState: @escaping @Sendable (DestinationState) -> Void) {
+        self.init(id: id, endpoint: endpoint, video: format.videoTrack, audio: format.audioTrack, videoBitrateKbps: format.videoBitrateKbps,
+                  group: group, onState: onState)
+    }
+
+    /// `video` is H.264, HEVC, AV1 or VP9; `videoBitrateKbps` is only told to the server.
+    public init(id: String, endpoint: RTMPEndpoint, video: ContainerWriter.VideoTrack, audio: ContainerWriter.AudioTrack?,
+                videoBitrateKbps: Int, group: any EventLoopGroup, onState: @escaping @Sendable (DestinationState) -> Void) {
         self.id = id
         self.endpoint = endpoint
-        self.format = format
         self.group = group
         self.onState = onState
+        shared = Mutex(Shared(video: video, audio: audio, videoBitrateKbps: videoBitrateKbps))
+    }
+
+    /// New tracks for the packets that follow (a relayed encoder that came back, the slate):
+    /// the server gets new sequence headers at once, and pictures resume at the next keyframe.
+    public func changeTracks(video: ContainerWriter.VideoTrack, audio: ContainerWriter.AudioTrack?) {
+        shared.withLock { shared in
+            shared.video = video
+            shared.audio = audio
+            shared.gate.waiting = true
+            if let connection = shared.connection { Self.sendHeaders(connection, shared, timestamp: shared.lastTimestamp) }
+        }
     }
 
     public var state: DestinationState { shared.withLock { $0.state } }
@@ -116,10 +140,11 @@ public final class DestinationPush: ProgramOutput {
                 }
                 failures = 0
                 rejections = 0
-                sendHeaders(connection)
-                shared.withLock {
-                    $0.connection = connection
-                    $0.gate.waiting = true
+                // Under the lock, so tracks changing meanwhile cannot slip between headers and pictures.
+                shared.withLock { shared in
+                    Self.sendHeaders(connection, shared, timestamp: 0)
+                    shared.connection = connection
+                    shared.gate.waiting = true
                 }
                 set(.live)
                 let closedBecause = (try? await connection.closed.get()) ?? "connection closed"
@@ -152,33 +177,61 @@ public final class DestinationPush: ProgramOutput {
         }
     }
 
-    private func sendHeaders(_ connection: RTMPPushConnection) {
-        connection.sendMetadata([
-            ("width", .number(Double(format.width))), ("height", .number(Double(format.height))),
-            ("framerate", .number(Double(format.framesPerSecond))), ("videocodecid", .number(7)),
-            ("videodatarate", .number(Double(format.videoBitrateKbps))), ("audiocodecid", .number(10)),
-            ("audiosamplerate", .number(48_000)), ("audiochannels", .number(2)), ("stereo", .boolean(true)),
-            ("encoder", .string("Tally")),
-        ])
-        if let header = try? FLVVideo.avcSequenceHeader(parameterSets: format.parameterSets) {
-            connection.send(.video, timestamp: 0, body: header, flush: false)
+    private static func sendHeaders(_ connection: RTMPPushConnection, _ shared: Shared, timestamp: UInt32) {
+        let video = shared.video
+        // Enhanced RTMP names the codec by its FourCC, as a number, where classic FLV has 7.
+        let fourCC = Self.fourCC(video.codec)
+        let codecID = fourCC.map { Double($0.utf8.reduce(UInt32(0)) { $0 << 8 | UInt32($1) }) } ?? 7
+        var metadata: [(String, AMF0Value)] = [
+            ("width", .number(Double(video.width))), ("height", .number(Double(video.height))),
+            ("framerate", .number(Double(video.framesPerSecond))), ("videocodecid", .number(codecID)),
+            ("videodatarate", .number(Double(shared.videoBitrateKbps))),
+        ]
+        if let audio = shared.audio {
+            metadata += [("audiocodecid", .number(10)), ("audiosamplerate", .number(Double(audio.sampleRate))),
+                         ("audiochannels", .number(Double(audio.channels))), ("stereo", .boolean(audio.channels == 2))]
         }
-        connection.send(.audio, timestamp: 0, body: FLVAudio.aacSequenceHeader(audioSpecificConfig: format.audioSpecificConfig))
+        connection.sendMetadata(metadata + [("encoder", .string("Tally"))])
+        let header = switch video.codec {
+        case .hevc: try? FLVVideo.hevcSequenceHeader(parameterSets: video.parameterSets)
+        case .av1, .vp9: FLVVideo.enhancedSequenceStart(fourCC: fourCC ?? "", record: video.parameterSets)
+        default: try? FLVVideo.avcSequenceHeader(parameterSets: video.parameterSets)
+        }
+        if let header { connection.send(.video, timestamp: timestamp, body: header, flush: false) }
+        if let audio = shared.audio {
+            connection.send(.audio, timestamp: timestamp, body: FLVAudio.aacSequenceHeader(audioSpecificConfig: audio.audioSpecificConfig))
+        }
+    }
+
+    /// Enhanced RTMP's name for a codec classic FLV has no number for.
+    private static func fourCC(_ codec: VideoCodec) -> String? {
+        switch codec {
+        case .hevc: "hvc1"
+        case .av1: "av01"
+        case .vp9: "vp09"
+        default: nil
+        }
     }
 
     public func offer(_ packet: ProgramPacket) {
-        let connection = shared.withLock { shared -> RTMPPushConnection? in
+        let timestamp = UInt32(truncatingIfNeeded: max(0, packet.dts) / 1000)
+        let admitted = shared.withLock { shared -> (RTMPPushConnection, VideoCodec)? in
             guard let connection = shared.connection else { return nil }
             guard shared.gate.admit(packet, hasRoom: connection.isWritable) else { return nil }
             shared.packetsSent += 1
-            return connection
+            shared.lastTimestamp = timestamp
+            return (connection, shared.video.codec)
         }
-        guard let connection else { return }
-        let timestamp = UInt32(truncatingIfNeeded: max(0, packet.dts) / 1000)
+        guard let (connection, codec) = admitted else { return }
         switch packet.kind {
         case .video:
-            connection.send(.video, timestamp: timestamp, body: FLVVideo.avcFrame(annexB: packet.data, keyframe: packet.isKeyframe,
-                                                                                  compositionTime: Int32((packet.pts - packet.dts) / 1000)))
+            let compositionTime = Int32((packet.pts - packet.dts) / 1000)
+            let body = switch codec {
+            case .hevc: FLVVideo.hevcFrame(annexB: packet.data, keyframe: packet.isKeyframe, compositionTime: compositionTime)
+            case .av1, .vp9: FLVVideo.enhancedFrame(fourCC: Self.fourCC(codec) ?? "", data: packet.data, keyframe: packet.isKeyframe)
+            default: FLVVideo.avcFrame(annexB: packet.data, keyframe: packet.isKeyframe, compositionTime: compositionTime)
+            }
+            connection.send(.video, timestamp: timestamp, body: body)
         case .audio:
             connection.send(.audio, timestamp: timestamp, body: FLVAudio.aacFrame(packet.data))
         }

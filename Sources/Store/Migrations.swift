@@ -5,6 +5,7 @@ enum TallyMigrations {
     static let all: [any Migration] = [
         CreateUsers(), CreateBroadcasts(), CreateDestinations(), CreateParticipants(), CreateRecordings(), CreateUploads(),
         AddBroadcastStage(), CreateIngestStreams(), AddIngestStreamSRTPassphrase(), AddIngestStreamLadder(),
+        CreateIngestRelays(),
     ]
 }
 
@@ -180,5 +181,22 @@ struct AddIngestStreamLadder: AsyncMigration {
 
     func revert(on database: any Database) async throws {
         try await database.schema(IngestStreamRecord.schema).deleteField("ladder").update()
+    }
+}
+
+struct CreateIngestRelays: TableCreation {
+    typealias Table = IngestRelayRecord
+
+    func prepare(on database: any Database) async throws {
+        try await database.schema(Table.schema)
+            .id()
+            .field("ingest_stream_id", .uuid, .required, .references(IngestStreamRecord.schema, "id", onDelete: .cascade))
+            .field("platform", .string, .required)
+            .field("name", .string, .required)
+            .field("rtmp_url", .string, .required)
+            .field("stream_key_sealed", .string, .required)
+            .field("stream_key_hint", .string, .required)
+            .field("created_at", .datetime)
+            .create()
     }
 }

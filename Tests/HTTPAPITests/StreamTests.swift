@@ -101,4 +101,33 @@ struct StreamTests {
             #expect(debug.status == .ok && debug["playlist"] as? String != nil && (debug["segments"] as? [Any])?.count == 1)
         }
     }
+
+    @Test("fMP4 HLS: the signature reaches the EXT-X-MAP initialization section too, and each file has its media type")
+    func fragmentedHLS() async throws {
+        try await withServer { api, services in
+            let owner = try await api.signUp()
+            _ = try await api.call(.post, "/api/streams", json: ["stream_id": "av1show", "action": "start"], token: owner.accessToken)
+            let directory = services.ingest.hlsRoot.appendingPathComponent("av1show")
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+            try "#EXTM3U\n#EXT-X-VERSION:7\n#EXT-X-TARGETDURATION:2\n#EXT-X-MAP:URI=\"init3.mp4\"\n#EXTINF:2.000,\nsegment3.m4s\n"
+                .write(to: directory.appendingPathComponent("index.m3u8"), atomically: true, encoding: .utf8)
+            try Data([0, 0, 0, 8, 0x66, 0x74, 0x79, 0x70]).write(to: directory.appendingPathComponent("init3.mp4"))
+            try Data([0, 0, 0, 8, 0x73, 0x74, 0x79, 0x70]).write(to: directory.appendingPathComponent("segment3.m4s"))
+            let meta = try await api.call(.get, "/api/hls/av1show", token: owner.accessToken)
+            let streamURL = try #require((meta["data"] as? [String: Any])?["stream_url"] as? String)
+            let query = try #require(streamURL.split(separator: "?").last.map(String.init))
+            let playlist = try await api.call(.get, "/hls/av1show/index.m3u8?\(query)")
+            #expect(playlist.text.contains("#EXT-X-MAP:URI=\"init3.mp4?\(query)\"\n") && playlist.text.contains("\nsegment3.m4s?\(query)\n"), "\(playlist.text)")
+            let initialization = try await api.call(.get, "/hls/av1show/init3.mp4?\(query)")
+            #expect(initialization.status == .ok && initialization.headers[.contentType] == "video/mp4")
+            let segment = try await api.call(.get, "/hls/av1show/segment3.m4s?\(query)")
+            #expect(segment.status == .ok && segment.headers[.contentType] == "video/iso.segment" && segment.headers[.cacheControl] == "public, max-age=3600")
+            #expect(try await api.call(.get, "/hls/av1show/init3.mp4").errorCode == "signature_required")
+            for name in ["init.mp4", "segment-1.m4s", "other3.mp4", "segment3.mp4"] {
+                #expect(try await api.call(.get, "/hls/av1show/\(name)?\(query)").status == .notFound, "\(name)")
+            }
+            let debug = try await api.call(.get, "/api/debug/av1show", token: owner.accessToken)
+            #expect((debug["segments"] as? [[String: Any]])?.compactMap { $0["name"] as? String } == ["init3.mp4", "segment3.m4s"])
+        }
+    }
 }

@@ -48,11 +48,64 @@ import Testing
         #expect(frame.kind == .audio && frame.data == [1, 2, 3] && frame.dts == 21_000)
     }
 
+    /// A sequence header OBU (reduced still-picture form): profile 0, level 8, 320×240, 8-bit 4:2:0.
+    static let av1SequenceHeader: [UInt8] = [0x0A, 0x07, 0x1A, 0x22, 0x27, 0xEE, 0xF0, 0x00, 0x20]
+
+    @Test func av1SequenceHeadersDescribeThePictureAndMakeTheRecord() throws {
+        let header = try #require(AV1SequenceHeader(obu: Self.av1SequenceHeader[...]))
+        #expect(header.profile == 0 && header.level == 8 && header.tier == 0 && header.bitDepth == 8)
+        #expect(header.width == 320 && header.height == 240 && header.subsamplingX == 1 && header.subsamplingY == 1)
+        let configuration = try #require(AV1CodecConfiguration(sequenceHeaderOBU: Self.av1SequenceHeader[...]))
+        #expect(configuration.record == [0x81, 0x08, 0x0C, 0x00] + Self.av1SequenceHeader)
+        #expect(CodecString.av1(configuration) == "av01.0.08M.08")
+        #expect(try AV1CodecConfiguration.parse(configuration.record[...]) == configuration)
+        #expect(throws: FLVError.self) { try AV1CodecConfiguration.parse([0x81, 0, 0][...]) }
+        #expect(throws: FLVError.self) { try AV1CodecConfiguration.parse([0x01, 0, 0, 0][...]) }
+        // A size running past the end is no OBU; cut short, the header is no header.
+        #expect(AV1.obus([0x12, 0x05, 1, 2][...]) == nil)
+        #expect(AV1SequenceHeader(obu: Self.av1SequenceHeader.prefix(5)) == nil)
+        let vp9 = VP9CodecConfiguration(profile: 0, level: 31, bitDepth: 8)
+        #expect(CodecString.vp9(vp9) == "vp09.00.31.08")
+        #expect(try VP9CodecConfiguration.parse(([1, 0, 0, 0] + vp9.record)[...]) == vp9)
+        #expect(throws: FLVError.self) { try VP9CodecConfiguration.parse([0, 31, 0x90][...]) }
+    }
+
+    @Test func av1AndVP9PassThroughAndAV1KeyframesGetTheirSequenceHeader() throws {
+        var streams = FLVElementaryStreams()
+        streams.metadata(["framerate": .number(30)])
+        let record = try #require(AV1CodecConfiguration(sequenceHeaderOBU: Self.av1SequenceHeader[...])).record
+        #expect(try streams.video(timestamp: 0, body: FLVVideo.enhancedSequenceStart(fourCC: "av01", record: record)).count == 1)
+        // No onMetaData size: the sequence header's stands in.
+        #expect(streams.video?.codec == .av1 && streams.video?.width == 320 && streams.video?.height == 240 && streams.video?.parameterSets == record)
+        let temporalDelimiter: [UInt8] = [0x12, 0x00]
+        let frame: [UInt8] = [0x32, 0x03, 7, 8, 9]
+        guard case .packet(let keyframe) = try streams.video(timestamp: 40, body: FLVVideo.enhancedFrame(fourCC: "av01", data: temporalDelimiter + frame, keyframe: true)).first else {
+            Issue.record("no packet")
+            return
+        }
+        #expect(keyframe.data == Self.av1SequenceHeader + frame && keyframe.isKeyframe && keyframe.dts == 40_000 && keyframe.pts == 40_000)
+        guard case .packet(let delta) = try streams.video(timestamp: 73, body: FLVVideo.enhancedFrame(fourCC: "av01", data: frame, keyframe: false)).first else {
+            Issue.record("no packet")
+            return
+        }
+        #expect(delta.data == frame && !delta.isKeyframe)
+        #expect(throws: FLVError.self) { try streams.video(timestamp: 99, body: FLVVideo.enhancedFrame(fourCC: "av01", data: [0x32, 0x09, 1], keyframe: false)) }
+
+        let vp9 = VP9CodecConfiguration(profile: 0, level: 31, bitDepth: 8)
+        #expect(try streams.video(timestamp: 100, body: FLVVideo.enhancedSequenceStart(fourCC: "vp09", record: vp9.record)).count == 1)
+        #expect(streams.video?.codec == .vp9 && streams.video?.parameterSets == vp9.record)
+        guard case .packet(let picture) = try streams.video(timestamp: 133, body: FLVVideo.enhancedFrame(fourCC: "vp09", data: [0x82, 0x49, 0x83], keyframe: true)).first else {
+            Issue.record("no packet")
+            return
+        }
+        #expect(picture.data == [0x82, 0x49, 0x83] && picture.isKeyframe)
+    }
+
     @Test func otherCodecsAreNamed() throws {
         var streams = FLVElementaryStreams()
-        let av1: [UInt8] = [0x90 | 0x00] + Array("av01".utf8) + [1, 2, 3]
-        #expect(try streams.video(timestamp: 0, body: av1).isEmpty)
-        #expect(streams.unsupportedVideo?.contains("av01") == true)
+        let vvc: [UInt8] = [0x90 | 0x00] + Array("vvc1".utf8) + [1, 2, 3]
+        #expect(try streams.video(timestamp: 0, body: vvc).isEmpty)
+        #expect(streams.unsupportedVideo?.contains("vvc1") == true)
         #expect(try streams.audio(timestamp: 0, body: [0x2F, 1, 2]).isEmpty)
         #expect(streams.unsupportedAudio?.contains("format 2") == true)
     }

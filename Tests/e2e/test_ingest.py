@@ -406,3 +406,81 @@ def test_a_ladder_adds_renditions_under_a_master_playlist(start_tally, tmp_path)
     finally:
         encoder.kill()
         encoder.wait()
+
+
+def packet_hashes(path):
+    """MD5 of every video packet of an FLV file, as stored (ffmpeg copies, nothing decoded)."""
+    out = subprocess.run(["ffmpeg", "-v", "error", "-i", str(path), "-map", "0:v", "-c", "copy", "-f", "framemd5", "-"],
+                         capture_output=True, text=True, timeout=60, check=True).stdout
+    return [line.split(",")[-1].strip() for line in out.splitlines() if line and not line.startswith("#")]
+
+
+def test_a_stream_is_restreamed_to_rtmp_destinations_as_it_comes(start_tally, tmp_path):
+    youtube = NginxRTMP(tmp_path / "youtube")
+    try:
+        check_restreaming(start_tally, tmp_path, youtube)
+    finally:
+        youtube.stop()
+
+
+def check_restreaming(start_tally, tmp_path, youtube):
+    source = tmp_path / "source.flv"
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30", "-f", "lavfi", "-i",
+                    "sine=frequency=440:sample_rate=48000", "-t", "12", *OBS_LIKE, str(source)], check=True, timeout=120)
+    tally = start_tally({"TALLY_HOST": "127.0.0.1", "TALLY_INGEST_SLATE_SECONDS": "30"})
+    token = tally.register()
+    auth = {"Authorization": f"Bearer {token}"}
+    created = start_stream(tally, token, "relayed")
+    assert created["destinations"] == []
+    destinations = f"{tally.url}/api/streams/relayed/destinations"
+    added = requests.post(destinations, json={"platform": "custom", "rtmp_url": youtube.url(), "stream_key": "relay-one-KEY1"},
+                          headers=auth, timeout=10)
+    assert added.status_code == 201, added.text
+    relay = added.json()
+    assert relay["status"] == "idle" and relay["stream_key_hint"].endswith("KEY1") and "relay-one" not in added.text
+    bad = requests.post(destinations, json={"platform": "custom", "rtmp_url": "http://example.com/live", "stream_key": "k"}, headers=auth, timeout=10)
+    assert bad.status_code == 400
+
+    def relay_status(dest_id):
+        listed = requests.get(destinations, headers=auth, timeout=10).json()["destinations"]
+        return next((d for d in listed if d["id"] == dest_id), None)
+
+    encoder = subprocess.Popen(["ffmpeg", "-v", "error", "-re", "-i", str(source), "-c", "copy", "-f", "flv", created["ingest"]["rtmp_publish_url"]],
+                               stdout=subprocess.DEVNULL, stderr=open(tmp_path / "encoder.log", "wb"))
+    try:
+        wait_until("the relay to go live", lambda: relay_status(relay["id"])["status"] == "live", timeout=10)
+        assert youtube.publishes("relay-one-KEY1") == 1
+        # A destination added while the encoder publishes starts at once; removed, it is unpublished.
+        second = requests.post(destinations, json={"platform": "custom", "rtmp_url": youtube.url(), "stream_key": "relay-two"},
+                               headers=auth, timeout=10).json()
+        wait_until("the second relay to go live", lambda: relay_status(second["id"])["status"] == "live", timeout=10)
+        assert requests.delete(f"{destinations}/{second['id']}", headers=auth, timeout=10).status_code == 204
+        assert relay_status(second["id"]) is None
+        encoder.wait(timeout=30)
+    finally:
+        encoder.kill()
+    # The encoder is gone: the slate keeps the destination's stream going, on the same publish.
+    time.sleep(4)
+    assert relay_status(relay["id"])["status"] == "live"
+    assert youtube.publishes("relay-one-KEY1") == 1
+    stopped = requests.post(tally.url + "/api/streams", json={"stream_id": "relayed", "action": "stop"}, headers=auth, timeout=10)
+    assert stopped.status_code == 200
+    wait_until("the relay to unpublish", lambda: relay_status(relay["id"])["status"] == "idle", timeout=10)
+    time.sleep(1)
+    recordings = [path for path in youtube.recordings() if path.name.startswith("relay-one-KEY1")]
+    assert len(recordings) == 1, youtube.recordings()
+    wait_until("nginx to close the recording", lambda: subprocess.run(["ffprobe", "-v", "error", str(recordings[0])]).returncode == 0)
+    streams, _ = ffprobe(str(recordings[0]), "-show_entries", "stream=codec_name,width,height")
+    assert "h264,640,360" in streams and "aac" in streams, streams
+    # Nothing was transcoded: the source's pictures arrive bit for bit (keyframes gain their
+    # SPS/PPS in band, so only the others are compared), from the first keyframe after the
+    # relay connected to the end of the encoder's run.
+    source_hashes = packet_hashes(source)
+    relayed = packet_hashes(recordings[0])
+    assert len(source_hashes) >= 350 and len(relayed) > len(source_hashes) / 2
+    matched = len(set(relayed) & set(source_hashes))
+    print(f"{matched} of {len(source_hashes)} source pictures arrived unchanged")
+    assert matched >= len(source_hashes) - 2 * 60 - 12, f"only {matched} of {len(source_hashes)} source pictures arrived unchanged"
+    # After the source's run, the slate followed.
+    duration, _ = ffprobe(str(recordings[0]), "-show_entries", "format=duration")
+    assert float(duration) >= 14, duration

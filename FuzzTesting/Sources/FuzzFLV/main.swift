@@ -1,8 +1,9 @@
 import FLV
 import FuzzDriver
 
-/// Any bytes as an FLV audio or video tag body, an AVC or HEVC configuration record, an
-/// H.264 or HEVC SPS or byte stream: parsing never traps and never reads past its input.
+/// Any bytes as an FLV audio or video tag body, an AVC, HEVC, AV1 or VP9 configuration
+/// record, an H.264 or HEVC SPS or byte stream, AV1 OBUs or a sequence header: parsing
+/// never traps and never reads past its input.
 func fuzzFLV(_ bytes: [UInt8]) {
     if let video = try? FLVVideoTag.parse(bytes[...]) {
         precondition(video.payload.count <= bytes.count, "video payload larger than the tag")
@@ -22,6 +23,19 @@ func fuzzFLV(_ bytes: [UInt8]) {
         precondition(record.parameterSets.count * 3 <= bytes.count * 5, "HEVC parameter sets larger than the record allows")
         _ = try? FLVVideo.hevcSequenceHeader(parameterSets: record.parameterSets)
     }
+    if let obus = AV1.obus(bytes[...]) {
+        precondition(obus.reduce(0) { $0 + $1.bytes.count } == bytes.count, "OBUs that do not tile their temporal unit")
+        for obu in obus { _ = AV1SequenceHeader(obu: obu.bytes) }
+    }
+    if let header = AV1SequenceHeader(obu: ([0x0A, UInt8(min(bytes.count, 127))] + bytes.prefix(127))[...]) {
+        precondition(header.width > 0 && header.height > 0 && [8, 10, 12].contains(header.bitDepth), "an AV1 sequence header that describes no picture")
+        if let record = AV1CodecConfiguration(sequenceHeaderOBU: ([0x0A, UInt8(min(bytes.count, 127))] + bytes.prefix(127))[...]) {
+            precondition(try! AV1CodecConfiguration.parse(record.record[...]) == record, "an AV1 record that does not read back")
+            _ = CodecString.av1(record)
+        }
+    }
+    if let record = try? AV1CodecConfiguration.parse(bytes[...]) { _ = (record.sequenceHeader, CodecString.av1(record)) }
+    if let record = try? VP9CodecConfiguration.parse(bytes[...]) { _ = CodecString.vp9(record) }
     let units = AnnexB.nalUnits(bytes)
     precondition(units.reduce(0) { $0 + $1.count } <= bytes.count, "NAL units larger than the stream")
     _ = try? FLVVideo.avcSequenceHeader(parameterSets: bytes)
