@@ -68,11 +68,12 @@ final class IngestFeed: Sendable {
             }
             if let picture {
                 FeedMetrics.decodedFrames.increment()
-                input.deliver(picture)
+                // The encoder's one clock times picture and sound alike.
+                input.deliver(picture, capture: Double(packet.pts) / 1_000_000)
             }
         case .packet(let packet):
             let samples = decoders.withLock { try? $0.audio?.decode(packet.data) } ?? []
-            if !samples.isEmpty { input.deliver(audio: samples) }
+            if !samples.isEmpty { input.deliver(audio: samples, capture: Double(packet.pts) / 1_000_000) }
         }
     }
 }

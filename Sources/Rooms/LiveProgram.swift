@@ -229,21 +229,23 @@ final class ParticipantFeed: Sendable {
                 if decoders.audio[tapped.producerID] == nil { decoders.audio[tapped.producerID] = try? OpusDecoder() }
                 return try? decoders.audio[tapped.producerID]?.decode(tapped.packet.payload)
             }
-            if let samples, !samples.isEmpty { input.deliver(audio: samples) }
+            if let samples, !samples.isEmpty {
+                input.deliver(audio: samples, capture: tapped.captureTime(of: tapped.packet.timestamp, clockRate: tapped.clockRate))
+            }
             return
         }
         guard let codec = VideoCodec(sdpName: tapped.codec) else { return }
         var keyframeNeeded = false
-        let pictures = decoders.withLock { decoders -> [VideoFrame] in
+        let pictures = decoders.withLock { decoders -> [(VideoFrame, UInt32)] in
             if tapped.layerChanged || decoders.video[tapped.producerID] == nil {
                 guard let decoder = try? VideoDecoders.make(codec) else { return [] }
                 decoders.video[tapped.producerID] = (FrameAssembler(codec: codec), decoder)
             }
             guard var entry = decoders.video[tapped.producerID] else { return [] }
-            var pictures: [VideoFrame] = []
+            var pictures: [(VideoFrame, UInt32)] = []
             for frame in entry.assembler.insert(tapped.packet, now: now) {
                 do {
-                    if let picture = try entry.decoder.decode(frame) { pictures.append(picture) }
+                    if let picture = try entry.decoder.decode(frame) { pictures.append((picture, frame.rtpTimestamp)) }
                 } catch {
                     FeedMetrics.decodeErrors.increment()
                     entry.assembler.keyframeNeeded = true
@@ -257,7 +259,9 @@ final class ParticipantFeed: Sendable {
             return pictures
         }
         FeedMetrics.decodedFrames.increment(by: pictures.count)
-        if let last = pictures.last { input.deliver(last) }
+        if let (picture, timestamp) = pictures.last {
+            input.deliver(picture, capture: tapped.captureTime(of: timestamp, clockRate: tapped.clockRate))
+        }
         if keyframeNeeded { sfu.requestKeyframe(broadcastID: broadcastID, participantID: input.participantID) }
     }
 }

@@ -6,10 +6,23 @@ public struct TappedPacket: Sendable {
     public var kind: String
     /// The codec's SDP name (VP8, H264, opus…).
     public var codec: String
+    /// The RTP clock rate (90000 for video, 48000 for Opus).
+    public var clockRate: Int
     public var packet: RTPPacket
     /// True on the first packet after the tap moved to another simulcast layer: sequence
     /// numbers start again there.
     public var layerChanged: Bool
+    /// The publisher's last sender report for this packet's layer: its RTP clock against the
+    /// publisher's wall clock, which every track of one publisher shares.
+    public var senderReport: (ntp: UInt64, rtp: UInt32)?
+
+    /// When the content stamped `timestamp` on this packet's RTP clock was captured, in
+    /// seconds of the publisher's wall clock (RTCP sender reports); nil before the first report.
+    public func captureTime(of timestamp: UInt32, clockRate: Int) -> Double? {
+        guard let senderReport, clockRate > 0 else { return nil }
+        let reportSeconds = Double(senderReport.ntp >> 32) + Double(senderReport.ntp & 0xFFFF_FFFF) / 4_294_967_296
+        return reportSeconds + Double(Int32(bitPattern: timestamp &- senderReport.rtp)) / Double(clockRate)
+    }
 }
 
 /// An internal consumer of one participant's producers: it follows each track's best
@@ -41,8 +54,9 @@ public final class ProducerTap {
             }
         }
         guard arrival.layer == currentLayer[key] else { return nil }
-        onPacket(TappedPacket(producerID: producer.id, kind: producer.kind, codec: producer.media.codec.name,
-                              packet: arrival.packet, layerChanged: changed))
+        let report = producer.layers[arrival.layer].senderReport
+        onPacket(TappedPacket(producerID: producer.id, kind: producer.kind, codec: producer.media.codec.name, clockRate: Int(producer.media.codec.clockRate),
+                              packet: arrival.packet, layerChanged: changed, senderReport: report.map { ($0.ntp, $0.rtp) }))
         return current != bestLayer && !changed ? bestLayer : nil
     }
 }

@@ -119,3 +119,70 @@ private func near(_ a: YUVColor, _ b: YUVColor, tolerance: Int = 24) -> Bool {
         #expect(long.width <= 120)
     }
 }
+
+/// Lip sync: an input shows the picture captured with the sound it mixes, by capture times.
+@Suite struct CompositorInputSyncTests {
+    /// Runs 4 s of a publisher whose pictures reach the input `videoLag` seconds after the
+    /// sound of the same instant (negative: before), ticking the mix at 30 fps. Each picture
+    /// carries its capture time in its luma (milliseconds / 10, modulo 256); returns, per
+    /// tick of the last second, the shown picture's capture time minus the mixed sound's.
+    func offsets(videoLag: Double, captureTimes: Bool = true) -> (offsets: [Double], buffered: Double) {
+        let input = CompositorInput(participantID: "p", name: "P")
+        var offsets: [Double] = []
+        var nextAudio = 0.0, nextVideo = 0.0, nextTick = 0.0
+        let start = 1_000.0
+        var shownCaptures: [Int: Double] = [:]
+        var mixedHead = 0.0
+        for step in 0..<4_000 {
+            let now = Double(step) / 1_000
+            if now >= nextAudio {
+                // 20 ms of sound captured just now, its samples counting the time.
+                let samples = (0..<960).flatMap { index -> [Float] in
+                    let value = Float((nextAudio + Double(index) / 48_000).truncatingRemainder(dividingBy: 1))
+                    return [value, value]
+                }
+                input.deliver(audio: samples, capture: captureTimes ? start + nextAudio : nil)
+                nextAudio += 0.02
+            }
+            let videoCapture = nextVideo
+            if now >= videoCapture + videoLag, now >= 0 {
+                let key = Int((videoCapture * 1000).rounded())
+                shownCaptures[key % 2560 / 10] = videoCapture
+                input.deliver(VideoFrame(width: 2, height: 2, fill: (UInt8(key % 2560 / 10), 128, 128)), capture: captureTimes ? start + videoCapture : nil)
+                nextVideo += 1.0 / 30
+            }
+            if now >= nextTick {
+                let picture = input.latestFrame
+                var mix = [Float](repeating: 0, count: 3_200)
+                input.mix(into: &mix, count: mix.count)
+                if mix[0] != 0 { mixedHead = Double(mix[0]) }
+                if now >= 3, let picture, let shown = shownCaptures[Int(picture.frame.y[0])] {
+                    // The sound counts time modulo a second.
+                    let offset = (shown - mixedHead).truncatingRemainder(dividingBy: 1)
+                    offsets.append(offset >= 0.5 ? offset - 1 : offset < -0.5 ? offset + 1 : offset)
+                }
+                nextTick += 1.0 / 30
+            }
+        }
+        let buffered = Double(input.bufferedAudioSamples / 2) / 48_000
+        return (offsets, buffered)
+    }
+
+    @Test(arguments: [0.0, 0.25, -0.1])
+    func picturesFollowTheirSound(videoLag: Double) {
+        let (offsets, buffered) = offsets(videoLag: videoLag)
+        #expect(offsets.count > 20)
+        // Within a frame and a half of the sound, whether pictures come late or early.
+        #expect(offsets.allSatisfy { abs($0) <= 0.05 }, "\(offsets)")
+        // Late pictures hold the sound back by as long; otherwise the jitter buffer alone.
+        #expect(abs(buffered - max(0.06, videoLag + 0.04)) < 0.07, "buffered \(buffered)")
+    }
+
+    @Test func withoutCaptureTimesTheLatestPictureShows() {
+        let (offsets, buffered) = offsets(videoLag: 0.25, captureTimes: false)
+        // Pictures a quarter second late are shown as they come: that far behind, less the
+        // 60 ms the sound waits in its jitter buffer.
+        #expect(offsets.allSatisfy { abs($0 - (-0.25 + 0.06)) < 0.04 }, "\(offsets)")
+        #expect(buffered < 0.12)
+    }
+}

@@ -45,10 +45,11 @@ class SolidTrack(MediaStreamTrack):
         return frame
 
 
-async def publish(url, token, broadcast_id, rgb):
+async def publish(url, token, broadcast_id, rgb=None, tracks=None):
+    """aiortc publishes over WHIP: a tone and a picture of `rgb`, or the given `tracks`."""
     pc = RTCPeerConnection(RTCConfiguration(bundlePolicy="max-bundle"))
-    pc.addTransceiver(ToneTrack(), direction="sendonly")
-    pc.addTransceiver(SolidTrack(rgb), direction="sendonly")
+    for track in tracks or (ToneTrack(), SolidTrack(rgb)):
+        pc.addTransceiver(track, direction="sendonly")
     await pc.setLocalDescription(await pc.createOffer())
     reply = await asyncio.to_thread(requests.post, f"{url}/whip/{broadcast_id}", data=pc.localDescription.sdp,
                                     headers={"Content-Type": "application/sdp", "Authorization": f"Bearer {token}"}, timeout=10)
