@@ -1,6 +1,7 @@
 import Dispatch
 import Logging
 import MediaCodecs
+import Metrics
 import Outputs
 import SDP
 import SFU
@@ -12,7 +13,9 @@ import Synchronization
 ///
 /// Work happens on a queue of its own, so the encoder thread only hands packets over.
 /// A player's keyframe request is answered by the encoder's next scheduled keyframe (every
-/// two seconds): the program is one encode for every output.
+/// two seconds): the program is one encode for every output. While nobody plays, the sound
+/// is not transcoded; the pictures still go to the router (packetizing costs next to
+/// nothing), which is how the source learns that a player has come.
 public final class ProgramPlayers: ProgramOutput {
     public static let participantID = "program"
     /// H.264 as browsers offer it. The program is x264's High profile without B-frames;
@@ -23,6 +26,9 @@ public final class ProgramPlayers: ProgramOutput {
         parameters: [("minptime", "10"), ("useinbandfec", "1")]))
 
     public static func routerID(_ broadcastID: String) -> String { "program:\(broadcastID)" }
+
+    /// Opus packets made for players: none while nobody plays.
+    static let opusPackets = Counter(label: "tally_program_player_opus_packets_total")
 
     private let source: LocalSource
     private let queue = DispatchQueue(label: "tally.program.players")
@@ -77,6 +83,12 @@ public final class ProgramPlayers: ProgramOutput {
     private func sendAudio(_ packet: ProgramPacket) {
         let packets: [(payload: [UInt8], timestamp: UInt32)] = state.withLock { state in
             guard let aac = state.aac, let opus = state.opus else { return [] }
+            guard source.isWatched else {
+                // The Opus clock starts again from the program's when a player comes.
+                state.audioStart = nil
+                state.samplesSent = 0
+                return []
+            }
             do {
                 let samples = try aac.decode(packet.data)
                 if state.audioStart == nil { state.audioStart = packet.pts * 48 / 1000 }
@@ -89,6 +101,7 @@ public final class ProgramPlayers: ProgramOutput {
                 return []
             }
         }
+        ProgramPlayers.opusPackets.increment(by: packets.count)
         for packet in packets { source.send(kind: "audio", payload: packet.payload, timestamp: packet.timestamp, marker: false) }
     }
 }

@@ -33,6 +33,11 @@ public final class LocalSource: @unchecked Sendable {
     private let server: WebRTCServer
     private let router: Router
     private let outgoing: [String: Outgoing]
+    private let watched = Atomic<Bool>(false)
+
+    /// Whether any track had a consumer when a packet was last sent: work done only for
+    /// players (transcoding their sound) can pause while nobody plays.
+    public var isWatched: Bool { watched.load(ordering: .relaxed) }
 
     init(server: WebRTCServer, router: Router, participantID: String, tracks: [Track]) {
         self.server = server
@@ -66,6 +71,7 @@ public final class LocalSource: @unchecked Sendable {
             let now = server.now
             guard let arrival = track.producer.receive(packet, now: now) else { return }
             router.route(arrival, from: track.producer, server: server, now: now)
+            self.watched.store(self.outgoing.values.contains { router.hasConsumers(of: $0.producer.id) }, ordering: .relaxed)
         }
     }
 }

@@ -129,6 +129,10 @@ public final class Router {
         }
     }
 
+    public func hasConsumers(of producerID: String) -> Bool {
+        !(consumers[producerID]?.isEmpty ?? true)
+    }
+
     public func remove(consumer id: String) {
         for key in consumers.keys { consumers[key]?.removeAll { $0.consumer.id == id } }
     }

@@ -340,6 +340,12 @@ def test_checking_a_destination_publishes_for_real(webrtc_tally, tmp_path):
         refusing.stop()
 
 
+def opus_packets(tally):
+    """Opus packets made for WHEP players so far, from /metrics."""
+    metrics = requests.get(tally.url + "/metrics", timeout=10).text
+    return sum(float(line.split()[-1]) for line in metrics.splitlines() if line.startswith("tally_program_player_opus_packets_total"))
+
+
 def test_chromium_plays_the_program_over_whep(webrtc_tally, chromium):
     from test_whip_whep import WHEP_PLAY
     studio = Studio(webrtc_tally, {})
@@ -351,6 +357,9 @@ def test_chromium_plays_the_program_over_whep(webrtc_tally, chromium):
         early = page.evaluate(WHEP_PLAY, {"token": studio.token, "path": path})
         assert early["status"] == 409 and "not_live" in early["answer"], early
         studio.go_live()
+        # Live, but nobody plays: the program's sound is not transcoded to Opus for nobody.
+        time.sleep(2)
+        assert opus_packets(webrtc_tally) == 0
         played = wait_for(lambda: (lambda result: result if result["status"] == 201 else None)(
             page.evaluate(WHEP_PLAY, {"token": studio.token, "path": path})), 15, 1)
         assert played and played["location"].startswith(f"/whep/{studio.id}/program/"), played
@@ -367,6 +376,7 @@ def test_chromium_plays_the_program_over_whep(webrtc_tally, chromium):
         assert second["codec"] == "video/H264", second
         assert second["frames"] > first["frames"] + 45, (first, second)
         assert second["audio"] > first["audio"] + 96_000, (first, second)
+        assert opus_packets(webrtc_tally) > 100
         # The program's picture: the two participants' colours in their grid tiles.
         pixels = page.evaluate("""() => { const v = window.played, c = document.createElement('canvas'); c.width = 1280; c.height = 720;
             const g = c.getContext('2d'); g.drawImage(v, 0, 0, 1280, 720);
