@@ -24,7 +24,7 @@ public final class CompositorInput: Sendable {
     private struct State {
         var name: String
         /// Decoded pictures not yet shown, oldest first, with their capture times.
-        var pending: [(frame: VideoFrame, capture: Double?)] = []
+        var pending: [(frame: VideoFrame, capture: Double)] = []
         var shown: VideoFrame?
         var shownVersion = 0
         var audio: [Float] = []
@@ -107,7 +107,7 @@ public final class CompositorInput: Sendable {
             let head = state.audioStarted ? state.audioHead : nil
             if let head {
                 // Half a frame's grace: a picture and the sound of its instant go out together.
-                if let index = state.pending.lastIndex(where: { ($0.capture ?? .infinity) <= head + 0.017 }) {
+                if let index = state.pending.lastIndex(where: { $0.capture <= head + 0.017 }) {
                     state.shown = state.pending[index].frame
                     state.shownVersion += 1
                     state.pending.removeFirst(index + 1)
