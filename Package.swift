@@ -13,6 +13,7 @@ let package = Package(
         .library(name: "RTCP", targets: ["RTCP"]),
         .library(name: "SDP", targets: ["SDP"]),
         .library(name: "DTLS", targets: ["DTLS"]),
+        .library(name: "SRTP", targets: ["SRTP"]),
         .library(name: "RTMP", targets: ["RTMP"]),
         .library(name: "FLV", targets: ["FLV"]),
         .library(name: "MediaCodecs", targets: ["MediaCodecs"]),
@@ -58,11 +59,11 @@ let package = Package(
         .target(name: "MediaCore"),
         .target(name: "ICE", dependencies: ["STUN"]),
         .target(name: "DTLS", dependencies: ["COpenSSL", "MediaCore"]),
-        .target(name: "SRTP", dependencies: ["CSRTP", "DTLS"]),
+        .target(name: "SRTP", dependencies: ["DTLS"]),
         .target(
             name: "WebRTCTransport",
             dependencies: [
-                "ICE", "DTLS", "SRTP", "RTP", "RTCP", "SDP", "STUN",
+                "ICE", "DTLS", "SRTP", "RTP", "RTCP", "SDP", "STUN", "CDatagram",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -154,6 +155,7 @@ let package = Package(
         ),
         // The benchmarks' load generator: real WebRTC peers built from Tally's own protocol stack.
         .target(name: "CBenchSocket"),
+        .target(name: "CDatagram"),
         .executableTarget(
             name: "tally-bench",
             dependencies: [
@@ -166,7 +168,7 @@ let package = Package(
         .testTarget(name: "STUNTests", dependencies: ["STUN"]),
         .testTarget(name: "ICETests", dependencies: ["ICE"]),
         .testTarget(name: "DTLSTests", dependencies: ["DTLS"]),
-        .testTarget(name: "SRTPTests", dependencies: ["SRTP", "RTP"]),
+        .testTarget(name: "SRTPTests", dependencies: ["SRTP", "RTP", "CSRTP"]),
         .testTarget(name: "SFUTests", dependencies: ["SFU", "MediaCore", .product(name: "NIOCore", package: "swift-nio")]),
         .testTarget(name: "RTPTests", dependencies: ["RTP"]),
         .testTarget(name: "RTCPTests", dependencies: ["RTCP"]),

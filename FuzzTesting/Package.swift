@@ -16,6 +16,10 @@ let package = Package(
         .executableTarget(name: "FuzzRTCP", dependencies: ["FuzzDriver", .product(name: "RTCP", package: "tally")]),
         .executableTarget(name: "FuzzSDP", dependencies: ["FuzzDriver", .product(name: "SDP", package: "tally")]),
         .executableTarget(name: "FuzzDTLS", dependencies: ["FuzzDriver", .product(name: "DTLS", package: "tally")]),
+        .executableTarget(
+            name: "FuzzSRTP",
+            dependencies: ["FuzzDriver", .product(name: "SRTP", package: "tally"), .product(name: "DTLS", package: "tally")]
+        ),
         .executableTarget(name: "FuzzRTMP", dependencies: ["FuzzDriver", .product(name: "RTMP", package: "tally")]),
         .executableTarget(name: "FuzzFLV", dependencies: ["FuzzDriver", .product(name: "FLV", package: "tally")]),
         .executableTarget(

@@ -3,6 +3,7 @@
 #include <openssl/bio.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/params.h>
 #include <openssl/rand.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
@@ -21,4 +22,18 @@ static inline long tally_ctx_set_dtls12_only(SSL_CTX *ctx) {
 static inline long tally_ctx_set_max_cert_list(SSL_CTX *ctx, long bytes) { return SSL_CTX_set_max_cert_list(ctx, bytes); }
 static inline size_t tally_bio_pending(BIO *bio) { return BIO_ctrl_pending(bio); }
 static inline void tally_bio_mem_eof_is_retry(BIO *bio) { BIO_set_mem_eof_return(bio, -1); }
+/* HMAC-SHA1 keyed once; EVP_MAC_init with no key restarts it for the next message. */
+static inline EVP_MAC_CTX *tally_hmac_sha1_new(const unsigned char *key, size_t length) {
+    EVP_MAC *mac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+    if (mac == NULL) return NULL;
+    EVP_MAC_CTX *context = EVP_MAC_CTX_new(mac);
+    EVP_MAC_free(mac);
+    if (context == NULL) return NULL;
+    OSSL_PARAM params[] = { OSSL_PARAM_construct_utf8_string("digest", (char *)"SHA1", 0), OSSL_PARAM_construct_end() };
+    if (!EVP_MAC_init(context, key, length, params)) {
+        EVP_MAC_CTX_free(context);
+        return NULL;
+    }
+    return context;
+}
 #endif

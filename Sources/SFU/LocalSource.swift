@@ -71,6 +71,7 @@ public final class LocalSource: @unchecked Sendable {
             let now = server.now
             guard let arrival = track.producer.receive(packet, now: now) else { return }
             router.route(arrival, from: track.producer, server: server, now: now)
+            server.flushOutgoing()
             self.watched.store(self.outgoing.values.contains { router.hasConsumers(of: $0.producer.id) }, ordering: .relaxed)
         }
     }

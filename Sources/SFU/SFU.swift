@@ -144,6 +144,7 @@ public final class SFU: @unchecked Sendable {
         let server = self.server
         server.loop.execute {
             self.routers[broadcastID]?.requestKeyframe(forTapOf: participantID, server: server, now: server.now)
+            server.flushOutgoing()
         }
     }
 

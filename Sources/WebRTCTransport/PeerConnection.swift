@@ -37,7 +37,13 @@ public final class PeerConnection {
     var egressLoss = 0.0
     /// How the selected path is reached, kept here by the server so that sending a packet
     /// needs no lookup.
-    var selectedRoute: WebRTCServer.Route?
+    var selectedRoute: WebRTCServer.Route? {
+        didSet {
+            if case .udp(let address)? = selectedRoute { udpDestination = DatagramDestination(address) } else { udpDestination = nil }
+        }
+    }
+    /// The selected UDP path in the kernel's form, for batched sends.
+    private(set) var udpDestination: DatagramDestination?
     /// Room a packet needs after its end for SRTP's authentication tag.
     public static let protectionOverhead = SRTPSession.maxOverhead
 
@@ -48,6 +54,8 @@ public final class PeerConnection {
         public var bytesOut = 0
         public var decryptFailures = 0
         public var droppedUnvalidated = 0
+        /// Datagrams the kernel refused to send to this peer.
+        public var sendFailures = 0
     }
 
     public init(id: String, answer: SDPAnswer, localUsernameFragment: String, localPassword: String,
@@ -129,6 +137,20 @@ public final class PeerConnection {
         stats.packetsOut += 1
         stats.bytesOut += protectedLength
         return true
+    }
+
+    /// Protects the RTP packet of `length` bytes at `bytes` in place (`capacity` leaves room
+    /// for the tag); its protected length, or nil when it cannot be sent.
+    func protectRTP(_ bytes: UnsafeMutablePointer<UInt8>, length: Int, capacity: Int) -> Int? {
+        guard let srtp, ice.selectedPath != nil, !isClosed,
+              let protectedLength = try? srtp.protectRTP(UnsafeMutableRawPointer(bytes), length: length, capacity: capacity) else { return nil }
+        stats.packetsOut += 1
+        stats.bytesOut += protectedLength
+        return protectedLength
+    }
+
+    func noteSendFailure() {
+        stats.sendFailures += 1
     }
 
     /// Protects and addresses an RTCP compound for the selected path.

@@ -1,4 +1,6 @@
+import CDatagram
 import DTLS
+import Glibc
 import ICE
 import Logging
 import NIOCore
@@ -88,6 +90,12 @@ public final class WebRTCServer: @unchecked Sendable {
     private var sessionByPath: [ICEPath: String] = [:]
     private var routes: [ICEPath: Route] = [:]
     private var udpChannel: (any Channel)?
+    /// The UDP channel's socket, for batched media sends; the channel owns it.
+    private var udpDescriptor: CInt?
+    private let batch = DatagramBatch()
+    /// Datagrams handed to the channel because the socket's buffer was full and not yet
+    /// written: until they are, media goes the same way so that it stays in order.
+    private var overflowing = 0
     private var tcpServer: (any Channel)?
     private var timer: RepeatedTask?
     private let startedAt = NIODeadline.now()
@@ -112,14 +120,20 @@ public final class WebRTCServer: @unchecked Sendable {
     // MARK: Lifecycle
 
     public func start() async throws {
+        // The socket is made here rather than by the bootstrap so that media can be sent on it
+        // in sendmmsg batches; the channel owns it (and closes it) and does everything else.
+        let address = try SocketAddress.makeAddressResolvingHost(configuration.host, port: configuration.udpPort)
+        let descriptor = address.withSockAddr { pointer, length in
+            tally_datagram_bind(pointer, socklen_t(length), CInt(configuration.socketBufferBytes))
+        }
+        guard descriptor >= 0 else {
+            throw IOError(errnoCode: -descriptor, reason: "binding UDP \(configuration.host):\(configuration.udpPort)")
+        }
         let udp = try await DatagramBootstrap(group: loop)
-            .channelOption(.socketOption(.so_reuseaddr), value: 1)
-            .channelOption(.socketOption(.so_rcvbuf), value: SocketOptionValue(configuration.socketBufferBytes))
-            .channelOption(.socketOption(.so_sndbuf), value: SocketOptionValue(configuration.socketBufferBytes))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(UDPHandler(server: self)) }
             }
-            .bind(host: configuration.host, port: configuration.udpPort).get()
+            .withBoundSocket(descriptor).get()
         // Linux reports twice what it grants; less than asked means the sysctl caps it.
         let granted = (try? await udp.getOption(.socketOption(.so_rcvbuf))).map { Int($0) / 2 } ?? 0
         if granted < configuration.socketBufferBytes {
@@ -143,6 +157,7 @@ public final class WebRTCServer: @unchecked Sendable {
         }
         try await loop.submit {
             self.udpChannel = udp
+            self.udpDescriptor = descriptor
             self.tcpServer = tcp
             self.boundUDPPort = udpPort
             self.boundTCPPort = tcpPort
@@ -156,6 +171,8 @@ public final class WebRTCServer: @unchecked Sendable {
         let channels: [any Channel] = (try? await loop.submit { () -> [any Channel] in
             self.timer?.cancel()
             for id in Array(self.sessions.keys) { self.closeSession(id, reason: "server shutting down") }
+            self.flushUDP()
+            self.udpDescriptor = nil
             return [self.udpChannel, self.tcpServer].compactMap { $0 }
         }.get()) ?? []
         for channel in channels { try? await channel.close() }
@@ -238,17 +255,23 @@ public final class WebRTCServer: @unchecked Sendable {
 
     /// Allocates the buffers packets are built in for `sendRTP`.
     public let allocator = ByteBufferAllocator()
-    /// Writes queued since the last flush; a long fan-out is flushed in batches so the first
-    /// receivers do not wait for the last packet to be built.
+    /// Writes queued on the channel since the last flush; a long fan-out is flushed in
+    /// batches so the first receivers do not wait for the last packet to be built.
     private var unflushedWrites = 0
     private static let writesPerFlush = 64
 
-    /// Protects `packet` in place and sends it on the peer's selected path. Build it with
-    /// `PeerConnection.protectionOverhead` spare bytes and nothing is copied.
+    /// Protects `packet` and sends it on the peer's selected path. Over UDP it joins the
+    /// current `sendmmsg` batch, which goes out when full and at the end of each read burst.
     public func sendRTP(_ packet: ByteBuffer, on peer: PeerConnection) {
         loop.preconditionInEventLoop()
         if peer.egressLoss > 0, Double.random(in: 0..<1) < peer.egressLoss { return }
         guard let route = peer.selectedRoute else { return }
+        if case .udp = route, overflowing == 0, udpDescriptor != nil, let destination = peer.udpDestination,
+           packet.readableBytes + PeerConnection.protectionOverhead <= DatagramBatch.slotSize {
+            guard batch.append(packet, for: peer, to: destination) else { return }
+            if batch.isFull { sendBatch() }
+            return
+        }
         var packet = packet
         guard peer.protectRTP(&packet) else { return }
         switch route {
@@ -260,6 +283,13 @@ public final class WebRTCServer: @unchecked Sendable {
         case .tcp(let channel):
             channel.writeAndFlush(channel.allocator.buffer(bytes: ICETCPFramer.frame(Array(packet.readableBytesView))), promise: nil)
         }
+    }
+
+    /// Sends what is queued now. Reading from the socket does this at the end of each burst;
+    /// work that runs outside a read (the program's own media, a tap's keyframe request) calls it.
+    public func flushOutgoing() {
+        loop.preconditionInEventLoop()
+        flushUDP()
     }
 
     public func sendRTP(_ packet: [UInt8], on peer: PeerConnection) {
@@ -318,8 +348,26 @@ public final class WebRTCServer: @unchecked Sendable {
     }
 
     fileprivate func flushUDP() {
+        sendBatch()
         unflushedWrites = 0
         udpChannel?.flush()
+    }
+
+    private func sendBatch() {
+        guard batch.count > 0, let descriptor = udpDescriptor, let channel = udpChannel else { return }
+        var overflowed = false
+        batch.send(on: descriptor, overflow: { bytes, peer in
+            guard case .udp(let address)? = peer.selectedRoute else { return }
+            overflowed = true
+            overflowing += 1
+            let written = loop.makePromise(of: Void.self)
+            written.futureResult.whenComplete { _ in self.overflowing -= 1 }
+            channel.write(AddressedEnvelope(remoteAddress: address, data: channel.allocator.buffer(bytes: bytes)), promise: written)
+        }, refused: { peer, errorCode in
+            peer.noteSendFailure()
+            logger.debug("UDP send refused", metadata: ["session": "\(peer.id)", "error": "\(String(cString: strerror(errorCode)))"])
+        })
+        if overflowed { channel.flush() }
     }
 
     private func handle(_ events: [PeerEvent], session id: String, source: (path: ICEPath, route: Route)?) {
@@ -367,12 +415,13 @@ public final class WebRTCServer: @unchecked Sendable {
             sessionByPath[path] = nil
             if case .tcp(let channel)? = routes.removeValue(forKey: path) { channel.close(promise: nil) }
         }
-        udpChannel?.flush()
+        flushUDP()
         session.sink.peerDidClose(session.peer, reason: reason)
         logger.info("WebRTC session closed", metadata: ["session": "\(id)", "reason": "\(reason)",
                                                         "packets_in": "\(session.peer.stats.packetsIn)", "packets_out": "\(session.peer.stats.packetsOut)",
                                                         "decrypt_failures": "\(session.peer.stats.decryptFailures)",
-                                                        "dropped_unvalidated": "\(session.peer.stats.droppedUnvalidated)"])
+                                                        "dropped_unvalidated": "\(session.peer.stats.droppedUnvalidated)",
+                                                        "send_failures": "\(session.peer.stats.sendFailures)"])
     }
 
     static func randomToken(_ length: Int) -> String {

@@ -3,7 +3,7 @@ import RTP
 import SRTP
 import Testing
 
-@Suite("SRTP and SRTCP with libsrtp2")
+@Suite("SRTP and SRTCP")
 struct SRTPSessionTests {
     static func keys(_ profile: SRTPKeyingMaterial.Profile) -> SRTPKeyingMaterial {
         SRTPKeyingMaterial(profile: profile, localKey: (0..<16).map { UInt8($0) }, localSalt: (0..<profile.saltLength).map { UInt8(100 + $0) },

@@ -1,0 +1,44 @@
+#define _GNU_SOURCE
+#include "CDatagram.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+int tally_datagram_bind(const struct sockaddr *address, socklen_t length, int bufferBytes) {
+    int fd = socket(address->sa_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -errno;
+    int on = 1;
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) < 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bufferBytes, sizeof bufferBytes) < 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &bufferBytes, sizeof bufferBytes) < 0 ||
+        bind(fd, address, length) < 0) {
+        int error = errno;
+        close(fd);
+        return -error;
+    }
+    return fd;
+}
+
+int tally_datagram_send(int fd, uint8_t *const *bytes, const size_t *lengths,
+                        const struct sockaddr_storage *addresses, const socklen_t *addressLengths, int count) {
+    struct mmsghdr messages[64];
+    struct iovec vectors[64];
+    if (count > 64) count = 64;
+    if (count <= 0) return 0;
+    memset(messages, 0, sizeof(struct mmsghdr) * (size_t)count);
+    for (int i = 0; i < count; i++) {
+        vectors[i].iov_base = bytes[i];
+        vectors[i].iov_len = lengths[i];
+        messages[i].msg_hdr.msg_name = (void *)&addresses[i];
+        messages[i].msg_hdr.msg_namelen = addressLengths[i];
+        messages[i].msg_hdr.msg_iov = &vectors[i];
+        messages[i].msg_hdr.msg_iovlen = 1;
+    }
+    int sent;
+    do {
+        sent = sendmmsg(fd, messages, (unsigned int)count, 0);
+    } while (sent < 0 && errno == EINTR);
+    return sent < 0 ? -errno : sent;
+}
