@@ -116,3 +116,52 @@ def test_pages_pass_axe_and_the_way_in_needs_no_mouse(start_tally):
             assert not reports, "\n\n".join(reports)
         finally:
             browser.close()
+
+
+def test_a_form_submitted_before_the_page_has_loaded_still_goes_through_the_app(start_tally):
+    """A quick keyboard user can press Enter before the page's data has arrived: with the layouts
+    held back, creating a broadcast and entering the studio still work and never fall through to
+    the browser's default form submission (which reloads the page with a query string)."""
+    from playwright.sync_api import sync_playwright
+    tally = start_tally({"TALLY_HOST": "127.0.0.1", "TALLY_WEB_DIR": str(ROOT / "web"), "TALLY_LAYOUTS_DIR": str(ROOT / "layouts")})
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_context(viewport=SIZES["desktop"]).new_page()
+            page.goto(tally.url + "/")
+            page.click("#tab-register")
+            page.fill("#register-name", "Quick Typist")
+            page.fill("#register-email", f"quick-{time.time_ns()}@example.com")
+            page.fill("#register-password", "correct horse battery")
+            page.press("#register-password", "Enter")
+            page.wait_for_url("**/dashboard.html")
+
+            held = []
+            page.route("**/api/layouts", lambda route: held.append(route))
+            page.reload(wait_until="domcontentloaded")
+            page.wait_for_function("document.querySelector('#title') !== null")
+            while not held:
+                page.wait_for_timeout(50)
+            page.fill("#title", "Early show")
+            page.press("#title", "Enter")
+            page.wait_for_timeout(500)
+            assert page.url.endswith("/dashboard.html"), f"the form fell through to a default submission: {page.url}"
+            held.pop().continue_()
+            page.unroute("**/api/layouts")
+            page.wait_for_selector("#broadcasts li:has-text('Early show')")
+
+            studio = page.get_attribute("#broadcasts a:has-text('Open studio')", "href")
+            page.route("**/api/layouts", lambda route: held.append(route))
+            page.goto(tally.url + studio, wait_until="domcontentloaded")
+            while not held:
+                page.wait_for_timeout(50)
+            page.locator("#enter-studio").focus()
+            page.keyboard.press("Enter")
+            page.wait_for_timeout(500)
+            assert page.url == tally.url + studio, f"the green room fell through to a default submission: {page.url}"
+            held.pop().continue_()
+            page.unroute("**/api/layouts")
+            page.wait_for_selector("#studio:not([hidden])", timeout=20_000)
+            page.wait_for_selector("#backstage [data-participant]")
+        finally:
+            browser.close()

@@ -28,6 +28,7 @@ let publisher;
 let screenShare = null;
 let localStream;
 let stopMeter;
+let prepared;
 
 function toast(text) {
   const box = $('#toast');
@@ -376,9 +377,10 @@ function setMuted(kind, muted) {
 
 async function enter(event) {
   event.preventDefault();
-  $('#enter-error').textContent = '';
   $('#enter-studio').disabled = true;
   try {
+    await prepared;
+    $('#enter-error').textContent = '';
     signaling = new Signaling(token);
     await signaling.connect();
     listen();
@@ -413,9 +415,9 @@ async function enter(event) {
   }
 }
 
-async function main() {
-  if (!broadcastID || !token) { location.replace('/'); return; }
-  $('#name-field').hidden = !isGuest;
+// The layouts and the camera preview load after every control is wired, so a keyboard user who
+// submits a form early is never met by the browser's default submission.
+async function prepare() {
   ({layouts: state.layouts} = await call('GET', '/api/layouts'));
   $('#layouts').replaceChildren(...state.layouts.map(layout => {
     const button = element('button', {type: 'button', textContent: layout.title, title: layout.description});
@@ -428,6 +430,13 @@ async function main() {
   } catch (failure) {
     $('#enter-error').textContent = `Camera or mic unavailable: ${failure.message}`;
   }
+}
+
+function main() {
+  if (!broadcastID || !token) { location.replace('/'); return; }
+  $('#name-field').hidden = !isGuest;
+  prepared = prepare();
+  prepared.catch(failure => { $('#enter-error').textContent = failure.message; });
   $('#camera').addEventListener('change', () => startPreview({videoDeviceId: $('#camera').value, audioDeviceId: $('#microphone').value}));
   $('#microphone').addEventListener('change', () => startPreview({videoDeviceId: $('#camera').value, audioDeviceId: $('#microphone').value}));
   $('#connection-test').addEventListener('click', connectionTest);
