@@ -143,16 +143,19 @@ final class SRTPContext {
 
     // MARK: RTCP
 
+    private func rtcpStream(_ ssrc: UInt32) -> Stream {
+        if let existing = rtcpStreams[ssrc] { return existing }
+        let created = Stream()
+        rtcpStreams[ssrc] = created
+        return created
+    }
+
     /// Layout after protecting (RFC 3711 §3.4, RFC 7714 §9): the first 8 bytes stay clear;
     /// AES-CM appends E‖index then the tag, GCM the tag then E‖index.
     func protectRTCP(_ packet: UnsafeMutablePointer<UInt8>, length: Int) throws(SRTPError) -> Int {
         guard length >= 8 else { throw .tooShort }
         let ssrc = Self.readUInt32(packet + 4)
-        let stream = rtcpStreams[ssrc] ?? {
-            let created = Stream()
-            rtcpStreams[ssrc] = created
-            return created
-        }()
+        let stream = rtcpStream(ssrc)
         let index = stream.nextRTCPIndex
         stream.nextRTCPIndex = (index + 1) & 0x7fff_ffff
         let flagged = 0x8000_0000 | index
@@ -221,11 +224,7 @@ final class SRTPContext {
             }
             guard opened else { throw .authenticationFailed }
         }
-        let stream = known ?? {
-            let created = Stream()
-            rtcpStreams[ssrc] = created
-            return created
-        }()
+        let stream = known ?? rtcpStream(ssrc)
         stream.window.accept(index)
         return body
     }
