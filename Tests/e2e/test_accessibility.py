@@ -7,7 +7,7 @@ import time
 from axe_playwright_python.sync_playwright import Axe
 
 from conftest import CHROMIUM_ARGS
-from test_studio import ROOT, SIZES
+from test_studio import ROOT, SIZES, signed_up
 
 AXE = Axe()
 WCAG = {"runOnly": {"type": "tag", "values": ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]}, "resultTypes": ["violations"]}
@@ -127,15 +127,7 @@ def test_a_form_submitted_before_the_page_has_loaded_still_goes_through_the_app(
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
         try:
-            page = browser.new_context(viewport=SIZES["desktop"]).new_page()
-            page.goto(tally.url + "/")
-            page.click("#tab-register")
-            page.fill("#register-name", "Quick Typist")
-            page.fill("#register-email", f"quick-{time.time_ns()}@example.com")
-            page.fill("#register-password", "correct horse battery")
-            page.press("#register-password", "Enter")
-            page.wait_for_url("**/dashboard.html")
-
+            page = signed_up(browser, tally.url, "Quick Typist")
             held = []
             page.route("**/api/layouts", lambda route: held.append(route))
             page.reload(wait_until="domcontentloaded")

@@ -40,6 +40,19 @@ STAGE = """() => ({layout: document.querySelector('#stage').dataset.layout,
     tiles: [...document.querySelectorAll('#stage .tile')].map(t => ({id: t.dataset.participant, left: t.style.left, width: t.style.width}))})"""
 
 
+def signed_up(browser, url, name):
+    """A new page of a new account, signed up through the sign-in page and now on its dashboard."""
+    page = browser.new_context(viewport=SIZES["desktop"]).new_page()
+    page.goto(url + "/")
+    page.click("#tab-register")
+    page.fill("#register-name", name)
+    page.fill("#register-email", f"{name.split()[0].lower()}-{time.time_ns()}@example.com")
+    page.fill("#register-password", "correct horse battery")
+    page.click("#register button[type=submit]")
+    page.wait_for_url("**/dashboard.html")
+    return page
+
+
 def enter_as_guest(browser, link, name):
     context = browser.new_context(viewport=SIZES["desktop"])
     page = context.new_page()
@@ -57,14 +70,7 @@ def test_host_and_guests_run_a_studio(start_tally, tmp_path):
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
         try:
-            host = browser.new_context(viewport=SIZES["desktop"]).new_page()
-            host.goto(tally.url + "/")
-            host.click("#tab-register")
-            host.fill("#register-name", "Hana Host")
-            host.fill("#register-email", f"hana-{time.time_ns()}@example.com")
-            host.fill("#register-password", "correct horse battery")
-            host.click("#register button[type=submit]")
-            host.wait_for_url("**/dashboard.html")
+            host = signed_up(browser, tally.url, "Hana Host")
             host.fill("#title", "Friday show")
             host.click("#create button[type=submit]")
             host.wait_for_selector("#broadcasts li")
