@@ -65,8 +65,10 @@ public struct RTPPacket: Sendable {
         self.bytes = bytes
     }
 
-    public var payload: ArraySlice<UInt8> { bytes[payloadRange] }
-    public var headerLength: Int { payloadRange.lowerBound }
+    // Inlinable so a caller reading the payload of a packet it holds does not copy the whole
+    // packet first: the SFU reads it once for every subscriber it forwards to.
+    @inlinable public var payload: ArraySlice<UInt8> { bytes[payloadRange] }
+    @inlinable public var headerLength: Int { payloadRange.lowerBound }
 
     public func csrc(_ index: Int) -> UInt32 {
         precondition(index < csrcCount)

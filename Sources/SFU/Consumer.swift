@@ -37,12 +37,21 @@ public final class Consumer {
         public var paused = 0
     }
 
-    /// What forwarding one packet produced.
+    /// What `forward` did with one arrival.
     public struct Output {
-        /// Built with room for SRTP's tag, ready for `WebRTCServer.sendRTP`.
-        public var packet: ByteBuffer?
+        /// The length of the packet written into the slot; nil when nothing was sent.
+        public var length: Int?
         /// The layer whose keyframe the consumer waits for.
         public var keyframeNeeded: Int?
+    }
+
+    /// The largest header this consumer writes: the fixed 12 bytes, the extension block's 4,
+    /// and a mid of up to 16 bytes with the transport-wide sequence number, padded to 20.
+    static let maximumHeaderLength = 12 + 4 + 20
+
+    /// Room `forward` may need to write the packet built from `arrival`, RTX's two bytes included.
+    public func capacity(for arrival: Producer.Arrival) -> Int {
+        Self.maximumHeaderLength + 2 + arrival.packet.payloadRange.count
     }
 
     /// One stretch of forwarding from one layer: how outgoing numbers map to its numbers.
@@ -120,15 +129,19 @@ public final class Consumer {
         }
     }
 
-    /// Forwards `arrival` if it belongs to the layer being sent; `bestLayer` is the
-    /// producer's highest active layer, used when no layer is preferred.
-    /// `transportSequence` numbers the packet for the subscriber's transport-cc feedback; it
-    /// is called only when a packet is sent, with the packet's size.
-    public func forward(_ arrival: Producer.Arrival, bestLayer: Int, now: Duration, transportSequence: (Int) -> UInt16? = { _ in nil }) -> Output {
+    /// Forwards `arrival` if it belongs to the layer being sent, writing the outgoing packet
+    /// into `slot` (at least `capacity(for:)` bytes; the transport's send batch, so a copy
+    /// is built where it is encrypted and sent). `bestLayer` is the producer's highest
+    /// active layer, used when no layer is preferred. `transportSequence` numbers the packet
+    /// for the subscriber's transport-cc feedback; it is called only when a packet is sent,
+    /// with the packet's size.
+    public func forward(_ arrival: Producer.Arrival, bestLayer: Int, now: Duration, into slot: UnsafeMutableRawBufferPointer,
+                        transportSequence: (Int) -> UInt16? = { _ in nil }) -> Output {
+        precondition(slot.count >= capacity(for: arrival), "a slot smaller than capacity(for:)")
         if isPaused {
             drops.paused += 1
             SFUMetrics.droppedPaused.increment()
-            return Output(packet: nil, keyframeNeeded: nil)
+            return Output(length: nil, keyframeNeeded: nil)
         }
         let target = min(preferredLayer ?? bestLayer, bestLayer)
         if currentLayer != target {
@@ -142,12 +155,12 @@ public final class Consumer {
                     drops.otherLayer += 1
                     SFUMetrics.droppedOtherLayer.increment()
                 }
-                return Output(packet: nil, keyframeNeeded: target)
+                return Output(length: nil, keyframeNeeded: target)
             }
         } else if arrival.layer != currentLayer {
             drops.otherLayer += 1
             SFUMetrics.droppedOtherLayer.increment()
-            return Output(packet: nil, keyframeNeeded: nil)
+            return Output(length: nil, keyframeNeeded: nil)
         }
         let source = arrival.packet
         // A late packet of this layer from before the switch would collide with the old
@@ -155,13 +168,14 @@ public final class Consumer {
         guard !SerialNumber.isNewer(switchSequence, than: source.sequenceNumber) else {
             drops.beforeSwitch += 1
             SFUMetrics.droppedBeforeSwitch.increment()
-            return Output(packet: nil, keyframeNeeded: nil)
+            return Output(length: nil, keyframeNeeded: nil)
         }
         let sequence = source.sequenceNumber &+ sequenceOffset
         let timestamp = source.timestamp &+ timestampOffset
-        let wide = transportSequenceExtensionID == nil ? nil : transportSequence(source.payload.count + 40)
-        let (packet, numbers) = serialize(source, payloadType: media.codec.payloadType, ssrc: outgoing.ssrc, sequence: sequence, timestamp: timestamp,
-                                          transportSequence: wide, originalSequence: nil, pictures: pictures)
+        let payload = source.payload
+        let wide = transportSequenceExtensionID == nil ? nil : transportSequence(payload.count + 40)
+        let (length, numbers) = write(source, payload: payload, into: slot.baseAddress!, payloadType: media.codec.payloadType, ssrc: outgoing.ssrc,
+                                      sequence: sequence, timestamp: timestamp, transportSequence: wide, originalSequence: nil, pictures: pictures)
         if lastSequence.map({ SerialNumber.isNewer(sequence, than: $0) }) ?? true {
             lastSequence = sequence
             if let pictureID = numbers.pictureID { lastPictureID = pictureID }
@@ -169,10 +183,10 @@ public final class Consumer {
         }
         if lastTimestamp.map({ SerialNumber.isNewer(timestamp, than: $0) }) ?? true { lastTimestamp = timestamp }
         lastSentAt = now
-        lastPacketSize = packet.readableBytes
+        lastPacketSize = length
         packetsSent &+= 1
-        octetsSent &+= UInt32(truncatingIfNeeded: source.payload.count)
-        return Output(packet: packet, keyframeNeeded: nil)
+        octetsSent &+= UInt32(truncatingIfNeeded: payload.count)
+        return Output(length: length, keyframeNeeded: nil)
     }
 
     /// Stops sending; resuming waits for a keyframe, since the receiver missed what came between.
@@ -254,62 +268,92 @@ public final class Consumer {
               let epoch = epochs.last(where: { !SerialNumber.isNewer($0.firstSequence, than: sequence) }),
               let source = producer.recentPacket(layer: epoch.layer, sequence: sequence &- epoch.sequenceOffset) else { return nil }
         let timestamp = source.timestamp &+ epoch.timestampOffset
-        let wide = transportSequenceExtensionID == nil ? nil : transportSequence(source.payload.count + 42)
+        let payload = source.payload
+        let wide = transportSequenceExtensionID == nil ? nil : transportSequence(payload.count + 42)
         guard let rtx = media.retransmission, let rtxSSRC = outgoing.rtxSSRC else {
-            return serialize(source, payloadType: media.codec.payloadType, ssrc: outgoing.ssrc, sequence: sequence, timestamp: timestamp,
-                             transportSequence: wide, originalSequence: nil, pictures: epoch.pictures).packet
+            return serialize(source, payload: payload, payloadType: media.codec.payloadType, ssrc: outgoing.ssrc, sequence: sequence, timestamp: timestamp,
+                             transportSequence: wide, originalSequence: nil, pictures: epoch.pictures)
         }
         defer { rtxSequence &+= 1 }
-        return serialize(source, payloadType: rtx.payloadType, ssrc: rtxSSRC, sequence: rtxSequence, timestamp: timestamp,
-                         transportSequence: wide, originalSequence: sequence, pictures: epoch.pictures).packet
+        return serialize(source, payload: payload, payloadType: rtx.payloadType, ssrc: rtxSSRC, sequence: rtxSequence, timestamp: timestamp,
+                         transportSequence: wide, originalSequence: sequence, pictures: epoch.pictures)
     }
 
-    /// The outgoing packet in one allocation with room for SRTP's tag: our header, our mid
-    /// and transport-wide sequence number as one-byte extensions (RFC 8285), the original
-    /// sequence number first when it is RTX (RFC 4588), then the source's payload.
-    private func serialize(_ source: RTPPacket, payloadType: UInt8, ssrc: UInt32, sequence: UInt16, timestamp: UInt32,
-                           transportSequence: UInt16?, originalSequence: UInt16?,
-                           pictures: PictureRenumbering?) -> (packet: ByteBuffer, numbers: (pictureID: UInt16?, tl0PictureIndex: UInt8?)) {
-        let payloadLength = source.payload.count + (originalSequence == nil ? 0 : 2)
-        var buffer = header(payloadType: payloadType, ssrc: ssrc, sequence: sequence, timestamp: timestamp, marker: source.marker,
-                            transportSequence: transportSequence, bodyLength: payloadLength, padded: false)
-        if let originalSequence { buffer.writeInteger(originalSequence) }
-        buffer.writeBytes(source.payload)
-        guard let pictures, let numberedPictures else { return (buffer, (nil, nil)) }
-        let payloadStart = buffer.writerIndex - source.payload.count
-        let numbers = buffer.withUnsafeMutableReadableBytes { bytes in
-            numberedPictures.renumber(UnsafeMutableRawBufferPointer(rebasing: bytes[payloadStart...]), pictures)
+    /// The outgoing packet in one allocation with room for SRTP's tag.
+    private func serialize(_ source: RTPPacket, payload: ArraySlice<UInt8>, payloadType: UInt8, ssrc: UInt32, sequence: UInt16, timestamp: UInt32,
+                           transportSequence: UInt16?, originalSequence: UInt16?, pictures: PictureRenumbering?) -> ByteBuffer {
+        let capacity = Self.maximumHeaderLength + 2 + payload.count
+        var buffer = allocator.buffer(capacity: capacity + PeerConnection.protectionOverhead)
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: capacity) { slot in
+            write(source, payload: payload, into: slot.baseAddress!, payloadType: payloadType, ssrc: ssrc, sequence: sequence, timestamp: timestamp,
+                  transportSequence: transportSequence, originalSequence: originalSequence, pictures: pictures).length
         }
-        return (buffer, numbers)
+        return buffer
+    }
+
+    /// Writes the outgoing packet at `out` (room for `maximumHeaderLength` + 2 + the payload):
+    /// our header, the original sequence number first when it is RTX (RFC 4588), then the
+    /// source's payload with its picture numbers moved into our numbering.
+    private func write(_ source: RTPPacket, payload: ArraySlice<UInt8>, into out: UnsafeMutableRawPointer, payloadType: UInt8, ssrc: UInt32,
+                       sequence: UInt16, timestamp: UInt32, transportSequence: UInt16?, originalSequence: UInt16?,
+                       pictures: PictureRenumbering?) -> (length: Int, numbers: (pictureID: UInt16?, tl0PictureIndex: UInt8?)) {
+        var length = writeHeader(into: out, payloadType: payloadType, ssrc: ssrc, sequence: sequence, timestamp: timestamp, marker: source.marker,
+                                 transportSequence: transportSequence, padded: false)
+        if let originalSequence {
+            Self.store(originalSequence, at: out + length)
+            length += 2
+        }
+        let payloadStart = length
+        payload.withUnsafeBytes { UnsafeMutableRawBufferPointer(start: out + payloadStart, count: $0.count).copyMemory(from: $0) }
+        length += payload.count
+        guard let pictures, let numberedPictures else { return (length, (nil, nil)) }
+        let numbers = numberedPictures.renumber(UnsafeMutableRawBufferPointer(start: out + payloadStart, count: payload.count), pictures)
+        return (length, numbers)
     }
 
     /// A buffer holding our RTP header, sized for `bodyLength` more bytes and SRTP's tag.
     private func header(payloadType: UInt8, ssrc: UInt32, sequence: UInt16, timestamp: UInt32, marker: Bool,
                         transportSequence: UInt16?, bodyLength: Int, padded: Bool) -> ByteBuffer {
+        var buffer = allocator.buffer(capacity: Self.maximumHeaderLength + bodyLength + PeerConnection.protectionOverhead)
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: Self.maximumHeaderLength) { slot in
+            writeHeader(into: slot.baseAddress!, payloadType: payloadType, ssrc: ssrc, sequence: sequence, timestamp: timestamp, marker: marker,
+                        transportSequence: transportSequence, padded: padded)
+        }
+        return buffer
+    }
+
+    /// Writes our RTP header at `out` (room for `maximumHeaderLength`), with our mid and the
+    /// transport-wide sequence number as one-byte extensions (RFC 8285); its length.
+    private func writeHeader(into out: UnsafeMutableRawPointer, payloadType: UInt8, ssrc: UInt32, sequence: UInt16, timestamp: UInt32,
+                             marker: Bool, transportSequence: UInt16?, padded: Bool) -> Int {
         let transportID = transportSequence == nil ? nil : transportSequenceExtensionID
         let extensionBytes = (midExtensionID == nil ? 0 : 1 + midBytes.count) + (transportID == nil ? 0 : 3)
         let paddedExtension = (extensionBytes + 3) / 4 * 4
-        let headerLength = 12 + (paddedExtension > 0 ? 4 + paddedExtension : 0)
-        var buffer = allocator.buffer(capacity: headerLength + bodyLength + PeerConnection.protectionOverhead)
-        buffer.writeInteger(UInt8(0x80 | (padded ? 0x20 : 0) | (paddedExtension > 0 ? 0x10 : 0)))
-        buffer.writeInteger((marker ? 0x80 : 0) | (payloadType & 0x7F))
-        buffer.writeInteger(sequence)
-        buffer.writeInteger(timestamp)
-        buffer.writeInteger(ssrc)
-        if paddedExtension > 0 {
-            buffer.writeInteger(UInt16(0xBEDE))
-            buffer.writeInteger(UInt16(paddedExtension / 4))
-            if let id = midExtensionID {
-                buffer.writeInteger(id << 4 | UInt8(midBytes.count - 1))
-                buffer.writeBytes(midBytes)
-            }
-            if let id = transportID, let transportSequence {
-                buffer.writeInteger(id << 4 | 1)
-                buffer.writeInteger(transportSequence)
-            }
-            buffer.writeRepeatingByte(0, count: paddedExtension - extensionBytes)
+        out.storeBytes(of: UInt8(0x80 | (padded ? 0x20 : 0) | (paddedExtension > 0 ? 0x10 : 0)), as: UInt8.self)
+        out.storeBytes(of: (marker ? 0x80 : 0) | (payloadType & 0x7F), toByteOffset: 1, as: UInt8.self)
+        Self.store(sequence, at: out + 2)
+        Self.store(timestamp, at: out + 4)
+        Self.store(ssrc, at: out + 8)
+        guard paddedExtension > 0 else { return 12 }
+        Self.store(UInt16(0xBEDE), at: out + 12)
+        Self.store(UInt16(paddedExtension / 4), at: out + 14)
+        var cursor = 16
+        if let id = midExtensionID {
+            out.storeBytes(of: id << 4 | UInt8(midBytes.count - 1), toByteOffset: cursor, as: UInt8.self)
+            midBytes.withUnsafeBytes { UnsafeMutableRawBufferPointer(start: out + cursor + 1, count: $0.count).copyMemory(from: $0) }
+            cursor += 1 + midBytes.count
         }
-        return buffer
+        if let id = transportID, let transportSequence {
+            out.storeBytes(of: id << 4 | 1, toByteOffset: cursor, as: UInt8.self)
+            Self.store(transportSequence, at: out + cursor + 1)
+            cursor += 3
+        }
+        (out + cursor).initializeMemory(as: UInt8.self, repeating: 0, count: 16 + paddedExtension - cursor)
+        return 16 + paddedExtension
+    }
+
+    private static func store<Integer: FixedWidthInteger>(_ value: Integer, at address: UnsafeMutableRawPointer) {
+        address.storeBytes(of: value.bigEndian, as: Integer.self)
     }
 
     /// Continues the outgoing numbering from the last packet sent: sequence numbers run on

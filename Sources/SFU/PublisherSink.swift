@@ -170,7 +170,9 @@ public final class SubscriberSink: MediaSink {
 
     /// The subscriber's feedback, matched to what was sent, for the estimator.
     private func handle(_ feedback: TransportFeedback, now: Duration) {
-        guard var estimator else { return }
+        // The estimator is updated where it is stored: a local copy would share its arrays
+        // and copy them on the first write.
+        guard estimator != nil else { return }
         var arrival = Duration.milliseconds(Int64(feedback.referenceTime) * 64)
         var results: [BandwidthEstimator.PacketResult] = []
         for status in feedback.packets {
@@ -188,18 +190,15 @@ public final class SubscriberSink: MediaSink {
                 results.append(.init(sentAt: sent.sentAt, arrivedAt: arrived, size: sent.size))
             }
         }
-        estimator.update(results, now: now)
-        self.estimator = estimator
+        estimator?.update(results, now: now)
         applyProbeVerdict(now: now)
     }
 
     private func applyProbeVerdict(now: Duration) {
-        guard var estimator, let measured = prober.verdict(now: now) else { return }
-        let before = estimator.estimate
-        estimator.applyProbe(bitrate: measured, now: now)
-        self.estimator = estimator
+        guard let before = estimator?.estimate, let measured = prober.verdict(now: now) else { return }
+        estimator?.applyProbe(bitrate: measured, now: now)
         logger.debug("bandwidth probe", metadata: ["measured_bps": "\(Int(measured))", "estimate_before": "\(Int(before))",
-                                                   "estimate_after": "\(Int(estimator.estimate))", "failed": "\(prober.failed)", "succeeded": "\(prober.succeeded)"])
+                                                   "estimate_after": "\(Int(estimator?.estimate ?? 0))", "failed": "\(prober.failed)", "succeeded": "\(prober.succeeded)"])
     }
 
     /// Shares the estimate out every 500 ms: audio first, then for each video consumer the

@@ -15,7 +15,21 @@ public enum ProducerSource {
 public final class Router {
     public let id: String
     private var producers: [String: (producer: Producer, source: ProducerSource)] = [:]
-    private var consumers: [String: [(consumer: Consumer, subscriber: PeerConnection, sink: SubscriberSink)]] = [:]
+    /// A consumer with the transport it sends on. A class rather than a tuple, so that the
+    /// fan-out retains one object per copy, not three.
+    private final class Binding {
+        let consumer: Consumer
+        let subscriber: PeerConnection
+        let sink: SubscriberSink
+
+        init(consumer: Consumer, subscriber: PeerConnection, sink: SubscriberSink) {
+            self.consumer = consumer
+            self.subscriber = subscriber
+            self.sink = sink
+        }
+    }
+
+    private var consumers: [String: [Binding]] = [:]
     private var lastKeyframeRequest: [String: Duration] = [:]
     /// Keyframe requests per producer layer are at most this frequent.
     public var keyframeRequestInterval: Duration = .milliseconds(300)
@@ -122,7 +136,7 @@ public final class Router {
     }
 
     public func add(_ consumer: Consumer, subscriber: PeerConnection, sink: SubscriberSink, server: WebRTCServer, now: Duration) {
-        consumers[consumer.producerID, default: []].append((consumer, subscriber, sink))
+        consumers[consumer.producerID, default: []].append(Binding(consumer: consumer, subscriber: subscriber, sink: sink))
         if let producer = producers[consumer.producerID]?.producer {
             let best = producer.activeLayers(now: now).last ?? (producer.layers.count - 1)
             requestKeyframe(producer: consumer.producerID, layer: consumer.preferredLayer.map { min($0, best) } ?? best, server: server, now: now)
@@ -150,18 +164,21 @@ public final class Router {
         var forwarded = 0
         defer { SFUMetrics.forwarded.increment(by: forwarded) }
         for binding in bindings {
-            let layerBefore = binding.consumer.currentLayer
-            let output = binding.consumer.forward(arrival, bestLayer: best, now: now) { size in
-                binding.sink.allocateTransportSequence(size: size, now: now)
+            let consumer = binding.consumer
+            let layerBefore = consumer.currentLayer
+            var keyframeNeeded: Int?
+            server.sendRTP(on: binding.subscriber, capacity: consumer.capacity(for: arrival)) { slot in
+                let output = consumer.forward(arrival, bestLayer: best, now: now, into: slot) { size in
+                    binding.sink.allocateTransportSequence(size: size, now: now)
+                }
+                keyframeNeeded = output.keyframeNeeded
+                if output.length != nil { forwarded += 1 }
+                return output.length
             }
-            if binding.consumer.currentLayer != layerBefore, let layer = binding.consumer.currentLayer {
-                logger.debug("layer switched", metadata: ["consumer": "\(binding.consumer.id)", "from": "\(layerBefore.map(String.init) ?? "none")", "to": "\(layer)"])
+            if consumer.currentLayer != layerBefore, let layer = consumer.currentLayer {
+                logger.debug("layer switched", metadata: ["consumer": "\(consumer.id)", "from": "\(layerBefore.map(String.init) ?? "none")", "to": "\(layer)"])
             }
-            if let packet = output.packet {
-                server.sendRTP(packet, on: binding.subscriber)
-                forwarded += 1
-            }
-            if let layer = output.keyframeNeeded { requestKeyframe(producer: producer.id, layer: layer, server: server, now: now) }
+            if let layer = keyframeNeeded { requestKeyframe(producer: producer.id, layer: layer, server: server, now: now) }
         }
     }
 

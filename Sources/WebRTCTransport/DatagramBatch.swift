@@ -63,11 +63,21 @@ final class DatagramBatch {
     /// Copies `packet` (at most `slotSize` less SRTP's overhead) into the next slot and
     /// protects it there for `peer`; false when it cannot be protected, and nothing is queued.
     func append(_ packet: ByteBuffer, for peer: PeerConnection, to destination: DatagramDestination) -> Bool {
+        append(for: peer, to: destination) { slot in
+            packet.withUnsafeReadableBytes { slot.copyMemory(from: $0) }
+            return packet.readableBytes
+        }
+    }
+
+    /// Builds a packet in the next slot with `build`, which gets the room left after SRTP's
+    /// overhead and returns the packet's length (nil: nothing to send), then protects it
+    /// there for `peer`; false when nothing was queued.
+    func append(for peer: PeerConnection, to destination: DatagramDestination, _ build: (UnsafeMutableRawBufferPointer) -> Int?) -> Bool {
         precondition(!isFull, "flush a full batch before appending")
-        let length = packet.readableBytes
-        precondition(length + PeerConnection.protectionOverhead <= Self.slotSize, "a datagram larger than a slot")
         let slot = starts[count]!
-        packet.withUnsafeReadableBytes { slot.update(from: $0.baseAddress!.assumingMemoryBound(to: UInt8.self), count: length) }
+        let room = Self.slotSize - PeerConnection.protectionOverhead
+        guard let length = build(UnsafeMutableRawBufferPointer(start: slot, count: room)) else { return false }
+        precondition(length <= room, "a datagram larger than a slot")
         guard let protectedLength = peer.protectRTP(slot, length: length, capacity: Self.slotSize) else { return false }
         lengths[count] = protectedLength
         addresses[count] = destination.address

@@ -71,6 +71,12 @@ public final class PeerConnection {
     }
 
     public var selectedPath: ICEPath? { ice.selectedPath }
+    /// Whether ICE has selected a path, read without copying the agent: it is asked once
+    /// for every packet sent.
+    private var isICEConnected: Bool {
+        if case .connected = ice.state { return true }
+        return false
+    }
     public var isConnected: Bool { srtp != nil && !isClosed }
 
     /// One datagram (or ICE-TCP frame) from `path`.
@@ -126,7 +132,7 @@ public final class PeerConnection {
     /// Protects an RTP packet in place for the selected path: the hot path, with no copy.
     /// `buffer` needs `protectionOverhead` writable bytes; false when it cannot be sent.
     func protectRTP(_ buffer: inout ByteBuffer) -> Bool {
-        guard let srtp, ice.selectedPath != nil, !isClosed else { return false }
+        guard let srtp, isICEConnected, !isClosed else { return false }
         let start = buffer.readerIndex, length = buffer.readableBytes
         buffer.reserveCapacity(minimumWritableBytes: Self.protectionOverhead)
         let capacity = buffer.capacity - start
@@ -142,7 +148,7 @@ public final class PeerConnection {
     /// Protects the RTP packet of `length` bytes at `bytes` in place (`capacity` leaves room
     /// for the tag); its protected length, or nil when it cannot be sent.
     func protectRTP(_ bytes: UnsafeMutablePointer<UInt8>, length: Int, capacity: Int) -> Int? {
-        guard let srtp, ice.selectedPath != nil, !isClosed,
+        guard let srtp, isICEConnected, !isClosed,
               let protectedLength = try? srtp.protectRTP(UnsafeMutableRawPointer(bytes), length: length, capacity: capacity) else { return nil }
         stats.packetsOut += 1
         stats.bytesOut += protectedLength

@@ -265,13 +265,45 @@ public final class WebRTCServer: @unchecked Sendable {
     public func sendRTP(_ packet: ByteBuffer, on peer: PeerConnection) {
         loop.preconditionInEventLoop()
         if peer.egressLoss > 0, Double.random(in: 0..<1) < peer.egressLoss { return }
-        guard let route = peer.selectedRoute else { return }
-        if case .udp = route, overflowing == 0, udpDescriptor != nil, let destination = peer.udpDestination,
-           packet.readableBytes + PeerConnection.protectionOverhead <= DatagramBatch.slotSize {
-            guard batch.append(packet, for: peer, to: destination) else { return }
-            if batch.isFull { sendBatch() }
+        if let destination = batchDestination(for: peer, length: packet.readableBytes) {
+            if batch.append(packet, for: peer, to: destination), batch.isFull { sendBatch() }
             return
         }
+        transmit(packet, on: peer)
+    }
+
+    /// Builds one RTP packet with `build` and sends it as `sendRTP` does. `build` gets at
+    /// least `capacity` bytes and returns the packet's length, or nil to send nothing. Over
+    /// UDP the packet is built in the send batch itself, so a forwarded copy is written,
+    /// encrypted and sent from one place. `build` runs exactly once whether or not the
+    /// packet can leave, so whatever it numbers stays in step.
+    public func sendRTP(on peer: PeerConnection, capacity: Int, _ build: (UnsafeMutableRawBufferPointer) -> Int?) {
+        loop.preconditionInEventLoop()
+        let lost = peer.egressLoss > 0 && Double.random(in: 0..<1) < peer.egressLoss
+        if !lost, let destination = batchDestination(for: peer, length: capacity) {
+            if batch.append(for: peer, to: destination, build), batch.isFull { sendBatch() }
+            return
+        }
+        var packet = allocator.buffer(capacity: capacity + PeerConnection.protectionOverhead)
+        var built = false
+        packet.writeWithUnsafeMutableBytes(minimumWritableBytes: capacity) { room in
+            guard let length = build(room) else { return 0 }
+            built = true
+            return length
+        }
+        if built && !lost { transmit(packet, on: peer) }
+    }
+
+    /// Where a packet of `length` bytes for `peer` can join the `sendmmsg` batch; nil when
+    /// it must go through the channel (TCP, a full socket buffer draining, or too large).
+    private func batchDestination(for peer: PeerConnection, length: Int) -> DatagramDestination? {
+        guard case .udp? = peer.selectedRoute, overflowing == 0, udpDescriptor != nil,
+              length + PeerConnection.protectionOverhead <= DatagramBatch.slotSize else { return nil }
+        return peer.udpDestination
+    }
+
+    private func transmit(_ packet: ByteBuffer, on peer: PeerConnection) {
+        guard let route = peer.selectedRoute else { return }
         var packet = packet
         guard peer.protectRTP(&packet) else { return }
         switch route {

@@ -81,7 +81,7 @@ struct ConsumerTests {
     func switching() throws {
         let producer = Producer(id: "p:1", media: Publisher.media)
         let consumer = Consumer(id: "c", producerID: "p:1", media: Self.subscriberMedia, outgoing: Self.subscriberMedia.localStream!)
-        func send(_ rid: String, _ sequence: UInt16, _ timestamp: UInt32, key: Bool = false, best: Int, at ms: Int) -> Consumer.Output {
+        func send(_ rid: String, _ sequence: UInt16, _ timestamp: UInt32, key: Bool = false, best: Int, at ms: Int) -> Forwarded {
             consumer.forward(producer.receive(Publisher.packet(rid: rid, sequence: sequence, timestamp: timestamp, keyframe: key), now: .milliseconds(ms))!,
                              bestLayer: best, now: .milliseconds(ms))
         }
@@ -95,13 +95,13 @@ struct ConsumerTests {
 
         // The high layer appears: the low layer keeps flowing until the high keyframe.
         let waiting = send("h", 500, 90_000, best: 2, at: 60)
-        #expect(waiting.packet == nil && waiting.keyframeNeeded == 2)
-        #expect(send("l", 13, 7000, best: 2, at: 76).packet != nil)
+        #expect(waiting.bytes == nil && waiting.keyframeNeeded == 2)
+        #expect(send("l", 13, 7000, best: 2, at: 76).bytes != nil)
         let switched = try RTPPacket(try #require(send("h", 501, 93_000, key: true, best: 2, at: 110).bytes))
         #expect(consumer.currentLayer == 2)
         #expect(switched.sequenceNumber == first.sequenceNumber &+ 3)
         #expect(SerialNumber.isNewer(switched.timestamp, than: second.timestamp &+ 3000))
-        #expect(send("l", 14, 10000, best: 2, at: 120).packet == nil)
+        #expect(send("l", 14, 10000, best: 2, at: 120).bytes == nil)
         #expect(consumer.drops.otherLayer == 1 && consumer.drops.notAKeyframe == 2)
 
         // A NACK for what was sent comes back as RTX carrying the sent sequence number.
@@ -167,14 +167,14 @@ struct ConsumerTests {
     func pauseAndResume() throws {
         let producer = Producer(id: "p:1", media: Publisher.media)
         let consumer = Consumer(id: "c", producerID: "p:1", media: Self.subscriberMedia, outgoing: Self.subscriberMedia.localStream!)
-        #expect(consumer.forward(producer.receive(Publisher.packet(rid: "l", sequence: 1, keyframe: true), now: .zero)!, bestLayer: 0, now: .zero).packet != nil)
+        #expect(consumer.forward(producer.receive(Publisher.packet(rid: "l", sequence: 1, keyframe: true), now: .zero)!, bestLayer: 0, now: .zero).bytes != nil)
         consumer.pause()
-        #expect(consumer.forward(producer.receive(Publisher.packet(rid: "l", sequence: 2, keyframe: true), now: .zero)!, bestLayer: 0, now: .zero).packet == nil)
+        #expect(consumer.forward(producer.receive(Publisher.packet(rid: "l", sequence: 2, keyframe: true), now: .zero)!, bestLayer: 0, now: .zero).bytes == nil)
         #expect(consumer.drops.paused == 1)
         consumer.resume()
         let midGOP = consumer.forward(producer.receive(Publisher.packet(rid: "l", sequence: 3), now: .zero)!, bestLayer: 0, now: .zero)
-        #expect(midGOP.packet == nil && midGOP.keyframeNeeded == 0)
-        #expect(consumer.forward(producer.receive(Publisher.packet(rid: "l", sequence: 4, keyframe: true), now: .zero)!, bestLayer: 0, now: .zero).packet != nil)
+        #expect(midGOP.bytes == nil && midGOP.keyframeNeeded == 0)
+        #expect(consumer.forward(producer.receive(Publisher.packet(rid: "l", sequence: 4, keyframe: true), now: .zero)!, bestLayer: 0, now: .zero).bytes != nil)
     }
 
     @Test("a preferred lower layer is honoured")
@@ -183,9 +183,9 @@ struct ConsumerTests {
         let consumer = Consumer(id: "c", producerID: "p:1", media: Self.subscriberMedia, outgoing: Self.subscriberMedia.localStream!)
         consumer.preferredLayer = 1
         let arrival = producer.receive(Publisher.packet(rid: "h", sequence: 1, keyframe: true), now: .zero)!
-        #expect(consumer.forward(arrival, bestLayer: 2, now: .zero).packet == nil)
+        #expect(consumer.forward(arrival, bestLayer: 2, now: .zero).bytes == nil)
         let middle = producer.receive(Publisher.packet(rid: "m", sequence: 1, keyframe: true), now: .zero)!
-        #expect(consumer.forward(middle, bestLayer: 2, now: .zero).packet != nil && consumer.currentLayer == 1)
+        #expect(consumer.forward(middle, bestLayer: 2, now: .zero).bytes != nil && consumer.currentLayer == 1)
     }
 }
 
@@ -356,9 +356,19 @@ struct BandwidthProberTests {
     }
 }
 
-extension Consumer.Output {
-    /// The packet as bytes, for parsing in assertions.
-    var bytes: [UInt8]? { packet.map { Array($0.readableBytesView) } }
+/// What one `forward` made, with the packet as bytes for parsing in assertions.
+struct Forwarded {
+    var bytes: [UInt8]?
+    var keyframeNeeded: Int?
+}
+
+extension Consumer {
+    /// `forward` into a slot of its own, as the transport's send batch gives one.
+    func forward(_ arrival: Producer.Arrival, bestLayer: Int, now: Duration) -> Forwarded {
+        var slot = [UInt8](repeating: 0, count: capacity(for: arrival))
+        let output = slot.withUnsafeMutableBytes { forward(arrival, bestLayer: bestLayer, now: now, into: $0) }
+        return Forwarded(bytes: output.length.map { Array(slot[..<$0]) }, keyframeNeeded: output.keyframeNeeded)
+    }
 }
 
 @Suite("Publisher layers: pausing simulcast layers nobody consumes")
