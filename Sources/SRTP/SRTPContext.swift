@@ -7,19 +7,20 @@ import DTLS
 /// Packets are transformed in place through raw pointers, as they sit in I/O buffers; every
 /// length is checked before a byte is touched.
 final class SRTPContext {
-    private enum Transform {
-        /// AES-CM with HMAC-SHA1-80 and a 14-byte session salt.
-        case counter(AESCounterMode, HMACSHA1, salt: [UInt8])
-        /// AEAD_AES_128_GCM with a 12-byte session salt.
-        case gcm(AESGCM, salt: [UInt8])
+    /// The session keys of SRTP or of SRTCP: AES-GCM (RFC 7714) or AES-CM with
+    /// HMAC-SHA1-80 (RFC 3711). Its ciphers are held inline, so protecting a packet touches
+    /// this context and OpenSSL's, nothing between.
+    private struct Keys: ~Copyable {
+        let gcm: AESGCM?
+        let counter: AESCounterMode?
+        let mac: HMACSHA1?
+        /// 14 bytes for AES-CM; GCM's 12 and two zero bytes.
+        let salt: Salt
 
-        var tagLength: Int {
-            switch self {
-            case .counter: 10
-            case .gcm: AESGCM.tagLength
-            }
-        }
+        var tagLength: Int { gcm == nil ? 10 : AESGCM.tagLength }
     }
+
+    typealias Salt = InlineArray<14, UInt8>
 
     private final class Stream {
         var window = ReplayWindow()
@@ -27,12 +28,11 @@ final class SRTPContext {
         var nextRTCPIndex: UInt32 = 0
     }
 
-    private let rtp: Transform
-    private let rtcp: Transform
+    private let rtp: Keys
+    private let rtcp: Keys
+    private var sent = SentIndices()
     private var rtpStreams: [UInt32: Stream] = [:]
     private var rtcpStreams: [UInt32: Stream] = [:]
-    /// The stream used last: a transport mostly sends runs of one SSRC, so this saves a lookup.
-    private var lastRTP: (ssrc: UInt32, stream: Stream)?
 
     init(profile: SRTPKeyingMaterial.Profile, masterKey: [UInt8], masterSalt: [UInt8]) throws(SRTPError) {
         guard masterKey.count == profile.keyLength, masterSalt.count == profile.saltLength else {
@@ -43,13 +43,17 @@ final class SRTPContext {
             func derive(_ label: UInt8, _ length: Int) throws(SRTPError) -> [UInt8] {
                 try Self.derive(prf, masterSalt: masterSalt, label: label, length: length)
             }
+            func salt(_ label: UInt8, _ length: Int) throws(SRTPError) -> Salt {
+                let bytes = try derive(label, length)
+                return Salt { $0 < bytes.count ? bytes[$0] : 0 }
+            }
             switch profile {
             case .aes128CMSHA1_80:
-                rtp = .counter(try AESCounterMode(key: derive(0, 16)), try HMACSHA1(key: derive(1, 20)), salt: try derive(2, 14))
-                rtcp = .counter(try AESCounterMode(key: derive(3, 16)), try HMACSHA1(key: derive(4, 20)), salt: try derive(5, 14))
+                rtp = Keys(gcm: nil, counter: try AESCounterMode(key: derive(0, 16)), mac: try HMACSHA1(key: derive(1, 20)), salt: try salt(2, 14))
+                rtcp = Keys(gcm: nil, counter: try AESCounterMode(key: derive(3, 16)), mac: try HMACSHA1(key: derive(4, 20)), salt: try salt(5, 14))
             case .aeadAES128GCM:
-                rtp = .gcm(try AESGCM(key: derive(0, 16)), salt: try derive(2, 12))
-                rtcp = .gcm(try AESGCM(key: derive(3, 16)), salt: try derive(5, 12))
+                rtp = Keys(gcm: try AESGCM(key: derive(0, 16)), counter: nil, mac: nil, salt: try salt(2, 12))
+                rtcp = Keys(gcm: try AESGCM(key: derive(3, 16)), counter: nil, mac: nil, salt: try salt(5, 12))
             }
         } catch let error as DTLSError {
             throw .cipher(error.description)
@@ -63,7 +67,7 @@ final class SRTPContext {
     /// The AES-CM key derivation function with a key derivation rate of 0 (RFC 3711 §4.3.1,
     /// §4.3.3): the keystream under the master key, from the master salt with the label at
     /// byte 7. GCM's 12-byte master salt is used as if padded with two zero bytes (RFC 7714 §11).
-    private static func derive(_ prf: AESCounterMode, masterSalt: [UInt8], label: UInt8, length: Int) throws(SRTPError) -> [UInt8] {
+    private static func derive(_ prf: borrowing AESCounterMode, masterSalt: [UInt8], label: UInt8, length: Int) throws(SRTPError) -> [UInt8] {
         var iv = [UInt8](repeating: 0, count: 16)
         iv.replaceSubrange(0..<masterSalt.count, with: masterSalt)
         iv[7] ^= label
@@ -79,23 +83,19 @@ final class SRTPContext {
         guard let header = Self.rtpHeaderLength(packet, length: length) else { throw .tooShort }
         let ssrc = Self.readUInt32(packet + 8)
         let sequence = UInt16(packet[2]) << 8 | UInt16(packet[3])
-        let stream = rtpStream(ssrc)
-        let index = stream.window.estimate(sequence)
-        stream.window.accept(index)
+        let index = sent.send(sequence, ssrc: ssrc)
         let tag = packet + length
-        switch rtp {
-        case .counter(let cipher, let mac, let salt):
-            guard Self.counterIV(salt: salt, ssrc: ssrc, index: index, { iv in cipher.apply(iv: iv, to: packet + header, length: length - header) }),
-                  Self.appendTag(mac, UnsafeRawBufferPointer(start: packet, count: length), rolloverCounter: UInt32(truncatingIfNeeded: index >> 16), at: tag)
-            else { throw .cipher("AES-CM protect failed") }
-            return length + 10
-        case .gcm(let aead, let salt):
-            let sealed = Self.gcmIV(salt: salt, ssrc: ssrc, index: index) { iv in
-                aead.seal(iv: iv, additional: UnsafeRawBufferPointer(start: packet, count: header), bytes: packet + header, length: length - header, tag: tag)
+        if rtp.gcm != nil {
+            let sealed = Self.gcmIV(salt: rtp.salt, ssrc: ssrc, index: index) { iv in
+                rtp.gcm?.seal(iv: iv, additional: UnsafeRawBufferPointer(start: packet, count: header), bytes: packet + header, length: length - header, tag: tag)
             }
             guard sealed else { throw .cipher("AES-GCM protect failed") }
             return length + AESGCM.tagLength
         }
+        guard Self.counterIV(salt: rtp.salt, ssrc: ssrc, index: index, { iv in rtp.counter?.apply(iv: iv, to: packet + header, length: length - header) }),
+              appendTag(rtp, UnsafeRawBufferPointer(start: packet, count: length), rolloverCounter: UInt32(truncatingIfNeeded: index >> 16), at: tag)
+        else { throw .cipher("AES-CM protect failed") }
+        return length + 10
     }
 
     func unprotectRTP(_ packet: UnsafeMutablePointer<UInt8>, length: Int) throws(SRTPError) -> Int {
@@ -107,81 +107,65 @@ final class SRTPContext {
         let index = known?.window.estimate(sequence) ?? UInt64(sequence)
         if let known, !known.window.isFresh(index) { throw .replayed }
         let body = length - tagLength
-        switch rtp {
-        case .counter(let cipher, let mac, let salt):
+        if rtp.gcm != nil {
+            let opened = Self.gcmIV(salt: rtp.salt, ssrc: ssrc, index: index) { iv in
+                rtp.gcm?.open(iv: iv, additional: UnsafeRawBufferPointer(start: packet, count: header), bytes: packet + header, length: body - header, tag: packet + body)
+            }
+            guard opened else { throw .authenticationFailed }
+        } else {
             let authentic = withUnsafeTemporaryAllocation(of: UInt8.self, capacity: HMACSHA1.length) { expected in
-                Self.authenticate(mac, UnsafeRawBufferPointer(start: packet, count: body), rolloverCounter: UInt32(truncatingIfNeeded: index >> 16), into: expected.baseAddress!)
+                authenticate(rtp, UnsafeRawBufferPointer(start: packet, count: body), rolloverCounter: UInt32(truncatingIfNeeded: index >> 16), into: expected.baseAddress!)
                     && Self.constantTimeEqual(expected.baseAddress!, packet + body, count: tagLength)
             }
             guard authentic else { throw .authenticationFailed }
-            guard Self.counterIV(salt: salt, ssrc: ssrc, index: index, { iv in cipher.apply(iv: iv, to: packet + header, length: body - header) }) else {
+            guard Self.counterIV(salt: rtp.salt, ssrc: ssrc, index: index, { iv in rtp.counter?.apply(iv: iv, to: packet + header, length: body - header) }) else {
                 throw .cipher("AES-CM unprotect failed")
             }
-        case .gcm(let aead, let salt):
-            let opened = Self.gcmIV(salt: salt, ssrc: ssrc, index: index) { iv in
-                aead.open(iv: iv, additional: UnsafeRawBufferPointer(start: packet, count: header), bytes: packet + header, length: body - header, tag: packet + body)
-            }
-            guard opened else { throw .authenticationFailed }
         }
-        let stream = known ?? rtpStream(ssrc)
+        let stream = known ?? Self.stream(ssrc, in: &rtpStreams)
         stream.window.accept(index)
         return body
     }
 
-    private func rtpStream(_ ssrc: UInt32) -> Stream {
-        if let last = lastRTP, last.ssrc == ssrc { return last.stream }
-        let stream: Stream
-        if let existing = rtpStreams[ssrc] {
-            stream = existing
-        } else {
-            stream = Stream()
-            rtpStreams[ssrc] = stream
-        }
-        lastRTP = (ssrc, stream)
-        return stream
+    private static func stream(_ ssrc: UInt32, in streams: inout [UInt32: Stream]) -> Stream {
+        if let existing = streams[ssrc] { return existing }
+        let created = Stream()
+        streams[ssrc] = created
+        return created
     }
 
     // MARK: RTCP
-
-    private func rtcpStream(_ ssrc: UInt32) -> Stream {
-        if let existing = rtcpStreams[ssrc] { return existing }
-        let created = Stream()
-        rtcpStreams[ssrc] = created
-        return created
-    }
 
     /// Layout after protecting (RFC 3711 §3.4, RFC 7714 §9): the first 8 bytes stay clear;
     /// AES-CM appends E‖index then the tag, GCM the tag then E‖index.
     func protectRTCP(_ packet: UnsafeMutablePointer<UInt8>, length: Int) throws(SRTPError) -> Int {
         guard length >= 8 else { throw .tooShort }
         let ssrc = Self.readUInt32(packet + 4)
-        let stream = rtcpStream(ssrc)
+        let stream = Self.stream(ssrc, in: &rtcpStreams)
         let index = stream.nextRTCPIndex
         stream.nextRTCPIndex = (index + 1) & 0x7fff_ffff
         let flagged = 0x8000_0000 | index
-        switch rtcp {
-        case .counter(let cipher, let mac, let salt):
-            guard Self.counterIV(salt: salt, ssrc: ssrc, index: UInt64(index), { iv in cipher.apply(iv: iv, to: packet + 8, length: length - 8) }) else {
-                throw .cipher("AES-CM protect failed")
-            }
-            Self.writeUInt32(flagged, to: packet + length)
-            guard Self.appendTag(mac, UnsafeRawBufferPointer(start: packet, count: length + 4), rolloverCounter: nil, at: packet + length + 4) else {
-                throw .cipher("HMAC failed")
-            }
-            return length + 4 + 10
-        case .gcm(let aead, let salt):
+        if rtcp.gcm != nil {
             let sealed = withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 12) { additional in
                 let additional = additional.baseAddress!
                 additional.update(from: packet, count: 8)
                 Self.writeUInt32(flagged, to: additional + 8)
-                return Self.gcmIV(salt: salt, ssrc: ssrc, index: UInt64(index)) { iv in
-                    aead.seal(iv: iv, additional: UnsafeRawBufferPointer(start: additional, count: 12), bytes: packet + 8, length: length - 8, tag: packet + length)
+                return Self.gcmIV(salt: rtcp.salt, ssrc: ssrc, index: UInt64(index)) { iv in
+                    rtcp.gcm?.seal(iv: iv, additional: UnsafeRawBufferPointer(start: additional, count: 12), bytes: packet + 8, length: length - 8, tag: packet + length)
                 }
             }
             guard sealed else { throw .cipher("AES-GCM protect failed") }
             Self.writeUInt32(flagged, to: packet + length + AESGCM.tagLength)
             return length + AESGCM.tagLength + 4
         }
+        guard Self.counterIV(salt: rtcp.salt, ssrc: ssrc, index: UInt64(index), { iv in rtcp.counter?.apply(iv: iv, to: packet + 8, length: length - 8) }) else {
+            throw .cipher("AES-CM protect failed")
+        }
+        Self.writeUInt32(flagged, to: packet + length)
+        guard appendTag(rtcp, UnsafeRawBufferPointer(start: packet, count: length + 4), rolloverCounter: nil, at: packet + length + 4) else {
+            throw .cipher("HMAC failed")
+        }
+        return length + 4 + 10
     }
 
     func unprotectRTCP(_ packet: UnsafeMutablePointer<UInt8>, length: Int) throws(SRTPError) -> Int {
@@ -189,42 +173,38 @@ final class SRTPContext {
         guard length >= 8 + 4 + tagLength else { throw .tooShort }
         let ssrc = Self.readUInt32(packet + 4)
         let body = length - 4 - tagLength
-        let flagged: UInt32
-        switch rtcp {
-        case .counter: flagged = Self.readUInt32(packet + body)
-        case .gcm: flagged = Self.readUInt32(packet + length - 4)
-        }
+        let isGCM = rtcp.gcm != nil
+        let flagged = Self.readUInt32(isGCM ? packet + length - 4 : packet + body)
         let index = UInt64(flagged & 0x7fff_ffff)
         let encrypted = flagged & 0x8000_0000 != 0
         let known = rtcpStreams[ssrc]
         if let known, !known.window.isFresh(index) { throw .replayed }
-        switch rtcp {
-        case .counter(let cipher, let mac, let salt):
-            let authentic = withUnsafeTemporaryAllocation(of: UInt8.self, capacity: HMACSHA1.length) { expected in
-                Self.authenticate(mac, UnsafeRawBufferPointer(start: packet, count: body + 4), rolloverCounter: nil, into: expected.baseAddress!)
-                    && Self.constantTimeEqual(expected.baseAddress!, packet + body + 4, count: tagLength)
-            }
-            guard authentic else { throw .authenticationFailed }
-            if encrypted {
-                guard Self.counterIV(salt: salt, ssrc: ssrc, index: index, { iv in cipher.apply(iv: iv, to: packet + 8, length: body - 8) }) else {
-                    throw .cipher("AES-CM unprotect failed")
-                }
-            }
-        case .gcm(let aead, let salt):
+        if isGCM {
             // Unencrypted SRTCP authenticates the whole compound; encrypted, only its first 8 bytes.
             let clear = encrypted ? 8 : body
             let opened = withUnsafeTemporaryAllocation(of: UInt8.self, capacity: body + 4) { additional in
                 let additional = additional.baseAddress!
                 additional.update(from: packet, count: clear)
                 Self.writeUInt32(flagged, to: additional + clear)
-                return Self.gcmIV(salt: salt, ssrc: ssrc, index: index) { iv in
-                    aead.open(iv: iv, additional: UnsafeRawBufferPointer(start: additional, count: clear + 4), bytes: packet + clear,
-                              length: body - clear, tag: packet + body)
+                return Self.gcmIV(salt: rtcp.salt, ssrc: ssrc, index: index) { iv in
+                    rtcp.gcm?.open(iv: iv, additional: UnsafeRawBufferPointer(start: additional, count: clear + 4), bytes: packet + clear,
+                                   length: body - clear, tag: packet + body)
                 }
             }
             guard opened else { throw .authenticationFailed }
+        } else {
+            let authentic = withUnsafeTemporaryAllocation(of: UInt8.self, capacity: HMACSHA1.length) { expected in
+                authenticate(rtcp, UnsafeRawBufferPointer(start: packet, count: body + 4), rolloverCounter: nil, into: expected.baseAddress!)
+                    && Self.constantTimeEqual(expected.baseAddress!, packet + body + 4, count: tagLength)
+            }
+            guard authentic else { throw .authenticationFailed }
+            if encrypted {
+                guard Self.counterIV(salt: rtcp.salt, ssrc: ssrc, index: index, { iv in rtcp.counter?.apply(iv: iv, to: packet + 8, length: body - 8) }) else {
+                    throw .cipher("AES-CM unprotect failed")
+                }
+            }
         }
-        let stream = known ?? rtcpStream(ssrc)
+        let stream = known ?? Self.stream(ssrc, in: &rtcpStreams)
         stream.window.accept(index)
         return body
     }
@@ -244,41 +224,44 @@ final class SRTPContext {
 
     /// AES-CM's counter block (RFC 3711 §4.1.1): the session salt, XOR the SSRC at bytes 4–7 and
     /// the 48-bit packet index at bytes 8–13.
-    private static func counterIV(salt: [UInt8], ssrc: UInt32, index: UInt64, _ body: (UnsafePointer<UInt8>) -> Bool) -> Bool {
+    private static func counterIV(salt: Salt, ssrc: UInt32, index: UInt64, _ body: (UnsafePointer<UInt8>) -> Bool?) -> Bool {
         withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 16) { iv in
             let iv = iv.baseAddress!
-            salt.withUnsafeBufferPointer { iv.update(from: $0.baseAddress!, count: 14) }
+            for byte in 0..<14 { iv[byte] = salt[byte] }
             iv[14] = 0
             iv[15] = 0
             for byte in 0..<4 { iv[4 + byte] ^= UInt8(truncatingIfNeeded: ssrc >> (24 - 8 * byte)) }
             for byte in 0..<6 { iv[8 + byte] ^= UInt8(truncatingIfNeeded: index >> (40 - 8 * byte)) }
-            return body(iv)
+            return body(iv) ?? false
         }
     }
 
     /// GCM's 12-byte IV (RFC 7714 §8.1, §9.1): 00 00 ‖ SSRC ‖ 48-bit index, XOR the session
     /// salt. For RTP the index is ROC ‖ sequence number; for SRTCP, its 31-bit index.
-    private static func gcmIV(salt: [UInt8], ssrc: UInt32, index: UInt64, _ body: (UnsafePointer<UInt8>) -> Bool) -> Bool {
+    private static func gcmIV(salt: Salt, ssrc: UInt32, index: UInt64, _ body: (UnsafePointer<UInt8>) -> Bool?) -> Bool {
         withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 12) { iv in
             let iv = iv.baseAddress!
             iv[0] = 0
             iv[1] = 0
             writeUInt32(ssrc, to: iv + 2)
             for byte in 0..<6 { iv[6 + byte] = UInt8(truncatingIfNeeded: index >> (40 - 8 * byte)) }
-            salt.withUnsafeBufferPointer { salt in for byte in 0..<12 { iv[byte] ^= salt[byte] } }
-            return body(iv)
+            for byte in 0..<12 { iv[byte] ^= salt[byte] }
+            return body(iv) ?? false
         }
     }
 
-    private static func authenticate(_ mac: HMACSHA1, _ message: UnsafeRawBufferPointer, rolloverCounter: UInt32?, into output: UnsafeMutablePointer<UInt8>) -> Bool {
-        guard let rolloverCounter else { return mac.authenticate(message, suffix: UnsafeRawBufferPointer(start: nil, count: 0), into: output) }
-        return withUnsafeBytes(of: rolloverCounter.bigEndian) { mac.authenticate(message, suffix: $0, into: output) }
+    private func authenticate(_ keys: borrowing Keys, _ message: UnsafeRawBufferPointer, rolloverCounter: UInt32?,
+                              into output: UnsafeMutablePointer<UInt8>) -> Bool {
+        guard let rolloverCounter else {
+            return keys.mac?.authenticate(message, suffix: UnsafeRawBufferPointer(start: nil, count: 0), into: output) ?? false
+        }
+        return withUnsafeBytes(of: rolloverCounter.bigEndian) { keys.mac?.authenticate(message, suffix: $0, into: output) ?? false }
     }
 
     /// Writes the 10-byte HMAC-SHA1-80 tag of `message` at `tag`.
-    private static func appendTag(_ mac: HMACSHA1, _ message: UnsafeRawBufferPointer, rolloverCounter: UInt32?, at tag: UnsafeMutablePointer<UInt8>) -> Bool {
+    private func appendTag(_ keys: borrowing Keys, _ message: UnsafeRawBufferPointer, rolloverCounter: UInt32?, at tag: UnsafeMutablePointer<UInt8>) -> Bool {
         withUnsafeTemporaryAllocation(of: UInt8.self, capacity: HMACSHA1.length) { full in
-            guard authenticate(mac, message, rolloverCounter: rolloverCounter, into: full.baseAddress!) else { return false }
+            guard authenticate(keys, message, rolloverCounter: rolloverCounter, into: full.baseAddress!) else { return false }
             tag.update(from: full.baseAddress!, count: 10)
             return true
         }

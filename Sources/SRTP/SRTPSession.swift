@@ -7,8 +7,10 @@ import DTLS
 /// What we send may repeat a sequence number, as when a NACK is answered by plain
 /// retransmission.
 ///
-/// Not thread-safe: owned by the event loop of the transport it protects.
-public final class SRTPSession {
+/// Not thread-safe: owned by the event loop of the transport it protects. A struct over the
+/// two directions' contexts, so its owner reaches the outbound context without an object
+/// between; copies share the contexts.
+public struct SRTPSession {
     /// The most a packet grows when protected: a GCM tag plus the SRTCP index.
     public static let maxOverhead = AESGCM.tagLength + 4
 

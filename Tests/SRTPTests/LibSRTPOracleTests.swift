@@ -58,12 +58,14 @@ struct LibSRTPOracleTests {
     }
 
     /// RTP packets across a sequence-number wrap, with CSRCs, a header extension, padding and
-    /// an empty payload among them, on two SSRCs.
+    /// an empty payload among them, on six SSRCs: more than a sender keeps inline.
+    static let ssrcs: [UInt32] = [0xdead_beef, 0x0102_0304, 0x0a0b_0c0d, 7, 0x7fff_ffff, 0xffff_ffff]
+
     static func packets() -> [[UInt8]] {
         var packets: [[UInt8]] = []
         for step in 0..<40 {
             let sequence = UInt16(truncatingIfNeeded: 65_520 + step)
-            var builder = RTPPacketBuilder(payloadType: 96, sequenceNumber: sequence, timestamp: UInt32(step) * 3000, ssrc: step % 3 == 0 ? 0xdead_beef : 0x0102_0304)
+            var builder = RTPPacketBuilder(payloadType: 96, sequenceNumber: sequence, timestamp: UInt32(step) * 3000, ssrc: Self.ssrcs[step % Self.ssrcs.count])
             builder.marker = step % 5 == 0
             builder.payload = step == 7 ? [] : (0..<(step * 37 % 1100 + 1)).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ step) }
             var bytes = builder.serialize()
