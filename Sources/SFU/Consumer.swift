@@ -50,7 +50,7 @@ public final class Consumer {
     static let maximumHeaderLength = 12 + 4 + 20
 
     /// Room `forward` may need to write the packet built from `arrival`, RTX's two bytes included.
-    public func capacity(for arrival: Producer.Arrival) -> Int {
+    public func capacity(for arrival: borrowing Producer.Arrival) -> Int {
         Self.maximumHeaderLength + 2 + arrival.packet.payloadRange.count
     }
 
@@ -135,7 +135,7 @@ public final class Consumer {
     /// active layer, used when no layer is preferred. `transportSequence` numbers the packet
     /// for the subscriber's transport-cc feedback; it is called only when a packet is sent,
     /// with the packet's size.
-    public func forward(_ arrival: Producer.Arrival, bestLayer: Int, now: Duration, into slot: UnsafeMutableRawBufferPointer,
+    public func forward(_ arrival: borrowing Producer.Arrival, bestLayer: Int, now: Duration, into slot: UnsafeMutableRawBufferPointer,
                         transportSequence: (Int) -> UInt16? = { _ in nil }) -> Output {
         precondition(slot.count >= capacity(for: arrival), "a slot smaller than capacity(for:)")
         if isPaused {
@@ -162,19 +162,18 @@ public final class Consumer {
             SFUMetrics.droppedOtherLayer.increment()
             return Output(length: nil, keyframeNeeded: nil)
         }
-        let source = arrival.packet
         // A late packet of this layer from before the switch would collide with the old
         // layer's numbering.
-        guard !SerialNumber.isNewer(switchSequence, than: source.sequenceNumber) else {
+        guard !SerialNumber.isNewer(switchSequence, than: arrival.packet.sequenceNumber) else {
             drops.beforeSwitch += 1
             SFUMetrics.droppedBeforeSwitch.increment()
             return Output(length: nil, keyframeNeeded: nil)
         }
-        let sequence = source.sequenceNumber &+ sequenceOffset
-        let timestamp = source.timestamp &+ timestampOffset
-        let payload = source.payload
-        let wide = transportSequenceExtensionID == nil ? nil : transportSequence(payload.count + 40)
-        let (length, numbers) = write(source, payload: payload, into: slot.baseAddress!, payloadType: media.codec.payloadType, ssrc: outgoing.ssrc,
+        let sequence = arrival.packet.sequenceNumber &+ sequenceOffset
+        let timestamp = arrival.packet.timestamp &+ timestampOffset
+        let payloadLength = arrival.packet.payloadRange.count
+        let wide = transportSequenceExtensionID == nil ? nil : transportSequence(payloadLength + 40)
+        let (length, numbers) = write(arrival.packet, into: slot.baseAddress!, payloadType: media.codec.payloadType, ssrc: outgoing.ssrc,
                                       sequence: sequence, timestamp: timestamp, transportSequence: wide, originalSequence: nil, pictures: pictures)
         if lastSequence.map({ SerialNumber.isNewer(sequence, than: $0) }) ?? true {
             lastSequence = sequence
@@ -185,7 +184,7 @@ public final class Consumer {
         lastSentAt = now
         lastPacketSize = length
         packetsSent &+= 1
-        octetsSent &+= UInt32(truncatingIfNeeded: payload.count)
+        octetsSent &+= UInt32(truncatingIfNeeded: payloadLength)
         return Output(length: length, keyframeNeeded: nil)
     }
 
@@ -268,24 +267,23 @@ public final class Consumer {
               let epoch = epochs.last(where: { !SerialNumber.isNewer($0.firstSequence, than: sequence) }),
               let source = producer.recentPacket(layer: epoch.layer, sequence: sequence &- epoch.sequenceOffset) else { return nil }
         let timestamp = source.timestamp &+ epoch.timestampOffset
-        let payload = source.payload
-        let wide = transportSequenceExtensionID == nil ? nil : transportSequence(payload.count + 42)
+        let wide = transportSequenceExtensionID == nil ? nil : transportSequence(source.payloadRange.count + 42)
         guard let rtx = media.retransmission, let rtxSSRC = outgoing.rtxSSRC else {
-            return serialize(source, payload: payload, payloadType: media.codec.payloadType, ssrc: outgoing.ssrc, sequence: sequence, timestamp: timestamp,
+            return serialize(source, payloadType: media.codec.payloadType, ssrc: outgoing.ssrc, sequence: sequence, timestamp: timestamp,
                              transportSequence: wide, originalSequence: nil, pictures: epoch.pictures)
         }
         defer { rtxSequence &+= 1 }
-        return serialize(source, payload: payload, payloadType: rtx.payloadType, ssrc: rtxSSRC, sequence: rtxSequence, timestamp: timestamp,
+        return serialize(source, payloadType: rtx.payloadType, ssrc: rtxSSRC, sequence: rtxSequence, timestamp: timestamp,
                          transportSequence: wide, originalSequence: sequence, pictures: epoch.pictures)
     }
 
     /// The outgoing packet in one allocation with room for SRTP's tag.
-    private func serialize(_ source: RTPPacket, payload: ArraySlice<UInt8>, payloadType: UInt8, ssrc: UInt32, sequence: UInt16, timestamp: UInt32,
+    private func serialize(_ source: borrowing RTPPacket, payloadType: UInt8, ssrc: UInt32, sequence: UInt16, timestamp: UInt32,
                            transportSequence: UInt16?, originalSequence: UInt16?, pictures: PictureRenumbering?) -> ByteBuffer {
-        let capacity = Self.maximumHeaderLength + 2 + payload.count
+        let capacity = Self.maximumHeaderLength + 2 + source.payloadRange.count
         var buffer = allocator.buffer(capacity: capacity + PeerConnection.protectionOverhead)
         buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: capacity) { slot in
-            write(source, payload: payload, into: slot.baseAddress!, payloadType: payloadType, ssrc: ssrc, sequence: sequence, timestamp: timestamp,
+            write(source, into: slot.baseAddress!, payloadType: payloadType, ssrc: ssrc, sequence: sequence, timestamp: timestamp,
                   transportSequence: transportSequence, originalSequence: originalSequence, pictures: pictures).length
         }
         return buffer
@@ -294,7 +292,7 @@ public final class Consumer {
     /// Writes the outgoing packet at `out` (room for `maximumHeaderLength` + 2 + the payload):
     /// our header, the original sequence number first when it is RTX (RFC 4588), then the
     /// source's payload with its picture numbers moved into our numbering.
-    private func write(_ source: RTPPacket, payload: ArraySlice<UInt8>, into out: UnsafeMutableRawPointer, payloadType: UInt8, ssrc: UInt32,
+    private func write(_ source: borrowing RTPPacket, into out: UnsafeMutableRawPointer, payloadType: UInt8, ssrc: UInt32,
                        sequence: UInt16, timestamp: UInt32, transportSequence: UInt16?, originalSequence: UInt16?,
                        pictures: PictureRenumbering?) -> (length: Int, numbers: (pictureID: UInt16?, tl0PictureIndex: UInt8?)) {
         var length = writeHeader(into: out, payloadType: payloadType, ssrc: ssrc, sequence: sequence, timestamp: timestamp, marker: source.marker,
@@ -304,10 +302,13 @@ public final class Consumer {
             length += 2
         }
         let payloadStart = length
-        payload.withUnsafeBytes { UnsafeMutableRawBufferPointer(start: out + payloadStart, count: $0.count).copyMemory(from: $0) }
-        length += payload.count
+        let payloadRange = source.payloadRange
+        source.bytes.withUnsafeBytes { bytes in
+            UnsafeMutableRawBufferPointer(start: out + payloadStart, count: payloadRange.count).copyMemory(from: UnsafeRawBufferPointer(rebasing: bytes[payloadRange]))
+        }
+        length += payloadRange.count
         guard let pictures, let numberedPictures else { return (length, (nil, nil)) }
-        let numbers = numberedPictures.renumber(UnsafeMutableRawBufferPointer(start: out + payloadStart, count: payload.count), pictures)
+        let numbers = numberedPictures.renumber(UnsafeMutableRawBufferPointer(start: out + payloadStart, count: payloadRange.count), pictures)
         return (length, numbers)
     }
 
@@ -358,10 +359,9 @@ public final class Consumer {
 
     /// Continues the outgoing numbering from the last packet sent: sequence numbers run on
     /// by one, the timestamp advances by the wall time elapsed.
-    private func switchTo(_ arrival: Producer.Arrival, now: Duration) {
-        let source = arrival.packet
+    private func switchTo(_ arrival: borrowing Producer.Arrival, now: Duration) {
         let nextSequence = lastSequence.map { $0 &+ 1 } ?? UInt16.random(in: 0...0x7FFF)
-        sequenceOffset = nextSequence &- source.sequenceNumber
+        sequenceOffset = nextSequence &- arrival.packet.sequenceNumber
         let nextTimestamp: UInt32
         if let lastTimestamp, let lastSentAt {
             let elapsed = now - lastSentAt
@@ -370,8 +370,8 @@ public final class Consumer {
         } else {
             nextTimestamp = UInt32.random(in: 0...UInt32.max)
         }
-        timestampOffset = nextTimestamp &- source.timestamp
-        if let numbers = numberedPictures?.numbers(source.payload) {
+        timestampOffset = nextTimestamp &- arrival.packet.timestamp
+        if let numbers = numberedPictures?.numbers(arrival.packet.payload) {
             // Deltas modulo 2^15 serve the 7-bit form too: 2^7 divides 2^15.
             var renumbering = PictureRenumbering()
             if let pictureID = numbers.pictureID {
@@ -383,7 +383,7 @@ public final class Consumer {
             }
             pictures = renumbering
         }
-        switchSequence = source.sequenceNumber
+        switchSequence = arrival.packet.sequenceNumber
         currentLayer = arrival.layer
         epochs.append(Epoch(firstSequence: nextSequence, sequenceOffset: sequenceOffset, timestampOffset: timestampOffset, pictures: pictures,
                             layer: arrival.layer))

@@ -123,8 +123,10 @@ public final class SubscriberSink: MediaSink {
     private var lastAllocationAt: Duration?
     /// Congestion control toward this subscriber; nil when it gives no transport-cc feedback.
     public private(set) var estimator: BandwidthEstimator?
+    /// Whether `estimator` is set, asked once per packet sent without copying the estimator.
+    private let isEstimating: Bool
     private var nextTransportSequence = UInt16.random(in: 0...UInt16.max)
-    private var sendHistory: [UInt16: (sentAt: Duration, size: Int, probe: Int?)] = [:]
+    private var sendHistory = SendHistory()
     private var prober = BandwidthProber()
     private var gauges: TransportGauges?
     private var fractionLostBySSRC: [UInt32: UInt8] = [:]
@@ -147,9 +149,8 @@ public final class SubscriberSink: MediaSink {
             consumersBySSRC[outgoing.ssrc] = consumer
         }
         self.consumers = consumers
-        if consumers.contains(where: { $0.transportSequenceExtensionID != nil }) {
-            estimator = BandwidthEstimator(initial: 1_500_000)
-        }
+        isEstimating = consumers.contains { $0.transportSequenceExtensionID != nil }
+        if isEstimating { estimator = BandwidthEstimator(initial: 1_500_000) }
     }
 
     public func peerDidConnect(_ peer: PeerConnection, server: WebRTCServer) {
@@ -160,11 +161,10 @@ public final class SubscriberSink: MediaSink {
 
     /// Numbers an outgoing packet for transport-cc and remembers when it left and how big it was.
     func allocateTransportSequence(size: Int, now: Duration, probe: Int? = nil) -> UInt16? {
-        guard estimator != nil else { return nil }
+        guard isEstimating else { return nil }
         let sequence = nextTransportSequence
         nextTransportSequence &+= 1
-        sendHistory[sequence] = (now, size, probe)
-        if sendHistory.count > 8192 { sendHistory.removeValue(forKey: sequence &- 8192) }
+        sendHistory.record(sequence, at: now, size: size, probe: probe)
         return sequence
     }
 
@@ -181,13 +181,13 @@ public final class SubscriberSink: MediaSink {
                 arrival += .microseconds(Int64(delta) * 250)
                 arrived = arrival
             }
-            guard let sent = sendHistory.removeValue(forKey: status.sequenceNumber) else { continue }
+            guard let sent = sendHistory.take(status.sequenceNumber) else { continue }
             // A probe burst queues at a bottleneck by design: it is measured on its own and
             // kept out of the delay trend, where it would read as congestion.
             if let probe = sent.probe {
                 prober.record(cluster: probe, arrival: arrived, size: sent.size)
             } else {
-                results.append(.init(sentAt: sent.sentAt, arrivedAt: arrived, size: sent.size))
+                results.append(.init(sentAt: sent.at, arrivedAt: arrived, size: sent.size))
             }
         }
         estimator?.update(results, now: now)

@@ -148,8 +148,8 @@ public final class PeerConnection {
     /// Protects the RTP packet of `length` bytes at `bytes` in place (`capacity` leaves room
     /// for the tag); its protected length, or nil when it cannot be sent.
     func protectRTP(_ bytes: UnsafeMutablePointer<UInt8>, length: Int, capacity: Int) -> Int? {
-        guard let srtp, isICEConnected, !isClosed,
-              let protectedLength = try? srtp.protectRTP(UnsafeMutableRawPointer(bytes), length: length, capacity: capacity) else { return nil }
+        guard isICEConnected, !isClosed,
+              let protectedLength = try? srtp?.protectRTP(UnsafeMutableRawPointer(bytes), length: length, capacity: capacity) else { return nil }
         stats.packetsOut += 1
         stats.bytesOut += protectedLength
         return protectedLength

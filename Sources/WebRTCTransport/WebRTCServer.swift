@@ -339,18 +339,21 @@ public final class WebRTCServer: @unchecked Sendable {
 
     fileprivate func receive(_ bytes: [UInt8], path: ICEPath, route: Route) {
         let id: String
+        let pathIsKnown: Bool
         if let known = sessionByPath[path] {
             id = known
+            pathIsKnown = true
         } else if STUNCodec.looksLikeSTUN(bytes), let message = try? STUNCodec.parse(bytes),
                   let fragment = ICELiteAgent.localUsernameFragment(ofRequest: message.message), let byFragment = sessionByFragment[fragment] {
             id = byFragment
+            pathIsKnown = false
         } else {
             logger.trace("packet for no session", metadata: ["path": "\(path)", "bytes": "\(bytes.count)", "first": "\(bytes.first ?? 0)"])
             return
         }
         guard let session = sessions[id] else { return }
         let events = session.peer.receive(bytes, from: path, now: now)
-        if session.peer.ice.isValidated(path), sessionByPath[path] == nil {
+        if !pathIsKnown, session.peer.ice.isValidated(path) {
             sessionByPath[path] = id
             routes[path] = route
             session.paths.insert(path)

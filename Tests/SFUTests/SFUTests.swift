@@ -210,6 +210,24 @@ struct TransportFeedbackRecorderTests {
     }
 }
 
+@Suite("Send history for transport-wide feedback")
+struct SendHistoryTests {
+    @Test("each number is reported once, across the wrap; one a whole ring older is gone")
+    func takeOnce() {
+        var history = SendHistory()
+        history.record(65535, at: .milliseconds(10), size: 1100, probe: nil)
+        history.record(0, at: .milliseconds(11), size: 300, probe: 4)
+        #expect(history.take(65535) == SendHistory.Sent(at: .milliseconds(10), size: 1100, probe: nil))
+        #expect(history.take(65535) == nil)
+        #expect(history.take(0) == SendHistory.Sent(at: .milliseconds(11), size: 300, probe: 4))
+        #expect(history.take(1) == nil)
+        history.record(5, at: .milliseconds(20), size: 900, probe: nil)
+        history.record(UInt16(5 + SendHistory.capacity), at: .milliseconds(30), size: 800, probe: nil)
+        #expect(history.take(5) == nil)
+        #expect(history.take(UInt16(5 + SendHistory.capacity))?.size == 800)
+    }
+}
+
 @Suite("Active speaker from audio levels")
 struct ActiveSpeakerTests {
     @Test("the loudest speaker over a second wins; a slightly louder one does not steal the floor; silence clears it")
