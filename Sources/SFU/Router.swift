@@ -157,13 +157,8 @@ public final class Router {
         let best = producer.activeLayers(now: now).last ?? arrival.layer
         var forwarded = 0
         defer { SFUMetrics.forwarded.increment(by: forwarded) }
-        // `bindings` keeps every consumer, transport and sink alive until the loop ends, so
-        // the loop borrows them unretained: a retain and a release of each per copy cost
-        // more than the rest of the loop around the cipher.
-        for index in bindings.indices {
-            unowned(unsafe) let consumer = bindings[index].consumer
-            unowned(unsafe) let subscriber = bindings[index].subscriber
-            unowned(unsafe) let sink = bindings[index].sink
+        for binding in bindings {
+            let consumer = binding.consumer, subscriber = binding.subscriber, sink = binding.sink
             let layerBefore = consumer.currentLayer
             var keyframeNeeded: Int?
             server.sendRTP(on: subscriber, capacity: consumer.capacity(for: arrival)) { slot in
