@@ -169,6 +169,7 @@ let package = Package(
         .testTarget(name: "ICETests", dependencies: ["ICE"]),
         .testTarget(name: "DTLSTests", dependencies: ["DTLS"]),
         .testTarget(name: "SRTPTests", dependencies: ["SRTP", "RTP", "CSRTP"]),
+        .testTarget(name: "WebRTCTransportTests", dependencies: ["WebRTCTransport", "DTLS", .product(name: "NIOPosix", package: "swift-nio")]),
         .testTarget(name: "SFUTests", dependencies: ["SFU", "MediaCore", .product(name: "NIOCore", package: "swift-nio")]),
         .testTarget(name: "RTPTests", dependencies: ["RTP"]),
         .testTarget(name: "RTCPTests", dependencies: ["RTCP"]),

@@ -2,6 +2,7 @@
 #include "CDatagram.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <string.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -41,4 +42,12 @@ int tally_datagram_send(int fd, uint8_t *const *bytes, const size_t *lengths,
         sent = sendmmsg(fd, messages, (unsigned int)count, 0);
     } while (sent < 0 && errno == EINTR);
     return sent < 0 ? -errno : sent;
+}
+
+int tally_available_cpus(void) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (sched_getaffinity(0, sizeof set, &set) != 0) return 1;
+    int count = CPU_COUNT(&set);
+    return count > 0 ? count : 1;
 }

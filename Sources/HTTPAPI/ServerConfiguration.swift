@@ -41,6 +41,9 @@ public struct ServerConfiguration: Sendable {
     public var onPublishURL: String?
     /// How long a signed HLS URL from `GET /api/hls/{id}` stays valid by default.
     public var hlsURLLifetime: Duration = .seconds(3600)
+    /// Helper threads that send large fan-outs with the WebRTC event loop; nil: one fewer than
+    /// the CPUs the process may run on (at most 15); 0: none.
+    public var fanOutThreads: Int?
     /// Test hooks such as loss injection on a WHEP session (`?test_egress_loss=`); never in service.
     public var testHooks = false
 
@@ -56,6 +59,9 @@ public struct ServerConfiguration: Sendable {
         for (name, port) in [("TALLY_HTTP_PORT", httpPort), ("TALLY_UDP_PORT", udpPort), ("TALLY_TCP_PORT", tcpPort),
                              ("TALLY_RTMP_PORT", rtmpPort), ("TALLY_SRT_PORT", srtPort)] where !(0...65535).contains(port) {
             throw ConfigurationError("\(name) must be between 0 and 65535, not \(port)")
+        }
+        if let fanOutThreads, !(0...64).contains(fanOutThreads) {
+            throw ConfigurationError("TALLY_FANOUT_THREADS must be between 0 and 64, not \(fanOutThreads)")
         }
         if let databaseURL, !(databaseURL.hasPrefix("postgres://") || databaseURL.hasPrefix("postgresql://")) {
             throw ConfigurationError("TALLY_DATABASE_URL must start with postgres:// (leave it unset for SQLite)")

@@ -113,6 +113,7 @@ public final class TallyServices: Sendable {
             transport.tcpPort = configuration.tcpPort
             transport.announcedAddresses = configuration.publicIP.map { [$0] } ?? []
             transport.allowsLossInjection = configuration.testHooks
+            transport.fanOutThreads = configuration.fanOutThreads
             webrtc = try WebRTCServer(configuration: transport, certificate: DTLSCertificate(), loop: group.next(), logger: logger)
             try await webrtc.start()
         } catch {

@@ -24,6 +24,14 @@ public final class Router {
     }
 
     private var consumers: [String: [Binding]] = [:]
+    /// What each copy of one fan-out came to, by binding: reused from packet to packet.
+    private struct Outcome {
+        var sent = false
+        var keyframeNeeded: Int?
+        /// The layer the consumer left, when this copy switched it.
+        var switchedFrom: Int??
+    }
+    private var outcomes: [Outcome] = []
     private var lastKeyframeRequest: [String: Duration] = [:]
     /// Keyframe requests per producer layer are at most this frequent.
     public var keyframeRequestInterval: Duration = .milliseconds(300)
@@ -155,25 +163,40 @@ public final class Router {
         }
         guard let bindings = consumers[producer.id], !bindings.isEmpty else { return }
         let best = producer.activeLayers(now: now).last ?? arrival.layer
-        var forwarded = 0
-        defer { SFUMetrics.forwarded.increment(by: forwarded) }
-        for binding in bindings {
-            let consumer = binding.consumer, subscriber = binding.subscriber, sink = binding.sink
-            let layerBefore = consumer.currentLayer
-            var keyframeNeeded: Int?
-            server.sendRTP(on: subscriber, capacity: consumer.capacity(for: arrival)) { slot in
-                let output = consumer.forward(arrival, bestLayer: best, now: now, into: slot) { size in
-                    sink.allocateTransportSequence(size: size, now: now)
+        if outcomes.count < bindings.count { outcomes = Array(repeating: Outcome(), count: bindings.count) }
+        // The copies may be built on several threads at once: each writes only its own
+        // consumer, transport, sink and outcome, and what needs the router or the logger
+        // is done from the outcomes afterwards, on the loop.
+        let helperCopies = outcomes.withUnsafeMutableBufferPointer { outcomes in
+            server.fanOut(count: bindings.count) { lane, range in
+                for index in range {
+                    let consumer = bindings[index].consumer, sink = bindings[index].sink
+                    let layerBefore = consumer.currentLayer
+                    var outcome = Outcome()
+                    lane.sendRTP(on: bindings[index].subscriber, capacity: consumer.capacity(for: arrival)) { slot in
+                        let output = consumer.forward(arrival, bestLayer: best, now: now, into: slot) { size in
+                            sink.allocateTransportSequence(size: size, now: now)
+                        }
+                        outcome.keyframeNeeded = output.keyframeNeeded
+                        outcome.sent = output.length != nil
+                        return output.length
+                    }
+                    outcome.switchedFrom = consumer.currentLayer != layerBefore ? .some(layerBefore) : nil
+                    outcomes[index] = outcome
                 }
-                keyframeNeeded = output.keyframeNeeded
-                if output.length != nil { forwarded += 1 }
-                return output.length
             }
-            if consumer.currentLayer != layerBefore, let layer = consumer.currentLayer {
-                logger.debug("layer switched", metadata: ["consumer": "\(consumer.id)", "from": "\(layerBefore.map(String.init) ?? "none")", "to": "\(layer)"])
-            }
-            if let layer = keyframeNeeded { requestKeyframe(producer: producer.id, layer: layer, server: server, now: now) }
         }
+        SFUMetrics.forwardedByHelpers.increment(by: helperCopies)
+        var forwarded = 0
+        for index in bindings.indices {
+            let outcome = outcomes[index]
+            if outcome.sent { forwarded += 1 }
+            if let layerBefore = outcome.switchedFrom, let layer = bindings[index].consumer.currentLayer {
+                logger.debug("layer switched", metadata: ["consumer": "\(bindings[index].consumer.id)", "from": "\(layerBefore.map(String.init) ?? "none")", "to": "\(layer)"])
+            }
+            if let layer = outcome.keyframeNeeded { requestKeyframe(producer: producer.id, layer: layer, server: server, now: now) }
+        }
+        SFUMetrics.forwarded.increment(by: forwarded)
     }
 
     /// Asks the publisher for a keyframe on one layer (PLI), throttled per layer.

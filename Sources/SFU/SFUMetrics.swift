@@ -3,6 +3,8 @@ import Metrics
 /// Counters on /metrics: every packet the SFU does not forward is counted with its reason.
 enum SFUMetrics {
     static let forwarded = Counter(label: "tally_sfu_forwarded_packets_total")
+    /// The share of those built and sent by fan-out helper threads rather than the event loop.
+    static let forwardedByHelpers = Counter(label: "tally_sfu_helper_forwarded_packets_total")
     static let droppedNotAKeyframe = Counter(label: "tally_sfu_dropped_packets_total", dimensions: [("reason", "not_a_keyframe")])
     static let droppedOtherLayer = Counter(label: "tally_sfu_dropped_packets_total", dimensions: [("reason", "other_layer")])
     static let droppedBeforeSwitch = Counter(label: "tally_sfu_dropped_packets_total", dimensions: [("reason", "before_switch")])

@@ -25,6 +25,14 @@ public struct WebRTCTransportConfiguration: Sendable {
     public var socketBufferBytes = 4 << 20
     /// Lets tests drop a share of one session's outgoing RTP (`setEgressLoss`); off in service.
     public var allowsLossInjection = false
+    /// Helper threads that share large fan-outs with the event loop (see `fanOut`); nil: one
+    /// fewer than the CPUs the process may run on, at most 15; 0: the loop sends every copy.
+    public var fanOutThreads: Int?
+
+    /// The helper threads `fanOutThreads` comes to on this machine.
+    public var resolvedFanOutThreads: Int {
+        fanOutThreads.map { max(0, $0) } ?? min(15, Int(tally_available_cpus()) - 1)
+    }
 
     public init() {}
 }
@@ -93,6 +101,9 @@ public final class WebRTCServer: @unchecked Sendable {
     /// The UDP channel's socket, for batched media sends; the channel owns it.
     private var udpDescriptor: CInt?
     private let batch = DatagramBatch()
+    private var fanOutWorkers: FanOutWorkers?
+    /// Sends through the server: the lane of a fan-out done on the loop alone.
+    private lazy var serialLane = FanOutLane(server: self, batched: false)
     /// Datagrams handed to the channel because the socket's buffer was full and not yet
     /// written: until they are, media goes the same way so that it stays in order.
     private var overflowing = 0
@@ -162,9 +173,12 @@ public final class WebRTCServer: @unchecked Sendable {
             self.boundUDPPort = udpPort
             self.boundTCPPort = tcpPort
             self.candidates = candidates
+            let helpers = self.configuration.resolvedFanOutThreads
+            if helpers > 0 { self.fanOutWorkers = FanOutWorkers(server: self, helpers: helpers) }
             self.timer = self.loop.scheduleRepeatedTask(initialDelay: .milliseconds(100), delay: .milliseconds(100)) { _ in self.tick() }
         }.get()
-        logger.info("WebRTC transport listening", metadata: ["udp": "\(udpPort)", "tcp": "\(tcpPort)", "addresses": "\(addresses.joined(separator: ","))"])
+        logger.info("WebRTC transport listening", metadata: ["udp": "\(udpPort)", "tcp": "\(tcpPort)", "addresses": "\(addresses.joined(separator: ","))",
+                                                            "fan-out helper threads": "\(configuration.resolvedFanOutThreads)"])
     }
 
     public func stop() async {
@@ -173,6 +187,8 @@ public final class WebRTCServer: @unchecked Sendable {
             for id in Array(self.sessions.keys) { self.closeSession(id, reason: "server shutting down") }
             self.flushUDP()
             self.udpDescriptor = nil
+            self.fanOutWorkers?.stop()
+            self.fanOutWorkers = nil
             return [self.udpChannel, self.tcpServer].compactMap { $0 }
         }.get()) ?? []
         for channel in channels { try? await channel.close() }
@@ -297,9 +313,60 @@ public final class WebRTCServer: @unchecked Sendable {
     /// Where a packet of `length` bytes for `peer` can join the `sendmmsg` batch; nil when
     /// it must go through the channel (TCP, a full socket buffer draining, or too large).
     private func batchDestination(for peer: PeerConnection, length: Int) -> DatagramDestination? {
-        guard case .udp? = peer.selectedRoute, overflowing == 0, udpDescriptor != nil,
-              length + PeerConnection.protectionOverhead <= DatagramBatch.slotSize else { return nil }
+        guard overflowing == 0, udpDescriptor != nil else { return nil }
+        return Self.batchDestination(for: peer, length: length)
+    }
+
+    /// The peer's part of `batchDestination(for:length:)`.
+    static func batchDestination(for peer: PeerConnection, length: Int) -> DatagramDestination? {
+        guard case .udp? = peer.selectedRoute, length + PeerConnection.protectionOverhead <= DatagramBatch.slotSize else { return nil }
         return peer.udpDestination
+    }
+
+    /// Hands `count` items of one fan-out (a packet's copies, one per subscriber) to `body` in
+    /// ranges, each with the lane to send its copies through. Large fan-outs are shared with
+    /// the helper threads, several ranges at once; `body` must then touch nothing that two
+    /// items share, nor anything that only the loop may touch, such as a logger's or a
+    /// router's state. Returns how many copies the helpers built.
+    @discardableResult
+    public func fanOut(count: Int, _ body: (FanOutLane, Range<Int>) -> Void) -> Int {
+        loop.preconditionInEventLoop()
+        guard let workers = fanOutWorkers, count >= FanOutWorkers.minimumParallelCount, overflowing == 0, let descriptor = udpDescriptor else {
+            body(serialLane, 0..<count)
+            return 0
+        }
+        // What is queued for these peers must leave before the copies overtake it.
+        flushUDP()
+        for lane in workers.lanes { lane.descriptor = descriptor }
+        workers.run(count: count, body)
+        var helperCopies = 0
+        for (index, lane) in workers.lanes.enumerated() {
+            let copies = lane.handOver(to: self)
+            if index > 0 { helperCopies += copies }
+        }
+        flushUDP()
+        return helperCopies
+    }
+
+    /// A datagram the kernel refused outright: counted against its peer.
+    func sendRefused(for peer: PeerConnection, error: CInt) {
+        peer.noteSendFailure()
+        logger.debug("UDP send refused", metadata: ["session": "\(peer.id)", "error": "\(String(cString: strerror(error)))"])
+    }
+
+    /// A protected datagram the socket had no room for, queued on the channel, which waits
+    /// for room; media follows it there until it is written, so that it stays in order.
+    func queueOverflow(_ bytes: ByteBuffer, for peer: PeerConnection) {
+        guard case .udp(let address)? = peer.selectedRoute, let channel = udpChannel else { return }
+        overflowing += 1
+        let written = loop.makePromise(of: Void.self)
+        written.futureResult.whenComplete { _ in self.overflowing -= 1 }
+        channel.write(AddressedEnvelope(remoteAddress: address, data: bytes), promise: written)
+    }
+
+    /// A packet a fan-out lane built but could not batch, sent the way `sendRTP` would have.
+    func transmitDeferred(_ packet: ByteBuffer, on peer: PeerConnection) {
+        transmit(packet, on: peer)
     }
 
     private func transmit(_ packet: ByteBuffer, on peer: PeerConnection) {
@@ -392,15 +459,10 @@ public final class WebRTCServer: @unchecked Sendable {
         guard batch.count > 0, let descriptor = udpDescriptor, let channel = udpChannel else { return }
         var overflowed = false
         batch.send(on: descriptor, overflow: { bytes, peer in
-            guard case .udp(let address)? = peer.selectedRoute else { return }
             overflowed = true
-            overflowing += 1
-            let written = loop.makePromise(of: Void.self)
-            written.futureResult.whenComplete { _ in self.overflowing -= 1 }
-            channel.write(AddressedEnvelope(remoteAddress: address, data: channel.allocator.buffer(bytes: bytes)), promise: written)
+            queueOverflow(channel.allocator.buffer(bytes: bytes), for: peer)
         }, refused: { peer, errorCode in
-            peer.noteSendFailure()
-            logger.debug("UDP send refused", metadata: ["session": "\(peer.id)", "error": "\(String(cString: strerror(errorCode)))"])
+            sendRefused(for: peer, error: errorCode)
         })
         if overflowed { channel.flush() }
     }

@@ -23,6 +23,8 @@ struct Tally: AsyncParsableCommand {
     var ingestSlateSeconds: Int?
     @Option(help: "Asked before every ingest publish whose key checks out, as nginx-rtmp's on_publish: 2xx allows (TALLY_ON_PUBLISH_URL).")
     var onPublishURL: String?
+    @Option(help: "Helper threads that share a packet's copies to many subscribers with the WebRTC loop, 0-64 (TALLY_FANOUT_THREADS; default: CPUs - 1, at most 15).")
+    var fanoutThreads: Int?
     @Option(help: "Data directory: SQLite file, secret key, uploads, recordings, HLS (TALLY_DATA_DIR, default ./data).") var dataDir: String?
     @Option(help: "PostgreSQL URL postgres://user:pass@host:port/db (TALLY_DATABASE_URL; unset = SQLite).") var databaseURL: String?
     @Option(help: "Redis URL redis://[:pass@]host:port/db (TALLY_REDIS_URL; unset = in-process registry).") var redisURL: String?
@@ -85,6 +87,9 @@ struct Tally: AsyncParsableCommand {
         guard (1...3600).contains(slate) else { throw ValidationError("TALLY_INGEST_SLATE_SECONDS must be between 1 and 3600") }
         config.ingestSlateTimeout = .seconds(slate)
         config.onPublishURL = setting(onPublishURL, "TALLY_ON_PUBLISH_URL")
+        if fanoutThreads != nil || setting(nil, "TALLY_FANOUT_THREADS") != nil {
+            config.fanOutThreads = try number(fanoutThreads, "TALLY_FANOUT_THREADS", 0)
+        }
         if let web = setting(webDir, "TALLY_WEB_DIR") {
             config.webDirectory = URL(fileURLWithPath: web)
         } else if FileManager.default.fileExists(atPath: "web/index.html") {

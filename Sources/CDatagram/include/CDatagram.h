@@ -5,8 +5,8 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-// The WebRTC transport's UDP port: what Swift's Glibc module leaves out (sendmmsg), behind
-// plain functions. Every call returns -errno on failure.
+// The WebRTC transport's UDP port and threads: what Swift's Glibc module leaves out (sendmmsg,
+// CPU_COUNT), behind plain functions. Calls that can fail return -errno.
 
 // A non-blocking UDP socket with SO_REUSEADDR, both kernel buffers asked at `bufferBytes`,
 // bound to `address`. Returns the descriptor.
@@ -17,5 +17,8 @@ int tally_datagram_bind(const struct sockaddr *address, socklen_t length, int bu
 // the first is refused, -errno.
 int tally_datagram_send(int fd, uint8_t *const *bytes, const size_t *lengths,
                         const struct sockaddr_storage *addresses, const socklen_t *addressLengths, int count);
+
+// How many CPUs this process may run on (its affinity mask, as taskset sets it); at least 1.
+int tally_available_cpus(void);
 
 #endif
