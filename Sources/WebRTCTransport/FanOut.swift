@@ -73,7 +73,7 @@ public final class FanOutLane {
     func handOver(to server: WebRTCServer) -> Int {
         for (peer, error) in refusals { server.sendRefused(for: peer, error: error) }
         for (bytes, peer) in overflowed { server.queueOverflow(bytes, for: peer) }
-        for (packet, peer) in deferred { server.transmitDeferred(packet, on: peer) }
+        for (packet, peer) in deferred { server.transmit(packet, on: peer) }
         refusals.removeAll(keepingCapacity: true)
         overflowed.removeAll(keepingCapacity: true)
         deferred.removeAll(keepingCapacity: true)

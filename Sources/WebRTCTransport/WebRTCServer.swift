@@ -364,12 +364,8 @@ public final class WebRTCServer: @unchecked Sendable {
         channel.write(AddressedEnvelope(remoteAddress: address, data: bytes), promise: written)
     }
 
-    /// A packet a fan-out lane built but could not batch, sent the way `sendRTP` would have.
-    func transmitDeferred(_ packet: ByteBuffer, on peer: PeerConnection) {
-        transmit(packet, on: peer)
-    }
-
-    private func transmit(_ packet: ByteBuffer, on peer: PeerConnection) {
+    /// Protects `packet` and sends it through the channel of the peer's selected path.
+    func transmit(_ packet: ByteBuffer, on peer: PeerConnection) {
         guard let route = peer.selectedRoute else { return }
         var packet = packet
         guard peer.protectRTP(&packet) else { return }
