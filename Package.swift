@@ -75,16 +75,20 @@ let package = Package(
         .target(name: "Compositor", dependencies: ["MediaCodecs", "Layout", "CFreeType", .product(name: "Metrics", package: "swift-metrics")]),
         .target(name: "FLV"),
         .target(name: "Outputs", dependencies: [
-            "MediaCodecs", "RTMP", "FLV", .product(name: "NIOCore", package: "swift-nio"), .product(name: "Metrics", package: "swift-metrics"),
+            "MediaCodecs", "RTMP", "FLV", "NetworkPolicy", .product(name: "NIOCore", package: "swift-nio"), .product(name: "Metrics", package: "swift-metrics"),
+        ]),
+        // Where Tally may connect on its own (destinations, relays, webhooks): resolved and checked at connect time.
+        .target(name: "NetworkPolicy", dependencies: [
+            .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
         ]),
         .target(name: "RTMP", dependencies: [
-            "FLV",
+            "FLV", "NetworkPolicy",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
         ]),
         .target(name: "Ingest", dependencies: [
-            "Outputs", "MediaCodecs", "Compositor", "RTMP", "FLV", "CSRT", "SFU", "SDP", "RTP",
+            "Outputs", "MediaCodecs", "Compositor", "RTMP", "FLV", "CSRT", "SFU", "SDP", "RTP", "NetworkPolicy",
             .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "Logging", package: "swift-log"), .product(name: "Metrics", package: "swift-metrics"),
@@ -123,7 +127,7 @@ let package = Package(
         .target(
             name: "Rooms",
             dependencies: [
-                "Store", "Registry", "SFU", "Compositor", "Outputs", "MediaCodecs", "Layout", "RTMP", "RTP", "Ingest",
+                "Store", "Registry", "SFU", "Compositor", "Outputs", "MediaCodecs", "Layout", "RTMP", "RTP", "Ingest", "NetworkPolicy",
                 .product(name: "NIOCore", package: "swift-nio"), .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
             ]
@@ -133,7 +137,7 @@ let package = Package(
             name: "HTTPAPI",
             dependencies: [
                 "Store", "Registry", "Rooms", "WebRTCTransport", "SFU", "SDP", "DTLS", "Layout", "Signaling",
-                "Compositor", "Outputs", "MediaCodecs", "RTMP", "Ingest",
+                "Compositor", "Outputs", "MediaCodecs", "RTMP", "Ingest", "NetworkPolicy",
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
@@ -148,7 +152,7 @@ let package = Package(
         .executableTarget(
             name: "tally",
             dependencies: [
-                "HTTPAPI",
+                "HTTPAPI", "NetworkPolicy",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
@@ -159,7 +163,7 @@ let package = Package(
         .executableTarget(
             name: "tally-bench",
             dependencies: [
-                "CBenchSocket", "STUN", "DTLS", "SRTP", "RTP", "RTCP", "SFU", "MediaCore", "Compositor", "Outputs", "MediaCodecs", "Layout", "RTMP",
+                "CBenchSocket", "STUN", "DTLS", "SRTP", "RTP", "RTCP", "SFU", "MediaCore", "Compositor", "Outputs", "MediaCodecs", "Layout", "RTMP", "NetworkPolicy",
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
@@ -174,10 +178,11 @@ let package = Package(
         .testTarget(name: "RTPTests", dependencies: ["RTP"]),
         .testTarget(name: "RTCPTests", dependencies: ["RTCP"]),
         .testTarget(name: "MediaCodecsTests", dependencies: ["MediaCodecs", "RTP"]),
-        .testTarget(name: "RTMPTests", dependencies: ["RTMP", "FLV", "MediaCodecs", "Outputs", .product(name: "NIOPosix", package: "swift-nio")]),
+        .testTarget(name: "NetworkPolicyTests", dependencies: ["NetworkPolicy"]),
+        .testTarget(name: "RTMPTests", dependencies: ["RTMP", "FLV", "MediaCodecs", "Outputs", "NetworkPolicy", .product(name: "NIOPosix", package: "swift-nio")]),
         .testTarget(name: "CompositorTests", dependencies: ["Compositor", "MediaCodecs", "Layout"]),
         .testTarget(name: "OutputsTests", dependencies: ["Outputs", "MediaCodecs"]),
-        .testTarget(name: "IngestTests", dependencies: ["Ingest", "RTMP", "FLV", "Outputs", "MediaCodecs", .product(name: "NIOPosix", package: "swift-nio")]),
+        .testTarget(name: "IngestTests", dependencies: ["Ingest", "RTMP", "FLV", "Outputs", "MediaCodecs", "NetworkPolicy", .product(name: "NIOPosix", package: "swift-nio")]),
         .testTarget(name: "LayoutTests", dependencies: ["Layout"], resources: [.copy("Fixtures")]),
         .testTarget(name: "SignalingTests", dependencies: ["Signaling"]),
         .testTarget(name: "SDPTests", dependencies: ["SDP"], resources: [.copy("Fixtures")]),

@@ -53,10 +53,11 @@ struct API: Sendable {
         }
     }
 
-    /// Refuses the attempt with 429 once `bucket` has seen more than the allowed attempts.
-    func enforceRateLimit(_ bucket: String) async throws {
+    /// Refuses the attempt with 429 once `bucket` has seen more than `limit` attempts a
+    /// minute (by default the sign-in limit).
+    func enforceRateLimit(_ bucket: String, limit: Int? = nil) async throws {
         let wait = try await auth.registryCall {
-            try await registry.rateLimit(bucket, limit: configuration.authAttemptsPerMinute, window: .seconds(60))
+            try await registry.rateLimit(bucket, limit: limit ?? configuration.authAttemptsPerMinute, window: .seconds(60))
         }
         if let wait {
             let seconds = max(1, Int(wait.seconds.rounded(.up)))

@@ -1,6 +1,7 @@
 import FluentKit
 import Foundation
 import Hummingbird
+import NetworkPolicy
 import Store
 
 struct AddDestinationRequest: Decodable {
@@ -95,6 +96,7 @@ extension API {
     private func addDestination(_ request: Request, _ context: AppContext) async throws -> EditedResponse<DestinationResponse> {
         let broadcast = try await ownedBroadcast(context.parameters.get("id"), context: context)
         let (platform, url, streamKey, name) = try Self.validated(try await request.decodeJSON(AddDestinationRequest.self, context: context))
+        try await screenOutbound(url)
         let existing = try await Destination.query(on: store.db).filter(\.$broadcastID == broadcast.id!).count()
         guard existing < Self.maxDestinations else {
             throw APIError(.conflict, "too_many_destinations", "a broadcast can have at most \(Self.maxDestinations) destinations")
@@ -132,6 +134,17 @@ extension API {
             throw APIError(.badRequest, "invalid_field", "`rtmp_url` has an invalid port")
         }
         return trimmed
+    }
+
+    /// Refuses an ingest URL whose host is a loopback, private, link-local or metadata
+    /// address (unless TALLY_OUTBOUND_ALLOW admits it); pushing checks again when it connects.
+    func screenOutbound(_ url: String) async throws {
+        guard let host = URLComponents(string: url)?.host else { return }
+        if let refusal = await configuration.outboundPolicy.screen(host: host) {
+            logger.notice("destination refused by the outbound policy", metadata: ["reason": "\(refusal.reason)"])
+            throw APIError(.badRequest, "destination_not_allowed",
+                           "`rtmp_url` points at a private, loopback or link-local address; Tally only pushes to public servers")
+        }
     }
 
     static func validatedStreamKey(_ raw: String) throws -> String {

@@ -7,6 +7,11 @@ import RTMP
 import Store
 
 /// What a destination check found: whether the server let us publish, and if not, why.
+extension API {
+    /// Checks a user may run a minute: each one is a real connection to a server they chose.
+    static let destinationTestsPerMinute = 10
+}
+
 struct DestinationCheckResponse: APIResponse {
     var destinationId: UUID
     /// `ok`, `rejected` (the server refused the app or key) or `unreachable` (network).
@@ -19,9 +24,13 @@ extension API {
     /// `POST /api/broadcasts/{id}/destinations/{destId}/test`: a real RTMP(S) handshake,
     /// connect and publish with the stored key, unpublished at once. Not while live: a second
     /// publish of the same key would knock the program's push off.
+    ///
+    /// What it tells is deliberately coarse: refused, timed out and reset all read
+    /// "unreachable", so the check cannot time or tell apart the ports of a host.
     func addDestinationTestRoute(to router: Router<AppContext>) {
         router.post("api/broadcasts/:id/destinations/:destId/test") { _, context in
             let (broadcast, destination) = try await ownedDestination(context)
+            try await enforceRateLimit("destination-test:\(try context.requireUser())", limit: Self.destinationTestsPerMinute)
             let id = destination.id!
             guard broadcast.status != BroadcastStatus.live.rawValue else {
                 throw APIError(.conflict, "broadcast_live", "the broadcast is live: its push to this destination shows how it is doing")
@@ -41,7 +50,8 @@ extension API {
             let started = ContinuousClock.now
             func elapsed() -> Int { Int((ContinuousClock.now - started) / .milliseconds(1)) }
             do throws(RTMPPushError) {
-                let connection = try await RTMPPushConnection.open(endpoint, group: MultiThreadedEventLoopGroup.singleton)
+                let connection = try await RTMPPushConnection.open(endpoint, group: MultiThreadedEventLoopGroup.singleton,
+                                                                   policy: configuration.outboundPolicy)
                 await connection.close()
                 logger.info("destination check passed", metadata: ["destination": "\(id)"])
                 return DestinationCheckResponse(destinationId: id, result: "ok",
@@ -49,9 +59,11 @@ extension API {
             } catch {
                 let (result, message) = switch error {
                 case .rejected(let why): ("rejected", "\(endpoint.host) refused to publish: \(DestinationPush.redacting(key, in: why))")
-                case .network(let why): ("unreachable", DestinationPush.redacting(key, in: why))
+                case .network: ("unreachable", "\(endpoint.host) could not be reached for publishing")
+                case .forbidden: ("unreachable", "\(endpoint.host) is a private, loopback or link-local address; Tally only pushes to public servers")
                 }
-                logger.info("destination check failed", metadata: ["destination": "\(id)", "result": "\(result)"])
+                logger.info("destination check failed", metadata: ["destination": "\(id)", "result": "\(result)",
+                                                                   "detail": "\(DestinationPush.redacting(key, in: error.description))"])
                 return DestinationCheckResponse(destinationId: id, result: result, message: message, elapsedMs: elapsed())
             }
         }

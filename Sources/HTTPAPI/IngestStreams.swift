@@ -13,7 +13,8 @@ enum IngestStreams {
     static func hub(configuration: ServerConfiguration, store: Store, writes: SerialTasks, logger: Logger) -> IngestHub {
         IngestHub(
             hlsRoot: configuration.hlsDirectory.appendingPathComponent("streams"), slateTimeout: configuration.ingestSlateTimeout,
-            webhook: configuration.onPublishURL.flatMap { try? OnPublishWebhook(url: $0) }, logger: logger,
+            webhook: configuration.onPublishURL.flatMap { try? OnPublishWebhook(url: $0, policy: configuration.outboundPolicy) },
+            outbound: configuration.outboundPolicy, logger: logger,
             authorize: { request in await authorize(request, store: store, logger: logger) },
             onStatus: { snapshot in writes.enqueue { await persist(snapshot, store: store, logger: logger) } })
     }

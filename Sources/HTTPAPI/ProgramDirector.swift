@@ -61,7 +61,7 @@ actor ProgramDirector {
             broadcastID: id.uuidString, settings: Compositor.Settings(resolution: broadcast.settings.resolution), stage: stage, targets: targets,
             recordingPath: recording.map { configuration.recordingsDirectory.appendingPathComponent($0.fileName).path },
             hlsDirectory: configuration.hlsDirectory.appendingPathComponent(id.uuidString.lowercased()), sfu: sfu, ingest: ingest,
-            group: MultiThreadedEventLoopGroup.singleton, logger: logger) { [weak self, destinationWrites] destination, state in
+            group: MultiThreadedEventLoopGroup.singleton, outbound: configuration.outboundPolicy, logger: logger) { [weak self, destinationWrites] destination, state in
             destinationWrites.enqueue { [weak self] in await self?.destinationChanged(broadcast: id, destination: destination, state) }
         }
         // The row only once the program exists: a program that cannot start leaves no

@@ -1,5 +1,6 @@
 import Foundation
 import Ingest
+import NetworkPolicy
 
 /// Every setting of a Tally server. Defaults serve one machine with no other servers; each
 /// has an environment variable and a `tally` flag (see the README's configuration table).
@@ -39,11 +40,18 @@ public struct ServerConfiguration: Sendable {
     public var ingestSlateTimeout: Duration = .seconds(60)
     /// nginx-rtmp's `on_publish`: asked about every publish whose key checks out; 2xx allows.
     public var onPublishURL: String?
+    /// Where destinations, relays and the webhook may connect: never loopback, private,
+    /// link-local or metadata networks, except those `TALLY_OUTBOUND_ALLOW` lists.
+    public var outboundPolicy = OutboundPolicy()
     /// How long a signed HLS URL from `GET /api/hls/{id}` stays valid by default.
     public var hlsURLLifetime: Duration = .seconds(3600)
     /// Helper threads that send large fan-outs with the WebRTC event loop; nil: one fewer than
     /// the CPUs the process may run on (at most 15); 0: none.
     public var fanOutThreads: Int?
+    /// Open WebRTC sessions (echo, publishing, playing) one account, invite or stream key may hold.
+    public var maxSessionsPerIdentity = 24
+    /// Open WebRTC sessions one client address may hold.
+    public var maxSessionsPerAddress = 64
     /// Test hooks such as loss injection on a WHEP session (`?test_egress_loss=`); never in service.
     public var testHooks = false
 
@@ -60,6 +68,10 @@ public struct ServerConfiguration: Sendable {
                              ("TALLY_RTMP_PORT", rtmpPort), ("TALLY_SRT_PORT", srtPort)] where !(0...65535).contains(port) {
             throw ConfigurationError("\(name) must be between 0 and 65535, not \(port)")
         }
+        for (name, limit) in [("TALLY_MAX_SESSIONS_PER_IDENTITY", maxSessionsPerIdentity), ("TALLY_MAX_SESSIONS_PER_ADDRESS", maxSessionsPerAddress)]
+        where !(1...2000).contains(limit) {
+            throw ConfigurationError("\(name) must be between 1 and 2000, not \(limit)")
+        }
         if let fanOutThreads, !(0...64).contains(fanOutThreads) {
             throw ConfigurationError("TALLY_FANOUT_THREADS must be between 0 and 64, not \(fanOutThreads)")
         }
@@ -71,7 +83,7 @@ public struct ServerConfiguration: Sendable {
         }
         if let onPublishURL {
             do {
-                _ = try OnPublishWebhook(url: onPublishURL)
+                _ = try OnPublishWebhook(url: onPublishURL, policy: outboundPolicy)
             } catch {
                 throw ConfigurationError("TALLY_ON_PUBLISH_URL: \(error.reason)")
             }

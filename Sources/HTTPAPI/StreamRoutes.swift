@@ -207,6 +207,7 @@ extension API {
         router.post("api/streams/:id/destinations") { request, context -> EditedResponse<StreamDestinationResponse> in
             let record = try await ownedStream(context.parameters.get("id"), context: context)
             let (platform, url, streamKey, name) = try Self.validated(try await request.decodeJSON(AddDestinationRequest.self, context: context))
+            try await screenOutbound(url)
             let existing = try await IngestRelayRecord.query(on: store.db).filter(\.$ingestStreamID == record.id!).count()
             guard existing < Self.maxDestinations else {
                 throw APIError(.conflict, "too_many_destinations", "a stream can have at most \(Self.maxDestinations) destinations")

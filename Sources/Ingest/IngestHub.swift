@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import MediaCodecs
+import NetworkPolicy
 import NIOCore
 import NIOPosix
 import RTMP
@@ -73,17 +74,20 @@ public final class IngestHub: Sendable {
     private let streams = Mutex<[String: IngestStream]>([:])
     private let webhook: OnPublishWebhook?
     private let group: any EventLoopGroup
+    private let outbound: OutboundPolicy
     private let logger: Logger
 
     /// `webhook`: asked after the stream key checks out, with nginx-rtmp's `on_publish` semantics.
+    /// `outbound`: where relays may connect.
     public init(hlsRoot: URL, slateTimeout: Duration = .seconds(60), webhook: OnPublishWebhook? = nil,
-                group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, logger: Logger,
+                group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, outbound: OutboundPolicy = OutboundPolicy(), logger: Logger,
                 authorize: @escaping @Sendable (IngestRequest) async -> IngestDecision,
                 onStatus: @escaping @Sendable (IngestStreamSnapshot) -> Void = { _ in }) {
         self.hlsRoot = hlsRoot
         self.slateTimeout = slateTimeout
         self.webhook = webhook
         self.group = group
+        self.outbound = outbound
         self.logger = logger
         self.authorize = authorize
         self.onStatus = onStatus
@@ -97,7 +101,7 @@ public final class IngestHub: Sendable {
         streams.withLock { streams in
             if let stream = streams[id] { return stream }
             let stream = IngestStream(id: id, directory: hlsRoot.appendingPathComponent(id), slateTimeout: slateTimeout,
-                                      group: group, logger: logger, onStatus: onStatus)
+                                      group: group, outbound: outbound, logger: logger, onStatus: onStatus)
             streams[id] = stream
             return stream
         }
@@ -153,7 +157,9 @@ public final class IngestHub: Sendable {
     public func check(_ request: IngestRequest) async -> IngestDecision {
         var decision = await authorize(request)
         if case .allow(let id, _) = decision, let webhook, let refusal = await webhook.ask(request, streamID: id, group: group) {
-            decision = .deny(refusal)
+            // The detail names the operator's endpoint; the publisher hears only the verdict.
+            logger.warning("ingest: on_publish refused", metadata: ["stream": "\(id)", "detail": "\(refusal)"])
+            decision = .deny("the server's publish check refused this stream")
         }
         if case .deny(let reason) = decision {
             logger.notice("ingest: publish refused", metadata: ["transport": "\(request.transport.rawValue)", "from": "\(request.remoteAddress)", "reason": "\(reason)"])

@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import MediaCodecs
 import Metrics
+import NetworkPolicy
 import NIOCore
 import Outputs
 import Synchronization
@@ -79,6 +80,8 @@ public final class IngestStream: Sendable {
     private let metrics: Metrics
     private let settings = Mutex(IngestSettings())
     private let group: any EventLoopGroup
+    /// Where relays may connect.
+    private let outbound: OutboundPolicy
 
     /// Whether HLS plays without a signed URL (the stream's owner chooses).
     public var publicHLS: Bool { settings.withLock { $0.publicHLS } }
@@ -162,12 +165,13 @@ public final class IngestStream: Sendable {
         }
     }
 
-    init(id: String, directory: URL, slateTimeout: Duration, group: any EventLoopGroup, logger: Logger,
+    init(id: String, directory: URL, slateTimeout: Duration, group: any EventLoopGroup, outbound: OutboundPolicy, logger: Logger,
          onStatus: @escaping @Sendable (IngestStreamSnapshot) -> Void) {
         self.id = id
         self.directory = directory
         self.slateTimeout = slateTimeout
         self.group = group
+        self.outbound = outbound
         self.logger = logger
         self.onStatus = onStatus
         queue = DispatchQueue(label: "tally.ingest.\(id)")
@@ -491,7 +495,7 @@ public final class IngestStream: Sendable {
     /// while it is away, so the destination's own stream does not end.
     private func startRelay(_ state: inout State, _ relay: IngestRelay, video: ContainerWriter.VideoTrack, audio: ContainerWriter.AudioTrack?) {
         let push = DestinationPush(id: relay.id, endpoint: relay.endpoint, video: video, audio: audio,
-                                   videoBitrateKbps: state.rate.bitsPerSecond / 1000, group: group) { [weak self] relayState in
+                                   videoBitrateKbps: state.rate.bitsPerSecond / 1000, group: group, policy: outbound) { [weak self] relayState in
             self?.noteRelay(relay.id, relayState)
         }
         state.relays[relay.id] = push

@@ -1,4 +1,5 @@
 import Foundation
+import NetworkPolicy
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -8,20 +9,25 @@ import NIOSSL
 /// form POST describing it (`call=publish`, `app`, `name`, `addr`, …, plus the stream name's
 /// own query arguments) and answers 2xx to allow it; anything else, or no answer in time,
 /// refuses it.
+///
+/// What `ask` returns is for the server's log: it may name the endpoint, whose query often
+/// carries a secret, so publishers are told only that the check refused them.
 public struct OnPublishWebhook: Sendable {
     public let url: URL
     public let timeout: TimeAmount
+    private let policy: OutboundPolicy
     private let host: String
     private let port: Int
     private let secure: Bool
     private let path: String
 
-    public init(url text: String, timeout: TimeAmount = .seconds(5)) throws(IngestRefusal) {
+    public init(url text: String, timeout: TimeAmount = .seconds(5), policy: OutboundPolicy) throws(IngestRefusal) {
         guard let url = URL(string: text), let scheme = url.scheme?.lowercased(), scheme == "http" || scheme == "https", let host = url.host, !host.isEmpty else {
             throw IngestRefusal(reason: "the on_publish URL must be http:// or https:// with a host, not \(text)")
         }
         self.url = url
         self.timeout = timeout
+        self.policy = policy
         self.host = host
         secure = scheme == "https"
         port = url.port ?? (secure ? 443 : 80)
@@ -70,8 +76,14 @@ public struct OnPublishWebhook: Sendable {
                     try channel.pipeline.syncOperations.addHandler(WebhookAnswerHandler(answer: answer))
                 }
             }
+        let addresses: [SocketAddress]
         do {
-            let channel = try await bootstrap.connect(host: host, port: port).get()
+            addresses = try await policy.resolve(host: host, port: port)
+        } catch {
+            return "on_publish endpoint not allowed: \(error.reason)"
+        }
+        do {
+            let channel = try await bootstrap.connect(to: addresses[0]).get()
             let deadline = channel.eventLoop.scheduleTask(in: timeout) { answer.fail(ChannelError.connectTimeout(timeout)) }
             channel.write(HTTPClientRequestPart.head(head), promise: nil)
             channel.write(HTTPClientRequestPart.body(.byteBuffer(channel.allocator.buffer(string: body))), promise: nil)
@@ -84,7 +96,7 @@ public struct OnPublishWebhook: Sendable {
             return (200..<300).contains(status.code) ? nil : "on_publish answered \(status.code) \(status.reasonPhrase)"
         } catch {
             answer.fail(error)
-            return "on_publish at \(url.absoluteString) did not answer: \(error)"
+            return "on_publish endpoint did not answer: \(error)"
         }
     }
 }

@@ -1,6 +1,7 @@
 import FLV
 import Foundation
 import MediaCodecs
+import NetworkPolicy
 import NIOCore
 import RTMP
 import Synchronization
@@ -55,6 +56,7 @@ public final class DestinationPush: ProgramOutput {
     public let endpoint: RTMPEndpoint
     public static let maxRejections = 3
     private let group: any EventLoopGroup
+    private let policy: OutboundPolicy
     private let onState: @Sendable (DestinationState) -> Void
     private let shared: Mutex<Shared>
     private let task = Mutex<Task<Void, Never>?>(nil)
@@ -72,18 +74,19 @@ public final class DestinationPush: ProgramOutput {
         var lastTimestamp: UInt32 = 0
     }
 
-    public convenience init(id: String, endpoint: RTMPEndpoint, format: ProgramFormat, group: any EventLoopGroup,
+    public convenience init(id: String, endpoint: RTMPEndpoint, format: ProgramFormat, group: any EventLoopGroup, policy: OutboundPolicy,
                             onState: @escaping @Sendable (DestinationState) -> Void) {
         self.init(id: id, endpoint: endpoint, video: format.videoTrack, audio: format.audioTrack, videoBitrateKbps: format.videoBitrateKbps,
-                  group: group, onState: onState)
+                  group: group, policy: policy, onState: onState)
     }
 
     /// `video` is H.264, HEVC, AV1 or VP9; `videoBitrateKbps` is only told to the server.
     public init(id: String, endpoint: RTMPEndpoint, video: ContainerWriter.VideoTrack, audio: ContainerWriter.AudioTrack?,
-                videoBitrateKbps: Int, group: any EventLoopGroup, onState: @escaping @Sendable (DestinationState) -> Void) {
+                videoBitrateKbps: Int, group: any EventLoopGroup, policy: OutboundPolicy, onState: @escaping @Sendable (DestinationState) -> Void) {
         self.id = id
         self.endpoint = endpoint
         self.group = group
+        self.policy = policy
         self.onState = onState
         shared = Mutex(Shared(video: video, audio: audio, videoBitrateKbps: videoBitrateKbps))
     }
@@ -133,7 +136,7 @@ public final class DestinationPush: ProgramOutput {
             set(.connecting)
             let reason: String
             do throws(RTMPPushError) {
-                let connection = try await RTMPPushConnection.open(endpoint, group: group)
+                let connection = try await RTMPPushConnection.open(endpoint, group: group, policy: policy)
                 if shared.withLock({ $0.stopping }) {
                     await connection.close()
                     break
@@ -165,6 +168,11 @@ public final class DestinationPush: ProgramOutput {
                     set(.reconnecting(attempt: rejections + 1, retryIn: 1, reason: why))
                     try? await Task.sleep(for: .seconds(1))
                     continue
+                case .forbidden(let why):
+                    // The address will not become allowed by waiting; say so once and stop.
+                    OutputMetrics.failures.increment()
+                    set(.failed(reason: "not allowed: \(why)"))
+                    return
                 case .network(let why):
                     reason = why
                     failures += 1

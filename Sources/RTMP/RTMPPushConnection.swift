@@ -1,3 +1,4 @@
+import NetworkPolicy
 import NIOCore
 import NIOPosix
 import NIOSSL
@@ -8,11 +9,14 @@ public enum RTMPPushError: Error, Equatable, CustomStringConvertible {
     case network(String)
     /// The server said no: bad key, unknown app, publishing not allowed.
     case rejected(String)
+    /// The outbound policy does not let Tally connect there (a private or loopback address).
+    case forbidden(String)
 
     public var description: String {
         switch self {
         case .network(let why): why
         case .rejected(let why): why
+        case .forbidden(let why): why
         }
     }
 }
@@ -26,8 +30,17 @@ public final class RTMPPushConnection: Sendable {
     /// Completes when the connection closes, with why.
     public let closed: EventLoopFuture<String>
 
-    /// Connects and publishes; returns once the server says NetStream.Publish.Start.
-    public static func open(_ endpoint: RTMPEndpoint, group: any EventLoopGroup, timeout: TimeAmount = .seconds(10)) async throws(RTMPPushError) -> RTMPPushConnection {
+    /// Connects and publishes; returns once the server says NetStream.Publish.Start. The host
+    /// is resolved and checked against `policy` now, and the connection goes to the checked
+    /// address, so a name that resolves elsewhere later cannot reach a forbidden one.
+    public static func open(_ endpoint: RTMPEndpoint, group: any EventLoopGroup, policy: OutboundPolicy,
+                            timeout: TimeAmount = .seconds(10)) async throws(RTMPPushError) -> RTMPPushConnection {
+        let addresses: [SocketAddress]
+        do {
+            addresses = try await policy.resolve(host: endpoint.host, port: endpoint.port)
+        } catch {
+            throw .forbidden(error.reason)
+        }
         let loop = group.next()
         let live = loop.makePromise(of: Void.self)
         let closed = loop.makePromise(of: String.self)
@@ -55,7 +68,7 @@ public final class RTMPPushConnection: Sendable {
             }
         let channel: any Channel
         do {
-            channel = try await bootstrap.connect(host: endpoint.host, port: endpoint.port).get()
+            channel = try await connect(bootstrap, to: addresses)
         } catch {
             live.fail(RTMPPushError.network("cannot connect to \(endpoint.host):\(endpoint.port): \(error)"))
             closed.succeed("not connected")
@@ -78,6 +91,19 @@ public final class RTMPPushConnection: Sendable {
         }.get()
         guard let handler else { throw .network("connection closed as it went live") }
         return RTMPPushConnection(channel: channel, handler: handler, closed: closed.futureResult)
+    }
+
+    /// The first of `addresses` that answers, tried in order.
+    private static func connect(_ bootstrap: ClientBootstrap, to addresses: [SocketAddress]) async throws -> any Channel {
+        var lastError: any Error = ChannelError.connectPending
+        for address in addresses {
+            do {
+                return try await bootstrap.connect(to: address).get()
+            } catch {
+                lastError = error
+            }
+        }
+        throw lastError
     }
 
     private init(channel: any Channel, handler: NIOLoopBound<RTMPPushHandler>, closed: EventLoopFuture<String>) {

@@ -6,6 +6,7 @@ import Layout
 import Logging
 import MediaCodecs
 import Metrics
+import NetworkPolicy
 import NIOCore
 import Outputs
 import RTMP
@@ -64,7 +65,7 @@ public final class LiveProgram: Sendable {
     public static let streamPrefix = "stream:"
 
     public init(broadcastID: String, settings: Compositor.Settings, stage: ProgramStage, targets: [PushTarget], recordingPath: String?,
-                hlsDirectory: URL, sfu: SFU, ingest: IngestHub? = nil, group: any EventLoopGroup, logger: Logger,
+                hlsDirectory: URL, sfu: SFU, ingest: IngestHub? = nil, group: any EventLoopGroup, outbound: OutboundPolicy, logger: Logger,
                 onDestinationState: @escaping @Sendable (String, DestinationState) -> Void) throws {
         self.broadcastID = broadcastID
         self.sfu = sfu
@@ -80,7 +81,7 @@ public final class LiveProgram: Sendable {
         for target in targets {
             do {
                 let endpoint = try RTMPEndpoint(url: target.url, streamKey: target.streamKey)
-                pushes.append(DestinationPush(id: target.id, endpoint: endpoint, format: format, group: group) { onDestinationState(target.id, $0) })
+                pushes.append(DestinationPush(id: target.id, endpoint: endpoint, format: format, group: group, policy: outbound) { onDestinationState(target.id, $0) })
             } catch {
                 onDestinationState(target.id, .failed(reason: error.description))
             }

@@ -3,6 +3,7 @@ import Compositor
 import Foundation
 import Layout
 import MediaCodecs
+import NetworkPolicy
 import NIOPosix
 import Outputs
 import RTMP
@@ -58,7 +59,7 @@ struct CompositorBenchmark: ParsableCommand {
         let format = compositor.format
         let pushes = try push.split(separator: ",").enumerated().map { index, url in
             DestinationPush(id: "bench-\(index)", endpoint: try RTMPEndpoint(url: String(url), streamKey: ""), format: format,
-                            group: MultiThreadedEventLoopGroup.singleton) { _ in }
+                            group: MultiThreadedEventLoopGroup.singleton, policy: .unrestricted) { _ in }
         }
         for push in pushes {
             bus.attach(push)

@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import HTTPAPI
 import Logging
+import NetworkPolicy
 import NIOCore
 import ServiceLifecycle
 
@@ -23,8 +24,14 @@ struct Tally: AsyncParsableCommand {
     var ingestSlateSeconds: Int?
     @Option(help: "Asked before every ingest publish whose key checks out, as nginx-rtmp's on_publish: 2xx allows (TALLY_ON_PUBLISH_URL).")
     var onPublishURL: String?
+    @Option(help: "Networks destinations, relays and the on_publish webhook may reach although private or loopback, comma-separated CIDRs such as 127.0.0.0/8 (TALLY_OUTBOUND_ALLOW; default none).")
+    var outboundAllow: String?
     @Option(help: "Helper threads that share a packet's copies to many subscribers with the WebRTC loop, 0-64 (TALLY_FANOUT_THREADS; default: CPUs - 1, at most 15).")
     var fanoutThreads: Int?
+    @Option(help: "Open WebRTC sessions one account, invite or stream key may hold (TALLY_MAX_SESSIONS_PER_IDENTITY, default 24).")
+    var maxSessionsPerIdentity: Int?
+    @Option(help: "Open WebRTC sessions one client address may hold (TALLY_MAX_SESSIONS_PER_ADDRESS, default 64).")
+    var maxSessionsPerAddress: Int?
     @Option(help: "Data directory: SQLite file, secret key, uploads, recordings, HLS (TALLY_DATA_DIR, default ./data).") var dataDir: String?
     @Option(help: "PostgreSQL URL postgres://user:pass@host:port/db (TALLY_DATABASE_URL; unset = SQLite).") var databaseURL: String?
     @Option(help: "Redis URL redis://[:pass@]host:port/db (TALLY_REDIS_URL; unset = in-process registry).") var redisURL: String?
@@ -73,6 +80,8 @@ struct Tally: AsyncParsableCommand {
         config.redisKeyPrefix = setting(redisPrefix, "TALLY_REDIS_PREFIX") ?? config.redisKeyPrefix
         config.publicIP = setting(publicIP, "TALLY_PUBLIC_IP")
         config.secretKey = setting(secretKey, "TALLY_SECRET_KEY")
+        config.maxSessionsPerIdentity = try number(maxSessionsPerIdentity, "TALLY_MAX_SESSIONS_PER_IDENTITY", config.maxSessionsPerIdentity)
+        config.maxSessionsPerAddress = try number(maxSessionsPerAddress, "TALLY_MAX_SESSIONS_PER_ADDRESS", config.maxSessionsPerAddress)
         config.authAttemptsPerMinute = try number(authRateLimit, "TALLY_AUTH_RATE_LIMIT", config.authAttemptsPerMinute)
         let cost = try number(bcryptCost, "TALLY_BCRYPT_COST", Int(config.passwordHashCost))
         guard (4...16).contains(cost) else { throw ValidationError("TALLY_BCRYPT_COST must be between 4 and 16") }
@@ -86,6 +95,14 @@ struct Tally: AsyncParsableCommand {
         let slate = try number(ingestSlateSeconds, "TALLY_INGEST_SLATE_SECONDS", 60)
         guard (1...3600).contains(slate) else { throw ValidationError("TALLY_INGEST_SLATE_SECONDS must be between 1 and 3600") }
         config.ingestSlateTimeout = .seconds(slate)
+        if let allow = setting(outboundAllow, "TALLY_OUTBOUND_ALLOW") {
+            do {
+                config.outboundPolicy = try OutboundPolicy(allowList: allow)
+            } catch {
+                throw ValidationError("TALLY_OUTBOUND_ALLOW: \(error.reason)")
+            }
+            logger.notice("outbound connections may reach \(config.outboundPolicy.allowed.map(\.description).joined(separator: ", ")) (TALLY_OUTBOUND_ALLOW)")
+        }
         config.onPublishURL = setting(onPublishURL, "TALLY_ON_PUBLISH_URL")
         if fanoutThreads != nil || setting(nil, "TALLY_FANOUT_THREADS") != nil {
             config.fanOutThreads = try number(fanoutThreads, "TALLY_FANOUT_THREADS", 0)

@@ -52,6 +52,26 @@ struct DestinationTests {
         }
     }
 
+    /// Server-side request forgery: a URL aimed at the server's own loopback, its private
+    /// network or a cloud's metadata service is refused when saved, in any spelling.
+    @Test("destinations cannot point inside", arguments: [
+        "rtmp://169.254.169.254/live", "rtmp://10.0.0.1/live", "rtmp://[::1]:6379/live", "rtmp://localhost:22/live",
+        "rtmp://0.0.0.0/live", "rtmp://2130706433/live", "rtmp://metadata.google.internal/live", "rtmps://127.0.0.1:443/app",
+        "rtmp://[::ffff:10.0.0.1]/live", "rtmp://100.64.0.1/live",
+    ])
+    func privateAddressesAreRefused(url: String) async throws {
+        try await withServer { api, _ in
+            let host = try await api.signUp()
+            let id = try await api.createBroadcast(host.accessToken)
+            let reply = try await api.call(.post, "/api/broadcasts/\(id)/destinations", json: ["platform": "custom", "rtmp_url": url, "stream_key": "k"], token: host.accessToken)
+            #expect(reply.status == .badRequest && reply.errorCode == "destination_not_allowed", "\(url): \(reply.text)")
+            let stream = try await api.call(.post, "/api/streams", json: ["stream_id": "s1", "action": "start"], token: host.accessToken)
+            #expect(stream.status == .created)
+            let relay = try await api.call(.post, "/api/streams/s1/destinations", json: ["platform": "custom", "rtmp_url": url, "stream_key": "k"], token: host.accessToken)
+            #expect(relay.status == .badRequest && relay.errorCode == "destination_not_allowed", "\(url): \(relay.text)")
+        }
+    }
+
     @Test("delete removes a destination; other broadcasts' and strangers' attempts fail")
     func delete() async throws {
         try await withServer { api, _ in
@@ -74,10 +94,10 @@ struct DestinationTests {
             let host = try await api.signUp()
             let id = try await api.createBroadcast(host.accessToken)
             for index in 0..<10 {
-                let reply = try await api.call(.post, "/api/broadcasts/\(id)/destinations", json: ["platform": "custom", "rtmp_url": "rtmp://127.0.0.1/live", "stream_key": "key\(index)"], token: host.accessToken)
+                let reply = try await api.call(.post, "/api/broadcasts/\(id)/destinations", json: ["platform": "custom", "rtmp_url": "rtmp://live.example.com/live", "stream_key": "key\(index)"], token: host.accessToken)
                 #expect(reply.status == .created)
             }
-            let over = try await api.call(.post, "/api/broadcasts/\(id)/destinations", json: ["platform": "custom", "rtmp_url": "rtmp://127.0.0.1/live", "stream_key": "key10"], token: host.accessToken)
+            let over = try await api.call(.post, "/api/broadcasts/\(id)/destinations", json: ["platform": "custom", "rtmp_url": "rtmp://live.example.com/live", "stream_key": "key10"], token: host.accessToken)
             #expect(over.status == .conflict && over.errorCode == "too_many_destinations")
         }
     }

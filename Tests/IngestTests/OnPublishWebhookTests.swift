@@ -1,3 +1,4 @@
+import NetworkPolicy
 import NIOPosix
 import Testing
 
@@ -11,14 +12,14 @@ import Testing
     }
 
     @Test func onlyHTTPURLsWithAHostAreTaken() throws {
-        #expect(throws: IngestRefusal.self) { try OnPublishWebhook(url: "ftp://example.com/hook") }
-        #expect(throws: IngestRefusal.self) { try OnPublishWebhook(url: "http:///hook") }
-        _ = try OnPublishWebhook(url: "https://hooks.example.com:8443/on_publish?secret=1")
+        #expect(throws: IngestRefusal.self) { try OnPublishWebhook(url: "ftp://example.com/hook", policy: OutboundPolicy()) }
+        #expect(throws: IngestRefusal.self) { try OnPublishWebhook(url: "http:///hook", policy: OutboundPolicy()) }
+        _ = try OnPublishWebhook(url: "https://hooks.example.com:8443/on_publish?secret=1", policy: OutboundPolicy())
     }
 
     @Test func anEndpointThatDoesNotAnswerRefuses() async throws {
         // Port 9 on loopback: nothing listens, the connection is refused at once.
-        let webhook = try OnPublishWebhook(url: "http://127.0.0.1:9/hook", timeout: .seconds(2))
+        let webhook = try OnPublishWebhook(url: "http://127.0.0.1:9/hook", timeout: .seconds(2), policy: .unrestricted)
         let why = await webhook.ask(IngestRequest(transport: .srt, app: "live", streamKey: "k", remoteAddress: "127.0.0.1"), streamID: "s",
                                     group: MultiThreadedEventLoopGroup.singleton)
         #expect(why?.contains("did not answer") == true)

@@ -2,6 +2,7 @@ import FLV
 import Foundation
 import Logging
 import MediaCodecs
+import NetworkPolicy
 import NIOPosix
 import RTMP
 import Synchronization
@@ -26,7 +27,7 @@ import Testing
     /// Publishes `seconds` of 320×240 video (a keyframe each second) and AAC, as fast as it can.
     func publish(port: Int, key: String = "good-key", seconds: Int, keepOpen: Bool = false) async throws -> RTMPPushConnection {
         let endpoint = try RTMPEndpoint(url: "rtmp://127.0.0.1:\(port)/live", streamKey: key)
-        let connection = try await RTMPPushConnection.open(endpoint, group: MultiThreadedEventLoopGroup.singleton)
+        let connection = try await RTMPPushConnection.open(endpoint, group: MultiThreadedEventLoopGroup.singleton, policy: .unrestricted)
         let video = try H264Encoder(.init(width: 320, height: 240, framesPerSecond: 30, bitrateKbps: 300, keyframeIntervalSeconds: 1, threads: 1))
         let audio = try AACEncoder()
         connection.sendMetadata([("width", .number(320)), ("height", .number(240)), ("framerate", .number(30))])
@@ -65,7 +66,7 @@ import Testing
         let (hub, server, port) = try await makeServer()
         defer { Task { await server.stop() } }
         let endpoint = try RTMPEndpoint(url: "rtmp://127.0.0.1:\(port)/live", streamKey: "bad-key")
-        await #expect { try await RTMPPushConnection.open(endpoint, group: MultiThreadedEventLoopGroup.singleton) } throws: { error in
+        await #expect { try await RTMPPushConnection.open(endpoint, group: MultiThreadedEventLoopGroup.singleton, policy: .unrestricted) } throws: { error in
             guard case .rejected(let why) = error as? RTMPPushError else { return false }
             return why.contains("unknown stream key")
         }
@@ -159,7 +160,7 @@ extension RTMPIngestTests {
         let first = try #require(pictures.first { $0.isKeyframe })
         let parameterSets = AnnexB.nalUnits(first.data).filter { HEVC.parameterSetTypes.contains(HEVC.type($0)) }.flatMap { [0, 0, 0, 1] + $0 }
         let endpoint = try RTMPEndpoint(url: "rtmp://127.0.0.1:\(port)/live", streamKey: "good-key")
-        let connection = try await RTMPPushConnection.open(endpoint, group: MultiThreadedEventLoopGroup.singleton)
+        let connection = try await RTMPPushConnection.open(endpoint, group: MultiThreadedEventLoopGroup.singleton, policy: .unrestricted)
         connection.sendMetadata([("width", .number(320)), ("height", .number(240)), ("framerate", .number(30))])
         connection.send(.video, timestamp: 0, body: try FLVVideo.hevcSequenceHeader(parameterSets: parameterSets))
         let sound = try #require(source.first { $0.codec == .aac }.flatMap { ADTSFrame($0.data) })
@@ -194,7 +195,7 @@ extension RTMPIngestTests {
         let (hub, server, port) = try await makeServer()
         defer { Task { await server.stop() } }
         let endpoint = try RTMPEndpoint(url: "rtmp://127.0.0.1:\(port)/live", streamKey: "good-key")
-        let connection = try await RTMPPushConnection.open(endpoint, group: MultiThreadedEventLoopGroup.singleton)
+        let connection = try await RTMPPushConnection.open(endpoint, group: MultiThreadedEventLoopGroup.singleton, policy: .unrestricted)
         // Enhanced RTMP: a VVC sequence start, then a coded frame; neither HLS nor anything here plays VVC.
         connection.send(.video, timestamp: 0, body: [0x90 | 0x00] + Array("vvc1".utf8) + [1, 2, 3])
         connection.send(.video, timestamp: 33, body: [0x90 | 0x01] + Array("vvc1".utf8) + [0, 0, 0, 9, 9])
@@ -248,7 +249,7 @@ extension RTMPIngestTests {
         let sequenceHeader = try #require(AV1.obus(first.data[...])?.first { $0.type == AV1.sequenceHeader })
         let record = try #require(AV1CodecConfiguration(sequenceHeaderOBU: sequenceHeader.bytes)).record
         let endpoint = try RTMPEndpoint(url: "rtmp://127.0.0.1:\(port)/live", streamKey: "good-key")
-        let connection = try await RTMPPushConnection.open(endpoint, group: MultiThreadedEventLoopGroup.singleton)
+        let connection = try await RTMPPushConnection.open(endpoint, group: MultiThreadedEventLoopGroup.singleton, policy: .unrestricted)
         let audio = try AACEncoder()
         connection.sendMetadata([("framerate", .number(30))])
         connection.send(.video, timestamp: 0, body: FLVVideo.enhancedSequenceStart(fourCC: "av01", record: record))
@@ -271,7 +272,7 @@ extension RTMPIngestTests {
     /// A relay sends AV1 on as enhanced RTMP; here the destination is this server itself.
     @Test func aRelayCarriesAV1OnOverEnhancedRTMP() async throws {
         let settings = Mutex(IngestSettings())
-        let hub = IngestHub(hlsRoot: root, logger: Logger(label: "test")) { request in
+        let hub = IngestHub(hlsRoot: root, outbound: .unrestricted, logger: Logger(label: "test")) { request in
             switch request.streamKey {
             case "good-key": .allow(streamID: "show", settings: settings.withLock { $0 })
             case "relay-key": .allow(streamID: "copy")

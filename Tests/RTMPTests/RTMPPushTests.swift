@@ -1,6 +1,7 @@
 import FLV
 import Foundation
 import MediaCodecs
+import NetworkPolicy
 import NIOPosix
 import RTMP
 import Testing
@@ -9,7 +10,7 @@ import Testing
     @Test func pushesH264AndAACThatNginxRecords() async throws {
         let nginx = try NginxRTMP(onPublish: "allow")
         let endpoint = try RTMPEndpoint(url: "rtmp://127.0.0.1:\(nginx.rtmpPort)/live", streamKey: "studio-test")
-        let connection = try await RTMPPushConnection.open(endpoint, group: MultiThreadedEventLoopGroup.singleton)
+        let connection = try await RTMPPushConnection.open(endpoint, group: MultiThreadedEventLoopGroup.singleton, policy: .unrestricted)
         let video = try H264Encoder(.init(width: 320, height: 240, framesPerSecond: 30, bitrateKbps: 400, threads: 1))
         let audio = try AACEncoder()
         connection.sendMetadata([("width", .number(320)), ("height", .number(240)), ("framerate", .number(30)),
@@ -38,7 +39,7 @@ import Testing
     @Test func aRefusedKeyIsARejectionNotANetworkError() async throws {
         let nginx = try NginxRTMP(onPublish: "deny")
         let endpoint = try RTMPEndpoint(url: "rtmp://127.0.0.1:\(nginx.rtmpPort)/live", streamKey: "bad-key")
-        await #expect { try await RTMPPushConnection.open(endpoint, group: MultiThreadedEventLoopGroup.singleton) } throws: { error in
+        await #expect { try await RTMPPushConnection.open(endpoint, group: MultiThreadedEventLoopGroup.singleton, policy: .unrestricted) } throws: { error in
             guard case .rejected = error as? RTMPPushError else { return false }
             return true
         }
@@ -47,7 +48,7 @@ import Testing
     @Test func anUnreachableServerIsANetworkError() async throws {
         let port = try NginxRTMP.freePort()
         let endpoint = try RTMPEndpoint(url: "rtmp://127.0.0.1:\(port)/live", streamKey: "k")
-        await #expect { try await RTMPPushConnection.open(endpoint, group: MultiThreadedEventLoopGroup.singleton) } throws: { error in
+        await #expect { try await RTMPPushConnection.open(endpoint, group: MultiThreadedEventLoopGroup.singleton, policy: .unrestricted) } throws: { error in
             guard case .network = error as? RTMPPushError else { return false }
             return true
         }
