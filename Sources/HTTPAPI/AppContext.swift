@@ -1,11 +1,20 @@
 import Foundation
 import Hummingbird
 import NIOCore
+import SFU
 
 /// Who is calling: a signed-in user, or a guest holding an invite to one broadcast.
 public enum Identity: Sendable, Equatable {
     case user(id: UUID, tokenID: String, expiresAt: Date)
     case guest(broadcastID: UUID, inviteID: String, name: String?)
+
+    /// The credential behind the identity, as media sessions record their holder.
+    var sessionKey: String {
+        switch self {
+        case .user(let id, _, _): "user:\(id.uuidString)"
+        case .guest(_, let inviteID, _): "invite:\(inviteID)"
+        }
+    }
 }
 
 /// The request context of every Tally route.
@@ -22,6 +31,13 @@ public struct AppContext: RequestContext {
 
     public var requestDecoder: JSONDecoder { TallyJSON.decoder() }
     public var responseEncoder: JSONEncoder { TallyJSON.encoder() }
+
+    /// The caller as the holder of the media sessions it opens: only the same credential may
+    /// end them, and each identity and address may hold only so many.
+    func sessionOwner() throws -> SessionOwner {
+        guard let key = identity?.sessionKey else { throw APIError.unauthorized }
+        return SessionOwner(identity: key, address: clientAddress ?? "unknown")
+    }
 
     /// The signed-in user, or 401; guests are refused.
     func requireUser() throws -> UUID {

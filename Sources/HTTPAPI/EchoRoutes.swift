@@ -8,18 +8,20 @@ extension API {
     func addEchoRoutes(to router: Router<AppContext>) {
         router.post("api/echo") { request, context in try await openEcho(request, context) }
         router.delete("api/echo/:session") { _, context in
-            guard context.identity != nil else { throw APIError.unauthorized }
+            let owner = try context.sessionOwner()
             let id = context.parameters.get("session") ?? ""
-            guard await webrtc.close(sessionID: id, tag: Self.echoTag, reason: "closed by the client") else { throw APIError.notFound("session") }
+            guard await webrtc.close(sessionID: id, tag: Self.echoTag, identity: owner.identity, reason: "closed by the client") else {
+                throw APIError.notFound("session")
+            }
             return HTTPResponse.Status.ok
         }
     }
 
     private func openEcho(_ request: Request, _ context: AppContext) async throws -> Response {
-        guard context.identity != nil else { throw APIError.unauthorized }
+        let owner = try context.sessionOwner()
         let offer = try await Self.readOffer(request)
         let (id, answer) = try await Self.openingSession {
-            try await webrtc.open(offer: offer, tag: Self.echoTag, intent: EchoSink.intent(for:)) { EchoSink(answer: $0) }
+            try await webrtc.open(offer: offer, tag: Self.echoTag, owner: owner, intent: EchoSink.intent(for:)) { EchoSink(answer: $0) }
         }
         return Self.sdpResponse(answer, location: "/api/echo/\(id)")
     }
@@ -47,8 +49,15 @@ extension API {
             return try await open()
         } catch let error as SDPError {
             throw APIError(.badRequest, "unacceptable_offer", error.description)
-        } catch WebRTCTransportError.tooManySessions {
-            throw APIError(.serviceUnavailable, "too_many_sessions", "the media server is full; try again shortly", headers: [.retryAfter: "5"])
+        } catch let error as WebRTCTransportError {
+            switch error {
+            case .tooManySessionsForOwner, .tooManySessionsForAddress:
+                throw APIError(.tooManyRequests, "too_many_sessions", "\(error.description); close one first", headers: [.retryAfter: "10"])
+            case .tooManyMediaSections:
+                throw APIError(.badRequest, "too_many_media_sections", error.description)
+            case .tooManySessions, .notRunning:
+                throw APIError(.serviceUnavailable, "media_server_full", "the media server is full; try again shortly", headers: [.retryAfter: "5"])
+            }
         }
     }
 

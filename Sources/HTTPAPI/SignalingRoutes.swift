@@ -9,6 +9,7 @@ import SDP
 import SFU
 import Signaling
 import Store
+import WebRTCTransport
 
 extension API {
     /// A guest's invite link (`/join/{broadcast}?invite=…`) opens the studio page.
@@ -34,12 +35,13 @@ extension API {
     }
 
     /// Decides a WebSocket upgrade of `/ws?token=…`: only with a token that authenticates.
-    func signalingUpgrade(_ request: HTTPRequest) async -> ShouldUpgradeResult<WebSocketDataHandler<HTTP1WebSocketUpgradeChannel.Context>> {
+    func signalingUpgrade(_ request: HTTPRequest, clientAddress: String?) async -> ShouldUpgradeResult<WebSocketDataHandler<HTTP1WebSocketUpgradeChannel.Context>> {
         let uri = HummingbirdCore.URI(request.path ?? "")
         guard uri.path == "/ws", let token = uri.queryParameters.get("token"),
               let identity = try? await auth.authenticate(bearer: token) else { return .dontUpgrade }
+        let owner = SessionOwner(identity: identity.sessionKey, address: clientAddress ?? "unknown")
         return .upgrade([:]) { inbound, outbound, _ in
-            await SignalingConnection(api: self, identity: identity).serve(inbound: inbound, outbound: outbound)
+            await SignalingConnection(api: self, identity: identity, owner: owner).serve(inbound: inbound, outbound: outbound)
         }
     }
 }
@@ -53,6 +55,8 @@ extension API {
 final class SignalingConnection {
     private let api: API
     private let identity: Identity
+    /// Who holds the media sessions this socket opens.
+    private let owner: SessionOwner
     private var outgoing: AsyncStream<String>.Continuation?
     private var limiter = MessageRateLimiter()
     private var joined: (broadcast: UUID, participant: Participant)?
@@ -62,9 +66,10 @@ final class SignalingConnection {
     private let clock = ContinuousClock()
     private let startedAt: ContinuousClock.Instant
 
-    init(api: API, identity: Identity) {
+    init(api: API, identity: Identity, owner: SessionOwner) {
         self.api = api
         self.identity = identity
+        self.owner = owner
         startedAt = clock.now
     }
 
@@ -231,12 +236,12 @@ final class SignalingConnection {
         case .user(let userID, _, _):
             let name = try await User.find(userID, on: api.store.db)?.name ?? "Host"
             participant = Participant(broadcastID: broadcast, userID: userID, name: name, role: .host)
-        case .guest(_, _, let invitedName):
+        case .guest(_, let inviteID, let invitedName):
             let given = try message.optionalString("name", max: 100)?.trimmingCharacters(in: .whitespacesAndNewlines)
             let name = (given?.isEmpty == false ? given : nil) ?? invitedName ?? "Guest"
-            participant = Participant(broadcastID: broadcast, userID: nil, name: name, role: .guest)
+            participant = Participant(broadcastID: broadcast, userID: nil, name: name, role: .guest, inviteID: inviteID)
         }
-        try await participant.create(on: api.store.db)
+        try await api.admit(participant)
         return participant
     }
 
@@ -307,8 +312,8 @@ final class SignalingConnection {
             throw SignalingError("studio_full", "the studio holds \(StageRules.maxInStudio) sources at most", id: message.id)
         }
         let share = Participant(broadcastID: broadcast, userID: owner.userID, name: "\(owner.name) (screen)",
-                                role: ParticipantRole(rawValue: owner.role) ?? .guest)
-        try await share.create(on: api.store.db)
+                                role: ParticipantRole(rawValue: owner.role) ?? .guest, inviteID: owner.inviteID)
+        try await api.admit(share)
         screen = share
         let id = share.id!.uuidString
         try await api.registry.markPresent(room: broadcast.uuidString, participant: id, ttl: api.configuration.signalingResumeGrace)
@@ -428,9 +433,9 @@ final class SignalingConnection {
         }
         do {
             let (session, answer) = if let target {
-                try await api.sfu.play(broadcastID: broadcast.uuidString, participantID: target, offer: offer)
+                try await api.sfu.play(broadcastID: broadcast.uuidString, participantID: target, offer: offer, owner: owner)
             } else {
-                try await api.sfu.publish(broadcastID: broadcast.uuidString, participantID: publisher.id!.uuidString, offer: offer)
+                try await api.sfu.publish(broadcastID: broadcast.uuidString, participantID: publisher.id!.uuidString, offer: offer, owner: owner)
             }
             var data: [String: any Sendable] = ["sdp": answer, "session_id": session]
             if let target { data["target"] = target }
@@ -439,6 +444,8 @@ final class SignalingConnection {
             throw SignalingError("not_publishing", "that participant is not publishing", id: message.id)
         } catch let error as SDPError {
             throw SignalingError("unacceptable_offer", error.description, id: message.id)
+        } catch let error as WebRTCTransportError {
+            throw SignalingError("media_refused", error.description, id: message.id)
         }
     }
 

@@ -114,6 +114,8 @@ public final class TallyServices: Sendable {
             transport.announcedAddresses = configuration.publicIP.map { [$0] } ?? []
             transport.allowsLossInjection = configuration.testHooks
             transport.fanOutThreads = configuration.fanOutThreads
+            transport.maxSessionsPerIdentity = configuration.maxSessionsPerIdentity
+            transport.maxSessionsPerAddress = configuration.maxSessionsPerAddress
             webrtc = try WebRTCServer(configuration: transport, certificate: DTLSCertificate(), loop: group.next(), logger: logger)
             try await webrtc.start()
         } catch {
@@ -183,8 +185,8 @@ public enum TallyServer {
         return Application(
             router: try router(api),
             // The studio's signaling socket (/ws) is upgraded from the same port.
-            server: .http1WebSocketUpgrade(configuration: .init(ws: .init(maxFrameSize: SignalMessage.maxBytes))) { request, _, _ in
-                await api.signalingUpgrade(request)
+            server: .http1WebSocketUpgrade(configuration: .init(ws: .init(maxFrameSize: SignalMessage.maxBytes))) { request, channel, _ in
+                await api.signalingUpgrade(request, clientAddress: channel.remoteAddress?.ipAddress)
             },
             configuration: .init(address: .hostname(configuration.host, port: configuration.httpPort), serverName: "Tally"),
             onServerRunning: onServerRunning,

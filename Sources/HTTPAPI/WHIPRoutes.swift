@@ -10,11 +10,14 @@ extension API {
     /// WHIP (RFC 9725) publishing into a broadcast's SFU, and WHEP playing one participant.
     func addWHIPRoutes(to router: Hummingbird.Router<AppContext>) {
         router.post("whip/:broadcast") { request, context in try await publish(request, context) }
+        // The host may end anyone's publishing; anyone else only a session their own
+        // credential opened (RFC 9725 §4.2).
         router.delete("whip/:broadcast/:participant") { _, context in
             let broadcast = try await memberBroadcast(context)
             let participant = try Validate.uuid(context.parameters.get("participant"), what: "participant")
+            let identity: String? = if case .user? = context.identity { nil } else { try context.sessionOwner().identity }
             guard let row = try await Participant.find(participant, on: store.db), row.broadcastID == broadcast.id,
-                  await sfu.unpublish(participantID: participant.uuidString) else { throw APIError.notFound("participant") }
+                  await sfu.unpublish(participantID: participant.uuidString, identity: identity) else { throw APIError.notFound("participant") }
             return HTTPResponse.Status.ok
         }
         router.post("whep/:broadcast") { request, context in try await playProgram(request, context) }
@@ -24,7 +27,7 @@ extension API {
             let id = broadcast.id!.uuidString
             let router = context.parameters.get("participant") == ProgramPlayers.participantID ? ProgramPlayers.routerID(id) : id
             guard await webrtc.close(sessionID: context.parameters.get("session") ?? "", tag: SFU.playTag(router),
-                                     reason: "closed by the client") else {
+                                     identity: try context.sessionOwner().identity, reason: "closed by the client") else {
                 throw APIError.notFound("session")
             }
             return HTTPResponse.Status.ok
@@ -36,11 +39,12 @@ extension API {
         guard broadcast.status != BroadcastStatus.ended.rawValue else {
             throw APIError(.conflict, "broadcast_ended", "an ended broadcast takes no media")
         }
+        let owner = try context.sessionOwner()
         let offer = try await Self.readOffer(request)
         let participant = try await participantRow(for: context.identity, broadcast: broadcast)
         let participantID = participant.id!.uuidString
         let (_, answer) = try await Self.openingSession {
-            try await sfu.publish(broadcastID: broadcast.id!.uuidString, participantID: participantID, offer: offer)
+            try await sfu.publish(broadcastID: broadcast.id!.uuidString, participantID: participantID, offer: offer, owner: owner)
         }
         return Self.sdpResponse(answer, location: "/whip/\(broadcast.id!.uuidString)/\(participantID)")
     }
@@ -49,11 +53,14 @@ extension API {
         let broadcast = try await memberBroadcast(context)
         let participant = try Validate.uuid(context.parameters.get("participant"), what: "participant")
         let injectedLoss = try testEgressLoss(request)
+        let owner = try context.sessionOwner()
         let offer = try await Self.readOffer(request)
         let broadcastID = broadcast.id!.uuidString
         let participantID = participant.uuidString
         do {
-            let (session, answer) = try await Self.openingSession { try await sfu.play(broadcastID: broadcastID, participantID: participantID, offer: offer) }
+            let (session, answer) = try await Self.openingSession {
+                try await sfu.play(broadcastID: broadcastID, participantID: participantID, offer: offer, owner: owner)
+            }
             if let injectedLoss { _ = await webrtc.setEgressLoss(sessionID: session, probability: injectedLoss) }
             return Self.sdpResponse(answer, location: "/whep/\(broadcastID)/\(participantID)/\(session)")
         } catch SFUError.notPublishing {
@@ -68,11 +75,12 @@ extension API {
         guard broadcast.status == BroadcastStatus.live.rawValue else {
             throw APIError(.conflict, "not_live", "the program plays once the broadcast is live")
         }
+        let owner = try context.sessionOwner()
         let offer = try await Self.readOffer(request)
         let id = broadcast.id!.uuidString
         do {
             let (session, answer) = try await Self.openingSession {
-                try await sfu.play(broadcastID: ProgramPlayers.routerID(id), participantID: ProgramPlayers.participantID, offer: offer)
+                try await sfu.play(broadcastID: ProgramPlayers.routerID(id), participantID: ProgramPlayers.participantID, offer: offer, owner: owner)
             }
             return Self.sdpResponse(answer, location: "/whep/\(id)/\(ProgramPlayers.participantID)/\(session)")
         } catch SFUError.notPublishing {
@@ -95,17 +103,16 @@ extension API {
 
     /// A publisher is a participant of the broadcast: the host for its owner, a guest for an invite.
     private func participantRow(for identity: Identity?, broadcast: Broadcast) async throws -> Participant {
-        let participant: Participant
         switch identity {
         case .user(let userID, _, _)?:
             let name = try await User.find(userID, on: store.db)?.name ?? "Host"
-            participant = Participant(broadcastID: broadcast.id!, userID: userID, name: name, role: .host)
-        case .guest(_, _, let name)?:
-            participant = Participant(broadcastID: broadcast.id!, userID: nil, name: name ?? "Guest", role: .guest)
+            let participant = Participant(broadcastID: broadcast.id!, userID: userID, name: name, role: .host)
+            try await admit(participant)
+            return participant
+        case .guest(_, let inviteID, let name)?:
+            return try await whipParticipant(broadcast: broadcast, inviteID: inviteID, name: name)
         case nil:
             throw APIError.unauthorized
         }
-        try await participant.create(on: store.db)
-        return participant
     }
 }

@@ -36,8 +36,9 @@ public final class WHIPIngest: Sendable {
     private let hub: IngestHub
     private let sfu: SFU
     private let logger: Logger
-    /// Live sessions by ID, with their router: what `DELETE` may end.
-    private let sessions = Mutex<[String: String]>([:])
+    /// Live sessions by ID, with their router and the identity that opened them: what
+    /// `DELETE` may end, and who may.
+    private let sessions = Mutex<[String: (router: String, identity: String)]>([:])
     private let publishes = Atomic<UInt64>(0)
 
     public init(hub: IngestHub, sfu: SFU, logger: Logger) {
@@ -49,8 +50,10 @@ public final class WHIPIngest: Sendable {
     public static func routerID(streamID: String) -> String { "ingest:\(streamID)" }
 
     /// Checks the key, then answers the offer; the publisher replaces any earlier one of the
-    /// same stream. Returns the session's ID, for its resource URL.
-    public func publish(streamKey: String, offer: SessionDescription, remoteAddress: String) async throws -> (streamID: String, sessionID: String, answer: String) {
+    /// same stream. Returns the session's ID, for its resource URL. `owner` names the stream
+    /// key (never the key itself), so that only a holder of the same key may end it.
+    public func publish(streamKey: String, offer: SessionDescription, owner: SessionOwner) async throws -> (streamID: String, sessionID: String, answer: String) {
+        let remoteAddress = owner.address
         guard offer.media.contains(where: { $0.kind == "video" && $0.codecs.contains(where: Self.policy.video[0].matches) }) else {
             throw WHIPIngestError.unsupportedOffer("the offer has no H.264 video (packetization-mode=1); passthrough carries H.264, so choose an H.264 encoder")
         }
@@ -79,7 +82,7 @@ public final class WHIPIngest: Sendable {
         let sessionID: String
         let answer: String
         do {
-            (sessionID, answer) = try await sfu.publish(broadcastID: routerID, participantID: participantID, offer: offer, policy: Self.policy) {
+            (sessionID, answer) = try await sfu.publish(broadcastID: routerID, participantID: participantID, offer: offer, owner: owner, policy: Self.policy) {
                 if let id = session.id { self.sessions.withLock { _ = $0.removeValue(forKey: id) } }
                 feed.finish()
                 Task { await sfu.untap(broadcastID: routerID, participantID: participantID) }
@@ -89,16 +92,17 @@ public final class WHIPIngest: Sendable {
             publisher.detach(reason: "the offer could not be answered")
             throw error
         }
-        sessions.withLock { $0[sessionID] = routerID }
+        sessions.withLock { $0[sessionID] = (routerID, owner.identity) }
         session.opened(sessionID)
         logger.info("whip ingest: publishing", metadata: ["stream": "\(streamID)", "session": "\(sessionID)", "from": "\(remoteAddress)"])
         return (streamID, sessionID, answer)
     }
 
-    /// Ends a session (`DELETE` on its resource URL): the stream shows its slate.
-    public func end(sessionID: String) async -> Bool {
-        guard let routerID = sessions.withLock({ $0[sessionID] }) else { return false }
-        return await sfu.server.close(sessionID: sessionID, tag: "whip:\(routerID)", reason: "ended by the publisher")
+    /// Ends a session (`DELETE` on its resource URL) for the identity that opened it: the
+    /// stream shows its slate. False for an unknown session or another identity's.
+    public func end(sessionID: String, identity: String) async -> Bool {
+        guard let session = sessions.withLock({ $0[sessionID] }), session.identity == identity else { return false }
+        return await sfu.server.close(sessionID: sessionID, tag: "whip:\(session.router)", identity: identity, reason: "ended by the publisher")
     }
 }
 

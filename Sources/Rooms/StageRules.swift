@@ -18,6 +18,11 @@ public enum StageRules {
     public static let maxOnStage = 10
     /// Hosts and guests in the studio at once, on stage or backstage.
     public static let maxInStudio = 15
+    /// People (and screen shares) one invite link may bring in over a broadcast's life: a
+    /// shared guest link admits a studio's worth, and no more.
+    public static let maxPerInvite = 2 * maxInStudio
+    /// Participant records a broadcast may gather, however many invites it hands out.
+    public static let maxParticipantRecords = 200
     public static let maxBannerLength = 200
 
     /// Checks `stage` against the layouts the server loaded and the broadcast's participants.

@@ -100,9 +100,13 @@ public final class PublisherSink: MediaSink {
         }
     }
 
+    /// The session this sink served, once it has closed.
+    public private(set) var closedSessionID: String?
+
     public func peerDidClose(_ peer: PeerConnection, reason: String) {
         for producer in producersByMid.values { router.remove(producer: producer.id) }
         gauges?.remove()
+        closedSessionID = peer.id
         onClose(self)
     }
 

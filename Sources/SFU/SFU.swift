@@ -55,13 +55,15 @@ public final class SFU: @unchecked Sendable {
 
     /// Opens a publishing session; its sections become producers of `participantID`, in the
     /// codecs `policy` allows. `onClose` runs on the transport's loop when the session ends.
-    public func publish(broadcastID: String, participantID: String, offer: SessionDescription, policy: CodecPolicy = .standard,
+    public func publish(broadcastID: String, participantID: String, offer: SessionDescription, owner: SessionOwner, policy: CodecPolicy = .standard,
                         onClose: @escaping @Sendable () -> Void = {}) async throws -> (sessionID: String, answer: String) {
         let server = self.server
-        let (id, answer) = try await server.open(offer: offer, tag: "whip:\(broadcastID)", policy: policy, intent: { _ in MediaIntent(receive: true) }) { answer in
+        let (id, answer) = try await server.open(offer: offer, tag: "whip:\(broadcastID)", owner: owner, policy: policy,
+                                                 intent: { _ in MediaIntent(receive: true) }) { answer in
             PublisherSink(participantID: participantID, answer: answer, router: self.router(broadcastID), clock: { server.now },
-                          onConnect: { _ in self.onMediaPublished(broadcastID, participantID) }) { _ in
-                self.publishers[participantID] = nil
+                          onConnect: { _ in self.onMediaPublished(broadcastID, participantID) }) { sink in
+                // A session replaced by a newer publish closes after its successor took its place.
+                if self.publishers[participantID] == sink.closedSessionID { self.publishers[participantID] = nil }
                 self.dropRouterIfUnused(broadcastID)
                 onClose()
             }
@@ -84,14 +86,15 @@ public final class SFU: @unchecked Sendable {
         (try? await server.loop.submit { self.routers[broadcastID]?.publishingParticipants ?? [] }.get()) ?? []
     }
 
-    public func unpublish(participantID: String) async -> Bool {
+    /// Ends a participant's publishing session; with `identity`, only if that identity opened it.
+    public func unpublish(participantID: String, identity: String? = nil) async -> Bool {
         guard let session = try? await server.loop.submit({ self.publishers[participantID] }).get() else { return false }
-        return await server.close(sessionID: session, reason: "unpublished")
+        return await server.close(sessionID: session, identity: identity, reason: "unpublished")
     }
 
     /// Opens a session that plays one participant's producers, each offered section getting
     /// the first unused producer of its kind, in the publisher's own codec.
-    public func play(broadcastID: String, participantID: String, offer: SessionDescription) async throws -> (sessionID: String, answer: String) {
+    public func play(broadcastID: String, participantID: String, offer: SessionDescription, owner: SessionOwner) async throws -> (sessionID: String, answer: String) {
         let producers = try await server.loop.submit {
             (self.routers[broadcastID]?.producers(ofParticipant: participantID) ?? []).map { (id: $0.id, kind: $0.kind, codec: $0.media.codec) }
         }.get()
@@ -109,7 +112,7 @@ public final class SFU: @unchecked Sendable {
             feedback: CodecPolicy.standard.feedback, headerExtensions: CodecPolicy.standard.headerExtensions)
         let mapping = assignment
         let server = self.server
-        let (id, answer) = try await server.open(offer: offer, tag: Self.playTag(broadcastID), policy: policy, intent: { section in
+        let (id, answer) = try await server.open(offer: offer, tag: Self.playTag(broadcastID), owner: owner, policy: policy, intent: { section in
             guard let mid = section.mid, mapping[mid] != nil else { return MediaIntent(receive: false) }
             return MediaIntent(receive: false, send: LocalStream(
                 ssrc: UInt32.random(in: 1...UInt32.max), rtxSSRC: section.kind == "video" ? UInt32.random(in: 1...UInt32.max) : nil,
@@ -166,3 +169,6 @@ public final class SFU: @unchecked Sendable {
         if routers[broadcastID]?.isEmpty == true { routers[broadcastID] = nil }
     }
 }
+
+/// Who holds a media session; re-exported so that callers of the SFU need not import the transport.
+public typealias SessionOwner = WebRTCTransport.SessionOwner

@@ -5,7 +5,7 @@ enum TallyMigrations {
     static let all: [any Migration] = [
         CreateUsers(), CreateBroadcasts(), CreateDestinations(), CreateParticipants(), CreateRecordings(), CreateUploads(),
         AddBroadcastStage(), CreateIngestStreams(), AddIngestStreamSRTPassphrase(), AddIngestStreamLadder(),
-        CreateIngestRelays(),
+        CreateIngestRelays(), AddParticipantInvite(),
     ]
 }
 
@@ -198,5 +198,16 @@ struct CreateIngestRelays: TableCreation {
             .field("stream_key_hint", .string, .required)
             .field("created_at", .datetime)
             .create()
+    }
+}
+
+/// Which invite admitted a guest: the invite's participants are counted and reused by it.
+struct AddParticipantInvite: AsyncMigration {
+    func prepare(on database: any Database) async throws {
+        try await database.schema(Participant.schema).field("invite_id", .string).update()
+    }
+
+    func revert(on database: any Database) async throws {
+        try await database.schema(Participant.schema).deleteField("invite_id").update()
     }
 }

@@ -8,6 +8,8 @@ public final class Participant: Model, @unchecked Sendable {
     @ID(key: .id) public var id: UUID?
     @Field(key: "broadcast_id") public var broadcastID: UUID
     @OptionalField(key: "user_id") public var userID: UUID?
+    /// The invite a guest came in with; nil for hosts.
+    @OptionalField(key: "invite_id") public var inviteID: String?
     @Field(key: "name") public var name: String
     @Field(key: "role") public var role: String
     @Field(key: "audio_enabled") public var audioEnabled: Bool
@@ -17,9 +19,10 @@ public final class Participant: Model, @unchecked Sendable {
 
     public init() {}
 
-    public init(broadcastID: UUID, userID: UUID?, name: String, role: ParticipantRole) {
+    public init(broadcastID: UUID, userID: UUID?, name: String, role: ParticipantRole, inviteID: String? = nil) {
         self.broadcastID = broadcastID
         self.userID = userID
+        self.inviteID = inviteID
         self.name = name
         self.role = role.rawValue
         self.audioEnabled = true

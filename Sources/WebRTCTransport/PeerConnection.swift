@@ -46,6 +46,10 @@ public final class PeerConnection {
     private(set) var udpDestination: DatagramDestination?
     /// Room a packet needs after its end for SRTP's authentication tag.
     public static let protectionOverhead = SRTPSession.maxOverhead
+    /// A session that has not finished ICE and DTLS by then is closed: a real client gets
+    /// there in a second or two, and an abandoned offer should not hold its place for long.
+    public static let connectTimeout: Duration = .seconds(10)
+    private let openedAt: Duration
 
     public struct Stats: Sendable {
         public var packetsIn = 0
@@ -62,8 +66,10 @@ public final class PeerConnection {
                 dtlsContext: DTLSContext, mtu: Int, now: Duration) throws {
         self.id = id
         self.answer = answer
+        openedAt = now
         ice = ICELiteAgent(localUsernameFragment: localUsernameFragment, localPassword: localPassword,
                            remoteUsernameFragment: answer.remoteIceUsernameFragment, now: now)
+        ice.connectTimeout = Self.connectTimeout
         guard answer.remoteFingerprint.algorithm == "sha-256" else {
             throw DTLSError.openSSL("the offer's fingerprint uses \(answer.remoteFingerprint.algorithm); Tally checks sha-256")
         }
@@ -126,6 +132,9 @@ public final class PeerConnection {
             events += handleDTLS(dtls.handleTimeout(), replyTo: path)
         }
         events += handleICE(ice.tick(now: now))
+        if srtp == nil, !isClosed, now - openedAt >= Self.connectTimeout {
+            events += close("not connected within \(Self.connectTimeout): no DTLS handshake")
+        }
         return events
     }
 

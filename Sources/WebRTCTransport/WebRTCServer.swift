@@ -19,6 +19,14 @@ public struct WebRTCTransportConfiguration: Sendable {
     public var mtu = 1200
     /// Sessions beyond this are refused, so a flood of offers cannot exhaust memory.
     public var maxSessions = 2000
+    /// Open sessions one identity (an account, an invite, a stream key) may hold: a studio
+    /// needs a handful (publish, screen, one player per other person, the echo test).
+    public var maxSessionsPerIdentity = 24
+    /// Open sessions one client address may hold, whoever it signs in as.
+    public var maxSessionsPerAddress = 64
+    /// Media sections an offer may carry: a studio sends two or three, a player up to a
+    /// few per person; each costs state and answer bytes.
+    public var maxMediaSections = 16
     /// Kernel buffer asked for on the UDP socket, each way: one port carries every peer, and a
     /// fan-out of hundreds of packets must not overflow it while the loop is busy. The kernel
     /// caps it at net.core.rmem_max / wmem_max.
@@ -51,13 +59,33 @@ extension MediaSink {
     public func tick(_ peer: PeerConnection, server: WebRTCServer) {}
 }
 
-public enum WebRTCTransportError: Error, CustomStringConvertible {
+/// Who a session belongs to: only the same identity may close it, and each identity and
+/// each client address may hold only so many.
+public struct SessionOwner: Sendable, Hashable {
+    /// An account, an invite or a stream key, as the API names it (`user:…`, `invite:…`).
+    public var identity: String
+    /// The client's IP address as the HTTP server saw it.
+    public var address: String
+
+    public init(identity: String, address: String) {
+        self.identity = identity
+        self.address = address
+    }
+}
+
+public enum WebRTCTransportError: Error, CustomStringConvertible, Equatable {
     case tooManySessions
+    case tooManySessionsForOwner(limit: Int)
+    case tooManySessionsForAddress(limit: Int)
+    case tooManyMediaSections(limit: Int)
     case notRunning
 
     public var description: String {
         switch self {
         case .tooManySessions: "the WebRTC transport is at its session limit"
+        case .tooManySessionsForOwner(let limit): "this identity already has \(limit) media sessions open"
+        case .tooManySessionsForAddress(let limit): "this address already has \(limit) media sessions open"
+        case .tooManyMediaSections(let limit): "an offer may carry at most \(limit) media sections"
         case .notRunning: "the WebRTC transport is not running"
         }
     }
@@ -80,11 +108,13 @@ public final class WebRTCServer: @unchecked Sendable {
         let sink: any MediaSink
         /// What opened the session (echo, a broadcast's WHEP…): only the same may close it.
         let tag: String
+        let owner: SessionOwner
         var paths: Set<ICEPath> = []
-        init(peer: PeerConnection, sink: any MediaSink, tag: String) {
+        init(peer: PeerConnection, sink: any MediaSink, tag: String, owner: SessionOwner) {
             self.peer = peer
             self.sink = sink
             self.tag = tag
+            self.owner = owner
         }
     }
 
@@ -207,12 +237,22 @@ public final class WebRTCServer: @unchecked Sendable {
 
     // MARK: Sessions
 
-    /// Answers an offer and opens a session for it; `makeSink` runs on the loop.
-    public func open(offer: SessionDescription, tag: String, policy: CodecPolicy = .standard, intent: @escaping @Sendable (MediaDescription) -> MediaIntent,
+    /// Answers an offer and opens a session for it, held by `owner`; `makeSink` runs on the loop.
+    public func open(offer: SessionDescription, tag: String, owner: SessionOwner, policy: CodecPolicy = .standard,
+                     intent: @escaping @Sendable (MediaDescription) -> MediaIntent,
                      makeSink: @escaping @Sendable (SDPAnswer) -> any MediaSink) async throws -> (id: String, answer: String) {
-        try await loop.submit { () throws -> (String, String) in
+        let limits = configuration
+        guard offer.media.count <= limits.maxMediaSections else { throw WebRTCTransportError.tooManyMediaSections(limit: limits.maxMediaSections) }
+        return try await loop.submit { () throws -> (String, String) in
             guard self.udpChannel != nil else { throw WebRTCTransportError.notRunning }
-            guard self.sessions.count < self.configuration.maxSessions else { throw WebRTCTransportError.tooManySessions }
+            guard self.sessions.count < limits.maxSessions else { throw WebRTCTransportError.tooManySessions }
+            var byIdentity = 0, byAddress = 0
+            for session in self.sessions.values {
+                if session.owner.identity == owner.identity { byIdentity += 1 }
+                if session.owner.address == owner.address { byAddress += 1 }
+            }
+            guard byIdentity < limits.maxSessionsPerIdentity else { throw WebRTCTransportError.tooManySessionsForOwner(limit: limits.maxSessionsPerIdentity) }
+            guard byAddress < limits.maxSessionsPerAddress else { throw WebRTCTransportError.tooManySessionsForAddress(limit: limits.maxSessionsPerAddress) }
             let id = Self.randomToken(22)
             var fragment = Self.randomToken(8)
             while self.sessionByFragment[fragment] != nil { fragment = Self.randomToken(8) }
@@ -224,18 +264,20 @@ public final class WebRTCServer: @unchecked Sendable {
             let context = answer.dtlsClient ? self.clientContext : self.serverContext
             let peer = try PeerConnection(id: id, answer: answer, localUsernameFragment: fragment, localPassword: password,
                                           dtlsContext: context, mtu: self.configuration.mtu, now: self.now)
-            self.sessions[id] = Session(peer: peer, sink: makeSink(answer), tag: tag)
+            self.sessions[id] = Session(peer: peer, sink: makeSink(answer), tag: tag, owner: owner)
             self.sessionByFragment[fragment] = id
             self.logger.info("WebRTC session opened", metadata: ["session": "\(id)", "media": "\(answer.media.map { "\($0.kind):\($0.codec.name):\($0.direction)" })"])
             return (id, answer.text)
         }.get()
     }
 
-    /// Closes a session, if `tag` (when given) is the one it was opened with.
+    /// Closes a session, if `tag` (when given) is the one it was opened with and `identity`
+    /// (when given) the one that holds it.
     @discardableResult
-    public func close(sessionID: String, tag: String? = nil, reason: String) async -> Bool {
+    public func close(sessionID: String, tag: String? = nil, identity: String? = nil, reason: String) async -> Bool {
         (try? await loop.submit { () -> Bool in
-            guard let session = self.sessions[sessionID], tag == nil || session.tag == tag else { return false }
+            guard let session = self.sessions[sessionID], tag == nil || session.tag == tag,
+                  identity == nil || session.owner.identity == identity else { return false }
             self.closeSession(sessionID, reason: reason)
             return true
         }.get()) ?? false

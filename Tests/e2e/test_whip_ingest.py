@@ -71,15 +71,21 @@ def test_whip_publish_checks_the_key_serves_hls_and_a_republish_takes_over(start
         assert reply.status_code == 201, reply.text
         second_location = reply.headers["Location"]
         assert second_location != first_location
-        wait_until("the first session to close", lambda: requests.delete(tally.url + first_location, timeout=10).status_code == 404, timeout=10)
+        key_auth = {"Authorization": f"Bearer {key}"}
+        wait_until("the first session to close", lambda: requests.delete(tally.url + first_location, headers=key_auth, timeout=10).status_code == 404, timeout=10)
         wait_until("segments from the new session", lambda: len(segment_urls(stream_url)[1]) >= before + 2, timeout=30)
         starts = segment_start_times(stream_url)
         assert all(b > a for a, b in zip(starts, starts[1:])), f"segment start times go backwards: {starts}"
         assert requests.get(tally.url + "/api/debug/whipshow", headers=auth, timeout=10).json()["publishers_since_start"] == 2
 
-        # DELETE on the resource ends the session: the slate holds the stream.
-        assert requests.delete(tally.url + second_location, timeout=10).status_code == 200
-        assert requests.delete(tally.url + second_location, timeout=10).status_code == 404
+        # DELETE on the resource needs the stream key that made it (RFC 9725 §4.2)...
+        anonymous = requests.delete(tally.url + second_location, timeout=10)
+        assert anonymous.status_code == 401 and anonymous.json()["error"]["code"] == "stream_key_required", anonymous.text
+        assert requests.delete(tally.url + second_location, headers={"Authorization": "Bearer live_not_the_key"}, timeout=10).status_code == 404
+        assert requests.delete(tally.url + second_location, headers={"Authorization": f"Bearer {token}"}, timeout=10).status_code == 404
+        # ...and with it ends the session: the slate holds the stream.
+        assert requests.delete(tally.url + second_location, headers=key_auth, timeout=10).status_code == 200
+        assert requests.delete(tally.url + second_location, headers=key_auth, timeout=10).status_code == 404
         wait_until("the slate", lambda: signed_url(tally, token, "whipshow")["data"]["is_live"] is False, timeout=10)
         text, _ = segment_urls(stream_url)
         assert "#EXT-X-ENDLIST" not in text
