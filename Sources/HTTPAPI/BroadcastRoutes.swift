@@ -104,10 +104,17 @@ extension API {
         if event == .start {
             do {
                 try await programs.start(broadcast)
+            } catch ProgramDirector.Refusal.userLimit(let limit) {
+                throw APIError(.tooManyRequests, "too_many_live_programs",
+                               "you already have \(limit) live broadcast\(limit == 1 ? "" : "s"); end one before going live with another",
+                               headers: [.retryAfter: "60"])
+            } catch ProgramDirector.Refusal.nodeLimit(let limit) {
+                throw APIError(.conflict, "server_at_capacity",
+                               "this server is running its limit of \(limit) live programs; try again when one ends")
             } catch {
                 logger.error("program did not start", metadata: ["broadcast": "\(broadcast.id!)", "error": "\(error)"])
                 await programs.stop(broadcast.id!)
-                throw APIError(.internalServerError, "program_failed", "the program could not start: \(error)")
+                throw APIError(.internalServerError, "program_failed", "the program could not start; the server log says why")
             }
         } else {
             await programs.stop(broadcast.id!)

@@ -16,7 +16,17 @@ import Store
 /// destination states, the recording's row. The REST API, the stage API and the studio's
 /// go-live all come through here (via `API.apply` and `API.arrange`).
 actor ProgramDirector {
-    private var programs: [UUID: (program: LiveProgram, recording: Recording?, progress: Task<Void, Never>)] = [:]
+    private struct Running {
+        var program: LiveProgram
+        var recording: Recording?
+        var progress: Task<Void, Never>
+        var owner: UUID
+    }
+
+    private var programs: [UUID: Running] = [:]
+    /// Programs being started, by broadcast, with their owner: they count against the
+    /// limits at once, so two go-lives at the same moment cannot both slip under them.
+    private var starting: [UUID: UUID] = [:]
     private let configuration: ServerConfiguration
     private let layouts: LayoutLibrary
     private let store: Store
@@ -39,9 +49,23 @@ actor ProgramDirector {
 
     func isLive(_ broadcastID: UUID) -> Bool { programs[broadcastID] != nil }
 
+    /// A live program costs about a third of a core for as long as it runs: each node and
+    /// each user may run only so many at once.
+    enum Refusal: Error {
+        case userLimit(Int)
+        case nodeLimit(Int)
+    }
+
     func start(_ broadcast: Broadcast) async throws {
         let id = try broadcast.requireID()
-        guard programs[id] == nil else { return }
+        guard programs[id] == nil, starting[id] == nil else { return }
+        let owners = Array(programs.values.map(\.owner)) + Array(starting.values)
+        guard owners.count < configuration.maxLivePrograms else { throw Refusal.nodeLimit(configuration.maxLivePrograms) }
+        guard owners.filter({ $0 == broadcast.ownerID }).count < configuration.maxLiveProgramsPerUser else {
+            throw Refusal.userLimit(configuration.maxLiveProgramsPerUser)
+        }
+        starting[id] = broadcast.ownerID
+        defer { starting[id] = nil }
         let stage = try await programStage(broadcast)
         let destinations = try await Destination.query(on: store.db).filter(\.$broadcastID == id).filter(\.$enabled == true).all()
         var targets: [PushTarget] = []
@@ -78,7 +102,7 @@ actor ProgramDirector {
                 await self?.saveRecordingProgress(id)
             }
         }
-        programs[id] = (program, recording, progress)
+        programs[id] = Running(program: program, recording: recording, progress: progress, owner: broadcast.ownerID)
         await program.start(stage)
     }
 
@@ -108,7 +132,7 @@ actor ProgramDirector {
         await saveRecording(entry, status: "recording")
     }
 
-    private func saveRecording(_ entry: (program: LiveProgram, recording: Recording?, progress: Task<Void, Never>), status: String) async {
+    private func saveRecording(_ entry: Running, status: String) async {
         guard let recording = entry.recording, let written = entry.program.recording?.status else { return }
         recording.durationSeconds = written.duration
         recording.sizeBytes = written.size

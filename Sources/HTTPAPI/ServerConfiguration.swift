@@ -52,6 +52,10 @@ public struct ServerConfiguration: Sendable {
     public var maxSessionsPerIdentity = 24
     /// Open WebRTC sessions one client address may hold.
     public var maxSessionsPerAddress = 64
+    /// Live programs (compositor, encoder, outputs) this node runs at once: one per CPU by default.
+    public var maxLivePrograms = max(1, ProcessInfo.processInfo.activeProcessorCount)
+    /// Live programs one user runs at once.
+    public var maxLiveProgramsPerUser = 2
     /// Test hooks such as loss injection on a WHEP session (`?test_egress_loss=`); never in service.
     public var testHooks = false
 
@@ -71,6 +75,10 @@ public struct ServerConfiguration: Sendable {
         for (name, limit) in [("TALLY_MAX_SESSIONS_PER_IDENTITY", maxSessionsPerIdentity), ("TALLY_MAX_SESSIONS_PER_ADDRESS", maxSessionsPerAddress)]
         where !(1...2000).contains(limit) {
             throw ConfigurationError("\(name) must be between 1 and 2000, not \(limit)")
+        }
+        for (name, limit) in [("TALLY_MAX_LIVE_PROGRAMS", maxLivePrograms), ("TALLY_MAX_LIVE_PROGRAMS_PER_USER", maxLiveProgramsPerUser)]
+        where !(1...1000).contains(limit) {
+            throw ConfigurationError("\(name) must be between 1 and 1000, not \(limit)")
         }
         if let fanOutThreads, !(0...64).contains(fanOutThreads) {
             throw ConfigurationError("TALLY_FANOUT_THREADS must be between 0 and 64, not \(fanOutThreads)")

@@ -54,15 +54,19 @@ extension API {
         }
     }
 
-    /// nil when `probe` succeeds within two seconds, else what went wrong, for a person.
+    /// nil when `probe` succeeds within two seconds, else a word for what went wrong. The
+    /// endpoint needs no credential, so the detail (hosts, paths, driver errors) goes to the
+    /// log only.
     private func check(_ probe: @escaping @Sendable () async throws -> Void) async -> String? {
-        await withTaskGroup(of: String?.self) { group in
+        let logger = self.logger
+        return await withTaskGroup(of: String?.self) { group in
             group.addTask {
                 do {
                     try await probe()
                     return nil
                 } catch {
-                    return error.isStoreUnavailable ? "unreachable" : "\(error)".prefix(200).description
+                    logger.warning("health check failed", metadata: ["error": "\(String(reflecting: error).prefix(500))"])
+                    return error.isStoreUnavailable ? "unreachable" : "failing"
                 }
             }
             group.addTask {

@@ -218,6 +218,7 @@ public enum TallyServer {
         api.addBroadcastRoutes(to: router)
         api.addDestinationRoutes(to: router)
         api.addDestinationTestRoute(to: router)
+        api.addBroadcastDebugRoute(to: router)
         api.addRecordingRoutes(to: router)
         api.addMediaFileRoutes(to: router)
         api.addUploadRoutes(to: router)

@@ -6,6 +6,7 @@ import Metrics
 import NetworkPolicy
 import NIOCore
 import Outputs
+import SFU
 import Synchronization
 
 /// Where an ingest stream is in its life, as the stream API reports it.
@@ -143,26 +144,19 @@ public final class IngestStream: Sendable {
         var group: Int64 = 0
     }
 
+    /// This stream's part of /metrics, which adds every stream up: stream ids stay off the
+    /// unauthenticated endpoint, and each stream's own figures are in `GET /api/debug/{id}`.
     private struct Metrics: Sendable {
-        let bitrate: Gauge
-        let framesPerSecond: Gauge
-        let dropped: Counter
-        let viewers: Gauge
-        let uptime: Gauge
-        let hls: HLSCounters
-        let ladderDrops: Counter
+        static let bitrate = SummedGauge(label: "tally_ingest_bitrate_bps")
+        static let viewers = SummedGauge(label: "tally_ingest_hls_viewers")
+        static let publishing = SummedGauge(label: "tally_ingest_publishing_streams")
 
-        init(_ id: String) {
-            let dimensions = [("stream", id)]
-            bitrate = Gauge(label: "tally_ingest_bitrate_bps", dimensions: dimensions)
-            framesPerSecond = Gauge(label: "tally_ingest_frames_per_second", dimensions: dimensions)
-            dropped = Counter(label: "tally_ingest_dropped_frames_total", dimensions: dimensions)
-            viewers = Gauge(label: "tally_ingest_hls_viewers", dimensions: dimensions)
-            uptime = Gauge(label: "tally_ingest_uptime_seconds", dimensions: dimensions)
-            hls = HLSCounters(dropped: Counter(label: "tally_ingest_hls_dropped_packets_total", dimensions: dimensions),
-                              segments: Counter(label: "tally_ingest_hls_segments_total", dimensions: dimensions))
-            ladderDrops = Counter(label: "tally_ingest_ladder_dropped_frames_total", dimensions: dimensions)
-        }
+        let bitrate = Metrics.bitrate.share()
+        let viewers = Metrics.viewers.share()
+        let publishing = Metrics.publishing.share()
+        let dropped = Counter(label: "tally_ingest_dropped_frames_total")
+        let hls = HLSCounters(dropped: Counter(label: "tally_ingest_hls_dropped_packets_total"), segments: Counter(label: "tally_ingest_hls_segments_total"))
+        let ladderDrops = Counter(label: "tally_ingest_ladder_dropped_frames_total")
     }
 
     init(id: String, directory: URL, slateTimeout: Duration, group: any EventLoopGroup, outbound: OutboundPolicy, logger: Logger,
@@ -176,7 +170,7 @@ public final class IngestStream: Sendable {
         self.onStatus = onStatus
         queue = DispatchQueue(label: "tally.ingest.\(id)")
         state = Mutex(State())
-        metrics = Metrics(id)
+        metrics = Metrics()
     }
 
     // MARK: Publisher side
@@ -329,6 +323,8 @@ public final class IngestStream: Sendable {
             state.publisher = nil
             state.status = .stopped
             state.startTime = nil
+            state.rate = RateWindow()
+            publishFigures(state)
             stopSlate(&state)
             endHLS(&state)
             return close
@@ -342,6 +338,8 @@ public final class IngestStream: Sendable {
         let close = state.withLock { state -> (@Sendable (String) -> Void)? in
             let close = state.publisher?.close
             state.publisher = nil
+            state.rate = RateWindow()
+            publishFigures(state)
             stopSlate(&state)
             endHLS(&state)
             return close
@@ -366,7 +364,7 @@ public final class IngestStream: Sendable {
             let now = ContinuousClock.now
             state.viewers[address] = now
             state.viewers = state.viewers.filter { now - $0.value < .seconds(30) }
-            metrics.viewers.record(state.viewers.count)
+            metrics.viewers.record(Double(state.viewers.count))
         }
     }
 
@@ -390,9 +388,8 @@ public final class IngestStream: Sendable {
     }
 
     private func publishFigures(_ state: State) {
-        metrics.bitrate.record(state.rate.bitsPerSecond)
-        metrics.framesPerSecond.record(state.rate.framesPerSecond)
-        metrics.uptime.record(state.startTime.map { Date().timeIntervalSince($0) } ?? 0)
+        metrics.bitrate.record(Double(state.rate.bitsPerSecond))
+        metrics.publishing.record(state.publisher == nil ? 0 : 1)
     }
 
     // MARK: Slate

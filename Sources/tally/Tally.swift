@@ -32,6 +32,10 @@ struct Tally: AsyncParsableCommand {
     var maxSessionsPerIdentity: Int?
     @Option(help: "Open WebRTC sessions one client address may hold (TALLY_MAX_SESSIONS_PER_ADDRESS, default 64).")
     var maxSessionsPerAddress: Int?
+    @Option(help: "Live programs this server runs at once (TALLY_MAX_LIVE_PROGRAMS, default one per CPU).")
+    var maxLivePrograms: Int?
+    @Option(help: "Live programs one user runs at once (TALLY_MAX_LIVE_PROGRAMS_PER_USER, default 2).")
+    var maxLiveProgramsPerUser: Int?
     @Option(help: "Data directory: SQLite file, secret key, uploads, recordings, HLS (TALLY_DATA_DIR, default ./data).") var dataDir: String?
     @Option(help: "PostgreSQL URL postgres://user:pass@host:port/db (TALLY_DATABASE_URL; unset = SQLite).") var databaseURL: String?
     @Option(help: "Redis URL redis://[:pass@]host:port/db (TALLY_REDIS_URL; unset = in-process registry).") var redisURL: String?
@@ -82,6 +86,8 @@ struct Tally: AsyncParsableCommand {
         config.secretKey = setting(secretKey, "TALLY_SECRET_KEY")
         config.maxSessionsPerIdentity = try number(maxSessionsPerIdentity, "TALLY_MAX_SESSIONS_PER_IDENTITY", config.maxSessionsPerIdentity)
         config.maxSessionsPerAddress = try number(maxSessionsPerAddress, "TALLY_MAX_SESSIONS_PER_ADDRESS", config.maxSessionsPerAddress)
+        config.maxLivePrograms = try number(maxLivePrograms, "TALLY_MAX_LIVE_PROGRAMS", config.maxLivePrograms)
+        config.maxLiveProgramsPerUser = try number(maxLiveProgramsPerUser, "TALLY_MAX_LIVE_PROGRAMS_PER_USER", config.maxLiveProgramsPerUser)
         config.authAttemptsPerMinute = try number(authRateLimit, "TALLY_AUTH_RATE_LIMIT", config.authAttemptsPerMinute)
         let cost = try number(bcryptCost, "TALLY_BCRYPT_COST", Int(config.passwordHashCost))
         guard (4...16).contains(cost) else { throw ValidationError("TALLY_BCRYPT_COST must be between 4 and 16") }

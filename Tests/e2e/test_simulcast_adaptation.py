@@ -36,9 +36,10 @@ def emulate(devtools, bits_per_second):
                                                        "downloadThroughput": bits_per_second / 8, "uploadThroughput": -1})
 
 
-def layer_gauges(url):
-    metrics = requests.get(url + "/metrics", timeout=10).text
-    return [line for line in metrics.splitlines() if line.startswith(("tally_sfu_consumer_layer", "tally_sfu_transport_estimate_bps"))]
+def layer_gauges(url, token, broadcast_id):
+    """The players' layers and estimates, from the owner's debug API."""
+    reply = requests.get(f"{url}/api/broadcasts/{broadcast_id}/debug", headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    return [t for t in reply.json()["transports"] if t["direction"] == "send"]
 
 
 def test_throttled_subscriber_drops_a_layer_and_recovers(webrtc_tally):
@@ -64,7 +65,7 @@ def test_throttled_subscriber_drops_a_layer_and_recovers(webrtc_tally):
                 assert played["status"] == 201, played
             for page in (steady, throttled):
                 assert wait_for(lambda: (page.evaluate(INBOUND) or {}).get("width", 0) >= 1280, 40), \
-                    (page.evaluate(INBOUND), layer_gauges(webrtc_tally.url))
+                    (page.evaluate(INBOUND), layer_gauges(webrtc_tally.url, token, broadcast_id))
 
             # The top layer's bitrate as the publisher sends it, measured over 4 s.
             first = publisher.evaluate(TOP_LAYER_BYTES)
@@ -75,7 +76,7 @@ def test_throttled_subscriber_drops_a_layer_and_recovers(webrtc_tally):
 
             emulate(devtools, limit)
             assert wait_for(lambda: 0 < (throttled.evaluate(INBOUND) or {}).get("width", 0) < 1280, 40), \
-                (throttled.evaluate(INBOUND), layer_gauges(webrtc_tally.url))
+                (throttled.evaluate(INBOUND), layer_gauges(webrtc_tally.url, token, broadcast_id))
             lowered = throttled.evaluate(INBOUND)
             assert steady.evaluate(INBOUND)["width"] >= 1280
 
@@ -87,13 +88,13 @@ def test_throttled_subscriber_drops_a_layer_and_recovers(webrtc_tally):
             # Probes back off to one per 8 s while the throttle holds; on a loaded machine the
             # first ones after it lifts can still measure the old queue draining.
             assert wait_for(lambda: on_top_layer(throttled), 90), \
-                (throttled.evaluate(INBOUND), publisher.evaluate(TOP_LAYER), layer_gauges(webrtc_tally.url))
+                (throttled.evaluate(INBOUND), publisher.evaluate(TOP_LAYER), layer_gauges(webrtc_tally.url, token, broadcast_id))
             after = throttled.evaluate(INBOUND)
             assert after["frames"] > lowered["frames"], (lowered, after)
             assert on_top_layer(steady), (steady.evaluate(INBOUND), publisher.evaluate(TOP_LAYER))
             # The probes that brought it back are on /metrics.
-            gauges = layer_gauges(webrtc_tally.url)
-            assert any(line.startswith("tally_sfu_transport_estimate_bps") for line in gauges), gauges
+            gauges = layer_gauges(webrtc_tally.url, token, broadcast_id)
+            assert any(t["estimate_bps"] for t in gauges), gauges
         finally:
             for browser in browsers:
                 browser.close()

@@ -132,14 +132,19 @@ def test_aiortc_publishes_and_chromium_plays(chromium, webrtc_tally):
     forwarded = [float(line.split()[-1]) for line in metrics.splitlines() if line.startswith("tally_sfu_forwarded_packets_total")]
     assert forwarded and forwarded[0] > 100, metrics[-2000:]
     assert any(line.startswith("tally_sfu_keyframe_requests_total") and float(line.split()[-1]) >= 1 for line in metrics.splitlines())
-    # Per-transport gauges while the publisher is connected, gone once it leaves.
-    receiving = f'tally_sfu_transport_bitrate_bps{{session='
-    assert any(line.startswith(receiving) and f'broadcast="{broadcast_id}"' in line and 'direction="receive"' in line
-               for line in metrics.splitlines()), metrics[-3000:]
+    # /metrics sums transports up and names no session or broadcast; the owner's debug API
+    # lists each transport while it is open, and forgets it once it leaves.
+    assert broadcast_id not in metrics and 'session=' not in metrics
+    receiving = [float(line.split()[-1]) for line in metrics.splitlines() if line.startswith('tally_sfu_transports{direction="receive"}')]
+    assert receiving and receiving[0] >= 1, metrics[-3000:]
+    debug_url = f"{webrtc_tally.url}/api/broadcasts/{broadcast_id}/debug"
+    transports = requests.get(debug_url, headers={"Authorization": f"Bearer {token}"}, timeout=10).json()["transports"]
+    assert any(t["direction"] == "receive" and t["bitrate_bps"] > 0 for t in transports), transports
+    assert requests.get(debug_url, timeout=10).status_code == 401
     assert requests.delete(webrtc_tally.url + location, headers={"Authorization": f"Bearer {token}"}, timeout=10).status_code == 200
     time.sleep(0.5)
-    metrics = requests.get(webrtc_tally.url + "/metrics", timeout=10).text
-    assert not any(f'broadcast="{broadcast_id}"' in line and 'direction="receive"' in line for line in metrics.splitlines())
+    transports = requests.get(debug_url, headers={"Authorization": f"Bearer {token}"}, timeout=10).json()["transports"]
+    assert not any(t["direction"] == "receive" for t in transports), transports
     loop.run(publisher.close())
     loop.close()
 

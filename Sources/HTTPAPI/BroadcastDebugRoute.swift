@@ -1,0 +1,41 @@
+import Foundation
+import Hummingbird
+import Rooms
+import SFU
+
+/// One open WebRTC transport of a broadcast, as its owner may see it.
+struct TransportResponse: Encodable {
+    var session: String
+    /// `receive`: a publisher's media coming in; `send`: a player's going out.
+    var direction: String
+    /// `program` for players of the live program, else `participants`.
+    var router: String
+    var bitrateBps: Double
+    var lossRatio: Double
+    var estimateBps: Double?
+    var roundTripSeconds: Double?
+    var layers: [String: Int]
+}
+
+struct BroadcastDebugResponse: APIResponse {
+    var transports: [TransportResponse]
+}
+
+extension API {
+    /// `GET /api/broadcasts/{id}/debug`: each open transport's figures, for the broadcast's
+    /// owner. /metrics shows only their sums, so that session ids stay private.
+    func addBroadcastDebugRoute(to router: Hummingbird.Router<AppContext>) {
+        router.get("api/broadcasts/:id/debug") { _, context -> BroadcastDebugResponse in
+            let broadcast = try await ownedBroadcast(context.parameters.get("id"), context: context)
+            let id = broadcast.id!.uuidString
+            let entries = TransportBoard.transports(broadcast: id).map { (router: "participants", figures: $0) }
+                + TransportBoard.transports(broadcast: ProgramPlayers.routerID(id)).map { (router: "program", figures: $0) }
+            return BroadcastDebugResponse(transports: entries.map { entry in
+                let figures = entry.figures
+                return TransportResponse(session: figures.session, direction: figures.direction.rawValue, router: entry.router,
+                                         bitrateBps: figures.bitrate, lossRatio: figures.lossRatio, estimateBps: figures.estimate,
+                                         roundTripSeconds: figures.roundTripSeconds, layers: figures.layers)
+            })
+        }
+    }
+}
