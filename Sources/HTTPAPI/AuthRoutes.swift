@@ -85,17 +85,40 @@ extension API {
         return try await sessionResponse(for: user, status: .created)
     }
 
+    /// Failed logins are limited per account and address together, and per account only
+    /// for addresses that have already failed it: guessing from anywhere is bounded, and
+    /// nobody can lock the owner out by failing from elsewhere.
     private func login(_ request: Request, _ context: AppContext) async throws -> EditedResponse<SessionResponse> {
-        try await enforceRateLimit("login:\(context.clientAddress ?? "unknown")")
+        let address = context.clientAddress ?? "unknown"
+        try await enforceRateLimit("login:\(address)")
         let body = try await request.decodeJSON(LoginRequest.self, context: context)
         let email = body.email.trimmingCharacters(in: .whitespaces).lowercased()
-        try await enforceRateLimit("login-email:\(AuthService.digest(email))")
+        let account = "login-failures:\(AuthService.digest(email))"
+        let pair = "\(account):\(address)"
+        let (pairFailures, accountFailures) = try await auth.registryCall {
+            (try await registry.attempts(pair), try await registry.attempts(account))
+        }
+        if pairFailures >= Self.failuresPerAccountAndAddress || (pairFailures > 0 && accountFailures >= Self.failuresPerAccount) {
+            let seconds = Int(Self.failureWindow.seconds)
+            throw APIError(.tooManyRequests, "rate_limited", "too many failed sign-ins for this account from here; try again later",
+                           headers: [.retryAfter: String(seconds)])
+        }
         let user = try await User.query(on: store.db).filter(\.$email == email).first()
         guard try await auth.verifyPassword(body.password, hash: user?.passwordHash), let user else {
+            try await auth.registryCall {
+                try await registry.countAttempt(pair, window: Self.failureWindow)
+                try await registry.countAttempt(account, window: Self.failureWindow)
+            }
             throw APIError(.unauthorized, "invalid_credentials", "the email or password is wrong")
         }
         return try await sessionResponse(for: user, status: .ok)
     }
+
+    /// Failed sign-ins one address may make for one account in `failureWindow`.
+    static let failuresPerAccountAndAddress = 10
+    /// Failed sign-ins for one account, past which only addresses that have not failed it yet may try.
+    static let failuresPerAccount = 100
+    static let failureWindow: Duration = .seconds(15 * 60)
 
     private func refresh(_ request: Request, _ context: AppContext) async throws -> EditedResponse<SessionResponse> {
         let token = try await refreshToken(from: request, context: context)

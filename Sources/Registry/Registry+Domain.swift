@@ -59,6 +59,16 @@ extension Registry {
         return hits.count > limit ? hits.resetsIn : nil
     }
 
+    /// How many attempts `bucket` has counted in its current window, counting none.
+    public func attempts(_ bucket: String) async throws -> Int {
+        Int(try await get("rate:\(bucket)") ?? "0") ?? 0
+    }
+
+    /// Counts one attempt in `bucket`, whose window starts with its first.
+    public func countAttempt(_ bucket: String, window: Duration) async throws {
+        _ = try await increment("rate:\(bucket)", window: window)
+    }
+
     // MARK: Rooms
 
     /// Makes `node` the owner of `room` unless another node already is; returns the owner.

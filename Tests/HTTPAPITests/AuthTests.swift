@@ -150,4 +150,22 @@ struct AuthTests {
             #expect(registerLimited.status == .tooManyRequests)
         }
     }
+
+    @Test("failed sign-ins lock only that account from that address, and never the right password elsewhere")
+    func failuresArePerAccountAndAddress() async throws {
+        try await withServer(configure: { $0.authAttemptsPerMinute = 100 }) { api, _ in
+            let victim = try await api.signUp(email: "victim@example.com")
+            let other = try await api.signUp(email: "other@example.com")
+            _ = (victim, other)
+            for _ in 0..<10 {
+                let reply = try await api.call(.post, "/api/auth/login", json: ["email": "victim@example.com", "password": "wrong password"])
+                #expect(reply.status == .unauthorized)
+            }
+            let locked = try await api.call(.post, "/api/auth/login", json: ["email": "victim@example.com", "password": "correct horse"])
+            #expect(locked.status == .tooManyRequests && locked.errorCode == "rate_limited")
+            #expect(locked.headers[.retryAfter] != nil)
+            let unaffected = try await api.call(.post, "/api/auth/login", json: ["email": "other@example.com", "password": "correct horse"])
+            #expect(unaffected.status == .ok)
+        }
+    }
 }
