@@ -29,6 +29,9 @@ public final class TallyServices: Sendable {
     public let ingest: IngestHub
     let whipIngest: WHIPIngest
     let rtmpIngest: RTMPIngestServer
+    /// The RTMP listener's own event loop: an encoder's bytes are parsed there, never on the
+    /// loops that answer HTTP.
+    private static let rtmpLoops = MultiThreadedEventLoopGroup(numberOfThreads: 1)
     let srtIngest: SRTIngestServer
     private let ingestWrites: SerialTasks
     let hlsSigner: HLSURLSigner
@@ -128,7 +131,7 @@ public final class TallyServices: Sendable {
         let ingestWrites = SerialTasks()
         await IngestStreams.recover(store: store, logger: logger)
         let ingest = IngestStreams.hub(configuration: configuration, store: store, writes: ingestWrites, logger: logger)
-        let rtmpIngest = RTMPIngestServer(hub: ingest, host: configuration.host, port: configuration.rtmpPort, group: group, logger: logger)
+        let rtmpIngest = RTMPIngestServer(hub: ingest, host: configuration.host, port: configuration.rtmpPort, group: rtmpLoops, logger: logger)
         let boundRTMPPort: Int
         do {
             boundRTMPPort = try await rtmpIngest.start()

@@ -6,11 +6,17 @@ import RTMP
 import Synchronization
 
 /// The RTMP listener encoders publish to (`rtmp://HOST:PORT/live` + stream key). Hostile
-/// input is bounded: connections per address, time to reach a publish, silence while live,
-/// message and buffer sizes (in `RTMPServerSession`).
+/// input is bounded: connections per address and in all, time and bytes to reach a
+/// publish, silence while live, chunk, message and buffer sizes (in `RTMPServerSession`).
+/// Give it event loops of its own, so that parsing encoders' bytes never delays HTTP.
 public final class RTMPIngestServer: Sendable {
     public struct Limits: Sendable {
         public var connectionsPerAddress = 8
+        /// Connections from everyone together: addresses are cheap (a /64, all of 127/8).
+        public var connections = 256
+        /// Bytes a connection may send before its publish is accepted: the handshake and a
+        /// few commands take about 5 KB.
+        public var bytesBeforePublish = 64 << 10
         /// From accept to an accepted publish.
         public var publishDeadline: TimeAmount = .seconds(10)
         /// No bytes for this long and the connection is closed.
@@ -27,7 +33,7 @@ public final class RTMPIngestServer: Sendable {
     private let group: any EventLoopGroup
     private let logger: Logger
     private let channel = Mutex<(any Channel)?>(nil)
-    private let perAddress = Mutex<[String: Int]>([:])
+    private let perAddress = Mutex<(byAddress: [String: Int], total: Int)>(([:], 0))
 
     public init(hub: IngestHub, host: String, port: Int, limits: Limits = Limits(), group: any EventLoopGroup, logger: Logger) {
         self.hub = hub
@@ -48,7 +54,9 @@ public final class RTMPIngestServer: Sendable {
             .childChannelInitializer { [self] channel in
                 let address = channel.remoteAddress?.ipAddress ?? "unknown"
                 guard admit(address) else {
-                    logger.warning("rtmp: too many connections", metadata: ["from": "\(address)", "limit": "\(limits.connectionsPerAddress)"])
+                    logger.warning("rtmp: too many connections", metadata: [
+                        "from": "\(address)", "per_address": "\(limits.connectionsPerAddress)", "in_all": "\(limits.connections)",
+                    ])
                     return channel.close()
                 }
                 channel.closeFuture.whenComplete { [self] _ in release(address) }
@@ -73,16 +81,18 @@ public final class RTMPIngestServer: Sendable {
 
     private func admit(_ address: String) -> Bool {
         perAddress.withLock { counts in
-            guard counts[address, default: 0] < limits.connectionsPerAddress else { return false }
-            counts[address, default: 0] += 1
+            guard counts.total < limits.connections, counts.byAddress[address, default: 0] < limits.connectionsPerAddress else { return false }
+            counts.byAddress[address, default: 0] += 1
+            counts.total += 1
             return true
         }
     }
 
     private func release(_ address: String) {
         perAddress.withLock { counts in
-            counts[address, default: 1] -= 1
-            if counts[address] == 0 { counts[address] = nil }
+            counts.byAddress[address, default: 1] -= 1
+            if counts.byAddress[address] == 0 { counts.byAddress[address] = nil }
+            counts.total -= 1
         }
     }
 }
@@ -102,6 +112,8 @@ final class RTMPIngestHandler: ChannelInboundHandler {
     private var publisher: IngestPublisher?
     private var deadline: Scheduled<Void>?
     private var closing = false
+    /// Bytes received while no publish has been accepted.
+    private var bytesBeforePublish = 0
     typealias Limits = RTMPIngestServer.Limits
 
     init(hub: IngestHub, address: String, limits: Limits, logger: Logger) {
@@ -127,6 +139,15 @@ final class RTMPIngestHandler: ChannelInboundHandler {
         guard !closing else { return }
         var buffer = unwrapInboundIn(data)
         let bytes = buffer.readBytes(length: buffer.readableBytes) ?? []
+        if publisher == nil {
+            bytesBeforePublish += bytes.count
+            guard bytesBeforePublish <= limits.bytesBeforePublish else {
+                logger.notice("rtmp: too many bytes before an accepted publish; closing",
+                              metadata: ["from": "\(address)", "limit": "\(limits.bytesBeforePublish)"])
+                close(context: context)
+                return
+            }
+        }
         do {
             for event in try session.receive(bytes) { handle(event, context: context) }
         } catch {
@@ -193,6 +214,7 @@ final class RTMPIngestHandler: ChannelInboundHandler {
             }
             deadline?.cancel()
             deadline = nil
+            bytesBeforePublish = 0
             self.publisher = publisher
             write(session.acceptPublish(), context: context)
         case .failure(let refusal):

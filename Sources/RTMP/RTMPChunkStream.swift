@@ -159,6 +159,9 @@ public struct RTMPChunkReader: Sendable {
         var started = false
     }
 
+    /// The smallest chunk size a peer may set: the protocol's default (RTMP 1.0 §5.4.1).
+    public static let minimumChunkSize: UInt32 = 128
+
     public init(maxMessageSize: Int = 8 << 20, maxChunkStreams: Int = 64) {
         self.maxMessageSize = maxMessageSize
         self.maxChunkStreams = maxChunkStreams
@@ -177,8 +180,10 @@ public struct RTMPChunkReader: Sendable {
             offset += used
             guard let message else { continue }
             if message.typeID == RTMPMessage.Kind.setChunkSize {
-                guard let value = message.controlValue, value >= 1, value <= 0x7FFF_FFFF else {
-                    throw .protocolViolation("Set Chunk Size to an invalid value")
+                // Below the default every byte of payload costs a chunk header and a parse:
+                // a peer asking for 1-byte chunks makes the reader work a hundred times as hard.
+                guard let value = message.controlValue, value >= Self.minimumChunkSize, value <= 0x7FFF_FFFF else {
+                    throw .protocolViolation("Set Chunk Size to \(message.controlValue.map(String.init) ?? "nothing"); the least accepted is \(Self.minimumChunkSize)")
                 }
                 chunkSize = Int(min(value, UInt32(maxMessageSize)))
             }

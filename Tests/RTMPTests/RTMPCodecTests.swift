@@ -47,6 +47,24 @@ import Testing
         #expect(reader.chunkSize == 1000)
     }
 
+    /// One-byte chunks cost a header and a parse per payload byte: 2 MB of them took ten
+    /// seconds of CPU before any stream key was checked.
+    @Test func refusesChunkSizesBelowTheDefault() throws {
+        for size: UInt32 in [1, 2, 127] {
+            var writer = RTMPChunkWriter()
+            var bytes: [UInt8] = []
+            writer.write(.setChunkSize(size), into: &bytes)
+            var reader = RTMPChunkReader()
+            #expect(throws: RTMPError.self) { try reader.read(bytes) }
+        }
+        var writer = RTMPChunkWriter()
+        var bytes: [UInt8] = []
+        writer.write(.setChunkSize(128), into: &bytes)
+        var reader = RTMPChunkReader()
+        _ = try reader.read(bytes)
+        #expect(reader.chunkSize == 128)
+    }
+
     @Test func decodesCompressedHeaders() throws {
         // Type 0 on csid 4, then type 1 (new length, delta 33), type 2 (delta 33), type 3 (same again).
         var bytes: [UInt8] = [0x04, 0, 0, 10, 0, 0, 2, 9, 1, 0, 0, 0, 0xAA, 0xBB]
