@@ -1,6 +1,7 @@
 import FluentKit
 import Foundation
 import Hummingbird
+import MediaCodecs
 import NIOCore
 import Store
 
@@ -39,9 +40,22 @@ enum ImageFormat: String, CaseIterable {
 }
 
 extension API {
+    /// The longest side an upload may have: a 4K stage's width.
+    static let maxImageSide = 4096
+    /// Images one account keeps.
+    static let maxUploadsPerUser = 200
+
     func addUploadRoutes(to router: Router<AppContext>) {
         router.post("api/upload") { request, context in try await upload(request, context) }
         router.get("uploads/:file") { _, context in try await serveUpload(context) }
+        router.delete("api/upload/:id") { _, context in
+            let userID = try context.requireUser()
+            let id = try Validate.uuid(context.parameters.get("id"), what: "upload")
+            guard let upload = try await Upload.find(id, on: store.db), upload.ownerID == userID else { throw APIError.notFound("upload") }
+            try? FileManager.default.removeItem(at: configuration.uploadsDirectory.appendingPathComponent(upload.fileName))
+            try await upload.delete(on: store.db)
+            return HTTPResponse.Status.noContent
+        }
     }
 
     /// The body is the image itself (`Content-Type: image/png`, `image/jpeg` or `image/webp`);
@@ -64,6 +78,17 @@ extension API {
         }
         guard let format = ImageFormat.sniff(body), format.contentType == declared else {
             throw APIError(.unsupportedMediaType, "unsupported_media_type", "the body is not a \(declared) image")
+        }
+        guard let size = ImageDecoder.declaredSize(Array(body.readableBytesView.prefix(64 << 10))) else {
+            throw APIError(.badRequest, "invalid_image", "the image's header gives no size; it cannot be drawn")
+        }
+        guard size.width <= Self.maxImageSide, size.height <= Self.maxImageSide, size.width * size.height <= ImageDecoder.maxPixels else {
+            throw APIError(.contentTooLarge, "image_too_large",
+                           "the image is \(size.width)×\(size.height) pixels; at most \(Self.maxImageSide)×\(Self.maxImageSide) fit on a stage")
+        }
+        let existing = try await Upload.query(on: store.db).filter(\.$ownerID == userID).count()
+        guard existing < Self.maxUploadsPerUser else {
+            throw APIError(.conflict, "too_many_uploads", "an account keeps at most \(Self.maxUploadsPerUser) images; delete some (DELETE /api/upload/{id}) first")
         }
         let id = UUID()
         let fileName = "\(id.uuidString.lowercased()).\(format == .jpeg ? "jpg" : format.rawValue)"

@@ -1,11 +1,27 @@
 import CFFmpeg
+import FLV
 
 /// Still images (PNG, JPEG, WebP) from the host's uploads, decoded with libavcodec and converted
 /// to I420 plus an alpha plane.
 public enum ImageDecoder {
+    /// Pixels an image may have before it is decoded at all: a 420 KB PNG can declare
+    /// 12000×12000 and cost half a gigabyte once decoded.
+    public static let maxPixels = 4096 * 4096
+
+    /// The width and height a PNG, JPEG or WebP header declares, nothing decoded.
+    public static func declaredSize(_ bytes: [UInt8]) -> (width: Int, height: Int)? {
+        PictureSize(stillImage: bytes).map { ($0.width, $0.height) }
+    }
+
     /// The picture, at most `maxWidth` × `maxHeight` (scaled down keeping its shape, sizes
-    /// made even), and its opacity per pixel (255 where the image has no alpha).
+    /// made even), and its opacity per pixel (255 where the image has no alpha). An image
+    /// whose header declares more than `maxPixels` is refused unread, and libavcodec is held
+    /// to the same bound.
     public static func decode(_ bytes: [UInt8], maxWidth: Int, maxHeight: Int) throws(CodecError) -> (picture: VideoFrame, alpha: [UInt8]) {
+        guard let declared = declaredSize(bytes) else { throw CodecError("the image's header gives no size") }
+        guard declared.width * declared.height <= maxPixels else {
+            throw CodecError("the image is \(declared.width)×\(declared.height); at most \(maxPixels) pixels are decoded")
+        }
         let codecID: AVCodecID
         if bytes.starts(with: [0x89, 0x50, 0x4E, 0x47]) {
             codecID = AV_CODEC_ID_PNG
@@ -19,6 +35,7 @@ public enum ImageDecoder {
         guard let codec = avcodec_find_decoder(codecID) else { throw CodecError("libavcodec cannot decode this image") }
         var context = avcodec_alloc_context3(codec)
         defer { avcodec_free_context(&context) }
+        context?.pointee.max_pixels = Int64(maxPixels)
         guard avcodec_open2(context, codec, nil) >= 0 else { throw CodecError("image decoder did not open") }
         var packet = av_packet_alloc()
         var frame = av_frame_alloc()

@@ -303,3 +303,27 @@ func averageColor(_ frame: VideoFrame, x: Int, y: Int) -> (y: Int, u: Int, v: In
         #expect(decoded.map(abs).max() ?? 0 > 0.2, "the tone comes back")
     }
 }
+
+@Suite struct StillImageTests {
+    private func image(_ name: String, size: String, extra: [String] = []) throws -> [UInt8] {
+        let path = Fixture.temporary(name)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try Fixture.run(["-f", "lavfi", "-i", "color=c=red:s=\(size)", "-frames:v", "1"] + extra + [path])
+        return try [UInt8](Data(contentsOf: URL(fileURLWithPath: path)))
+    }
+
+    /// The header's size, read as ffmpeg wrote each format (WebP lossy and lossless).
+    @Test(arguments: [("a.png", [String]()), ("a.jpg", []), ("a.webp", ["-c:v", "libwebp"]), ("b.webp", ["-c:v", "libwebp", "-lossless", "1"])])
+    func headersDeclareTheirSize(name: String, extra: [String]) throws {
+        let bytes = try image(name, size: "320x180", extra: extra)
+        let size = try #require(ImageDecoder.declaredSize(bytes))
+        #expect(size.width == 320 && size.height == 180)
+        #expect(try ImageDecoder.decode(bytes, maxWidth: 1920, maxHeight: 1080).picture.width == 320)
+    }
+
+    @Test func anImageOverThePixelBoundIsNotDecoded() throws {
+        let bytes = try image("big.png", size: "5000x4000")
+        #expect(ImageDecoder.declaredSize(bytes)?.width == 5000)
+        #expect(throws: CodecError.self) { try ImageDecoder.decode(bytes, maxWidth: 1920, maxHeight: 1080) }
+    }
+}

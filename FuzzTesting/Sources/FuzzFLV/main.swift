@@ -2,7 +2,8 @@ import FLV
 import FuzzDriver
 
 /// Any bytes as an FLV audio or video tag body, an AVC, HEVC, AV1 or VP9 configuration
-/// record, an H.264 or HEVC SPS or byte stream, AV1 OBUs or a sequence header: parsing
+/// record, an H.264 or HEVC SPS or byte stream, AV1 OBUs or a sequence header, a PNG, JPEG
+/// or WebP header: parsing
 /// never traps and never reads past its input.
 func fuzzFLV(_ bytes: [UInt8]) {
     if let video = try? FLVVideoTag.parse(bytes[...]) {
@@ -36,6 +37,9 @@ func fuzzFLV(_ bytes: [UInt8]) {
     }
     if let record = try? AV1CodecConfiguration.parse(bytes[...]) { _ = (record.sequenceHeader, CodecString.av1(record)) }
     if let record = try? VP9CodecConfiguration.parse(bytes[...]) { _ = CodecString.vp9(record) }
+    for head in [[0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A], [0xFF, 0xD8], Array("RIFF".utf8) + [0, 0, 0, 0] + Array("WEBP".utf8), []] as [[UInt8]] {
+        if let size = PictureSize(stillImage: head + bytes) { precondition(size.width > 0 && size.height > 0, "an image with no area") }
+    }
     let units = AnnexB.nalUnits(bytes)
     precondition(units.reduce(0) { $0 + $1.count } <= bytes.count, "NAL units larger than the stream")
     _ = try? FLVVideo.avcSequenceHeader(parameterSets: bytes)
