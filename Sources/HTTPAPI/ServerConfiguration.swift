@@ -56,6 +56,11 @@ public struct ServerConfiguration: Sendable {
     public var maxLivePrograms = max(1, ProcessInfo.processInfo.activeProcessorCount)
     /// Live programs one user runs at once.
     public var maxLiveProgramsPerUser = 2
+    /// HTTP connections open at once; past it new ones wait in the kernel's backlog.
+    public var maxHTTPConnections = 4000
+    /// An HTTP connection with no request under way (or a request's head still arriving)
+    /// for this long is closed.
+    public var httpIdleTimeout: Duration = .seconds(30)
     /// Test hooks such as loss injection on a WHEP session (`?test_egress_loss=`); never in service.
     public var testHooks = false
 
@@ -79,6 +84,9 @@ public struct ServerConfiguration: Sendable {
         for (name, limit) in [("TALLY_MAX_LIVE_PROGRAMS", maxLivePrograms), ("TALLY_MAX_LIVE_PROGRAMS_PER_USER", maxLiveProgramsPerUser)]
         where !(1...1000).contains(limit) {
             throw ConfigurationError("\(name) must be between 1 and 1000, not \(limit)")
+        }
+        guard (1...1_000_000).contains(maxHTTPConnections) else {
+            throw ConfigurationError("TALLY_MAX_HTTP_CONNECTIONS must be between 1 and 1000000, not \(maxHTTPConnections)")
         }
         if let fanOutThreads, !(0...64).contains(fanOutThreads) {
             throw ConfigurationError("TALLY_FANOUT_THREADS must be between 0 and 64, not \(fanOutThreads)")

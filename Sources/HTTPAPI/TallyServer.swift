@@ -1,13 +1,14 @@
 import DTLS
 import Foundation
 import Hummingbird
+import HummingbirdCore
+import HummingbirdWebSocket
+import Ingest
+import Layout
 import Logging
 import NIOCore
 import NIOPosix
 import Registry
-import HummingbirdWebSocket
-import Ingest
-import Layout
 import SFU
 import Signaling
 import Store
@@ -188,10 +189,22 @@ public enum TallyServer {
         return Application(
             router: try router(api),
             // The studio's signaling socket (/ws) is upgraded from the same port.
-            server: .http1WebSocketUpgrade(configuration: .init(ws: .init(maxFrameSize: SignalMessage.maxBytes))) { request, channel, _ in
-                await api.signalingUpgrade(request, clientAddress: channel.remoteAddress?.ipAddress)
+            // A connection with no request under way is closed after the idle timeout, and one
+            // whose first request does not arrive in time likewise: slow or abandoned
+            // clients cannot hold sockets for ever.
+            server: HTTPServerBuilder { responder in
+                let idle = TimeAmount.seconds(Int64(configuration.httpIdleTimeout.seconds))
+                return DeadlinedChildChannel(
+                    base: HTTP1WebSocketUpgradeChannel(
+                        responder: responder,
+                        configuration: .init(http1: .init(idleTimeout: idle), ws: .init(maxFrameSize: SignalMessage.maxBytes))
+                    ) { request, channel, _ in
+                        await api.signalingUpgrade(request, clientAddress: channel.remoteAddress?.ipAddress)
+                    },
+                    idle: idle, total: idle * 4)
             },
-            configuration: .init(address: .hostname(configuration.host, port: configuration.httpPort), serverName: "Tally"),
+            configuration: .init(address: .hostname(configuration.host, port: configuration.httpPort), serverName: "Tally",
+                                 availableConnectionsDelegate: MaximumAvailableConnections(configuration.maxHTTPConnections)),
             onServerRunning: onServerRunning,
             logger: services.logger)
     }

@@ -36,6 +36,10 @@ struct Tally: AsyncParsableCommand {
     var maxLivePrograms: Int?
     @Option(help: "Live programs one user runs at once (TALLY_MAX_LIVE_PROGRAMS_PER_USER, default 2).")
     var maxLiveProgramsPerUser: Int?
+    @Option(help: "HTTP connections open at once (TALLY_MAX_HTTP_CONNECTIONS, default 4000).")
+    var maxHTTPConnections: Int?
+    @Option(help: "Seconds an HTTP connection may sit with no request under way (TALLY_HTTP_IDLE_SECONDS, default 30).")
+    var httpIdleSeconds: Int?
     @Option(help: "Data directory: SQLite file, secret key, uploads, recordings, HLS (TALLY_DATA_DIR, default ./data).") var dataDir: String?
     @Option(help: "PostgreSQL URL postgres://user:pass@host:port/db (TALLY_DATABASE_URL; unset = SQLite).") var databaseURL: String?
     @Option(help: "Redis URL redis://[:pass@]host:port/db (TALLY_REDIS_URL; unset = in-process registry).") var redisURL: String?
@@ -88,6 +92,10 @@ struct Tally: AsyncParsableCommand {
         config.maxSessionsPerAddress = try number(maxSessionsPerAddress, "TALLY_MAX_SESSIONS_PER_ADDRESS", config.maxSessionsPerAddress)
         config.maxLivePrograms = try number(maxLivePrograms, "TALLY_MAX_LIVE_PROGRAMS", config.maxLivePrograms)
         config.maxLiveProgramsPerUser = try number(maxLiveProgramsPerUser, "TALLY_MAX_LIVE_PROGRAMS_PER_USER", config.maxLiveProgramsPerUser)
+        config.maxHTTPConnections = try number(maxHTTPConnections, "TALLY_MAX_HTTP_CONNECTIONS", config.maxHTTPConnections)
+        let idle = try number(httpIdleSeconds, "TALLY_HTTP_IDLE_SECONDS", 30)
+        guard (1...3600).contains(idle) else { throw ValidationError("TALLY_HTTP_IDLE_SECONDS must be between 1 and 3600") }
+        config.httpIdleTimeout = .seconds(idle)
         config.authAttemptsPerMinute = try number(authRateLimit, "TALLY_AUTH_RATE_LIMIT", config.authAttemptsPerMinute)
         let cost = try number(bcryptCost, "TALLY_BCRYPT_COST", Int(config.passwordHashCost))
         guard (4...16).contains(cost) else { throw ValidationError("TALLY_BCRYPT_COST must be between 4 and 16") }
