@@ -3,9 +3,11 @@ import Foundation
 import Hummingbird
 import HummingbirdCore
 import HummingbirdWebSocket
+import NIOCore
 import Registry
 import Rooms
 import SDP
+import ServiceLifecycle
 import SFU
 import Signaling
 import Store
@@ -35,13 +37,13 @@ extension API {
     }
 
     /// Decides a WebSocket upgrade of `/ws?token=…`: only with a token that authenticates.
-    func signalingUpgrade(_ request: HTTPRequest, clientAddress: String?) async -> ShouldUpgradeResult<WebSocketDataHandler<HTTP1WebSocketUpgradeChannel.Context>> {
+    func signalingUpgrade(_ request: HTTPRequest, channel: any Channel) async -> ShouldUpgradeResult<WebSocketDataHandler<HTTP1WebSocketUpgradeChannel.Context>> {
         let uri = HummingbirdCore.URI(request.path ?? "")
         guard uri.path == "/ws", let token = uri.queryParameters.get("token"),
               let identity = try? await auth.authenticate(bearer: token) else { return .dontUpgrade }
-        let owner = SessionOwner(identity: identity.sessionKey, address: clientAddress ?? "unknown")
+        let owner = SessionOwner(identity: identity.sessionKey, address: channel.remoteAddress?.ipAddress ?? "unknown")
         return .upgrade([:]) { inbound, outbound, _ in
-            await SignalingConnection(api: self, identity: identity, owner: owner).serve(inbound: inbound, outbound: outbound)
+            await SignalingConnection(api: self, identity: identity, owner: owner, channel: channel).serve(inbound: inbound, outbound: outbound)
         }
     }
 }
@@ -57,6 +59,8 @@ final class SignalingConnection {
     private let identity: Identity
     /// Who holds the media sessions this socket opens.
     private let owner: SessionOwner
+    /// The socket's channel, closed outright when a drain finds the client unresponsive.
+    private let channel: any Channel
     private var outgoing: AsyncStream<String>.Continuation?
     private var limiter = MessageRateLimiter()
     private var joined: (broadcast: UUID, participant: Participant)?
@@ -66,10 +70,11 @@ final class SignalingConnection {
     private let clock = ContinuousClock()
     private let startedAt: ContinuousClock.Instant
 
-    init(api: API, identity: Identity, owner: SessionOwner) {
+    init(api: API, identity: Identity, owner: SessionOwner, channel: any Channel) {
         self.api = api
         self.identity = identity
         self.owner = owner
+        self.channel = channel
         startedAt = clock.now
     }
 
@@ -81,23 +86,16 @@ final class SignalingConnection {
         }
         send(SignalMessage(event: "welcome", data: ["protocol": SignalMessage.protocolVersion, "resume_seconds": Int(api.configuration.signalingResumeGrace.seconds)]))
         do {
-            for try await message in inbound.messages(maxSize: SignalMessage.maxBytes) {
-                guard case .text(let text) = message else {
-                    send(.error(SignalingError("text_only", "messages are JSON text frames")))
-                    continue
-                }
-                switch limiter.admit(now: clock.now - startedAt) {
-                case .allow:
-                    await handle(text)
-                case .refuse:
-                    send(.error(SignalingError("rate_limited", "too many messages; slow down")))
-                case .disconnect:
-                    send(.error(SignalingError("rate_limited", "too many messages for too long; disconnecting")))
-                    try? await outbound.close(.policyViolation, reason: "rate limited")
-                    await disconnected(leaving: false)
-                    continuation.finish()
-                    await writer.value
-                    return
+            // On SIGTERM the socket is closed as "going away": the studio reconnects (to this
+            // node once it is back, or another) and resumes its place within the grace period.
+            try await withGracefulShutdownHandler {
+                try await readMessages(inbound, outbound: outbound)
+            } onGracefulShutdown: { [channel] in
+                // A client that never answers the close is cut off shortly after, so it cannot hold up the drain.
+                Task {
+                    try? await outbound.close(.goingAway, reason: "server shutting down")
+                    try? await Task.sleep(for: .seconds(2))
+                    channel.close(promise: nil)
                 }
             }
         } catch {
@@ -109,6 +107,26 @@ final class SignalingConnection {
         await disconnected(leaving: false)
         continuation.finish()
         await writer.value
+    }
+
+    /// Handles messages until the socket closes; returns early once the limiter disconnects it.
+    private func readMessages(_ inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter) async throws {
+        for try await message in inbound.messages(maxSize: SignalMessage.maxBytes) {
+            guard case .text(let text) = message else {
+                send(.error(SignalingError("text_only", "messages are JSON text frames")))
+                continue
+            }
+            switch limiter.admit(now: clock.now - startedAt) {
+            case .allow:
+                await handle(text)
+            case .refuse:
+                send(.error(SignalingError("rate_limited", "too many messages; slow down")))
+            case .disconnect:
+                send(.error(SignalingError("rate_limited", "too many messages for too long; disconnecting")))
+                try? await outbound.close(.policyViolation, reason: "rate limited")
+                return
+            }
+        }
     }
 
     private func send(_ message: SignalMessage) {

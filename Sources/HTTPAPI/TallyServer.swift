@@ -197,11 +197,11 @@ public enum TallyServer {
                 return DeadlinedChildChannel(
                     base: HTTP1WebSocketUpgradeChannel(
                         responder: responder,
-                        configuration: .init(http1: .init(idleTimeout: idle), ws: .init(maxFrameSize: SignalMessage.maxBytes))
+                        configuration: .init(http1: .init(idleTimeout: idle), ws: .init(maxFrameSize: SignalMessage.maxBytes, closeTimeout: .seconds(2)))
                     ) { request, channel, _ in
-                        await api.signalingUpgrade(request, clientAddress: channel.remoteAddress?.ipAddress)
+                        await api.signalingUpgrade(request, channel: channel)
                     },
-                    idle: idle, total: idle * 4)
+                    limits: .init(idle: idle, total: idle * 4, bytes: configuration.maxUploadBytes + (1 << 20)))
             },
             configuration: .init(address: .hostname(configuration.host, port: configuration.httpPort), serverName: "Tally",
                                  availableConnectionsDelegate: MaximumAvailableConnections(configuration.maxHTTPConnections)),

@@ -29,7 +29,9 @@ public struct SignalMessage: Sendable {
         switch object["id"] {
         case nil, is NSNull: id = nil
         case let text as String where text.count <= 100: id = text
-        case let number as NSNumber where !(number is Bool): id = number.stringValue
+        // On Linux every NSNumber from JSON passes `is Bool`, 0 and 1 included; only
+        // true and false come as the boolean subclass.
+        case let number as NSNumber where String(describing: type(of: number)) != "__NSCFBoolean": id = number.stringValue
         default: throw SignalingError("invalid_id", "`id` is a string of at most 100 characters or a number")
         }
         guard let event = object["event"] as? String, !event.isEmpty, event.count <= 64 else {

@@ -11,6 +11,9 @@ struct SignalMessageTests {
         #expect(try message.string("text") == "hi")
         #expect(SignalMessage(event: "pong", data: ["a": 1], id: "7").encoded() == #"{"data":{"a":1},"event":"pong","id":"7"}"#)
         #expect(try SignalMessage.parse(#"{"event":"ping","id":12}"#).id == "12")
+        // 0 and 1 are numbers, not booleans, though Foundation on Linux says otherwise.
+        #expect(try SignalMessage.parse(#"{"event":"ping","id":1}"#).id == "1")
+        #expect(try SignalMessage.parse(#"{"event":"ping","id":0}"#).id == "0")
         #expect(try SignalMessage.parse(#"{"event":"ping"}"#).data.isEmpty)
     }
 
@@ -23,6 +26,7 @@ struct SignalMessageTests {
             (#"{"event":"","data":{}}"#, "invalid_event"),
             (#"{"event":"x","data":[1]}"#, "invalid_data"),
             (#"{"event":"x","id":{"a":1}}"#, "invalid_id"),
+            (#"{"event":"x","id":true}"#, "invalid_id"),
         ]
         for (text, code) in cases {
             #expect(throws: SignalingError.self) { try SignalMessage.parse(text) }
