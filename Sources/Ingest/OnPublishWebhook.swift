@@ -56,13 +56,19 @@ public struct OnPublishWebhook: Sendable {
     /// nil when the endpoint allows the publish; otherwise why not.
     public func ask(_ request: IngestRequest, streamID: String, group: any EventLoopGroup) async -> String? {
         let body = Self.form(request, streamID: streamID)
-        let answer = group.next().makePromise(of: HTTPResponseStatus.self)
+        let addresses: [SocketAddress]
+        do {
+            addresses = try await policy.resolve(host: host, port: port)
+        } catch {
+            return "on_publish endpoint not allowed: \(error.reason)"
+        }
         let tls: NIOSSLContext?
         do {
             tls = secure ? try NIOSSLContext(configuration: .makeClientConfiguration()) : nil
         } catch {
             return "on_publish: TLS setup failed: \(error)"
         }
+        let answer = group.next().makePromise(of: HTTPResponseStatus.self)
         let head = HTTPRequestHead(version: .http1_1, method: .POST, uri: path, headers: [
             "Host": port == (secure ? 443 : 80) ? host : "\(host):\(port)", "Content-Type": "application/x-www-form-urlencoded",
             "Content-Length": "\(body.utf8.count)", "Connection": "close", "User-Agent": "Tally",
@@ -76,12 +82,6 @@ public struct OnPublishWebhook: Sendable {
                     try channel.pipeline.syncOperations.addHandler(WebhookAnswerHandler(answer: answer))
                 }
             }
-        let addresses: [SocketAddress]
-        do {
-            addresses = try await policy.resolve(host: host, port: port)
-        } catch {
-            return "on_publish endpoint not allowed: \(error.reason)"
-        }
         do {
             let channel = try await bootstrap.connect(to: addresses[0]).get()
             let deadline = channel.eventLoop.scheduleTask(in: timeout) { answer.fail(ChannelError.connectTimeout(timeout)) }

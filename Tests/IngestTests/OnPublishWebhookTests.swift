@@ -24,4 +24,13 @@ import Testing
                                     group: MultiThreadedEventLoopGroup.singleton)
         #expect(why?.contains("did not answer") == true)
     }
+
+    /// Aimed at loopback with no allow-list, the webhook is never called; the refusal says
+    /// why (for the log), and asking leaks nothing (NIO traps on an abandoned promise).
+    @Test func aLoopbackEndpointIsNotAllowed() async throws {
+        let webhook = try OnPublishWebhook(url: "http://127.0.0.1:9/hook?secret=s3cret", timeout: .seconds(2), policy: OutboundPolicy())
+        let why = await webhook.ask(IngestRequest(transport: .rtmp, app: "live", streamKey: "k", remoteAddress: "127.0.0.1"), streamID: "s",
+                                    group: MultiThreadedEventLoopGroup.singleton)
+        #expect(why?.contains("not allowed") == true)
+    }
 }
