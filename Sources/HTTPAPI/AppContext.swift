@@ -5,16 +5,18 @@ import SFU
 
 /// Who is calling: a signed-in user, or a guest holding an invite to one broadcast.
 public enum Identity: Sendable, Equatable {
-    case user(id: UUID, tokenID: String, expiresAt: Date)
+    case user(id: UUID, tokenID: String, expiresAt: Date, family: String?)
     case guest(broadcastID: UUID, inviteID: String, name: String?)
 
     /// The credential behind the identity, as media sessions record their holder.
     var sessionKey: String {
         switch self {
-        case .user(let id, _, _): "user:\(id.uuidString)"
-        case .guest(_, let inviteID, _): "invite:\(inviteID)"
+        case .user(let id, _, _, _): "user:\(id.uuidString)"
+        case .guest(_, let inviteID, _): Self.sessionKey(invite: inviteID)
         }
     }
+
+    static func sessionKey(invite: String) -> String { "invite:\(invite)" }
 }
 
 /// The request context of every Tally route.
@@ -41,7 +43,7 @@ public struct AppContext: RequestContext {
 
     /// The signed-in user, or 401; guests are refused.
     func requireUser() throws -> UUID {
-        guard case .user(let id, _, _)? = identity else {
+        guard case .user(let id, _, _, _)? = identity else {
             if case .guest? = identity { throw APIError(.forbidden, "account_required", "guests cannot do this; sign in with an account") }
             throw APIError.unauthorized
         }

@@ -2,6 +2,7 @@ import Crypto
 import Foundation
 import HummingbirdBcrypt
 import JWTKit
+import Logging
 import NIOPosix
 import Registry
 import Store
@@ -22,6 +23,8 @@ struct TokenClaims: JWTPayload {
     var bid: String?
     /// The guest's display name, when the host chose one.
     var name: String?
+    /// Access tokens: the sign-in they descend from through refreshes, revoked together.
+    var fam: String?
 
     func verify(using algorithm: some JWTAlgorithm) async throws {
         try exp.verifyNotExpired()
@@ -44,10 +47,12 @@ final class AuthService: Sendable {
     private let accessLifetime: Duration
     let refreshLifetime: Duration
     private let hashCost: UInt8
+    private let logger: Logger
     /// Verified against when the email is unknown, so timing does not tell which emails exist.
     private let decoyHash: String
 
-    init(secret: MasterSecret, registry: any Registry, configuration: ServerConfiguration) async {
+    init(secret: MasterSecret, registry: any Registry, configuration: ServerConfiguration, logger: Logger) async {
+        self.logger = logger
         keys = JWTKeyCollection()
         await keys.add(hmac: HMACKey(key: secret.derivedKey(purpose: "jwt")), digestAlgorithm: .sha256)
         self.registry = registry
@@ -72,36 +77,78 @@ final class AuthService: Sendable {
 
     // MARK: Sessions
 
-    func startSession(userID: UUID) async throws -> Session {
+    /// A new session: an access token and a refresh token of `family`, the sign-in this
+    /// session descends from (a new one when nil).
+    func startSession(userID: UUID, family: String? = nil) async throws -> Session {
+        let family = family ?? Self.randomToken(bytes: 12)
         let now = Date()
         let expires = now.addingTimeInterval(accessLifetime.seconds)
         let claims = TokenClaims(
             sub: .init(value: userID.uuidString), exp: .init(value: expires), iat: .init(value: now),
-            jti: .init(value: Self.randomToken(bytes: 16)), kind: .access, bid: nil, name: nil)
+            jti: .init(value: Self.randomToken(bytes: 16)), kind: .access, bid: nil, name: nil, fam: family)
         let access = try await keys.sign(claims)
         let refresh = Self.randomToken(bytes: 32)
-        try await registryCall { try await registry.storeRefreshToken(hash: Self.digest(refresh), userID: userID.uuidString, ttl: refreshLifetime) }
+        try await registryCall {
+            try await registry.storeRefreshToken(hash: Self.digest(refresh), userID: "\(userID.uuidString) \(family)", ttl: refreshLifetime)
+        }
         return Session(accessToken: access, accessExpiresAt: expires, refreshToken: refresh, refreshLifetime: refreshLifetime)
     }
 
-    /// Trades a refresh token for a new session; the old token stops working.
+    /// Trades a refresh token for a new session of the same family; the old token stops
+    /// working. A token shown a second time was copied: its whole family is revoked, the
+    /// thief's successor tokens and the owner's alike, and the owner signs in again.
     func refresh(_ token: String) async throws -> (session: Session, userID: UUID) {
-        let owner = try await registryCall { try await registry.takeRefreshToken(hash: Self.digest(token)) }
-        guard let owner, let userID = UUID(uuidString: owner) else {
+        let hash = Self.digest(token)
+        let owner = try await registryCall { try await registry.takeRefreshToken(hash: hash) }
+        guard let owner else {
+            if let family = try await registryCall({ try await registry.usedRefreshTokenFamily(hash: hash) }) {
+                try await registryCall { try await registry.revokeTokenFamily(family, ttl: refreshLifetime) }
+                logger.warning("auth: a used refresh token came back; its sign-in is revoked", metadata: ["family": "\(family)"])
+            }
             throw APIError(.unauthorized, "invalid_refresh_token", "the refresh token is unknown, used or expired; sign in again")
         }
-        return (try await startSession(userID: userID), userID)
+        let parts = owner.split(separator: " ", maxSplits: 1).map(String.init)
+        guard let userID = UUID(uuidString: parts[0]) else {
+            throw APIError(.unauthorized, "invalid_refresh_token", "the refresh token is unknown, used or expired; sign in again")
+        }
+        let family = parts.count > 1 ? parts[1] : Self.randomToken(bytes: 12)
+        try await registryCall { try await registry.markRefreshTokenUsed(hash: hash, family: family, ttl: refreshLifetime) }
+        if try await registryCall({ try await registry.isTokenFamilyRevoked(family) }) {
+            throw APIError(.unauthorized, "invalid_refresh_token", "this sign-in was revoked; sign in again")
+        }
+        return (try await startSession(userID: userID, family: family), userID)
     }
 
+    /// Signs out: the refresh token, the access token and the sign-in's whole family.
     func endSession(identity: Identity?, refreshToken: String?) async throws {
         if let refreshToken {
             try await registryCall { try await registry.revokeRefreshToken(hash: Self.digest(refreshToken)) }
         }
-        if case .user(_, let tokenID, let expiresAt)? = identity {
+        if case .user(_, let tokenID, let expiresAt, let family)? = identity {
             let remaining = expiresAt.timeIntervalSinceNow
             if remaining > 0 {
                 try await registryCall { try await registry.revokeAccessToken(id: tokenID, ttl: .seconds(remaining + 1)) }
             }
+            if let family { try await registryCall { try await registry.revokeTokenFamily(family, ttl: refreshLifetime) } }
+        }
+    }
+
+    /// Revokes an invite until it would have expired anyway: its guests' requests and open
+    /// studio sockets stop working.
+    func revokeInvite(id: String) async throws {
+        try await registryCall { try await registry.revokeAccessToken(id: id, ttl: .seconds(Double(API.maxInviteLifetime) + 60)) }
+    }
+
+    /// Whether the identity an open connection authenticated with has since been signed out
+    /// or revoked.
+    func isRevoked(_ identity: Identity) async throws -> Bool {
+        switch identity {
+        case .user(_, let tokenID, _, let family):
+            if try await registryCall({ try await registry.isAccessTokenRevoked(id: tokenID) }) { return true }
+            guard let family else { return false }
+            return try await registryCall { try await registry.isTokenFamilyRevoked(family) }
+        case .guest(_, let inviteID, _):
+            return try await registryCall { try await registry.isAccessTokenRevoked(id: inviteID) }
         }
     }
 
@@ -120,24 +167,29 @@ final class AuthService: Sendable {
         switch claims.kind {
         case .access:
             guard let userID = UUID(uuidString: claims.sub.value) else { throw APIError(.unauthorized, "invalid_token", "the token names no user") }
-            if try await registryCall({ try await registry.isAccessTokenRevoked(id: claims.jti.value) }) {
+            let identity = Identity.user(id: userID, tokenID: claims.jti.value, expiresAt: claims.exp.value, family: claims.fam)
+            if try await isRevoked(identity) {
                 throw APIError(.unauthorized, "token_revoked", "this session was signed out; sign in again")
             }
-            return .user(id: userID, tokenID: claims.jti.value, expiresAt: claims.exp.value)
+            return identity
         case .invite:
             guard let broadcast = claims.bid.flatMap(UUID.init(uuidString:)) else { throw APIError(.unauthorized, "invalid_token", "the invite names no broadcast") }
-            return .guest(broadcastID: broadcast, inviteID: claims.jti.value, name: claims.name)
+            let identity = Identity.guest(broadcastID: broadcast, inviteID: claims.jti.value, name: claims.name)
+            if try await isRevoked(identity) {
+                throw APIError(.unauthorized, "invite_revoked", "the host withdrew this invite")
+            }
+            return identity
         }
     }
 
-    func issueInvite(broadcastID: UUID, name: String?, lifetime: Duration) async throws -> (token: String, expiresAt: Date) {
+    func issueInvite(broadcastID: UUID, name: String?, lifetime: Duration) async throws -> (token: String, expiresAt: Date, id: String) {
         let now = Date()
         let expires = now.addingTimeInterval(lifetime.seconds)
         let inviteID = Self.randomToken(bytes: 12)
         let claims = TokenClaims(
             sub: .init(value: "invite:\(inviteID)"), exp: .init(value: expires), iat: .init(value: now),
-            jti: .init(value: inviteID), kind: .invite, bid: broadcastID.uuidString, name: name)
-        return (try await keys.sign(claims), expires)
+            jti: .init(value: inviteID), kind: .invite, bid: broadcastID.uuidString, name: name, fam: nil)
+        return (try await keys.sign(claims), expires, inviteID)
     }
 
     // MARK: Helpers

@@ -83,6 +83,8 @@ struct BroadcastListResponse: APIResponse {
 }
 
 struct InviteResponse: APIResponse {
+    /// What `DELETE /api/broadcasts/{id}/invites/{inviteId}` names to withdraw it.
+    var id: String
     var token: String
     var url: String
     var broadcastId: UUID
@@ -163,6 +165,16 @@ extension API {
         group.post(":id/start") { _, context in try await transition(.start, context) }
         group.post(":id/end") { _, context in try await transition(.end, context) }
         group.post(":id/invites") { request, context in try await invite(request, context) }
+        // Withdraws an invite: its guests' requests stop working at once, their studio
+        // sockets within seconds, and their media sessions are closed.
+        group.delete(":id/invites/:invite") { _, context -> HTTPResponse.Status in
+            _ = try await ownedBroadcast(context.parameters.get("id"), context: context)
+            let invite = try Validate.text(context.parameters.get("invite") ?? "", field: "invite", max: 64)
+            try await auth.revokeInvite(id: invite)
+            let closed = await webrtc.close(identity: Identity.sessionKey(invite: invite), reason: "the invite was withdrawn")
+            logger.info("invite withdrawn", metadata: ["broadcast": "\(context.parameters.get("id") ?? "")", "sessions_closed": "\(closed)"])
+            return .noContent
+        }
     }
 
     private func create(_ request: Request, _ context: AppContext) async throws -> EditedResponse<BroadcastResponse> {
@@ -220,9 +232,9 @@ extension API {
             throw APIError(.badRequest, "invalid_field", "`expires_in_seconds` must be between 60 and \(Self.maxInviteLifetime)")
         }
         let name = try body?.name.map { try Validate.text($0, field: "name", max: 100) }
-        let (token, expiresAt) = try await auth.issueInvite(broadcastID: broadcast.id!, name: name, lifetime: .seconds(lifetime))
+        let (token, expiresAt, inviteID) = try await auth.issueInvite(broadcastID: broadcast.id!, name: name, lifetime: .seconds(lifetime))
         return InviteResponse(
-            token: token, url: "/join/\(broadcast.id!.uuidString)?invite=\(token)", broadcastId: broadcast.id!, expiresAt: expiresAt
+            id: inviteID, token: token, url: "/join/\(broadcast.id!.uuidString)?invite=\(token)", broadcastId: broadcast.id!, expiresAt: expiresAt
         ).created()
     }
 }

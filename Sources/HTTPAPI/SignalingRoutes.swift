@@ -36,10 +36,22 @@ extension API {
         }
     }
 
-    /// Decides a WebSocket upgrade of `/ws?token=…`: only with a token that authenticates.
+    /// A browser's socket must come from a page this server served: another site's script
+    /// could otherwise use a token it got hold of from the visitor's browser. Clients that
+    /// are not browsers send no Origin.
+    /// The host names are compared, not the ports: what separates sites is the name.
+    static func isSameOrigin(_ request: HTTPRequest) -> Bool {
+        guard let origin = request.headerFields[.origin] else { return true }
+        guard let originHost = URLComponents(string: origin)?.host, let authority = request.authority,
+              let requestHost = URLComponents(string: "http://\(authority)")?.host else { return false }
+        return originHost.lowercased() == requestHost.lowercased()
+    }
+
+    /// Decides a WebSocket upgrade of `/ws?token=…`: only with a token that authenticates,
+    /// from a page of this server.
     func signalingUpgrade(_ request: HTTPRequest, channel: any Channel) async -> ShouldUpgradeResult<WebSocketDataHandler<HTTP1WebSocketUpgradeChannel.Context>> {
         let uri = HummingbirdCore.URI(request.path ?? "")
-        guard uri.path == "/ws", let token = uri.queryParameters.get("token"),
+        guard uri.path == "/ws", Self.isSameOrigin(request), let token = uri.queryParameters.get("token"),
               let identity = try? await auth.authenticate(bearer: token) else { return .dontUpgrade }
         let owner = SessionOwner(identity: identity.sessionKey, address: channel.remoteAddress?.ipAddress ?? "unknown")
         return .upgrade([:]) { inbound, outbound, _ in
@@ -68,6 +80,8 @@ final class SignalingConnection {
     private var screen: Participant?
     private var background: [Task<Void, Never>] = []
     private let clock = ContinuousClock()
+    /// How often an open socket's credential is checked against sign-outs and withdrawn invites.
+    private static let revocationCheckInterval: Duration = .seconds(5)
     private let startedAt: ContinuousClock.Instant
 
     init(api: API, identity: Identity, owner: SessionOwner, channel: any Channel) {
@@ -84,6 +98,9 @@ final class SignalingConnection {
         let writer = Task {
             for await text in stream { try? await outbound.write(.text(text)) }
         }
+        // A sign-out or a withdrawn invite ends the socket too, not only later requests.
+        let revocationWatch = Self.watchRevocation(auth: api.auth, identity: identity, outgoing: continuation, outbound: outbound)
+        defer { revocationWatch.cancel() }
         send(SignalMessage(event: "welcome", data: ["protocol": SignalMessage.protocolVersion, "resume_seconds": Int(api.configuration.signalingResumeGrace.seconds)]))
         do {
             // On SIGTERM the socket is closed as "going away": the studio reconnects (to this
@@ -107,6 +124,20 @@ final class SignalingConnection {
         await disconnected(leaving: false)
         continuation.finish()
         await writer.value
+    }
+
+    private static func watchRevocation(auth: AuthService, identity: Identity, outgoing: AsyncStream<String>.Continuation,
+                                        outbound: WebSocketOutboundWriter) -> Task<Void, Never> {
+        Task {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: revocationCheckInterval)
+                guard !Task.isCancelled, (try? await auth.isRevoked(identity)) == true else { continue }
+                outgoing.yield(SignalMessage.error(SignalingError("session_revoked", "this session was signed out or its invite withdrawn")).encoded())
+                try? await Task.sleep(for: .milliseconds(100))
+                try? await outbound.close(.policyViolation, reason: "signed out")
+                return
+            }
+        }
     }
 
     /// Handles messages until the socket closes; returns early once the limiter disconnects it.
@@ -200,7 +231,7 @@ final class SignalingConnection {
         }
         guard let broadcast = try await Broadcast.find(broadcastID, on: api.store.db) else { throw APIError.notFound("broadcast") }
         switch identity {
-        case .user(let userID, _, _):
+        case .user(let userID, _, _, _):
             guard broadcast.ownerID == userID else { throw SignalingError("not_owner", "only the broadcast's owner joins as its host", id: message.id) }
         case .guest(let invited, _, _):
             guard invited == broadcastID else { throw SignalingError("not_invited", "this invite is for another broadcast", id: message.id) }
@@ -251,7 +282,7 @@ final class SignalingConnection {
     private func newParticipant(_ message: SignalMessage, broadcast: UUID) async throws -> Participant {
         let participant: Participant
         switch identity {
-        case .user(let userID, _, _):
+        case .user(let userID, _, _, _):
             let name = try await User.find(userID, on: api.store.db)?.name ?? "Host"
             participant = Participant(broadcastID: broadcast, userID: userID, name: name, role: .host)
         case .guest(_, let inviteID, let invitedName):

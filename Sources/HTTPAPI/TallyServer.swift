@@ -127,7 +127,7 @@ public final class TallyServices: Sendable {
             await store.shutdown()
             throw ConfigurationError("cannot open the WebRTC ports (UDP \(configuration.udpPort), TCP \(configuration.tcpPort)): \(error)")
         }
-        let auth = await AuthService(secret: secret, registry: registry, configuration: configuration)
+        let auth = await AuthService(secret: secret, registry: registry, configuration: configuration, logger: logger)
         logger.info("layouts: \(layouts.layouts.map(\.name).joined(separator: ", "))")
         let ingestWrites = SerialTasks()
         await IngestStreams.recover(store: store, logger: logger)

@@ -104,7 +104,7 @@ extension API {
     /// A publisher is a participant of the broadcast: the host for its owner, a guest for an invite.
     private func participantRow(for identity: Identity?, broadcast: Broadcast) async throws -> Participant {
         switch identity {
-        case .user(let userID, _, _)?:
+        case .user(let userID, _, _, _)?:
             let name = try await User.find(userID, on: store.db)?.name ?? "Host"
             let participant = Participant(broadcastID: broadcast.id!, userID: userID, name: name, role: .host)
             try await admit(participant)

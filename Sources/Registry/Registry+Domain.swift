@@ -38,6 +38,25 @@ extension Registry {
         try await take("refresh:\(hash)")
     }
 
+    /// Remembers that a refresh token was used, and its family, for as long as it could have
+    /// lived: showing it again means it was copied, and the whole family is revoked.
+    public func markRefreshTokenUsed(hash: String, family: String, ttl: Duration) async throws {
+        try await set("refresh-used:\(hash)", family, ttl: ttl)
+    }
+
+    public func usedRefreshTokenFamily(hash: String) async throws -> String? {
+        try await get("refresh-used:\(hash)")
+    }
+
+    /// Ends every token of a sign-in's chain of refreshes: access tokens carry the family.
+    public func revokeTokenFamily(_ family: String, ttl: Duration) async throws {
+        try await set("revoked-family:\(family)", "1", ttl: ttl)
+    }
+
+    public func isTokenFamilyRevoked(_ family: String) async throws -> Bool {
+        try await get("revoked-family:\(family)") != nil
+    }
+
     public func revokeRefreshToken(hash: String) async throws {
         try await delete("refresh:\(hash)")
     }

@@ -283,6 +283,16 @@ public final class WebRTCServer: @unchecked Sendable {
         }.get()) ?? false
     }
 
+    /// Closes every session `identity` holds; how many there were.
+    @discardableResult
+    public func close(identity: String, reason: String) async -> Int {
+        (try? await loop.submit { () -> Int in
+            let ids = self.sessions.filter { $0.value.owner.identity == identity }.map(\.key)
+            for id in ids { self.closeSession(id, reason: reason) }
+            return ids.count
+        }.get()) ?? 0
+    }
+
     /// Closes every session opened with `tag`; how many there were.
     @discardableResult
     public func close(tag: String, reason: String) async -> Int {

@@ -82,13 +82,51 @@ struct AuthTests {
             #expect(first.status == .ok)
             let next = try #require(first["refresh_token"] as? String)
             #expect(next != session.refreshToken)
-            let replay = try await api.call(.post, "/api/auth/refresh", json: ["refresh_token": session.refreshToken])
-            #expect(replay.status == .unauthorized)
-            #expect(replay.errorCode == "invalid_refresh_token")
             let viaCookie = try await api.call(.post, "/api/auth/refresh", headers: [.cookie: "tally_refresh=\(next)"])
             #expect(viaCookie.status == .ok)
             let access = try #require(viaCookie["access_token"] as? String)
             #expect(try await api.call(.get, "/api/auth/me", token: access).status == .ok)
+        }
+    }
+
+    /// A refresh token that comes back after use was copied: the thief's chain and the
+    /// owner's end together (the review found the rotated successor stayed valid).
+    @Test("reusing a refresh token revokes its whole family, access tokens included")
+    func refreshReuseRevokesTheFamily() async throws {
+        try await withServer { api, _ in
+            let session = try await api.signUp()
+            let stolen = session.refreshToken
+            let rotated = try await api.call(.post, "/api/auth/refresh", json: ["refresh_token": stolen])
+            let successor = try #require(rotated["refresh_token"] as? String)
+            let access = try #require(rotated["access_token"] as? String)
+            #expect(try await api.call(.get, "/api/auth/me", token: access).status == .ok)
+            let replay = try await api.call(.post, "/api/auth/refresh", json: ["refresh_token": stolen])
+            #expect(replay.status == .unauthorized && replay.errorCode == "invalid_refresh_token")
+            let next = try await api.call(.post, "/api/auth/refresh", json: ["refresh_token": successor])
+            #expect(next.status == .unauthorized && next.errorCode == "invalid_refresh_token")
+            let me = try await api.call(.get, "/api/auth/me", token: access)
+            #expect(me.status == .unauthorized && me.errorCode == "token_revoked")
+            // Another sign-in of the same account is a family of its own.
+            let other = try await api.call(.post, "/api/auth/login", json: ["email": session.email, "password": session.password])
+            #expect(try await api.call(.get, "/api/auth/me", token: try #require(other["access_token"] as? String)).status == .ok)
+        }
+    }
+
+    @Test("a withdrawn invite stops working; only the owner withdraws it")
+    func inviteRevocation() async throws {
+        try await withServer { api, _ in
+            let host = try await api.signUp()
+            let stranger = try await api.signUp()
+            let id = try await api.createBroadcast(host.accessToken)
+            let invite = try await api.call(.post, "/api/broadcasts/\(id)/invites", json: ["name": "Gina"], token: host.accessToken)
+            let token = try #require(invite["token"] as? String)
+            let inviteID = try #require(invite["id"] as? String)
+            #expect(try await api.call(.get, "/api/broadcasts/\(id)", token: token).status == .ok)
+            #expect(try await api.call(.delete, "/api/broadcasts/\(id)/invites/\(inviteID)", token: stranger.accessToken).status == .forbidden)
+            #expect(try await api.call(.delete, "/api/broadcasts/\(id)/invites/\(inviteID)", token: token).status == .forbidden)
+            #expect(try await api.call(.delete, "/api/broadcasts/\(id)/invites/\(inviteID)", token: host.accessToken).status == .noContent)
+            let after = try await api.call(.get, "/api/broadcasts/\(id)", token: token)
+            #expect(after.status == .unauthorized && after.errorCode == "invite_revoked")
         }
     }
 

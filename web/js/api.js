@@ -1,4 +1,6 @@
-// The REST API with the signed-in session kept in localStorage.
+// The REST API with the signed-in session kept in localStorage: the user and the short-lived
+// access token only. The refresh token lives in the HttpOnly cookie the server sets, out of
+// reach of any script.
 
 const SESSION_KEY = 'tally.session';
 
@@ -7,8 +9,12 @@ export function session() {
 }
 
 export function saveSession(value) {
-  if (value) localStorage.setItem(SESSION_KEY, JSON.stringify(value));
-  else localStorage.removeItem(SESSION_KEY);
+  if (value) {
+    const {refresh_token: _, ...kept} = value;
+    localStorage.setItem(SESSION_KEY, JSON.stringify(kept));
+  } else {
+    localStorage.removeItem(SESSION_KEY);
+  }
 }
 
 export class APIError extends Error {
@@ -27,7 +33,7 @@ export async function call(method, path, body, {token, retry = true} = {}) {
   if (bearer) headers.Authorization = `Bearer ${bearer}`;
   if (body !== undefined) headers['Content-Type'] = 'application/json';
   const response = await fetch(path, {method, headers, body: body === undefined ? undefined : JSON.stringify(body)});
-  if (response.status === 401 && retry && !token && session()?.refresh_token) {
+  if (response.status === 401 && retry && !token && session()) {
     if (await refresh()) return call(method, path, body, {retry: false});
   }
   const text = await response.text();
@@ -39,8 +45,7 @@ export async function call(method, path, body, {token, retry = true} = {}) {
 }
 
 async function refresh() {
-  const response = await fetch('/api/auth/refresh', {method: 'POST', headers: {'Content-Type': 'application/json'},
-                                                     body: JSON.stringify({refresh_token: session().refresh_token})});
+  const response = await fetch('/api/auth/refresh', {method: 'POST', credentials: 'same-origin'});
   if (!response.ok) { saveSession(null); return false; }
   saveSession(await response.json());
   return true;
