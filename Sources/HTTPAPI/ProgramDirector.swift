@@ -81,12 +81,26 @@ actor ProgramDirector {
             ? Recording(broadcastID: id, ownerID: broadcast.ownerID, title: broadcast.title,
                         fileName: "\(id.uuidString.lowercased())-\(Int(Date().timeIntervalSince1970)).mp4")
             : nil
+        // A disk that is nearly full takes no new recording: the show goes on, and the
+        // recording says at once why it has nothing.
+        if let recording, let shortage = diskShortage() {
+            recording.status = "failed"
+            recording.error = shortage
+            logger.error("recording not started", metadata: ["broadcast": "\(id)", "reason": "\(shortage)"])
+        }
+        let recordingPath = recording.flatMap { $0.status == "failed" ? nil : configuration.recordingsDirectory.appendingPathComponent($0.fileName).path }
         let program = try LiveProgram(
             broadcastID: id.uuidString, settings: Compositor.Settings(resolution: broadcast.settings.resolution), stage: stage, targets: targets,
-            recordingPath: recording.map { configuration.recordingsDirectory.appendingPathComponent($0.fileName).path },
+            recordingPath: recordingPath,
             hlsDirectory: configuration.hlsDirectory.appendingPathComponent(id.uuidString.lowercased()), sfu: sfu, ingest: ingest,
-            group: MultiThreadedEventLoopGroup.singleton, outbound: configuration.outboundPolicy, logger: logger) { [weak self, destinationWrites] destination, state in
+            group: MultiThreadedEventLoopGroup.singleton, outbound: configuration.outboundPolicy,
+            maxRecordingBytes: configuration.maxRecordingBytes, logger: logger) { [weak self, destinationWrites] destination, state in
             destinationWrites.enqueue { [weak self] in await self?.destinationChanged(broadcast: id, destination: destination, state) }
+        }
+        if let recording, let reason = program.recordingError {
+            recording.status = "failed"
+            recording.error = reason
+            logger.error("recording not started", metadata: ["broadcast": "\(id)", "reason": "\(reason)"])
         }
         // The row only once the program exists: a program that cannot start leaves no
         // recording stuck in `recording`.
@@ -103,6 +117,7 @@ actor ProgramDirector {
             }
         }
         programs[id] = Running(program: program, recording: recording, progress: progress, owner: broadcast.ownerID)
+        try? await registry.markProgramRunning(broadcast: id.uuidString, ttl: Self.programClaim)
         await program.start(stage)
     }
 
@@ -120,6 +135,7 @@ actor ProgramDirector {
         entry.progress.cancel()
         await entry.program.stop()
         await saveRecording(entry, status: "ready")
+        try? await registry.clearProgramRunning(broadcast: broadcastID.uuidString)
     }
 
     func stopAll() async {
@@ -127,32 +143,77 @@ actor ProgramDirector {
         await destinationWrites.drain()
     }
 
+    /// Every 2 s while live: the recording's progress saved, the disk checked, and this
+    /// node's claim on the program renewed.
     private func saveRecordingProgress(_ id: UUID) async {
         guard let entry = programs[id] else { return }
+        if let shortage = diskShortage() { entry.program.recording?.fail(shortage) }
         await saveRecording(entry, status: "recording")
+        try? await registry.markProgramRunning(broadcast: id.uuidString, ttl: Self.programClaim)
     }
 
+    /// How long a node's claim on a running program lasts without renewal.
+    static let programClaim: Duration = .seconds(10)
+
+    /// Saves the recording's figures as written; a recording that failed stays `failed`,
+    /// with why, and the first time is logged.
     private func saveRecording(_ entry: Running, status: String) async {
-        guard let recording = entry.recording, let written = entry.program.recording?.status else { return }
-        recording.durationSeconds = written.duration
-        recording.sizeBytes = written.size
-        recording.status = status
-        try? await recording.save(on: store.db)
+        guard let recording = entry.recording else { return }
+        if let written = entry.program.recording?.status {
+            recording.durationSeconds = written.duration
+            recording.sizeBytes = written.size
+            if case .failed(let reason) = written.state, recording.status != "failed" {
+                logger.error("recording failed", metadata: ["recording": "\(recording.id?.uuidString ?? "")", "reason": "\(reason)"])
+                recording.error = reason
+            }
+        }
+        recording.status = recording.error == nil ? status : "failed"
+        do {
+            try await recording.save(on: store.db)
+        } catch {
+            logger.error("recording state not saved", metadata: ["recording": "\(recording.id?.uuidString ?? "")", "error": "\(error)"])
+        }
     }
 
-    /// Recordings a crash left in `recording`: their files play up to the crash (fragmented
-    /// MP4), so they become `ready` with the size on disk, and can be downloaded or deleted.
-    /// A recording saved in the last 30 s may belong to another node's live program (they
-    /// are saved every 2 s), so it is left alone.
-    func recoverInterruptedRecordings() async {
-        guard let recording = try? await Recording.query(on: store.db).filter(\.$status == "recording").all() else { return }
-        let stale = recording.filter { ($0.updatedAt ?? .distantPast) < Date().addingTimeInterval(-30) }
-        for recording in stale {
-            let path = configuration.recordingsDirectory.appendingPathComponent(recording.fileName).path
-            recording.sizeBytes = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int64) ?? recording.sizeBytes
-            recording.status = "ready"
-            try? await recording.save(on: store.db)
-            logger.info("recording interrupted by a restart is ready", metadata: ["recording": "\(recording.id?.uuidString ?? "")"])
+    /// Why the recordings' disk cannot take more, or nil while it has room.
+    private func diskShortage() -> String? {
+        var stats = statvfs()
+        guard statvfs(configuration.recordingsDirectory.path, &stats) == 0 else { return nil }
+        let free = Int64(stats.f_bavail) * Int64(stats.f_frsize)
+        guard free < configuration.recordingMinFreeBytes else { return nil }
+        return "the disk is nearly full: \(free >> 20) MB free, recordings need \(configuration.recordingMinFreeBytes >> 20) MB"
+    }
+
+    /// At start-up, whatever a crash left behind: a broadcast still `live` whose program no
+    /// node runs (none renews its claim in the registry) has ended, and a recording still
+    /// `recording` becomes `ready` (fragmented MP4 plays up to the crash) or, with nothing
+    /// on disk, `failed`. However recently they were saved: a restart within seconds used
+    /// to leave them so for ever.
+    func reconcileAfterRestart() async {
+        do {
+            for broadcast in try await Broadcast.query(on: store.db).filter(\.$status == BroadcastStatus.live.rawValue).all()
+            where try await !registry.isProgramRunning(broadcast: broadcast.requireID().uuidString) {
+                broadcast.status = BroadcastStatus.ended.rawValue
+                broadcast.endedAt = Date()
+                try await broadcast.save(on: store.db)
+                logger.warning("broadcast left live by a stopped server has ended", metadata: ["broadcast": "\(broadcast.id!)"])
+            }
+            for recording in try await Recording.query(on: store.db).filter(\.$status == "recording").all() {
+                if let broadcast = recording.broadcastID, try await registry.isProgramRunning(broadcast: broadcast.uuidString) { continue }
+                let path = configuration.recordingsDirectory.appendingPathComponent(recording.fileName).path
+                let size = ((try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int64) ?? nil) ?? 0
+                recording.sizeBytes = size
+                if size > 0 {
+                    recording.status = "ready"
+                } else {
+                    recording.status = "failed"
+                    recording.error = "the server stopped before anything was recorded"
+                }
+                try await recording.save(on: store.db)
+                logger.warning("recording interrupted by a stopped server", metadata: ["recording": "\(recording.id!)", "status": "\(recording.status)"])
+            }
+        } catch {
+            logger.error("cannot reconcile broadcasts and recordings after a restart: \(String(reflecting: error))")
         }
     }
 

@@ -9,7 +9,10 @@ struct RecordingResponse: APIResponse {
     var title: String
     var durationSeconds: Double
     var sizeBytes: Int64
+    /// `recording`, `ready` or `failed`.
     var status: String
+    /// Why a failed recording stopped; what was written before still plays.
+    var error: String?
     var createdAt: Date?
     var updatedAt: Date?
 
@@ -20,6 +23,7 @@ struct RecordingResponse: APIResponse {
         durationSeconds = recording.durationSeconds
         sizeBytes = recording.sizeBytes
         status = recording.status
+        error = recording.error
         createdAt = recording.createdAt
         updatedAt = recording.updatedAt
     }

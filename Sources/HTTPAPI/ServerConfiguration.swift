@@ -61,6 +61,10 @@ public struct ServerConfiguration: Sendable {
     /// An HTTP connection with no request under way (or a request's head still arriving)
     /// for this long is closed.
     public var httpIdleTimeout: Duration = .seconds(30)
+    /// A recording starts, and goes on, only while the data directory's disk has this much free.
+    public var recordingMinFreeBytes: Int64 = 1 << 30
+    /// A recording stops (as `failed`, keeping what it wrote) at this size.
+    public var maxRecordingBytes: Int64 = 50 << 30
     /// Test hooks such as loss injection on a WHEP session (`?test_egress_loss=`); never in service.
     public var testHooks = false
 
@@ -87,6 +91,9 @@ public struct ServerConfiguration: Sendable {
         }
         guard (1...1_000_000).contains(maxHTTPConnections) else {
             throw ConfigurationError("TALLY_MAX_HTTP_CONNECTIONS must be between 1 and 1000000, not \(maxHTTPConnections)")
+        }
+        guard recordingMinFreeBytes >= 0, maxRecordingBytes >= 1 << 20 else {
+            throw ConfigurationError("TALLY_RECORDING_MIN_FREE_MB must be 0 or more and TALLY_RECORDING_MAX_MB at least 1")
         }
         if let fanOutThreads, !(0...64).contains(fanOutThreads) {
             throw ConfigurationError("TALLY_FANOUT_THREADS must be between 0 and 64, not \(fanOutThreads)")

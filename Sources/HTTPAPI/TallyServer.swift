@@ -161,7 +161,7 @@ public final class TallyServices: Sendable {
                                      ingest: ingest, ingestWrites: ingestWrites, rtmpIngest: rtmpIngest, boundRTMPPort: boundRTMPPort,
                                      srtIngest: srtIngest, boundSRTPort: boundSRTPort,
                                      hlsSigner: HLSURLSigner(secret: secret), logger: logger)
-        await services.programs.recoverInterruptedRecordings()
+        await services.programs.reconcileAfterRestart()
         return services
     }
 

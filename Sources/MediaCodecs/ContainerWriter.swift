@@ -57,6 +57,8 @@ public final class ContainerWriter {
     private var videoIndex: Int32 = -1
     private var audioIndex: Int32 = -1
     private var finished = false
+    /// A write failed: the file is closed without a trailer.
+    private var broken = false
     private var lastDTS: [Int32: Int64] = [:]
     /// Each packet's length in microseconds, which fragmented MP4 wants for a fragment's last sample.
     private var durations: [Int32: Int64] = [:]
@@ -135,7 +137,10 @@ public final class ContainerWriter {
             av_dict_set(&options, "mpegts_copyts", "1", 0)
         }
         let header = avformat_write_header(context, &options)
-        guard header >= 0 else { throw CodecError("cannot start \(path): \(AVErrorText(header))") }
+        guard header >= 0 else {
+            broken = true
+            throw CodecError("cannot start \(path): \(AVErrorText(header))")
+        }
         packet = av_packet_alloc()
         if format == .cmafSegments { initialization = try takeBuffered() }
     }
@@ -202,14 +207,19 @@ public final class ContainerWriter {
         } else {
             status = av_interleaved_write_frame(context, packet)
         }
-        guard status >= 0 else { throw CodecError("writing \(path): \(AVErrorText(status))") }
+        guard status >= 0 else {
+            broken = true
+            throw CodecError("writing \(path): \(AVErrorText(status))")
+        }
     }
 
     /// Completes the file (trailer, index) and closes it. Safe to call twice.
     public func finish() throws(CodecError) {
         guard !finished, let context else { return }
         finished = true
-        let trailer = av_write_trailer(context)
+        // After a refused write the muxer's state is not to be trusted: libavformat's MP4
+        // trailer then dereferences what it never set up. What was written stays playable.
+        let trailer = broken ? 0 : av_write_trailer(context)
         if format == .cmafSegments {
             // Whatever was not cut into a segment is dropped with the buffer.
             var buffer: UnsafeMutablePointer<UInt8>?

@@ -9,4 +9,6 @@ public enum OutputMetrics {
     static let reconnects = Counter(label: "tally_program_destination_reconnects_total")
     static let failures = Counter(label: "tally_program_destination_failures_total")
     static let segments = Counter(label: "tally_program_hls_segments_total")
+    /// Recordings that stopped early: a refused write, the size limit, a disk nearly full.
+    static let recordingFailures = Counter(label: "tally_recording_failures_total")
 }

@@ -53,6 +53,8 @@ public final class LiveProgram: Sendable {
     public let compositor: Compositor
     public let bus = ProgramBus()
     public let recording: RecordingOutput?
+    /// Why the recording asked for could not start, if it could not.
+    public let recordingError: String?
     public let hls: HLSOutput
     public let destinations: [DestinationPush]
     private let sfu: SFU
@@ -65,7 +67,8 @@ public final class LiveProgram: Sendable {
     public static let streamPrefix = "stream:"
 
     public init(broadcastID: String, settings: Compositor.Settings, stage: ProgramStage, targets: [PushTarget], recordingPath: String?,
-                hlsDirectory: URL, sfu: SFU, ingest: IngestHub? = nil, group: any EventLoopGroup, outbound: OutboundPolicy, logger: Logger,
+                hlsDirectory: URL, sfu: SFU, ingest: IngestHub? = nil, group: any EventLoopGroup, outbound: OutboundPolicy,
+                maxRecordingBytes: Int64 = .max, logger: Logger,
                 onDestinationState: @escaping @Sendable (String, DestinationState) -> Void) throws {
         self.broadcastID = broadcastID
         self.sfu = sfu
@@ -75,7 +78,16 @@ public final class LiveProgram: Sendable {
         compositor = try Compositor(settings: settings, scene: Scene(layout: stage.layout, participants: []), onPacket: { bus.publish($0) })
         let format = compositor.format
         self.format = format
-        recording = try recordingPath.map { path throws(CodecError) in try RecordingOutput(path: path, format: format.videoTrack, audio: format.audioTrack) }
+        // A recording that cannot start (a full disk) does not stop the show.
+        do {
+            recording = try recordingPath.map { path throws(CodecError) in
+                try RecordingOutput(path: path, format: format.videoTrack, audio: format.audioTrack, maxBytes: maxRecordingBytes)
+            }
+            recordingError = nil
+        } catch {
+            recording = nil
+            recordingError = "the recording could not start: \(error)"
+        }
         hls = try HLSOutput(directory: hlsDirectory, video: format.videoTrack, audio: format.audioTrack)
         var pushes: [DestinationPush] = []
         for target in targets {

@@ -5,7 +5,7 @@ enum TallyMigrations {
     static let all: [any Migration] = [
         CreateUsers(), CreateBroadcasts(), CreateDestinations(), CreateParticipants(), CreateRecordings(), CreateUploads(),
         AddBroadcastStage(), CreateIngestStreams(), AddIngestStreamSRTPassphrase(), AddIngestStreamLadder(),
-        CreateIngestRelays(), AddParticipantInvite(),
+        CreateIngestRelays(), AddParticipantInvite(), AddRecordingError(),
     ]
 }
 
@@ -209,5 +209,16 @@ struct AddParticipantInvite: AsyncMigration {
 
     func revert(on database: any Database) async throws {
         try await database.schema(Participant.schema).deleteField("invite_id").update()
+    }
+}
+
+/// Why a recording failed, for its owner.
+struct AddRecordingError: AsyncMigration {
+    func prepare(on database: any Database) async throws {
+        try await database.schema(Recording.schema).field("error", .string).update()
+    }
+
+    func revert(on database: any Database) async throws {
+        try await database.schema(Recording.schema).deleteField("error").update()
     }
 }

@@ -13,7 +13,9 @@ public final class Recording: Model, @unchecked Sendable {
     @Field(key: "file_name") public var fileName: String
     @Field(key: "duration_seconds") public var durationSeconds: Double
     @Field(key: "size_bytes") public var sizeBytes: Int64
+    /// `recording`, `ready`, or `failed` (with `error`: what stopped it; what was written plays).
     @Field(key: "status") public var status: String
+    @OptionalField(key: "error") public var error: String?
     @Timestamp(key: "created_at", on: .create) public var createdAt: Date?
     @Timestamp(key: "updated_at", on: .update) public var updatedAt: Date?
 

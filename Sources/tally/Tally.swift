@@ -40,6 +40,10 @@ struct Tally: AsyncParsableCommand {
     var maxHTTPConnections: Int?
     @Option(help: "Seconds an HTTP connection may sit with no request under way (TALLY_HTTP_IDLE_SECONDS, default 30).")
     var httpIdleSeconds: Int?
+    @Option(help: "MB a disk must keep free for a recording to start and go on (TALLY_RECORDING_MIN_FREE_MB, default 1024).")
+    var recordingMinFreeMB: Int?
+    @Option(help: "MB at which a recording stops (TALLY_RECORDING_MAX_MB, default 51200).")
+    var recordingMaxMB: Int?
     @Option(help: "Data directory: SQLite file, secret key, uploads, recordings, HLS (TALLY_DATA_DIR, default ./data).") var dataDir: String?
     @Option(help: "PostgreSQL URL postgres://user:pass@host:port/db (TALLY_DATABASE_URL; unset = SQLite).") var databaseURL: String?
     @Option(help: "Redis URL redis://[:pass@]host:port/db (TALLY_REDIS_URL; unset = in-process registry).") var redisURL: String?
@@ -96,6 +100,8 @@ struct Tally: AsyncParsableCommand {
         let idle = try number(httpIdleSeconds, "TALLY_HTTP_IDLE_SECONDS", 30)
         guard (1...3600).contains(idle) else { throw ValidationError("TALLY_HTTP_IDLE_SECONDS must be between 1 and 3600") }
         config.httpIdleTimeout = .seconds(idle)
+        config.recordingMinFreeBytes = Int64(try number(recordingMinFreeMB, "TALLY_RECORDING_MIN_FREE_MB", 1024)) << 20
+        config.maxRecordingBytes = Int64(try number(recordingMaxMB, "TALLY_RECORDING_MAX_MB", 51200)) << 20
         config.authAttemptsPerMinute = try number(authRateLimit, "TALLY_AUTH_RATE_LIMIT", config.authAttemptsPerMinute)
         let cost = try number(bcryptCost, "TALLY_BCRYPT_COST", Int(config.passwordHashCost))
         guard (4...16).contains(cost) else { throw ValidationError("TALLY_BCRYPT_COST must be between 4 and 16") }

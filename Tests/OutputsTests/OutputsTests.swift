@@ -63,3 +63,37 @@ import Testing
         }
     }
 }
+
+@Suite struct RecordingOutputTests {
+    /// Packets of three seconds of a 320×240 program, video and audio.
+    private func program(seconds: Int) throws -> (video: ContainerWriter.VideoTrack, audio: ContainerWriter.AudioTrack, packets: [ProgramPacket]) {
+        let video = try H264Encoder(.init(width: 320, height: 240, bitrateKbps: 300, threads: 1))
+        let audio = try AACEncoder()
+        var picture = VideoFrame(width: 320, height: 240, fill: (y: 90, u: 100, v: 200))
+        var packets: [ProgramPacket] = []
+        for index in 0..<(30 * seconds) {
+            if let packet = try video.encode(&picture, pts: Int64(index) * 1_000_000 / 30) { packets.append(packet) }
+            packets += try audio.encode([Float](repeating: 0.1, count: 3200))
+        }
+        return (.init(width: 320, height: 240, parameterSets: video.parameterSets), .init(audioSpecificConfig: audio.audioSpecificConfig), packets)
+    }
+
+    /// A disk that is full when a recording starts: an error to report, not a crash (the
+    /// muxer's trailer was written over a header that never was).
+    @Test func aRecordingOntoAFullDiskFailsToStartWithoutCrashing() throws {
+        let (video, audio, _) = try program(seconds: 1)
+        #expect(throws: CodecError.self) { try RecordingOutput(path: "/dev/full", format: video, audio: audio) }
+    }
+
+    @Test func theSizeLimitStopsTheRecordingKeepingWhatItWrote() throws {
+        let (video, audio, packets) = try program(seconds: 3)
+        let path = FileManager.default.temporaryDirectory.appendingPathComponent("tally-recording-\(UUID().uuidString).mp4").path
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let recording = try RecordingOutput(path: path, format: video, audio: audio, maxBytes: 20_000)
+        for packet in packets { recording.offer(packet) }
+        recording.finish()
+        #expect(recording.status.state == .failed(reason: "the recording reached its size limit of 0 MB"))
+        #expect(recording.status.size < 80_000)
+        #expect(recording.status.duration < 3)
+    }
+}
