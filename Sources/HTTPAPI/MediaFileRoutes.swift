@@ -61,21 +61,22 @@ extension API {
         guard let recording = try await Recording.find(id, on: store.db) else { throw APIError.notFound("recording") }
         guard recording.ownerID == userID else { throw APIError(.forbidden, "not_owner", "this recording belongs to someone else") }
         let path = configuration.recordingsDirectory.appendingPathComponent(recording.fileName).path
-        guard let handle = FileHandle(forReadingAtPath: path) else { throw APIError(.notFound, "recording_file_missing", "the recording's file is gone") }
-        defer { try? handle.close() }
-        let size = Int64(try handle.seekToEnd())
+        guard let size = ((try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int64) ?? nil) else {
+            throw APIError(.notFound, "recording_file_missing", "the recording's file is gone")
+        }
         let range = try ByteRange.parse(request.headers[.range], size: size)
         let start = range?.start ?? 0
         let end = range?.end ?? size - 1
-        try handle.seek(toOffset: UInt64(start))
-        let data = size == 0 ? Data() : (try handle.read(upToCount: Int(end - start + 1)) ?? Data())
+        // Streamed from disk in chunks: a recording of hours never sits in memory whole.
+        let body = size == 0 ? ResponseBody() : try await FileIO().loadFile(path: path, range: Int(start)...Int(end), context: context)
         let safeTitle = recording.title.filter { $0.isLetter || $0.isNumber || $0 == " " || $0 == "-" }.prefix(80)
         var headers: HTTPFields = [
             .contentType: "video/mp4", .acceptRanges: "bytes",
             .contentDisposition: "attachment; filename=\"\(safeTitle.isEmpty ? "recording" : String(safeTitle)).mp4\"",
         ]
         if range != nil { headers[.contentRange] = "bytes \(start)-\(end)/\(size)" }
-        return Response(status: range == nil ? .ok : .partialContent, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
+        headers[.contentLength] = String(size == 0 ? 0 : end - start + 1)
+        return Response(status: range == nil ? .ok : .partialContent, headers: headers, body: body)
     }
 
     /// The program's HLS: the live playlist changes every segment, segments never do.
