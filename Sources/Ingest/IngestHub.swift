@@ -153,18 +153,35 @@ public final class IngestHub: Sendable {
         }
     }
 
-    /// Whether `request` may publish, and to which stream; refusals are logged.
+    /// Whether `request` may publish, and to which stream: the key, then the webhook;
+    /// refusals are logged.
     public func check(_ request: IngestRequest) async -> IngestDecision {
-        var decision = await authorize(request)
-        if case .allow(let id, _) = decision, let webhook, let refusal = await webhook.ask(request, streamID: id, group: group) {
-            // The detail names the operator's endpoint; the publisher hears only the verdict.
-            logger.warning("ingest: on_publish refused", metadata: ["stream": "\(id)", "detail": "\(refusal)"])
-            decision = .deny("the server's publish check refused this stream")
-        }
-        if case .deny(let reason) = decision {
-            logger.notice("ingest: publish refused", metadata: ["transport": "\(request.transport.rawValue)", "from": "\(request.remoteAddress)", "reason": "\(reason)"])
-        }
+        var decision = await checkKey(request)
+        if case .allow(let id, _) = decision, let refusal = await askWebhook(request, streamID: id) { decision = .deny(refusal) }
         return decision
+    }
+
+    /// The stream key alone: what must be known before a connection is accepted (SRT sets
+    /// the stream's passphrase then). Refusals are logged.
+    public func checkKey(_ request: IngestRequest) async -> IngestDecision {
+        let decision = await authorize(request)
+        if case .deny(let reason) = decision { logRefusal(request, reason) }
+        return decision
+    }
+
+    /// The on_publish webhook's verdict on a publish whose key checked out: nil to allow,
+    /// else what the publisher is told.
+    public func askWebhook(_ request: IngestRequest, streamID id: String) async -> String? {
+        guard let webhook, let refusal = await webhook.ask(request, streamID: id, group: group) else { return nil }
+        // The detail names the operator's endpoint; the publisher hears only the verdict.
+        logger.warning("ingest: on_publish refused", metadata: ["stream": "\(id)", "detail": "\(refusal)"])
+        let reason = "the server's publish check refused this stream"
+        logRefusal(request, reason)
+        return reason
+    }
+
+    private func logRefusal(_ request: IngestRequest, _ reason: String) {
+        logger.notice("ingest: publish refused", metadata: ["transport": "\(request.transport.rawValue)", "from": "\(request.remoteAddress)", "reason": "\(reason)"])
     }
 
     /// Makes an allowed publisher its stream's publisher, unless the stream stopped meanwhile.

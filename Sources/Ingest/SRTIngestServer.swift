@@ -15,7 +15,8 @@ public final class SRTIngestServer: Sendable {
         /// No data for this long and the connection is closed.
         public var idleTimeout: Duration = .seconds(30)
         /// How long the listen callback waits for a key check before refusing.
-        public var authorizationTimeout: Duration = .seconds(5)
+        /// How long the listen callback waits for the stream key's check.
+        public var keyCheckTimeout: Duration = .milliseconds(500)
 
         public init() {}
     }
@@ -123,13 +124,15 @@ public final class SRTIngestServer: Sendable {
         let request = IngestRequest(transport: .srt, app: target.app, streamKey: target.key, remoteAddress: address)
         let decision = Mutex<IngestDecision?>(nil)
         let done = DispatchSemaphore(value: 0)
+        // libsrt calls this on its receive thread, which every SRT connection shares: only the
+        // key (a store lookup) is checked here, for at most a moment; the webhook, which may
+        // take seconds, is asked on the connection's own thread once it is accepted.
         Task { [hub] in
-            let answer = await hub.check(request)
+            let answer = await hub.checkKey(request)
             decision.withLock { $0 = answer }
             done.signal()
         }
-        let seconds = limits.authorizationTimeout.components.seconds
-        let answered = done.wait(timeout: .now() + .seconds(Int(seconds))) == .success
+        let answered = done.wait(timeout: .now() + .milliseconds(Int(limits.keyCheckTimeout / .milliseconds(1)))) == .success
         switch answered ? decision.withLock({ $0 }) : nil {
         case .allow(let id, let settings)?:
             if let passphrase = settings.passphrase {
@@ -143,6 +146,19 @@ public final class SRTIngestServer: Sendable {
         case nil:
             return refuse(SRT_REJX_ISE, "the key check did not answer in time")
         }
+    }
+
+    /// Runs `work` to its end from a plain thread (a connection's own), blocking only that thread.
+    private static func waiting<T: Sendable>(for work: @escaping @Sendable () async -> T) -> T {
+        let result = Mutex<T?>(nil)
+        let done = DispatchSemaphore(value: 0)
+        Task {
+            let value = await work()
+            result.withLock { $0 = value }
+            done.signal()
+        }
+        done.wait()
+        return result.withLock { $0! }
     }
 
     private func release(_ address: String) {
@@ -191,6 +207,10 @@ public final class SRTIngestServer: Sendable {
             srt_close(socket)
             state.withLock { _ = $0.connections.remove(socket) }
             release(grant.request.remoteAddress)
+        }
+        if let refusal = Self.waiting(for: { await self.hub.askWebhook(grant.request, streamID: grant.streamID) }) {
+            logger.notice("srt: \(refusal)")
+            return
         }
         let attached = hub.attach(streamID: grant.streamID, settings: grant.settings, request: grant.request) { _ in srt_close(socket) }
         guard case .success(let publisher) = attached else {

@@ -185,6 +185,9 @@ public final class WebRTCServer: @unchecked Sendable {
         let tcp = try await ServerBootstrap(group: loop)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            // Past the high mark the channel reports itself unwritable and media to it is
+            // dropped, so a peer that reads slowly cannot make the server buffer without end.
+            .childChannelOption(.writeBufferWaterMark, value: .init(low: Self.tcpWriteBufferLow, high: Self.tcpWriteBufferHigh))
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(TCPHandler(server: self)) }
             }
@@ -428,9 +431,18 @@ public final class WebRTCServer: @unchecked Sendable {
             unflushedWrites += 1
             if unflushedWrites >= Self.writesPerFlush { flushUDP() }
         case .tcp(let channel):
+            guard channel.isWritable else {
+                peer.noteSendFailure()
+                return
+            }
             channel.writeAndFlush(channel.allocator.buffer(bytes: ICETCPFramer.frame(Array(packet.readableBytesView))), promise: nil)
         }
     }
+
+    /// Bytes an ICE-TCP connection may have waiting to be sent before its media is dropped:
+    /// about a second of a 1080p stream.
+    static let tcpWriteBufferHigh = 1 << 20
+    static let tcpWriteBufferLow = 256 << 10
 
     /// Sends what is queued now. Reading from the socket does this at the end of each burst;
     /// work that runs outside a read (the program's own media, a tap's keyframe request) calls it.
@@ -545,6 +557,7 @@ public final class WebRTCServer: @unchecked Sendable {
             let buffer = channel.allocator.buffer(bytes: bytes)
             channel.write(AddressedEnvelope(remoteAddress: address, data: buffer), promise: nil)
         case .tcp(let channel):
+            guard channel.isWritable else { return }
             channel.writeAndFlush(channel.allocator.buffer(bytes: ICETCPFramer.frame(bytes)), promise: nil)
         }
     }

@@ -115,3 +115,60 @@ def test_connections_from_many_addresses_are_capped(tally, figures):
     for sock in kept:
         sock.close()
     figures.record("RTMP: 300 idle connections from 300 loopback addresses", sent=300, refused=300 - len(alive), watch=watch)
+
+
+def test_a_slow_webhook_does_not_stall_srt_handshakes(start_tally, figures):
+    """libsrt's listen callback waited for the key check and webhook (up to 5 s), on the one
+    thread that receives for every SRT connection: one slow check stalled every SRT peer."""
+    import http.server
+    import subprocess
+    import threading
+
+    import requests
+
+    from conftest import auth
+
+    arrivals = []
+
+    class SlowHook(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            arrivals.append(time.monotonic())
+            self.rfile.read(int(self.headers["Content-Length"]))
+            time.sleep(3)
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    hook = http.server.ThreadingHTTPServer(("127.0.0.1", 0), SlowHook)
+    threading.Thread(target=hook.serve_forever, daemon=True).start()
+    encoders = []
+    try:
+        tally = start_tally({"TALLY_HOST": "127.0.0.1", "TALLY_OUTBOUND_ALLOW": "127.0.0.0/8",
+                             "TALLY_ON_PUBLISH_URL": f"http://127.0.0.1:{hook.server_port}/hook"})
+        token = tally.register()
+        urls = []
+        for name in ("first", "second"):
+            created = requests.post(tally.url + "/api/streams", json={"stream_id": name, "action": "start"}, headers=auth(token), timeout=10).json()
+            urls.append(created["ingest"]["srt_publish_url"])
+        for url in urls:
+            encoders.append(subprocess.Popen(
+                ["ffmpeg", "-v", "error", "-re", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30", "-t", "8",
+                 "-c:v", "libx264", "-preset", "ultrafast", "-g", "30", "-f", "mpegts", url],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+            time.sleep(0.3)
+        deadline = time.monotonic() + 15
+        while len(arrivals) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert len(arrivals) == 2, arrivals
+        # The second publisher's handshake did not wait out the first one's webhook.
+        assert arrivals[1] - arrivals[0] < 1.5, arrivals[1] - arrivals[0]
+        figures.record("two SRT handshakes while the on_publish webhook takes 3 s", sent=2, refused=0,
+                       second_handshake_after_s=round(arrivals[1] - arrivals[0], 2))
+    finally:
+        for encoder in encoders:
+            encoder.kill()
+            encoder.wait()
+        hook.shutdown()
