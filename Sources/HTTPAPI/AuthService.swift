@@ -3,6 +3,7 @@ import Foundation
 import HummingbirdBcrypt
 import JWTKit
 import Logging
+import NIOCore
 import NIOPosix
 import Registry
 import Store
@@ -64,14 +65,22 @@ final class AuthService: Sendable {
 
     // MARK: Passwords
 
+    /// bcrypt's own threads: a burst of sign-ins (a quarter of a second of CPU each) queues
+    /// here, not on the pool that serves files and resolves destination names.
+    private static let passwordPool: NIOThreadPool = {
+        let pool = NIOThreadPool(numberOfThreads: max(1, System.coreCount / 2))
+        pool.start()
+        return pool
+    }()
+
     func hashPassword(_ password: String) async throws -> String {
         let cost = hashCost
-        return try await NIOThreadPool.singleton.runIfActive { Bcrypt.hash(password, cost: cost) }
+        return try await Self.passwordPool.runIfActive { Bcrypt.hash(password, cost: cost) }
     }
 
     func verifyPassword(_ password: String, hash: String?) async throws -> Bool {
         let target = hash ?? decoyHash
-        let matches = try await NIOThreadPool.singleton.runIfActive { Bcrypt.verify(password, hash: target) }
+        let matches = try await Self.passwordPool.runIfActive { Bcrypt.verify(password, hash: target) }
         return matches && hash != nil
     }
 

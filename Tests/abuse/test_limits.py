@@ -117,3 +117,36 @@ def test_idle_and_slow_connections_are_closed(start_tally, figures):
     assert dribbled <= 13, f"a header dribbled a byte a second was read for {dribbled} s"
     assert sent < 16 << 20, "a 16 MB header was read to the end"
     figures.record("500 idle connections, a header dribbled a byte a second, a 16 MB header", sent=502, refused=502, watch=watch)
+
+
+def test_a_sign_in_flood_does_not_stall_file_serving(start_tally, figures):
+    """bcrypt ran on the thread pool that also reads files (the studio's pages, uploads,
+    recordings): a burst of sign-ins at the production cost queued everything behind it."""
+    import threading
+
+    tally = start_tally({"TALLY_HOST": "127.0.0.1", "TALLY_OUTBOUND_ALLOW": "", "TALLY_BCRYPT_COST": "12"})
+    stop = threading.Event()
+    attempts = []
+
+    def flood(address):
+        attacker = session_from(address)
+        while not stop.is_set():
+            attempts.append(attacker.post(tally.url + "/api/auth/login", json={"email": f"{address}@example.com", "password": "guess"}, timeout=30).status_code)
+
+    threads = [threading.Thread(target=flood, args=(f"127.0.9.{index + 1}",), daemon=True) for index in range(16)]
+    for thread in threads:
+        thread.start()
+    time.sleep(1)
+    latencies = []
+    for _ in range(20):
+        started = time.monotonic()
+        assert requests.get(tally.url + "/js/api.js", timeout=30).status_code == 200
+        latencies.append(time.monotonic() - started)
+        time.sleep(0.1)
+    stop.set()
+    for thread in threads:
+        thread.join()
+    worst = max(latencies)
+    assert worst < 0.5, f"a static file took {worst * 1000:.0f} ms during the sign-in flood"
+    figures.record("sign-in flood at bcrypt cost 12 from 16 addresses, static files fetched meanwhile", sent=len(attempts),
+                   refused=len(attempts), file_latency_max_ms=round(worst * 1000, 1))
