@@ -14,7 +14,7 @@ enum IngestStreams {
         IngestHub(
             hlsRoot: configuration.hlsDirectory.appendingPathComponent("streams"), slateTimeout: configuration.ingestSlateTimeout,
             webhook: configuration.onPublishURL.flatMap { try? OnPublishWebhook(url: $0, policy: configuration.outboundPolicy) },
-            outbound: configuration.outboundPolicy, logger: logger,
+            outbound: configuration.outboundPolicy, maxLadders: configuration.maxLadders, logger: logger,
             authorize: { request in await authorize(request, store: store, logger: logger) },
             onStatus: { snapshot in writes.enqueue { await persist(snapshot, store: store, logger: logger) } })
     }

@@ -65,6 +65,12 @@ public struct ServerConfiguration: Sendable {
     public var recordingMinFreeBytes: Int64 = 1 << 30
     /// A recording stops (as `failed`, keeping what it wrote) at this size.
     public var maxRecordingBytes: Int64 = 50 << 30
+    /// Ingest streams one account keeps.
+    public var maxStreamsPerUser = 20
+    /// An account's streams that may carry a ladder (each transcodes while its encoder publishes).
+    public var maxLaddersPerUser = 2
+    /// Ladders this node transcodes at once, over all streams; past it a stream is served as it comes.
+    public var maxLadders = max(1, ProcessInfo.processInfo.activeProcessorCount)
     /// Test hooks such as loss injection on a WHEP session (`?test_egress_loss=`); never in service.
     public var testHooks = false
 
@@ -85,9 +91,10 @@ public struct ServerConfiguration: Sendable {
         where !(1...2000).contains(limit) {
             throw ConfigurationError("\(name) must be between 1 and 2000, not \(limit)")
         }
-        for (name, limit) in [("TALLY_MAX_LIVE_PROGRAMS", maxLivePrograms), ("TALLY_MAX_LIVE_PROGRAMS_PER_USER", maxLiveProgramsPerUser)]
-        where !(1...1000).contains(limit) {
-            throw ConfigurationError("\(name) must be between 1 and 1000, not \(limit)")
+        for (name, limit) in [("TALLY_MAX_LIVE_PROGRAMS", maxLivePrograms), ("TALLY_MAX_LIVE_PROGRAMS_PER_USER", maxLiveProgramsPerUser),
+                              ("TALLY_MAX_STREAMS_PER_USER", maxStreamsPerUser), ("TALLY_MAX_LADDERS_PER_USER", maxLaddersPerUser), ("TALLY_MAX_LADDERS", maxLadders)]
+        where !(0...1000).contains(limit) {
+            throw ConfigurationError("\(name) must be between 0 and 1000, not \(limit)")
         }
         guard (1...1_000_000).contains(maxHTTPConnections) else {
             throw ConfigurationError("TALLY_MAX_HTTP_CONNECTIONS must be between 1 and 1000000, not \(maxHTTPConnections)")

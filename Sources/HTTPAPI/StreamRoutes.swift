@@ -233,11 +233,27 @@ extension API {
     }
 
     /// `passphrase`: nil keeps what the stream has, "" removes it.
+    /// An account's streams, and those with a ladder, are capped: each stream takes a key
+    /// and an HLS directory, and each ladder a transcode whenever its encoder publishes.
+    private func checkStreamQuotas(owner: UUID, adding: Bool, ladder: String?, current: IngestStreamRecord?) async throws {
+        let owned = try await IngestStreamRecord.query(on: store.db).filter(\.$ownerID == owner).all()
+        if adding, owned.count >= configuration.maxStreamsPerUser {
+            throw APIError(.conflict, "too_many_streams", "an account keeps at most \(configuration.maxStreamsPerUser) streams; delete one first")
+        }
+        let wantsLadder = ladder.map { !$0.isEmpty } ?? (current?.ladder != nil)
+        let otherLadders = owned.filter { $0.ladder != nil && $0.id != current?.id }.count
+        if wantsLadder, otherLadders >= configuration.maxLaddersPerUser {
+            throw APIError(.conflict, "too_many_ladders", "an account's streams carry at most \(configuration.maxLaddersPerUser) ladders; remove one first")
+        }
+    }
+
     private func startStream(_ id: String, publicHLS: Bool?, passphrase: String?, ladder: String?, owner: UUID,
                              request: Request) async throws -> EditedResponse<StreamResponse> {
         let sealedPassphrase = try passphrase.map { $0.isEmpty ? "" : try store.sealer.seal($0) }
-        if let record = try await IngestStreamRecord.query(on: store.db).filter(\.$streamID == id).first() {
-            guard record.ownerID == owner else { throw APIError(.conflict, "stream_id_taken", "another account uses the stream ID \(id)") }
+        let existing = try await IngestStreamRecord.query(on: store.db).filter(\.$streamID == id).first()
+        if let existing, existing.ownerID != owner { throw APIError(.conflict, "stream_id_taken", "another account uses the stream ID \(id)") }
+        try await checkStreamQuotas(owner: owner, adding: existing == nil, ladder: ladder, current: existing)
+        if let record = existing {
             if let publicHLS { record.publicHLS = publicHLS }
             if let sealedPassphrase { record.srtPassphraseSealed = sealedPassphrase.isEmpty ? nil : sealedPassphrase }
             if let ladder { record.ladder = ladder.isEmpty ? nil : ladder }

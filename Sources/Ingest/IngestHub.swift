@@ -75,12 +75,14 @@ public final class IngestHub: Sendable {
     private let webhook: OnPublishWebhook?
     private let group: any EventLoopGroup
     private let outbound: OutboundPolicy
+    private let maxLadders: Int
     private let logger: Logger
 
     /// `webhook`: asked after the stream key checks out, with nginx-rtmp's `on_publish` semantics.
-    /// `outbound`: where relays may connect.
+    /// `outbound`: where relays may connect. `maxLadders`: ladders transcoded at once, over all streams.
     public init(hlsRoot: URL, slateTimeout: Duration = .seconds(60), webhook: OnPublishWebhook? = nil,
-                group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, outbound: OutboundPolicy = OutboundPolicy(), logger: Logger,
+                group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, outbound: OutboundPolicy = OutboundPolicy(),
+                maxLadders: Int = max(1, System.coreCount), logger: Logger,
                 authorize: @escaping @Sendable (IngestRequest) async -> IngestDecision,
                 onStatus: @escaping @Sendable (IngestStreamSnapshot) -> Void = { _ in }) {
         self.hlsRoot = hlsRoot
@@ -88,6 +90,7 @@ public final class IngestHub: Sendable {
         self.webhook = webhook
         self.group = group
         self.outbound = outbound
+        self.maxLadders = maxLadders
         self.logger = logger
         self.authorize = authorize
         self.onStatus = onStatus
@@ -101,7 +104,7 @@ public final class IngestHub: Sendable {
         streams.withLock { streams in
             if let stream = streams[id] { return stream }
             let stream = IngestStream(id: id, directory: hlsRoot.appendingPathComponent(id), slateTimeout: slateTimeout,
-                                      group: group, outbound: outbound, logger: logger, onStatus: onStatus)
+                                      group: group, outbound: outbound, maxLadders: maxLadders, logger: logger, onStatus: onStatus)
             streams[id] = stream
             return stream
         }

@@ -83,6 +83,8 @@ public final class IngestStream: Sendable {
     private let group: any EventLoopGroup
     /// Where relays may connect.
     private let outbound: OutboundPolicy
+    /// Ladders this node transcodes at once, all streams together.
+    private let maxLadders: Int
 
     /// Whether HLS plays without a signed URL (the stream's owner chooses).
     public var publicHLS: Bool { settings.withLock { $0.publicHLS } }
@@ -159,9 +161,10 @@ public final class IngestStream: Sendable {
         let ladderDrops = Counter(label: "tally_ingest_ladder_dropped_frames_total")
     }
 
-    init(id: String, directory: URL, slateTimeout: Duration, group: any EventLoopGroup, outbound: OutboundPolicy, logger: Logger,
-         onStatus: @escaping @Sendable (IngestStreamSnapshot) -> Void) {
+    init(id: String, directory: URL, slateTimeout: Duration, group: any EventLoopGroup, outbound: OutboundPolicy, maxLadders: Int,
+         logger: Logger, onStatus: @escaping @Sendable (IngestStreamSnapshot) -> Void) {
         self.id = id
+        self.maxLadders = maxLadders
         self.directory = directory
         self.slateTimeout = slateTimeout
         self.group = group
@@ -462,7 +465,14 @@ public final class IngestStream: Sendable {
                 for relay in settings.withLock({ $0.relays }) { startRelay(&state, relay, video: video, audio: state.audio) }
             }
         }
-        if renditions.isEmpty {
+        // A node transcodes only so many ladders at once; past that a stream is served as it comes.
+        let ladderRoom = LadderTranscoder.running.load(ordering: .relaxed) < maxLadders
+        if !renditions.isEmpty, !ladderRoom {
+            logger.warning("ingest: this server transcodes its limit of ladders; serving the source only",
+                           metadata: ["stream": "\(id)", "limit": "\(maxLadders)"])
+            state.lastError = "the server is transcoding its limit of \(maxLadders) ladders; the source is served without renditions"
+        }
+        if renditions.isEmpty || !ladderRoom {
             state.hls = try HLSOutput(directory: directory, video: video, audio: state.audio, counters: metrics.hls)
             return
         }

@@ -82,6 +82,7 @@ final class LadderTranscoder: Sendable {
         self.dropped = dropped
         self.counters = counters
         state = Mutex(State(rungs: renditions.map { Rung(rendition: $0) }))
+        Self.running.add(1, ordering: .relaxed)
     }
 
     /// Where the passthrough HLS goes when there is a ladder.
@@ -123,12 +124,16 @@ final class LadderTranscoder: Sendable {
         }
     }
 
+    /// Ladders transcoding on this node now: each costs a decode and an encode per rung.
+    static let running = Atomic<Int>(0)
+
     /// Ends every rung's playlist; work still queued is dropped, and nobody waits for it.
     func finish() {
-        let rungs = state.withLock { state in
-            state.finished = true
-            return state.rungs.compactMap(\.hls)
+        let (rungs, wasRunning) = state.withLock { state in
+            defer { state.finished = true }
+            return (state.rungs.compactMap(\.hls), !state.finished)
         }
+        if wasRunning { Self.running.subtract(1, ordering: .relaxed) }
         queue.async {
             for hls in rungs { hls.finish() }
         }

@@ -44,6 +44,12 @@ struct Tally: AsyncParsableCommand {
     var recordingMinFreeMB: Int?
     @Option(help: "MB at which a recording stops (TALLY_RECORDING_MAX_MB, default 51200).")
     var recordingMaxMB: Int?
+    @Option(help: "Ingest streams one account keeps (TALLY_MAX_STREAMS_PER_USER, default 20).")
+    var maxStreamsPerUser: Int?
+    @Option(help: "An account's ingest streams with a ladder (TALLY_MAX_LADDERS_PER_USER, default 2).")
+    var maxLaddersPerUser: Int?
+    @Option(help: "Ladders this server transcodes at once (TALLY_MAX_LADDERS, default one per CPU).")
+    var maxLadders: Int?
     @Option(help: "Data directory: SQLite file, secret key, uploads, recordings, HLS (TALLY_DATA_DIR, default ./data).") var dataDir: String?
     @Option(help: "PostgreSQL URL postgres://user:pass@host:port/db (TALLY_DATABASE_URL; unset = SQLite).") var databaseURL: String?
     @Option(help: "Redis URL redis://[:pass@]host:port/db (TALLY_REDIS_URL; unset = in-process registry).") var redisURL: String?
@@ -102,6 +108,9 @@ struct Tally: AsyncParsableCommand {
         config.httpIdleTimeout = .seconds(idle)
         config.recordingMinFreeBytes = Int64(try number(recordingMinFreeMB, "TALLY_RECORDING_MIN_FREE_MB", 1024)) << 20
         config.maxRecordingBytes = Int64(try number(recordingMaxMB, "TALLY_RECORDING_MAX_MB", 51200)) << 20
+        config.maxStreamsPerUser = try number(maxStreamsPerUser, "TALLY_MAX_STREAMS_PER_USER", config.maxStreamsPerUser)
+        config.maxLaddersPerUser = try number(maxLaddersPerUser, "TALLY_MAX_LADDERS_PER_USER", config.maxLaddersPerUser)
+        config.maxLadders = try number(maxLadders, "TALLY_MAX_LADDERS", config.maxLadders)
         config.authAttemptsPerMinute = try number(authRateLimit, "TALLY_AUTH_RATE_LIMIT", config.authAttemptsPerMinute)
         let cost = try number(bcryptCost, "TALLY_BCRYPT_COST", Int(config.passwordHashCost))
         guard (4...16).contains(cost) else { throw ValidationError("TALLY_BCRYPT_COST must be between 4 and 16") }

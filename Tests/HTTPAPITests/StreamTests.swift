@@ -130,4 +130,22 @@ struct StreamTests {
             #expect((debug["segments"] as? [[String: Any]])?.compactMap { $0["name"] as? String } == ["init3.mp4", "segment3.m4s"])
         }
     }
+
+    @Test("an account's streams and ladders are capped")
+    func quotas() async throws {
+        try await withServer(configure: { $0.maxStreamsPerUser = 2; $0.maxLaddersPerUser = 1 }) { api, _ in
+            let host = try await api.signUp()
+            let other = try await api.signUp()
+            let first = try await api.call(.post, "/api/streams", json: ["stream_id": "one", "action": "start", "ladder": ["360p30"]], token: host.accessToken)
+            #expect(first.status == .created)
+            let secondLadder = try await api.call(.post, "/api/streams", json: ["stream_id": "two", "action": "start", "ladder": ["360p30"]], token: host.accessToken)
+            #expect(secondLadder.status == .conflict && secondLadder.errorCode == "too_many_ladders", "\(secondLadder.text)")
+            #expect(try await api.call(.post, "/api/streams", json: ["stream_id": "two", "action": "start"], token: host.accessToken).status == .created)
+            // Arming an existing stream again is no new stream, and keeps its own ladder.
+            #expect(try await api.call(.post, "/api/streams", json: ["stream_id": "one", "action": "start"], token: host.accessToken).status == .ok)
+            let third = try await api.call(.post, "/api/streams", json: ["stream_id": "three", "action": "start"], token: host.accessToken)
+            #expect(third.status == .conflict && third.errorCode == "too_many_streams", "\(third.text)")
+            #expect(try await api.call(.post, "/api/streams", json: ["stream_id": "theirs", "action": "start", "ladder": ["360p30"]], token: other.accessToken).status == .created)
+        }
+    }
 }

@@ -150,3 +150,32 @@ def test_a_sign_in_flood_does_not_stall_file_serving(start_tally, figures):
     assert worst < 0.5, f"a static file took {worst * 1000:.0f} ms during the sign-in flood"
     figures.record("sign-in flood at bcrypt cost 12 from 16 addresses, static files fetched meanwhile", sent=len(attempts),
                    refused=len(attempts), file_latency_max_ms=round(worst * 1000, 1))
+
+
+def test_ladders_past_the_nodes_limit_serve_the_source_only(start_tally, figures):
+    """Every ladder transcodes while its encoder publishes: past TALLY_MAX_LADDERS a stream
+    is served as it comes, and its owner is told why."""
+    import subprocess
+
+    tally = start_tally({"TALLY_HOST": "127.0.0.1", "TALLY_OUTBOUND_ALLOW": "", "TALLY_MAX_LADDERS": "0"})
+    token = tally.register()
+    created = requests.post(tally.url + "/api/streams", json={"stream_id": "laddered", "action": "start", "ladder": ["360p30"]},
+                            headers=auth(token), timeout=10).json()
+    encoder = subprocess.Popen(["ffmpeg", "-v", "error", "-re", "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30", "-t", "10",
+                                "-c:v", "libx264", "-preset", "ultrafast", "-g", "30", "-f", "flv", created["ingest"]["rtmp_publish_url"]],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 15
+        stream = {}
+        while time.time() < deadline:
+            stream = requests.get(tally.url + "/api/streams/laddered", headers=auth(token), timeout=10).json()
+            if stream.get("is_live"):
+                break
+            time.sleep(0.5)
+        assert stream.get("is_live"), stream
+        assert "limit of 0 ladders" in (stream.get("last_error") or ""), stream
+        assert not (tally.data_dir / "hls" / "streams" / "laddered" / "360p30").exists()
+    finally:
+        encoder.kill()
+        encoder.wait()
+    figures.record("a ladder asked for past the node's ladder limit", sent=1, refused=1)
