@@ -33,6 +33,9 @@ public final class TallyServices: Sendable {
     /// The RTMP listener's own event loop: an encoder's bytes are parsed there, never on the
     /// loops that answer HTTP.
     private static let rtmpLoops = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+    /// The WebRTC transport's (and so the SFU's) own event loop, for the same reason: a flood
+    /// of datagrams or checks keeps that thread busy, not the ones that answer HTTP.
+    private static let mediaLoops = MultiThreadedEventLoopGroup(numberOfThreads: 1)
     let srtIngest: SRTIngestServer
     private let ingestWrites: SerialTasks
     let hlsSigner: HLSURLSigner
@@ -120,7 +123,7 @@ public final class TallyServices: Sendable {
             transport.fanOutThreads = configuration.fanOutThreads
             transport.maxSessionsPerIdentity = configuration.maxSessionsPerIdentity
             transport.maxSessionsPerAddress = configuration.maxSessionsPerAddress
-            webrtc = try WebRTCServer(configuration: transport, certificate: DTLSCertificate(), loop: group.next(), logger: logger)
+            webrtc = try WebRTCServer(configuration: transport, certificate: DTLSCertificate(), loop: mediaLoops.next(), logger: logger)
             try await webrtc.start()
         } catch {
             await registry.shutdown()
