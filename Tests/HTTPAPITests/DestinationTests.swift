@@ -65,9 +65,11 @@ struct DestinationTests {
             let id = try await api.createBroadcast(host.accessToken)
             let reply = try await api.call(.post, "/api/broadcasts/\(id)/destinations", json: ["platform": "custom", "rtmp_url": url, "stream_key": "k"], token: host.accessToken)
             #expect(reply.status == .badRequest && reply.errorCode == "destination_not_allowed", "\(url): \(reply.text)")
-            let stream = try await api.call(.post, "/api/streams", json: ["stream_id": "s1", "action": "start"], token: host.accessToken)
+            // Stream IDs are unique across the store, which the PostgreSQL run shares between tests.
+            let streamID = "feed-\(UUID().uuidString.prefix(8).lowercased())"
+            let stream = try await api.call(.post, "/api/streams", json: ["stream_id": streamID, "action": "start"], token: host.accessToken)
             #expect(stream.status == .created)
-            let relay = try await api.call(.post, "/api/streams/s1/destinations", json: ["platform": "custom", "rtmp_url": url, "stream_key": "k"], token: host.accessToken)
+            let relay = try await api.call(.post, "/api/streams/\(streamID)/destinations", json: ["platform": "custom", "rtmp_url": url, "stream_key": "k"], token: host.accessToken)
             #expect(relay.status == .badRequest && relay.errorCode == "destination_not_allowed", "\(url): \(relay.text)")
         }
     }

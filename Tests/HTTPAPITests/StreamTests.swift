@@ -19,7 +19,7 @@ struct StreamTests {
             #expect(key.count >= 24 && created["status"] as? String == "starting")
             let ingest = try #require(created["ingest"] as? [String: Any])
             #expect((ingest["rtmp_publish_url"] as? String)?.hasSuffix("/live/\(key)") == true)
-            let stored = try #require(try await IngestStreamRecord.query(on: services.store.db).first())
+            let stored = try #require(try await IngestStreamRecord.query(on: services.store.db).filter(\.$streamID == "morning-show").first())
             #expect(!stored.streamKeySealed.contains(key) && stored.streamKeyDigest == services.store.sealer.lookupDigest(key))
 
             let again = try await api.call(.post, "/api/streams", json: ["stream_id": "morning-show", "action": "start"], token: owner.accessToken)
@@ -136,16 +136,19 @@ struct StreamTests {
         try await withServer(configure: { $0.maxStreamsPerUser = 2; $0.maxLaddersPerUser = 1 }) { api, _ in
             let host = try await api.signUp()
             let other = try await api.signUp()
-            let first = try await api.call(.post, "/api/streams", json: ["stream_id": "one", "action": "start", "ladder": ["360p30"]], token: host.accessToken)
+            // Stream IDs are unique across the store, which the PostgreSQL run shares between tests.
+            let suffix = UUID().uuidString.prefix(8).lowercased()
+            let (one, two, three, theirs) = ("one-\(suffix)", "two-\(suffix)", "three-\(suffix)", "theirs-\(suffix)")
+            let first = try await api.call(.post, "/api/streams", json: ["stream_id": one, "action": "start", "ladder": ["360p30"]], token: host.accessToken)
             #expect(first.status == .created)
-            let secondLadder = try await api.call(.post, "/api/streams", json: ["stream_id": "two", "action": "start", "ladder": ["360p30"]], token: host.accessToken)
+            let secondLadder = try await api.call(.post, "/api/streams", json: ["stream_id": two, "action": "start", "ladder": ["360p30"]], token: host.accessToken)
             #expect(secondLadder.status == .conflict && secondLadder.errorCode == "too_many_ladders", "\(secondLadder.text)")
-            #expect(try await api.call(.post, "/api/streams", json: ["stream_id": "two", "action": "start"], token: host.accessToken).status == .created)
+            #expect(try await api.call(.post, "/api/streams", json: ["stream_id": two, "action": "start"], token: host.accessToken).status == .created)
             // Arming an existing stream again is no new stream, and keeps its own ladder.
-            #expect(try await api.call(.post, "/api/streams", json: ["stream_id": "one", "action": "start"], token: host.accessToken).status == .ok)
-            let third = try await api.call(.post, "/api/streams", json: ["stream_id": "three", "action": "start"], token: host.accessToken)
+            #expect(try await api.call(.post, "/api/streams", json: ["stream_id": one, "action": "start"], token: host.accessToken).status == .ok)
+            let third = try await api.call(.post, "/api/streams", json: ["stream_id": three, "action": "start"], token: host.accessToken)
             #expect(third.status == .conflict && third.errorCode == "too_many_streams", "\(third.text)")
-            #expect(try await api.call(.post, "/api/streams", json: ["stream_id": "theirs", "action": "start", "ladder": ["360p30"]], token: other.accessToken).status == .created)
+            #expect(try await api.call(.post, "/api/streams", json: ["stream_id": theirs, "action": "start", "ladder": ["360p30"]], token: other.accessToken).status == .created)
         }
     }
 }
