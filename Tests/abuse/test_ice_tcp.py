@@ -12,7 +12,7 @@ import struct
 import time
 import zlib
 
-from conftest import Watch, offer, rss, sdp_post
+from hostile import Watch, offer, rss, sdp_post
 
 MAGIC = 0x2112A442
 

@@ -7,7 +7,7 @@ import zlib
 
 import requests
 
-from conftest import Watch, auth, broadcast, error_code, rss, session_from
+from hostile import Watch, auth, broadcast, error_code, rss, session_from
 
 
 def test_one_account_cannot_take_every_core_with_live_programs(start_tally, figures):

@@ -6,7 +6,7 @@ import time
 
 import requests
 
-from conftest import Watch, auth, broadcast, error_code, offer, sdp_post
+from hostile import Watch, auth, broadcast, error_code, offer, sdp_post
 from tallytest import Tally
 
 INSIDE = ["rtmp://169.254.169.254/live", "rtmp://10.0.0.1/live", "rtmp://[::1]:6379/live", "rtmp://localhost:22/live",

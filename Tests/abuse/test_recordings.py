@@ -5,7 +5,7 @@ import time
 
 import requests
 
-from conftest import auth
+from hostile import auth
 from tallytest import Tally
 
 

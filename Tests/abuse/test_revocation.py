@@ -5,7 +5,7 @@ import time
 import pytest
 import requests
 
-from conftest import WebSocket, auth, broadcast, invite
+from hostile import WebSocket, auth, broadcast, invite
 
 
 def wait_for_revocation(socket, seconds=12):

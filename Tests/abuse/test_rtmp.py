@@ -6,7 +6,7 @@ import socket
 import struct
 import time
 
-from conftest import Watch
+from hostile import Watch
 
 
 def rtmp_port(tally):
@@ -126,7 +126,7 @@ def test_a_slow_webhook_does_not_stall_srt_handshakes(start_tally, figures):
 
     import requests
 
-    from conftest import auth
+    from hostile import auth
 
     arrivals = []
 

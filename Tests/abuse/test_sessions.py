@@ -5,7 +5,7 @@ import time
 
 import requests
 
-from conftest import Watch, WebSocket, auth, broadcast, error_code, invite, offer, sdp_post
+from hostile import Watch, WebSocket, auth, broadcast, error_code, invite, offer, sdp_post
 
 
 def section_bomb(body, count):
