@@ -225,6 +225,7 @@ public enum TallyServer {
 
     static func router(_ api: API) throws -> Hummingbird.Router<AppContext> {
         let router = Hummingbird.Router(context: AppContext.self)
+        router.add(middleware: SecurityHeadersMiddleware())
         router.add(middleware: ErrorMiddleware())
         router.add(middleware: MetricsMiddleware())
         if let web = api.configuration.webDirectory {

@@ -69,3 +69,15 @@ def test_another_sites_page_cannot_open_the_studio_socket(tally, origin):
     with pytest.raises(ConnectionError):
         WebSocket(tally.url, token, origin=origin)
     WebSocket(tally.url, token, origin=tally.url).close()
+
+
+def test_the_studio_pages_carry_a_content_security_policy(tally):
+    """Item 9: there was no CSP, so an injected script could read the access token."""
+    for path in ["/", "/dashboard.html", f"/join/{'0' * 8}-0000-0000-0000-{'0' * 12}"]:
+        reply = requests.get(tally.url + path, timeout=10)
+        policy = reply.headers.get("Content-Security-Policy", "")
+        assert "script-src 'self'" in policy and "frame-ancestors 'none'" in policy and "unsafe-inline" not in policy, (path, policy)
+        assert reply.headers.get("Referrer-Policy") == "no-referrer", path
+        assert "<script>" not in reply.text and " style=" not in reply.text, f"{path} has inline script or style the policy would block"
+    api = requests.get(tally.url + "/api/health", timeout=10)
+    assert api.headers.get("X-Content-Type-Options") == "nosniff" and "Content-Security-Policy" not in api.headers

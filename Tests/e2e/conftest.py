@@ -38,3 +38,19 @@ def wait_for(predicate, timeout=30, interval=0.5):
             return value
         time.sleep(interval)
     return predicate()
+
+
+def wait_in_page(page, expression, timeout=30_000):
+    """Polls a JavaScript expression with page.evaluate until it holds. Playwright's
+    wait_for_function compiles its string with eval, which the studio's
+    Content-Security-Policy (script-src 'self') rightly forbids."""
+    deadline = time.time() + timeout / 1000
+    while time.time() < deadline:
+        try:
+            if page.evaluate(expression):
+                return
+        except Exception as error:  # a navigation under way replaces the page's context: ask again
+            if "context was destroyed" not in str(error) and "navigat" not in str(error):
+                raise
+        time.sleep(0.1)
+    raise AssertionError(f"{expression} did not hold within {timeout} ms")

@@ -6,7 +6,7 @@ import time
 
 from axe_playwright_python.sync_playwright import Axe
 
-from conftest import CHROMIUM_ARGS
+from conftest import CHROMIUM_ARGS, wait_in_page
 from test_studio import ROOT, SIZES, signed_up
 
 AXE = Axe()
@@ -88,7 +88,7 @@ def test_pages_pass_axe_and_the_way_in_needs_no_mouse(start_tally):
             page.wait_for_selector("#broadcasts button.invite[data-link]")
             invite_link = page.get_attribute("#broadcasts button.invite", "data-link")
             activate(page, "#broadcasts a:has-text('Open studio')", then="#camera")
-            page.wait_for_function("document.querySelector('#camera').options.length > 0")
+            wait_in_page(page, "document.querySelector('#camera').options.length > 0")
             reports += audit(page, "green room")
 
             # Into the studio with the keyboard.
@@ -98,7 +98,7 @@ def test_pages_pass_axe_and_the_way_in_needs_no_mouse(start_tally):
             page.wait_for_selector("#backstage [data-participant]")
             # Once the camera is publishing, the cursor waits in the chat box; the host steps on
             # stage from the keyboard.
-            page.wait_for_function("document.activeElement?.id === 'chat-text'", timeout=20_000)
+            wait_in_page(page, "document.activeElement?.id === 'chat-text'", timeout=20_000)
             page.keyboard.type("Hello, keyboard")
             page.keyboard.press("Enter")
             page.wait_for_selector("#chat-messages li")
@@ -131,7 +131,7 @@ def test_a_form_submitted_before_the_page_has_loaded_still_goes_through_the_app(
             held = []
             page.route("**/api/layouts", lambda route: held.append(route))
             page.reload(wait_until="domcontentloaded")
-            page.wait_for_function("document.querySelector('#title') !== null")
+            wait_in_page(page, "document.querySelector('#title') !== null")
             while not held:
                 page.wait_for_timeout(50)
             page.fill("#title", "Early show")

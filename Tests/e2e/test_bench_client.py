@@ -32,7 +32,10 @@ def test_bench_clients_receive_the_simulcast_stream(webrtc_tally, tmp_path):
 def test_large_fan_out_is_shared_with_helper_threads(start_tally, tmp_path):
     """40 subscribers are past the size at which a packet's copies are split among helper
     threads: every subscriber still gets the whole stream, and the helpers sent a share."""
-    tally = start_tally({"TALLY_HOST": "127.0.0.1", "TALLY_FANOUT_THREADS": "2"})
+    # The load generator plays every subscriber with one token from one address: lift the
+    # per-identity and per-address session caps, as an operator running it would.
+    tally = start_tally({"TALLY_HOST": "127.0.0.1", "TALLY_FANOUT_THREADS": "2",
+                         "TALLY_MAX_SESSIONS_PER_IDENTITY": "2000", "TALLY_MAX_SESSIONS_PER_ADDRESS": "2000"})
     results = tmp_path / "sfu.json"
     run = subprocess.run([BENCH, "sfu", "--url", tally.url, "--server-pid", str(tally.process.pid),
                           "--subscribers", "40", "--warmup", "3", "--duration", "4", "--json", str(results)],

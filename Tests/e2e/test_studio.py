@@ -8,7 +8,7 @@ import os
 import time
 from pathlib import Path
 
-from conftest import CHROMIUM_ARGS, wait_for
+from conftest import CHROMIUM_ARGS, wait_in_page, wait_for
 from nginx_rtmp import NginxRTMP
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -90,7 +90,7 @@ def test_host_and_guests_run_a_studio(start_tally, tmp_path):
             assert "/join/" in link and "invite=" in link
 
             host.click("#broadcasts a:has-text('Open studio')")
-            host.wait_for_function("document.querySelector('#camera').options.length > 0")
+            wait_in_page(host, "document.querySelector('#camera').options.length > 0")
             shoot(host, "greenroom")
             host.click("#enter-studio")
             host.wait_for_selector("#studio:not([hidden])", timeout=20_000)
