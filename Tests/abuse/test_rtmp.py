@@ -93,7 +93,7 @@ def test_tiny_chunks_and_big_messages_before_publish_are_cut_off(tally, figures)
     cpu = sum(int(field) for field in open(f"/proc/{tally.process.pid}/stat").read().rsplit(")", 1)[1].split()[11:13]) / os.sysconf("SC_CLK_TCK")
     assert cpu < 20, f"the server used {cpu:.1f} s of CPU"
     figures.record("RTMP before publish: 4 connections at chunk size 1 (256 KB), 4 with 2 MB messages", sent=8, refused=8, watch=watch,
-                   bytes_accepted_before_close=max(sent for _, sent in sockets + big))
+                   client_bytes_written_before_close=max(sent for _, sent in sockets + big))
 
 
 def test_connections_from_many_addresses_are_capped(tally, figures):
