@@ -20,6 +20,7 @@ struct API: Sendable {
     let programs: ProgramDirector
     let auth: AuthService
     let departures: DepartureSchedule
+    let studioSockets: SocketAllowance
     let ingest: IngestHub
     let whipIngest: WHIPIngest
     let boundRTMPPort: Int

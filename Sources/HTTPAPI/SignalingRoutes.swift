@@ -27,11 +27,17 @@ extension API {
     /// `GET /ws` without a WebSocket upgrade (or with a token the upgrade refused): say why in
     /// the API's error shape.
     func addSignalingRoutes(to router: Hummingbird.Router<AppContext>) {
-        router.get("ws") { request, _ -> HTTPResponse.Status in
+        router.get("ws") { request, context -> HTTPResponse.Status in
             guard let token = request.uri.queryParameters.get("token") else {
                 throw APIError(.unauthorized, "token_required", "connect a WebSocket to /ws?token=<access or invite token>")
             }
-            _ = try await auth.authenticate(bearer: token)
+            let identity = try await auth.authenticate(bearer: token)
+            // The upgrade was declined: say which limit, when one is why.
+            if studioSockets.isFull(SessionOwner(identity: identity.sessionKey, address: context.clientAddress ?? "unknown")) {
+                throw APIError(.tooManyRequests, "too_many_sockets",
+                               "at most \(SocketAllowance.perIdentity) studio sockets per sign-in or invite and \(SocketAllowance.perAddress) per address",
+                               headers: [.retryAfter: "10"])
+            }
             throw APIError(.badRequest, "websocket_required", "/ws speaks WebSocket; send an Upgrade request")
         }
     }
@@ -54,7 +60,9 @@ extension API {
         guard uri.path == "/ws", Self.isSameOrigin(request), let token = uri.queryParameters.get("token"),
               let identity = try? await auth.authenticate(bearer: token) else { return .dontUpgrade }
         let owner = SessionOwner(identity: identity.sessionKey, address: channel.remoteAddress?.ipAddress ?? "unknown")
-        return .upgrade([:]) { inbound, outbound, _ in
+        guard studioSockets.take(owner) else { return .dontUpgrade }
+        return .upgrade([:]) { [studioSockets] inbound, outbound, _ in
+            defer { studioSockets.release(owner) }
             await SignalingConnection(api: self, identity: identity, owner: owner, channel: channel).serve(inbound: inbound, outbound: outbound)
         }
     }

@@ -20,6 +20,8 @@ public final class TallyServices: Sendable {
     public let layouts: LayoutLibrary
     /// Studio participants whose sockets dropped, leaving once their grace period is over.
     let departures = DepartureSchedule()
+    /// Studio sockets open per identity and per address.
+    let studioSockets = SocketAllowance()
     public let store: Store
     public let registry: any Registry
     public let webrtc: WebRTCServer
@@ -219,7 +221,7 @@ public enum TallyServer {
 
     static func api(_ services: TallyServices) -> API {
         API(configuration: services.configuration, layouts: services.layouts, store: services.store, registry: services.registry,
-            webrtc: services.webrtc, sfu: services.sfu, programs: services.programs, auth: services.auth, departures: services.departures,
+            webrtc: services.webrtc, sfu: services.sfu, programs: services.programs, auth: services.auth, departures: services.departures, studioSockets: services.studioSockets,
             ingest: services.ingest, whipIngest: services.whipIngest, boundRTMPPort: services.boundRTMPPort, boundSRTPort: services.boundSRTPort, hlsSigner: services.hlsSigner, logger: services.logger)
     }
 

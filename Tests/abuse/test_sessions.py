@@ -5,7 +5,7 @@ import time
 
 import requests
 
-from hostile import Watch, WebSocket, auth, broadcast, error_code, invite, offer, sdp_post
+from hostile import Watch, WebSocket, auth, broadcast, error_code, invite, offer, rss, sdp_post
 
 
 def section_bomb(body, count):
@@ -62,8 +62,10 @@ def test_one_guest_invite_cannot_exhaust_webrtc(tally, figures):
     watch.check()
     assert statuses.count(201) == 24 and statuses.count(429) == 176, statuses
     assert all(b.status_code == 400 and error_code(b) == "too_many_media_sections" for b in bombs)
-    # Sessions that never connect are gone within ten seconds, and the guest may test again.
+    # Sessions that never connect are gone within ten seconds, their memory with them, and
+    # the guest may test again.
     time.sleep(11)
+    assert rss(tally) - watch.baseline < 50 << 20, f"{(rss(tally) - watch.baseline) >> 20} MB still held after the sessions closed"
     assert sdp_post(tally, "/api/echo", guest, body).status_code == 201
     figures.record("echo flood from one guest invite (+ 20 offers of 218 m-sections)", sent=len(statuses) + len(bombs),
                    refused=statuses.count(429) + len(bombs), watch=watch)
@@ -95,3 +97,30 @@ def test_guests_act_only_on_themselves(tally, figures):
     assert requests.delete(tally.url + host_location, headers=auth(host), timeout=10).status_code == 200
     figures.record("guest ends the host's WHIP; 30 WHIP publishes and 40 joins with one invite", sent=1 + 30 + len(joins),
                    refused=1 + len(refused))
+
+
+def test_one_invite_cannot_hold_every_studio_socket(tally, figures):
+    """Every studio socket holds a task, a subscription and presence upkeep: one invite (or
+    one address) opening hundreds would take them from everyone else."""
+    host = tally.register()
+    broadcast_id = broadcast(tally, host)
+    guest = invite(tally, host, broadcast_id)
+    sockets, refused = [], 0
+    try:
+        for _ in range(40):
+            try:
+                sockets.append(WebSocket(tally.url, guest, timeout=5))
+            except ConnectionError:
+                refused += 1
+        assert len(sockets) == 32 and refused == 8, (len(sockets), refused)
+        why = requests.get(f"{tally.url}/ws?token={guest}", timeout=10)
+        assert why.status_code == 429 and error_code(why) == "too_many_sockets", why.text
+        # Another invite, and the host, still get in.
+        WebSocket(tally.url, invite(tally, host, broadcast_id)).close()
+        WebSocket(tally.url, host).close()
+    finally:
+        for socket in sockets:
+            socket.close()
+    time.sleep(1)
+    WebSocket(tally.url, guest).close()
+    figures.record("40 studio sockets from one invite", sent=40, refused=refused)
