@@ -43,10 +43,19 @@ def tab_to(page, target, limit=40):
 
 
 def activate(page, selector, then):
-    """Enter on the element at `selector`, as a keyboard user would; waits for `then`."""
-    page.locator(selector).focus()
-    page.keyboard.press("Enter")
-    page.wait_for_selector(then)
+    """Enter on the element at `selector`, as a keyboard user would; waits for `then`. A
+    room event that re-renders the stage between the focus and the key press takes the
+    focus with the old button, as it would from a person: then they press again."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+    for attempt in range(3):
+        page.locator(selector).focus()
+        page.keyboard.press("Enter")
+        try:
+            page.wait_for_selector(then, timeout=10_000)
+            return
+        except PlaywrightTimeout:
+            if attempt == 2:
+                raise
 
 
 def test_pages_pass_axe_and_the_way_in_needs_no_mouse(start_tally):
