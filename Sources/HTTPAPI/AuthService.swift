@@ -142,10 +142,13 @@ final class AuthService: Sendable {
         }
     }
 
-    /// Revokes an invite until it would have expired anyway: its guests' requests and open
-    /// studio sockets stop working.
-    func revokeInvite(id: String) async throws {
+    /// Revokes an invite of `broadcastID` until it would have expired anyway: its guests'
+    /// requests and open studio sockets stop working. False when no live invite of that
+    /// broadcast has this id, so one host cannot withdraw another's invites.
+    func revokeInvite(id: String, broadcastID: UUID) async throws -> Bool {
+        guard try await registryCall({ try await registry.get("invite-broadcast:\(id)") }) == broadcastID.uuidString else { return false }
         try await registryCall { try await registry.revokeAccessToken(id: id, ttl: .seconds(Double(API.maxInviteLifetime) + 60)) }
+        return true
     }
 
     /// Whether the identity an open connection authenticated with has since been signed out
@@ -198,6 +201,8 @@ final class AuthService: Sendable {
         let claims = TokenClaims(
             sub: .init(value: "invite:\(inviteID)"), exp: .init(value: expires), iat: .init(value: now),
             jti: .init(value: inviteID), kind: .invite, bid: broadcastID.uuidString, name: name, fam: nil)
+        // Which broadcast the invite admits to, for as long as it lives: what withdrawing it checks.
+        try await registryCall { try await registry.set("invite-broadcast:\(inviteID)", broadcastID.uuidString, ttl: lifetime + .seconds(60)) }
         return (try await keys.sign(claims), expires, inviteID)
     }
 

@@ -168,9 +168,9 @@ extension API {
         // Withdraws an invite: its guests' requests stop working at once, their studio
         // sockets within seconds, and their media sessions are closed.
         group.delete(":id/invites/:invite") { _, context -> HTTPResponse.Status in
-            _ = try await ownedBroadcast(context.parameters.get("id"), context: context)
+            let broadcast = try await ownedBroadcast(context.parameters.get("id"), context: context)
             let invite = try Validate.text(context.parameters.get("invite") ?? "", field: "invite", max: 64)
-            try await auth.revokeInvite(id: invite)
+            guard try await auth.revokeInvite(id: invite, broadcastID: broadcast.id!) else { throw APIError.notFound("invite") }
             let closed = await webrtc.close(identity: Identity.sessionKey(invite: invite), reason: "the invite was withdrawn")
             logger.info("invite withdrawn", metadata: ["broadcast": "\(context.parameters.get("id") ?? "")", "sessions_closed": "\(closed)"])
             return .noContent

@@ -124,6 +124,10 @@ struct AuthTests {
             #expect(try await api.call(.get, "/api/broadcasts/\(id)", token: token).status == .ok)
             #expect(try await api.call(.delete, "/api/broadcasts/\(id)/invites/\(inviteID)", token: stranger.accessToken).status == .forbidden)
             #expect(try await api.call(.delete, "/api/broadcasts/\(id)/invites/\(inviteID)", token: token).status == .forbidden)
+            // Another host, on a broadcast of their own, cannot withdraw this broadcast's invite.
+            let theirs = try await api.createBroadcast(stranger.accessToken)
+            #expect(try await api.call(.delete, "/api/broadcasts/\(theirs)/invites/\(inviteID)", token: stranger.accessToken).status == .notFound)
+            #expect(try await api.call(.get, "/api/broadcasts/\(id)", token: token).status == .ok)
             #expect(try await api.call(.delete, "/api/broadcasts/\(id)/invites/\(inviteID)", token: host.accessToken).status == .noContent)
             let after = try await api.call(.get, "/api/broadcasts/\(id)", token: token)
             #expect(after.status == .unauthorized && after.errorCode == "invite_revoked")
