@@ -133,11 +133,16 @@ let package = Package(
             ]
         ),
         .target(name: "Signaling"),
+        // The studio, the built-in layouts and the API document, built into the binary so
+        // `tally` runs from any directory (see Plugins/EmbedFiles).
+        .executableTarget(name: "embed-files"),
+        .plugin(name: "EmbedFiles", capability: .buildTool(), dependencies: ["embed-files"]),
+        .target(name: "StudioFiles", plugins: ["EmbedFiles"]),
         .target(
             name: "HTTPAPI",
             dependencies: [
                 "Store", "Registry", "Rooms", "WebRTCTransport", "SFU", "SDP", "DTLS", "Layout", "Signaling",
-                "Compositor", "Outputs", "MediaCodecs", "RTMP", "Ingest", "NetworkPolicy",
+                "Compositor", "Outputs", "MediaCodecs", "RTMP", "Ingest", "NetworkPolicy", "StudioFiles",
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
@@ -146,8 +151,7 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-            ],
-            resources: [.copy("Resources")]
+            ]
         ),
         .executableTarget(
             name: "tally",

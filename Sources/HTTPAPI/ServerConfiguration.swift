@@ -21,10 +21,11 @@ public struct ServerConfiguration: Sendable {
     public var publicIP: String?
     /// nil: a key generated once into the data directory.
     public var secretKey: String?
-    /// Where the browser studio's files are; nil: none served.
+    /// A folder to serve the browser studio from instead of the copy built into the binary.
     public var webDirectory: URL?
-    /// The stage layouts (`*.json`), read by the server and served to the studio.
-    public var layoutsDirectory = URL(fileURLWithPath: "layouts")
+    /// A folder of stage layouts (`*.json`) to use instead of the built-in five; read by the
+    /// server and served to the studio.
+    public var layoutsDirectory: URL?
     public var accessTokenLifetime: Duration = .seconds(15 * 60)
     public var refreshTokenLifetime: Duration = .seconds(30 * 24 * 3600)
     /// Attempts per client address per minute, for login and for register separately.

@@ -11,15 +11,16 @@ import ServiceLifecycle
 import SFU
 import Signaling
 import Store
+import StudioFiles
 import WebRTCTransport
 
 extension API {
     /// A guest's invite link (`/join/{broadcast}?invite=…`) opens the studio page.
     func addStudioPages(to router: Hummingbird.Router<AppContext>) {
-        guard let web = configuration.webDirectory else { return }
-        let page = web.appendingPathComponent("studio.html")
+        let folder = configuration.webDirectory
         router.get("join/:broadcast") { _, _ -> Response in
-            guard let html = try? Data(contentsOf: page) else { throw APIError.notFound("studio_page") }
+            let page = folder.map { try? Data(contentsOf: $0.appendingPathComponent("studio.html")) } ?? StudioFiles.file("web/studio.html")
+            guard let html = page else { throw APIError.notFound("studio_page") }
             return Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(bytes: html)))
         }
     }

@@ -49,6 +49,10 @@ extension API {
                 status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                 body: .init(byteBuffer: ByteBuffer(bytes: TallyMetrics.registry.emitToBuffer())))
         }
+        // Browsers ask for /favicon.ico on pages that name no icon, and some ask anyway.
+        router.get("favicon.ico") { _, _ in
+            Response(status: .movedPermanently, headers: [.location: "/favicon.svg"])
+        }
         router.get("openapi.yaml") { _, _ in
             Response(status: .ok, headers: [.contentType: "application/yaml; charset=utf-8", .accessControlAllowOrigin: "*"], body: .init(byteBuffer: openAPI))
         }

@@ -12,6 +12,7 @@ import Registry
 import SFU
 import Signaling
 import Store
+import StudioFiles
 import WebRTCTransport
 
 /// The long-lived pieces behind the HTTP API, opened once and shut down last.
@@ -85,7 +86,11 @@ public final class TallyServices: Sendable {
         try configuration.validate()
         let layouts: LayoutLibrary
         do {
-            layouts = try LayoutLibrary(directory: configuration.layoutsDirectory)
+            if let directory = configuration.layoutsDirectory {
+                layouts = try LayoutLibrary(directory: directory)
+            } else {
+                layouts = try LayoutLibrary(files: StudioFiles.files(under: "layouts/").map { ($0.path, $0.contents) }, from: "the built-in layouts")
+            }
         } catch {
             throw ConfigurationError("TALLY_LAYOUTS_DIR: \(error.description)")
         }
@@ -232,6 +237,8 @@ public enum TallyServer {
         router.add(middleware: MetricsMiddleware())
         if let web = api.configuration.webDirectory {
             router.add(middleware: FileMiddleware(web.path, searchForIndexHtml: true, logger: api.logger))
+        } else {
+            router.add(middleware: FileMiddleware(fileProvider: EmbeddedFileProvider(root: "web"), searchForIndexHtml: true))
         }
         router.add(middleware: AuthenticationMiddleware(auth: api.auth))
         _ = TallyMetrics.registry
@@ -256,9 +263,9 @@ public enum TallyServer {
     }
 
     static func openAPIDocument() throws -> ByteBuffer {
-        guard let url = Bundle.module.url(forResource: "openapi", withExtension: "yaml", subdirectory: "Resources") else {
+        guard let document = StudioFiles.file("openapi.yaml") else {
             throw ConfigurationError("the OpenAPI document is missing from the build")
         }
-        return ByteBuffer(bytes: try Data(contentsOf: url))
+        return ByteBuffer(bytes: document)
     }
 }

@@ -1,6 +1,6 @@
 import Foundation
 
-/// Every layout of a `layouts/` folder, checked when loaded: a broken file stops the server
+/// Every layout of a `layouts/` folder (or the built-in ones), checked when loaded: a broken file stops the server
 /// at start with its name, not a studio mid-show.
 public struct LayoutLibrary: Sendable {
     public let layouts: [LayoutSpec]
@@ -19,19 +19,33 @@ public struct LayoutLibrary: Sendable {
         let files: [URL]
         do {
             files = try FileManager.default.contentsOfDirectory(at: directory, includingPropertiesForKeys: nil)
-                .filter { $0.pathExtension == "json" }.sorted { $0.lastPathComponent < $1.lastPathComponent }
+                .filter { $0.pathExtension == "json" }
         } catch {
             throw LayoutError("cannot read the layouts folder \(directory.path): \(error.localizedDescription)")
         }
-        var layouts: [LayoutSpec] = []
+        var contents: [(name: String, contents: Data)] = []
         for file in files {
             do {
-                layouts.append(try JSONDecoder().decode(LayoutSpec.self, from: Data(contentsOf: file)))
+                contents.append((file.lastPathComponent, try Data(contentsOf: file)))
             } catch {
-                throw LayoutError("\(file.lastPathComponent): \(error)")
+                throw LayoutError("cannot read \(file.path): \(error.localizedDescription)")
             }
         }
-        guard !layouts.isEmpty else { throw LayoutError("no layouts (*.json) in \(directory.path)") }
+        try self.init(files: contents, from: directory.path)
+    }
+
+    /// Decodes layout files (`name` ends in `.json`), in name order; `source` names where
+    /// they came from in errors.
+    public init(files: [(name: String, contents: Data)], from source: String) throws(LayoutError) {
+        var layouts: [LayoutSpec] = []
+        for file in files.sorted(by: { $0.name < $1.name }) {
+            do {
+                layouts.append(try JSONDecoder().decode(LayoutSpec.self, from: file.contents))
+            } catch {
+                throw LayoutError("\(file.name): \(error)")
+            }
+        }
+        guard !layouts.isEmpty else { throw LayoutError("no layouts (*.json) in \(source)") }
         try self.init(layouts: layouts)
     }
 

@@ -56,8 +56,8 @@ struct Tally: AsyncParsableCommand {
     @Option(help: "Prefix of every Redis key (TALLY_REDIS_PREFIX, default tally:).") var redisPrefix: String?
     @Option(help: "IP address announced in ICE candidates (TALLY_PUBLIC_IP).") var publicIP: String?
     @Option(help: "Root secret, 16+ characters (TALLY_SECRET_KEY; unset = generated into the data directory).") var secretKey: String?
-    @Option(help: "Folder of the web studio (TALLY_WEB_DIR, default ./web when it exists).") var webDir: String?
-    @Option(help: "Folder of the stage layouts, *.json (TALLY_LAYOUTS_DIR, default ./layouts).") var layoutsDir: String?
+    @Option(help: "Folder to serve the web studio from (TALLY_WEB_DIR; default: the studio built into tally).") var webDir: String?
+    @Option(help: "Folder of stage layouts, *.json (TALLY_LAYOUTS_DIR; default: the five built into tally).") var layoutsDir: String?
     @Option(help: "Seconds a studio participant whose connection dropped keeps their place (TALLY_RESUME_GRACE_SECONDS, default 20).") var resumeGraceSeconds: Int?
     @Option(help: "Login/register attempts per client address per minute (TALLY_AUTH_RATE_LIMIT, default 20).") var authRateLimit: Int?
     @Option(help: "bcrypt cost for new password hashes, 4-16 (TALLY_BCRYPT_COST, default 12).") var bcryptCost: Int?
@@ -136,11 +136,7 @@ struct Tally: AsyncParsableCommand {
         if fanoutThreads != nil || setting(nil, "TALLY_FANOUT_THREADS") != nil {
             config.fanOutThreads = try number(fanoutThreads, "TALLY_FANOUT_THREADS", 0)
         }
-        if let web = setting(webDir, "TALLY_WEB_DIR") {
-            config.webDirectory = URL(fileURLWithPath: web)
-        } else if FileManager.default.fileExists(atPath: "web/index.html") {
-            config.webDirectory = URL(fileURLWithPath: "web")
-        }
+        config.webDirectory = setting(webDir, "TALLY_WEB_DIR").map { URL(fileURLWithPath: $0) }
         do {
             try config.validate()
         } catch let error as ConfigurationError {
@@ -165,9 +161,7 @@ struct Tally: AsyncParsableCommand {
             }
             let shown = settings.host == "0.0.0.0" || settings.host == "::" ? "127.0.0.1" : settings.host
             logger.info("listening", metadata: ["http": "\(settings.host):\(port)", "ports_file": "\(portsFile.path)"])
-            let studio = settings.webDirectory == nil
-                ? "not served (no web/ folder; set TALLY_WEB_DIR)"
-                : "http://\(shown):\(port)/"
+            let studio = "http://\(shown):\(port)/"
             let banner = """
                 Tally is listening on http://\(shown):\(port)
                   studio:  \(studio)

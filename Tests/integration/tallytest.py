@@ -24,7 +24,7 @@ def free_port():
 class Tally:
     """One tally process with its own data directory; stdout and stderr go to files."""
 
-    def __init__(self, data_dir: Path, env: dict, args: list):
+    def __init__(self, data_dir: Path, env: dict, args: list, cwd=None):
         self.data_dir = data_dir
         self.stdout_path = data_dir.parent / f"{data_dir.name}.stdout"
         self.stderr_path = data_dir.parent / f"{data_dir.name}.stderr"
@@ -36,7 +36,7 @@ class Tally:
                          "TALLY_OUTBOUND_ALLOW": "127.0.0.0/8"})
         full_env.update(env)
         self.process = subprocess.Popen(
-            [BINARY, *args], env=full_env,
+            [BINARY, *args], env=full_env, cwd=cwd,
             stdout=open(self.stdout_path, "wb"), stderr=open(self.stderr_path, "wb"))
         self.url = None
 
@@ -82,8 +82,8 @@ class Tally:
 def start_tally(tmp_path):
     started = []
 
-    def start(env=None, args=None, wait=True):
-        tally = Tally(tmp_path / f"data{len(started)}", env or {}, args or [])
+    def start(env=None, args=None, wait=True, cwd=None):
+        tally = Tally(tmp_path / f"data{len(started)}", env or {}, args or [], cwd=cwd)
         started.append(tally)
         return tally.wait_ready() if wait else tally
 

@@ -36,6 +36,24 @@ def test_postgres_and_redis_configuration(start_tally, redis_server):
     assert requests.get(tally.url + "/api/auth/me", headers={"Authorization": f"Bearer {token}"}, timeout=5).status_code == 200
 
 
+def test_runs_from_any_directory_with_the_built_in_studio_and_layouts(start_tally, tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    tally = start_tally(cwd=elsewhere)
+    assert f"studio:  {tally.url}/" in tally.logs()
+    names = [layout["name"] for layout in requests.get(tally.url + "/api/layouts", timeout=5).json()["layouts"]]
+    assert sorted(names) == ["grid", "pip", "sidebar", "solo", "spotlight"]
+    for path, kind in [("/", "text/html"), ("/studio.html", "text/html"), ("/js/studio.js", "javascript"), ("/css/tally.css", "text/css"),
+                       ("/favicon.svg", "image/svg+xml"), ("/join/any-broadcast", "text/html")]:
+        page = requests.get(tally.url + path, timeout=5)
+        assert page.status_code == 200 and kind in page.headers["Content-Type"], path
+    assert requests.get(tally.url + "/openapi.yaml", timeout=5).text.startswith("openapi: 3.1")
+    icon = requests.get(tally.url + "/favicon.ico", timeout=5)
+    assert icon.status_code == 200 and icon.url.endswith("/favicon.svg")
+    assert requests.get(tally.url + "/js/../secret.key", timeout=5).status_code in (400, 404)
+    assert not any(elsewhere.iterdir()), "nothing is written to the working directory"
+
+
 def test_studio_url_is_printed_when_a_web_folder_is_served(start_tally, tmp_path):
     web = tmp_path / "web"
     web.mkdir()
