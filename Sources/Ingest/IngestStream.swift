@@ -379,7 +379,7 @@ public final class IngestStream: Sendable {
         let now = ContinuousClock.now
         let uptime = state.startTime.map { Date().timeIntervalSince($0) } ?? 0
         return IngestStreamSnapshot(
-            streamID: id, status: state.status, isLive: state.publisher != nil && !state.waitingForKeyframe, slateShowing: state.slate != nil,
+            streamID: id, status: state.status, isLive: isPlayable(state), slateShowing: state.slate != nil,
             startTime: state.startTime, publisher: state.publisher?.info, lastError: state.lastError,
             bitrate: state.rate.bitsPerSecond, framesPerSecond: state.rate.framesPerSecond, droppedFrames: state.droppedFrames,
             hlsViewers: state.viewers.values.filter { now - $0 < .seconds(30) }.count, uptimeSeconds: uptime,
@@ -388,6 +388,16 @@ public final class IngestStream: Sendable {
 
     private func report() {
         onStatus(snapshot)
+    }
+
+    /// Live means a player can start: an encoder publishes and the playlist it is told to
+    /// fetch exists (the first segment takes a target duration to close).
+    private func isPlayable(_ state: State) -> Bool {
+        guard state.publisher != nil, !state.waitingForKeyframe, state.hls != nil else { return false }
+        // With a ladder, the master playlist names the source's, which comes later.
+        return [directory, state.ladder?.sourceDirectory].compactMap { $0 }.allSatisfy {
+            FileManager.default.fileExists(atPath: $0.appendingPathComponent(HLSOutput.playlistName).path)
+        }
     }
 
     private func publishFigures(_ state: State) {

@@ -94,6 +94,9 @@ def test_rtmp_publish_serves_signed_hls_and_the_slate_bridges_a_dropped_encoder(
         meta = signed_url(tally, token)
         stream_url = meta["data"]["stream_url"]
         assert meta["data"]["hls_url"] == f"{tally.url}/hls/show/index.m3u8" and "token=" in stream_url
+        # is_live means playable: the moment it says so, the playlist is there.
+        became_live = wait_until("is_live", lambda: signed_url(tally, token)["data"]["is_live"] or None, timeout=15)
+        assert became_live and requests.get(stream_url, timeout=10).status_code == 200
 
         def decodes():
             out, code = ffprobe(stream_url, "-show_entries", "stream=codec_name,width,height")
