@@ -45,6 +45,8 @@ public final class PublisherSink: MediaSink {
     }
 
     public var producers: [Producer] { producersByMid.values.sorted { $0.id < $1.id } }
+    /// The broadcast whose router the producers join.
+    public var routerID: String { router.id }
 
     public func peerDidConnect(_ peer: PeerConnection, server: WebRTCServer) {
         for producer in producersByMid.values { router.add(producer, publisher: peer) }

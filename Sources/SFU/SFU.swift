@@ -21,6 +21,8 @@ public final class SFU: @unchecked Sendable {
     private let logger: Logger
     var routers: [String: Router] = [:]
     private var publishers: [String: String] = [:]
+    /// Publishing sessions still in ICE/DTLS, by participant: their producers are not in the router yet.
+    private var connecting: [String: PublisherSink] = [:]
     private let onActiveSpeaker: @Sendable (_ broadcast: String, _ participant: String?) -> Void
     private let onPublisherLayers: @Sendable (PublisherLayers) -> Void
     private let onMediaPublished: @Sendable (_ broadcast: String, _ participant: String) -> Void
@@ -60,13 +62,19 @@ public final class SFU: @unchecked Sendable {
         let server = self.server
         let (id, answer) = try await server.open(offer: offer, tag: "whip:\(broadcastID)", owner: owner, policy: policy,
                                                  intent: { _ in MediaIntent(receive: true) }) { answer in
-            PublisherSink(participantID: participantID, answer: answer, router: self.router(broadcastID), clock: { server.now },
-                          onConnect: { _ in self.onMediaPublished(broadcastID, participantID) }) { sink in
+            let sink = PublisherSink(participantID: participantID, answer: answer, router: self.router(broadcastID), clock: { server.now },
+                                     onConnect: { sink in
+                if self.connecting[participantID] === sink { self.connecting[participantID] = nil }
+                self.onMediaPublished(broadcastID, participantID)
+            }) { sink in
                 // A session replaced by a newer publish closes after its successor took its place.
                 if self.publishers[participantID] == sink.closedSessionID { self.publishers[participantID] = nil }
+                if self.connecting[participantID] === sink { self.connecting[participantID] = nil }
                 self.dropRouterIfUnused(broadcastID)
                 onClose()
             }
+            self.connecting[participantID] = sink
+            return sink
         }
         let previous = try await server.loop.submit { () -> String? in
             defer { self.publishers[participantID] = id }
@@ -96,7 +104,7 @@ public final class SFU: @unchecked Sendable {
     /// the first unused producer of its kind, in the publisher's own codec.
     public func play(broadcastID: String, participantID: String, offer: SessionDescription, owner: SessionOwner) async throws -> (sessionID: String, answer: String) {
         let producers = try await server.loop.submit {
-            (self.routers[broadcastID]?.producers(ofParticipant: participantID) ?? []).map { (id: $0.id, kind: $0.kind, codec: $0.media.codec) }
+            self.playableProducers(broadcastID: broadcastID, participantID: participantID).map { (id: $0.id, kind: $0.kind, codec: $0.media.codec) }
         }.get()
         guard !producers.isEmpty else { throw SFUError.notPublishing(participantID) }
         var unused = producers
@@ -125,6 +133,15 @@ public final class SFU: @unchecked Sendable {
         logger.info("playing", metadata: ["broadcast": "\(broadcastID)", "participant": "\(participantID)", "session": "\(id)",
                                           "codecs": "\(codecs.map(\.name))"])
         return (id, answer)
+    }
+
+    /// A participant's producers in the router, or, while their publishing session is still
+    /// connecting, the ones it will add: a player that starts with its publisher is bound to
+    /// them now and gets media once it flows (the router keeps consumers by producer id).
+    private func playableProducers(broadcastID: String, participantID: String) -> [Producer] {
+        let routed = routers[broadcastID]?.producers(ofParticipant: participantID) ?? []
+        guard routed.isEmpty, let pending = connecting[participantID], pending.routerID == broadcastID else { return routed }
+        return pending.producers
     }
 
     /// Starts handing one participant's packets to `onPacket` (on the transport's loop):

@@ -189,3 +189,57 @@ def test_chromium_publishes_simulcast_and_aiortc_plays(chromium, webrtc_tally):
     assert len(frames["audio"]) >= 100, f"{len(frames['audio'])} audio frames"
     # The top simulcast layer is 1280x720 unless the browser scaled its capture down.
     assert frames["video"][-1].width >= 640, (frames["video"][-1].width, frames["video"][-1].height)
+
+
+def test_a_player_that_starts_with_its_publisher_gets_the_media_once_it_flows(webrtc_tally):
+    """WHEP for a participant whose WHIP session is still in ICE/DTLS is accepted, and the
+    player decodes frames once the publisher connects."""
+    token, broadcast_id = broadcast(webrtc_tally)
+    loop = BackgroundLoop()
+
+    async def scenario():
+        publisher = RTCPeerConnection(RTCConfiguration(bundlePolicy="max-bundle"))
+        publisher.addTransceiver(ToneTrack(), direction="sendonly")
+        publisher.addTransceiver(PatternTrack(), direction="sendonly")
+        await publisher.setLocalDescription(await publisher.createOffer())
+        auth = {"Content-Type": "application/sdp", "Authorization": f"Bearer {token}"}
+        published = await asyncio.to_thread(requests.post, f"{webrtc_tally.url}/whip/{broadcast_id}", data=publisher.localDescription.sdp,
+                                            headers=auth, timeout=10)
+        assert published.status_code == 201, published.text
+        participant = published.headers["Location"].rsplit("/", 1)[1]
+
+        # The publisher has its answer but has not started ICE: the player asks now.
+        player = RTCPeerConnection(RTCConfiguration(bundlePolicy="max-bundle"))
+        player.addTransceiver("audio", direction="recvonly")
+        player.addTransceiver("video", direction="recvonly")
+        frames = []
+
+        @player.on("track")
+        def on_track(track):
+            if track.kind == "video":
+                async def read():
+                    while True:
+                        frames.append(await track.recv())
+                asyncio.ensure_future(read())
+
+        await player.setLocalDescription(await player.createOffer())
+        played = await asyncio.to_thread(requests.post, f"{webrtc_tally.url}/whep/{broadcast_id}/{participant}", data=player.localDescription.sdp,
+                                         headers=auth, timeout=10)
+        assert played.status_code == 201, played.text
+        assert played.text.count("m=video") == 1 and "a=sendonly" in played.text
+        await player.setRemoteDescription(RTCSessionDescription(sdp=played.text, type="answer"))
+        await asyncio.sleep(1)
+        await publisher.setRemoteDescription(RTCSessionDescription(sdp=published.text, type="answer"))
+        for _ in range(200):
+            if len(frames) >= 30:
+                break
+            await asyncio.sleep(0.1)
+        count = len(frames)
+        await player.close()
+        await publisher.close()
+        return count
+
+    try:
+        assert loop.run(scenario()) >= 30
+    finally:
+        loop.close()
