@@ -21,6 +21,9 @@ public final class PublisherSink: MediaSink {
     private var feedbackMediaSSRC: UInt32?
     private var lastReportAt: Duration?
     private var gauges: TransportGauges?
+    /// Set for a publisher whose video has REMB but no transport-wide feedback: REMB is then
+    /// the only thing that moves its bitrate (one with transport-cc sizes its own).
+    private var receiveEstimate: ReceiveSideEstimate?
     private let onClose: (PublisherSink) -> Void
     private let onConnect: (PublisherSink) -> Void
 
@@ -42,6 +45,8 @@ public final class PublisherSink: MediaSink {
         midExtensionID = answer.media.lazy.flatMap(\.headerExtensions).first { $0.uri == RTPHeaderExtensionURI.mid }?.id
         transportSequenceExtensionID = answer.media.lazy.flatMap(\.headerExtensions).first { $0.uri == RTPHeaderExtensionURI.transportWideCC }?.id
         audioLevelExtensionID = answer.media.lazy.flatMap(\.headerExtensions).first { $0.uri == RTPHeaderExtensionURI.audioLevel }?.id
+        let videoWantsREMB = answer.media.contains { $0.kind == "video" && $0.direction.receives && $0.codec.feedback.contains("goog-remb") }
+        if videoWantsREMB, transportSequenceExtensionID == nil { receiveEstimate = ReceiveSideEstimate() }
     }
 
     public var producers: [Producer] { producersByMid.values.sorted { $0.id < $1.id } }
@@ -90,6 +95,7 @@ public final class PublisherSink: MediaSink {
             if !blocks.isEmpty {
                 server.sendRTCP([.receiverReport(ReceiverReport(ssrc: 1, reports: Array(blocks.prefix(31))))], on: peer)
             }
+            sendREMB(lossByte: blocks.map(\.fractionLost).max() ?? 0, peer: peer, server: server)
         }
         if let media = feedbackMediaSSRC, let feedback = transportFeedback.feedback(senderSSRC: 1, mediaSSRC: media) {
             server.sendRTCP([.transportFeedback(feedback)], on: peer)
@@ -100,6 +106,17 @@ public final class PublisherSink: MediaSink {
                 server.sendRTCP([.nack(GenericNACK(senderSSRC: 1, mediaSSRC: ssrc, lost: sequences))], on: peer)
             }
         }
+    }
+
+    private func sendREMB(lossByte: UInt8, peer: PeerConnection, server: WebRTCServer) {
+        guard var estimate = receiveEstimate else { return }
+        let video = producersByMid.values.filter { $0.kind == "video" }
+        let ssrcs = midBySSRC.filter { entry in video.contains { $0.media.mid == entry.value } }.keys.sorted()
+        guard !ssrcs.isEmpty else { return }
+        let incoming = video.flatMap(\.layers).reduce(0) { $0 + $1.bitrate }
+        let bitrate = estimate.update(incoming: incoming, loss: Double(lossByte) / 256)
+        receiveEstimate = estimate
+        server.sendRTCP([.remb(REMB(senderSSRC: 1, bitrate: bitrate, ssrcs: Array(ssrcs.prefix(255))))], on: peer)
     }
 
     /// The session this sink served, once it has closed.

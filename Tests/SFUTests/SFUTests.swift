@@ -449,3 +449,37 @@ struct PublisherLayerPolicyTests {
         #expect(producer.selectableLayers(now: .milliseconds(2000)) == [0, 1])
     }
 }
+
+@Suite("Receive-side estimate for REMB-only publishers")
+struct ReceiveSideEstimateTests {
+    @Test("climbs while nothing is lost and the publisher uses it, up to the ceiling")
+    func climbs() {
+        var estimate = ReceiveSideEstimate()
+        var incoming = 500_000.0
+        var sent: [UInt64] = []
+        for _ in 0..<12 {
+            let remb = estimate.update(incoming: incoming, loss: 0)
+            sent.append(remb)
+            incoming = Double(remb) * 0.95
+        }
+        #expect(sent[0] == 625_000)
+        #expect(zip(sent, sent.dropFirst()).allSatisfy { $0 <= $1 })
+        #expect(sent.last == UInt64(ReceiveSideEstimate.ceiling))
+    }
+
+    @Test("holds while the publisher sends far less than it may")
+    func holdsWhenApplicationLimited() {
+        var estimate = ReceiveSideEstimate()
+        _ = estimate.update(incoming: 1_000_000, loss: 0)
+        #expect(estimate.update(incoming: 200_000, loss: 0) == 1_250_000)
+    }
+
+    @Test("falls in proportion to heavy loss, never below the floor, and holds on light loss")
+    func fallsOnLoss() {
+        var estimate = ReceiveSideEstimate()
+        _ = estimate.update(incoming: 2_000_000, loss: 0)
+        #expect(estimate.update(incoming: 2_000_000, loss: 0.05) == 2_500_000)
+        #expect(estimate.update(incoming: 2_000_000, loss: 0.2) == 1_800_000)
+        #expect(estimate.update(incoming: 100_000, loss: 0.5) == UInt64(ReceiveSideEstimate.floor))
+    }
+}

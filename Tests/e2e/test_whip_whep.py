@@ -4,7 +4,9 @@ import asyncio
 import threading
 import time
 
+import numpy
 import requests
+from av import VideoFrame
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCRtpTransceiver, RTCSessionDescription
 
 from test_echo_aiortc import PatternTrack, ToneTrack
@@ -88,10 +90,21 @@ def chromium_publish(page, tally, token, broadcast_id):
     return result["location"].rsplit("/", 1)[1]
 
 
-async def aiortc_publish(url, token, broadcast_id, seconds):
+class NoiseTrack(PatternTrack):
+    """Grey with fine noise: enough detail that the encoder spends what it is allowed."""
+
+    async def recv(self):
+        frame = await super().recv()
+        image = numpy.full((240, 320, 3), 128, numpy.int16) + numpy.random.randint(-12, 13, (240, 320, 3), numpy.int16)
+        noisy = VideoFrame.from_ndarray(image.astype(numpy.uint8), format="bgr24")
+        noisy.pts, noisy.time_base = frame.pts, frame.time_base
+        return noisy
+
+
+async def aiortc_publish(url, token, broadcast_id, seconds, video=None):
     pc = RTCPeerConnection(RTCConfiguration(bundlePolicy="max-bundle"))
     pc.addTransceiver(ToneTrack(), direction="sendonly")
-    pc.addTransceiver(PatternTrack(), direction="sendonly")
+    pc.addTransceiver(video or PatternTrack(), direction="sendonly")
     await pc.setLocalDescription(await pc.createOffer())
     reply = await asyncio.to_thread(requests.post, f"{url}/whip/{broadcast_id}", data=pc.localDescription.sdp,
                                     headers={"Content-Type": "application/sdp", "Authorization": f"Bearer {token}"}, timeout=10)
@@ -243,3 +256,32 @@ def test_a_player_that_starts_with_its_publisher_gets_the_media_once_it_flows(we
         assert loop.run(scenario()) >= 30
     finally:
         loop.close()
+
+
+def test_a_remb_only_publisher_is_told_to_raise_its_bitrate(webrtc_tally):
+    """aiortc sizes its video from REMB alone (no transport-cc) and starts at 500 kbit/s; with
+    nothing lost on loopback, Tally's REMB lets it climb toward its 1.5 Mbit/s ceiling."""
+    token, broadcast_id = broadcast(webrtc_tally)
+    loop = BackgroundLoop()
+
+    async def scenario():
+        publisher, _ = await aiortc_publish(webrtc_tally.url, token, broadcast_id, 20, video=NoiseTrack())
+        video = next(sender for sender in publisher.getSenders() if sender.track and sender.track.kind == "video")
+
+        async def bytes_sent():
+            stats = await video.getStats()
+            return next(s.bytesSent for s in stats.values() if s.type == "outbound-rtp")
+
+        await asyncio.sleep(9)
+        before = await bytes_sent()
+        await asyncio.sleep(3)
+        rate = (await bytes_sent() - before) * 8 / 3
+        await publisher.close()
+        return rate
+
+    try:
+        rate = loop.run(scenario())
+    finally:
+        loop.close()
+    # Without REMB it stays near its 500 kbit/s start (about 420 measured with this picture).
+    assert rate > 900_000, f"the publisher sent {rate / 1000:.0f} kbit/s"
