@@ -11,7 +11,10 @@ int tally_datagram_bind(const struct sockaddr *address, socklen_t length, int bu
     int fd = socket(address->sa_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) return -errno;
     int on = 1;
-    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) < 0 ||
+    int packetInfo = address->sa_family == AF_INET6
+        ? setsockopt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &on, sizeof on)
+        : setsockopt(fd, IPPROTO_IP, IP_PKTINFO, &on, sizeof on);
+    if (packetInfo < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) < 0 ||
         setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bufferBytes, sizeof bufferBytes) < 0 ||
         setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &bufferBytes, sizeof bufferBytes) < 0 ||
         bind(fd, address, length) < 0) {
@@ -22,13 +25,45 @@ int tally_datagram_bind(const struct sockaddr *address, socklen_t length, int bu
     return fd;
 }
 
+// Room for one packet-info control message of either family.
+#define TALLY_SOURCE_SPACE CMSG_SPACE(sizeof(struct in6_pktinfo))
+
+static void tally_set_source(struct msghdr *message, const tally_datagram_source *source, unsigned char *control) {
+    if (source->family != AF_INET && source->family != AF_INET6) return;
+    message->msg_control = control;
+    message->msg_controllen = TALLY_SOURCE_SPACE;
+    struct cmsghdr *header = CMSG_FIRSTHDR(message);
+    if (source->family == AF_INET) {
+        struct in_pktinfo info;
+        memset(&info, 0, sizeof info);
+        info.ipi_spec_dst = source->v4;
+        header->cmsg_level = IPPROTO_IP;
+        header->cmsg_type = IP_PKTINFO;
+        header->cmsg_len = CMSG_LEN(sizeof info);
+        memcpy(CMSG_DATA(header), &info, sizeof info);
+        message->msg_controllen = CMSG_SPACE(sizeof info);
+    } else {
+        struct in6_pktinfo info;
+        memset(&info, 0, sizeof info);
+        info.ipi6_addr = source->v6;
+        header->cmsg_level = IPPROTO_IPV6;
+        header->cmsg_type = IPV6_PKTINFO;
+        header->cmsg_len = CMSG_LEN(sizeof info);
+        memcpy(CMSG_DATA(header), &info, sizeof info);
+        message->msg_controllen = CMSG_SPACE(sizeof info);
+    }
+}
+
 int tally_datagram_send(int fd, uint8_t *const *bytes, const size_t *lengths,
-                        const struct sockaddr_storage *addresses, const socklen_t *addressLengths, int count) {
+                        const struct sockaddr_storage *addresses, const socklen_t *addressLengths,
+                        const tally_datagram_source *sources, int count) {
     struct mmsghdr messages[64];
     struct iovec vectors[64];
+    unsigned char controls[64][TALLY_SOURCE_SPACE] __attribute__((aligned(8)));
     if (count > 64) count = 64;
     if (count <= 0) return 0;
     memset(messages, 0, sizeof(struct mmsghdr) * (size_t)count);
+    memset(controls, 0, TALLY_SOURCE_SPACE * (size_t)count);
     for (int i = 0; i < count; i++) {
         vectors[i].iov_base = bytes[i];
         vectors[i].iov_len = lengths[i];
@@ -36,6 +71,7 @@ int tally_datagram_send(int fd, uint8_t *const *bytes, const size_t *lengths,
         messages[i].msg_hdr.msg_namelen = addressLengths[i];
         messages[i].msg_hdr.msg_iov = &vectors[i];
         messages[i].msg_hdr.msg_iovlen = 1;
+        tally_set_source(&messages[i].msg_hdr, &sources[i], controls[i]);
     }
     int sent;
     do {

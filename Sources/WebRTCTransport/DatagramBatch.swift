@@ -2,13 +2,15 @@ import CDatagram
 import Glibc
 import NIOCore
 
-/// Where a UDP peer is, as the kernel takes it: converted once when ICE selects the path,
-/// not for every packet.
+/// Where a UDP peer is, as the kernel takes it, and which of the server's addresses it talks
+/// to: converted once when ICE selects the path, not for every packet.
 struct DatagramDestination {
     var address = sockaddr_storage()
     var length: socklen_t = 0
+    var source = tally_datagram_source()
 
-    init?(_ socketAddress: SocketAddress) {
+    /// `local`: the address the peer's datagrams arrived at, which answers must come from.
+    init?(_ socketAddress: SocketAddress, local: SocketAddress? = nil) {
         var converted = false
         socketAddress.withSockAddr { pointer, size in
             guard size <= MemoryLayout<sockaddr_storage>.size else { return }
@@ -17,6 +19,16 @@ struct DatagramDestination {
             converted = true
         }
         guard converted else { return nil }
+        switch (socketAddress, local) {
+        case (.v4, .v4(let here)?):
+            source.family = sa_family_t(AF_INET)
+            source.v4 = here.address.sin_addr
+        case (.v6, .v6(let here)?):
+            source.family = sa_family_t(AF_INET6)
+            source.v6 = here.address.sin6_addr
+        default:
+            break
+        }
     }
 }
 
@@ -35,6 +47,7 @@ final class DatagramBatch {
     private let lengths: UnsafeMutablePointer<Int>
     private let addresses: UnsafeMutablePointer<sockaddr_storage>
     private let addressLengths: UnsafeMutablePointer<socklen_t>
+    private let sources: UnsafeMutablePointer<tally_datagram_source>
     /// Who each datagram is for: if the kernel's buffer is full, the rest go through the
     /// channel, which waits for room.
     private var peers: [PeerConnection?]
@@ -46,6 +59,7 @@ final class DatagramBatch {
         lengths = .allocate(capacity: Self.capacity)
         addresses = .allocate(capacity: Self.capacity)
         addressLengths = .allocate(capacity: Self.capacity)
+        sources = .allocate(capacity: Self.capacity)
         for slot in 0..<Self.capacity { starts[slot] = arena + slot * Self.slotSize }
         peers = Array(repeating: nil, count: Self.capacity)
     }
@@ -56,6 +70,7 @@ final class DatagramBatch {
         lengths.deallocate()
         addresses.deallocate()
         addressLengths.deallocate()
+        sources.deallocate()
     }
 
     var isFull: Bool { count == Self.capacity }
@@ -82,6 +97,7 @@ final class DatagramBatch {
         lengths[count] = protectedLength
         addresses[count] = destination.address
         addressLengths[count] = destination.length
+        sources[count] = destination.source
         peers[count] = peer
         count += 1
         return true
@@ -93,7 +109,7 @@ final class DatagramBatch {
     func send(on fd: CInt, overflow: (UnsafeRawBufferPointer, PeerConnection) -> Void, refused: (PeerConnection, CInt) -> Void) {
         var next = 0
         while next < count {
-            let result = tally_datagram_send(fd, starts + next, lengths + next, addresses + next, addressLengths + next, CInt(count - next))
+            let result = tally_datagram_send(fd, starts + next, lengths + next, addresses + next, addressLengths + next, sources + next, CInt(count - next))
             if result > 0 {
                 next += Int(result)
             } else if result == -EAGAIN || result == -EWOULDBLOCK || result == -ENOBUFS {
@@ -108,5 +124,16 @@ final class DatagramBatch {
         }
         for slot in 0..<count { peers[slot] = nil }
         count = 0
+    }
+}
+
+extension DatagramDestination {
+    /// Sends one datagram now (ICE and DTLS, whose peers retransmit): true when the kernel took it.
+    func send(_ bytes: [UInt8], on fd: CInt) -> Bool {
+        var address = address, addressLength = length, source = source, byteCount = bytes.count
+        return bytes.withUnsafeBufferPointer { buffer in
+            var start = UnsafeMutablePointer(mutating: buffer.baseAddress)
+            return tally_datagram_send(fd, &start, &byteCount, &address, &addressLength, &source, 1) == 1
+        }
     }
 }

@@ -39,7 +39,7 @@ public final class PeerConnection {
     /// needs no lookup.
     var selectedRoute: WebRTCServer.Route? {
         didSet {
-            if case .udp(let address)? = selectedRoute { udpDestination = DatagramDestination(address) } else { udpDestination = nil }
+            if case .udp(let address, let local)? = selectedRoute { udpDestination = DatagramDestination(address, local: local) } else { udpDestination = nil }
         }
     }
     /// The selected UDP path in the kernel's form, for batched sends.

@@ -119,7 +119,8 @@ public final class WebRTCServer: @unchecked Sendable {
     }
 
     enum Route {
-        case udp(SocketAddress)
+        /// A UDP peer, and the server's address its datagrams arrived at (nil: not reported).
+        case udp(SocketAddress, local: SocketAddress?)
         case tcp(any Channel)
     }
 
@@ -171,6 +172,8 @@ public final class WebRTCServer: @unchecked Sendable {
             throw IOError(errnoCode: -descriptor, reason: "binding UDP \(configuration.host):\(configuration.udpPort)")
         }
         let udp = try await DatagramBootstrap(group: loop)
+            // Each datagram's destination address: answers leave from it (see DatagramDestination).
+            .channelOption(.receivePacketInfo, value: true)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(UDPHandler(server: self)) }
             }
@@ -412,7 +415,7 @@ public final class WebRTCServer: @unchecked Sendable {
     /// A protected datagram the socket had no room for, queued on the channel, which waits
     /// for room; media follows it there until it is written, so that it stays in order.
     func queueOverflow(_ bytes: ByteBuffer, for peer: PeerConnection) {
-        guard case .udp(let address)? = peer.selectedRoute, let channel = udpChannel else { return }
+        guard case .udp(let address, _)? = peer.selectedRoute, let channel = udpChannel else { return }
         overflowing += 1
         let written = loop.makePromise(of: Void.self)
         written.futureResult.whenComplete { _ in self.overflowing -= 1 }
@@ -425,7 +428,9 @@ public final class WebRTCServer: @unchecked Sendable {
         var packet = packet
         guard peer.protectRTP(&packet) else { return }
         switch route {
-        case .udp(let address):
+        // Only while the socket's buffer drains (or for a datagram too large for a batch): the
+        // channel keeps order with what waits there, and sends from the kernel's choice of address.
+        case .udp(let address, _):
             guard let channel = udpChannel else { return }
             channel.write(AddressedEnvelope(remoteAddress: address, data: packet), promise: nil)
             unflushedWrites += 1
@@ -552,10 +557,11 @@ public final class WebRTCServer: @unchecked Sendable {
 
     private func write(_ bytes: [UInt8], to path: ICEPath, via route: Route) {
         switch route {
-        case .udp(let address):
-            guard let channel = udpChannel else { return }
-            let buffer = channel.allocator.buffer(bytes: bytes)
-            channel.write(AddressedEnvelope(remoteAddress: address, data: buffer), promise: nil)
+        case .udp(let address, let local):
+            // From the address the peer reached; a datagram the kernel has no room for now is
+            // lost as on the wire, and ICE or DTLS sends it again.
+            guard let descriptor = udpDescriptor, let destination = DatagramDestination(address, local: local) else { return }
+            if !destination.send(bytes, on: descriptor) { logger.trace("UDP control datagram not sent", metadata: ["path": "\(path)"]) }
         case .tcp(let channel):
             guard channel.isWritable else { return }
             channel.writeAndFlush(channel.allocator.buffer(bytes: ICETCPFramer.frame(bytes)), promise: nil)
@@ -599,7 +605,8 @@ public final class WebRTCServer: @unchecked Sendable {
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
             let envelope = unwrapInboundIn(data)
             guard let address = TransportAddress(envelope.remoteAddress) else { return }
-            server.receive(Array(envelope.data.readableBytesView), path: ICEPath(.udp, address), route: .udp(envelope.remoteAddress))
+            server.receive(Array(envelope.data.readableBytesView), path: ICEPath(.udp, address),
+                           route: .udp(envelope.remoteAddress, local: envelope.metadata?.packetInfo?.destinationAddress))
         }
 
         func channelReadComplete(context: ChannelHandlerContext) {
