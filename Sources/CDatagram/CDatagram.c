@@ -28,29 +28,23 @@ int tally_datagram_bind(const struct sockaddr *address, socklen_t length, int bu
 // Room for one packet-info control message of either family.
 #define TALLY_SOURCE_SPACE CMSG_SPACE(sizeof(struct in6_pktinfo))
 
-static void tally_set_source(struct msghdr *message, const tally_datagram_source *source, unsigned char *control) {
-    if (source->family != AF_INET && source->family != AF_INET6) return;
+static void tally_put_control(struct msghdr *message, unsigned char *control, int level, int type, const void *data, size_t size) {
     message->msg_control = control;
-    message->msg_controllen = TALLY_SOURCE_SPACE;
+    message->msg_controllen = CMSG_SPACE(size);
     struct cmsghdr *header = CMSG_FIRSTHDR(message);
+    header->cmsg_level = level;
+    header->cmsg_type = type;
+    header->cmsg_len = CMSG_LEN(size);
+    memcpy(CMSG_DATA(header), data, size);
+}
+
+static void tally_set_source(struct msghdr *message, const tally_datagram_source *source, unsigned char *control) {
     if (source->family == AF_INET) {
-        struct in_pktinfo info;
-        memset(&info, 0, sizeof info);
-        info.ipi_spec_dst = source->v4;
-        header->cmsg_level = IPPROTO_IP;
-        header->cmsg_type = IP_PKTINFO;
-        header->cmsg_len = CMSG_LEN(sizeof info);
-        memcpy(CMSG_DATA(header), &info, sizeof info);
-        message->msg_controllen = CMSG_SPACE(sizeof info);
-    } else {
-        struct in6_pktinfo info;
-        memset(&info, 0, sizeof info);
-        info.ipi6_addr = source->v6;
-        header->cmsg_level = IPPROTO_IPV6;
-        header->cmsg_type = IPV6_PKTINFO;
-        header->cmsg_len = CMSG_LEN(sizeof info);
-        memcpy(CMSG_DATA(header), &info, sizeof info);
-        message->msg_controllen = CMSG_SPACE(sizeof info);
+        struct in_pktinfo info = {.ipi_spec_dst = source->v4};
+        tally_put_control(message, control, IPPROTO_IP, IP_PKTINFO, &info, sizeof info);
+    } else if (source->family == AF_INET6) {
+        struct in6_pktinfo info = {.ipi6_addr = source->v6};
+        tally_put_control(message, control, IPPROTO_IPV6, IPV6_PKTINFO, &info, sizeof info);
     }
 }
 
