@@ -81,6 +81,12 @@ let package = Package(
         .target(name: "NetworkPolicy", dependencies: [
             .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
         ]),
+        // HTTP/1.1 requests Tally makes on its own (webhooks, ACME), through the outbound policy.
+        .target(name: "OutboundHTTP", dependencies: [
+            "NetworkPolicy",
+            .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "NIOSSL", package: "swift-nio-ssl"),
+        ]),
         .target(name: "RTMP", dependencies: [
             "FLV", "NetworkPolicy",
             .product(name: "NIOCore", package: "swift-nio"),
@@ -88,9 +94,8 @@ let package = Package(
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
         ]),
         .target(name: "Ingest", dependencies: [
-            "Outputs", "MediaCodecs", "Compositor", "RTMP", "FLV", "CSRT", "SFU", "SDP", "RTP", "NetworkPolicy",
+            "Outputs", "MediaCodecs", "Compositor", "RTMP", "FLV", "CSRT", "SFU", "SDP", "RTP", "NetworkPolicy", "OutboundHTTP",
             .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
-            .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "Logging", package: "swift-log"), .product(name: "Metrics", package: "swift-metrics"),
         ]),
         .target(name: "MediaCodecs", dependencies: ["CVPX", "CX264", "COpus", "CFFmpeg", "RTP", "MediaCore", "FLV"]),
