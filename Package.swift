@@ -87,6 +87,12 @@ let package = Package(
             .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "NIOSSL", package: "swift-nio-ssl"),
         ]),
+        // HTTPS certificates: PEM files reloaded on change, or obtained and renewed over ACME (RFC 8555).
+        .target(name: "Certificates", dependencies: [
+            "COpenSSL", "OutboundHTTP",
+            .product(name: "Crypto", package: "swift-crypto"), .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "Logging", package: "swift-log"),
+        ]),
         .target(name: "RTMP", dependencies: [
             "FLV", "NetworkPolicy",
             .product(name: "NIOCore", package: "swift-nio"),
@@ -147,8 +153,8 @@ let package = Package(
             name: "HTTPAPI",
             dependencies: [
                 "Store", "Registry", "Rooms", "WebRTCTransport", "SFU", "SDP", "DTLS", "Layout", "Signaling",
-                "Compositor", "Outputs", "MediaCodecs", "RTMP", "Ingest", "NetworkPolicy", "StudioFiles",
-                .product(name: "NIOPosix", package: "swift-nio"),
+                "Compositor", "Outputs", "MediaCodecs", "RTMP", "Ingest", "NetworkPolicy", "StudioFiles", "Certificates", "OutboundHTTP",
+                .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
                 .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket"),
@@ -161,7 +167,7 @@ let package = Package(
         .executableTarget(
             name: "tally",
             dependencies: [
-                "HTTPAPI", "NetworkPolicy",
+                "HTTPAPI", "NetworkPolicy", "Certificates", "OutboundHTTP", .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]

@@ -4,9 +4,11 @@
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/params.h>
+#include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 /* OpenSSL spells these as macros, which Swift cannot call. */
 static inline EVP_PKEY *tally_generate_p256_key(void) { return EVP_EC_gen("P-256"); }
@@ -36,4 +38,31 @@ static inline EVP_MAC_CTX *tally_hmac_sha1_new(const unsigned char *key, size_t 
     }
     return context;
 }
+/* A certificate signing request (RFC 2986) for `altNames` ("DNS:a,DNS:b"), with `commonName`
+   as its subject when not NULL, signed by the private key in `keyPEM`. Its DER goes to *der
+   (free it with tally_free); returns the length, or -1. */
+static inline int tally_make_csr(const char *keyPEM, const char *commonName, const char *altNames, unsigned char **der) {
+    BIO *bio = BIO_new_mem_buf(keyPEM, -1);
+    EVP_PKEY *key = bio ? PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL) : NULL;
+    BIO_free(bio);
+    X509_REQ *request = key ? X509_REQ_new() : NULL;
+    STACK_OF(X509_EXTENSION) *extensions = sk_X509_EXTENSION_new_null();
+    X509_EXTENSION *san = X509V3_EXT_conf_nid(NULL, NULL, NID_subject_alt_name, altNames);
+    if (extensions && san && sk_X509_EXTENSION_push(extensions, san)) san = NULL; /* the stack owns it now */
+    int length = -1;
+    if (request && extensions && sk_X509_EXTENSION_num(extensions) == 1 && X509_REQ_set_version(request, 0)
+        && (commonName == NULL || X509_NAME_add_entry_by_txt(X509_REQ_get_subject_name(request), "CN", MBSTRING_ASC,
+                                                             (const unsigned char *)commonName, -1, -1, 0))
+        && X509_REQ_add_extensions(request, extensions) && X509_REQ_set_pubkey(request, key)
+        && X509_REQ_sign(request, key, EVP_sha256()) > 0) {
+        *der = NULL;
+        length = i2d_X509_REQ(request, der);
+    }
+    X509_EXTENSION_free(san);
+    sk_X509_EXTENSION_pop_free(extensions, X509_EXTENSION_free);
+    X509_REQ_free(request);
+    EVP_PKEY_free(key);
+    return length;
+}
+static inline void tally_free(void *pointer) { OPENSSL_free(pointer); }
 #endif

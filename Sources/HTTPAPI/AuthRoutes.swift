@@ -137,7 +137,7 @@ extension API {
         guard context.identity != nil || token != nil else { throw APIError.unauthorized }
         try await auth.endSession(identity: context.identity, refreshToken: token)
         var response = Response(status: .noContent)
-        response.setCookie(Cookie(name: Self.refreshCookie, value: "", maxAge: 0, path: "/api/auth", httpOnly: true, sameSite: .strict))
+        response.setCookie(Cookie(name: Self.refreshCookie, value: "", maxAge: 0, path: "/api/auth", secure: configuration.tlsEnabled, httpOnly: true, sameSite: .strict))
         return response
     }
 
@@ -156,7 +156,7 @@ extension API {
     private func respond(_ session: Session, user: User, status: HTTPResponse.Status) -> EditedResponse<SessionResponse> {
         let cookie = Cookie(
             name: Self.refreshCookie, value: session.refreshToken, maxAge: Int(session.refreshLifetime.seconds),
-            path: "/api/auth", httpOnly: true, sameSite: .strict)
+            path: "/api/auth", secure: configuration.tlsEnabled, httpOnly: true, sameSite: .strict)
         let body = SessionResponse(
             user: UserResponse(user), accessToken: session.accessToken,
             expiresIn: max(0, Int(session.accessExpiresAt.timeIntervalSinceNow.rounded())), refreshToken: session.refreshToken)

@@ -14,7 +14,8 @@ struct DeadlinedChildChannel<Base: ServerChildChannel>: ServerChildChannel {
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Base.Value> {
         channel.eventLoop.makeCompletedFuture {
-            try channel.pipeline.syncOperations.addHandler(FirstRequestDeadlineHandler(limits), position: .first)
+            // After TLS, when a TLS channel wraps this one: it counts and times the request itself.
+            try channel.pipeline.syncOperations.addHandler(FirstRequestDeadlineHandler(limits))
         }.flatMap { base.setup(channel: channel, logger: logger) }
     }
 

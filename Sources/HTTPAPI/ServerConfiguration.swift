@@ -11,6 +11,18 @@ public struct ServerConfiguration: Sendable {
     public var tcpPort = 7881
     public var rtmpPort = 1935
     public var srtPort = 10080
+    /// HTTPS, once a certificate is configured (`TALLY_TLS_CERT` or `TALLY_ACME_DOMAINS`); the
+    /// HTTP port then only answers ACME challenges and redirects here.
+    public var httpsPort = 8443
+    /// PEM certificate chain and key, reloaded when either file changes.
+    public var tlsCertificatePath: String?
+    public var tlsKeyPath: String?
+    /// Names to obtain a certificate for over ACME (HTTP-01 on the HTTP port).
+    public var acmeDomains: [String] = []
+    public var acmeEmail: String?
+    public var acmeDirectory = URL(string: "https://acme-v02.api.letsencrypt.org/directory")!
+    /// PEM roots trusted for the ACME directory's own HTTPS besides the system's (a test CA).
+    public var acmeDirectoryCA: String?
     public var dataDirectory = URL(fileURLWithPath: "data")
     /// nil: SQLite in the data directory.
     public var databaseURL: String?
@@ -77,6 +89,9 @@ public struct ServerConfiguration: Sendable {
 
     public init() {}
 
+    /// HTTPS is served (and plain HTTP redirects to it).
+    public var tlsEnabled: Bool { tlsCertificatePath != nil || !acmeDomains.isEmpty }
+
     public var sqlitePath: String { dataDirectory.appendingPathComponent("tally.sqlite").path }
     public var uploadsDirectory: URL { dataDirectory.appendingPathComponent("uploads") }
     public var recordingsDirectory: URL { dataDirectory.appendingPathComponent("recordings") }
@@ -85,7 +100,7 @@ public struct ServerConfiguration: Sendable {
     /// Rejects settings that could only fail later, with a message naming the setting.
     public func validate() throws {
         for (name, port) in [("TALLY_HTTP_PORT", httpPort), ("TALLY_UDP_PORT", udpPort), ("TALLY_TCP_PORT", tcpPort),
-                             ("TALLY_RTMP_PORT", rtmpPort), ("TALLY_SRT_PORT", srtPort)] where !(0...65535).contains(port) {
+                             ("TALLY_RTMP_PORT", rtmpPort), ("TALLY_SRT_PORT", srtPort), ("TALLY_HTTPS_PORT", httpsPort)] where !(0...65535).contains(port) {
             throw ConfigurationError("\(name) must be between 0 and 65535, not \(port)")
         }
         for (name, limit) in [("TALLY_MAX_SESSIONS_PER_IDENTITY", maxSessionsPerIdentity), ("TALLY_MAX_SESSIONS_PER_ADDRESS", maxSessionsPerAddress)]
@@ -122,8 +137,28 @@ public struct ServerConfiguration: Sendable {
         if let publicIP, !Self.isIPAddress(publicIP) {
             throw ConfigurationError("TALLY_PUBLIC_IP must be an IPv4 or IPv6 address, not \(publicIP)")
         }
+        guard (tlsCertificatePath == nil) == (tlsKeyPath == nil) else {
+            throw ConfigurationError("TALLY_TLS_CERT and TALLY_TLS_KEY go together: set both or neither")
+        }
+        if tlsCertificatePath != nil, !acmeDomains.isEmpty {
+            throw ConfigurationError("set TALLY_TLS_CERT/TALLY_TLS_KEY or TALLY_ACME_DOMAINS, not both")
+        }
+        for domain in acmeDomains where !Self.isDNSName(domain) {
+            throw ConfigurationError("TALLY_ACME_DOMAINS: \(domain) is not a DNS name (ACME certifies names, such as studio.example.com)")
+        }
+        if let scheme = acmeDirectory.scheme, scheme != "https" {
+            throw ConfigurationError("TALLY_ACME_DIRECTORY must be an https:// URL, not \(acmeDirectory)")
+        }
         if let secretKey, secretKey.utf8.count < 16 {
             throw ConfigurationError("TALLY_SECRET_KEY must be at least 16 characters")
+        }
+    }
+
+    static func isDNSName(_ text: String) -> Bool {
+        let labels = text.split(separator: ".", omittingEmptySubsequences: false)
+        return labels.count >= 2 && text.utf8.count <= 253 && !isIPAddress(text) && labels.allSatisfy { label in
+            (1...63).contains(label.count) && label.first != "-" && label.last != "-"
+                && label.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-") }
         }
     }
 

@@ -1,3 +1,4 @@
+import Certificates
 import DTLS
 import Foundation
 import Hummingbird
@@ -189,9 +190,11 @@ public final class TallyServices: Sendable {
 }
 
 public enum TallyServer {
-    /// The HTTP application: every route, the error shape, metrics and the web studio.
+    /// The HTTP application: every route, the error shape, metrics and the web studio. With
+    /// `certificate`, it speaks HTTPS on the HTTPS port.
     public static func application(
         services: TallyServices,
+        certificate: ServerCertificate? = nil,
         onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }
     ) throws -> some ApplicationProtocol {
         let configuration = services.configuration
@@ -204,7 +207,7 @@ public enum TallyServer {
             // clients cannot hold sockets for ever.
             server: HTTPServerBuilder { responder in
                 let idle = TimeAmount.seconds(Int64(configuration.httpIdleTimeout.seconds))
-                return DeadlinedChildChannel(
+                let http = DeadlinedChildChannel(
                     base: HTTP1WebSocketUpgradeChannel(
                         responder: responder,
                         configuration: .init(http1: .init(idleTimeout: idle), ws: .init(maxFrameSize: SignalMessage.maxBytes, closeTimeout: .seconds(2)))
@@ -212,11 +215,36 @@ public enum TallyServer {
                         await api.signalingUpgrade(request, channel: channel)
                     },
                     limits: .init(idle: idle, total: idle * 4, bytes: configuration.maxUploadBytes + (1 << 20)))
+                guard let certificate else { return http }
+                return ReloadingTLSChannel(base: http, certificate: certificate)
+            },
+            configuration: .init(address: .hostname(configuration.host, port: certificate == nil ? configuration.httpPort : configuration.httpsPort),
+                                 serverName: "Tally", availableConnectionsDelegate: MaximumAvailableConnections(configuration.maxHTTPConnections)),
+            onServerRunning: onServerRunning,
+            logger: services.logger)
+    }
+
+    /// The plain HTTP port beside HTTPS: ACME challenges, and a redirect for everything else.
+    public static func redirectApplication(
+        configuration: ServerConfiguration,
+        httpsPort: BoundPort,
+        challenges: ACMEChallenges?,
+        logger: Logger,
+        onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }
+    ) -> some ApplicationProtocol {
+        let router = Hummingbird.Router(context: AppContext.self)
+        router.add(middleware: RedirectToHTTPSMiddleware(httpsPort: httpsPort, challenges: challenges))
+        let idle = TimeAmount.seconds(Int64(configuration.httpIdleTimeout.seconds))
+        return Application(
+            router: router,
+            server: HTTPServerBuilder { responder in
+                DeadlinedChildChannel(base: HTTP1Channel(responder: responder, configuration: .init(idleTimeout: idle)),
+                                      limits: .init(idle: idle, total: idle * 4, bytes: 64 << 10))
             },
             configuration: .init(address: .hostname(configuration.host, port: configuration.httpPort), serverName: "Tally",
                                  availableConnectionsDelegate: MaximumAvailableConnections(configuration.maxHTTPConnections)),
             onServerRunning: onServerRunning,
-            logger: services.logger)
+            logger: logger)
     }
 
     /// The router alone, which tests drive without a socket.
@@ -232,7 +260,7 @@ public enum TallyServer {
 
     static func router(_ api: API) throws -> Hummingbird.Router<AppContext> {
         let router = Hummingbird.Router(context: AppContext.self)
-        router.add(middleware: SecurityHeadersMiddleware())
+        router.add(middleware: SecurityHeadersMiddleware(strictTransport: api.configuration.tlsEnabled))
         router.add(middleware: ErrorMiddleware())
         router.add(middleware: MetricsMiddleware())
         if let web = api.configuration.webDirectory {

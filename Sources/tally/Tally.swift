@@ -1,9 +1,12 @@
 import ArgumentParser
+import Certificates
 import Foundation
 import HTTPAPI
 import Logging
 import NetworkPolicy
 import NIOCore
+import NIOSSL
+import OutboundHTTP
 import ServiceLifecycle
 
 /// `tally`: the whole live studio in one process. Every option also reads its environment
@@ -16,6 +19,13 @@ struct Tally: AsyncParsableCommand {
 
     @Option(help: "Address to listen on (TALLY_HOST, default 0.0.0.0).") var host: String?
     @Option(help: "HTTP port: API, WebSocket, studio, WHIP/WHEP, HLS (TALLY_HTTP_PORT, default 8080; 0 = any free port).") var httpPort: Int?
+    @Option(help: "HTTPS port, once a certificate is configured; HTTP then redirects here (TALLY_HTTPS_PORT, default 8443; 0 = any free port).") var httpsPort: Int?
+    @Option(help: "PEM certificate chain to serve HTTPS with, reloaded when it changes (TALLY_TLS_CERT; with TALLY_TLS_KEY).") var tlsCert: String?
+    @Option(help: "PEM private key of TALLY_TLS_CERT (TALLY_TLS_KEY).") var tlsKey: String?
+    @Option(help: "Comma-separated names to obtain a certificate for over ACME, HTTP-01 on the HTTP port (TALLY_ACME_DOMAINS).") var acmeDomains: String?
+    @Option(help: "Contact address given to the ACME CA (TALLY_ACME_EMAIL).") var acmeEmail: String?
+    @Option(help: "ACME directory URL (TALLY_ACME_DIRECTORY, default Let's Encrypt).") var acmeDirectory: String?
+    @Option(help: "PEM roots trusted for the ACME directory's HTTPS besides the system's (TALLY_ACME_DIRECTORY_CA).") var acmeDirectoryCA: String?
     @Option(help: "WebRTC UDP port shared by all peers (TALLY_UDP_PORT, default 7882).") var udpPort: Int?
     @Option(help: "ICE-TCP port (TALLY_TCP_PORT, default 7881).") var tcpPort: Int?
     @Option(help: "RTMP ingest port (TALLY_RTMP_PORT, default 1935).") var rtmpPort: Int?
@@ -88,6 +98,17 @@ struct Tally: AsyncParsableCommand {
         var config = ServerConfiguration()
         config.host = setting(host, "TALLY_HOST") ?? config.host
         config.httpPort = try number(httpPort, "TALLY_HTTP_PORT", config.httpPort)
+        config.httpsPort = try number(httpsPort, "TALLY_HTTPS_PORT", config.httpsPort)
+        config.tlsCertificatePath = setting(tlsCert, "TALLY_TLS_CERT")
+        config.tlsKeyPath = setting(tlsKey, "TALLY_TLS_KEY")
+        config.acmeDomains = (setting(acmeDomains, "TALLY_ACME_DOMAINS") ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
+            .filter { !$0.isEmpty }
+        config.acmeEmail = setting(acmeEmail, "TALLY_ACME_EMAIL")
+        if let directory = setting(acmeDirectory, "TALLY_ACME_DIRECTORY") {
+            guard let url = URL(string: directory), url.host != nil else { throw ValidationError("TALLY_ACME_DIRECTORY must be a URL, not \(directory)") }
+            config.acmeDirectory = url
+        }
+        config.acmeDirectoryCA = setting(acmeDirectoryCA, "TALLY_ACME_DIRECTORY_CA")
         config.udpPort = try number(udpPort, "TALLY_UDP_PORT", config.udpPort)
         config.tcpPort = try number(tcpPort, "TALLY_TCP_PORT", config.tcpPort)
         config.rtmpPort = try number(rtmpPort, "TALLY_RTMP_PORT", config.rtmpPort)
@@ -144,34 +165,37 @@ struct Tally: AsyncParsableCommand {
         }
 
         let settings = config
+        let (certificate, certificateService, challenges) = try await Self.certificates(settings, logger: logger)
         let services = try await TallyServices.open(configuration: settings, logger: logger)
-        let portsFile = config.dataDirectory.appendingPathComponent("ports.json")
-        let app = try TallyServer.application(services: services) { channel in
-            let port = channel.localAddress?.port ?? settings.httpPort
-            var ports = ["http": port]
+        let listeners = Listeners(dataDirectory: settings.dataDirectory, expected: certificate == nil ? ["http"] : ["http", "https"], logger: logger) { ports in
             ports["udp"] = services.webrtc.boundUDPPort
             ports["tcp"] = services.webrtc.boundTCPPort
             ports["rtmp"] = services.boundRTMPPort
             ports["srt"] = services.boundSRTPort
-            do {
-                let json = try JSONSerialization.data(withJSONObject: ports, options: [.sortedKeys])
-                try json.write(to: portsFile, options: .atomic)
-            } catch {
-                logger.error("cannot write \(portsFile.path): \(error)")
-            }
+        } banner: { ports in
             let shown = settings.host == "0.0.0.0" || settings.host == "::" ? "127.0.0.1" : settings.host
-            logger.info("listening", metadata: ["http": "\(settings.host):\(port)", "ports_file": "\(portsFile.path)"])
-            let studio = "http://\(shown):\(port)/"
-            let banner = """
-                Tally is listening on http://\(shown):\(port)
-                  studio:  \(studio)
-                  health:  http://\(shown):\(port)/api/health
-                  API doc: http://\(shown):\(port)/openapi.yaml
-
+            let base = ports["https"].map { "https://\(shown):\($0)" } ?? "http://\(shown):\(ports["http"] ?? 0)"
+            let redirect = ports["https"] == nil ? "" : "  http:    http://\(shown):\(ports["http"] ?? 0) redirects to HTTPS and answers ACME challenges\n"
+            return """
+                Tally is listening on \(base)
+                  studio:  \(base)/
+                  health:  \(base)/api/health
+                  API doc: \(base)/openapi.yaml
+                \(redirect)
                 """
-            FileHandle.standardOutput.write(Data(banner.utf8))
         }
-        let group = ServiceGroup(services: [app], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
+        let httpsPort = BoundPort(settings.httpsPort)
+        var servers: [any Service] = [try TallyServer.application(services: services, certificate: certificate) { channel in
+            if certificate != nil, let port = channel.localAddress?.port { httpsPort.set(port) }
+            await listeners.report(certificate == nil ? "http" : "https", port: channel.localAddress?.port)
+        }]
+        if certificate != nil {
+            servers.append(TallyServer.redirectApplication(configuration: settings, httpsPort: httpsPort, challenges: challenges, logger: logger) { channel in
+                await listeners.report("http", port: channel.localAddress?.port)
+            })
+        }
+        if let certificateService { servers.append(certificateService) }
+        let group = ServiceGroup(services: servers, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         do {
             try await group.run()
         } catch {
@@ -180,5 +204,71 @@ struct Tally: AsyncParsableCommand {
         }
         await services.shutdown()
         logger.info("stopped")
+    }
+
+    /// The HTTPS certificate, when one is configured, and what keeps it current: the files'
+    /// watcher, or ACME's renewal (with the challenges it publishes on the HTTP port).
+    static func certificates(_ settings: ServerConfiguration, logger: Logger) async throws -> (ServerCertificate?, (any Service)?, ACMEChallenges?) {
+        if let certificatePath = settings.tlsCertificatePath, let keyPath = settings.tlsKeyPath {
+            let certificate = ServerCertificate()
+            let files = CertificateFiles(certificatePath: certificatePath, keyPath: keyPath, certificate: certificate, logger: logger)
+            do {
+                try files.load()
+            } catch {
+                throw ValidationError("\(error)")
+            }
+            return (certificate, BackgroundService { await files.watch() }, nil)
+        }
+        guard !settings.acmeDomains.isEmpty else { return (nil, nil, nil) }
+        let roots: [NIOSSLCertificate]
+        do {
+            roots = try settings.acmeDirectoryCA.map(NIOSSLCertificate.fromPEMFile) ?? []
+        } catch {
+            throw ValidationError("TALLY_ACME_DIRECTORY_CA: cannot read PEM certificates from \(settings.acmeDirectoryCA ?? ""): \(error)")
+        }
+        let certificate = ServerCertificate()
+        let challenges = ACMEChallenges()
+        let acme = try ACMECertificates(
+            settings: .init(domains: settings.acmeDomains, email: settings.acmeEmail, directory: settings.acmeDirectory,
+                            folder: settings.dataDirectory.appendingPathComponent("acme")),
+            http: { try OutboundHTTPClient(policy: settings.outboundPolicy, timeout: .seconds(30), trustedRoots: roots) },
+            certificate: certificate, challenges: challenges, logger: logger)
+        acme.loadStored()
+        return (certificate, BackgroundService { await acme.run() }, challenges)
+    }
+}
+
+/// The listening ports, written to `ports.json` once every HTTP listener is up, with the
+/// banner printed then.
+actor Listeners {
+    private let file: URL
+    private let expected: Set<String>
+    private let logger: Logger
+    private let addOthers: @Sendable (inout [String: Int]) -> Void
+    private let banner: @Sendable ([String: Int]) -> String
+    private var ports: [String: Int] = [:]
+
+    init(dataDirectory: URL, expected: Set<String>, logger: Logger, others: @escaping @Sendable (inout [String: Int]) -> Void,
+         banner: @escaping @Sendable ([String: Int]) -> String) {
+        file = dataDirectory.appendingPathComponent("ports.json")
+        self.expected = expected
+        self.logger = logger
+        addOthers = others
+        self.banner = banner
+    }
+
+    func report(_ name: String, port: Int?) {
+        ports[name] = port ?? 0
+        guard Set(ports.keys).isSuperset(of: expected) else { return }
+        var all = ports
+        addOthers(&all)
+        do {
+            let json = try JSONSerialization.data(withJSONObject: all, options: [.sortedKeys])
+            try json.write(to: file, options: .atomic)
+        } catch {
+            logger.error("cannot write \(file.path): \(error)")
+        }
+        logger.info("listening", metadata: ["ports": "\(ports)", "ports_file": "\(file.path)"])
+        FileHandle.standardOutput.write(Data(banner(all).utf8))
     }
 }

@@ -48,11 +48,13 @@ class Tally:
                 raise AssertionError(f"tally exited with {self.process.returncode}:\n{self.logs()}")
             if ports.exists():
                 try:
-                    port = json.loads(ports.read_text())["http"]
-                    self.url = f"http://127.0.0.1:{port}"
-                    requests.get(self.url + "/api/health", timeout=2)
+                    listening = json.loads(ports.read_text())
+                    self.http_url = f"http://127.0.0.1:{listening['http']}"
+                    # With a certificate, the studio is on HTTPS; its name is the test's to check.
+                    self.url = f"https://127.0.0.1:{listening['https']}" if "https" in listening else self.http_url
+                    requests.get(self.url + "/api/health", timeout=2, verify=False)
                     return self
-                except (ValueError, KeyError, requests.ConnectionError):
+                except (ValueError, KeyError, requests.ConnectionError, requests.Timeout):
                     pass
             time.sleep(0.1)
         raise AssertionError(f"tally did not start within {timeout} s:\n{self.logs()}")
