@@ -58,6 +58,13 @@ let package = Package(
         ),
         .target(name: "MediaCore"),
         .target(name: "ICE", dependencies: ["STUN"]),
+        // The embedded TURN server (RFC 8656): relays only to Tally's own media port.
+        .target(name: "TURN", dependencies: [
+            "STUN", .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"), .product(name: "Logging", package: "swift-log"),
+            .product(name: "Metrics", package: "swift-metrics"),
+        ]),
         .target(name: "DTLS", dependencies: ["COpenSSL", "MediaCore"]),
         .target(name: "SRTP", dependencies: ["DTLS"]),
         .target(
@@ -153,7 +160,7 @@ let package = Package(
             name: "HTTPAPI",
             dependencies: [
                 "Store", "Registry", "Rooms", "WebRTCTransport", "SFU", "SDP", "DTLS", "Layout", "Signaling",
-                "Compositor", "Outputs", "MediaCodecs", "RTMP", "Ingest", "NetworkPolicy", "StudioFiles", "Certificates", "OutboundHTTP",
+                "Compositor", "Outputs", "MediaCodecs", "RTMP", "Ingest", "NetworkPolicy", "StudioFiles", "Certificates", "OutboundHTTP", "TURN",
                 .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),

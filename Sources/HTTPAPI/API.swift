@@ -26,6 +26,7 @@ struct API: Sendable {
     let boundRTMPPort: Int
     let boundSRTPort: Int
     let hlsSigner: HLSURLSigner
+    let iceServers: ICEServerDirectory
     let logger: Logger
 
     /// A broadcast the caller owns: 404 if there is none, 403 if it is someone else's.

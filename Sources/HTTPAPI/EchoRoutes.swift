@@ -23,7 +23,7 @@ extension API {
         let (id, answer) = try await Self.openingSession {
             try await webrtc.open(offer: offer, tag: Self.echoTag, owner: owner, intent: EchoSink.intent(for:)) { EchoSink(answer: $0) }
         }
-        return Self.sdpResponse(answer, location: "/api/echo/\(id)")
+        return sdpResponse(answer, location: "/api/echo/\(id)", request: request, identity: owner.identity)
     }
 
     static let echoTag = "echo"
@@ -59,12 +59,5 @@ extension API {
                 throw APIError(.serviceUnavailable, "media_server_full", "the media server is full; try again shortly", headers: [.retryAfter: "5"])
             }
         }
-    }
-
-    static func sdpResponse(_ answer: String, location: String) -> Response {
-        Response(
-            status: .created,
-            headers: [.contentType: "application/sdp", .location: location, .accessControlExposeHeaders: "Location"],
-            body: .init(byteBuffer: ByteBuffer(string: answer)))
     }
 }

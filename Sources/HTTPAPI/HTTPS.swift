@@ -6,6 +6,7 @@ import Logging
 import NIOCore
 import NIOSSL
 import ServiceLifecycle
+import TURN
 import Synchronization
 
 /// TLS in front of a child channel, with whatever certificate is current when the connection
@@ -98,5 +99,110 @@ public struct BackgroundService: Service {
 
     public func run() async throws {
         try await cancelWhenGracefulShutdown { await body() }
+    }
+}
+
+/// The HTTPS port also speaks TURN: a client behind a firewall that lets only HTTPS out
+/// reaches the relay on the same port as the studio (`turns:host:443?transport=tcp`). After
+/// TLS, the first byte tells them apart: a STUN message starts below 4, an HTTP request with
+/// a method's capital letter. HTTP is set up only once that byte is seen.
+struct TURNMultiplexChannel<Base: ServerChildChannel>: ServerChildChannel {
+    enum Route: Sendable {
+        case http(Base.Value)
+        case turn
+    }
+    struct Value: ServerChildChannelValue {
+        let channel: any Channel
+        let route: EventLoopFuture<Route>
+    }
+
+    let base: Base
+    let turn: TURNServer
+
+    func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
+        channel.eventLoop.makeCompletedFuture {
+            let decided = channel.eventLoop.makePromise(of: Bool.self)
+            let sniffer = FirstByteSniffer(decided: decided)
+            try channel.pipeline.syncOperations.addHandler(sniffer)
+            return decided.futureResult.flatMap { isTURN -> EventLoopFuture<Route> in
+                let route: EventLoopFuture<Route>
+                if isTURN {
+                    route = channel.eventLoop.makeCompletedFuture { try turn.attachStream(channel) }.map { .turn }
+                } else {
+                    route = base.setup(channel: channel, logger: logger).map { .http($0) }
+                }
+                return route.always { _ in sniffer.release() }
+            }
+        }.map { Value(channel: channel, route: $0) }
+    }
+
+    func handle(value: Value, logger: Logger) async {
+        // A connection that has sent nothing yet (a browser's preconnect) is closed on shutdown.
+        let route = await withGracefulShutdownHandler {
+            try? await value.route.get()
+        } onGracefulShutdown: {
+            value.channel.close(promise: nil)
+        }
+        switch route {
+        case .http(let http)?: await base.handle(value: http, logger: logger)
+        case .turn?:
+            // A relay open when the server stops is closed, so the drain does not wait on it.
+            await withGracefulShutdownHandler {
+                try? await value.channel.closeFuture.get()
+            } onGracefulShutdown: {
+                value.channel.close(promise: nil)
+            }
+        case nil: break
+        }
+    }
+}
+
+/// Holds a connection's first bytes until the first one says which protocol it is; then
+/// hands them on to what was set up behind it and leaves the pipeline. A connection that
+/// sends nothing for 30 s is closed.
+final class FirstByteSniffer: ChannelInboundHandler, RemovableChannelHandler, @unchecked Sendable {
+    typealias InboundIn = ByteBuffer
+    private let decided: EventLoopPromise<Bool>
+    private var held: [NIOAny] = []
+    private var context: ChannelHandlerContext?
+    private var deadline: Scheduled<Void>?
+
+    init(decided: EventLoopPromise<Bool>) {
+        self.decided = decided
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        let channel = context.channel
+        deadline = context.eventLoop.scheduleTask(in: .seconds(30)) { channel.close(promise: nil) }
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard held.isEmpty else {
+            held.append(data)
+            return
+        }
+        let buffer = unwrapInboundIn(data)
+        guard let first = buffer.getInteger(at: buffer.readerIndex, as: UInt8.self) else { return }
+        held.append(data)
+        // A TURN client's first message is always a STUN request (ChannelData needs a bound
+        // channel first), whose first byte is below 4; no HTTP method starts so.
+        decided.succeed(first < 0x04)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        decided.fail(ChannelError.eof)
+        context.fireChannelInactive()
+    }
+
+    /// Passes on what was held and leaves; called on the channel's loop.
+    func release() {
+        deadline?.cancel()
+        guard let context else { return }
+        for data in held { context.fireChannelRead(data) }
+        held = []
+        context.fireChannelReadComplete()
+        context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+        self.context = nil
     }
 }

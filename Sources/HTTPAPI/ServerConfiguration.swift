@@ -23,6 +23,16 @@ public struct ServerConfiguration: Sendable {
     public var acmeDirectory = URL(string: "https://acme-v02.api.letsencrypt.org/directory")!
     /// PEM roots trusted for the ACME directory's own HTTPS besides the system's (a test CA).
     public var acmeDirectoryCA: String?
+    /// The embedded TURN server's UDP and TCP port.
+    public var turnPort = 3478
+    /// TURN over TLS on a port of its own; nil: on the HTTPS port (when there is a certificate).
+    public var turnsPort: Int?
+    /// The operator's TURN servers (coturn) instead of the embedded one.
+    public var turnURLs: [String] = []
+    /// The TURN REST secret (coturn's `static-auth-secret`); nil: derived from the root secret.
+    public var turnSecret: String?
+    /// How long the TURN credentials handed to a client work.
+    public var turnCredentialLifetime: TimeInterval = 12 * 3600
     public var dataDirectory = URL(fileURLWithPath: "data")
     /// nil: SQLite in the data directory.
     public var databaseURL: String?
@@ -100,7 +110,8 @@ public struct ServerConfiguration: Sendable {
     /// Rejects settings that could only fail later, with a message naming the setting.
     public func validate() throws {
         for (name, port) in [("TALLY_HTTP_PORT", httpPort), ("TALLY_UDP_PORT", udpPort), ("TALLY_TCP_PORT", tcpPort),
-                             ("TALLY_RTMP_PORT", rtmpPort), ("TALLY_SRT_PORT", srtPort), ("TALLY_HTTPS_PORT", httpsPort)] where !(0...65535).contains(port) {
+                             ("TALLY_RTMP_PORT", rtmpPort), ("TALLY_SRT_PORT", srtPort), ("TALLY_HTTPS_PORT", httpsPort),
+                             ("TALLY_TURN_PORT", turnPort), ("TALLY_TURNS_PORT", turnsPort ?? 0)] where !(0...65535).contains(port) {
             throw ConfigurationError("\(name) must be between 0 and 65535, not \(port)")
         }
         for (name, limit) in [("TALLY_MAX_SESSIONS_PER_IDENTITY", maxSessionsPerIdentity), ("TALLY_MAX_SESSIONS_PER_ADDRESS", maxSessionsPerAddress)]
@@ -148,6 +159,18 @@ public struct ServerConfiguration: Sendable {
         }
         if let scheme = acmeDirectory.scheme, scheme != "https" {
             throw ConfigurationError("TALLY_ACME_DIRECTORY must be an https:// URL, not \(acmeDirectory)")
+        }
+        for url in turnURLs where !(url.hasPrefix("turn:") || url.hasPrefix("turns:")) {
+            throw ConfigurationError("TALLY_TURN_URLS: \(url) is not a turn: or turns: URL")
+        }
+        if !turnURLs.isEmpty, turnSecret == nil {
+            throw ConfigurationError("TALLY_TURN_URLS needs TALLY_TURN_SECRET, the secret the TURN servers check credentials with (coturn's static-auth-secret)")
+        }
+        if let turnSecret, turnSecret.utf8.count < 16 {
+            throw ConfigurationError("TALLY_TURN_SECRET must be at least 16 characters")
+        }
+        if turnsPort != nil, !tlsEnabled {
+            throw ConfigurationError("TALLY_TURNS_PORT needs a certificate (TALLY_TLS_CERT or TALLY_ACME_DOMAINS)")
         }
         if let secretKey, secretKey.utf8.count < 16 {
             throw ConfigurationError("TALLY_SECRET_KEY must be at least 16 characters")

@@ -7,6 +7,7 @@ import HummingbirdWebSocket
 import Ingest
 import Layout
 import Logging
+import NetworkPolicy
 import NIOCore
 import NIOPosix
 import Registry
@@ -14,6 +15,7 @@ import SFU
 import Signaling
 import Store
 import StudioFiles
+import TURN
 import WebRTCTransport
 
 /// The long-lived pieces behind the HTTP API, opened once and shut down last.
@@ -43,6 +45,13 @@ public final class TallyServices: Sendable {
     let srtIngest: SRTIngestServer
     private let ingestWrites: SerialTasks
     let hlsSigner: HLSURLSigner
+    let iceServers: ICEServerDirectory
+    /// The embedded TURN server; nil when the operator runs their own (`TALLY_TURN_URLS`).
+    public let turn: TURNServer?
+    /// The HTTPS port as bound, once it listens (for redirects and TURN URLs).
+    public let httpsPort: BoundPort
+    /// TURN's own event loop: relayed media is copied there, not on the media or HTTP loops.
+    private static let turnLoops = MultiThreadedEventLoopGroup(numberOfThreads: 1)
     /// The RTMP port actually bound (the configured one, or the free port picked for 0).
     public let boundRTMPPort: Int
     /// The SRT port actually bound.
@@ -51,7 +60,8 @@ public final class TallyServices: Sendable {
 
     private init(configuration: ServerConfiguration, layouts: LayoutLibrary, store: Store, registry: any Registry, webrtc: WebRTCServer,
                  auth: AuthService, ingest: IngestHub, ingestWrites: SerialTasks, rtmpIngest: RTMPIngestServer, boundRTMPPort: Int,
-                 srtIngest: SRTIngestServer, boundSRTPort: Int, hlsSigner: HLSURLSigner, logger: Logger) {
+                 srtIngest: SRTIngestServer, boundSRTPort: Int, hlsSigner: HLSURLSigner, iceServers: ICEServerDirectory, turn: TURNServer?,
+                 httpsPort: BoundPort, logger: Logger) {
         self.configuration = configuration
         self.layouts = layouts
         self.store = store
@@ -78,13 +88,19 @@ public final class TallyServices: Sendable {
         self.srtIngest = srtIngest
         self.boundSRTPort = boundSRTPort
         self.hlsSigner = hlsSigner
+        self.iceServers = iceServers
+        self.turn = turn
+        self.httpsPort = httpsPort
         self.logger = logger
     }
 
     /// Creates the data directory, loads the secret, opens and migrates the store, and
     /// connects the registry (lazily: a Redis that is down now is retried per request).
-    public static func open(configuration: ServerConfiguration, logger: Logger) async throws -> TallyServices {
+    /// `certificate`: the HTTPS certificate, which TURN over TLS serves too.
+    public static func open(configuration: ServerConfiguration, certificate: ServerCertificate? = nil, logger: Logger) async throws -> TallyServices {
         try configuration.validate()
+        // Before anything makes a counter: one made earlier would count into nothing.
+        _ = TallyMetrics.registry
         let layouts: LayoutLibrary
         do {
             if let directory = configuration.layoutsDirectory {
@@ -168,16 +184,56 @@ public final class TallyServices: Sendable {
             await store.shutdown()
             throw ConfigurationError("cannot open the SRT port \(configuration.srtPort) (TALLY_SRT_PORT): \(error.reason)")
         }
+        let turnSecret = configuration.turnSecret.map { Array($0.utf8) } ?? secret.derivedKey(purpose: "turn-rest").withUnsafeBytes { Array($0) }
+        let credentials = TURNCredentials(secret: turnSecret)
+        var turn: TURNServer?
+        if configuration.turnURLs.isEmpty {
+            do {
+                turn = try await startTURN(configuration, certificate: certificate, credentials: credentials,
+                                           mediaPort: webrtc.boundUDPPort ?? configuration.udpPort, logger: logger)
+            } catch {
+                srtIngest.stop()
+                await rtmpIngest.stop()
+                await webrtc.stop()
+                await registry.shutdown()
+                await store.shutdown()
+                throw ConfigurationError("cannot open the TURN port \(configuration.turnPort) (TALLY_TURN_PORT): \(error)")
+            }
+        }
+        let httpsPort = BoundPort(configuration.httpsPort)
+        let turnsPort: BoundPort? = configuration.tlsEnabled ? (turn?.boundTLSPort.map(BoundPort.init) ?? httpsPort) : nil
+        let iceServers = ICEServerDirectory(credentials: credentials, externalURLs: configuration.turnURLs, turnPort: turn?.boundPort ?? configuration.turnPort,
+                                            turnsPort: turnsPort, lifetime: configuration.turnCredentialLifetime)
         let services = TallyServices(configuration: configuration, layouts: layouts, store: store, registry: registry, webrtc: webrtc, auth: auth,
                                      ingest: ingest, ingestWrites: ingestWrites, rtmpIngest: rtmpIngest, boundRTMPPort: boundRTMPPort,
                                      srtIngest: srtIngest, boundSRTPort: boundSRTPort,
-                                     hlsSigner: HLSURLSigner(secret: secret), logger: logger)
+                                     hlsSigner: HLSURLSigner(secret: secret), iceServers: iceServers, turn: turn, httpsPort: httpsPort, logger: logger)
         await services.programs.reconcileAfterRestart()
         return services
     }
 
+    /// Tally's own TURN server, relaying only to the WebRTC media port on this host's
+    /// addresses (and the announced public one).
+    private static func startTURN(_ configuration: ServerConfiguration, certificate: ServerCertificate?, credentials: TURNCredentials,
+                                  mediaPort: Int, logger: Logger) async throws -> TURNServer {
+        let local = Set(((try? System.enumerateDevices()) ?? []).compactMap { $0.address.flatMap(TURNServer.ipBytes) })
+        let announced = Set(configuration.publicIP.flatMap(IPAddress.bytes(of:)).map { [$0] } ?? [])
+        let hostIP = IPAddress.bytes(of: configuration.host).flatMap { $0 == [0, 0, 0, 0] || $0.count != 4 ? nil : $0 } ?? [127, 0, 0, 1]
+        let policy = TURNRelayPolicy(ownAddresses: announced, localAddresses: local, mediaPort: UInt16(mediaPort), internalIPv4: hostIP)
+        var settings = TURNServer.Configuration()
+        settings.host = configuration.host
+        settings.port = configuration.turnPort
+        settings.tlsPort = configuration.turnsPort
+        settings.announcedIPv4 = announced.first { $0.count == 4 }
+        let turn = TURNServer(configuration: settings, credentials: credentials, policy: policy, loop: turnLoops.next(),
+                              tlsContext: { certificate?.loaded?.context }, logger: logger)
+        try await turn.start()
+        return turn
+    }
+
     public func shutdown() async {
         await departures.stop()
+        await turn?.stop()
         await rtmpIngest.stop()
         srtIngest.stop()
         ingest.shutdown()
@@ -216,7 +272,8 @@ public enum TallyServer {
                     },
                     limits: .init(idle: idle, total: idle * 4, bytes: configuration.maxUploadBytes + (1 << 20)))
                 guard let certificate else { return http }
-                return ReloadingTLSChannel(base: http, certificate: certificate)
+                guard let turn = services.turn else { return ReloadingTLSChannel(base: http, certificate: certificate) }
+                return ReloadingTLSChannel(base: TURNMultiplexChannel(base: http, turn: turn), certificate: certificate)
             },
             configuration: .init(address: .hostname(configuration.host, port: certificate == nil ? configuration.httpPort : configuration.httpsPort),
                                  serverName: "Tally", availableConnectionsDelegate: MaximumAvailableConnections(configuration.maxHTTPConnections)),
@@ -255,7 +312,8 @@ public enum TallyServer {
     static func api(_ services: TallyServices) -> API {
         API(configuration: services.configuration, layouts: services.layouts, store: services.store, registry: services.registry,
             webrtc: services.webrtc, sfu: services.sfu, programs: services.programs, auth: services.auth, departures: services.departures, studioSockets: services.studioSockets,
-            ingest: services.ingest, whipIngest: services.whipIngest, boundRTMPPort: services.boundRTMPPort, boundSRTPort: services.boundSRTPort, hlsSigner: services.hlsSigner, logger: services.logger)
+            ingest: services.ingest, whipIngest: services.whipIngest, boundRTMPPort: services.boundRTMPPort, boundSRTPort: services.boundSRTPort, hlsSigner: services.hlsSigner,
+            iceServers: services.iceServers, logger: services.logger)
     }
 
     static func router(_ api: API) throws -> Hummingbird.Router<AppContext> {
@@ -280,6 +338,7 @@ public enum TallyServer {
         api.addMediaFileRoutes(to: router)
         api.addUploadRoutes(to: router)
         api.addEchoRoutes(to: router)
+        api.addICEServerRoutes(to: router)
         api.addWHIPRoutes(to: router)
         api.addWHIPIngestRoutes(to: router)
         api.addLayoutRoutes(to: router)

@@ -33,6 +33,18 @@ public struct STUNAttributeType: RawRepresentable, Sendable, Hashable, CustomStr
     /// RFC 8445 §16.1
     public static let priority = Self(rawValue: 0x0024)
     public static let useCandidate = Self(rawValue: 0x0025)
+    // TURN (RFC 8656 §18).
+    public static let channelNumber = Self(rawValue: 0x000C)
+    public static let lifetime = Self(rawValue: 0x000D)
+    public static let xorPeerAddress = Self(rawValue: 0x0012)
+    public static let data = Self(rawValue: 0x0013)
+    public static let xorRelayedAddress = Self(rawValue: 0x0016)
+    public static let requestedAddressFamily = Self(rawValue: 0x0017)
+    public static let evenPort = Self(rawValue: 0x0018)
+    public static let requestedTransport = Self(rawValue: 0x0019)
+    public static let dontFragment = Self(rawValue: 0x001A)
+    public static let reservationToken = Self(rawValue: 0x0022)
+    public static let additionalAddressFamily = Self(rawValue: 0x8000)
     public static let software = Self(rawValue: 0x8022)
     public static let fingerprint = Self(rawValue: 0x8028)
     public static let iceControlled = Self(rawValue: 0x8029)
@@ -114,20 +126,25 @@ extension STUNMessage {
 
     /// Comprehension-required attributes this codec does not know (RFC 8489 §7.3.1).
     public var unknownComprehensionRequired: [STUNAttributeType] {
+        unknownComprehensionRequired(alsoKnown: [])
+    }
+
+    /// The same, for a user of STUN that knows more attributes (TURN).
+    public func unknownComprehensionRequired(alsoKnown: Set<STUNAttributeType>) -> [STUNAttributeType] {
         let known: Set<STUNAttributeType> = [
             .mappedAddress, .username, .messageIntegrity, .errorCode, .unknownAttributes, .realm, .nonce,
             .messageIntegritySHA256, .userhash, .xorMappedAddress, .priority, .useCandidate,
         ]
-        return attributes.map(\.type).filter { $0.isComprehensionRequired && !known.contains($0) }
+        return attributes.map(\.type).filter { $0.isComprehensionRequired && !known.contains($0) && !alsoKnown.contains($0) }
     }
 }
 
 extension FixedWidthInteger {
-    var bigEndianBytes: [UInt8] {
+    public var bigEndianBytes: [UInt8] {
         withUnsafeBytes(of: bigEndian) { Array($0) }
     }
 
-    init(bigEndianBytes bytes: some Collection<UInt8>) {
+    public init(bigEndianBytes bytes: some Collection<UInt8>) {
         self = bytes.reduce(0) { $0 << 8 | Self($1) }
     }
 }

@@ -139,7 +139,8 @@ extension Collection where Element == UInt8 {
     }
 }
 
-func constantTimeEquals(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+/// Compares secrets without leaking where they differ through timing.
+public func constantTimeEquals(_ a: [UInt8], _ b: [UInt8]) -> Bool {
     guard a.count == b.count else { return false }
     return zip(a, b).reduce(0) { $0 | ($1.0 ^ $1.1) } == 0
 }

@@ -30,27 +30,44 @@ extension STUNAttribute {
     ///     |                X-Address (Variable)
     ///     +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
     public static func xorMappedAddress(_ address: TransportAddress, transactionID: STUNTransactionID) -> STUNAttribute {
+        xorAddress(.xorMappedAddress, address, transactionID: transactionID)
+    }
+
+    /// Any attribute in XOR-MAPPED-ADDRESS's form (TURN's XOR-PEER-ADDRESS and XOR-RELAYED-ADDRESS too).
+    public static func xorAddress(_ type: STUNAttributeType, _ address: TransportAddress, transactionID: STUNTransactionID) -> STUNAttribute {
         let mask = STUNMessage.magicCookie.bigEndianBytes + transactionID.bytes
         let port = address.port ^ UInt16(STUNMessage.magicCookie >> 16)
         let family: UInt8 = address.isIPv4 ? 0x01 : 0x02
         let ip = zip(address.ip, mask).map { $0 ^ $1 }
-        return STUNAttribute(type: .xorMappedAddress, value: [0, family] + port.bigEndianBytes + ip)
+        return STUNAttribute(type: type, value: [0, family] + port.bigEndianBytes + ip)
     }
 }
 
 extension STUNMessage {
-    public var xorMappedAddress: TransportAddress? {
-        guard let value = attribute(.xorMappedAddress)?.value, value.count >= 8 else { return nil }
-        let length: Int
-        switch value[1] {
-        case 0x01: length = 4
-        case 0x02: length = 16
-        default: return nil
+    public var xorMappedAddress: TransportAddress? { xorAddress(.xorMappedAddress) }
+
+    /// The first attribute of `type` read as an XOR address; nil when absent or malformed.
+    public func xorAddress(_ type: STUNAttributeType) -> TransportAddress? {
+        xorAddresses(type).first ?? nil
+    }
+
+    /// Every attribute of `type` read as an XOR address (a request may carry several), nil
+    /// for each malformed one.
+    public func xorAddresses(_ type: STUNAttributeType) -> [TransportAddress?] {
+        attributes.filter { $0.type == type }.map { attribute in
+            let value = attribute.value
+            guard value.count >= 8 else { return nil }
+            let length: Int
+            switch value[1] {
+            case 0x01: length = 4
+            case 0x02: length = 16
+            default: return nil
+            }
+            guard value.count == 4 + length else { return nil }
+            let mask = Self.magicCookie.bigEndianBytes + transactionID.bytes
+            let port = UInt16(bigEndianBytes: value[2..<4]) ^ UInt16(Self.magicCookie >> 16)
+            let ip = zip(value[4...], mask).map { $0 ^ $1 }
+            return TransportAddress(ip: ip, port: port)
         }
-        guard value.count == 4 + length else { return nil }
-        let mask = Self.magicCookie.bigEndianBytes + transactionID.bytes
-        let port = UInt16(bigEndianBytes: value[2..<4]) ^ UInt16(Self.magicCookie >> 16)
-        let ip = zip(value[4...], mask).map { $0 ^ $1 }
-        return TransportAddress(ip: ip, port: port)
     }
 }

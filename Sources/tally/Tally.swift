@@ -27,6 +27,10 @@ struct Tally: AsyncParsableCommand {
     @Option(help: "ACME directory URL (TALLY_ACME_DIRECTORY, default Let's Encrypt).") var acmeDirectory: String?
     @Option(help: "PEM roots trusted for the ACME directory's HTTPS besides the system's (TALLY_ACME_DIRECTORY_CA).") var acmeDirectoryCA: String?
     @Option(help: "WebRTC UDP port shared by all peers (TALLY_UDP_PORT, default 7882).") var udpPort: Int?
+    @Option(help: "Embedded TURN server, UDP and TCP (TALLY_TURN_PORT, default 3478; 0 = any free port).") var turnPort: Int?
+    @Option(help: "TURN over TLS on a port of its own (TALLY_TURNS_PORT; default: on the HTTPS port, with a certificate).") var turnsPort: Int?
+    @Option(help: "Comma-separated turn:/turns: URLs of the operator's TURN servers, used instead of the embedded one (TALLY_TURN_URLS).") var turnURLs: String?
+    @Option(help: "TURN REST secret the TURN servers check credentials with, coturn's static-auth-secret (TALLY_TURN_SECRET; default: derived from the root secret).") var turnSecret: String?
     @Option(help: "ICE-TCP port (TALLY_TCP_PORT, default 7881).") var tcpPort: Int?
     @Option(help: "RTMP ingest port (TALLY_RTMP_PORT, default 1935).") var rtmpPort: Int?
     @Option(help: "SRT ingest port (TALLY_SRT_PORT, default 10080).") var srtPort: Int?
@@ -110,6 +114,10 @@ struct Tally: AsyncParsableCommand {
         }
         config.acmeDirectoryCA = setting(acmeDirectoryCA, "TALLY_ACME_DIRECTORY_CA")
         config.udpPort = try number(udpPort, "TALLY_UDP_PORT", config.udpPort)
+        config.turnPort = try number(turnPort, "TALLY_TURN_PORT", config.turnPort)
+        if turnsPort != nil || setting(nil, "TALLY_TURNS_PORT") != nil { config.turnsPort = try number(turnsPort, "TALLY_TURNS_PORT", 0) }
+        config.turnURLs = (setting(turnURLs, "TALLY_TURN_URLS") ?? "").split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        config.turnSecret = setting(turnSecret, "TALLY_TURN_SECRET")
         config.tcpPort = try number(tcpPort, "TALLY_TCP_PORT", config.tcpPort)
         config.rtmpPort = try number(rtmpPort, "TALLY_RTMP_PORT", config.rtmpPort)
         config.srtPort = try number(srtPort, "TALLY_SRT_PORT", config.srtPort)
@@ -166,12 +174,14 @@ struct Tally: AsyncParsableCommand {
 
         let settings = config
         let (certificate, certificateService, challenges) = try await Self.certificates(settings, logger: logger)
-        let services = try await TallyServices.open(configuration: settings, logger: logger)
+        let services = try await TallyServices.open(configuration: settings, certificate: certificate, logger: logger)
         let listeners = Listeners(dataDirectory: settings.dataDirectory, expected: certificate == nil ? ["http"] : ["http", "https"], logger: logger) { ports in
             ports["udp"] = services.webrtc.boundUDPPort
             ports["tcp"] = services.webrtc.boundTCPPort
             ports["rtmp"] = services.boundRTMPPort
             ports["srt"] = services.boundSRTPort
+            ports["turn"] = services.turn?.boundPort
+            ports["turns"] = services.turn?.boundTLSPort
         } banner: { ports in
             let shown = settings.host == "0.0.0.0" || settings.host == "::" ? "127.0.0.1" : settings.host
             let base = ports["https"].map { "https://\(shown):\($0)" } ?? "http://\(shown):\(ports["http"] ?? 0)"
@@ -184,7 +194,7 @@ struct Tally: AsyncParsableCommand {
                 \(redirect)
                 """
         }
-        let httpsPort = BoundPort(settings.httpsPort)
+        let httpsPort = services.httpsPort
         var servers: [any Service] = [try TallyServer.application(services: services, certificate: certificate) { channel in
             if certificate != nil, let port = channel.localAddress?.port { httpsPort.set(port) }
             await listeners.report(certificate == nil ? "http" : "https", port: channel.localAddress?.port)

@@ -40,6 +40,7 @@ func withServices(
     configuration.tcpPort = 0
     configuration.rtmpPort = 0
     configuration.srtPort = 0
+    configuration.turnPort = 0
     configuration.publicIP = "127.0.0.1"
     configure(&configuration)
     let settings = configuration

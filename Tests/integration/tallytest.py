@@ -30,7 +30,7 @@ class Tally:
         self.stderr_path = data_dir.parent / f"{data_dir.name}.stderr"
         full_env = {k: v for k, v in os.environ.items() if not k.startswith("TALLY_")}
         # Every port picked free, so tests run side by side; media only on loopback.
-        full_env.update({"TALLY_DATA_DIR": str(data_dir), "TALLY_HTTP_PORT": "0", "TALLY_UDP_PORT": "0", "TALLY_TCP_PORT": "0", "TALLY_RTMP_PORT": "0", "TALLY_SRT_PORT": "0",
+        full_env.update({"TALLY_DATA_DIR": str(data_dir), "TALLY_HTTP_PORT": "0", "TALLY_UDP_PORT": "0", "TALLY_TCP_PORT": "0", "TALLY_RTMP_PORT": "0", "TALLY_SRT_PORT": "0", "TALLY_TURN_PORT": "0",
                          "TALLY_PUBLIC_IP": "127.0.0.1", "TALLY_BCRYPT_COST": "4",
                          # The local nginx-rtmp and webhook stand-ins live on loopback, which Tally refuses by default.
                          "TALLY_OUTBOUND_ALLOW": "127.0.0.0/8"})

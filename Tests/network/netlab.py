@@ -51,7 +51,7 @@ class Lab:
         has written ports.json."""
         full_env = {k: v for k, v in os.environ.items() if not k.startswith("TALLY_")}
         full_env.update({"TALLY_DATA_DIR": str(data_dir), "TALLY_HTTP_PORT": "0", "TALLY_UDP_PORT": "0", "TALLY_TCP_PORT": "0",
-                         "TALLY_RTMP_PORT": "0", "TALLY_SRT_PORT": "0", "TALLY_BCRYPT_COST": "4", **env})
+                         "TALLY_RTMP_PORT": "0", "TALLY_SRT_PORT": "0", "TALLY_TURN_PORT": "0", "TALLY_BCRYPT_COST": "4", **env})
         log = open(data_dir.parent / f"{data_dir.name}.log", "wb")
         process = self.run(namespace, [BINARY], env=full_env, stdout=log, stderr=subprocess.STDOUT)
         self.processes.append(process)

@@ -7,6 +7,17 @@ const SIMULCAST = [
   {rid: 'l', maxBitrate: 150_000, scaleResolutionDownBy: 4},
 ];
 
+// TURN servers from GET /api/ice-servers, for guests whose network lets no UDP out.
+let configuration = {};
+
+export function useIceServers(servers) {
+  configuration = {iceServers: servers.map(({urls, username, credential}) => ({urls, username, credential}))};
+}
+
+export function peerConnection() {
+  return new RTCPeerConnection(configuration);
+}
+
 async function negotiate(pc, signaling, fields = {}) {
   await pc.setLocalDescription(await pc.createOffer());
   const reply = await signaling.request('webrtc-offer', {sdp: pc.localDescription.sdp, ...fields});
@@ -30,7 +41,7 @@ export class Publisher {
 
   async start() {
     this.pc?.close();
-    const pc = new RTCPeerConnection();
+    const pc = peerConnection();
     this.pc = pc;
     const [audio] = this.stream.getAudioTracks();
     const [video] = this.stream.getVideoTracks();
@@ -71,7 +82,7 @@ export class Subscription {
 
   async start() {
     this.pc?.close();
-    const pc = new RTCPeerConnection();
+    const pc = peerConnection();
     this.pc = pc;
     this.stream = new MediaStream();
     pc.addTransceiver('audio', {direction: 'recvonly'});

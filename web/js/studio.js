@@ -2,7 +2,7 @@
 // the show's controls. Everything the server decides arrives as signaling events.
 import {call, session} from '/js/api.js';
 import {placeParticipants} from '/js/layout.js';
-import {levelMeter, openDevices, Publisher, Subscription} from '/js/media.js';
+import {levelMeter, openDevices, peerConnection, Publisher, Subscription, useIceServers} from '/js/media.js';
 import {Signaling} from '/js/signaling.js';
 
 const $ = selector => document.querySelector(selector);
@@ -82,7 +82,7 @@ async function startPreview(devices = {}) {
 async function connectionTest() {
   const result = $('#connection-result');
   result.textContent = 'Testing…';
-  const pc = new RTCPeerConnection();
+  const pc = peerConnection();
   try {
     for (const track of localStream.getTracks()) pc.addTransceiver(track, {direction: 'sendrecv'});
     await pc.setLocalDescription(await pc.createOffer());
@@ -419,6 +419,7 @@ async function enter(event) {
 // submits a form early is never met by the browser's default submission.
 async function prepare() {
   ({layouts: state.layouts} = await call('GET', '/api/layouts'));
+  useIceServers((await call('GET', '/api/ice-servers', undefined, {token})).ice_servers);
   $('#layouts').replaceChildren(...state.layouts.map(layout => {
     const button = element('button', {type: 'button', textContent: layout.title, title: layout.description});
     button.dataset.layout = layout.name;

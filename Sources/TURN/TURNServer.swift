@@ -1,0 +1,326 @@
+import Foundation
+import Logging
+import Metrics
+import NIOCore
+import NIOPosix
+import NIOSSL
+import STUN
+
+/// The TURN server's sockets around `TURNServerCore`: UDP and TCP on the TURN port, TLS on the
+/// TURNS port, TURN streams handed over from another listener (the HTTPS port, for clients
+/// that may only reach that), and one UDP relay socket per allocation. Everything runs on
+/// one event loop of its own; relays carry media only to Tally's own media port.
+public final class TURNServer: @unchecked Sendable {
+    public struct Configuration: Sendable {
+        public var host = "0.0.0.0"
+        public var port = 3478
+        /// nil: no TURNS listener of its own.
+        public var tlsPort: Int?
+        /// The address put in XOR-RELAYED-ADDRESS: the public one clients know the server by.
+        public var announcedIPv4: [UInt8]?
+        public var settings = TURNServerCore.Settings()
+        public init() {}
+    }
+
+    public let configuration: Configuration
+    let loop: any EventLoop
+    private let core: TURNServerCore
+    private let logger: Logger
+    private let tlsContext: @Sendable () -> NIOSSLContext?
+    // The fields below are touched on `loop` only.
+    private var udpChannel: (any Channel)?
+    private var listeners: [any Channel] = []
+    private var relays: [Int: any Channel] = [:]
+    private var streams: [Int: any Channel] = [:]
+    private var nextStream = 1
+    private var timer: RepeatedTask?
+    private let allocationsGauge = Gauge(label: "tally_turn_allocations")
+    private let relayedToPeers = Counter(label: "tally_turn_relayed_packets_total", dimensions: [("direction", "to_media")])
+    private let relayedToClients = Counter(label: "tally_turn_relayed_packets_total", dimensions: [("direction", "from_media")])
+    public private(set) var boundPort = 0
+    public private(set) var boundTLSPort: Int?
+
+    /// `tlsContext`: the certificate for TURNS, taken at each connection.
+    public init(configuration: Configuration, credentials: TURNCredentials, policy: TURNRelayPolicy, loop: any EventLoop,
+                tlsContext: @escaping @Sendable () -> NIOSSLContext? = { nil }, logger: Logger) {
+        self.configuration = configuration
+        self.loop = loop
+        core = TURNServerCore(settings: configuration.settings, credentials: credentials, policy: policy)
+        self.tlsContext = tlsContext
+        self.logger = logger
+    }
+
+    public func start() async throws {
+        let udp = try await DatagramBootstrap(group: loop)
+            .channelOption(.socketOption(.so_reuseaddr), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(UDPHandler(server: self)) }
+            }
+            .bind(host: configuration.host, port: configuration.port).get()
+        let port = udp.localAddress?.port ?? configuration.port
+        // TCP on the same port number as UDP, as clients expect of turn:host:port?transport=tcp.
+        let tcp = try await listen(port: port, tls: false)
+        var tls: (any Channel)?
+        if let tlsPort = configuration.tlsPort { tls = try await listen(port: tlsPort, tls: true) }
+        try await loop.submit {
+            self.udpChannel = udp
+            self.listeners = [tcp] + (tls.map { [$0] } ?? [])
+            self.boundPort = port
+            self.boundTLSPort = tls?.localAddress?.port
+            self.timer = self.loop.scheduleRepeatedTask(initialDelay: .seconds(5), delay: .seconds(5)) { _ in
+                self.perform(self.core.expire(now: Date()))
+            }
+        }.get()
+        logger.info("turn: listening", metadata: ["udp+tcp": "\(configuration.host):\(port)", "tls": "\(tls?.localAddress?.port.map(String.init) ?? "off")"])
+    }
+
+    public func stop() async {
+        let channels = (try? await loop.submit { () -> [any Channel] in
+            self.timer?.cancel()
+            defer { self.relays = [:]; self.streams = [:] }
+            return [self.udpChannel].compactMap { $0 } + self.listeners + Array(self.relays.values) + Array(self.streams.values)
+        }.get()) ?? []
+        for channel in channels { try? await channel.close() }
+    }
+
+    /// Allocations held now (for metrics and tests).
+    public func allocationCount() async -> Int {
+        (try? await loop.submit { self.core.allocationCount }.get()) ?? 0
+    }
+
+    private func listen(port: Int, tls: Bool) async throws -> any Channel {
+        try await ServerBootstrap(group: loop)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.writeBufferWaterMark, value: .init(low: 256 << 10, high: 1 << 20))
+            .childChannelInitializer { channel in
+                guard !tls || self.tlsContext() != nil else { return channel.close() }
+                return channel.eventLoop.makeCompletedFuture {
+                    if tls, let context = self.tlsContext() { try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: context)) }
+                    try self.attachStream(channel)
+                }
+            }
+            .bind(host: configuration.host, port: port).get()
+    }
+
+    /// Serves TURN on a connection another listener accepted (after its TLS, if any); the
+    /// channel's pipeline must hand this handler the decrypted bytes. Call on the channel's loop.
+    public func attachStream(_ channel: any Channel) throws {
+        try channel.pipeline.syncOperations.addHandler(StreamHandler(server: self))
+    }
+
+    // MARK: Driving the core (on `loop`)
+
+    fileprivate func receive(_ bytes: [UInt8], from client: TURNClientID, mapped: TransportAddress?) {
+        loop.preconditionInEventLoop()
+        perform(core.receive(bytes, from: client, mapped: mapped, now: Date()))
+    }
+
+    fileprivate func registerStream(_ channel: any Channel) -> Int {
+        loop.preconditionInEventLoop()
+        let id = nextStream
+        nextStream += 1
+        streams[id] = channel
+        return id
+    }
+
+    fileprivate func streamClosed(_ id: Int) {
+        loop.preconditionInEventLoop()
+        streams[id] = nil
+        perform(core.clientGone(.stream(id)))
+    }
+
+    private func perform(_ outputs: [TURNServerCore.Output]) {
+        for output in outputs {
+            switch output {
+            case .reply(.udp(let address), let bytes):
+                guard let channel = udpChannel, let remote = address.socketAddress else { continue }
+                channel.writeAndFlush(AddressedEnvelope(remoteAddress: remote, data: channel.allocator.buffer(bytes: bytes)), promise: nil)
+            case .reply(.stream(let id), let bytes):
+                guard let channel = streams[id] else { continue }
+                // A client that reads too slowly loses media rather than growing our buffers.
+                guard channel.isWritable else { continue }
+                channel.writeAndFlush(channel.allocator.buffer(bytes: bytes), promise: nil)
+            case .relay(let allocation, let target, let bytes):
+                guard let channel = relays[allocation], let remote = target.socketAddress else { continue }
+                relayedToPeers.increment()
+                channel.writeAndFlush(AddressedEnvelope(remoteAddress: remote, data: channel.allocator.buffer(bytes: bytes)), promise: nil)
+            case .openRelay(let allocation):
+                openRelay(allocation)
+            case .closeRelay(let allocation, let client):
+                relays.removeValue(forKey: allocation)?.close(promise: nil)
+                if case .stream(let id)? = client { streams.removeValue(forKey: id)?.close(promise: nil) }
+            }
+        }
+        allocationsGauge.record(core.allocationCount)
+    }
+
+    private func openRelay(_ allocation: Int) {
+        let bound = DatagramBootstrap(group: loop)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(RelayHandler(server: self, allocation: allocation)) }
+            }
+            .bind(host: configuration.host, port: 0)
+        bound.whenComplete { result in
+            switch result {
+            case .success(let channel):
+                guard let port = channel.localAddress?.port else {
+                    channel.close(promise: nil)
+                    self.perform(self.core.allocationFailed(allocation))
+                    return
+                }
+                self.relays[allocation] = channel
+                let ip = self.configuration.announcedIPv4 ?? channel.localAddress.flatMap(TransportAddress.init)?.ip ?? [127, 0, 0, 1]
+                self.perform(self.core.allocated(allocation, relayed: TransportAddress(ip: ip, port: UInt16(port)), now: Date()))
+            case .failure(let error):
+                self.logger.warning("turn: cannot bind a relay socket", metadata: ["error": "\(error)"])
+                self.perform(self.core.allocationFailed(allocation))
+            }
+        }
+    }
+
+    fileprivate func fromPeer(_ bytes: [UInt8], allocation: Int, source: TransportAddress) {
+        relayedToClients.increment()
+        perform(core.receiveFromPeer(bytes, allocation: allocation, source: source, now: Date()))
+    }
+
+    // MARK: Handlers
+
+    private final class UDPHandler: ChannelInboundHandler {
+        typealias InboundIn = AddressedEnvelope<ByteBuffer>
+        let server: TURNServer
+        init(server: TURNServer) { self.server = server }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            let envelope = unwrapInboundIn(data)
+            guard let address = TransportAddress(envelope.remoteAddress) else { return }
+            server.receive(Array(envelope.data.readableBytesView), from: .udp(address), mapped: address)
+        }
+
+        func errorCaught(context: ChannelHandlerContext, error: any Error) {
+            server.logger.debug("turn: UDP error", metadata: ["error": "\(error)"])
+        }
+    }
+
+    private final class RelayHandler: ChannelInboundHandler {
+        typealias InboundIn = AddressedEnvelope<ByteBuffer>
+        let server: TURNServer
+        let allocation: Int
+        init(server: TURNServer, allocation: Int) {
+            self.server = server
+            self.allocation = allocation
+        }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            let envelope = unwrapInboundIn(data)
+            guard let source = TransportAddress(envelope.remoteAddress) else { return }
+            server.fromPeer(Array(envelope.data.readableBytesView), allocation: allocation, source: source)
+        }
+
+        func errorCaught(context: ChannelHandlerContext, error: any Error) {}
+    }
+
+    /// TURN over a byte stream: STUN messages and ChannelData frames (padded to four bytes)
+    /// back to back (RFC 8656 §12.5). Its loop may be another listener's: the core is driven
+    /// on the TURN loop.
+    private final class StreamHandler: ChannelInboundHandler, @unchecked Sendable {
+        typealias InboundIn = ByteBuffer
+        let server: TURNServer
+        private var buffer: [UInt8] = []
+        private var id: Int?
+        /// Bytes of one frame at most: a STUN message or ChannelData with its padding.
+        static let maxFrame = 4 + 65535 + 3
+
+        init(server: TURNServer) { self.server = server }
+
+        func handlerAdded(context: ChannelHandlerContext) {
+            let channel = context.channel
+            let mapped = context.remoteAddress.flatMap(TransportAddress.init)
+            server.loop.execute {
+                self.id = self.server.registerStream(channel)
+                self.mapped = mapped
+            }
+            if channel.isActive { context.read() }
+        }
+
+        private var mapped: TransportAddress?
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            buffer += unwrapInboundIn(data).readableBytesView
+            var frames: [[UInt8]] = []
+            while buffer.count >= 4 {
+                let length: Int
+                switch buffer[0] & 0xC0 {
+                case 0x00: length = 20 + Int(UInt16(bigEndianBytes: buffer[2..<4]))
+                case 0x40:
+                    let payload = Int(UInt16(bigEndianBytes: buffer[2..<4]))
+                    length = 4 + payload + (4 - payload % 4) % 4
+                default:
+                    context.close(promise: nil)
+                    return
+                }
+                guard length <= Self.maxFrame else {
+                    context.close(promise: nil)
+                    return
+                }
+                guard buffer.count >= length else { break }
+                frames.append(Array(buffer[..<length]))
+                buffer.removeFirst(length)
+            }
+            guard !frames.isEmpty else { return }
+            server.loop.execute {
+                guard let id = self.id else { return }
+                for frame in frames { self.server.receive(frame, from: .stream(id), mapped: self.mapped) }
+            }
+        }
+
+        /// Asks for the next bytes itself: a listener that reads only on demand (the async
+        /// HTTP server the HTTPS port's streams come from) would otherwise never read again.
+        func channelReadComplete(context: ChannelHandlerContext) {
+            context.fireChannelReadComplete()
+            context.read()
+        }
+
+        func channelInactive(context: ChannelHandlerContext) {
+            server.loop.execute {
+                if let id = self.id { self.server.streamClosed(id) }
+            }
+            context.fireChannelInactive()
+        }
+
+        func errorCaught(context: ChannelHandlerContext, error: any Error) {
+            context.close(promise: nil)
+        }
+    }
+}
+
+extension TURNServer {
+    /// An interface's address as bytes, for the relay policy.
+    public static func ipBytes(_ address: SocketAddress) -> [UInt8]? {
+        TransportAddress(address)?.ip
+    }
+}
+
+extension TransportAddress {
+    init?(_ address: SocketAddress) {
+        switch address {
+        case .v4(let v4):
+            let raw = v4.address.sin_addr.s_addr
+            self.init(ip: withUnsafeBytes(of: raw) { Array($0) }, port: UInt16(address.port ?? 0))
+        case .v6(let v6):
+            self.init(ip: withUnsafeBytes(of: v6.address.sin6_addr) { Array($0) }, port: UInt16(address.port ?? 0))
+        default:
+            return nil
+        }
+    }
+
+    var socketAddress: SocketAddress? {
+        let text: String
+        if isIPv4 {
+            text = ip.map(String.init).joined(separator: ".")
+        } else {
+            text = stride(from: 0, to: 16, by: 2).map { String(UInt16(ip[$0]) << 8 | UInt16(ip[$0 + 1]), radix: 16) }.joined(separator: ":")
+        }
+        return try? SocketAddress(ipAddress: text, port: Int(port))
+    }
+}
