@@ -53,6 +53,8 @@ public final class TURNServer: @unchecked Sendable {
     public func start() async throws {
         let udp = try await DatagramBootstrap(group: loop)
             .channelOption(.socketOption(.so_reuseaddr), value: 1)
+            // Which of the server's addresses each client reached (see `reachedAt`).
+            .channelOption(.receivePacketInfo, value: true)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(UDPHandler(server: self)) }
             }
@@ -111,9 +113,11 @@ public final class TURNServer: @unchecked Sendable {
 
     // MARK: Driving the core (on `loop`)
 
-    fileprivate func receive(_ bytes: [UInt8], from client: TURNClientID, mapped: TransportAddress?) {
+    fileprivate func receive(_ bytes: [UInt8], from client: TURNClientID, mapped: TransportAddress?, reached: [UInt8]?) {
         loop.preconditionInEventLoop()
-        perform(core.receive(bytes, from: client, mapped: mapped, now: Date()))
+        // A relay announces the server address its client reached when the sockets listen
+        // on every address and no public address is configured.
+        perform(core.receive(bytes, from: client, mapped: mapped, now: Date()), reached: reached == [0, 0, 0, 0] ? nil : reached)
     }
 
     fileprivate func registerStream(_ channel: any Channel) -> Int {
@@ -130,7 +134,7 @@ public final class TURNServer: @unchecked Sendable {
         perform(core.clientGone(.stream(id)))
     }
 
-    private func perform(_ outputs: [TURNServerCore.Output]) {
+    private func perform(_ outputs: [TURNServerCore.Output], reached: [UInt8]? = nil) {
         for output in outputs {
             switch output {
             case .reply(.udp(let address), let bytes):
@@ -146,7 +150,7 @@ public final class TURNServer: @unchecked Sendable {
                 relayedToPeers.increment()
                 channel.writeAndFlush(AddressedEnvelope(remoteAddress: remote, data: channel.allocator.buffer(bytes: bytes)), promise: nil)
             case .openRelay(let allocation):
-                openRelay(allocation)
+                openRelay(allocation, announcing: configuration.announcedIPv4 ?? reached)
             case .closeRelay(let allocation, let client):
                 relays.removeValue(forKey: allocation)?.close(promise: nil)
                 if case .stream(let id)? = client { streams.removeValue(forKey: id)?.close(promise: nil) }
@@ -155,7 +159,7 @@ public final class TURNServer: @unchecked Sendable {
         allocationsGauge.record(core.allocationCount)
     }
 
-    private func openRelay(_ allocation: Int) {
+    private func openRelay(_ allocation: Int, announcing announced: [UInt8]?) {
         let bound = DatagramBootstrap(group: loop)
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(RelayHandler(server: self, allocation: allocation)) }
@@ -170,7 +174,8 @@ public final class TURNServer: @unchecked Sendable {
                     return
                 }
                 self.relays[allocation] = channel
-                let ip = self.configuration.announcedIPv4 ?? channel.localAddress.flatMap(TransportAddress.init)?.ip ?? [127, 0, 0, 1]
+                let ip = announced ?? channel.localAddress.flatMap(TransportAddress.init)?.ip ?? [127, 0, 0, 1]
+                self.logger.debug("turn: relay open", metadata: ["allocation": "\(allocation)", "port": "\(port)"])
                 self.perform(self.core.allocated(allocation, relayed: TransportAddress(ip: ip, port: UInt16(port)), now: Date()))
             case .failure(let error):
                 self.logger.warning("turn: cannot bind a relay socket", metadata: ["error": "\(error)"])
@@ -194,7 +199,8 @@ public final class TURNServer: @unchecked Sendable {
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
             let envelope = unwrapInboundIn(data)
             guard let address = TransportAddress(envelope.remoteAddress) else { return }
-            server.receive(Array(envelope.data.readableBytesView), from: .udp(address), mapped: address)
+            server.receive(Array(envelope.data.readableBytesView), from: .udp(address), mapped: address,
+                           reached: envelope.metadata?.packetInfo.flatMap { TransportAddress($0.destinationAddress)?.ip })
         }
 
         func errorCaught(context: ChannelHandlerContext, error: any Error) {
@@ -236,14 +242,17 @@ public final class TURNServer: @unchecked Sendable {
         func handlerAdded(context: ChannelHandlerContext) {
             let channel = context.channel
             let mapped = context.remoteAddress.flatMap(TransportAddress.init)
+            let reached = context.localAddress.flatMap(TransportAddress.init)?.ip
             server.loop.execute {
                 self.id = self.server.registerStream(channel)
                 self.mapped = mapped
+                self.reached = reached
             }
             if channel.isActive { context.read() }
         }
 
         private var mapped: TransportAddress?
+        private var reached: [UInt8]?
 
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
             buffer += unwrapInboundIn(data).readableBytesView
@@ -270,7 +279,7 @@ public final class TURNServer: @unchecked Sendable {
             guard !frames.isEmpty else { return }
             server.loop.execute {
                 guard let id = self.id else { return }
-                for frame in frames { self.server.receive(frame, from: .stream(id), mapped: self.mapped) }
+                for frame in frames { self.server.receive(frame, from: .stream(id), mapped: self.mapped, reached: self.reached) }
             }
         }
 

@@ -20,11 +20,15 @@ class Lab:
     """Namespaces and the veth pairs between them; names carry this process's id so runs side
     by side do not meet."""
 
+    made = 0
+
     def __init__(self):
-        self.tag = f"t{os.getpid() % 100000}"
+        Lab.made += 1
+        self.tag = f"t{os.getpid() % 10000}{Lab.made % 100}"
         self.namespaces = []
         self.wires = 0
         self.processes = []
+        self.own_links = []
 
     def host(self, name):
         namespace = f"{self.tag}-{name}"
@@ -34,11 +38,15 @@ class Lab:
         return namespace
 
     def wire(self, left, left_address, right, right_address):
-        """A veth pair from `left` to `right`, with an address (CIDR) at each end."""
+        """A veth pair from `left` to `right`, with an address (CIDR) at each end; `left` None
+        is this test's own namespace (the pair goes when `right` is deleted)."""
         a, b = f"{self.tag}a{self.wires}", f"{self.tag}b{self.wires}"
         self.wires += 1
         ip("link", "add", a, "type", "veth", "peer", "name", b)
-        ip("link", "set", a, "netns", left)
+        if left:
+            ip("link", "set", a, "netns", left)
+        else:
+            self.own_links.append(a)
         ip("link", "set", b, "netns", right)
         ip("addr", "add", left_address, "dev", a, namespace=left)
         ip("addr", "add", right_address, "dev", b, namespace=right)
@@ -68,6 +76,12 @@ class Lab:
             time.sleep(0.1)
         raise AssertionError("tally did not start within 60 s")
 
+    def firewall(self, namespace, rules):
+        """nftables rules for what `namespace` may send (an output chain whose policy is drop)."""
+        ruleset = "table inet labfw {\n chain out {\n  type filter hook output priority 0; policy drop;\n  oif lo accept\n  ct state established,related accept\n"
+        ruleset += "".join(f"  {rule}\n" for rule in rules) + " }\n}\n"
+        subprocess.run(["ip", "netns", "exec", namespace, "nft", "-f", "-"], input=ruleset, text=True, check=True, capture_output=True)
+
     def run(self, namespace, args, **popen):
         return subprocess.Popen(["ip", "netns", "exec", namespace, *args], **popen)
 
@@ -82,6 +96,9 @@ class Lab:
                     process.wait(15)
                 except subprocess.TimeoutExpired:
                     process.kill()
+        for link in self.own_links:
+            subprocess.run(["ip", "link", "delete", link], capture_output=True)
         for namespace in reversed(self.namespaces):
             subprocess.run(["ip", "netns", "delete", namespace], capture_output=True)
         self.namespaces = []
+        self.own_links = []
