@@ -23,12 +23,18 @@ public enum Identity: Sendable, Equatable {
 public struct AppContext: RequestContext {
     public var coreContext: CoreRequestContextStorage
     public var identity: Identity?
-    /// The peer's IP address, for rate limits; nil in tests without a socket.
-    public let clientAddress: String?
+    /// The client's IP address, for rate limits and logs: the peer's, or behind a trusted
+    /// proxy the one it forwards for; nil in tests without a socket.
+    public internal(set) var clientAddress: String?
+    /// The connection's own peer (a proxy, when there is one).
+    public let peerAddress: String?
+    /// The scheme a trusted proxy says the client used.
+    public internal(set) var forwardedProto: String?
 
     public init(source: ApplicationRequestContextSource) {
         coreContext = .init(source: source)
-        clientAddress = source.channel.remoteAddress?.ipAddress
+        peerAddress = source.channel.remoteAddress?.ipAddress
+        clientAddress = peerAddress
     }
 
     public var requestDecoder: JSONDecoder { TallyJSON.decoder() }

@@ -234,7 +234,8 @@ extension API {
         let name = try body?.name.map { try Validate.text($0, field: "name", max: 100) }
         let (token, expiresAt, inviteID) = try await auth.issueInvite(broadcastID: broadcast.id!, name: name, lifetime: .seconds(lifetime))
         return InviteResponse(
-            id: inviteID, token: token, url: "/join/\(broadcast.id!.uuidString)?invite=\(token)", broadcastId: broadcast.id!, expiresAt: expiresAt
+            id: inviteID, token: token, url: "\(baseURL(request, context))/join/\(broadcast.id!.uuidString)?invite=\(token)", broadcastId: broadcast.id!,
+            expiresAt: expiresAt
         ).created()
     }
 }

@@ -53,19 +53,22 @@ extension API {
     func addICEServerRoutes(to router: Router<AppContext>) {
         router.get("api/ice-servers") { request, context -> ICEServersResponse in
             guard let identity = context.identity else { throw APIError.unauthorized }
-            return ICEServersResponse(iceServers: iceServers.servers(identity: identity.sessionKey, host: Self.requestHost(request)))
+            return ICEServersResponse(iceServers: iceServers.servers(identity: identity.sessionKey, host: turnHost(request)))
         }
     }
 
-    /// The host name a request reached this server by, without its port.
-    static func requestHost(_ request: Request) -> String {
-        RedirectToHTTPSMiddleware.host(of: request.head.authority).map { $0.hasPrefix("[") ? String($0.dropFirst().dropLast()) : $0 } ?? "localhost"
+    /// The host name clients reach TURN by: the public URL's, else the one this request used.
+    func turnHost(_ request: Request) -> String {
+        let host = hostName(request)
+        return host.hasPrefix("[") ? String(host.dropFirst().dropLast()) : host
     }
 
-    /// An SDP answer, with the ICE servers for its holder as `Link` headers.
+    /// An SDP answer, with the ICE servers for its holder as `Link` headers; `location` is a
+    /// path, made absolute with `TALLY_PUBLIC_URL` when that is set.
     func sdpResponse(_ answer: String, location: String, request: Request, identity: String) -> Response {
+        let location = configuration.publicURL.map { $0 + location } ?? location
         var headers: HTTPFields = [.contentType: "application/sdp", .location: location, .accessControlExposeHeaders: "Location, Link"]
-        for link in iceServers.linkHeaders(identity: identity, host: Self.requestHost(request)) {
+        for link in iceServers.linkHeaders(identity: identity, host: turnHost(request)) {
             headers.append(HTTPField(name: .link, value: link))
         }
         return Response(status: .created, headers: headers, body: .init(byteBuffer: ByteBuffer(string: answer)))

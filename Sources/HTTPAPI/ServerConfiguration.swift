@@ -23,6 +23,12 @@ public struct ServerConfiguration: Sendable {
     public var acmeDirectory = URL(string: "https://acme-v02.api.letsencrypt.org/directory")!
     /// PEM roots trusted for the ACME directory's own HTTPS besides the system's (a test CA).
     public var acmeDirectoryCA: String?
+    /// The scheme and authority clients reach this server by (`https://studio.example.com`),
+    /// for invite links, ingest URLs, HLS URLs and WHIP/WHEP `Location`s; nil: as each
+    /// request came.
+    public var publicURL: String?
+    /// Reverse proxies whose `X-Forwarded-For` and `X-Forwarded-Proto` are believed.
+    public var trustedProxies: [IPNetwork] = []
     /// The embedded TURN server's UDP and TCP port.
     public var turnPort = 3478
     /// TURN over TLS on a port of its own; nil: on the HTTPS port (when there is a certificate).
@@ -159,6 +165,12 @@ public struct ServerConfiguration: Sendable {
         }
         if let scheme = acmeDirectory.scheme, scheme != "https" {
             throw ConfigurationError("TALLY_ACME_DIRECTORY must be an https:// URL, not \(acmeDirectory)")
+        }
+        if let publicURL {
+            guard let url = URL(string: publicURL), let scheme = url.scheme, scheme == "https" || scheme == "http", url.host != nil,
+                  url.path.isEmpty || url.path == "/", url.query == nil, !publicURL.hasSuffix("/") else {
+                throw ConfigurationError("TALLY_PUBLIC_URL must be a scheme and host (and port), such as https://studio.example.com, not \(publicURL)")
+            }
         }
         for url in turnURLs where !(url.hasPrefix("turn:") || url.hasPrefix("turns:")) {
             throw ConfigurationError("TALLY_TURN_URLS: \(url) is not a turn: or turns: URL")

@@ -60,7 +60,8 @@ extension API {
         let uri = HummingbirdCore.URI(request.path ?? "")
         guard uri.path == "/ws", Self.isSameOrigin(request), let token = uri.queryParameters.get("token"),
               let identity = try? await auth.authenticate(bearer: token) else { return .dontUpgrade }
-        let owner = SessionOwner(identity: identity.sessionKey, address: channel.remoteAddress?.ipAddress ?? "unknown")
+        let address = ForwardedClientMiddleware.client(peer: channel.remoteAddress?.ipAddress, headers: request.headerFields, trusted: configuration.trustedProxies)
+        let owner = SessionOwner(identity: identity.sessionKey, address: address ?? "unknown")
         guard studioSockets.take(owner) else { return .dontUpgrade }
         return .upgrade([:]) { [studioSockets] inbound, outbound, _ in
             defer { studioSockets.release(owner) }

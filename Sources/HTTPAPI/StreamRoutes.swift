@@ -152,14 +152,14 @@ extension API {
             case "start":
                 let passphrase = try body.srtPassphrase.map(Self.validPassphrase)
                 let ladder = try body.ladder.map(Self.validLadder)
-                return try await startStream(id, publicHLS: body.publicHls, passphrase: passphrase, ladder: ladder, owner: userID, request: request)
+                return try await startStream(id, publicHLS: body.publicHls, passphrase: passphrase, ladder: ladder, owner: userID, request: request, context: context)
             case "stop":
                 let record = try await ownedStream(id, context: context)
                 record.status = IngestStatus.stopped.rawValue
                 record.startedAt = nil
                 try await record.save(on: store.db)
                 ingest.stop(id)
-                return EditedResponse(status: .ok, response: try await response(record, request: request))
+                return EditedResponse(status: .ok, response: try await response(record, request: request, context: context))
             default:
                 throw APIError(.badRequest, "invalid_field", "`action` is \"start\" or \"stop\"")
             }
@@ -168,11 +168,11 @@ extension API {
             let userID = try context.requireUser()
             let records = try await IngestStreamRecord.query(on: store.db).filter(\.$ownerID == userID).sort(\.$createdAt).all()
             var streams: [StreamResponse] = []
-            for record in records { streams.append(try await response(record, request: request)) }
+            for record in records { streams.append(try await response(record, request: request, context: context)) }
             return StreamListResponse(streams: streams)
         }
         router.get("api/streams/:id") { request, context -> StreamResponse in
-            try await response(try await ownedStream(context.parameters.get("id"), context: context), request: request)
+            try await response(try await ownedStream(context.parameters.get("id"), context: context), request: request, context: context)
         }
         router.delete("api/streams/:id") { _, context -> Response in
             let record = try await ownedStream(context.parameters.get("id"), context: context)
@@ -187,7 +187,7 @@ extension API {
             let expires = Int(Date().timeIntervalSince1970) + lifetime
             let token = hlsSigner.token(streamID: record.streamID, expires: expires)
             let snapshot = ingest.stream(record.streamID)?.snapshot
-            let hlsURL = "\(baseURL(request))/hls/\(record.streamID)/\(HLSOutput.playlistName)"
+            let hlsURL = "\(baseURL(request, context))/hls/\(record.streamID)/\(HLSOutput.playlistName)"
             return HLSMetadataResponse(
                 message: "HLS stream metadata", streamId: record.streamID, status: snapshot?.status.rawValue ?? record.status,
                 data: .init(hlsUrl: hlsURL, streamUrl: "\(hlsURL)?expires=\(expires)&token=\(token)", accessToken: token,
@@ -248,7 +248,7 @@ extension API {
     }
 
     private func startStream(_ id: String, publicHLS: Bool?, passphrase: String?, ladder: String?, owner: UUID,
-                             request: Request) async throws -> EditedResponse<StreamResponse> {
+                             request: Request, context: AppContext) async throws -> EditedResponse<StreamResponse> {
         let sealedPassphrase = try passphrase.map { $0.isEmpty ? "" : try store.sealer.seal($0) }
         let existing = try await IngestStreamRecord.query(on: store.db).filter(\.$streamID == id).first()
         if let existing, existing.ownerID != owner { throw APIError(.conflict, "stream_id_taken", "another account uses the stream ID \(id)") }
@@ -263,7 +263,7 @@ extension API {
             }
             try await record.save(on: store.db)
             ingest.start(id, settings: try await IngestStreams.settings(record, store: store, logger: logger))
-            return EditedResponse(status: .ok, response: try await response(record, request: request))
+            return EditedResponse(status: .ok, response: try await response(record, request: request, context: context))
         }
         let key = Self.newStreamKey()
         let record = IngestStreamRecord(streamID: id, ownerID: owner, streamKeySealed: try store.sealer.seal(key),
@@ -277,7 +277,7 @@ extension API {
             throw APIError(.conflict, "stream_id_taken", "the stream ID \(id) is taken")
         }
         ingest.start(id, settings: try await IngestStreams.settings(record, store: store, logger: logger))
-        var shown = try await response(record, request: request)
+        var shown = try await response(record, request: request, context: context)
         shown.streamKey = key
         shown.ingest.rtmpPublishUrl = "\(shown.ingest.rtmp)/\(key)"
         shown.ingest.srtPublishUrl = "\(shown.ingest.srt)?streamid=#!::r=live/\(key),m=publish"
@@ -294,7 +294,7 @@ extension API {
         return record
     }
 
-    private func response(_ record: IngestStreamRecord, request: Request) async throws -> StreamResponse {
+    private func response(_ record: IngestStreamRecord, request: Request, context: AppContext) async throws -> StreamResponse {
         let snapshot = ingest.stream(record.streamID)?.snapshot
         let relays = try await IngestRelayRecord.query(on: store.db).filter(\.$ingestStreamID == record.id!).sort(\.$createdAt).all()
         return StreamResponse(
@@ -302,8 +302,8 @@ extension API {
             streamKey: nil, streamKeyHint: record.streamKeyHint, publicHls: record.publicHLS, srtEncrypted: record.srtPassphraseSealed != nil,
             ladder: IngestStreams.ladder(record).map(\.name), destinations: relays.map { StreamDestinationResponse($0, state: snapshot?.relays[$0.id!.uuidString]) },
             ingest: IngestEndpoints(rtmp: "rtmp://\(hostName(request)):\(boundRTMPPort)/live", srt: "srt://\(hostName(request)):\(boundSRTPort)",
-                                   whip: "\(baseURL(request))\(Self.whipIngestPath)"),
-            hlsUrl: "\(baseURL(request))/hls/\(record.streamID)/\(HLSOutput.playlistName)",
+                                   whip: "\(baseURL(request, context))\(Self.whipIngestPath)"),
+            hlsUrl: "\(baseURL(request, context))/hls/\(record.streamID)/\(HLSOutput.playlistName)",
             startTime: snapshot?.startTime ?? record.startedAt, lastError: snapshot?.lastError ?? record.lastError, createdAt: record.createdAt)
     }
 
@@ -415,19 +415,5 @@ extension API {
         let alphabet = Array("abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789")
         var generator = SystemRandomNumberGenerator()
         return "live_" + String((0..<24).map { _ in alphabet[Int(generator.next(upperBound: UInt(alphabet.count)))] })
-    }
-
-    /// The host the client used, without its port.
-    func hostName(_ request: Request) -> String {
-        let authority = request.head.authority ?? configuration.publicIP ?? "localhost"
-        if authority.hasPrefix("["), let end = authority.firstIndex(of: "]") { return String(authority[...end]) }
-        return String(authority.split(separator: ":").first ?? "localhost")
-    }
-
-    /// The scheme and authority the client used for this request.
-    func baseURL(_ request: Request) -> String {
-        let scheme = request.headers[.init("X-Forwarded-Proto")!] == "https" ? "https" : "http"
-        let authority = request.head.authority ?? "localhost:\(configuration.httpPort)"
-        return "\(scheme)://\(authority)"
     }
 }

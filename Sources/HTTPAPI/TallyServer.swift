@@ -318,6 +318,7 @@ public enum TallyServer {
 
     static func router(_ api: API) throws -> Hummingbird.Router<AppContext> {
         let router = Hummingbird.Router(context: AppContext.self)
+        router.add(middleware: ForwardedClientMiddleware(trusted: api.configuration.trustedProxies))
         router.add(middleware: SecurityHeadersMiddleware(strictTransport: api.configuration.tlsEnabled))
         router.add(middleware: ErrorMiddleware())
         router.add(middleware: MetricsMiddleware())

@@ -69,6 +69,8 @@ struct Tally: AsyncParsableCommand {
     @Option(help: "Redis URL redis://[:pass@]host:port/db (TALLY_REDIS_URL; unset = in-process registry).") var redisURL: String?
     @Option(help: "Prefix of every Redis key (TALLY_REDIS_PREFIX, default tally:).") var redisPrefix: String?
     @Option(help: "IP address announced in ICE candidates (TALLY_PUBLIC_IP).") var publicIP: String?
+    @Option(help: "Scheme and host clients reach this server by, e.g. https://studio.example.com: invite links, ingest and HLS URLs, WHIP Locations (TALLY_PUBLIC_URL).") var publicURL: String?
+    @Option(help: "Comma-separated CIDRs of reverse proxies whose X-Forwarded-For and X-Forwarded-Proto are believed (TALLY_TRUSTED_PROXIES; default none).") var trustedProxies: String?
     @Option(help: "Root secret, 16+ characters (TALLY_SECRET_KEY; unset = generated into the data directory).") var secretKey: String?
     @Option(help: "Folder to serve the web studio from (TALLY_WEB_DIR; default: the studio built into tally).") var webDir: String?
     @Option(help: "Folder of stage layouts, *.json (TALLY_LAYOUTS_DIR; default: the five built into tally).") var layoutsDir: String?
@@ -126,6 +128,13 @@ struct Tally: AsyncParsableCommand {
         config.redisURL = setting(redisURL, "TALLY_REDIS_URL")
         config.redisKeyPrefix = setting(redisPrefix, "TALLY_REDIS_PREFIX") ?? config.redisKeyPrefix
         config.publicIP = setting(publicIP, "TALLY_PUBLIC_IP")
+        config.publicURL = setting(publicURL, "TALLY_PUBLIC_URL")
+        if let proxies = setting(trustedProxies, "TALLY_TRUSTED_PROXIES") {
+            config.trustedProxies = try proxies.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }.map { text in
+                guard let network = IPNetwork(text) else { throw ValidationError("TALLY_TRUSTED_PROXIES: \(text) is not a CIDR such as 10.0.0.0/8") }
+                return network
+            }
+        }
         config.secretKey = setting(secretKey, "TALLY_SECRET_KEY")
         config.maxSessionsPerIdentity = try number(maxSessionsPerIdentity, "TALLY_MAX_SESSIONS_PER_IDENTITY", config.maxSessionsPerIdentity)
         config.maxSessionsPerAddress = try number(maxSessionsPerAddress, "TALLY_MAX_SESSIONS_PER_ADDRESS", config.maxSessionsPerAddress)
