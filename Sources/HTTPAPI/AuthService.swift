@@ -13,6 +13,8 @@ struct TokenClaims: JWTPayload {
     enum Kind: String, Codable {
         case access
         case invite
+        /// A watch link: opens the watch page of one broadcast and nothing else.
+        case share
     }
 
     var sub: SubjectClaim
@@ -184,6 +186,8 @@ final class AuthService: Sendable {
                 throw APIError(.unauthorized, "token_revoked", "this session was signed out; sign in again")
             }
             return identity
+        case .share:
+            throw APIError(.unauthorized, "invalid_token", "a watch link opens only the watch page")
         case .invite:
             guard let broadcast = claims.bid.flatMap(UUID.init(uuidString:)) else { throw APIError(.unauthorized, "invalid_token", "the invite names no broadcast") }
             let identity = Identity.guest(broadcastID: broadcast, inviteID: claims.jti.value, name: claims.name)
@@ -195,15 +199,49 @@ final class AuthService: Sendable {
     }
 
     func issueInvite(broadcastID: UUID, name: String?, lifetime: Duration) async throws -> (token: String, expiresAt: Date, id: String) {
+        try await issueScoped(.invite, broadcastID: broadcastID, name: name, lifetime: lifetime)
+    }
+
+    /// A watch link's token for one broadcast: signed, expiring, and revocable by its id.
+    func issueShare(broadcastID: UUID, lifetime: Duration) async throws -> (token: String, expiresAt: Date, id: String) {
+        try await issueScoped(.share, broadcastID: broadcastID, name: nil, lifetime: lifetime)
+    }
+
+    /// A token scoped to one broadcast (an invite or a watch link). Which broadcast its id
+    /// belongs to is kept for as long as it lives: what withdrawing it checks.
+    private func issueScoped(_ kind: TokenClaims.Kind, broadcastID: UUID, name: String?, lifetime: Duration) async throws -> (token: String, expiresAt: Date, id: String) {
         let now = Date()
         let expires = now.addingTimeInterval(lifetime.seconds)
-        let inviteID = Self.randomToken(bytes: 12)
+        let id = Self.randomToken(bytes: 12)
         let claims = TokenClaims(
-            sub: .init(value: "invite:\(inviteID)"), exp: .init(value: expires), iat: .init(value: now),
-            jti: .init(value: inviteID), kind: .invite, bid: broadcastID.uuidString, name: name, fam: nil)
-        // Which broadcast the invite admits to, for as long as it lives: what withdrawing it checks.
-        try await registryCall { try await registry.set("invite-broadcast:\(inviteID)", broadcastID.uuidString, ttl: lifetime + .seconds(60)) }
-        return (try await keys.sign(claims), expires, inviteID)
+            sub: .init(value: "\(kind.rawValue):\(id)"), exp: .init(value: expires), iat: .init(value: now),
+            jti: .init(value: id), kind: kind, bid: broadcastID.uuidString, name: name, fam: nil)
+        try await registryCall { try await registry.set("\(kind.rawValue)-broadcast:\(id)", broadcastID.uuidString, ttl: lifetime + .seconds(60)) }
+        return (try await keys.sign(claims), expires, id)
+    }
+
+    /// The id of a watch link for `broadcastID` that has not expired or been withdrawn.
+    func authenticateShare(_ token: String, broadcastID: UUID) async throws -> String {
+        let claims: TokenClaims
+        do {
+            claims = try await keys.verify(token, as: TokenClaims.self)
+        } catch {
+            throw APIError(.unauthorized, "invalid_share", "this watch link is not valid or has expired; ask the host for a new one")
+        }
+        guard claims.kind == .share, claims.bid == broadcastID.uuidString else {
+            throw APIError(.unauthorized, "invalid_share", "this watch link is for another broadcast")
+        }
+        if try await registryCall({ try await registry.isAccessTokenRevoked(id: claims.jti.value) }) {
+            throw APIError(.unauthorized, "share_revoked", "the host withdrew this watch link")
+        }
+        return claims.jti.value
+    }
+
+    /// Withdraws a watch link of `broadcastID`; false when it has none with this id.
+    func revokeShare(id: String, broadcastID: UUID) async throws -> Bool {
+        guard try await registryCall({ try await registry.get("share-broadcast:\(id)") }) == broadcastID.uuidString else { return false }
+        try await registryCall { try await registry.revokeAccessToken(id: id, ttl: .seconds(Double(API.maxShareLifetime) + 60)) }
+        return true
     }
 
     // MARK: Helpers

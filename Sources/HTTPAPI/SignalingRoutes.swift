@@ -17,12 +17,14 @@ import WebRTCTransport
 extension API {
     /// A guest's invite link (`/join/{broadcast}?invite=…`) opens the studio page.
     func addStudioPages(to router: Hummingbird.Router<AppContext>) {
-        let folder = configuration.webDirectory
-        router.get("join/:broadcast") { _, _ -> Response in
-            let page = folder.map { try? Data(contentsOf: $0.appendingPathComponent("studio.html")) } ?? StudioFiles.file("web/studio.html")
-            guard let html = page else { throw APIError.notFound("studio_page") }
-            return Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(bytes: html)))
-        }
+        router.get("join/:broadcast") { _, _ in try page("studio.html") }
+    }
+
+    /// A page of the studio, from the folder `TALLY_WEB_DIR` names or the built-in copy.
+    func page(_ name: String) throws -> Response {
+        let html = configuration.webDirectory.map { try? Data(contentsOf: $0.appendingPathComponent(name)) } ?? StudioFiles.file("web/\(name)")
+        guard let html else { throw APIError.notFound("page") }
+        return Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8"], body: .init(byteBuffer: ByteBuffer(bytes: html)))
     }
 
     /// `GET /ws` without a WebSocket upgrade (or with a token the upgrade refused): say why in

@@ -340,6 +340,7 @@ public enum TallyServer {
         api.addUploadRoutes(to: router)
         api.addEchoRoutes(to: router)
         api.addICEServerRoutes(to: router)
+        api.addWatchRoutes(to: router)
         api.addWHIPRoutes(to: router)
         api.addWHIPIngestRoutes(to: router)
         api.addLayoutRoutes(to: router)

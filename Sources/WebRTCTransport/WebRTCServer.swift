@@ -325,6 +325,11 @@ public final class WebRTCServer: @unchecked Sendable {
         get async { (try? await loop.submit { self.sessions.count }.get()) ?? 0 }
     }
 
+    /// Open sessions opened with `tag` (a broadcast's players, say).
+    public func sessionCount(tag: String) async -> Int {
+        (try? await loop.submit { self.sessions.values.filter { $0.tag == tag }.count }.get()) ?? 0
+    }
+
     // MARK: Sending (on the loop)
 
     /// Allocates the buffers packets are built in for `sendRTP`.

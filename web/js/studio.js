@@ -501,6 +501,13 @@ function main() {
     $('#copy-invite').dataset.link = link;
     toast('Invite link copied.');
   });
+  // Viewers need no account: the watch link plays the program and nothing else.
+  $('#copy-watch').addEventListener('click', async () => {
+    const share = await call('POST', `/api/broadcasts/${broadcastID}/shares`, {});
+    await navigator.clipboard?.writeText(share.url).catch(() => {});
+    $('#copy-watch').dataset.link = share.url;
+    toast('Watch link copied.');
+  });
   addEventListener('resize', renderStage);
 }
 
