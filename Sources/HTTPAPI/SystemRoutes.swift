@@ -44,8 +44,10 @@ extension API {
                 registry: .init(status: registryError == nil ? "ok" : "unavailable", backend: configuration.redisURL == nil ? "in-process" : "redis", error: registryError))
             return EditedResponse(status: healthy ? .ok : .serviceUnavailable, headers: [.cacheControl: "no-store"], response: body)
         }
+        let figures = SystemFigures(dataDirectory: configuration.dataDirectory)
         router.get("metrics") { _, _ in
-            Response(
+            figures.sample()
+            return Response(
                 status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                 body: .init(byteBuffer: ByteBuffer(bytes: TallyMetrics.registry.emitToBuffer())))
         }

@@ -3,6 +3,7 @@ import DTLS
 import Glibc
 import ICE
 import Logging
+import Metrics
 import NIOCore
 import NIOPosix
 import RTCP
@@ -573,8 +574,13 @@ public final class WebRTCServer: @unchecked Sendable {
         }
     }
 
+    /// Sessions that closed before ICE and DTLS connected: clients that could not reach the
+    /// media ports, or gave up (an alert's signal).
+    private static let failedSessions = Counter(label: "tally_webrtc_failed_sessions_total")
+
     private func closeSession(_ id: String, reason: String) {
         guard let session = sessions.removeValue(forKey: id) else { return }
+        if !session.peer.isConnected, reason != "server shutting down" { Self.failedSessions.increment() }
         let events = session.peer.close(reason)
         for case .send(let bytes, let path) in events {
             if let route = routes[path] { write(bytes, to: path, via: route) }
