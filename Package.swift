@@ -9,6 +9,7 @@ let package = Package(
         .executable(name: "tally-bench", targets: ["tally-bench"]),
         // The wire codecs, as products so the nested FuzzTesting package can link them.
         .library(name: "STUN", targets: ["STUN"]),
+        .library(name: "TURN", targets: ["TURN"]),
         .library(name: "RTP", targets: ["RTP"]),
         .library(name: "RTCP", targets: ["RTCP"]),
         .library(name: "SDP", targets: ["SDP"]),
@@ -194,6 +195,7 @@ let package = Package(
         .testTarget(name: "MediaCoreTests", dependencies: ["MediaCore"]),
         .testTarget(name: "STUNTests", dependencies: ["STUN"]),
         .testTarget(name: "ICETests", dependencies: ["ICE"]),
+        .testTarget(name: "TURNTests", dependencies: ["TURN", "STUN"]),
         .testTarget(name: "DTLSTests", dependencies: ["DTLS"]),
         .testTarget(name: "SRTPTests", dependencies: ["SRTP", "RTP", "CSRTP"]),
         .testTarget(name: "WebRTCTransportTests", dependencies: ["WebRTCTransport", "DTLS", .product(name: "NIOPosix", package: "swift-nio")]),

@@ -20,6 +20,7 @@ let package = Package(
             name: "FuzzSRTP",
             dependencies: ["FuzzDriver", .product(name: "SRTP", package: "tally"), .product(name: "DTLS", package: "tally")]
         ),
+        .executableTarget(name: "FuzzTURN", dependencies: ["FuzzDriver", .product(name: "TURN", package: "tally"), .product(name: "STUN", package: "tally")]),
         .executableTarget(name: "FuzzRTMP", dependencies: ["FuzzDriver", .product(name: "RTMP", package: "tally")]),
         .executableTarget(name: "FuzzFLV", dependencies: ["FuzzDriver", .product(name: "FLV", package: "tally")]),
         .executableTarget(

@@ -65,8 +65,10 @@ extension API {
         let address = ForwardedClientMiddleware.client(peer: channel.remoteAddress?.ipAddress, headers: request.headerFields, trusted: configuration.trustedProxies)
         let owner = SessionOwner(identity: identity.sessionKey, address: address ?? "unknown")
         guard studioSockets.take(owner) else { return .dontUpgrade }
-        return .upgrade([:]) { [studioSockets] inbound, outbound, _ in
-            defer { studioSockets.release(owner) }
+        // Released when the connection closes, however it ends: an upgrade that never
+        // completes (the client gone mid-handshake) never runs the handler below.
+        channel.closeFuture.whenComplete { [studioSockets] _ in studioSockets.release(owner) }
+        return .upgrade([:]) { inbound, outbound, _ in
             await SignalingConnection(api: self, identity: identity, owner: owner, channel: channel).serve(inbound: inbound, outbound: outbound)
         }
     }

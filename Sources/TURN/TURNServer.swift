@@ -51,17 +51,25 @@ public final class TURNServer: @unchecked Sendable {
     }
 
     public func start() async throws {
-        let udp = try await DatagramBootstrap(group: loop)
-            .channelOption(.socketOption(.so_reuseaddr), value: 1)
-            // Which of the server's addresses each client reached (see `reachedAt`).
-            .channelOption(.receivePacketInfo, value: true)
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(UDPHandler(server: self)) }
-            }
-            .bind(host: configuration.host, port: configuration.port).get()
-        let port = udp.localAddress?.port ?? configuration.port
         // TCP on the same port number as UDP, as clients expect of turn:host:port?transport=tcp.
-        let tcp = try await listen(port: port, tls: false)
+        // With port 0 the number UDP got may be taken for TCP: then another is tried.
+        var attempt = 0
+        var bound: (udp: any Channel, tcp: any Channel)?
+        while bound == nil {
+            attempt += 1
+            let udp = try await bindUDP(port: configuration.port)
+            do {
+                bound = (udp, try await listen(port: udp.localAddress?.port ?? configuration.port, tls: false))
+            } catch where configuration.port == 0 && attempt < 10 {
+                try? await udp.close()
+            } catch {
+                try? await udp.close()
+                throw error
+            }
+        }
+        guard let bound else { throw ChannelError.inappropriateOperationForState }
+        let (udp, tcp) = bound
+        let port = udp.localAddress?.port ?? configuration.port
         var tls: (any Channel)?
         if let tlsPort = configuration.tlsPort { tls = try await listen(port: tlsPort, tls: true) }
         try await loop.submit {
@@ -74,6 +82,17 @@ public final class TURNServer: @unchecked Sendable {
             }
         }.get()
         logger.info("turn: listening", metadata: ["udp+tcp": "\(configuration.host):\(port)", "tls": "\(tls?.localAddress?.port.map(String.init) ?? "off")"])
+    }
+
+    private func bindUDP(port: Int) async throws -> any Channel {
+        try await DatagramBootstrap(group: loop)
+            .channelOption(.socketOption(.so_reuseaddr), value: 1)
+            // Which of the server's addresses each client reached, for the relayed address.
+            .channelOption(.receivePacketInfo, value: true)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(UDPHandler(server: self)) }
+            }
+            .bind(host: configuration.host, port: port).get()
     }
 
     public func stop() async {
@@ -226,16 +245,13 @@ public final class TURNServer: @unchecked Sendable {
         func errorCaught(context: ChannelHandlerContext, error: any Error) {}
     }
 
-    /// TURN over a byte stream: STUN messages and ChannelData frames (padded to four bytes)
-    /// back to back (RFC 8656 §12.5). Its loop may be another listener's: the core is driven
-    /// on the TURN loop.
+    /// TURN over a byte stream (see `TURNStreamFramer`). Its loop may be another listener's:
+    /// the core is driven on the TURN loop.
     private final class StreamHandler: ChannelInboundHandler, @unchecked Sendable {
         typealias InboundIn = ByteBuffer
         let server: TURNServer
-        private var buffer: [UInt8] = []
+        private var framer = TURNStreamFramer()
         private var id: Int?
-        /// Bytes of one frame at most: a STUN message or ChannelData with its padding.
-        static let maxFrame = 4 + 65535 + 3
 
         init(server: TURNServer) { self.server = server }
 
@@ -255,26 +271,12 @@ public final class TURNServer: @unchecked Sendable {
         private var reached: [UInt8]?
 
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-            buffer += unwrapInboundIn(data).readableBytesView
-            var frames: [[UInt8]] = []
-            while buffer.count >= 4 {
-                let length: Int
-                switch buffer[0] & 0xC0 {
-                case 0x00: length = 20 + Int(UInt16(bigEndianBytes: buffer[2..<4]))
-                case 0x40:
-                    let payload = Int(UInt16(bigEndianBytes: buffer[2..<4]))
-                    length = 4 + payload + (4 - payload % 4) % 4
-                default:
-                    context.close(promise: nil)
-                    return
-                }
-                guard length <= Self.maxFrame else {
-                    context.close(promise: nil)
-                    return
-                }
-                guard buffer.count >= length else { break }
-                frames.append(Array(buffer[..<length]))
-                buffer.removeFirst(length)
+            let frames: [[UInt8]]
+            do {
+                frames = try framer.feed(unwrapInboundIn(data).readableBytesView)
+            } catch {
+                context.close(promise: nil)
+                return
             }
             guard !frames.isEmpty else { return }
             server.loop.execute {

@@ -157,7 +157,9 @@ struct RedisUnavailableTests {
         let started = ContinuousClock.now
         await #expect(throws: RegistryError.self) { try await registry.ping() }
         await #expect(throws: RegistryError.self) { try await registry.get("x") }
-        #expect(ContinuousClock.now - started < .seconds(3))
+        // Refused at once rather than waiting out a connect timeout; the bound leaves room for
+        // a loaded 2-core machine.
+        #expect(ContinuousClock.now - started < .seconds(10))
         await registry.shutdown()
     }
 
