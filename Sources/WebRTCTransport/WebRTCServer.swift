@@ -569,7 +569,12 @@ public final class WebRTCServer: @unchecked Sendable {
             guard let descriptor = udpDescriptor, let destination = DatagramDestination(address, local: local) else { return }
             if !destination.send(bytes, on: descriptor) { logger.trace("UDP control datagram not sent", metadata: ["path": "\(path)"]) }
         case .tcp(let channel):
-            guard channel.isWritable else { return }
+            // A peer that does not read gets nothing more past the high-water mark; its
+            // session counts what it missed.
+            guard channel.isWritable else {
+                if let id = sessionByPath[path] { sessions[id]?.peer.noteSendFailure() }
+                return
+            }
             channel.writeAndFlush(channel.allocator.buffer(bytes: ICETCPFramer.frame(bytes)), promise: nil)
         }
     }
