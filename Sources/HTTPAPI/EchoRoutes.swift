@@ -23,7 +23,7 @@ extension API {
         let (id, answer) = try await Self.openingSession {
             try await webrtc.open(offer: offer, tag: Self.echoTag, owner: owner, intent: EchoSink.intent(for:)) { EchoSink(answer: $0) }
         }
-        return sdpResponse(answer, location: "/api/echo/\(id)", request: request, identity: owner.identity)
+        return sdpResponse(answer, location: "/api/echo/\(id)", request: request, context: context, identity: owner.identity)
     }
 
     static let echoTag = "echo"

@@ -23,9 +23,11 @@ struct ICEServerDirectory: Sendable {
     let turnsPort: BoundPort?
     let lifetime: TimeInterval
 
-    /// `host`: the name the client reached this server by (a certificate names it).
-    func servers(identity: String, host: String, now: Date = Date()) -> [Server] {
-        let issued = credentials.issue(identity: identity, expires: now.addingTimeInterval(lifetime))
+    /// `host`: the name the client reached this server by (a certificate names it). The
+    /// credential names its holder and address together: TURN's per-identity cap then
+    /// bounds one device, while a studio whose guests share one invite link each get theirs.
+    func servers(identity: String, address: String?, host: String, now: Date = Date()) -> [Server] {
+        let issued = credentials.issue(identity: "\(identity)@\(address ?? "unknown")", expires: now.addingTimeInterval(lifetime))
         var urls = externalURLs
         if urls.isEmpty {
             let shown = host.contains(":") && !host.hasPrefix("[") ? "[\(host)]" : host
@@ -36,8 +38,8 @@ struct ICEServerDirectory: Sendable {
     }
 
     /// RFC 9725 §4.6: `Link` headers naming the same servers, for WHIP and WHEP clients.
-    func linkHeaders(identity: String, host: String) -> [String] {
-        servers(identity: identity, host: host).flatMap { server in
+    func linkHeaders(identity: String, address: String?, host: String) -> [String] {
+        servers(identity: identity, address: address, host: host).flatMap { server in
             server.urls.map { url in
                 "<\(url)>; rel=\"ice-server\"; username=\"\(server.username)\"; credential=\"\(server.credential)\"; credential-type=\"password\""
             }
@@ -53,7 +55,7 @@ extension API {
     func addICEServerRoutes(to router: Router<AppContext>) {
         router.get("api/ice-servers") { request, context -> ICEServersResponse in
             guard let identity = context.identity else { throw APIError.unauthorized }
-            return ICEServersResponse(iceServers: iceServers.servers(identity: identity.sessionKey, host: turnHost(request)))
+            return ICEServersResponse(iceServers: iceServers.servers(identity: identity.sessionKey, address: context.clientAddress, host: turnHost(request)))
         }
     }
 
@@ -65,10 +67,10 @@ extension API {
 
     /// An SDP answer, with the ICE servers for its holder as `Link` headers; `location` is a
     /// path, made absolute with `TALLY_PUBLIC_URL` when that is set.
-    func sdpResponse(_ answer: String, location: String, request: Request, identity: String) -> Response {
+    func sdpResponse(_ answer: String, location: String, request: Request, context: AppContext, identity: String) -> Response {
         let location = configuration.publicURL.map { $0 + location } ?? location
         var headers: HTTPFields = [.contentType: "application/sdp", .location: location, .accessControlExposeHeaders: "Location, Link"]
-        for link in iceServers.linkHeaders(identity: identity, host: turnHost(request)) {
+        for link in iceServers.linkHeaders(identity: identity, address: context.clientAddress, host: turnHost(request)) {
             headers.append(HTTPField(name: .link, value: link))
         }
         return Response(status: .created, headers: headers, body: .init(byteBuffer: ByteBuffer(string: answer)))

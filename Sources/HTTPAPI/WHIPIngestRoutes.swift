@@ -45,7 +45,7 @@ extension API {
                 try await whipIngest.publish(streamKey: key, offer: offer, owner: SessionOwner(
                     identity: Self.sessionIdentity(streamKey: key), address: context.clientAddress ?? "unknown"))
             }
-            return sdpResponse(answer, location: "\(Self.whipIngestPath)/\(session)", request: request, identity: Self.sessionIdentity(streamKey: key))
+            return sdpResponse(answer, location: "\(Self.whipIngestPath)/\(session)", request: request, context: context, identity: Self.sessionIdentity(streamKey: key))
         } catch WHIPIngestError.refused(let reason) {
             throw APIError(.forbidden, "publish_refused", reason)
         } catch WHIPIngestError.unsupportedOffer(let reason) {

@@ -46,7 +46,7 @@ extension API {
         let (_, answer) = try await Self.openingSession {
             try await sfu.publish(broadcastID: broadcast.id!.uuidString, participantID: participantID, offer: offer, owner: owner)
         }
-        return sdpResponse(answer, location: "/whip/\(broadcast.id!.uuidString)/\(participantID)", request: request, identity: owner.identity)
+        return sdpResponse(answer, location: "/whip/\(broadcast.id!.uuidString)/\(participantID)", request: request, context: context, identity: owner.identity)
     }
 
     private func play(_ request: Request, _ context: AppContext) async throws -> Response {
@@ -62,7 +62,7 @@ extension API {
                 try await sfu.play(broadcastID: broadcastID, participantID: participantID, offer: offer, owner: owner)
             }
             if let injectedLoss { _ = await webrtc.setEgressLoss(sessionID: session, probability: injectedLoss) }
-            return sdpResponse(answer, location: "/whep/\(broadcastID)/\(participantID)/\(session)", request: request, identity: owner.identity)
+            return sdpResponse(answer, location: "/whep/\(broadcastID)/\(participantID)/\(session)", request: request, context: context, identity: owner.identity)
         } catch SFUError.notPublishing {
             throw APIError(.notFound, "not_publishing", "that participant is not publishing in this broadcast")
         }
@@ -82,7 +82,7 @@ extension API {
             let (session, answer) = try await Self.openingSession {
                 try await sfu.play(broadcastID: ProgramPlayers.routerID(id), participantID: ProgramPlayers.participantID, offer: offer, owner: owner)
             }
-            return sdpResponse(answer, location: "/whep/\(id)/\(ProgramPlayers.participantID)/\(session)", request: request, identity: owner.identity)
+            return sdpResponse(answer, location: "/whep/\(id)/\(ProgramPlayers.participantID)/\(session)", request: request, context: context, identity: owner.identity)
         } catch SFUError.notPublishing {
             throw APIError(.conflict, "not_live", "the program is starting; try again in a moment", headers: [.retryAfter: "1"])
         }

@@ -66,7 +66,7 @@ extension API {
                 title: broadcast.title, status: broadcast.status, startedAt: broadcast.startedAt, endedAt: broadcast.endedAt,
                 viewers: await webrtc.sessionCount(tag: SFU.playTag(ProgramPlayers.routerID(id))),
                 whepUrl: "/api/watch/\(id)/whep?share=\(share)", hlsUrl: "/hls/\(id)/index.m3u8",
-                iceServers: iceServers.servers(identity: viewerIdentity(shareID, context), host: turnHost(request)))
+                iceServers: iceServers.servers(identity: "share:\(shareID)", address: context.clientAddress, host: turnHost(request)))
         }
         router.post("api/watch/:broadcast/whep") { request, context -> Response in
             let (broadcast, shareID) = try await sharedBroadcast(request, context)
@@ -86,7 +86,7 @@ extension API {
                     try await sfu.play(broadcastID: ProgramPlayers.routerID(id), participantID: ProgramPlayers.participantID, offer: offer, owner: owner)
                 }
                 let share = request.uri.queryParameters.get("share") ?? ""
-                return sdpResponse(answer, location: "/api/watch/\(id)/whep/\(session)?share=\(share)", request: request, identity: identity)
+                return sdpResponse(answer, location: "/api/watch/\(id)/whep/\(session)?share=\(share)", request: request, context: context, identity: identity)
             } catch SFUError.notPublishing {
                 throw APIError(.conflict, "not_live", "the program is starting; try again in a moment", headers: [.retryAfter: "1"])
             }

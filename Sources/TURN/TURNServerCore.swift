@@ -73,7 +73,9 @@ public final class TURNServerCore {
         public var nonceLifetime: TimeInterval = 600
         /// Allocations this server holds, and one identity holds.
         public var maxAllocations = 2000
-        public var maxAllocationsPerIdentity = 16
+        /// A host's studio: a publishing connection and one per other participant, each
+        /// allocating on up to three TURN URLs.
+        public var maxAllocationsPerIdentity = 100
         public init() {}
     }
 

@@ -32,7 +32,13 @@ struct TURNStreamFramerTests {
 struct TURNServerCoreTests {
     let credentials = TURNCredentials(secret: Array("unit-secret-0123456789".utf8))
     let now = Date(timeIntervalSince1970: 1_800_000_000)
-    let client = TURNClientID.udp(TransportAddress(ip: [192, 0, 2, 1], port: 5000))
+    var client = TURNClientID.udp(TransportAddress(ip: [192, 0, 2, 1], port: 5000))
+
+    init() {}
+
+    init(client: TURNClientID) {
+        self.client = client
+    }
 
     func core() -> TURNServerCore {
         TURNServerCore(credentials: credentials, policy: TURNRelayPolicy(ownAddresses: [[203, 0, 113, 7]], localAddresses: [[127, 0, 0, 1]], mediaPort: 7882))
@@ -60,6 +66,22 @@ struct TURNServerCoreTests {
         let (refused, _) = allocate(core(), expires: now.addingTimeInterval(-1))
         guard case .reply(_, let bytes)? = refused.first else { Issue.record("no answer"); return }
         #expect(try STUNCodec.parse(bytes).message.errorCode?.code == 401)
+    }
+
+    @Test("one credential holds only so many allocations")
+    func quota() throws {
+        var settings = TURNServerCore.Settings()
+        settings.maxAllocationsPerIdentity = 2
+        let server = TURNServerCore(settings: settings, credentials: credentials,
+                                    policy: TURNRelayPolicy(ownAddresses: [], localAddresses: [[127, 0, 0, 1]], mediaPort: 7882))
+        var answers: [[TURNServerCore.Output]] = []
+        for port in UInt16(5000)..<5003 {
+            let other = TURNServerCoreTests(client: .udp(TransportAddress(ip: [192, 0, 2, 1], port: port)))
+            answers.append(other.allocate(server, expires: now.addingTimeInterval(60)).outputs)
+        }
+        #expect(answers[0] == [.openRelay(allocation: 1)] && answers[1] == [.openRelay(allocation: 2)])
+        guard case .reply(_, let bytes)? = answers[2].first else { Issue.record("no answer"); return }
+        #expect(try STUNCodec.parse(bytes).message.errorCode?.code == 486)
     }
 
     @Test("permissions only for this host's and the announced addresses; data only to the media port")
