@@ -61,7 +61,7 @@ let package = Package(
         .target(name: "ICE", dependencies: ["STUN"]),
         // The embedded TURN server (RFC 8656): relays only to Tally's own media port.
         .target(name: "TURN", dependencies: [
-            "STUN", .product(name: "Crypto", package: "swift-crypto"),
+            "STUN", "NetworkPolicy", .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOSSL", package: "swift-nio-ssl"), .product(name: "Logging", package: "swift-log"),
             .product(name: "Metrics", package: "swift-metrics"),

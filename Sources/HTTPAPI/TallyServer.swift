@@ -216,7 +216,7 @@ public final class TallyServices: Sendable {
     /// addresses (and the announced public one).
     private static func startTURN(_ configuration: ServerConfiguration, certificate: ServerCertificate?, credentials: TURNCredentials,
                                   mediaPort: Int, logger: Logger) async throws -> TURNServer {
-        let local = Set(((try? System.enumerateDevices()) ?? []).compactMap { $0.address.flatMap(TURNServer.ipBytes) })
+        let local = Set(((try? System.enumerateDevices()) ?? []).compactMap { $0.address?.ipBytes })
         let announced = Set(configuration.publicIP.flatMap(IPAddress.bytes(of:)).map { [$0] } ?? [])
         let hostIP = IPAddress.bytes(of: configuration.host).flatMap { $0 == [0, 0, 0, 0] || $0.count != 4 ? nil : $0 } ?? [127, 0, 0, 1]
         let policy = TURNRelayPolicy(ownAddresses: announced, localAddresses: local, mediaPort: UInt16(mediaPort), internalIPv4: hostIP)

@@ -34,6 +34,7 @@ struct WatchResponse: APIResponse {
 
 extension API {
     static let maxShareLifetime = 30 * 24 * 3600
+    static let sharesPerMinute = 20
     /// Viewers one broadcast's program plays to over WHEP at once; past it the page falls
     /// back to HLS, which costs the server no WebRTC session.
     static let maxWHEPViewers = 500
@@ -43,6 +44,8 @@ extension API {
         // The host makes and withdraws watch links.
         router.post("api/broadcasts/:id/shares") { request, context -> EditedResponse<ShareResponse> in
             let broadcast = try await ownedBroadcast(context.parameters.get("id"), context: context)
+            // Each link is kept in the registry until it expires: one account makes only so many.
+            try await enforceRateLimit("shares:\(try context.requireUser())", limit: Self.sharesPerMinute)
             let lifetime = try await request.decodeOptionalJSON(ShareRequest.self, context: context)?.expiresInSeconds ?? 7 * 24 * 3600
             guard (60...Self.maxShareLifetime).contains(lifetime) else {
                 throw APIError(.badRequest, "invalid_field", "`expires_in_seconds` must be between 60 and \(Self.maxShareLifetime)")

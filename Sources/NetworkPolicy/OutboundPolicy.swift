@@ -158,7 +158,7 @@ extension IPNetwork {
 
 extension SocketAddress {
     /// The raw address: 4 bytes for IPv4, 16 for IPv6; nil for a Unix socket.
-    var ipBytes: [UInt8]? {
+    public var ipBytes: [UInt8]? {
         switch self {
         case .v4(let address):
             var raw = address.address.sin_addr

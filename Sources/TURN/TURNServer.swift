@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 import Metrics
+import NetworkPolicy
 import NIOCore
 import NIOPosix
 import NIOSSL
@@ -102,11 +103,6 @@ public final class TURNServer: @unchecked Sendable {
             return [self.udpChannel].compactMap { $0 } + self.listeners + Array(self.relays.values) + Array(self.streams.values)
         }.get()) ?? []
         for channel in channels { try? await channel.close() }
-    }
-
-    /// Allocations held now (for metrics and tests).
-    public func allocationCount() async -> Int {
-        (try? await loop.submit { self.core.allocationCount }.get()) ?? 0
     }
 
     private func listen(port: Int, tls: Bool) async throws -> any Channel {
@@ -305,24 +301,10 @@ public final class TURNServer: @unchecked Sendable {
     }
 }
 
-extension TURNServer {
-    /// An interface's address as bytes, for the relay policy.
-    public static func ipBytes(_ address: SocketAddress) -> [UInt8]? {
-        TransportAddress(address)?.ip
-    }
-}
-
 extension TransportAddress {
     init?(_ address: SocketAddress) {
-        switch address {
-        case .v4(let v4):
-            let raw = v4.address.sin_addr.s_addr
-            self.init(ip: withUnsafeBytes(of: raw) { Array($0) }, port: UInt16(address.port ?? 0))
-        case .v6(let v6):
-            self.init(ip: withUnsafeBytes(of: v6.address.sin6_addr) { Array($0) }, port: UInt16(address.port ?? 0))
-        default:
-            return nil
-        }
+        guard let ip = address.ipBytes else { return nil }
+        self.init(ip: ip, port: UInt16(address.port ?? 0))
     }
 
     var socketAddress: SocketAddress? {
