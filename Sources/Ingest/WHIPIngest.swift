@@ -54,7 +54,7 @@ public final class WHIPIngest: Sendable {
     /// key (never the key itself), so that only a holder of the same key may end it.
     public func publish(streamKey: String, offer: SessionDescription, owner: SessionOwner) async throws -> (streamID: String, sessionID: String, answer: String) {
         let remoteAddress = owner.address
-        guard offer.media.contains(where: { $0.kind == "video" && $0.codecs.contains(where: Self.policy.video[0].matches) }) else {
+        guard offer.media.contains(where: { $0.mediaKind == .video && $0.codecs.contains(where: Self.policy.video[0].matches) }) else {
             throw WHIPIngestError.unsupportedOffer("the offer has no H.264 video (packetization-mode=1); passthrough carries H.264, so choose an H.264 encoder")
         }
         // The same application as `rtmp://HOST/live/KEY`, so keys and webhooks read alike.
@@ -172,7 +172,7 @@ private final class WHIPFeed: Sendable {
     private func convert(_ tapped: TappedPacket, arrival: Int64) {
         let (outputs, keyframe, dropped, tracks) = streams.withLock { streams -> ([ElementaryOutput], Bool, Int, (ContainerWriter.VideoTrack?, ContainerWriter.AudioTrack?)) in
             var outputs: [ElementaryOutput] = []
-            if tapped.kind == "video" {
+            if tapped.kind == .video {
                 outputs = streams.video(tapped.packet, arrival: arrival)
             } else {
                 do {

@@ -236,7 +236,7 @@ final class ParticipantFeed: Sendable {
 
     private func decode(_ tapped: TappedPacket) {
         let now = clock.now - started
-        if tapped.kind == "audio" {
+        if tapped.kind == .audio {
             guard tapped.codec.lowercased() == "opus" else { return }
             let samples = decoders.withLock { decoders -> [Float]? in
                 if decoders.audio[tapped.producerID] == nil { decoders.audio[tapped.producerID] = try? OpusDecoder() }

@@ -20,9 +20,9 @@ public final class ProgramPlayers: ProgramOutput {
     public static let participantID = "program"
     /// H.264 as browsers offer it. The program is x264's High profile without B-frames;
     /// decoders built on FFmpeg (Chromium, Safari) take it under this label.
-    static let video = LocalSource.Track(kind: "video", codec: RTPCodec(payloadType: 102, name: "H264", clockRate: 90000,
+    static let video = LocalSource.Track(kind: .video, codec: RTPCodec(payloadType: 102, name: "H264", clockRate: 90000,
         parameters: [("level-asymmetry-allowed", "1"), ("packetization-mode", "1"), ("profile-level-id", "42e01f")]))
-    static let audio = LocalSource.Track(kind: "audio", codec: RTPCodec(payloadType: 111, name: "opus", clockRate: 48000, channels: 2,
+    static let audio = LocalSource.Track(kind: .audio, codec: RTPCodec(payloadType: 111, name: "opus", clockRate: 48000, channels: 2,
         parameters: [("minptime", "10"), ("useinbandfec", "1")]))
 
     public static func routerID(_ broadcastID: String) -> String { "program:\(broadcastID)" }
@@ -76,7 +76,7 @@ public final class ProgramPlayers: ProgramOutput {
         let timestamp = UInt32(truncatingIfNeeded: packet.pts * 90 / 1000)
         let payloads = H264Packetizer.payloads(packet.data)
         for (index, payload) in payloads.enumerated() {
-            source.send(kind: "video", payload: payload, timestamp: timestamp, marker: index == payloads.count - 1)
+            source.send(kind: .video, payload: payload, timestamp: timestamp, marker: index == payloads.count - 1)
         }
     }
 
@@ -102,6 +102,6 @@ public final class ProgramPlayers: ProgramOutput {
             }
         }
         ProgramPlayers.opusPackets.increment(by: packets.count)
-        for packet in packets { source.send(kind: "audio", payload: packet.payload, timestamp: packet.timestamp, marker: false) }
+        for packet in packets { source.send(kind: .audio, payload: packet.payload, timestamp: packet.timestamp, marker: false) }
     }
 }

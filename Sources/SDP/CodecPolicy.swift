@@ -70,11 +70,10 @@ public struct CodecPolicy: Sendable {
             "urn:ietf:params:rtp-hdrext:ssrc-audio-level",
         ])
 
-    public func matchers(for kind: String) -> [Matcher] {
+    public func matchers(for kind: MediaKind) -> [Matcher] {
         switch kind {
-        case "audio": audio
-        case "video": video
-        default: []
+        case .audio: audio
+        case .video: video
         }
     }
 }

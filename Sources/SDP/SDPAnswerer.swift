@@ -47,7 +47,7 @@ public struct MediaIntent: Sendable {
 /// The outcome for one section, in RTP terms: what the transport and SFU work with.
 public struct NegotiatedMedia: Sendable, Equatable {
     public var mid: String
-    public var kind: String
+    public var kind: MediaKind
     /// From Tally's point of view.
     public var direction: MediaDirection
     public var codec: RTPCodec
@@ -60,7 +60,7 @@ public struct NegotiatedMedia: Sendable, Equatable {
     public var remoteRIDs: [String]
     public var localStream: LocalStream?
 
-    public init(mid: String, kind: String, direction: MediaDirection, codec: RTPCodec, retransmission: RTPCodec?,
+    public init(mid: String, kind: MediaKind, direction: MediaDirection, codec: RTPCodec, retransmission: RTPCodec?,
                 headerExtensions: [HeaderExtension], remoteSSRCs: [SSRCDescription], remoteRetransmissionPairs: [RetransmissionPair],
                 remoteRIDs: [String], localStream: LocalStream?) {
         self.mid = mid
@@ -163,7 +163,7 @@ public enum SDPAnswerer {
     private static func negotiate(_ offered: MediaDescription, mid: String, policy: CodecPolicy, intent: MediaIntent)
         -> (section: MediaDescription, media: NegotiatedMedia)? {
         let codecs = offered.codecs
-        guard let codec = policy.matchers(for: offered.kind).lazy.compactMap({ matcher in codecs.first(where: matcher.matches) }).first else {
+        guard let kind = offered.mediaKind, let codec = policy.matchers(for: kind).lazy.compactMap({ matcher in codecs.first(where: matcher.matches) }).first else {
             return nil
         }
         let rtx = codecs.first { $0.isRetransmission && $0.parameter("apt") == String(codec.payloadType) }
@@ -206,7 +206,7 @@ public enum SDPAnswerer {
             section.attributes.append(SDPAttribute("simulcast", "recv " + remoteRIDs.joined(separator: ";")))
         }
         let media = NegotiatedMedia(
-            mid: mid, kind: offered.kind, direction: direction, codec: chosen, retransmission: rtx,
+            mid: mid, kind: kind, direction: direction, codec: chosen, retransmission: rtx,
             headerExtensions: extensions.map { .init(id: $0.id, uri: $0.uri) },
             remoteSSRCs: receives ? offered.ssrcs : [],
             remoteRetransmissionPairs: receives ? offered.retransmissionPairs.map { .init(media: $0.media, rtx: $0.rtx) } : [],

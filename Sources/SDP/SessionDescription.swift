@@ -30,9 +30,14 @@ public struct SessionDescription: Sendable, Equatable {
     }
 }
 
+/// The kinds of `m=` section Tally negotiates media for.
+public enum MediaKind: String, Sendable, Hashable, Codable {
+    case audio, video
+}
+
 /// One `m=` section with its lines (RFC 8866 §5.14).
 public struct MediaDescription: Sendable, Equatable {
-    /// audio, video or application.
+    /// audio, video or application, as the line names it.
     public var kind: String
     /// 0 rejects the section (RFC 8843 §7.3.3 keeps bundled sections at 9).
     public var port: Int
@@ -53,6 +58,9 @@ public struct MediaDescription: Sendable, Equatable {
         self.bandwidths = bandwidths
         self.attributes = attributes
     }
+
+    /// The section's kind when it is one Tally negotiates (not `application`, say).
+    public var mediaKind: MediaKind? { MediaKind(rawValue: kind) }
 }
 
 /// `a=name` or `a=name:value` (RFC 8866 §5.13).

@@ -11,10 +11,10 @@ import WebRTCTransport
 /// `@unchecked Sendable`: the router and the per-track state are touched only on the loop.
 public final class LocalSource: @unchecked Sendable {
     public struct Track: Sendable {
-        public var kind: String
+        public var kind: MediaKind
         public var codec: RTPCodec
 
-        public init(kind: String, codec: RTPCodec) {
+        public init(kind: MediaKind, codec: RTPCodec) {
             self.kind = kind
             self.codec = codec
         }
@@ -32,7 +32,7 @@ public final class LocalSource: @unchecked Sendable {
 
     private let server: WebRTCServer
     private let router: Router
-    private let outgoing: [String: Outgoing]
+    private let outgoing: [MediaKind: Outgoing]
     private let watched = Atomic<Bool>(false)
 
     /// Whether any track had a consumer when a packet was last sent: work done only for
@@ -42,7 +42,7 @@ public final class LocalSource: @unchecked Sendable {
     init(server: WebRTCServer, router: Router, participantID: String, tracks: [Track]) {
         self.server = server
         self.router = router
-        var outgoing: [String: Outgoing] = [:]
+        var outgoing: [MediaKind: Outgoing] = [:]
         for (index, track) in tracks.enumerated() {
             let ssrc = UInt32.random(in: 1...UInt32.max)
             let media = NegotiatedMedia(mid: String(index), kind: track.kind, direction: .recvonly, codec: track.codec, retransmission: nil,
@@ -57,7 +57,7 @@ public final class LocalSource: @unchecked Sendable {
     var producers: [Producer] { outgoing.values.map(\.producer) }
 
     /// One RTP payload of the `kind` track, stamped in the track's clock.
-    public func send(kind: String, payload: [UInt8], timestamp: UInt32, marker: Bool) {
+    public func send(kind: MediaKind, payload: [UInt8], timestamp: UInt32, marker: Bool) {
         guard let track = outgoing[kind] else { return }
         let server = self.server
         let router = self.router

@@ -9,7 +9,7 @@ import SDP
 /// Not thread-safe: owned by its router's event loop. Time is passed in.
 public final class Producer {
     public let id: String
-    public let kind: String
+    public let kind: MediaKind
     public let media: NegotiatedMedia
     /// Layer order: index 0 is the lowest quality. Browsers list rids highest first.
     public let rids: [String]

@@ -1,9 +1,10 @@
 import RTP
+import SDP
 
 /// A packet handed to an internal consumer (the compositor), on the router's loop.
 public struct TappedPacket: Sendable {
     public var producerID: String
-    public var kind: String
+    public var kind: MediaKind
     /// The codec's SDP name (VP8, H264, opus…).
     public var codec: String
     /// The RTP clock rate (90000 for video, 48000 for Opus).

@@ -45,7 +45,7 @@ public final class PublisherSink: MediaSink {
         midExtensionID = answer.media.lazy.flatMap(\.headerExtensions).first { $0.uri == RTPHeaderExtensionURI.mid }?.id
         transportSequenceExtensionID = answer.media.lazy.flatMap(\.headerExtensions).first { $0.uri == RTPHeaderExtensionURI.transportWideCC }?.id
         audioLevelExtensionID = answer.media.lazy.flatMap(\.headerExtensions).first { $0.uri == RTPHeaderExtensionURI.audioLevel }?.id
-        let videoWantsREMB = answer.media.contains { $0.kind == "video" && $0.direction.receives && $0.codec.feedback.contains("goog-remb") }
+        let videoWantsREMB = answer.media.contains { $0.kind == .video && $0.direction.receives && $0.codec.feedback.contains("goog-remb") }
         if videoWantsREMB, transportSequenceExtensionID == nil { receiveEstimate = ReceiveSideEstimate() }
     }
 
@@ -70,7 +70,7 @@ public final class PublisherSink: MediaSink {
         midBySSRC[packet.ssrc] = mid
         guard let arrival = producer.receive(packet, now: now) else { return }
         if arrival.repaired { SFUMetrics.repairedArrivals.increment() }
-        if producer.kind == "audio", let id = audioLevelExtensionID, let level = RTPHeaderExtensionValue.audioLevel(packet.extensionValue(id: id)) {
+        if producer.kind == .audio, let id = audioLevelExtensionID, let level = RTPHeaderExtensionValue.audioLevel(packet.extensionValue(id: id)) {
             router.recordAudioLevel(producer: producer.id, level: level.level, now: now)
         }
         router.route(arrival, from: producer, server: server, now: now)
@@ -110,7 +110,7 @@ public final class PublisherSink: MediaSink {
 
     private func sendREMB(lossByte: UInt8, peer: PeerConnection, server: WebRTCServer) {
         guard var estimate = receiveEstimate else { return }
-        let video = producersByMid.values.filter { $0.kind == "video" }
+        let video = producersByMid.values.filter { $0.kind == .video }
         let ssrcs = midBySSRC.filter { entry in video.contains { $0.media.mid == entry.value } }.keys.sorted()
         guard !ssrcs.isEmpty else { return }
         let incoming = video.flatMap(\.layers).reduce(0) { $0 + $1.bitrate }
@@ -234,13 +234,13 @@ public final class SubscriberSink: MediaSink {
         lastAllocationAt = now
         var budget = estimator.estimate
         var wanted = 0.0
-        for consumer in consumers where consumer.media.kind == "audio" {
+        for consumer in consumers where consumer.media.kind == .audio {
             let rate = router.producer(consumer.producerID)?.layers.first.map { max($0.bitrate, 64_000) } ?? 64_000
             budget -= rate
             wanted += rate
         }
         var held: Consumer?
-        for consumer in consumers where consumer.media.kind == "video" {
+        for consumer in consumers where consumer.media.kind == .video {
             guard let producer = router.producer(consumer.producerID) else { continue }
             let selectable = producer.selectableLayers(now: now)
             guard producer.isSimulcast, let best = selectable.last else { continue }
@@ -332,7 +332,7 @@ public final class SubscriberSink: MediaSink {
                       loss: Double(fractionLostBySSRC.values.max() ?? 0) / 256)
         octetsAtLastReport = octets
         gauges.record(estimate: estimator?.estimate, roundTrip: consumers.compactMap(\.roundTripTime).max()?.seconds)
-        for consumer in consumers where consumer.media.kind == "video" { gauges.record(layer: consumer.currentLayer, mid: consumer.media.mid) }
+        for consumer in consumers where consumer.media.kind == .video { gauges.record(layer: consumer.currentLayer, mid: consumer.media.mid) }
     }
 
     private func roundTrip(_ blocks: [ReceptionReport]) {

@@ -98,7 +98,7 @@ public final class Router {
     /// Asks for a keyframe on the layer a participant's tap follows: its decoder lost its place.
     public func requestKeyframe(forTapOf participant: String, server: WebRTCServer, now: Duration) {
         guard let tap = taps[participant] else { return }
-        for producer in producers(ofParticipant: participant) where producer.kind == "video" {
+        for producer in producers(ofParticipant: participant) where producer.kind == .video {
             requestKeyframe(producer: producer.id, layer: tap.currentLayer[ObjectIdentifier(producer)] ?? (producer.layers.count - 1), server: server, now: now)
         }
     }

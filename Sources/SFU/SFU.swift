@@ -110,20 +110,20 @@ public final class SFU: @unchecked Sendable {
         var unused = producers
         var assignment: [String: String] = [:]
         for section in offer.media {
-            guard let mid = section.mid, let index = unused.firstIndex(where: { $0.kind == section.kind }) else { continue }
+            guard let mid = section.mid, let index = unused.firstIndex(where: { $0.kind == section.mediaKind }) else { continue }
             assignment[mid] = unused.remove(at: index).id
         }
         let codecs = producers.map(\.codec)
         let policy = CodecPolicy(
-            audio: producers.filter { $0.kind == "audio" }.map { CodecPolicy.Matcher(matching: $0.codec) },
-            video: producers.filter { $0.kind == "video" }.map { CodecPolicy.Matcher(matching: $0.codec) },
+            audio: producers.filter { $0.kind == .audio }.map { CodecPolicy.Matcher(matching: $0.codec) },
+            video: producers.filter { $0.kind == .video }.map { CodecPolicy.Matcher(matching: $0.codec) },
             feedback: CodecPolicy.standard.feedback, headerExtensions: CodecPolicy.standard.headerExtensions)
         let mapping = assignment
         let server = self.server
         let (id, answer) = try await server.open(offer: offer, tag: Self.playTag(broadcastID), owner: owner, policy: policy, intent: { section in
             guard let mid = section.mid, mapping[mid] != nil else { return MediaIntent(receive: false) }
             return MediaIntent(receive: false, send: LocalStream(
-                ssrc: UInt32.random(in: 1...UInt32.max), rtxSSRC: section.kind == "video" ? UInt32.random(in: 1...UInt32.max) : nil,
+                ssrc: UInt32.random(in: 1...UInt32.max), rtxSSRC: section.mediaKind == .video ? UInt32.random(in: 1...UInt32.max) : nil,
                 cname: "tally-\(participantID)", streamID: participantID, trackID: "\(participantID)-\(mid)"))
         }) { answer in
             SubscriberSink(answer: answer, producers: mapping, router: self.router(broadcastID), clock: { server.now }, logger: self.logger) {

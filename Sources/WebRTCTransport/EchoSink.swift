@@ -36,7 +36,7 @@ public final class EchoSink: MediaSink {
     public static func intent(for section: MediaDescription) -> MediaIntent {
         let mid = section.mid ?? "0"
         return MediaIntent(receive: true, send: LocalStream(
-            ssrc: UInt32.random(in: 1...UInt32.max), rtxSSRC: section.kind == "video" ? UInt32.random(in: 1...UInt32.max) : nil,
+            ssrc: UInt32.random(in: 1...UInt32.max), rtxSSRC: section.mediaKind == .video ? UInt32.random(in: 1...UInt32.max) : nil,
             cname: "tally-echo", streamID: "tally-echo", trackID: "echo-\(section.kind)-\(mid)"))
     }
 

@@ -9,7 +9,7 @@ import Testing
 /// Packets as a simulcast VP8 publisher sends them: rid in extension 10, repaired-rid in 11.
 enum Publisher {
     static let media = NegotiatedMedia(
-        mid: "1", kind: "video", direction: .recvonly,
+        mid: "1", kind: .video, direction: .recvonly,
         codec: RTPCodec(payloadType: 96, name: "VP8", clockRate: 90000), retransmission: RTPCodec(payloadType: 97, name: "rtx", clockRate: 90000),
         headerExtensions: [.init(id: 4, uri: RTPHeaderExtensionURI.mid), .init(id: 10, uri: RTPHeaderExtensionURI.rid),
                            .init(id: 11, uri: RTPHeaderExtensionURI.repairedRID)],
@@ -72,7 +72,7 @@ struct ProducerTests {
 @Suite("Consumer: layer switching and rewriting")
 struct ConsumerTests {
     static let subscriberMedia = NegotiatedMedia(
-        mid: "0", kind: "video", direction: .sendonly,
+        mid: "0", kind: .video, direction: .sendonly,
         codec: RTPCodec(payloadType: 100, name: "VP8", clockRate: 90000), retransmission: RTPCodec(payloadType: 101, name: "rtx", clockRate: 90000),
         headerExtensions: [.init(id: 9, uri: RTPHeaderExtensionURI.mid)], remoteSSRCs: [], remoteRetransmissionPairs: [], remoteRIDs: [],
         localStream: LocalStream(ssrc: 7777, rtxSSRC: 8888, cname: "c", streamID: "s", trackID: "t"))
