@@ -88,7 +88,8 @@ public final class Compositor: Sendable {
         var video: H264Encoder
         var audio: AACEncoder
         var text: TextRenderer?
-        var scalers: [String: FrameScaler] = [:]
+        /// By input, for the inputs of the current scene (which keeps them alive).
+        var scalers: [ObjectIdentifier: FrameScaler] = [:]
         var background: (key: String, frame: VideoFrame)?
         /// The picture drawn each tick, reused so a frame costs no allocation.
         var canvas: VideoFrame?
@@ -204,14 +205,16 @@ public final class Compositor: Sendable {
         } else {
             picture.fillPlanes(YUVColor.stage)
         }
-        let inputs = Dictionary(scene.participants.map { ($0.participantID, $0) }, uniquingKeysWith: { first, _ in first })
-        let placements = scene.layout.place(scene.participants.map(\.participantID), width: width, height: height)
+        // The layout places labels; each input's label is its place in the scene.
+        let labels = scene.participants.indices.map(String.init)
+        let inputs = Dictionary(uniqueKeysWithValues: zip(labels, scene.participants))
+        let placements = scene.layout.place(labels, width: width, height: height)
         for placement in placements.sorted(by: { $0.z < $1.z }) {
             guard let input = inputs[placement.participant] else { continue }
             let rect = PixelRect(x: placement.x, y: placement.y, width: placement.width, height: placement.height)
             if let latest = input.latestFrame {
-                let scaler = engine.scalers[input.participantID] ?? FrameScaler()
-                engine.scalers[input.participantID] = scaler
+                let scaler = engine.scalers[ObjectIdentifier(input)] ?? FrameScaler()
+                engine.scalers[ObjectIdentifier(input)] = scaler
                 if placement.fit == .contain {
                     picture.fill(rect, with: .shade)
                     Self.drawContained(latest.frame, into: &picture, rect: rect, scaler: scaler)
@@ -233,7 +236,8 @@ public final class Compositor: Sendable {
                 picture.draw(mask, x: tag.x + size / 2, y: tag.y + size / 4, color: .white)
             }
         }
-        engine.scalers = engine.scalers.filter { inputs[$0.key] != nil }
+        let shown = Set(scene.participants.map(ObjectIdentifier.init))
+        engine.scalers = engine.scalers.filter { shown.contains($0.key) }
         if let banner = scene.banner, !banner.isEmpty, let text = engine.text {
             let size = height / 20
             let mask = text.render(banner, pixelHeight: size, maxWidth: width * 8 / 10)

@@ -1,7 +1,8 @@
 import MediaCodecs
 import Synchronization
 
-/// What the compositor draws for one participant: a picture, and the audio not yet mixed.
+/// What the compositor draws for one stage tile (a participant, an encoder's stream): a
+/// picture, and the audio not yet mixed.
 /// Decoders write from their own threads; the mix loop reads on its tick.
 ///
 /// Picture and sound are lined up by capture time when the feed knows it (RTCP sender
@@ -10,7 +11,6 @@ import Synchronization
 /// arrive later than sound, so a picture is there when its sound plays. Without capture
 /// times the latest picture shows, and sound plays after 60 ms of buffering.
 public final class CompositorInput: Sendable {
-    public let participantID: String
     private let state: Mutex<State>
     static let sampleRate = 48_000.0
     /// Sound buffered before playback starts, against network jitter.
@@ -44,8 +44,7 @@ public final class CompositorInput: Sendable {
         }
     }
 
-    public init(participantID: String, name: String) {
-        self.participantID = participantID
+    public init(name: String) {
         state = Mutex(State(name: name))
     }
 

@@ -236,9 +236,9 @@ actor ProgramDirector {
         let names = Dictionary(rows.map { ($0.id!, $0.name) }) { first, _ in first }
         let logo = image(stage.logo, maxWidth: 240, maxHeight: 120).map { TransparentImage(picture: $0.picture, alpha: $0.alpha) }
         let background = stage.background.flatMap { url in image(url, maxWidth: 1920, maxHeight: 1080).map { (key: url, picture: $0.picture) } }
-        let people = stage.participants.map { (id: $0.uuidString, name: names[$0] ?? "Guest") }
-        let streams = stage.streams.map { (id: LiveProgram.streamPrefix + $0, name: $0) }
-        return ProgramStage(layout: layout, participants: people + streams,
+        let people = stage.participants.map { (source: StageSource.participant(ParticipantID($0.uuidString)), name: names[$0] ?? "Guest") }
+        let streams = stage.streams.map { (source: StageSource.stream($0), name: $0) }
+        return ProgramStage(layout: layout, tiles: people + streams,
                             banner: stage.banner?.text, logo: logo, background: background)
     }
 

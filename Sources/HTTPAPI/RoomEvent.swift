@@ -35,9 +35,9 @@ enum RoomEvent {
     }
 
     /// A participant's media reached the SFU and can be played (WHIP or the studio).
-    static func mediaPublished(_ participant: String) -> String? {
+    static func mediaPublished(_ participant: ParticipantID) -> String? {
         struct Published: Encodable { var participant_id: String }
-        return encode("media-published", Published(participant_id: participant))
+        return encode("media-published", Published(participant_id: participant.rawValue))
     }
 
     /// A destination's push changed state: connecting, live, reconnecting, failed, stopped.
@@ -66,14 +66,14 @@ enum RoomEvent {
     }
 
     /// The loudest participant on stage changed; nil when nobody speaks.
-    static func activeSpeaker(_ participant: String?) -> String? {
-        encode("active-speaker", ActiveSpeaker(participant_id: participant))
+    static func activeSpeaker(_ participant: ParticipantID?) -> String? {
+        encode("active-speaker", ActiveSpeaker(participant_id: participant?.rawValue))
     }
 
     /// A publisher should turn simulcast encodings on or off: layers nobody watches cost its
     /// CPU and uplink for nothing.
     static func simulcastLayers(_ layers: SFU.PublisherLayers) -> String? {
-        encode("simulcast-layers", SimulcastLayers(participant_id: layers.participantID, mid: layers.mid, layers: layers.send))
+        encode("simulcast-layers", SimulcastLayers(participant_id: layers.participantID.rawValue, mid: layers.mid, layers: layers.send))
     }
 
     private static func encode(_ name: String, _ payload: some Encodable) -> String? {
@@ -81,5 +81,12 @@ enum RoomEvent {
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         encoder.dateEncodingStrategy = .iso8601
         return (try? encoder.encode(Envelope(event: name, data: payload))).map { String(decoding: $0, as: UTF8.self) }
+    }
+}
+
+extension ParticipantID {
+    /// A studio participant's id in the SFU: its row's id.
+    init(_ row: UUID) {
+        self.init(row.uuidString)
     }
 }

@@ -273,7 +273,7 @@ final class SignalingConnection {
             "participant": Self.describe(participant), "resume_token": resumeToken,
             "participants": members.map { member in
                 var description = Self.describe(member)
-                description["publishing"] = publishing.contains(member.id!.uuidString)
+                description["publishing"] = publishing.contains(ParticipantID(member.id!))
                 return description
             },
             "stage": Self.describe(broadcast.currentStage),
@@ -496,9 +496,9 @@ final class SignalingConnection {
         }
         do {
             let (session, answer) = if let target {
-                try await api.sfu.play(broadcastID: broadcast.uuidString, participantID: target, offer: offer, owner: owner)
+                try await api.sfu.play(broadcastID: broadcast.uuidString, participantID: ParticipantID(target), offer: offer, owner: owner)
             } else {
-                try await api.sfu.publish(broadcastID: broadcast.uuidString, participantID: publisher.id!.uuidString, offer: offer, owner: owner)
+                try await api.sfu.publish(broadcastID: broadcast.uuidString, participantID: ParticipantID(publisher.id!), offer: offer, owner: owner)
             }
             var data: [String: any Sendable] = ["sdp": answer, "session_id": session]
             if let target { data["target"] = target }
@@ -560,7 +560,7 @@ enum RoomEventFilter {
             stage.participants.removeAll { $0 == id }
             _ = try? await api.arrange(stage, in: broadcast)
         }
-        _ = await api.sfu.unpublish(participantID: id.uuidString)
+        _ = await api.sfu.unpublish(participantID: ParticipantID(id))
         let left = SignalMessage(event: "participant-left", data: ["participant_id": id.uuidString])
         await api.announce(left.encoded(), in: broadcastID)
     }

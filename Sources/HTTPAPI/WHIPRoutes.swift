@@ -17,7 +17,7 @@ extension API {
             let participant = try Validate.uuid(context.parameters.get("participant"), what: "participant")
             let identity: String? = if case .user? = context.identity { nil } else { try context.sessionOwner().identity }
             guard let row = try await Participant.find(participant, on: store.db), row.broadcastID == broadcast.id,
-                  await sfu.unpublish(participantID: participant.uuidString, identity: identity) else { throw APIError.notFound("participant") }
+                  await sfu.unpublish(participantID: ParticipantID(participant), identity: identity) else { throw APIError.notFound("participant") }
             return HTTPResponse.Status.ok
         }
         router.post("whep/:broadcast") { request, context in try await playProgram(request, context) }
@@ -25,7 +25,7 @@ extension API {
         router.delete("whep/:broadcast/:participant/:session") { _, context in
             let broadcast = try await memberBroadcast(context)
             let id = broadcast.id!.uuidString
-            let router = context.parameters.get("participant") == ProgramPlayers.participantID ? ProgramPlayers.routerID(id) : id
+            let router = context.parameters.get("participant") == ProgramPlayers.participantID.rawValue ? ProgramPlayers.routerID(id) : id
             guard await webrtc.close(sessionID: context.parameters.get("session") ?? "", tag: SFU.playTag(router),
                                      identity: try context.sessionOwner().identity, reason: "closed by the client") else {
                 throw APIError.notFound("session")
@@ -42,11 +42,11 @@ extension API {
         let owner = try context.sessionOwner()
         let offer = try await Self.readOffer(request)
         let participant = try await participantRow(for: context.identity, broadcast: broadcast)
-        let participantID = participant.id!.uuidString
+        let participantID = try participant.requireID()
         let (_, answer) = try await Self.openingSession {
-            try await sfu.publish(broadcastID: broadcast.id!.uuidString, participantID: participantID, offer: offer, owner: owner)
+            try await sfu.publish(broadcastID: broadcast.id!.uuidString, participantID: ParticipantID(participantID), offer: offer, owner: owner)
         }
-        return sdpResponse(answer, location: "/whip/\(broadcast.id!.uuidString)/\(participantID)", request: request, context: context, identity: owner.identity)
+        return sdpResponse(answer, location: "/whip/\(broadcast.id!.uuidString)/\(participantID.uuidString)", request: request, context: context, identity: owner.identity)
     }
 
     private func play(_ request: Request, _ context: AppContext) async throws -> Response {
@@ -56,7 +56,7 @@ extension API {
         let owner = try context.sessionOwner()
         let offer = try await Self.readOffer(request)
         let broadcastID = broadcast.id!.uuidString
-        let participantID = participant.uuidString
+        let participantID = ParticipantID(participant)
         do {
             let (session, answer) = try await Self.openingSession {
                 try await sfu.play(broadcastID: broadcastID, participantID: participantID, offer: offer, owner: owner)

@@ -73,7 +73,7 @@ public final class WHIPIngest: Sendable {
         let routerID = Self.routerID(streamID: streamID)
         // Each publish is its own participant of the router, so a replaced session closing
         // late cannot take its successor's producers or tap with it.
-        let participantID = "whip-\(publishes.add(1, ordering: .relaxed).newValue)"
+        let participantID = ParticipantID("whip-\(publishes.add(1, ordering: .relaxed).newValue)")
         let sfu = self.sfu
         let feed = WHIPFeed(publisher: publisher, logger: logger) {
             sfu.requestKeyframe(broadcastID: routerID, participantID: participantID)

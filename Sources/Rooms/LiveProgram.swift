@@ -27,19 +27,25 @@ public struct PushTarget: Sendable {
     }
 }
 
-/// What the program shows, resolved from the stored stage: layout spec, people with their
-/// names, banner text, images already decoded.
+/// What one stage tile shows: a person in the studio, or an encoder's ingest stream.
+public enum StageSource: Hashable, Sendable {
+    case participant(ParticipantID)
+    case stream(String)
+}
+
+/// What the program shows, resolved from the stored stage: layout spec, tiles in stage
+/// order with their names, banner text, images already decoded.
 public struct ProgramStage: Sendable {
     public var layout: LayoutSpec
-    public var participants: [(id: String, name: String)]
+    public var tiles: [(source: StageSource, name: String)]
     public var banner: String?
     public var logo: TransparentImage?
     public var background: (key: String, picture: VideoFrame)?
 
-    public init(layout: LayoutSpec, participants: [(id: String, name: String)], banner: String?, logo: TransparentImage?,
+    public init(layout: LayoutSpec, tiles: [(source: StageSource, name: String)], banner: String?, logo: TransparentImage?,
                 background: (key: String, picture: VideoFrame)?) {
         self.layout = layout
-        self.participants = participants
+        self.tiles = tiles
         self.banner = banner
         self.logo = logo
         self.background = background
@@ -58,13 +64,12 @@ public final class LiveProgram: Sendable {
     public let hls: HLSOutput
     public let destinations: [DestinationPush]
     private let sfu: SFU
-    private let feeds = Mutex<[String: ParticipantFeed]>([:])
+    private let feeds = Mutex<[ParticipantID: ParticipantFeed]>([:])
+    /// By stream id.
     private let ingestFeeds = Mutex<[String: IngestFeed]>([:])
     private let ingest: IngestHub?
     private let logger: Logger
     private let format: ProgramFormat
-    /// How an ingest stream is named among the stage's participants.
-    public static let streamPrefix = "stream:"
 
     public init(broadcastID: String, settings: Compositor.Settings, stage: ProgramStage, targets: [PushTarget], recordingPath: String?,
                 hlsDirectory: URL, sfu: SFU, ingest: IngestHub? = nil, group: any EventLoopGroup, outbound: OutboundPolicy,
@@ -127,10 +132,16 @@ public final class LiveProgram: Sendable {
 
     /// Moves the program to a new stage: taps follow whoever is on it.
     public func update(_ stage: ProgramStage) async {
-        let streams = stage.participants.filter { $0.id.hasPrefix(Self.streamPrefix) }
-        let people = stage.participants.filter { !$0.id.hasPrefix(Self.streamPrefix) }
+        var people: [(id: ParticipantID, name: String)] = []
+        var streams: [(id: String, name: String)] = []
+        for tile in stage.tiles {
+            switch tile.source {
+            case .participant(let id): people.append((id, tile.name))
+            case .stream(let id): streams.append((id, tile.name))
+            }
+        }
         let wanted = Set(people.map(\.id))
-        let (added, removed) = feeds.withLock { feeds -> ([ParticipantFeed], [String]) in
+        let (added, removed) = feeds.withLock { feeds -> ([ParticipantFeed], [ParticipantID]) in
             let removed = feeds.keys.filter { !wanted.contains($0) }
             for id in removed { feeds[id] = nil }
             var added: [ParticipantFeed] = []
@@ -138,7 +149,7 @@ public final class LiveProgram: Sendable {
                 if let feed = feeds[id] {
                     feed.input.name = name
                 } else {
-                    let feed = ParticipantFeed(input: CompositorInput(participantID: id, name: name), broadcastID: broadcastID, sfu: sfu)
+                    let feed = ParticipantFeed(participantID: id, input: CompositorInput(name: name), broadcastID: broadcastID, sfu: sfu)
                     feeds[id] = feed
                     added.append(feed)
                 }
@@ -147,18 +158,18 @@ public final class LiveProgram: Sendable {
         }
         for id in removed { await sfu.untap(broadcastID: broadcastID, participantID: id) }
         for feed in added {
-            await sfu.tap(broadcastID: broadcastID, participantID: feed.input.participantID) { packet in feed.push(packet) }
+            await sfu.tap(broadcastID: broadcastID, participantID: feed.participantID) { packet in feed.push(packet) }
         }
         let (newStreams, goneStreams) = ingestFeeds.withLock { feeds -> ([IngestFeed], [IngestFeed]) in
             let wanted = Set(streams.map(\.id))
             let gone = feeds.filter { !wanted.contains($0.key) }.map(\.value)
-            for feed in gone { feeds[Self.streamPrefix + feed.streamID] = nil }
+            for feed in gone { feeds[feed.streamID] = nil }
             var new: [IngestFeed] = []
             for (id, name) in streams {
                 if let feed = feeds[id] {
                     feed.input.name = name
                 } else {
-                    let feed = IngestFeed(input: CompositorInput(participantID: id, name: name), streamID: String(id.dropFirst(Self.streamPrefix.count)))
+                    let feed = IngestFeed(input: CompositorInput(name: name), streamID: id)
                     feeds[id] = feed
                     new.append(feed)
                 }
@@ -167,10 +178,11 @@ public final class LiveProgram: Sendable {
         }
         for feed in goneStreams { feed.stop() }
         if let ingest { for feed in newStreams { feed.start(ingest) } }
-        let inputs = stage.participants.compactMap { participant in
-            participant.id.hasPrefix(Self.streamPrefix)
-                ? ingestFeeds.withLock { $0[participant.id]?.input }
-                : feeds.withLock { $0[participant.id]?.input }
+        let inputs = stage.tiles.compactMap { tile in
+            switch tile.source {
+            case .participant(let id): feeds.withLock { $0[id]?.input }
+            case .stream(let id): ingestFeeds.withLock { $0[id]?.input }
+            }
         }
         compositor.update(Scene(layout: stage.layout, participants: inputs, banner: stage.banner, logo: stage.logo, background: stage.background))
     }
@@ -210,6 +222,7 @@ enum FeedMetrics {
 /// Decodes one participant's tapped tracks into their compositor input, on a queue of its
 /// own so the SFU's loop only hands packets over.
 final class ParticipantFeed: Sendable {
+    let participantID: ParticipantID
     let input: CompositorInput
     private let broadcastID: String
     private let sfu: SFU
@@ -219,11 +232,12 @@ final class ParticipantFeed: Sendable {
     private let started: ContinuousClock.Instant
 
     private struct Decoders: @unchecked Sendable {
-        var video: [String: (assembler: FrameAssembler, decoder: any VideoDecoder)] = [:]
-        var audio: [String: OpusDecoder] = [:]
+        var video: [ProducerID: (assembler: FrameAssembler, decoder: any VideoDecoder)] = [:]
+        var audio: [ProducerID: OpusDecoder] = [:]
     }
 
-    init(input: CompositorInput, broadcastID: String, sfu: SFU) {
+    init(participantID: ParticipantID, input: CompositorInput, broadcastID: String, sfu: SFU) {
+        self.participantID = participantID
         self.input = input
         self.broadcastID = broadcastID
         self.sfu = sfu
@@ -275,6 +289,6 @@ final class ParticipantFeed: Sendable {
         if let (picture, timestamp) = pictures.last {
             input.deliver(picture, capture: tapped.captureTime(of: timestamp, clockRate: tapped.clockRate))
         }
-        if keyframeNeeded { sfu.requestKeyframe(broadcastID: broadcastID, participantID: input.participantID) }
+        if keyframeNeeded { sfu.requestKeyframe(broadcastID: broadcastID, participantID: participantID) }
     }
 }

@@ -17,7 +17,7 @@ import Synchronization
 /// is not transcoded; the pictures still go to the router (packetizing costs next to
 /// nothing), which is how the source learns that a player has come.
 public final class ProgramPlayers: ProgramOutput {
-    public static let participantID = "program"
+    public static let participantID = ParticipantID("program")
     /// H.264 as browsers offer it. The program is x264's High profile without B-frames;
     /// decoders built on FFmpeg (Chromium, Safari) take it under this label.
     static let video = LocalSource.Track(kind: .video, codec: RTPCodec(payloadType: 102, name: "H264", clockRate: 90000,

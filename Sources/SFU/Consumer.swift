@@ -13,7 +13,7 @@ import WebRTCTransport
 /// Not thread-safe: owned by its router's event loop. Time is passed in.
 public final class Consumer {
     public let id: String
-    public let producerID: String
+    public let producerID: ProducerID
     public let media: NegotiatedMedia
     public let outgoing: LocalStream
     /// The layer to forward; nil follows the producer's best active layer.
@@ -112,7 +112,7 @@ public final class Consumer {
     private let clockRate: UInt32
     private let allocator = ByteBufferAllocator()
 
-    public init(id: String, producerID: String, media: NegotiatedMedia, outgoing: LocalStream) {
+    public init(id: String, producerID: ProducerID, media: NegotiatedMedia, outgoing: LocalStream) {
         self.id = id
         self.producerID = producerID
         self.media = media

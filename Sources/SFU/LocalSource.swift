@@ -39,7 +39,7 @@ public final class LocalSource: @unchecked Sendable {
     /// players (transcoding their sound) can pause while nobody plays.
     public var isWatched: Bool { watched.load(ordering: .relaxed) }
 
-    init(server: WebRTCServer, router: Router, participantID: String, tracks: [Track]) {
+    init(server: WebRTCServer, router: Router, participantID: ParticipantID, tracks: [Track]) {
         self.server = server
         self.router = router
         var outgoing: [MediaKind: Outgoing] = [:]
@@ -48,7 +48,7 @@ public final class LocalSource: @unchecked Sendable {
             let media = NegotiatedMedia(mid: String(index), kind: track.kind, direction: .recvonly, codec: track.codec, retransmission: nil,
                                         headerExtensions: [], remoteSSRCs: [SSRCDescription(ssrc: ssrc)], remoteRetransmissionPairs: [],
                                         remoteRIDs: [], localStream: nil)
-            let entry = Outgoing(producer: Producer(id: "\(participantID):\(index)", media: media))
+            let entry = Outgoing(producer: Producer(id: ProducerID(participant: participantID, mid: String(index)), media: media))
             outgoing[track.kind] = entry
         }
         self.outgoing = outgoing
@@ -80,7 +80,7 @@ public final class LocalSource: @unchecked Sendable {
 extension SFU {
     /// Publishes `tracks` made inside the server as `participantID` in the broadcast's
     /// router; `onKeyframeRequest` runs (on the loop) when a player needs a keyframe.
-    public func openLocalSource(broadcastID: String, participantID: String, tracks: [LocalSource.Track],
+    public func openLocalSource(broadcastID: String, participantID: ParticipantID, tracks: [LocalSource.Track],
                                 onKeyframeRequest: @escaping @Sendable () -> Void) async throws -> LocalSource {
         try await server.loop.submit {
             let router = self.router(broadcastID)
@@ -92,7 +92,7 @@ extension SFU {
 
     /// Takes a local source's producers out of the router and closes the sessions playing
     /// them: with the source gone there is nothing left to play.
-    public func closeLocalSource(broadcastID: String, participantID: String) async {
+    public func closeLocalSource(broadcastID: String, participantID: ParticipantID) async {
         await server.close(tag: Self.playTag(broadcastID), reason: "the source ended")
         try? await server.loop.submit {
             guard let router = self.routers[broadcastID] else { return }

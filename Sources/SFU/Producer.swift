@@ -8,7 +8,7 @@ import SDP
 ///
 /// Not thread-safe: owned by its router's event loop. Time is passed in.
 public final class Producer {
-    public let id: String
+    public let id: ProducerID
     public let kind: MediaKind
     public let media: NegotiatedMedia
     /// Layer order: index 0 is the lowest quality. Browsers list rids highest first.
@@ -50,9 +50,9 @@ public final class Producer {
         public var repaired: Bool
     }
 
-    public init(id: String, media: NegotiatedMedia) {
+    public init(id: ProducerID, media: NegotiatedMedia) {
         self.id = id
-        participantID = String(id.prefix { $0 != ":" })
+        participantID = id.participant
         kind = media.kind
         self.media = media
         rids = media.remoteRIDs.reversed()
@@ -72,8 +72,8 @@ public final class Producer {
 
     public var isSimulcast: Bool { !rids.isEmpty }
 
-    /// Producer IDs are `participant:mid`; kept apart once so routing never slices strings.
-    public let participantID: String
+    /// The publisher: the router keeps taps by participant.
+    public let participantID: ParticipantID
 
     /// Takes a packet of this track; nil (counted on /metrics) when it belongs to no known
     /// layer, is not media, or repeats a packet already here: publishers pad their probes

@@ -3,7 +3,7 @@ import SDP
 
 /// A packet handed to an internal consumer (the compositor), on the router's loop.
 public struct TappedPacket: Sendable {
-    public var producerID: String
+    public var producerID: ProducerID
     public var kind: MediaKind
     /// The codec's SDP name (VP8, H264, opus…).
     public var codec: String
@@ -30,12 +30,12 @@ public struct TappedPacket: Sendable {
 /// active layer (switching only on keyframes, like a subscriber) and hands packets on
 /// without rewriting them. Lives on the router's loop.
 public final class ProducerTap {
-    public let participantID: String
+    public let participantID: ParticipantID
     let onPacket: (TappedPacket) -> Void
     /// Per producer: the layer being passed on.
     var currentLayer: [ObjectIdentifier: Int] = [:]
 
-    public init(participantID: String, onPacket: @escaping (TappedPacket) -> Void) {
+    public init(participantID: ParticipantID, onPacket: @escaping (TappedPacket) -> Void) {
         self.participantID = participantID
         self.onPacket = onPacket
     }

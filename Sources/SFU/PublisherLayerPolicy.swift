@@ -9,23 +9,23 @@
 /// allocation that wavers does not make the publisher flap.
 ///
 /// Not thread-safe; time is passed in.
-public struct PublisherLayerPolicy: Sendable {
+public struct PublisherLayerPolicy<Producer: Hashable & Sendable>: Sendable {
     public var holdDown: Duration = .seconds(5)
-    private var sending: [String: [Bool]] = [:]
-    private var unwantedSince: [String: Duration] = [:]
+    private var sending: [Producer: [Bool]] = [:]
+    private var unwantedSince: [Producer: Duration] = [:]
 
     public init() {}
 
     /// What the publisher of `producer` was last told to send, by layer (lowest first); nil
     /// until told anything, which means everything.
-    public func sending(_ producer: String) -> [Bool]? {
+    public func sending(_ producer: Producer) -> [Bool]? {
         sending[producer]
     }
 
     /// Re-evaluates one producer. `measured[i]` says whether layer `i` has ever carried media;
     /// `wanted` holds each unpaused consumer's wanted layer. Returns the layers to send when
     /// the publisher must be told something new.
-    public mutating func evaluate(producer: String, measured: [Bool], wanted: [Int], now: Duration) -> [Bool]? {
+    public mutating func evaluate(producer: Producer, measured: [Bool], wanted: [Int], now: Duration) -> [Bool]? {
         guard !measured.isEmpty else { return nil }
         let top = wanted.max() ?? 0
         let desired = measured.indices.map { $0 == 0 || $0 <= top || !measured[$0] }
@@ -44,12 +44,12 @@ public struct PublisherLayerPolicy: Sendable {
         return now - since >= holdDown ? apply(desired, to: producer) : nil
     }
 
-    public mutating func remove(producer: String) {
+    public mutating func remove(producer: Producer) {
         sending[producer] = nil
         unwantedSince[producer] = nil
     }
 
-    private mutating func apply(_ layers: [Bool], to producer: String) -> [Bool] {
+    private mutating func apply(_ layers: [Bool], to producer: Producer) -> [Bool] {
         sending[producer] = layers
         unwantedSince[producer] = nil
         return layers

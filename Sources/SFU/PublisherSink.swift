@@ -8,7 +8,7 @@ import WebRTCTransport
 /// A publishing peer (a WHIP session or a studio participant): each received section is a
 /// producer in the router; losses on the way in are NACKed.
 public final class PublisherSink: MediaSink {
-    public let participantID: String
+    public let participantID: ParticipantID
     private let router: Router
     private let clock: () -> Duration
     private var producersByMid: [String: Producer] = [:]
@@ -29,7 +29,7 @@ public final class PublisherSink: MediaSink {
 
     /// `onConnect` runs once the media can be played (DTLS is up and the producers are in the
     /// router); `onClose` when the session ends.
-    public init(participantID: String, answer: SDPAnswer, router: Router, clock: @escaping () -> Duration,
+    public init(participantID: ParticipantID, answer: SDPAnswer, router: Router, clock: @escaping () -> Duration,
                 onConnect: @escaping (PublisherSink) -> Void = { _ in }, onClose: @escaping (PublisherSink) -> Void) {
         self.participantID = participantID
         self.router = router
@@ -37,7 +37,7 @@ public final class PublisherSink: MediaSink {
         self.onClose = onClose
         self.onConnect = onConnect
         for media in answer.media where media.direction.receives {
-            let producer = Producer(id: "\(participantID):\(media.mid)", media: media)
+            let producer = Producer(id: ProducerID(participant: participantID, mid: media.mid), media: media)
             producersByMid[media.mid] = producer
             midByPayloadType[media.codec.payloadType] = media.mid
             if let rtx = media.retransmission { midByPayloadType[rtx.payloadType] = media.mid }
@@ -159,7 +159,7 @@ public final class SubscriberSink: MediaSink {
     private let onClose: () -> Void
 
     /// `producers` maps each section's mid to the producer it plays.
-    public init(answer: SDPAnswer, producers: [String: String], router: Router, clock: @escaping () -> Duration, logger: Logger, onClose: @escaping () -> Void) {
+    public init(answer: SDPAnswer, producers: [String: ProducerID], router: Router, clock: @escaping () -> Duration, logger: Logger, onClose: @escaping () -> Void) {
         self.router = router
         self.clock = clock
         self.logger = logger

@@ -14,7 +14,7 @@ public enum ProducerSource {
 /// each feeds. Lives on the WebRTC transport's event loop; no locks, no tasks per packet.
 public final class Router {
     public let id: String
-    private var producers: [String: (producer: Producer, source: ProducerSource)] = [:]
+    private var producers: [ProducerID: (producer: Producer, source: ProducerSource)] = [:]
     /// A consumer with the transport it sends on. Kept by value, so a producer's bindings lie
     /// side by side in one array and the fan-out walks them without an object per binding.
     private struct Binding {
@@ -23,7 +23,7 @@ public final class Router {
         let sink: SubscriberSink
     }
 
-    private var consumers: [String: [Binding]] = [:]
+    private var consumers: [ProducerID: [Binding]] = [:]
     /// What each copy of one fan-out came to, by binding: reused from packet to packet.
     private struct Outcome {
         var sent = false
@@ -32,21 +32,25 @@ public final class Router {
         var switchedFrom: Int??
     }
     private var outcomes: [Outcome] = []
-    private var lastKeyframeRequest: [String: Duration] = [:]
+    private var lastKeyframeRequest: [LayerKey: Duration] = [:]
+    private struct LayerKey: Hashable {
+        let producer: ProducerID
+        let layer: Int
+    }
     /// Keyframe requests per producer layer are at most this frequent.
     public var keyframeRequestInterval: Duration = .milliseconds(300)
-    private var speakers = ActiveSpeakerObserver()
+    private var speakers = ActiveSpeakerObserver<ProducerID>()
     private var lastSpeakerEvaluation: Duration?
-    private var layerPolicy = PublisherLayerPolicy()
+    private var layerPolicy = PublisherLayerPolicy<ProducerID>()
     private var lastLayerEvaluation: Duration?
     /// Called with the speaking participant (nil: nobody) when it changes.
-    private let onActiveSpeaker: (String?) -> Void
+    private let onActiveSpeaker: (ParticipantID?) -> Void
     /// Called with a producer and the layers its publisher should send (lowest first) when
     /// that changes: the studio turns the browser's encodings on and off to match.
     private let onPublisherLayers: (Producer, [Bool]) -> Void
     private let logger: Logger
 
-    public init(id: String, logger: Logger = Logger(label: "tally.sfu"), onActiveSpeaker: @escaping (String?) -> Void = { _ in },
+    public init(id: String, logger: Logger = Logger(label: "tally.sfu"), onActiveSpeaker: @escaping (ParticipantID?) -> Void = { _ in },
                 onPublisherLayers: @escaping (Producer, [Bool]) -> Void = { _, _ in }) {
         self.id = id
         self.logger = logger
@@ -54,7 +58,7 @@ public final class Router {
         self.onPublisherLayers = onPublisherLayers
     }
 
-    public func recordAudioLevel(producer id: String, level: UInt8, now: Duration) {
+    public func recordAudioLevel(producer id: ProducerID, level: UInt8, now: Duration) {
         speakers.record(producer: id, level: level, at: now)
     }
 
@@ -63,7 +67,7 @@ public final class Router {
         if let last = lastSpeakerEvaluation, now - last < .milliseconds(300) { return }
         lastSpeakerEvaluation = now
         if case .some(let producer) = speakers.evaluate(now: now) {
-            onActiveSpeaker(producer.map { String($0.prefix { $0 != ":" }) })
+            onActiveSpeaker(producer.map(\.participant))
         }
     }
 
@@ -85,25 +89,25 @@ public final class Router {
     public var isEmpty: Bool { producers.isEmpty && consumers.values.allSatisfy(\.isEmpty) && taps.isEmpty }
 
     /// Internal consumers by participant: the compositor's view of the stage.
-    private var taps: [String: ProducerTap] = [:]
+    private var taps: [ParticipantID: ProducerTap] = [:]
 
     public func add(_ tap: ProducerTap) {
         taps[tap.participantID] = tap
     }
 
-    public func removeTap(participant: String) {
+    public func removeTap(participant: ParticipantID) {
         taps[participant] = nil
     }
 
     /// Asks for a keyframe on the layer a participant's tap follows: its decoder lost its place.
-    public func requestKeyframe(forTapOf participant: String, server: WebRTCServer, now: Duration) {
+    public func requestKeyframe(forTapOf participant: ParticipantID, server: WebRTCServer, now: Duration) {
         guard let tap = taps[participant] else { return }
         for producer in producers(ofParticipant: participant) where producer.kind == .video {
             requestKeyframe(producer: producer.id, layer: tap.currentLayer[ObjectIdentifier(producer)] ?? (producer.layers.count - 1), server: server, now: now)
         }
     }
 
-    public func producer(_ id: String) -> Producer? { producers[id]?.producer }
+    public func producer(_ id: ProducerID) -> Producer? { producers[id]?.producer }
 
     /// The publisher's last sender report for the layer a consumer currently forwards.
     public func publisherReport(for consumer: Consumer) -> (ntp: UInt64, rtp: UInt32, arrival: Duration)? {
@@ -113,13 +117,13 @@ public final class Router {
     }
 
     /// Participants with at least one producer here.
-    public var publishingParticipants: Set<String> {
-        Set(producers.keys.map { String($0.prefix { $0 != ":" }) })
+    public var publishingParticipants: Set<ParticipantID> {
+        Set(producers.keys.map(\.participant))
     }
 
-    /// The producers of one participant, by producer id prefix.
-    public func producers(ofParticipant participant: String) -> [Producer] {
-        producers.values.map(\.producer).filter { $0.id.hasPrefix(participant + ":") }.sorted { $0.id < $1.id }
+    /// The producers of one participant, in mid order.
+    public func producers(ofParticipant participant: ParticipantID) -> [Producer] {
+        producers.values.map(\.producer).filter { $0.participantID == participant }.sorted { $0.id < $1.id }
     }
 
     public func add(_ producer: Producer, publisher: PeerConnection) {
@@ -131,7 +135,7 @@ public final class Router {
         producers[producer.id] = (producer, .local(onKeyframeRequest: onKeyframeRequest))
     }
 
-    public func remove(producer id: String) {
+    public func remove(producer id: ProducerID) {
         producers[id] = nil
         speakers.remove(producer: id)
         layerPolicy.remove(producer: id)
@@ -145,7 +149,7 @@ public final class Router {
         }
     }
 
-    public func hasConsumers(of producerID: String) -> Bool {
+    public func hasConsumers(of producerID: ProducerID) -> Bool {
         !(consumers[producerID]?.isEmpty ?? true)
     }
 
@@ -200,9 +204,9 @@ public final class Router {
     }
 
     /// Asks the publisher for a keyframe on one layer (PLI), throttled per layer.
-    public func requestKeyframe(producer id: String, layer: Int, server: WebRTCServer, now: Duration) {
+    public func requestKeyframe(producer id: ProducerID, layer: Int, server: WebRTCServer, now: Duration) {
         guard let entry = producers[id], let ssrc = entry.producer.ssrc(ofLayer: layer) else { return }
-        let key = "\(id)#\(layer)"
+        let key = LayerKey(producer: id, layer: layer)
         if let last = lastKeyframeRequest[key], now - last < keyframeRequestInterval { return }
         lastKeyframeRequest[key] = now
         SFUMetrics.keyframeRequests.increment()

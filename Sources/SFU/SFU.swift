@@ -3,7 +3,7 @@ import SDP
 import WebRTCTransport
 
 public enum SFUError: Error, CustomStringConvertible {
-    case notPublishing(String)
+    case notPublishing(ParticipantID)
 
     public var description: String {
         switch self {
@@ -20,21 +20,21 @@ public final class SFU: @unchecked Sendable {
     public let server: WebRTCServer
     private let logger: Logger
     var routers: [String: Router] = [:]
-    private var publishers: [String: String] = [:]
+    private var publishers: [ParticipantID: String] = [:]
     /// Publishing sessions still in ICE/DTLS, by participant: their producers are not in the router yet.
-    private var connecting: [String: PublisherSink] = [:]
-    private let onActiveSpeaker: @Sendable (_ broadcast: String, _ participant: String?) -> Void
+    private var connecting: [ParticipantID: PublisherSink] = [:]
+    private let onActiveSpeaker: @Sendable (_ broadcast: String, _ participant: ParticipantID?) -> Void
     private let onPublisherLayers: @Sendable (PublisherLayers) -> Void
-    private let onMediaPublished: @Sendable (_ broadcast: String, _ participant: String) -> Void
+    private let onMediaPublished: @Sendable (_ broadcast: String, _ participant: ParticipantID) -> Void
 
     /// Which simulcast layers one participant's track should be sent in, by rid.
     public struct PublisherLayers: Sendable, Equatable {
         public var broadcastID: String
-        public var participantID: String
+        public var participantID: ParticipantID
         public var mid: String
         public var send: [String: Bool]
 
-        public init(broadcastID: String, participantID: String, mid: String, send: [String: Bool]) {
+        public init(broadcastID: String, participantID: ParticipantID, mid: String, send: [String: Bool]) {
             self.broadcastID = broadcastID
             self.participantID = participantID
             self.mid = mid
@@ -45,9 +45,9 @@ public final class SFU: @unchecked Sendable {
     /// The callbacks run on the transport's loop: `onActiveSpeaker` when a broadcast's speaker
     /// changes, `onPublisherLayers` when a publisher should turn simulcast layers on or off,
     /// `onMediaPublished` when a participant's media can be played.
-    public init(server: WebRTCServer, logger: Logger, onActiveSpeaker: @escaping @Sendable (String, String?) -> Void = { _, _ in },
+    public init(server: WebRTCServer, logger: Logger, onActiveSpeaker: @escaping @Sendable (String, ParticipantID?) -> Void = { _, _ in },
                 onPublisherLayers: @escaping @Sendable (PublisherLayers) -> Void = { _ in },
-                onMediaPublished: @escaping @Sendable (String, String) -> Void = { _, _ in }) {
+                onMediaPublished: @escaping @Sendable (String, ParticipantID) -> Void = { _, _ in }) {
         self.server = server
         self.logger = logger
         self.onActiveSpeaker = onActiveSpeaker
@@ -57,7 +57,7 @@ public final class SFU: @unchecked Sendable {
 
     /// Opens a publishing session; its sections become producers of `participantID`, in the
     /// codecs `policy` allows. `onClose` runs on the transport's loop when the session ends.
-    public func publish(broadcastID: String, participantID: String, offer: SessionDescription, owner: SessionOwner, policy: CodecPolicy = .standard,
+    public func publish(broadcastID: String, participantID: ParticipantID, offer: SessionDescription, owner: SessionOwner, policy: CodecPolicy = .standard,
                         onClose: @escaping @Sendable () -> Void = {}) async throws -> (sessionID: String, answer: String) {
         let server = self.server
         let (id, answer) = try await server.open(offer: offer, tag: "whip:\(broadcastID)", owner: owner, policy: policy,
@@ -90,25 +90,25 @@ public final class SFU: @unchecked Sendable {
     public static func playTag(_ broadcastID: String) -> String { "whep:\(broadcastID)" }
 
     /// Who publishes media in a broadcast now.
-    public func publishingParticipants(broadcastID: String) async -> Set<String> {
+    public func publishingParticipants(broadcastID: String) async -> Set<ParticipantID> {
         (try? await server.loop.submit { self.routers[broadcastID]?.publishingParticipants ?? [] }.get()) ?? []
     }
 
     /// Ends a participant's publishing session; with `identity`, only if that identity opened it.
-    public func unpublish(participantID: String, identity: String? = nil) async -> Bool {
+    public func unpublish(participantID: ParticipantID, identity: String? = nil) async -> Bool {
         guard let session = try? await server.loop.submit({ self.publishers[participantID] }).get() else { return false }
         return await server.close(sessionID: session, identity: identity, reason: "unpublished")
     }
 
     /// Opens a session that plays one participant's producers, each offered section getting
     /// the first unused producer of its kind, in the publisher's own codec.
-    public func play(broadcastID: String, participantID: String, offer: SessionDescription, owner: SessionOwner) async throws -> (sessionID: String, answer: String) {
+    public func play(broadcastID: String, participantID: ParticipantID, offer: SessionDescription, owner: SessionOwner) async throws -> (sessionID: String, answer: String) {
         let producers = try await server.loop.submit {
             self.playableProducers(broadcastID: broadcastID, participantID: participantID).map { (id: $0.id, kind: $0.kind, codec: $0.media.codec) }
         }.get()
         guard !producers.isEmpty else { throw SFUError.notPublishing(participantID) }
         var unused = producers
-        var assignment: [String: String] = [:]
+        var assignment: [String: ProducerID] = [:]
         for section in offer.media {
             guard let mid = section.mid, let index = unused.firstIndex(where: { $0.kind == section.mediaKind }) else { continue }
             assignment[mid] = unused.remove(at: index).id
@@ -124,7 +124,7 @@ public final class SFU: @unchecked Sendable {
             guard let mid = section.mid, mapping[mid] != nil else { return MediaIntent(receive: false) }
             return MediaIntent(receive: false, send: LocalStream(
                 ssrc: UInt32.random(in: 1...UInt32.max), rtxSSRC: section.mediaKind == .video ? UInt32.random(in: 1...UInt32.max) : nil,
-                cname: "tally-\(participantID)", streamID: participantID, trackID: "\(participantID)-\(mid)"))
+                cname: "tally-\(participantID)", streamID: participantID.rawValue, trackID: "\(participantID)-\(mid)"))
         }) { answer in
             SubscriberSink(answer: answer, producers: mapping, router: self.router(broadcastID), clock: { server.now }, logger: self.logger) {
                 self.dropRouterIfUnused(broadcastID)
@@ -138,7 +138,7 @@ public final class SFU: @unchecked Sendable {
     /// A participant's producers in the router, or, while their publishing session is still
     /// connecting, the ones it will add: a player that starts with its publisher is bound to
     /// them now and gets media once it flows (the router keeps consumers by producer id).
-    private func playableProducers(broadcastID: String, participantID: String) -> [Producer] {
+    private func playableProducers(broadcastID: String, participantID: ParticipantID) -> [Producer] {
         let routed = routers[broadcastID]?.producers(ofParticipant: participantID) ?? []
         guard routed.isEmpty, let pending = connecting[participantID], pending.routerID == broadcastID else { return routed }
         return pending.producers
@@ -146,13 +146,13 @@ public final class SFU: @unchecked Sendable {
 
     /// Starts handing one participant's packets to `onPacket` (on the transport's loop):
     /// what the compositor decodes. A later call for the same participant replaces it.
-    public func tap(broadcastID: String, participantID: String, onPacket: @escaping @Sendable (TappedPacket) -> Void) async {
+    public func tap(broadcastID: String, participantID: ParticipantID, onPacket: @escaping @Sendable (TappedPacket) -> Void) async {
         try? await server.loop.submit {
             self.router(broadcastID).add(ProducerTap(participantID: participantID, onPacket: onPacket))
         }.get()
     }
 
-    public func untap(broadcastID: String, participantID: String) async {
+    public func untap(broadcastID: String, participantID: ParticipantID) async {
         try? await server.loop.submit {
             self.routers[broadcastID]?.removeTap(participant: participantID)
             self.dropRouterIfUnused(broadcastID)
@@ -160,7 +160,7 @@ public final class SFU: @unchecked Sendable {
     }
 
     /// A tap's decoder lost its place: PLI toward the participant's video (throttled).
-    public func requestKeyframe(broadcastID: String, participantID: String) {
+    public func requestKeyframe(broadcastID: String, participantID: ParticipantID) {
         let server = self.server
         server.loop.execute {
             self.routers[broadcastID]?.requestKeyframe(forTapOf: participantID, server: server, now: server.now)
@@ -172,10 +172,10 @@ public final class SFU: @unchecked Sendable {
         server.loop.preconditionInEventLoop()
         if let router = routers[broadcastID] { return router }
         let router = Router(id: broadcastID, logger: logger, onActiveSpeaker: { [logger, onActiveSpeaker] participant in
-            logger.debug("active speaker", metadata: ["broadcast": "\(broadcastID)", "participant": "\(participant ?? "none")"])
+            logger.debug("active speaker", metadata: ["broadcast": "\(broadcastID)", "participant": "\(participant?.rawValue ?? "none")"])
             onActiveSpeaker(broadcastID, participant)
         }, onPublisherLayers: { [onPublisherLayers] producer, sending in
-            onPublisherLayers(PublisherLayers(broadcastID: broadcastID, participantID: String(producer.id.prefix { $0 != ":" }),
+            onPublisherLayers(PublisherLayers(broadcastID: broadcastID, participantID: producer.participantID,
                                               mid: producer.media.mid, send: Dictionary(uniqueKeysWithValues: zip(producer.rids, sending))))
         })
         routers[broadcastID] = router

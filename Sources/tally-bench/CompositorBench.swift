@@ -51,7 +51,7 @@ struct CompositorBenchmark: ParsableCommand {
         }
         let library = try LayoutLibrary(directory: URL(fileURLWithPath: layouts))
         guard let grid = library.layout(named: "grid") else { throw ValidationError("no grid layout in \(layouts)") }
-        let inputs = (0..<4).map { CompositorInput(participantID: "input-\($0)", name: "Input \($0 + 1)") }
+        let inputs = (0..<4).map { CompositorInput(name: "Input \($0 + 1)") }
         let bus = ProgramBus()
         var settings = Compositor.Settings()
         settings.encoderThreads = encoderThreads

@@ -40,8 +40,8 @@ private func near(_ a: YUVColor, _ b: YUVColor, tolerance: Int = 24) -> Bool {
 
 @Suite(.serialized) struct CompositorTests {
     @Test func drawsEachInputInItsGridTileAndEncodesOnTheTickClock() throws {
-        let left = CompositorInput(participantID: "a", name: "Ada")
-        let right = CompositorInput(participantID: "b", name: "Bo")
+        let left = CompositorInput(name: "Ada")
+        let right = CompositorInput(name: "Bo")
         left.deliver(VideoFrame(width: 640, height: 360, fill: (red.y, red.u, red.v)))
         right.deliver(VideoFrame(width: 480, height: 480, fill: (blue.y, blue.u, blue.v)))
         let (picture, packets, stats) = try runProgram(scene: Scene(layout: try gridLayout(), participants: [left, right]))
@@ -74,7 +74,7 @@ private func near(_ a: YUVColor, _ b: YUVColor, tolerance: Int = 24) -> Bool {
     }
 
     @Test func anInputWithoutAPictureIsANameTileNotAStall() throws {
-        let waiting = CompositorInput(participantID: "w", name: "Waiting Person")
+        let waiting = CompositorInput(name: "Waiting Person")
         let (picture, packets, _) = try runProgram(scene: Scene(layout: try gridLayout(), participants: [waiting]))
         #expect(packets.filter { $0.kind == .video }.count >= 5)
         let tile = try #require(try gridLayout().place(["w"], width: 320, height: 180).first)
@@ -95,7 +95,7 @@ private func near(_ a: YUVColor, _ b: YUVColor, tolerance: Int = 24) -> Bool {
     }
 
     @Test func audioWaitsForABufferThenMixesAndPlaysSilenceWhenDry() {
-        let input = CompositorInput(participantID: "x", name: "X")
+        let input = CompositorInput(name: "X")
         var mix = [Float](repeating: 0, count: 3200)
         input.deliver(audio: [Float](repeating: 0.25, count: 3200))
         input.mix(into: &mix, count: mix.count)
@@ -127,7 +127,7 @@ private func near(_ a: YUVColor, _ b: YUVColor, tolerance: Int = 24) -> Bool {
     /// carries its capture time in its luma (milliseconds / 10, modulo 256); returns, per
     /// tick of the last second, the shown picture's capture time minus the mixed sound's.
     func offsets(videoLag: Double, captureTimes: Bool = true) -> (offsets: [Double], buffered: Double) {
-        let input = CompositorInput(participantID: "p", name: "P")
+        let input = CompositorInput(name: "P")
         var offsets: [Double] = []
         var nextAudio = 0.0, nextVideo = 0.0, nextTick = 0.0
         let start = 1_000.0

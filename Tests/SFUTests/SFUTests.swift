@@ -8,6 +8,7 @@ import Testing
 
 /// Packets as a simulcast VP8 publisher sends them: rid in extension 10, repaired-rid in 11.
 enum Publisher {
+    static let producerID = ProducerID(participant: ParticipantID("p"), mid: "1")
     static let media = NegotiatedMedia(
         mid: "1", kind: .video, direction: .recvonly,
         codec: RTPCodec(payloadType: 96, name: "VP8", clockRate: 90000), retransmission: RTPCodec(payloadType: 97, name: "rtx", clockRate: 90000),
@@ -29,7 +30,7 @@ enum Publisher {
 struct ProducerTests {
     @Test("layers are told apart by rid, lowest first, and keyframes are seen")
     func layers() throws {
-        let producer = Producer(id: "p:1", media: Publisher.media)
+        let producer = Producer(id: Publisher.producerID, media: Publisher.media)
         #expect(producer.rids == ["l", "m", "h"])
         let arrival = try #require(producer.receive(Publisher.packet(rid: "h", sequence: 1, keyframe: true), now: .seconds(1)))
         #expect(arrival.layer == 2 && arrival.isKeyframe && !arrival.repaired)
@@ -40,7 +41,7 @@ struct ProducerTests {
 
     @Test("an RTX packet is unwrapped into the layer's original packet")
     func retransmission() throws {
-        let producer = Producer(id: "p:1", media: Publisher.media)
+        let producer = Producer(id: Publisher.producerID, media: Publisher.media)
         _ = producer.receive(Publisher.packet(rid: "m", sequence: 50), now: .zero)
         var rtx = RTPPacketBuilder(payloadType: 97, sequenceNumber: 9, timestamp: 0, ssrc: 999)
         rtx.extensions = [(11, Array("m".utf8))]
@@ -57,7 +58,7 @@ struct ProducerTests {
 
     @Test("gaps are NACKed up to three times, 100 ms apart, and filled ones forgotten")
     func nacks() {
-        let producer = Producer(id: "p:1", media: Publisher.media)
+        let producer = Producer(id: Publisher.producerID, media: Publisher.media)
         _ = producer.receive(Publisher.packet(rid: "h", sequence: 10), now: .zero)
         _ = producer.receive(Publisher.packet(rid: "h", sequence: 14), now: .milliseconds(5))
         #expect(producer.pendingNACKs(now: .milliseconds(10)).first?.sequences == [11, 12, 13])
@@ -79,8 +80,8 @@ struct ConsumerTests {
 
     @Test("it waits for a keyframe, switches up on one, and keeps numbering continuous")
     func switching() throws {
-        let producer = Producer(id: "p:1", media: Publisher.media)
-        let consumer = Consumer(id: "c", producerID: "p:1", media: Self.subscriberMedia, outgoing: Self.subscriberMedia.localStream!)
+        let producer = Producer(id: Publisher.producerID, media: Publisher.media)
+        let consumer = Consumer(id: "c", producerID: Publisher.producerID, media: Self.subscriberMedia, outgoing: Self.subscriberMedia.localStream!)
         func send(_ rid: String, _ sequence: UInt16, _ timestamp: UInt32, key: Bool = false, best: Int, at ms: Int) -> Forwarded {
             consumer.forward(producer.receive(Publisher.packet(rid: rid, sequence: sequence, timestamp: timestamp, keyframe: key), now: .milliseconds(ms))!,
                              bestLayer: best, now: .milliseconds(ms))
@@ -118,8 +119,8 @@ struct ConsumerTests {
 
     @Test("VP8 picture IDs and TL0PICIDX run on across a layer switch, retransmissions included")
     func pictureNumbering() throws {
-        let producer = Producer(id: "p:1", media: Publisher.media)
-        let consumer = Consumer(id: "c", producerID: "p:1", media: Self.subscriberMedia, outgoing: Self.subscriberMedia.localStream!)
+        let producer = Producer(id: Publisher.producerID, media: Publisher.media)
+        let consumer = Consumer(id: "c", producerID: Publisher.producerID, media: Self.subscriberMedia, outgoing: Self.subscriberMedia.localStream!)
         // Each layer's encoder numbers its pictures from its own random start.
         func send(_ rid: String, _ sequence: UInt16, picture: UInt16, tl0: UInt8, key: Bool = false, best: Int, at ms: Int) throws -> (VP8Descriptor, UInt16)? {
             var builder = RTPPacketBuilder(payloadType: 96, sequenceNumber: sequence, timestamp: UInt32(ms) * 90, ssrc: Publisher.ssrcs[rid]!)
@@ -145,8 +146,8 @@ struct ConsumerTests {
 
     @Test("a probe without recent packets to resend is padding-only RTX, which the receiver discards")
     func paddingProbe() throws {
-        let producer = Producer(id: "p:1", media: Publisher.media)
-        let consumer = Consumer(id: "c", producerID: "p:1", media: Self.subscriberMedia, outgoing: Self.subscriberMedia.localStream!)
+        let producer = Producer(id: Publisher.producerID, media: Publisher.media)
+        let consumer = Consumer(id: "c", producerID: Publisher.producerID, media: Self.subscriberMedia, outgoing: Self.subscriberMedia.localStream!)
         var numbers: [UInt16] = []
         let probes = consumer.probePackets(count: 5, from: producer) { _ in
             numbers.append(UInt16(numbers.count))
@@ -165,8 +166,8 @@ struct ConsumerTests {
 
     @Test("a paused consumer sends nothing, and on resuming waits for a keyframe")
     func pauseAndResume() throws {
-        let producer = Producer(id: "p:1", media: Publisher.media)
-        let consumer = Consumer(id: "c", producerID: "p:1", media: Self.subscriberMedia, outgoing: Self.subscriberMedia.localStream!)
+        let producer = Producer(id: Publisher.producerID, media: Publisher.media)
+        let consumer = Consumer(id: "c", producerID: Publisher.producerID, media: Self.subscriberMedia, outgoing: Self.subscriberMedia.localStream!)
         #expect(consumer.forward(producer.receive(Publisher.packet(rid: "l", sequence: 1, keyframe: true), now: .zero)!, bestLayer: 0, now: .zero).bytes != nil)
         consumer.pause()
         #expect(consumer.forward(producer.receive(Publisher.packet(rid: "l", sequence: 2, keyframe: true), now: .zero)!, bestLayer: 0, now: .zero).bytes == nil)
@@ -179,8 +180,8 @@ struct ConsumerTests {
 
     @Test("a preferred lower layer is honoured")
     func preferred() throws {
-        let producer = Producer(id: "p:1", media: Publisher.media)
-        let consumer = Consumer(id: "c", producerID: "p:1", media: Self.subscriberMedia, outgoing: Self.subscriberMedia.localStream!)
+        let producer = Producer(id: Publisher.producerID, media: Publisher.media)
+        let consumer = Consumer(id: "c", producerID: Publisher.producerID, media: Self.subscriberMedia, outgoing: Self.subscriberMedia.localStream!)
         consumer.preferredLayer = 1
         let arrival = producer.receive(Publisher.packet(rid: "h", sequence: 1, keyframe: true), now: .zero)!
         #expect(consumer.forward(arrival, bestLayer: 2, now: .zero).bytes == nil)
@@ -232,7 +233,7 @@ struct SendHistoryTests {
 struct ActiveSpeakerTests {
     @Test("the loudest speaker over a second wins; a slightly louder one does not steal the floor; silence clears it")
     func speakers() {
-        var observer = ActiveSpeakerObserver()
+        var observer = ActiveSpeakerObserver<String>()
         for step in 0..<50 {
             let at = Duration.milliseconds(step * 20)
             observer.record(producer: "alice", level: 60, at: at)   // loudness 67
@@ -395,7 +396,7 @@ struct PublisherLayerPolicyTests {
 
     @Test("layers above every consumer's want are paused only after the hold-down")
     func pausesAfterHoldDown() {
-        var policy = PublisherLayerPolicy()
+        var policy = PublisherLayerPolicy<String>()
         #expect(policy.evaluate(producer: "p", measured: measured, wanted: [2, 0], now: .zero) == nil)
         #expect(policy.evaluate(producer: "p", measured: measured, wanted: [1, 0], now: .seconds(1)) == nil)
         #expect(policy.evaluate(producer: "p", measured: measured, wanted: [1, 0], now: .seconds(5)) == nil)
@@ -406,7 +407,7 @@ struct PublisherLayerPolicyTests {
 
     @Test("a want that comes back within the hold-down cancels the pause")
     func wavering() {
-        var policy = PublisherLayerPolicy()
+        var policy = PublisherLayerPolicy<String>()
         #expect(policy.evaluate(producer: "p", measured: measured, wanted: [0], now: .zero) == nil)
         #expect(policy.evaluate(producer: "p", measured: measured, wanted: [2], now: .seconds(3)) == nil)
         #expect(policy.evaluate(producer: "p", measured: measured, wanted: [0], now: .seconds(6)) == nil)
@@ -415,7 +416,7 @@ struct PublisherLayerPolicyTests {
 
     @Test("a layer wanted again is resumed at once")
     func resumesAtOnce() {
-        var policy = PublisherLayerPolicy()
+        var policy = PublisherLayerPolicy<String>()
         _ = policy.evaluate(producer: "p", measured: measured, wanted: [], now: .zero)
         #expect(policy.evaluate(producer: "p", measured: measured, wanted: [], now: .seconds(5)) == [true, false, false])
         #expect(policy.evaluate(producer: "p", measured: measured, wanted: [2], now: .seconds(5.5)) == [true, true, true])
@@ -423,7 +424,7 @@ struct PublisherLayerPolicyTests {
 
     @Test("the lowest layer always stays, and a layer never measured is not touched")
     func lowestAndUnmeasured() {
-        var policy = PublisherLayerPolicy()
+        var policy = PublisherLayerPolicy<String>()
         _ = policy.evaluate(producer: "p", measured: [true, true, false], wanted: [], now: .zero)
         #expect(policy.evaluate(producer: "p", measured: [true, true, false], wanted: [], now: .seconds(5)) == [true, false, true])
         policy.remove(producer: "p")
@@ -432,7 +433,7 @@ struct PublisherLayerPolicyTests {
 
     @Test("a paused layer stays selectable at its last bitrate, so allocation can ask for it back")
     func selectable() {
-        let producer = Producer(id: "p:1", media: Publisher.media)
+        let producer = Producer(id: Publisher.producerID, media: Publisher.media)
         for (index, ms) in stride(from: 0, to: 700, by: 33).enumerated() {
             for rid in ["l", "m", "h"] { _ = producer.receive(Publisher.packet(rid: rid, sequence: UInt16(index)), now: .milliseconds(ms)) }
         }

@@ -118,8 +118,8 @@ def test_pages_pass_axe_and_the_way_in_needs_no_mouse(start_tally):
             page.wait_for_selector("#chat-messages li")
             activate(page, "button[aria-label='Add Kay Board to stage']", then="#stage .tile")
             # The encoder stream stands after the people, as the program will place it.
-            activate(page, "button[aria-label='Add stream cam to stage']", then="#stage .tile[data-participant='stream:cam']")
-            assert page.evaluate("[...document.querySelectorAll('#stage .tile')].map(t => t.dataset.participant).at(-1)") == "stream:cam"
+            activate(page, "button[aria-label='Add stream cam to stage']", then="#stage .tile[data-stream='cam']")
+            assert page.evaluate("[...document.querySelectorAll('#stage .tile')].map(t => t.dataset.stream ?? t.dataset.participant).at(-1)") == "cam"
             assert "waiting for the encoder" in page.inner_text("#stage .stream-tile")
             reports += audit(page, "studio")
             activate(page, "button[aria-label='Remove stream cam from stage']", then="#stage:not(:has(.stream-tile))")

@@ -146,8 +146,6 @@ async function toggleScreenShare() {
   }
 }
 
-const STREAM_PREFIX = 'stream:';
-
 function personTile(id) {
   const info = id === state.me?.id ? state.me : participant(id)?.info;
   return element('div', {className: 'tile'}, video(id, 'stage'), element('span', {className: 'name', textContent: info?.name ?? ''}));
@@ -192,16 +190,18 @@ function renderStage() {
   const spec = state.layouts.find(layout => layout.name === state.stage.layout) ?? state.layouts[0];
   stage.dataset.layout = spec?.name ?? '';
   // People first, then encoder streams, as the compositor places them.
-  const onStage = [...state.stage.participants.filter(id => id === state.me?.id || state.participants.has(id)),
-                   ...(state.stage.streams ?? []).map(id => STREAM_PREFIX + id)];
+  const onStage = [...state.stage.participants.filter(id => id === state.me?.id || state.participants.has(id)).map(id => ({participant: id})),
+                   ...(state.stage.streams ?? []).map(id => ({stream: id}))];
   stage.querySelectorAll('.tile, .banner').forEach(node => node.remove());
   $('#stage-empty').hidden = onStage.length > 0;
   if (spec) {
     const width = stage.clientWidth, height = stage.clientHeight;
-    for (const placement of placeParticipants(spec, onStage, width, height)) {
-      const tile = placement.participant.startsWith(STREAM_PREFIX) ? streamTile(placement.participant.slice(STREAM_PREFIX.length))
-        : personTile(placement.participant);
-      tile.dataset.participant = placement.participant;
+    // The layout places labels; each tile's label is its place on the stage.
+    for (const placement of placeParticipants(spec, onStage.map((_, index) => String(index)), width, height)) {
+      const source = onStage[Number(placement.participant)];
+      const tile = source.stream !== undefined ? streamTile(source.stream) : personTile(source.participant);
+      if (source.stream !== undefined) tile.dataset.stream = source.stream;
+      else tile.dataset.participant = source.participant;
       Object.assign(tile.style, {left: `${placement.x}px`, top: `${placement.y}px`, width: `${placement.width}px`,
                                  height: `${placement.height}px`, zIndex: String(placement.z + 1)});
       stage.append(tile);
