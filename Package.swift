@@ -71,13 +71,15 @@ let package = Package(
         .target(
             name: "WebRTCTransport",
             dependencies: [
-                "ICE", "DTLS", "SRTP", "RTP", "RTCP", "SDP", "STUN", "CDatagram",
+                "ICE", "DTLS", "SRTP", "RTP", "RTCP", "SDP", "STUN", "CDatagram", "MediaPlane",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
             ]
         ),
+        // What the SFU asks of a transport (sessions, sending, fan-out), so it is welded to none.
+        .target(name: "MediaPlane", dependencies: ["RTP", "RTCP", "SDP", .product(name: "NIOCore", package: "swift-nio")]),
         .target(name: "RTP", dependencies: ["MediaCore"]),
         .target(name: "RTCP", dependencies: ["MediaCore"]),
         .target(name: "Layout"),
@@ -118,8 +120,9 @@ let package = Package(
         .target(
             name: "SFU",
             dependencies: [
-                "WebRTCTransport", "RTP", "RTCP", "SDP", "MediaCore",
+                "MediaPlane", "RTP", "RTCP", "SDP", "MediaCore",
                 .product(name: "Metrics", package: "swift-metrics"), .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .target(
@@ -161,7 +164,7 @@ let package = Package(
         .target(
             name: "HTTPAPI",
             dependencies: [
-                "Store", "Registry", "Rooms", "WebRTCTransport", "SFU", "SDP", "DTLS", "Layout", "Signaling",
+                "Store", "Registry", "Rooms", "WebRTCTransport", "MediaPlane", "SFU", "SDP", "DTLS", "Layout", "Signaling",
                 "Compositor", "Outputs", "MediaCodecs", "RTMP", "Ingest", "NetworkPolicy", "StudioFiles", "Certificates", "OutboundHTTP", "TURN",
                 .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Hummingbird", package: "hummingbird"),

@@ -1,5 +1,6 @@
 import Hummingbird
 import NIOCore
+import MediaPlane
 import SDP
 import WebRTCTransport
 
@@ -9,7 +10,7 @@ extension API {
         router.post("api/echo") { request, context in try await openEcho(request, context) }
         router.delete("api/echo/:session") { _, context in
             let owner = try context.sessionOwner()
-            let id = context.parameters.get("session") ?? ""
+            let id = SessionID(context.parameters.get("session") ?? "")
             guard await webrtc.close(sessionID: id, tag: Self.echoTag, identity: owner.identity, reason: "closed by the client") else {
                 throw APIError.notFound("session")
             }

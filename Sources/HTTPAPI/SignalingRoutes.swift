@@ -500,7 +500,7 @@ final class SignalingConnection {
             } else {
                 try await api.sfu.publish(broadcastID: broadcast.uuidString, participantID: ParticipantID(publisher.id!), offer: offer, owner: owner)
             }
-            var data: [String: any Sendable] = ["sdp": answer, "session_id": session]
+            var data: [String: any Sendable] = ["sdp": answer, "session_id": session.rawValue]
             if let target { data["target"] = target }
             send(SignalMessage(event: "webrtc-answer", data: data, id: message.id))
         } catch SFUError.notPublishing {

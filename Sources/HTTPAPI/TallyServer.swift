@@ -68,7 +68,7 @@ public final class TallyServices: Sendable {
         self.registry = registry
         self.webrtc = webrtc
         // The studio's signaling listens on the room channel, on whichever node it runs.
-        sfu = SFU(server: webrtc, logger: logger, onActiveSpeaker: { broadcast, participant in
+        sfu = SFU(transport: webrtc, logger: logger, onActiveSpeaker: { broadcast, participant in
             guard let event = RoomEvent.activeSpeaker(participant) else { return }
             Task { try? await registry.publishRoomEvent(room: broadcast, event) }
         }, onPublisherLayers: { layers in

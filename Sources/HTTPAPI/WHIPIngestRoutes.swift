@@ -11,7 +11,7 @@ extension API {
         // another key is as unknown as one that never was.
         router.delete(RouterPath("\(Self.whipIngestPath)/:session")) { request, context in
             let key = try Self.streamKey(request)
-            guard await whipIngest.end(sessionID: context.parameters.get("session") ?? "", identity: Self.sessionIdentity(streamKey: key)) else {
+            guard await whipIngest.end(sessionID: SessionID(context.parameters.get("session") ?? ""), identity: Self.sessionIdentity(streamKey: key)) else {
                 throw APIError.notFound("session")
             }
             return HTTPResponse.Status.ok

@@ -26,7 +26,7 @@ extension API {
             let broadcast = try await memberBroadcast(context)
             let id = broadcast.id!.uuidString
             let router = context.parameters.get("participant") == ProgramPlayers.participantID.rawValue ? ProgramPlayers.routerID(id) : id
-            guard await webrtc.close(sessionID: context.parameters.get("session") ?? "", tag: SFU.playTag(router),
+            guard await webrtc.close(sessionID: SessionID(context.parameters.get("session") ?? ""), tag: SFU.playTag(router),
                                      identity: try context.sessionOwner().identity, reason: "closed by the client") else {
                 throw APIError.notFound("session")
             }

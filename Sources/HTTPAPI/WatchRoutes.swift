@@ -96,7 +96,7 @@ extension API {
         }
         router.delete("api/watch/:broadcast/whep/:session") { request, context -> HTTPResponse.Status in
             let (broadcast, shareID) = try await sharedBroadcast(request, context)
-            guard await webrtc.close(sessionID: context.parameters.get("session") ?? "", tag: SFU.playTag(ProgramPlayers.routerID(broadcast.id!.uuidString)),
+            guard await webrtc.close(sessionID: SessionID(context.parameters.get("session") ?? ""), tag: SFU.playTag(ProgramPlayers.routerID(broadcast.id!.uuidString)),
                                      identity: viewerIdentity(shareID, context), reason: "closed by the viewer") else {
                 throw APIError.notFound("session")
             }

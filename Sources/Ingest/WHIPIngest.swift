@@ -38,7 +38,7 @@ public final class WHIPIngest: Sendable {
     private let logger: Logger
     /// Live sessions by ID, with their router and the identity that opened them: what
     /// `DELETE` may end, and who may.
-    private let sessions = Mutex<[String: (router: String, identity: String)]>([:])
+    private let sessions = Mutex<[SessionID: (router: String, identity: String)]>([:])
     private let publishes = Atomic<UInt64>(0)
 
     public init(hub: IngestHub, sfu: SFU, logger: Logger) {
@@ -52,7 +52,7 @@ public final class WHIPIngest: Sendable {
     /// Checks the key, then answers the offer; the publisher replaces any earlier one of the
     /// same stream. Returns the session's ID, for its resource URL. `owner` names the stream
     /// key (never the key itself), so that only a holder of the same key may end it.
-    public func publish(streamKey: String, offer: SessionDescription, owner: SessionOwner) async throws -> (streamID: String, sessionID: String, answer: String) {
+    public func publish(streamKey: String, offer: SessionDescription, owner: SessionOwner) async throws -> (streamID: String, sessionID: SessionID, answer: String) {
         let remoteAddress = owner.address
         guard offer.media.contains(where: { $0.mediaKind == .video && $0.codecs.contains(where: Self.policy.video[0].matches) }) else {
             throw WHIPIngestError.unsupportedOffer("the offer has no H.264 video (packetization-mode=1); passthrough carries H.264, so choose an H.264 encoder")
@@ -79,7 +79,7 @@ public final class WHIPIngest: Sendable {
             sfu.requestKeyframe(broadcastID: routerID, participantID: participantID)
         }
         await sfu.tap(broadcastID: routerID, participantID: participantID) { packet in feed.push(packet) }
-        let sessionID: String
+        let sessionID: SessionID
         let answer: String
         do {
             (sessionID, answer) = try await sfu.publish(broadcastID: routerID, participantID: participantID, offer: offer, owner: owner, policy: Self.policy) {
@@ -100,9 +100,9 @@ public final class WHIPIngest: Sendable {
 
     /// Ends a session (`DELETE` on its resource URL) for the identity that opened it: the
     /// stream shows its slate. False for an unknown session or another identity's.
-    public func end(sessionID: String, identity: String) async -> Bool {
+    public func end(sessionID: SessionID, identity: String) async -> Bool {
         guard let session = sessions.withLock({ $0[sessionID] }), session.identity == identity else { return false }
-        return await sfu.server.close(sessionID: sessionID, tag: "whip:\(session.router)", identity: identity, reason: "ended by the publisher")
+        return await sfu.transport.close(sessionID: sessionID, tag: SFU.publishTag(session.router), identity: identity, reason: "ended by the publisher")
     }
 }
 
@@ -110,15 +110,15 @@ public final class WHIPIngest: Sendable {
 /// before its ID is even known.
 private final class SessionHandle: Sendable {
     private let sfu: SFU
-    private let state = Mutex<(id: String?, closing: String?)>((nil, nil))
+    private let state = Mutex<(id: SessionID?, closing: String?)>((nil, nil))
 
     init(sfu: SFU) {
         self.sfu = sfu
     }
 
-    var id: String? { state.withLock { $0.id } }
+    var id: SessionID? { state.withLock { $0.id } }
 
-    func opened(_ id: String) {
+    func opened(_ id: SessionID) {
         let reason = state.withLock { state in
             state.id = id
             return state.closing
@@ -134,8 +134,8 @@ private final class SessionHandle: Sendable {
         if let id { close(id, reason: reason) }
     }
 
-    private func close(_ id: String, reason: String) {
-        let server = sfu.server
+    private func close(_ id: SessionID, reason: String) {
+        let server = sfu.transport
         Task { await server.close(sessionID: id, reason: reason) }
     }
 }

@@ -3,7 +3,6 @@ import NIOCore
 import RTCP
 import RTP
 import SDP
-import WebRTCTransport
 
 /// One subscriber's view of a producer (mediasoup's SimpleConsumer and SimulcastConsumer in
 /// one): it forwards one layer at a time under its own SSRC, renumbering sequence numbers
@@ -111,9 +110,13 @@ public final class Consumer {
     let transportSequenceExtensionID: UInt8?
     private let clockRate: UInt32
     private let allocator = ByteBufferAllocator()
+    /// Room left after each packet built here for the transport's protection (SRTP's tag),
+    /// so that protecting it in place needs no second allocation.
+    private let protectionOverhead: Int
 
-    public init(id: String, producerID: ProducerID, media: NegotiatedMedia, outgoing: LocalStream) {
+    public init(id: String, producerID: ProducerID, media: NegotiatedMedia, outgoing: LocalStream, protectionOverhead: Int = 0) {
         self.id = id
+        self.protectionOverhead = protectionOverhead
         self.producerID = producerID
         self.media = media
         self.outgoing = outgoing
@@ -281,7 +284,7 @@ public final class Consumer {
     private func serialize(_ source: borrowing RTPPacket, payloadType: UInt8, ssrc: UInt32, sequence: UInt16, timestamp: UInt32,
                            transportSequence: UInt16?, originalSequence: UInt16?, pictures: PictureRenumbering?) -> ByteBuffer {
         let capacity = Self.maximumHeaderLength + 2 + source.payloadRange.count
-        var buffer = allocator.buffer(capacity: capacity + PeerConnection.protectionOverhead)
+        var buffer = allocator.buffer(capacity: capacity + protectionOverhead)
         buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: capacity) { slot in
             write(source, into: slot.baseAddress!, payloadType: payloadType, ssrc: ssrc, sequence: sequence, timestamp: timestamp,
                   transportSequence: transportSequence, originalSequence: originalSequence, pictures: pictures).length
@@ -315,7 +318,7 @@ public final class Consumer {
     /// A buffer holding our RTP header, sized for `bodyLength` more bytes and SRTP's tag.
     private func header(payloadType: UInt8, ssrc: UInt32, sequence: UInt16, timestamp: UInt32, marker: Bool,
                         transportSequence: UInt16?, bodyLength: Int, padded: Bool) -> ByteBuffer {
-        var buffer = allocator.buffer(capacity: Self.maximumHeaderLength + bodyLength + PeerConnection.protectionOverhead)
+        var buffer = allocator.buffer(capacity: Self.maximumHeaderLength + bodyLength + protectionOverhead)
         buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: Self.maximumHeaderLength) { slot in
             writeHeader(into: slot.baseAddress!, payloadType: payloadType, ssrc: ssrc, sequence: sequence, timestamp: timestamp, marker: marker,
                         transportSequence: transportSequence, padded: padded)

@@ -1,7 +1,7 @@
 import RTP
 import SDP
+import MediaPlane
 import Synchronization
-import WebRTCTransport
 
 /// Media made inside the server (the program) published into a router like a participant's
 /// tracks, so WebRTC players get it through consumers: NACKs answered from the producer's
@@ -30,7 +30,7 @@ public final class LocalSource: @unchecked Sendable {
         }
     }
 
-    private let server: WebRTCServer
+    private let server: any MediaTransport
     private let router: Router
     private let outgoing: [MediaKind: Outgoing]
     private let watched = Atomic<Bool>(false)
@@ -39,7 +39,7 @@ public final class LocalSource: @unchecked Sendable {
     /// players (transcoding their sound) can pause while nobody plays.
     public var isWatched: Bool { watched.load(ordering: .relaxed) }
 
-    init(server: WebRTCServer, router: Router, participantID: ParticipantID, tracks: [Track]) {
+    init(server: any MediaTransport, router: Router, participantID: ParticipantID, tracks: [Track]) {
         self.server = server
         self.router = router
         var outgoing: [MediaKind: Outgoing] = [:]
@@ -70,7 +70,7 @@ public final class LocalSource: @unchecked Sendable {
             guard let packet = try? RTPPacket(builder.serialize()) else { return }
             let now = server.now
             guard let arrival = track.producer.receive(packet, now: now) else { return }
-            router.route(arrival, from: track.producer, server: server, now: now)
+            router.route(arrival, from: track.producer, transport: server, now: now)
             server.flushOutgoing()
             self.watched.store(self.outgoing.values.contains { router.hasConsumers(of: $0.producer.id) }, ordering: .relaxed)
         }
@@ -82,9 +82,9 @@ extension SFU {
     /// router; `onKeyframeRequest` runs (on the loop) when a player needs a keyframe.
     public func openLocalSource(broadcastID: String, participantID: ParticipantID, tracks: [LocalSource.Track],
                                 onKeyframeRequest: @escaping @Sendable () -> Void) async throws -> LocalSource {
-        try await server.loop.submit {
+        try await transport.loop.submit {
             let router = self.router(broadcastID)
-            let source = LocalSource(server: self.server, router: router, participantID: participantID, tracks: tracks)
+            let source = LocalSource(server: self.transport, router: router, participantID: participantID, tracks: tracks)
             for producer in source.producers { router.add(producer, onKeyframeRequest: onKeyframeRequest) }
             return source
         }.get()
@@ -93,8 +93,8 @@ extension SFU {
     /// Takes a local source's producers out of the router and closes the sessions playing
     /// them: with the source gone there is nothing left to play.
     public func closeLocalSource(broadcastID: String, participantID: ParticipantID) async {
-        await server.close(tag: Self.playTag(broadcastID), reason: "the source ended")
-        try? await server.loop.submit {
+        await transport.close(tag: Self.playTag(broadcastID), reason: "the source ended")
+        try? await transport.loop.submit {
             guard let router = self.routers[broadcastID] else { return }
             for producer in router.producers(ofParticipant: participantID) { router.remove(producer: producer.id) }
             self.dropRouterIfUnused(broadcastID)

@@ -3,7 +3,7 @@ import Logging
 import RTCP
 import RTP
 import SDP
-import WebRTCTransport
+import MediaPlane
 
 /// A publishing peer (a WHIP session or a studio participant): each received section is a
 /// producer in the router; losses on the way in are NACKed.
@@ -53,13 +53,13 @@ public final class PublisherSink: MediaSink {
     /// The broadcast whose router the producers join.
     public var routerID: String { router.id }
 
-    public func peerDidConnect(_ peer: PeerConnection, server: WebRTCServer) {
-        for producer in producersByMid.values { router.add(producer, publisher: peer) }
-        gauges = TransportGauges(session: peer.id, broadcast: router.id, direction: .receive)
+    public func sessionDidConnect(_ peer: any MediaSession, transport server: any MediaTransport) {
+        for producer in producersByMid.values { router.add(producer, publisher: peer, transport: server) }
+        gauges = TransportGauges(session: peer.id.rawValue, broadcast: router.id, direction: .receive)
         onConnect(self)
     }
 
-    public func peer(_ peer: PeerConnection, didReceive packet: RTPPacket, server: WebRTCServer) {
+    public func session(_ peer: any MediaSession, didReceive packet: RTPPacket, transport server: any MediaTransport) {
         let now = clock()
         // Every packet counts for the sender's bandwidth estimate, retransmissions included.
         if let id = transportSequenceExtensionID, let sequence = RTPHeaderExtensionValue.transportSequence(packet.extensionValue(id: id)) {
@@ -73,17 +73,17 @@ public final class PublisherSink: MediaSink {
         if producer.kind == .audio, let id = audioLevelExtensionID, let level = RTPHeaderExtensionValue.audioLevel(packet.extensionValue(id: id)) {
             router.recordAudioLevel(producer: producer.id, level: level.level, now: now)
         }
-        router.route(arrival, from: producer, server: server, now: now)
+        router.route(arrival, from: producer, transport: server, now: now)
     }
 
-    public func peer(_ peer: PeerConnection, didReceive packets: [RTCPPacket], server: WebRTCServer) {
+    public func session(_ peer: any MediaSession, didReceive packets: [RTCPPacket], transport server: any MediaTransport) {
         let now = clock()
         for case .senderReport(let report) in packets {
             for producer in producersByMid.values where producer.receive(report, now: now) { break }
         }
     }
 
-    public func tick(_ peer: PeerConnection, server: WebRTCServer) {
+    public func tick(_ peer: any MediaSession, transport server: any MediaTransport) {
         let now = clock()
         router.evaluateSpeaker(now: now)
         router.evaluatePublisherLayers(now: now)
@@ -108,7 +108,7 @@ public final class PublisherSink: MediaSink {
         }
     }
 
-    private func sendREMB(lossByte: UInt8, peer: PeerConnection, server: WebRTCServer) {
+    private func sendREMB(lossByte: UInt8, peer: any MediaSession, server: any MediaTransport) {
         guard var estimate = receiveEstimate else { return }
         let video = producersByMid.values.filter { $0.kind == .video }
         let ssrcs = midBySSRC.filter { entry in video.contains { $0.media.mid == entry.value } }.keys.sorted()
@@ -120,9 +120,9 @@ public final class PublisherSink: MediaSink {
     }
 
     /// The session this sink served, once it has closed.
-    public private(set) var closedSessionID: String?
+    public private(set) var closedSessionID: SessionID?
 
-    public func peerDidClose(_ peer: PeerConnection, reason: String) {
+    public func sessionDidClose(_ peer: any MediaSession, reason: String) {
         for producer in producersByMid.values { router.remove(producer: producer.id) }
         gauges?.remove()
         closedSessionID = peer.id
@@ -159,7 +159,8 @@ public final class SubscriberSink: MediaSink {
     private let onClose: () -> Void
 
     /// `producers` maps each section's mid to the producer it plays.
-    public init(answer: SDPAnswer, producers: [String: ProducerID], router: Router, clock: @escaping () -> Duration, logger: Logger, onClose: @escaping () -> Void) {
+    public init(answer: SDPAnswer, producers: [String: ProducerID], router: Router, clock: @escaping () -> Duration, protectionOverhead: Int = 0,
+                logger: Logger, onClose: @escaping () -> Void) {
         self.router = router
         self.clock = clock
         self.logger = logger
@@ -167,7 +168,8 @@ public final class SubscriberSink: MediaSink {
         var consumers: [Consumer] = []
         for media in answer.media where media.direction.sends {
             guard let outgoing = media.localStream, let producerID = producers[media.mid] else { continue }
-            let consumer = Consumer(id: "\(producerID)->\(outgoing.ssrc)", producerID: producerID, media: media, outgoing: outgoing)
+            let consumer = Consumer(id: "\(producerID)->\(outgoing.ssrc)", producerID: producerID, media: media, outgoing: outgoing,
+                                    protectionOverhead: protectionOverhead)
             consumers.append(consumer)
             consumersBySSRC[outgoing.ssrc] = consumer
         }
@@ -176,9 +178,9 @@ public final class SubscriberSink: MediaSink {
         if isEstimating { estimator = BandwidthEstimator(initial: 1_500_000) }
     }
 
-    public func peerDidConnect(_ peer: PeerConnection, server: WebRTCServer) {
-        for consumer in consumers { router.add(consumer, subscriber: peer, sink: self, server: server, now: clock()) }
-        gauges = TransportGauges(session: peer.id, broadcast: router.id, direction: .send)
+    public func sessionDidConnect(_ peer: any MediaSession, transport server: any MediaTransport) {
+        for consumer in consumers { router.add(consumer, subscriber: peer, sink: self, now: clock()) }
+        gauges = TransportGauges(session: peer.id.rawValue, broadcast: router.id, direction: .send)
         logger[metadataKey: "session"] = "\(peer.id)"
     }
 
@@ -227,7 +229,7 @@ public final class SubscriberSink: MediaSink {
     /// Shares the estimate out every 500 ms: audio first, then for each video consumer the
     /// highest layer that fits (with 25 % headroom to go up); video pauses before audio suffers.
     /// When a consumer is held below the best layer, the path is probed for room to climb.
-    private func allocate(peer: PeerConnection, server: WebRTCServer, now: Duration) {
+    private func allocate(peer: any MediaSession, server: any MediaTransport, now: Duration) {
         applyProbeVerdict(now: now)
         guard let estimator else { return }
         if let last = lastAllocationAt, now - last < .milliseconds(500) { return }
@@ -277,9 +279,9 @@ public final class SubscriberSink: MediaSink {
         for packet in packets { server.sendRTP(packet, on: peer) }
     }
 
-    public func peer(_ peer: PeerConnection, didReceive packet: RTPPacket, server: WebRTCServer) {}
+    public func session(_ peer: any MediaSession, didReceive packet: RTPPacket, transport server: any MediaTransport) {}
 
-    public func peer(_ peer: PeerConnection, didReceive packets: [RTCPPacket], server: WebRTCServer) {
+    public func session(_ peer: any MediaSession, didReceive packets: [RTCPPacket], transport server: any MediaTransport) {
         for packet in packets {
             switch packet {
             case .nack(let nack):
@@ -305,7 +307,7 @@ public final class SubscriberSink: MediaSink {
 
     /// Bandwidth allocation; every second a sender report (with the stream's CNAME) per
     /// consumer, and the transport's gauges.
-    public func tick(_ peer: PeerConnection, server: WebRTCServer) {
+    public func tick(_ peer: any MediaSession, transport server: any MediaTransport) {
         let now = clock()
         allocate(peer: peer, server: server, now: now)
         guard lastReportAt.map({ now - $0 >= .seconds(1) }) ?? true else { return }
@@ -319,7 +321,7 @@ public final class SubscriberSink: MediaSink {
         }
     }
 
-    public func peerDidClose(_ peer: PeerConnection, reason: String) {
+    public func sessionDidClose(_ peer: any MediaSession, reason: String) {
         for consumer in consumers { router.remove(consumer: consumer.id) }
         gauges?.remove()
         onClose()
@@ -345,10 +347,10 @@ public final class SubscriberSink: MediaSink {
         }
     }
 
-    private func keyframe(for ssrc: UInt32, server: WebRTCServer) {
+    private func keyframe(for ssrc: UInt32, server: any MediaTransport) {
         guard let consumer = consumersBySSRC[ssrc], let producer = router.producer(consumer.producerID) else { return }
         let now = clock()
         let layer = consumer.currentLayer ?? producer.activeLayers(now: now).last ?? 0
-        router.requestKeyframe(producer: consumer.producerID, layer: layer, server: server, now: now)
+        router.requestKeyframe(producer: consumer.producerID, layer: layer, now: now)
     }
 }

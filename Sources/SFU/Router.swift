@@ -1,12 +1,12 @@
 import Logging
 import RTCP
 import RTP
-import WebRTCTransport
+import MediaPlane
 
-/// Where a producer's packets come from: a peer, which keyframe requests reach as PLI, or
-/// something inside the server (the program), told directly.
+/// Where a producer's packets come from: a session, which keyframe requests reach as PLI
+/// on its transport, or something inside the server (the program), told directly.
 public enum ProducerSource {
-    case peer(PeerConnection)
+    case session(any MediaSession, transport: any MediaTransport)
     case local(onKeyframeRequest: () -> Void)
 }
 
@@ -19,7 +19,7 @@ public final class Router {
     /// side by side in one array and the fan-out walks them without an object per binding.
     private struct Binding {
         let consumer: Consumer
-        let subscriber: PeerConnection
+        let subscriber: any MediaSession
         let sink: SubscriberSink
     }
 
@@ -100,10 +100,10 @@ public final class Router {
     }
 
     /// Asks for a keyframe on the layer a participant's tap follows: its decoder lost its place.
-    public func requestKeyframe(forTapOf participant: ParticipantID, server: WebRTCServer, now: Duration) {
+    public func requestKeyframe(forTapOf participant: ParticipantID, now: Duration) {
         guard let tap = taps[participant] else { return }
         for producer in producers(ofParticipant: participant) where producer.kind == .video {
-            requestKeyframe(producer: producer.id, layer: tap.currentLayer[ObjectIdentifier(producer)] ?? (producer.layers.count - 1), server: server, now: now)
+            requestKeyframe(producer: producer.id, layer: tap.currentLayer[ObjectIdentifier(producer)] ?? (producer.layers.count - 1), now: now)
         }
     }
 
@@ -126,8 +126,8 @@ public final class Router {
         producers.values.map(\.producer).filter { $0.participantID == participant }.sorted { $0.id < $1.id }
     }
 
-    public func add(_ producer: Producer, publisher: PeerConnection) {
-        producers[producer.id] = (producer, .peer(publisher))
+    public func add(_ producer: Producer, publisher: any MediaSession, transport: any MediaTransport) {
+        producers[producer.id] = (producer, .session(publisher, transport: transport))
     }
 
     /// A producer fed from inside the server (see `LocalSource`).
@@ -141,11 +141,11 @@ public final class Router {
         layerPolicy.remove(producer: id)
     }
 
-    public func add(_ consumer: Consumer, subscriber: PeerConnection, sink: SubscriberSink, server: WebRTCServer, now: Duration) {
+    public func add(_ consumer: Consumer, subscriber: any MediaSession, sink: SubscriberSink, now: Duration) {
         consumers[consumer.producerID, default: []].append(Binding(consumer: consumer, subscriber: subscriber, sink: sink))
         if let producer = producers[consumer.producerID]?.producer {
             let best = producer.activeLayers(now: now).last ?? (producer.layers.count - 1)
-            requestKeyframe(producer: consumer.producerID, layer: consumer.preferredLayer.map { min($0, best) } ?? best, server: server, now: now)
+            requestKeyframe(producer: consumer.producerID, layer: consumer.preferredLayer.map { min($0, best) } ?? best, now: now)
         }
     }
 
@@ -158,11 +158,11 @@ public final class Router {
     }
 
     /// Sends one producer packet to every consumer of it.
-    public func route(_ arrival: borrowing Producer.Arrival, from producer: Producer, server: WebRTCServer, now: Duration) {
+    public func route(_ arrival: borrowing Producer.Arrival, from producer: Producer, transport server: any MediaTransport, now: Duration) {
         if !taps.isEmpty, let tap = taps[producer.participantID] {
             let best = producer.activeLayers(now: now).last ?? arrival.layer
             if let layer = tap.deliver(arrival, from: producer, bestLayer: best) {
-                requestKeyframe(producer: producer.id, layer: layer, server: server, now: now)
+                requestKeyframe(producer: producer.id, layer: layer, now: now)
             }
         }
         guard let bindings = consumers[producer.id], !bindings.isEmpty else { return }
@@ -198,13 +198,13 @@ public final class Router {
             if let layerBefore = outcome.switchedFrom, let layer = bindings[index].consumer.currentLayer {
                 logger.debug("layer switched", metadata: ["consumer": "\(bindings[index].consumer.id)", "from": "\(layerBefore.map(String.init) ?? "none")", "to": "\(layer)"])
             }
-            if let layer = outcome.keyframeNeeded { requestKeyframe(producer: producer.id, layer: layer, server: server, now: now) }
+            if let layer = outcome.keyframeNeeded { requestKeyframe(producer: producer.id, layer: layer, now: now) }
         }
         SFUMetrics.forwarded.increment(by: forwarded)
     }
 
     /// Asks the publisher for a keyframe on one layer (PLI), throttled per layer.
-    public func requestKeyframe(producer id: ProducerID, layer: Int, server: WebRTCServer, now: Duration) {
+    public func requestKeyframe(producer id: ProducerID, layer: Int, now: Duration) {
         guard let entry = producers[id], let ssrc = entry.producer.ssrc(ofLayer: layer) else { return }
         let key = LayerKey(producer: id, layer: layer)
         if let last = lastKeyframeRequest[key], now - last < keyframeRequestInterval { return }
@@ -212,7 +212,7 @@ public final class Router {
         SFUMetrics.keyframeRequests.increment()
         logger.trace("keyframe requested", metadata: ["producer": "\(id)", "layer": "\(layer)"])
         switch entry.source {
-        case .peer(let publisher): server.sendRTCP([.pictureLossIndication(senderSSRC: 1, mediaSSRC: ssrc)], on: publisher)
+        case .session(let publisher, let transport): transport.sendRTCP([.pictureLossIndication(senderSSRC: 1, mediaSSRC: ssrc)], on: publisher)
         case .local(let onKeyframeRequest): onKeyframeRequest()
         }
     }

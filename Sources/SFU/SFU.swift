@@ -1,6 +1,6 @@
 import Logging
+import MediaPlane
 import SDP
-import WebRTCTransport
 
 public enum SFUError: Error, CustomStringConvertible {
     case notPublishing(ParticipantID)
@@ -12,15 +12,16 @@ public enum SFUError: Error, CustomStringConvertible {
     }
 }
 
-/// Every broadcast's router, kept on the WebRTC transport's event loop, and the entry points
-/// for publishing (WHIP) and playing (WHEP).
+/// Every broadcast's router, kept on the media transport's event loop, and the entry points
+/// for publishing (WHIP) and playing (WHEP). It answers offers itself and hands the
+/// transport the negotiated RTP parameters.
 ///
-/// `@unchecked Sendable`: its dictionaries are touched only on `server.loop`.
+/// `@unchecked Sendable`: its dictionaries are touched only on `transport.loop`.
 public final class SFU: @unchecked Sendable {
-    public let server: WebRTCServer
+    public let transport: any MediaTransport
     private let logger: Logger
     var routers: [String: Router] = [:]
-    private var publishers: [ParticipantID: String] = [:]
+    private var publishers: [ParticipantID: SessionID] = [:]
     /// Publishing sessions still in ICE/DTLS, by participant: their producers are not in the router yet.
     private var connecting: [ParticipantID: PublisherSink] = [:]
     private let onActiveSpeaker: @Sendable (_ broadcast: String, _ participant: ParticipantID?) -> Void
@@ -45,10 +46,10 @@ public final class SFU: @unchecked Sendable {
     /// The callbacks run on the transport's loop: `onActiveSpeaker` when a broadcast's speaker
     /// changes, `onPublisherLayers` when a publisher should turn simulcast layers on or off,
     /// `onMediaPublished` when a participant's media can be played.
-    public init(server: WebRTCServer, logger: Logger, onActiveSpeaker: @escaping @Sendable (String, ParticipantID?) -> Void = { _, _ in },
+    public init(transport: any MediaTransport, logger: Logger, onActiveSpeaker: @escaping @Sendable (String, ParticipantID?) -> Void = { _, _ in },
                 onPublisherLayers: @escaping @Sendable (PublisherLayers) -> Void = { _ in },
                 onMediaPublished: @escaping @Sendable (String, ParticipantID) -> Void = { _, _ in }) {
-        self.server = server
+        self.transport = transport
         self.logger = logger
         self.onActiveSpeaker = onActiveSpeaker
         self.onPublisherLayers = onPublisherLayers
@@ -58,10 +59,10 @@ public final class SFU: @unchecked Sendable {
     /// Opens a publishing session; its sections become producers of `participantID`, in the
     /// codecs `policy` allows. `onClose` runs on the transport's loop when the session ends.
     public func publish(broadcastID: String, participantID: ParticipantID, offer: SessionDescription, owner: SessionOwner, policy: CodecPolicy = .standard,
-                        onClose: @escaping @Sendable () -> Void = {}) async throws -> (sessionID: String, answer: String) {
-        let server = self.server
-        let (id, answer) = try await server.open(offer: offer, tag: "whip:\(broadcastID)", owner: owner, policy: policy,
-                                                 intent: { _ in MediaIntent(receive: true) }) { answer in
+                        onClose: @escaping @Sendable () -> Void = {}) async throws -> (sessionID: SessionID, answer: String) {
+        let server = self.transport
+        let (id, answer) = try await server.open(tag: Self.publishTag(broadcastID), owner: owner,
+                                                 negotiate: try negotiation(offer, policy: policy) { _ in MediaIntent(receive: true) }) { answer in
             let sink = PublisherSink(participantID: participantID, answer: answer, router: self.router(broadcastID), clock: { server.now },
                                      onConnect: { sink in
                 if self.connecting[participantID] === sink { self.connecting[participantID] = nil }
@@ -76,34 +77,37 @@ public final class SFU: @unchecked Sendable {
             self.connecting[participantID] = sink
             return sink
         }
-        let previous = try await server.loop.submit { () -> String? in
+        let previous = try await server.loop.submit { () -> SessionID? in
             defer { self.publishers[participantID] = id }
             return self.publishers[participantID]
         }.get()
         // A participant publishes once: a new session replaces a stale one.
         if let previous { await server.close(sessionID: previous, reason: "replaced by a new publish") }
         logger.info("publishing", metadata: ["broadcast": "\(broadcastID)", "participant": "\(participantID)", "session": "\(id)"])
-        return (id, answer)
+        return (id, answer.text)
     }
+
+    /// The tag of publishing sessions of a router.
+    public static func publishTag(_ broadcastID: String) -> String { "whip:\(broadcastID)" }
 
     /// The tag of playing sessions of a broadcast: only its WHEP endpoint may close them.
     public static func playTag(_ broadcastID: String) -> String { "whep:\(broadcastID)" }
 
     /// Who publishes media in a broadcast now.
     public func publishingParticipants(broadcastID: String) async -> Set<ParticipantID> {
-        (try? await server.loop.submit { self.routers[broadcastID]?.publishingParticipants ?? [] }.get()) ?? []
+        (try? await transport.loop.submit { self.routers[broadcastID]?.publishingParticipants ?? [] }.get()) ?? []
     }
 
     /// Ends a participant's publishing session; with `identity`, only if that identity opened it.
     public func unpublish(participantID: ParticipantID, identity: String? = nil) async -> Bool {
-        guard let session = try? await server.loop.submit({ self.publishers[participantID] }).get() else { return false }
-        return await server.close(sessionID: session, identity: identity, reason: "unpublished")
+        guard let session = try? await transport.loop.submit({ self.publishers[participantID] }).get() else { return false }
+        return await transport.close(sessionID: session, tag: nil, identity: identity, reason: "unpublished")
     }
 
     /// Opens a session that plays one participant's producers, each offered section getting
     /// the first unused producer of its kind, in the publisher's own codec.
-    public func play(broadcastID: String, participantID: ParticipantID, offer: SessionDescription, owner: SessionOwner) async throws -> (sessionID: String, answer: String) {
-        let producers = try await server.loop.submit {
+    public func play(broadcastID: String, participantID: ParticipantID, offer: SessionDescription, owner: SessionOwner) async throws -> (sessionID: SessionID, answer: String) {
+        let producers = try await transport.loop.submit {
             self.playableProducers(broadcastID: broadcastID, participantID: participantID).map { (id: $0.id, kind: $0.kind, codec: $0.media.codec) }
         }.get()
         guard !producers.isEmpty else { throw SFUError.notPublishing(participantID) }
@@ -119,20 +123,32 @@ public final class SFU: @unchecked Sendable {
             video: producers.filter { $0.kind == .video }.map { CodecPolicy.Matcher(matching: $0.codec) },
             feedback: CodecPolicy.standard.feedback, headerExtensions: CodecPolicy.standard.headerExtensions)
         let mapping = assignment
-        let server = self.server
-        let (id, answer) = try await server.open(offer: offer, tag: Self.playTag(broadcastID), owner: owner, policy: policy, intent: { section in
+        let server = self.transport
+        let (id, answer) = try await server.open(tag: Self.playTag(broadcastID), owner: owner, negotiate: try negotiation(offer, policy: policy) { section in
             guard let mid = section.mid, mapping[mid] != nil else { return MediaIntent(receive: false) }
             return MediaIntent(receive: false, send: LocalStream(
                 ssrc: UInt32.random(in: 1...UInt32.max), rtxSSRC: section.mediaKind == .video ? UInt32.random(in: 1...UInt32.max) : nil,
                 cname: "tally-\(participantID)", streamID: participantID.rawValue, trackID: "\(participantID)-\(mid)"))
         }) { answer in
-            SubscriberSink(answer: answer, producers: mapping, router: self.router(broadcastID), clock: { server.now }, logger: self.logger) {
+            SubscriberSink(answer: answer, producers: mapping, router: self.router(broadcastID), clock: { server.now },
+                           protectionOverhead: server.protectionOverhead, logger: self.logger) {
                 self.dropRouterIfUnused(broadcastID)
             }
         }
         logger.info("playing", metadata: ["broadcast": "\(broadcastID)", "participant": "\(participantID)", "session": "\(id)",
                                           "codecs": "\(codecs.map(\.name))"])
-        return (id, answer)
+        return (id, answer.text)
+    }
+
+    /// How `offer` is answered, in the codecs `policy` allows, once the transport gives its
+    /// own parameters; an offer with more sections than the transport takes is refused first.
+    private func negotiation(_ offer: SessionDescription, policy: CodecPolicy, intent: @escaping @Sendable (MediaDescription) -> MediaIntent) throws
+        -> @Sendable (LocalTransportParameters) throws -> SDPAnswer {
+        let limit = transport.maxMediaSections
+        guard offer.media.count <= limit else { throw MediaTransportError.tooManyMediaSections(limit: limit) }
+        return { local in
+            try SDPAnswerer.answer(to: offer, transport: local, policy: policy, sessionID: String(UInt64.random(in: 1...UInt64(Int64.max))), intent: intent)
+        }
     }
 
     /// A participant's producers in the router, or, while their publishing session is still
@@ -147,13 +163,13 @@ public final class SFU: @unchecked Sendable {
     /// Starts handing one participant's packets to `onPacket` (on the transport's loop):
     /// what the compositor decodes. A later call for the same participant replaces it.
     public func tap(broadcastID: String, participantID: ParticipantID, onPacket: @escaping @Sendable (TappedPacket) -> Void) async {
-        try? await server.loop.submit {
+        try? await transport.loop.submit {
             self.router(broadcastID).add(ProducerTap(participantID: participantID, onPacket: onPacket))
         }.get()
     }
 
     public func untap(broadcastID: String, participantID: ParticipantID) async {
-        try? await server.loop.submit {
+        try? await transport.loop.submit {
             self.routers[broadcastID]?.removeTap(participant: participantID)
             self.dropRouterIfUnused(broadcastID)
         }.get()
@@ -161,15 +177,15 @@ public final class SFU: @unchecked Sendable {
 
     /// A tap's decoder lost its place: PLI toward the participant's video (throttled).
     public func requestKeyframe(broadcastID: String, participantID: ParticipantID) {
-        let server = self.server
-        server.loop.execute {
-            self.routers[broadcastID]?.requestKeyframe(forTapOf: participantID, server: server, now: server.now)
-            server.flushOutgoing()
+        let transport = self.transport
+        transport.loop.execute {
+            self.routers[broadcastID]?.requestKeyframe(forTapOf: participantID, now: transport.now)
+            transport.flushOutgoing()
         }
     }
 
     func router(_ broadcastID: String) -> Router {
-        server.loop.preconditionInEventLoop()
+        transport.loop.preconditionInEventLoop()
         if let router = routers[broadcastID] { return router }
         let router = Router(id: broadcastID, logger: logger, onActiveSpeaker: { [logger, onActiveSpeaker] participant in
             logger.debug("active speaker", metadata: ["broadcast": "\(broadcastID)", "participant": "\(participant?.rawValue ?? "none")"])
@@ -187,5 +203,7 @@ public final class SFU: @unchecked Sendable {
     }
 }
 
-/// Who holds a media session; re-exported so that callers of the SFU need not import the transport.
-public typealias SessionOwner = WebRTCTransport.SessionOwner
+/// The media plane's names, re-exported so that callers of the SFU need not import the transport's module.
+public typealias SessionOwner = MediaPlane.SessionOwner
+public typealias SessionID = MediaPlane.SessionID
+public typealias MediaTransportError = MediaPlane.MediaTransportError

@@ -1,3 +1,4 @@
+import MediaPlane
 import NIOCore
 import RTCP
 import RTP
@@ -40,9 +41,10 @@ public final class EchoSink: MediaSink {
             cname: "tally-echo", streamID: "tally-echo", trackID: "echo-\(section.kind)-\(mid)"))
     }
 
-    public func peerDidConnect(_ peer: PeerConnection, server: WebRTCServer) {}
+    public func sessionDidConnect(_ session: any MediaSession, transport: any MediaTransport) {}
 
-    public func peer(_ peer: PeerConnection, didReceive packet: RTPPacket, server: WebRTCServer) {
+    public func session(_ session: any MediaSession, didReceive packet: RTPPacket, transport: any MediaTransport) {
+        guard let peer = session as? PeerConnection, let server = transport as? WebRTCServer else { return }
         guard let mid = mid(of: packet), var track = tracks[mid], packet.payloadType == track.media.codec.payloadType else { return }
         midBySSRC[packet.ssrc] = mid
         track.remoteSSRC = packet.ssrc
@@ -52,7 +54,8 @@ public final class EchoSink: MediaSink {
         server.sendRTP(echoedBytes, on: peer)
     }
 
-    public func peer(_ peer: PeerConnection, didReceive packets: [RTCPPacket], server: WebRTCServer) {
+    public func session(_ session: any MediaSession, didReceive packets: [RTCPPacket], transport: any MediaTransport) {
+        guard let peer = session as? PeerConnection, let server = transport as? WebRTCServer else { return }
         for packet in packets {
             switch packet {
             case .nack(let nack):
@@ -68,7 +71,7 @@ public final class EchoSink: MediaSink {
         }
     }
 
-    public func peerDidClose(_ peer: PeerConnection, reason: String) {}
+    public func sessionDidClose(_ session: any MediaSession, reason: String) {}
 
     private func mid(of packet: RTPPacket) -> String? {
         if let id = midExtensionID, let mid = RTPHeaderExtensionValue.token(packet.extensionValue(id: id)), tracks[mid] != nil { return mid }

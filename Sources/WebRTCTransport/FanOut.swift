@@ -1,5 +1,6 @@
 import CDatagram
 import Glibc
+import MediaPlane
 import NIOCore
 import Synchronization
 
@@ -9,7 +10,7 @@ import Synchronization
 /// packet. In a parallel fan-out each thread has a lane of its own: its own `sendmmsg`
 /// batch on the shared UDP socket, and lists of what only the loop may do (write to a
 /// channel, count a failed send), which the loop carries out when the fan-out is over.
-public final class FanOutLane {
+public final class FanOutLane: MediaLane {
     private unowned let server: WebRTCServer
     /// nil: the loop's own lane, which sends through the server.
     private let batch: DatagramBatch?
@@ -32,7 +33,13 @@ public final class FanOutLane {
 
     /// Builds one RTP packet with `build` and sends it to `peer`, with the semantics of
     /// `WebRTCServer.sendRTP(on:capacity:_:)`: `build` runs exactly once.
-    public func sendRTP(on peer: PeerConnection, capacity: Int, _ build: (UnsafeMutableRawBufferPointer) -> Int?) {
+    public func sendRTP(on session: any MediaSession, capacity: Int, _ build: (UnsafeMutableRawBufferPointer) -> Int?) {
+        guard let peer = session as? PeerConnection else {
+            // Another transport's session: built, so that its numbering stays in step, not sent.
+            var scratch = allocator.buffer(capacity: capacity)
+            scratch.writeWithUnsafeMutableBytes(minimumWritableBytes: capacity) { build($0) ?? 0 }
+            return
+        }
         guard let batch else {
             server.sendRTP(on: peer, capacity: capacity, build)
             return

@@ -1,5 +1,6 @@
 import DTLS
 import ICE
+import MediaPlane
 import NIOCore
 import RTCP
 import RTP
@@ -22,8 +23,8 @@ public enum PeerEvent {
 /// One browser's connection: ICE-lite → DTLS → SRTP → RTP/RTCP (RFC 8834 §3, RFC 7983).
 ///
 /// Not thread-safe: owned by one event loop; it never touches a socket or reads a clock.
-public final class PeerConnection {
-    public let id: String
+public final class PeerConnection: MediaSession {
+    public let id: SessionID
     public let answer: SDPAnswer
     public private(set) var ice: ICELiteAgent
     private let dtls: DTLSSession
@@ -62,7 +63,7 @@ public final class PeerConnection {
         public var sendFailures = 0
     }
 
-    public init(id: String, answer: SDPAnswer, localUsernameFragment: String, localPassword: String,
+    public init(id: SessionID, answer: SDPAnswer, localUsernameFragment: String, localPassword: String,
                 dtlsContext: DTLSContext, mtu: Int, now: Duration) throws {
         self.id = id
         self.answer = answer

@@ -3,6 +3,7 @@ import DTLS
 import Glibc
 import ICE
 import Logging
+import MediaPlane
 import Metrics
 import NIOCore
 import NIOPosix
@@ -46,57 +47,14 @@ public struct WebRTCTransportConfiguration: Sendable {
     public init() {}
 }
 
-/// Receives a session's media on the transport's event loop: the echo service, later the SFU.
-public protocol MediaSink: AnyObject {
-    func peerDidConnect(_ peer: PeerConnection, server: WebRTCServer)
-    func peer(_ peer: PeerConnection, didReceive packet: RTPPacket, server: WebRTCServer)
-    func peer(_ peer: PeerConnection, didReceive packets: [RTCPPacket], server: WebRTCServer)
-    func peerDidClose(_ peer: PeerConnection, reason: String)
-    /// About every 100 ms while the session is open: periodic feedback such as NACKs.
-    func tick(_ peer: PeerConnection, server: WebRTCServer)
-}
-
-extension MediaSink {
-    public func tick(_ peer: PeerConnection, server: WebRTCServer) {}
-}
-
-/// Who a session belongs to: only the same identity may close it, and each identity and
-/// each client address may hold only so many.
-public struct SessionOwner: Sendable, Hashable {
-    /// An account, an invite or a stream key, as the API names it (`user:…`, `invite:…`).
-    public var identity: String
-    /// The client's IP address as the HTTP server saw it.
-    public var address: String
-
-    public init(identity: String, address: String) {
-        self.identity = identity
-        self.address = address
-    }
-}
-
-public enum WebRTCTransportError: Error, CustomStringConvertible, Equatable {
-    case tooManySessions
-    case tooManySessionsForOwner(limit: Int)
-    case tooManySessionsForAddress(limit: Int)
-    case tooManyMediaSections(limit: Int)
-    case notRunning
-
-    public var description: String {
-        switch self {
-        case .tooManySessions: "the WebRTC transport is at its session limit"
-        case .tooManySessionsForOwner(let limit): "this identity already has \(limit) media sessions open"
-        case .tooManySessionsForAddress(let limit): "this address already has \(limit) media sessions open"
-        case .tooManyMediaSections(let limit): "an offer may carry at most \(limit) media sections"
-        case .notRunning: "the WebRTC transport is not running"
-        }
-    }
-}
+/// The transport's errors are the media plane's, so that callers need not import this module.
+public typealias WebRTCTransportError = MediaTransportError
 
 /// One UDP port and one ICE-TCP port for every peer (RFC 8445 §2.5 lite, RFC 6544 passive).
 ///
 /// `@unchecked Sendable`: every mutable field is touched only on `loop`; public methods hop
 /// there first.
-public final class WebRTCServer: @unchecked Sendable {
+public final class WebRTCServer: MediaTransport, @unchecked Sendable {
     public let loop: any EventLoop
     public let configuration: WebRTCTransportConfiguration
     public let certificate: DTLSCertificate
@@ -125,9 +83,9 @@ public final class WebRTCServer: @unchecked Sendable {
         case tcp(any Channel)
     }
 
-    private var sessions: [String: Session] = [:]
-    private var sessionByFragment: [String: String] = [:]
-    private var sessionByPath: [ICEPath: String] = [:]
+    private var sessions: [SessionID: Session] = [:]
+    private var sessionByFragment: [String: SessionID] = [:]
+    private var sessionByPath: [ICEPath: SessionID] = [:]
     private var routes: [ICEPath: Route] = [:]
     private var udpChannel: (any Channel)?
     /// The UDP channel's socket, for batched media sends; the channel owns it.
@@ -244,13 +202,25 @@ public final class WebRTCServer: @unchecked Sendable {
 
     // MARK: Sessions
 
-    /// Answers an offer and opens a session for it, held by `owner`; `makeSink` runs on the loop.
+    public var protectionOverhead: Int { PeerConnection.protectionOverhead }
+    public var maxMediaSections: Int { configuration.maxMediaSections }
+
+    /// Answers an offer with `SDPAnswerer` and opens a session for it, held by `owner`:
+    /// for services of the transport's own, such as the echo test.
     public func open(offer: SessionDescription, tag: String, owner: SessionOwner, policy: CodecPolicy = .standard,
                      intent: @escaping @Sendable (MediaDescription) -> MediaIntent,
-                     makeSink: @escaping @Sendable (SDPAnswer) -> any MediaSink) async throws -> (id: String, answer: String) {
+                     makeSink: @escaping @Sendable (SDPAnswer) -> any MediaSink) async throws -> (id: SessionID, answer: String) {
+        guard offer.media.count <= maxMediaSections else { throw MediaTransportError.tooManyMediaSections(limit: maxMediaSections) }
+        let (id, answer) = try await open(tag: tag, owner: owner, negotiate: { local in
+            try SDPAnswerer.answer(to: offer, transport: local, policy: policy, sessionID: String(UInt64.random(in: 1...UInt64(Int64.max))), intent: intent)
+        }, makeSink: makeSink)
+        return (id, answer.text)
+    }
+
+    public func open(tag: String, owner: SessionOwner, negotiate: @escaping @Sendable (LocalTransportParameters) throws -> SDPAnswer,
+                     makeSink: @escaping @Sendable (SDPAnswer) -> any MediaSink) async throws -> (id: SessionID, answer: SDPAnswer) {
         let limits = configuration
-        guard offer.media.count <= limits.maxMediaSections else { throw WebRTCTransportError.tooManyMediaSections(limit: limits.maxMediaSections) }
-        return try await loop.submit { () throws -> (String, String) in
+        return try await loop.submit { () throws -> (SessionID, SDPAnswer) in
             guard self.udpChannel != nil else { throw WebRTCTransportError.notRunning }
             guard self.sessions.count < limits.maxSessions else { throw WebRTCTransportError.tooManySessions }
             var byIdentity = 0, byAddress = 0
@@ -260,28 +230,27 @@ public final class WebRTCServer: @unchecked Sendable {
             }
             guard byIdentity < limits.maxSessionsPerIdentity else { throw WebRTCTransportError.tooManySessionsForOwner(limit: limits.maxSessionsPerIdentity) }
             guard byAddress < limits.maxSessionsPerAddress else { throw WebRTCTransportError.tooManySessionsForAddress(limit: limits.maxSessionsPerAddress) }
-            let id = Self.randomToken(22)
+            let id = SessionID(Self.randomToken(22))
             var fragment = Self.randomToken(8)
             while self.sessionByFragment[fragment] != nil { fragment = Self.randomToken(8) }
             let password = Self.randomToken(24)
             let transport = LocalTransportParameters(iceUsernameFragment: fragment, icePassword: password,
                                                      fingerprintSHA256: self.certificate.fingerprintSHA256, candidates: self.candidates)
-            let answer = try SDPAnswerer.answer(to: offer, transport: transport, policy: policy,
-                                                sessionID: String(UInt64.random(in: 1...UInt64(Int64.max))), intent: intent)
+            let answer = try negotiate(transport)
             let context = answer.dtlsClient ? self.clientContext : self.serverContext
             let peer = try PeerConnection(id: id, answer: answer, localUsernameFragment: fragment, localPassword: password,
                                           dtlsContext: context, mtu: self.configuration.mtu, now: self.now)
             self.sessions[id] = Session(peer: peer, sink: makeSink(answer), tag: tag, owner: owner)
             self.sessionByFragment[fragment] = id
             self.logger.info("WebRTC session opened", metadata: ["session": "\(id)", "media": "\(answer.media.map { "\($0.kind):\($0.codec.name):\($0.direction)" })"])
-            return (id, answer.text)
+            return (id, answer)
         }.get()
     }
 
     /// Closes a session, if `tag` (when given) is the one it was opened with and `identity`
     /// (when given) the one that holds it.
     @discardableResult
-    public func close(sessionID: String, tag: String? = nil, identity: String? = nil, reason: String) async -> Bool {
+    public func close(sessionID: SessionID, tag: String? = nil, identity: String? = nil, reason: String) async -> Bool {
         (try? await loop.submit { () -> Bool in
             guard let session = self.sessions[sessionID], tag == nil || session.tag == tag,
                   identity == nil || session.owner.identity == identity else { return false }
@@ -312,7 +281,7 @@ public final class WebRTCServer: @unchecked Sendable {
 
     /// Drops `probability` of the RTP sent on a session, as a lossy path would; for tests of
     /// loss recovery, and refused unless the configuration allows it.
-    public func setEgressLoss(sessionID: String, probability: Double) async -> Bool {
+    public func setEgressLoss(sessionID: SessionID, probability: Double) async -> Bool {
         guard configuration.allowsLossInjection, (0...1).contains(probability) else { return false }
         return (try? await loop.submit { () -> Bool in
             guard let session = self.sessions[sessionID] else { return false }
@@ -342,7 +311,12 @@ public final class WebRTCServer: @unchecked Sendable {
 
     /// Protects `packet` and sends it on the peer's selected path. Over UDP it joins the
     /// current `sendmmsg` batch, which goes out when full and at the end of each read burst.
-    public func sendRTP(_ packet: ByteBuffer, on peer: PeerConnection) {
+    public func sendRTP(_ packet: ByteBuffer, on session: any MediaSession) {
+        guard let peer = session as? PeerConnection else { return }
+        sendRTP(packet, on: peer)
+    }
+
+    func sendRTP(_ packet: ByteBuffer, on peer: PeerConnection) {
         loop.preconditionInEventLoop()
         if peer.egressLoss > 0, Double.random(in: 0..<1) < peer.egressLoss { return }
         if let destination = batchDestination(for: peer, length: packet.readableBytes) {
@@ -357,7 +331,7 @@ public final class WebRTCServer: @unchecked Sendable {
     /// UDP the packet is built in the send batch itself, so a forwarded copy is written,
     /// encrypted and sent from one place. `build` runs exactly once whether or not the
     /// packet can leave, so whatever it numbers stays in step.
-    public func sendRTP(on peer: PeerConnection, capacity: Int, _ build: (UnsafeMutableRawBufferPointer) -> Int?) {
+    func sendRTP(on peer: PeerConnection, capacity: Int, _ build: (UnsafeMutableRawBufferPointer) -> Int?) {
         loop.preconditionInEventLoop()
         let lost = peer.egressLoss > 0 && Double.random(in: 0..<1) < peer.egressLoss
         if !lost, let destination = batchDestination(for: peer, length: capacity) {
@@ -393,7 +367,7 @@ public final class WebRTCServer: @unchecked Sendable {
     /// items share, nor anything that only the loop may touch, such as a logger's or a
     /// router's state. Returns how many copies the helpers built.
     @discardableResult
-    public func fanOut(count: Int, _ body: (FanOutLane, Range<Int>) -> Void) -> Int {
+    public func fanOut(count: Int, _ body: (any MediaLane, Range<Int>) -> Void) -> Int {
         loop.preconditionInEventLoop()
         guard let workers = fanOutWorkers, count >= FanOutWorkers.minimumParallelCount, overflowing == 0, let descriptor = udpDescriptor else {
             body(serialLane, 0..<count)
@@ -462,13 +436,18 @@ public final class WebRTCServer: @unchecked Sendable {
         flushUDP()
     }
 
-    public func sendRTP(_ packet: [UInt8], on peer: PeerConnection) {
+    func sendRTP(_ packet: [UInt8], on peer: PeerConnection) {
         var buffer = allocator.buffer(capacity: packet.count + PeerConnection.protectionOverhead)
         buffer.writeBytes(packet)
         sendRTP(buffer, on: peer)
     }
 
-    public func sendRTCP(_ packets: [RTCPPacket], on peer: PeerConnection) {
+    public func sendRTCP(_ packets: [RTCPPacket], on session: any MediaSession) {
+        guard let peer = session as? PeerConnection else { return }
+        sendRTCP(packets, on: peer)
+    }
+
+    func sendRTCP(_ packets: [RTCPPacket], on peer: PeerConnection) {
         loop.preconditionInEventLoop()
         if let event = peer.sendRTCP(packets) { handle([event], session: peer.id, source: nil) }
     }
@@ -476,7 +455,7 @@ public final class WebRTCServer: @unchecked Sendable {
     // MARK: Receiving (on the loop)
 
     fileprivate func receive(_ bytes: [UInt8], path: ICEPath, route: Route) {
-        let id: String
+        let id: SessionID
         let pathIsKnown: Bool
         if let known = sessionByPath[path] {
             id = known
@@ -515,7 +494,7 @@ public final class WebRTCServer: @unchecked Sendable {
         let time = now
         for (id, session) in sessions {
             handle(session.peer.tick(now: time), session: id, source: nil)
-            if session.peer.isConnected { session.sink.tick(session.peer, server: self) }
+            if session.peer.isConnected { session.sink.tick(session.peer, transport: self) }
         }
         flushUDP()
     }
@@ -538,7 +517,7 @@ public final class WebRTCServer: @unchecked Sendable {
         if overflowed { channel.flush() }
     }
 
-    private func handle(_ events: [PeerEvent], session id: String, source: (path: ICEPath, route: Route)?) {
+    private func handle(_ events: [PeerEvent], session id: SessionID, source: (path: ICEPath, route: Route)?) {
         guard let session = sessions[id] else { return }
         for event in events {
             switch event {
@@ -550,11 +529,11 @@ public final class WebRTCServer: @unchecked Sendable {
                 logger.info("ICE selected path", metadata: ["session": "\(id)", "path": "\(path)"])
             case .connected:
                 logger.info("WebRTC session connected", metadata: ["session": "\(id)"])
-                session.sink.peerDidConnect(session.peer, server: self)
+                session.sink.sessionDidConnect(session.peer, transport: self)
             case .rtp(let packet):
-                session.sink.peer(session.peer, didReceive: packet, server: self)
+                session.sink.session(session.peer, didReceive: packet, transport: self)
             case .rtcp(let packets):
-                session.sink.peer(session.peer, didReceive: packets, server: self)
+                session.sink.session(session.peer, didReceive: packets, transport: self)
             case .closed(let reason):
                 closeSession(id, reason: reason)
             }
@@ -583,7 +562,7 @@ public final class WebRTCServer: @unchecked Sendable {
     /// media ports, or gave up (an alert's signal).
     private static let failedSessions = Counter(label: "tally_webrtc_failed_sessions_total")
 
-    private func closeSession(_ id: String, reason: String) {
+    private func closeSession(_ id: SessionID, reason: String) {
         guard let session = sessions.removeValue(forKey: id) else { return }
         if !session.peer.isConnected, reason != "server shutting down" { Self.failedSessions.increment() }
         let events = session.peer.close(reason)
@@ -596,7 +575,7 @@ public final class WebRTCServer: @unchecked Sendable {
             if case .tcp(let channel)? = routes.removeValue(forKey: path) { channel.close(promise: nil) }
         }
         flushUDP()
-        session.sink.peerDidClose(session.peer, reason: reason)
+        session.sink.sessionDidClose(session.peer, reason: reason)
         logger.info("WebRTC session closed", metadata: ["session": "\(id)", "reason": "\(reason)",
                                                         "packets_in": "\(session.peer.stats.packetsIn)", "packets_out": "\(session.peer.stats.packetsOut)",
                                                         "decrypt_failures": "\(session.peer.stats.decryptFailures)",
