@@ -95,3 +95,8 @@ extension APIResponse {
         EditedResponse(status: .created, response: self)
     }
 }
+
+extension FluentKit.Model {
+    /// The row's id for a log line: logs never force an id out of a row.
+    var loggedID: String { id.map { "\($0)" } ?? "unsaved" }
+}

@@ -26,8 +26,8 @@ struct UserResponse: APIResponse {
     var subscriptionTier: String
     var createdAt: Date?
 
-    init(_ user: User) {
-        id = user.id!
+    init(_ user: User) throws {
+        id = try user.requireID()
         email = user.email
         name = user.name
         avatarUrl = user.avatarURL
@@ -59,7 +59,7 @@ extension API {
         group.get("me") { _, context in
             let userID = try context.requireUser()
             guard let user = try await User.find(userID, on: store.db) else { throw APIError.unauthorized }
-            return MeResponse(user: UserResponse(user))
+            return MeResponse(user: try UserResponse(user))
         }
         group.post("logout") { request, context in try await logout(request, context) }
     }
@@ -81,7 +81,7 @@ extension API {
         } catch where error.isConstraintFailure {
             throw APIError(.conflict, "email_taken", "an account with this email already exists")
         }
-        logger.info("user registered", metadata: ["user": "\(user.id!)"])
+        logger.info("user registered", metadata: ["user": "\(user.loggedID)"])
         return try await sessionResponse(for: user, status: .created)
     }
 
@@ -129,7 +129,7 @@ extension API {
         guard let user = try await User.find(userID, on: store.db) else {
             throw APIError(.unauthorized, "invalid_refresh_token", "the account no longer exists")
         }
-        return respond(session, user: user, status: .ok)
+        return try respond(session, user: user, status: .ok)
     }
 
     private func logout(_ request: Request, _ context: AppContext) async throws -> Response {
@@ -150,15 +150,15 @@ extension API {
     }
 
     private func sessionResponse(for user: User, status: HTTPResponse.Status) async throws -> EditedResponse<SessionResponse> {
-        respond(try await auth.startSession(userID: user.id!), user: user, status: status)
+        try respond(await auth.startSession(userID: user.requireID()), user: user, status: status)
     }
 
-    private func respond(_ session: Session, user: User, status: HTTPResponse.Status) -> EditedResponse<SessionResponse> {
+    private func respond(_ session: Session, user: User, status: HTTPResponse.Status) throws -> EditedResponse<SessionResponse> {
         let cookie = Cookie(
             name: Self.refreshCookie, value: session.refreshToken, maxAge: Int(session.refreshLifetime.seconds),
             path: "/api/auth", secure: configuration.tlsEnabled, httpOnly: true, sameSite: .strict)
         let body = SessionResponse(
-            user: UserResponse(user), accessToken: session.accessToken,
+            user: try UserResponse(user), accessToken: session.accessToken,
             expiresIn: max(0, Int(session.accessExpiresAt.timeIntervalSinceNow.rounded())), refreshToken: session.refreshToken)
         return EditedResponse(status: status, headers: [.setCookie: cookie.description], response: body)
     }

@@ -27,7 +27,7 @@ extension API {
     func addBroadcastDebugRoute(to router: Hummingbird.Router<AppContext>) {
         router.get("api/broadcasts/:id/debug") { _, context -> BroadcastDebugResponse in
             let broadcast = try await ownedBroadcast(context.parameters.get("id"), context: context)
-            let id = broadcast.id!.uuidString
+            let id = try broadcast.requireID().uuidString
             let entries = TransportBoard.transports(broadcast: id).map { (router: "participants", figures: $0) }
                 + TransportBoard.transports(broadcast: ProgramPlayers.routerID(id)).map { (router: "program", figures: $0) }
             return BroadcastDebugResponse(transports: entries.map { entry in

@@ -62,8 +62,8 @@ struct BroadcastResponse: APIResponse {
     var updatedAt: Date?
     var destinations: [DestinationResponse]?
 
-    init(_ broadcast: Broadcast, destinations: [Destination]? = nil) {
-        id = broadcast.id!
+    init(_ broadcast: Broadcast, destinations: [Destination]? = nil) throws {
+        id = try broadcast.requireID()
         ownerId = broadcast.ownerID
         title = broadcast.title
         description = broadcast.description
@@ -74,7 +74,7 @@ struct BroadcastResponse: APIResponse {
         endedAt = broadcast.endedAt
         createdAt = broadcast.createdAt
         updatedAt = broadcast.updatedAt
-        self.destinations = destinations?.map(DestinationResponse.init)
+        self.destinations = try destinations?.map(DestinationResponse.init)
     }
 }
 
@@ -114,16 +114,16 @@ extension API {
                 throw APIError(.conflict, "server_at_capacity",
                                "this server is running its limit of \(limit) live programs; try again when one ends")
             } catch {
-                logger.error("program did not start", metadata: ["broadcast": "\(broadcast.id!)", "error": "\(error)"])
-                await programs.stop(broadcast.id!)
+                logger.error("program did not start", metadata: ["broadcast": "\(broadcast.loggedID)", "error": "\(error)"])
+                await programs.stop(try broadcast.requireID())
                 throw APIError(.internalServerError, "program_failed", "the program could not start; the server log says why")
             }
         } else {
-            await programs.stop(broadcast.id!)
+            await programs.stop(try broadcast.requireID())
         }
         try await broadcast.save(on: store.db)
-        logger.info("broadcast \(broadcast.status)", metadata: ["broadcast": "\(broadcast.id!)"])
-        await announce(RoomEvent.broadcastStatus(broadcast), in: broadcast.id!)
+        logger.info("broadcast \(broadcast.status)", metadata: ["broadcast": "\(broadcast.loggedID)"])
+        await announce(RoomEvent.broadcastStatus(broadcast), in: try broadcast.requireID())
     }
 
     /// Publishes a room event; the change it describes is already saved, so an unreachable
@@ -148,7 +148,7 @@ extension API {
                 }
                 query = query.filter(\.$status == status)
             }
-            return BroadcastListResponse(broadcasts: try await query.all().map { BroadcastResponse($0) })
+            return BroadcastListResponse(broadcasts: try await query.all().map { try BroadcastResponse($0) })
         }
         group.post { request, context in try await create(request, context) }
         group.get(":id") { _, context in try await show(context) }
@@ -159,7 +159,7 @@ extension API {
                 throw APIError(.conflict, "broadcast_live", "end the broadcast before deleting it")
             }
             try await broadcast.delete(on: store.db)
-            logger.info("broadcast deleted", metadata: ["broadcast": "\(broadcast.id!)"])
+            logger.info("broadcast deleted", metadata: ["broadcast": "\(broadcast.loggedID)"])
             return HTTPResponse.Status.noContent
         }
         group.post(":id/start") { _, context in try await transition(.start, context) }
@@ -170,7 +170,7 @@ extension API {
         group.delete(":id/invites/:invite") { _, context -> HTTPResponse.Status in
             let broadcast = try await ownedBroadcast(context.parameters.get("id"), context: context)
             let invite = try Validate.text(context.parameters.get("invite") ?? "", field: "invite", max: 64)
-            guard try await auth.revokeInvite(id: invite, broadcastID: broadcast.id!) else { throw APIError.notFound("invite") }
+            guard try await auth.revokeInvite(id: invite, broadcastID: try broadcast.requireID()) else { throw APIError.notFound("invite") }
             let closed = await webrtc.close(identity: Identity.sessionKey(invite: invite), reason: "the invite was withdrawn")
             logger.info("invite withdrawn", metadata: ["broadcast": "\(context.parameters.get("id") ?? "")", "sessions_closed": "\(closed)"])
             return .noContent
@@ -187,16 +187,16 @@ extension API {
             settings: try (body.settings ?? SettingsPatch()).applied(to: BroadcastSettings(), layouts: layouts),
             scheduledAt: body.scheduledAt)
         try await broadcast.create(on: store.db)
-        logger.info("broadcast created", metadata: ["broadcast": "\(broadcast.id!)", "owner": "\(userID)"])
-        return BroadcastResponse(broadcast, destinations: []).created()
+        logger.info("broadcast created", metadata: ["broadcast": "\(broadcast.loggedID)", "owner": "\(userID)"])
+        return try BroadcastResponse(broadcast, destinations: []).created()
     }
 
     /// Owners see everything; an invited guest may read the broadcast it was invited to.
     private func show(_ context: AppContext) async throws -> BroadcastResponse {
         let broadcast = try await memberBroadcast(context, parameter: "id")
-        guard case .user? = context.identity else { return BroadcastResponse(broadcast) }
-        let destinations = try await Destination.query(on: store.db).filter(\.$broadcastID == broadcast.id!).sort(\.$createdAt).all()
-        return BroadcastResponse(broadcast, destinations: destinations)
+        guard case .user? = context.identity else { return try BroadcastResponse(broadcast) }
+        let destinations = try await Destination.query(on: store.db).filter(\.$broadcastID == (try broadcast.requireID())).sort(\.$createdAt).all()
+        return try BroadcastResponse(broadcast, destinations: destinations)
     }
 
     private func update(_ request: Request, _ context: AppContext) async throws -> BroadcastResponse {
@@ -212,13 +212,13 @@ extension API {
         if let scheduledAt = body.scheduledAt { broadcast.scheduledAt = scheduledAt }
         if let settings = body.settings { broadcast.settings = try settings.applied(to: broadcast.settings, layouts: layouts) }
         try await broadcast.save(on: store.db)
-        return BroadcastResponse(broadcast)
+        return try BroadcastResponse(broadcast)
     }
 
     private func transition(_ event: BroadcastLifecycle.Event, _ context: AppContext) async throws -> BroadcastResponse {
         let broadcast = try await ownedBroadcast(context.parameters.get("id"), context: context)
         try await apply(event, to: broadcast)
-        return BroadcastResponse(broadcast)
+        return try BroadcastResponse(broadcast)
     }
 
     private func invite(_ request: Request, _ context: AppContext) async throws -> EditedResponse<InviteResponse> {
@@ -232,9 +232,9 @@ extension API {
             throw APIError(.badRequest, "invalid_field", "`expires_in_seconds` must be between 60 and \(Self.maxInviteLifetime)")
         }
         let name = try body?.name.map { try Validate.text($0, field: "name", max: 100) }
-        let (token, expiresAt, inviteID) = try await auth.issueInvite(broadcastID: broadcast.id!, name: name, lifetime: .seconds(lifetime))
+        let (token, expiresAt, inviteID) = try await auth.issueInvite(broadcastID: try broadcast.requireID(), name: name, lifetime: .seconds(lifetime))
         return InviteResponse(
-            id: inviteID, token: token, url: "\(baseURL(request, context))/join/\(broadcast.id!.uuidString)?invite=\(token)", broadcastId: broadcast.id!,
+            id: inviteID, token: token, url: "\(baseURL(request, context))/join/\(try broadcast.requireID().uuidString)?invite=\(token)", broadcastId: try broadcast.requireID(),
             expiresAt: expiresAt
         ).created()
     }

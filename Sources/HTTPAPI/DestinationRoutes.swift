@@ -23,8 +23,8 @@ struct DestinationResponse: APIResponse {
     var status: String
     var createdAt: Date?
 
-    init(_ destination: Destination) {
-        id = destination.id!
+    init(_ destination: Destination) throws {
+        id = try destination.requireID()
         broadcastId = destination.broadcastID
         platform = destination.platform
         name = destination.name
@@ -70,15 +70,15 @@ extension API {
         let group = router.group("api/broadcasts/:id/destinations")
         group.get { _, context in
             let broadcast = try await ownedBroadcast(context.parameters.get("id"), context: context)
-            let destinations = try await Destination.query(on: store.db).filter(\.$broadcastID == broadcast.id!).sort(\.$createdAt).all()
-            return DestinationListResponse(destinations: destinations.map(DestinationResponse.init))
+            let destinations = try await Destination.query(on: store.db).filter(\.$broadcastID == (try broadcast.requireID())).sort(\.$createdAt).all()
+            return DestinationListResponse(destinations: try destinations.map(DestinationResponse.init))
         }
         group.post { request, context in try await addDestination(request, context) }
         group.delete(":destId") { _, context in
             let (broadcast, destination) = try await ownedDestination(context)
-            let id = destination.id!
+            let id = try destination.requireID()
             try await destination.delete(on: store.db)
-            logger.info("destination removed", metadata: ["broadcast": "\(broadcast.id!)", "destination": "\(id)"])
+            logger.info("destination removed", metadata: ["broadcast": "\(broadcast.loggedID)", "destination": "\(id)"])
             return HTTPResponse.Status.noContent
         }
     }
@@ -97,19 +97,19 @@ extension API {
         let broadcast = try await ownedBroadcast(context.parameters.get("id"), context: context)
         let (platform, url, streamKey, name) = try Self.validated(try await request.decodeJSON(AddDestinationRequest.self, context: context))
         try await screenOutbound(url)
-        let existing = try await Destination.query(on: store.db).filter(\.$broadcastID == broadcast.id!).count()
+        let existing = try await Destination.query(on: store.db).filter(\.$broadcastID == (try broadcast.requireID())).count()
         guard existing < Self.maxDestinations else {
             throw APIError(.conflict, "too_many_destinations", "a broadcast can have at most \(Self.maxDestinations) destinations")
         }
         let destination = Destination(
-            broadcastID: broadcast.id!, platform: platform.rawValue, name: name, rtmpURL: url,
+            broadcastID: try broadcast.requireID(), platform: platform.rawValue, name: name, rtmpURL: url,
             streamKeySealed: try store.sealer.seal(streamKey), streamKeyHint: StreamKeySealer.redact(streamKey))
         try await destination.create(on: store.db)
         logger.info("destination added", metadata: [
-            "broadcast": "\(broadcast.id!)", "destination": "\(destination.id!)", "platform": "\(platform.rawValue)",
+            "broadcast": "\(broadcast.loggedID)", "destination": "\(destination.loggedID)", "platform": "\(platform.rawValue)",
             "stream_key": "\(destination.streamKeyHint)",
         ])
-        return DestinationResponse(destination).created()
+        return try DestinationResponse(destination).created()
     }
 
     /// A new destination's platform, ingest URL (the platform's own when left out), key and name.

@@ -31,7 +31,7 @@ extension API {
         router.post("api/broadcasts/:id/destinations/:destId/test") { _, context in
             let (broadcast, destination) = try await ownedDestination(context)
             try await enforceRateLimit("destination-test:\(try context.requireUser())", limit: Self.destinationTestsPerMinute)
-            let id = destination.id!
+            let id = try destination.requireID()
             guard broadcast.status != BroadcastStatus.live.rawValue else {
                 throw APIError(.conflict, "broadcast_live", "the broadcast is live: its push to this destination shows how it is doing")
             }

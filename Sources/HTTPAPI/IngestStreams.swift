@@ -62,13 +62,13 @@ enum IngestStreams {
 
     /// What the hub needs to know of a stream's stored settings, relays' keys unsealed.
     static func settings(_ record: IngestStreamRecord, store: Store, logger: Logger, passphrase: String? = nil) async throws -> IngestSettings {
-        let stored = try await IngestRelayRecord.query(on: store.db).filter(\.$ingestStreamID == record.id!).sort(\.$createdAt).all()
+        let stored = try await IngestRelayRecord.query(on: store.db).filter(\.$ingestStreamID == (try record.requireID())).sort(\.$createdAt).all()
         var relays: [IngestRelay] = []
         for relay in stored {
             do {
-                relays.append(IngestRelay(id: relay.id!.uuidString, endpoint: try RTMPEndpoint(url: relay.rtmpURL, streamKey: try store.sealer.open(relay.streamKeySealed))))
+                relays.append(IngestRelay(id: try relay.requireID().uuidString, endpoint: try RTMPEndpoint(url: relay.rtmpURL, streamKey: try store.sealer.open(relay.streamKeySealed))))
             } catch {
-                logger.error("ingest: relay \(relay.id!) of \(record.streamID) is left out: \(error)")
+                logger.error("ingest: relay \(relay.loggedID) of \(record.streamID) is left out: \(error)")
             }
         }
         return IngestSettings(passphrase: passphrase, publicHLS: record.publicHLS, ladder: ladder(record), relays: relays)

@@ -27,11 +27,11 @@ extension API {
     /// The participant a guest's WHIP publish stands for: the first one its invite brought
     /// in, so publishing again replaces that participant's media instead of adding people.
     func whipParticipant(broadcast: Broadcast, inviteID: String, name: String?) async throws -> Participant {
-        if let existing = try await Participant.query(on: store.db).filter(\.$broadcastID == broadcast.id!).filter(\.$inviteID == inviteID)
+        if let existing = try await Participant.query(on: store.db).filter(\.$broadcastID == (try broadcast.requireID())).filter(\.$inviteID == inviteID)
             .sort(\.$createdAt).first() {
             return existing
         }
-        let participant = Participant(broadcastID: broadcast.id!, userID: nil, name: name ?? "Guest", role: .guest, inviteID: inviteID)
+        let participant = Participant(broadcastID: try broadcast.requireID(), userID: nil, name: name ?? "Guest", role: .guest, inviteID: inviteID)
         try await admit(participant)
         return participant
     }

@@ -74,7 +74,7 @@ actor ProgramDirector {
                 targets.append(PushTarget(id: try destination.requireID().uuidString, url: destination.rtmpURL,
                                           streamKey: try store.sealer.open(destination.streamKeySealed)))
             } catch {
-                await destinationChanged(broadcast: id, destination: destination.id!.uuidString, .failed(reason: "the stream key cannot be decrypted; add the destination again"))
+                await destinationChanged(broadcast: id, destination: try destination.requireID().uuidString, .failed(reason: "the stream key cannot be decrypted; add the destination again"))
             }
         }
         let recording = broadcast.settings.record
@@ -196,7 +196,7 @@ actor ProgramDirector {
                 broadcast.status = BroadcastStatus.ended.rawValue
                 broadcast.endedAt = Date()
                 try await broadcast.save(on: store.db)
-                logger.warning("broadcast left live by a stopped server has ended", metadata: ["broadcast": "\(broadcast.id!)"])
+                logger.warning("broadcast left live by a stopped server has ended", metadata: ["broadcast": "\(broadcast.loggedID)"])
             }
             for recording in try await Recording.query(on: store.db).filter(\.$status == "recording").all() {
                 if let broadcast = recording.broadcastID, try await registry.isProgramRunning(broadcast: broadcast.uuidString) { continue }
@@ -210,7 +210,7 @@ actor ProgramDirector {
                     recording.error = "the server stopped before anything was recorded"
                 }
                 try await recording.save(on: store.db)
-                logger.warning("recording interrupted by a stopped server", metadata: ["recording": "\(recording.id!)", "status": "\(recording.status)"])
+                logger.warning("recording interrupted by a stopped server", metadata: ["recording": "\(recording.loggedID)", "status": "\(recording.status)"])
             }
         } catch {
             logger.error("cannot reconcile broadcasts and recordings after a restart: \(String(reflecting: error))")
@@ -233,7 +233,7 @@ actor ProgramDirector {
         let stage = broadcast.currentStage
         let layout = layouts.layout(named: stage.layout) ?? layouts.layout(named: "grid") ?? layouts.layouts[0]
         let rows = try await Participant.query(on: store.db).filter(\.$broadcastID == broadcast.requireID()).all()
-        let names = Dictionary(rows.map { ($0.id!, $0.name) }) { first, _ in first }
+        let names = Dictionary(try rows.map { (try $0.requireID(), $0.name) }) { first, _ in first }
         let logo = image(stage.logo, maxWidth: 240, maxHeight: 120).map { TransparentImage(picture: $0.picture, alpha: $0.alpha) }
         let background = stage.background.flatMap { url in image(url, maxWidth: 1920, maxHeight: 1080).map { (key: url, picture: $0.picture) } }
         let people = stage.participants.map { (source: StageSource.participant(ParticipantID($0.uuidString)), name: names[$0] ?? "Guest") }

@@ -16,8 +16,8 @@ struct RecordingResponse: APIResponse {
     var createdAt: Date?
     var updatedAt: Date?
 
-    init(_ recording: Recording) {
-        id = recording.id!
+    init(_ recording: Recording) throws {
+        id = try recording.requireID()
         broadcastId = recording.broadcastID
         title = recording.title
         durationSeconds = recording.durationSeconds
@@ -39,10 +39,10 @@ extension API {
         group.get { _, context in
             let userID = try context.requireUser()
             let recordings = try await Recording.query(on: store.db).filter(\.$ownerID == userID).sort(\.$createdAt, .descending).all()
-            return RecordingListResponse(recordings: recordings.map(RecordingResponse.init))
+            return RecordingListResponse(recordings: try recordings.map(RecordingResponse.init))
         }
         group.get(":id") { _, context in
-            RecordingResponse(try await ownedRecording(context))
+            try RecordingResponse(await ownedRecording(context))
         }
         group.delete(":id") { _, context in
             let recording = try await ownedRecording(context)
@@ -54,9 +54,9 @@ extension API {
             do {
                 try FileManager.default.removeItem(at: file)
             } catch CocoaError.fileNoSuchFile {
-                logger.warning("recording file was already gone", metadata: ["recording": "\(recording.id!)"])
+                logger.warning("recording file was already gone", metadata: ["recording": "\(recording.loggedID)"])
             }
-            logger.info("recording deleted", metadata: ["recording": "\(recording.id!)"])
+            logger.info("recording deleted", metadata: ["recording": "\(recording.loggedID)"])
             return HTTPResponse.Status.noContent
         }
     }

@@ -60,9 +60,10 @@ enum RoomEvent {
             var status: String
             var at: Date?
         }
+        guard let id = broadcast.id else { return nil }
         let live = broadcast.status == BroadcastStatus.live.rawValue
         return encode(live ? "broadcast-started" : "broadcast-ended",
-                      Status(broadcast_id: broadcast.id!, status: broadcast.status, at: live ? broadcast.startedAt : broadcast.endedAt))
+                      Status(broadcast_id: id, status: broadcast.status, at: live ? broadcast.startedAt : broadcast.endedAt))
     }
 
     /// The loudest participant on stage changed; nil when nobody speaks.

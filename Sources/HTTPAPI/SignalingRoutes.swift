@@ -257,29 +257,30 @@ final class SignalingConnection {
         var participant = try await resumed(message, broadcast: broadcastID)
         if participant == nil { participant = try await newParticipant(message, broadcast: broadcastID) }
         guard let participant else { return }
+        let participantID = try participant.requireID().uuidString
         let present = try await api.registry.present(room: room)
-        guard present.count < StageRules.maxInStudio || present.contains(participant.id!.uuidString) else {
+        guard present.count < StageRules.maxInStudio || present.contains(participantID) else {
             throw SignalingError("studio_full", "the studio holds \(StageRules.maxInStudio) people at most", id: message.id)
         }
         joined = (broadcastID, participant)
-        try await api.registry.markPresent(room: room, participant: participant.id!.uuidString, ttl: api.configuration.signalingResumeGrace)
+        try await api.registry.markPresent(room: room, participant: participantID, ttl: api.configuration.signalingResumeGrace)
         let resumeToken = Self.resumeToken()
-        try await api.registry.storeResumeToken(participant: participant.id!.uuidString, token: resumeToken, ttl: .seconds(24 * 3600))
-        startBackground(room: room, participant: participant.id!.uuidString)
+        try await api.registry.storeResumeToken(participant: participantID, token: resumeToken, ttl: .seconds(24 * 3600))
+        startBackground(room: room, participant: participantID)
 
-        let members = try await roster(broadcast: broadcastID, present: Set(present + [participant.id!.uuidString]))
+        let members = try await roster(broadcast: broadcastID, present: Set(present + [participantID]))
         let publishing = await api.sfu.publishingParticipants(broadcastID: room)
         send(SignalMessage(event: "joined", data: [
-            "participant": Self.describe(participant), "resume_token": resumeToken,
-            "participants": members.map { member in
-                var description = Self.describe(member)
-                description["publishing"] = publishing.contains(ParticipantID(member.id!))
+            "participant": try Self.describe(participant), "resume_token": resumeToken,
+            "participants": try members.map { member in
+                var description = try Self.describe(member)
+                description["publishing"] = publishing.contains(ParticipantID(try member.requireID()))
                 return description
             },
             "stage": Self.describe(broadcast.currentStage),
             "broadcast": ["id": room, "title": broadcast.title, "status": broadcast.status],
         ], id: message.id))
-        await publish(SignalMessage(event: "participant-joined", data: ["participant": Self.describe(participant)]), room: broadcastID)
+        await publish(SignalMessage(event: "participant-joined", data: ["participant": try Self.describe(participant)]), room: broadcastID)
     }
 
     /// The participant a reconnecting client held, if it proves it with the resume token.
@@ -352,13 +353,13 @@ final class SignalingConnection {
 
     /// At once, or after the grace period if the participant has not come back by then.
     private static func depart(_ participant: Participant, from broadcast: UUID, api: API, now: Bool) async {
-        let id = participant.id!.uuidString
+        guard let participantID = participant.id else { return }
+        let id = participantID.uuidString
         if now {
             try? await api.registry.markAbsent(room: broadcast.uuidString, participant: id)
-            await RoomEventFilter.leave(participant.id!, from: broadcast, api: api)
+            await RoomEventFilter.leave(participantID, from: broadcast, api: api)
             return
         }
-        let participantID = participant.id!
         await api.departures.schedule(id, after: api.configuration.signalingResumeGrace + .milliseconds(500)) { [api] in
             let present = (try? await api.registry.present(room: broadcast.uuidString)) ?? []
             if !present.contains(id) { await RoomEventFilter.leave(participantID, from: broadcast, api: api) }
@@ -378,11 +379,11 @@ final class SignalingConnection {
                                 role: ParticipantRole(rawValue: owner.role) ?? .guest, inviteID: owner.inviteID)
         try await api.admit(share)
         screen = share
-        let id = share.id!.uuidString
+        let id = try share.requireID().uuidString
         try await api.registry.markPresent(room: broadcast.uuidString, participant: id, ttl: api.configuration.signalingResumeGrace)
         keepPresent(id, room: broadcast.uuidString)
-        var description = Self.describe(share)
-        description["screen_of"] = owner.id!.uuidString
+        var description = try Self.describe(share)
+        description["screen_of"] = try owner.requireID().uuidString
         send(SignalMessage(event: "ok", data: ["participant": description], id: message.id))
         await publish(SignalMessage(event: "participant-joined", data: ["participant": description]), room: broadcast)
     }
@@ -415,7 +416,7 @@ final class SignalingConnection {
         if let audio = try message.bool("audio_enabled") { participant.audioEnabled = audio }
         if let video = try message.bool("video_enabled") { participant.videoEnabled = video }
         try await participant.save(on: api.store.db)
-        await publish(SignalMessage(event: "participant-status-updated", data: ["participant": Self.describe(participant)]), room: broadcast)
+        await publish(SignalMessage(event: "participant-status-updated", data: ["participant": try Self.describe(participant)]), room: broadcast)
     }
 
     private func chat(_ message: SignalMessage) async throws {
@@ -423,7 +424,7 @@ final class SignalingConnection {
         let text = try message.string("text", max: 1000).trimmingCharacters(in: .whitespacesAndNewlines)
         guard !text.isEmpty else { throw SignalingError("invalid_field", "a chat message needs some text", id: message.id) }
         await publish(SignalMessage(event: "chat-message", data: [
-            "participant_id": participant.id!.uuidString, "name": participant.name, "text": text,
+            "participant_id": try participant.requireID().uuidString, "name": participant.name, "text": text,
             "sent_at": ISO8601DateFormatter().string(from: Date()),
         ]), room: broadcast)
     }
@@ -474,7 +475,7 @@ final class SignalingConnection {
         let target = try message.string("participant_id", max: 64)
         let kind = try message.optionalString("kind", max: 10) ?? "audio"
         guard ["audio", "video"].contains(kind) else { throw SignalingError("invalid_field", "`data.kind` is audio or video", id: message.id) }
-        await publish(SignalMessage(event: "mute-request", data: ["target": target, "kind": kind, "from": host.name]), room: broadcast.id!)
+        await publish(SignalMessage(event: "mute-request", data: ["target": target, "kind": kind, "from": host.name]), room: try broadcast.requireID())
         send(SignalMessage(event: "ok", id: message.id))
     }
 
@@ -498,7 +499,7 @@ final class SignalingConnection {
             let (session, answer) = if let target {
                 try await api.sfu.play(broadcastID: broadcast.uuidString, participantID: ParticipantID(target), offer: offer, owner: owner)
             } else {
-                try await api.sfu.publish(broadcastID: broadcast.uuidString, participantID: ParticipantID(publisher.id!), offer: offer, owner: owner)
+                try await api.sfu.publish(broadcastID: broadcast.uuidString, participantID: ParticipantID(try publisher.requireID()), offer: offer, owner: owner)
             }
             var data: [String: any Sendable] = ["sdp": answer, "session_id": session.rawValue]
             if let target { data["target"] = target }
@@ -520,11 +521,11 @@ final class SignalingConnection {
 
     private func roster(broadcast: UUID, present: Set<String>) async throws -> [Participant] {
         try await Participant.query(on: api.store.db).filter(\.$broadcastID == broadcast).sort(\.$createdAt).all()
-            .filter { present.contains($0.id!.uuidString) }
+            .filter { $0.id.map { present.contains($0.uuidString) } ?? false }
     }
 
-    private static func describe(_ participant: Participant) -> [String: any Sendable] {
-        ["id": participant.id!.uuidString, "name": participant.name, "role": participant.role,
+    private static func describe(_ participant: Participant) throws -> [String: any Sendable] {
+        ["id": try participant.requireID().uuidString, "name": participant.name, "role": participant.role,
          "audio_enabled": participant.audioEnabled, "video_enabled": participant.videoEnabled]
     }
 

@@ -43,8 +43,8 @@ extension API {
     func arrange(_ proposed: Stage, in broadcast: Broadcast) async throws -> Stage {
         var stage = proposed
         stage.banner = stage.banner.map { Stage.Banner(text: $0.text.trimmingCharacters(in: .whitespacesAndNewlines)) }
-        let participants = try await Participant.query(on: store.db).filter(\.$broadcastID == broadcast.id!).all()
-        let roles = Dictionary(participants.map { ($0.id!, ParticipantRole(rawValue: $0.role) ?? .viewer) }) { first, _ in first }
+        let participants = try await Participant.query(on: store.db).filter(\.$broadcastID == (try broadcast.requireID())).all()
+        let roles = Dictionary(try participants.map { (try $0.requireID(), ParticipantRole(rawValue: $0.role) ?? .viewer) }) { first, _ in first }
         do {
             try StageRules.validate(stage, layouts: Set(layouts.layouts.map(\.name)), participants: roles)
         } catch {
@@ -66,8 +66,8 @@ extension API {
         broadcast.stage = stage
         try await broadcast.save(on: store.db)
         await programs.update(broadcast)
-        await announce(RoomEvent.stageUpdated(stage), in: broadcast.id!)
-        logger.info("stage arranged", metadata: ["broadcast": "\(broadcast.id!)", "layout": "\(stage.layout)", "on_stage": "\(stage.participants.count)"])
+        await announce(RoomEvent.stageUpdated(stage), in: try broadcast.requireID())
+        logger.info("stage arranged", metadata: ["broadcast": "\(broadcast.loggedID)", "layout": "\(stage.layout)", "on_stage": "\(stage.participants.count)"])
         return stage
     }
 

@@ -64,8 +64,8 @@ struct StreamDestinationResponse: APIResponse {
     var reason: String?
     var createdAt: Date?
 
-    init(_ relay: IngestRelayRecord, state: DestinationState?) {
-        id = relay.id!
+    init(_ relay: IngestRelayRecord, state: DestinationState?) throws {
+        id = try relay.requireID()
         platform = relay.platform
         name = relay.name
         rtmpUrl = relay.rtmpURL
@@ -176,7 +176,7 @@ extension API {
         }
         router.delete("api/streams/:id") { _, context -> Response in
             let record = try await ownedStream(context.parameters.get("id"), context: context)
-            try await IngestRelayRecord.query(on: store.db).filter(\.$ingestStreamID == record.id!).delete()
+            try await IngestRelayRecord.query(on: store.db).filter(\.$ingestStreamID == (try record.requireID())).delete()
             try await record.delete(on: store.db)
             ingest.remove(record.streamID)
             return Response(status: .noContent)
@@ -200,24 +200,24 @@ extension API {
         }
         router.get("api/streams/:id/destinations") { _, context -> StreamDestinationListResponse in
             let record = try await ownedStream(context.parameters.get("id"), context: context)
-            let relays = try await IngestRelayRecord.query(on: store.db).filter(\.$ingestStreamID == record.id!).sort(\.$createdAt).all()
+            let relays = try await IngestRelayRecord.query(on: store.db).filter(\.$ingestStreamID == (try record.requireID())).sort(\.$createdAt).all()
             let states = ingest.stream(record.streamID)?.snapshot.relays ?? [:]
-            return StreamDestinationListResponse(destinations: relays.map { StreamDestinationResponse($0, state: states[$0.id!.uuidString]) })
+            return StreamDestinationListResponse(destinations: try relays.map { try StreamDestinationResponse($0, state: states[try $0.requireID().uuidString]) })
         }
         router.post("api/streams/:id/destinations") { request, context -> EditedResponse<StreamDestinationResponse> in
             let record = try await ownedStream(context.parameters.get("id"), context: context)
             let (platform, url, streamKey, name) = try Self.validated(try await request.decodeJSON(AddDestinationRequest.self, context: context))
             try await screenOutbound(url)
-            let existing = try await IngestRelayRecord.query(on: store.db).filter(\.$ingestStreamID == record.id!).count()
+            let existing = try await IngestRelayRecord.query(on: store.db).filter(\.$ingestStreamID == (try record.requireID())).count()
             guard existing < Self.maxDestinations else {
                 throw APIError(.conflict, "too_many_destinations", "a stream can have at most \(Self.maxDestinations) destinations")
             }
-            let relay = IngestRelayRecord(ingestStreamID: record.id!, platform: platform.rawValue, name: name, rtmpURL: url,
+            let relay = IngestRelayRecord(ingestStreamID: try record.requireID(), platform: platform.rawValue, name: name, rtmpURL: url,
                                           streamKeySealed: try store.sealer.seal(streamKey), streamKeyHint: StreamKeySealer.redact(streamKey))
             try await relay.create(on: store.db)
             ingest.configure(record.streamID, settings: try await IngestStreams.settings(record, store: store, logger: logger))
-            logger.info("stream destination added", metadata: ["stream": "\(record.streamID)", "destination": "\(relay.id!)", "platform": "\(platform.rawValue)"])
-            return EditedResponse(status: .created, response: StreamDestinationResponse(relay, state: nil))
+            logger.info("stream destination added", metadata: ["stream": "\(record.streamID)", "destination": "\(relay.loggedID)", "platform": "\(platform.rawValue)"])
+            return EditedResponse(status: .created, response: try StreamDestinationResponse(relay, state: nil))
         }
         router.delete("api/streams/:id/destinations/:destId") { _, context -> Response in
             let record = try await ownedStream(context.parameters.get("id"), context: context)
@@ -296,11 +296,11 @@ extension API {
 
     private func response(_ record: IngestStreamRecord, request: Request, context: AppContext) async throws -> StreamResponse {
         let snapshot = ingest.stream(record.streamID)?.snapshot
-        let relays = try await IngestRelayRecord.query(on: store.db).filter(\.$ingestStreamID == record.id!).sort(\.$createdAt).all()
+        let relays = try await IngestRelayRecord.query(on: store.db).filter(\.$ingestStreamID == (try record.requireID())).sort(\.$createdAt).all()
         return StreamResponse(
             streamId: record.streamID, status: snapshot?.status.rawValue ?? record.status, isLive: snapshot?.isLive ?? false,
             streamKey: nil, streamKeyHint: record.streamKeyHint, publicHls: record.publicHLS, srtEncrypted: record.srtPassphraseSealed != nil,
-            ladder: IngestStreams.ladder(record).map(\.name), destinations: relays.map { StreamDestinationResponse($0, state: snapshot?.relays[$0.id!.uuidString]) },
+            ladder: IngestStreams.ladder(record).map(\.name), destinations: try relays.map { try StreamDestinationResponse($0, state: snapshot?.relays[try $0.requireID().uuidString]) },
             ingest: IngestEndpoints(rtmp: "rtmp://\(hostName(request)):\(boundRTMPPort)/live", srt: "srt://\(hostName(request)):\(boundSRTPort)",
                                    whip: "\(baseURL(request, context))\(Self.whipIngestPath)"),
             hlsUrl: "\(baseURL(request, context))/hls/\(record.streamID)/\(HLSOutput.playlistName)",

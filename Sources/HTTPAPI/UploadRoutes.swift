@@ -13,8 +13,8 @@ struct UploadResponse: APIResponse {
     var originalName: String
     var createdAt: Date?
 
-    init(_ upload: Upload) {
-        id = upload.id!
+    init(_ upload: Upload) throws {
+        id = try upload.requireID()
         url = "/uploads/\(upload.fileName)"
         contentType = upload.contentType
         sizeBytes = upload.sizeBytes
@@ -103,7 +103,7 @@ extension API {
         upload.id = id
         try await upload.create(on: store.db)
         logger.info("upload stored", metadata: ["upload": "\(id)", "bytes": "\(body.readableBytes)"])
-        return UploadResponse(upload).created()
+        return try UploadResponse(upload).created()
     }
 
     /// Uploaded images are public by unguessable name: guests' studios and the compositor

@@ -24,7 +24,7 @@ extension API {
         router.post("whep/:broadcast/:participant") { request, context in try await play(request, context) }
         router.delete("whep/:broadcast/:participant/:session") { _, context in
             let broadcast = try await memberBroadcast(context)
-            let id = broadcast.id!.uuidString
+            let id = try broadcast.requireID().uuidString
             let router = context.parameters.get("participant") == ProgramPlayers.participantID.rawValue ? ProgramPlayers.routerID(id) : id
             guard await webrtc.close(sessionID: SessionID(context.parameters.get("session") ?? ""), tag: SFU.playTag(router),
                                      identity: try context.sessionOwner().identity, reason: "closed by the client") else {
@@ -44,9 +44,9 @@ extension API {
         let participant = try await participantRow(for: context.identity, broadcast: broadcast)
         let participantID = try participant.requireID()
         let (_, answer) = try await Self.openingSession {
-            try await sfu.publish(broadcastID: broadcast.id!.uuidString, participantID: ParticipantID(participantID), offer: offer, owner: owner)
+            try await sfu.publish(broadcastID: try broadcast.requireID().uuidString, participantID: ParticipantID(participantID), offer: offer, owner: owner)
         }
-        return sdpResponse(answer, location: "/whip/\(broadcast.id!.uuidString)/\(participantID.uuidString)", request: request, context: context, identity: owner.identity)
+        return sdpResponse(answer, location: "/whip/\(try broadcast.requireID().uuidString)/\(participantID.uuidString)", request: request, context: context, identity: owner.identity)
     }
 
     private func play(_ request: Request, _ context: AppContext) async throws -> Response {
@@ -55,7 +55,7 @@ extension API {
         let injectedLoss = try testEgressLoss(request)
         let owner = try context.sessionOwner()
         let offer = try await Self.readOffer(request)
-        let broadcastID = broadcast.id!.uuidString
+        let broadcastID = try broadcast.requireID().uuidString
         let participantID = ParticipantID(participant)
         do {
             let (session, answer) = try await Self.openingSession {
@@ -77,7 +77,7 @@ extension API {
         }
         let owner = try context.sessionOwner()
         let offer = try await Self.readOffer(request)
-        let id = broadcast.id!.uuidString
+        let id = try broadcast.requireID().uuidString
         do {
             let (session, answer) = try await Self.openingSession {
                 try await sfu.play(broadcastID: ProgramPlayers.routerID(id), participantID: ProgramPlayers.participantID, offer: offer, owner: owner)
@@ -106,7 +106,7 @@ extension API {
         switch identity {
         case .user(let userID, _, _, _)?:
             let name = try await User.find(userID, on: store.db)?.name ?? "Host"
-            let participant = Participant(broadcastID: broadcast.id!, userID: userID, name: name, role: .host)
+            let participant = Participant(broadcastID: try broadcast.requireID(), userID: userID, name: name, role: .host)
             try await admit(participant)
             return participant
         case .guest(_, let inviteID, let name)?:

@@ -50,20 +50,20 @@ extension API {
             guard (60...Self.maxShareLifetime).contains(lifetime) else {
                 throw APIError(.badRequest, "invalid_field", "`expires_in_seconds` must be between 60 and \(Self.maxShareLifetime)")
             }
-            let (token, expiresAt, id) = try await auth.issueShare(broadcastID: broadcast.id!, lifetime: .seconds(lifetime))
-            let url = "\(baseURL(request, context))/watch/\(broadcast.id!.uuidString)?share=\(token)"
+            let (token, expiresAt, id) = try await auth.issueShare(broadcastID: try broadcast.requireID(), lifetime: .seconds(lifetime))
+            let url = "\(baseURL(request, context))/watch/\(try broadcast.requireID().uuidString)?share=\(token)"
             return ShareResponse(id: id, token: token, url: url, expiresAt: expiresAt).created()
         }
         router.delete("api/broadcasts/:id/shares/:share") { _, context -> HTTPResponse.Status in
             let broadcast = try await ownedBroadcast(context.parameters.get("id"), context: context)
             let share = try Validate.text(context.parameters.get("share") ?? "", field: "share", max: 64)
-            guard try await auth.revokeShare(id: share, broadcastID: broadcast.id!) else { throw APIError.notFound("share") }
+            guard try await auth.revokeShare(id: share, broadcastID: try broadcast.requireID()) else { throw APIError.notFound("share") }
             return .noContent
         }
         // The viewer's side: the watch link's token in `?share=`, nothing else.
         router.get("api/watch/:broadcast") { request, context -> WatchResponse in
             let (broadcast, shareID) = try await sharedBroadcast(request, context)
-            let id = broadcast.id!.uuidString
+            let id = try broadcast.requireID().uuidString
             let share = request.uri.queryParameters.get("share") ?? ""
             return WatchResponse(
                 title: broadcast.title, status: broadcast.status, startedAt: broadcast.startedAt, endedAt: broadcast.endedAt,
@@ -73,7 +73,7 @@ extension API {
         }
         router.post("api/watch/:broadcast/whep") { request, context -> Response in
             let (broadcast, shareID) = try await sharedBroadcast(request, context)
-            let id = broadcast.id!.uuidString
+            let id = try broadcast.requireID().uuidString
             guard broadcast.status == BroadcastStatus.live.rawValue else {
                 throw APIError(.conflict, "not_live", "the program plays once the broadcast is live", headers: [.retryAfter: "2"])
             }
@@ -96,7 +96,7 @@ extension API {
         }
         router.delete("api/watch/:broadcast/whep/:session") { request, context -> HTTPResponse.Status in
             let (broadcast, shareID) = try await sharedBroadcast(request, context)
-            guard await webrtc.close(sessionID: SessionID(context.parameters.get("session") ?? ""), tag: SFU.playTag(ProgramPlayers.routerID(broadcast.id!.uuidString)),
+            guard await webrtc.close(sessionID: SessionID(context.parameters.get("session") ?? ""), tag: SFU.playTag(ProgramPlayers.routerID(try broadcast.requireID().uuidString)),
                                      identity: viewerIdentity(shareID, context), reason: "closed by the viewer") else {
                 throw APIError.notFound("session")
             }
