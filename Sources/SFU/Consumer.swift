@@ -15,11 +15,16 @@ public final class Consumer {
     public let producerID: ProducerID
     public let media: NegotiatedMedia
     public let outgoing: LocalStream
-    /// The layer to forward; nil follows the producer's best active layer.
+    /// Three layers kept apart, as mediasoup's SimulcastConsumer keeps them: the most the
+    /// subscriber wants (nil: the best there is), the most bandwidth allocation allows (nil:
+    /// no limit), and the layer forwarded now, which follows the lower of the two once that
+    /// layer's keyframe comes.
     public var preferredLayer: Int?
-    /// Set by bandwidth allocation when not even the lowest layer fits: nothing is sent.
-    public private(set) var isPaused = false
+    public private(set) var targetLayer: Int?
     public private(set) var currentLayer: Int?
+    /// Why nothing is sent, when nothing is.
+    public private(set) var pauseReason: PauseReason?
+    public var isPaused: Bool { pauseReason != nil }
     public private(set) var drops = DropCounters()
     public private(set) var packetsSent: UInt32 = 0
     public private(set) var octetsSent: UInt32 = 0
@@ -146,7 +151,7 @@ public final class Consumer {
             SFUMetrics.droppedPaused.increment()
             return Output(length: nil, keyframeNeeded: nil)
         }
-        let target = min(preferredLayer ?? bestLayer, bestLayer)
+        let target = wantedLayer(best: bestLayer)
         if currentLayer != target {
             if arrival.layer == target && arrival.isKeyframe {
                 switchTo(arrival, now: now)
@@ -191,14 +196,24 @@ public final class Consumer {
         return Output(length: length, keyframeNeeded: nil)
     }
 
-    /// Stops sending; resuming waits for a keyframe, since the receiver missed what came between.
-    public func pause() {
-        isPaused = true
-        currentLayer = nil
+    /// The layer to forward when `best` is the best one the producer sends.
+    public func wantedLayer(best: Int) -> Int {
+        min(preferredLayer ?? best, targetLayer ?? best, best)
     }
 
-    public func resume() {
-        isPaused = false
+    /// Applies bandwidth allocation's decision. Pausing stops sending; resuming waits for a
+    /// keyframe, since the receiver missed what came between.
+    public func apply(_ decision: BandwidthAllocator.Decision) {
+        switch decision {
+        case .unchanged:
+            break
+        case .target(let layer):
+            targetLayer = layer
+            pauseReason = nil
+        case .pause(let reason):
+            if pauseReason == nil { currentLayer = nil }
+            pauseReason = reason
+        }
     }
 
     /// A sender report for the outgoing stream: the publisher's own NTP-to-RTP mapping moved

@@ -226,51 +226,35 @@ public final class SubscriberSink: MediaSink {
                                                    "estimate_after": "\(Int(estimator?.estimate ?? 0))", "failed": "\(prober.failed)", "succeeded": "\(prober.succeeded)"])
     }
 
-    /// Shares the estimate out every 500 ms: audio first, then for each video consumer the
-    /// highest layer that fits (with 25 % headroom to go up); video pauses before audio suffers.
-    /// When a consumer is held below the best layer, the path is probed for room to climb.
+    /// Every 500 ms, shares the estimate out (`BandwidthAllocator`) and applies the decisions.
+    /// When a consumer is held below its best layer, the path is probed for room to climb.
     private func allocate(peer: any MediaSession, server: any MediaTransport, now: Duration) {
         applyProbeVerdict(now: now)
         guard let estimator else { return }
         if let last = lastAllocationAt, now - last < .milliseconds(500) { return }
         lastAllocationAt = now
-        var budget = estimator.estimate
-        var wanted = 0.0
-        for consumer in consumers where consumer.media.kind == .audio {
-            let rate = router.producer(consumer.producerID)?.layers.first.map { max($0.bitrate, 64_000) } ?? 64_000
-            budget -= rate
-            wanted += rate
+        let requests = consumers.map { consumer in
+            let producer = router.producer(consumer.producerID)
+            return BandwidthAllocator.Request(kind: consumer.media.kind, layerBitrates: producer?.layers.map(\.bitrate) ?? [],
+                                              selectable: producer?.selectableLayers(now: now) ?? [], isSimulcast: producer?.isSimulcast ?? false,
+                                              currentLayer: consumer.currentLayer, preferredLayer: consumer.preferredLayer)
         }
-        var held: Consumer?
-        for consumer in consumers where consumer.media.kind == .video {
-            guard let producer = router.producer(consumer.producerID) else { continue }
-            let selectable = producer.selectableLayers(now: now)
-            guard producer.isSimulcast, let best = selectable.last else { continue }
-            let fitting = selectable.filter { layer in
-                let rate = producer.layers[layer].bitrate
-                return layer <= (consumer.currentLayer ?? -1) ? rate <= budget : rate * 1.25 <= budget
-            }
-            if let layer = fitting.last {
-                if consumer.isPaused || consumer.preferredLayer != layer {
-                    logger.debug("layer chosen", metadata: ["consumer": "\(consumer.id)", "layer": "\(layer)", "estimate_bps": "\(Int(estimator.estimate))"])
-                }
-                consumer.resume()
-                consumer.preferredLayer = layer
-                budget -= producer.layers[layer].bitrate
-            } else if !consumer.isPaused {
+        let allocation = BandwidthAllocator.allocate(requests, estimate: estimator.estimate)
+        for (consumer, decision) in zip(consumers, allocation.decisions) {
+            switch decision {
+            case .target(let layer) where consumer.isPaused || consumer.targetLayer != layer:
+                logger.debug("layer chosen", metadata: ["consumer": "\(consumer.id)", "layer": "\(layer)", "estimate_bps": "\(Int(estimator.estimate))"])
+            case .pause(.bandwidth(let available, let lowest)) where !consumer.isPaused:
                 logger.debug("video paused: not even the lowest layer fits", metadata: ["consumer": "\(consumer.id)", "estimate_bps": "\(Int(estimator.estimate))",
-                                                                                    "budget_bps": "\(Int(budget))", "layer_bps": "\(selectable.map { Int(producer.layers[$0].bitrate) })"])
-                consumer.pause()
+                                                                                    "budget_bps": "\(Int(available))", "lowest_layer_bps": "\(Int(lowest))"])
+            default:
+                break
             }
-            let top = producer.layers[best].bitrate
-            if fitting.last != best {
-                wanted += top * 1.25
-                if held == nil || held?.lastPacketSize == 0 { held = consumer }
-            } else {
-                wanted += top
-            }
+            consumer.apply(decision)
         }
-        guard let held, let producer = router.producer(held.producerID), let cluster = prober.cluster(wanted: wanted, estimate: estimator.estimate, overusing: estimator.usage == .overusing,
+        let wanted = allocation.wanted
+        let heldBelowBest = allocation.heldBelowBest.map { consumers[$0] }
+        guard let held = heldBelowBest.first(where: { $0.lastPacketSize > 0 }) ?? heldBelowBest.last, let producer = router.producer(held.producerID), let cluster = prober.cluster(wanted: wanted, estimate: estimator.estimate, overusing: estimator.usage == .overusing,
                                                       packetSize: held.lastPacketSize > 0 ? held.lastPacketSize : Consumer.paddingBytes + 40, now: now) else { return }
         let packets = held.probePackets(count: cluster.packets, from: producer) { size in
             allocateTransportSequence(size: size, now: now, probe: cluster.id)

@@ -78,7 +78,7 @@ public final class Router {
         lastLayerEvaluation = now
         for (id, entry) in producers where entry.producer.isSimulcast {
             let producer = entry.producer
-            let wanted = (consumers[id] ?? []).filter { !$0.consumer.isPaused }.map { $0.consumer.preferredLayer ?? producer.layers.count - 1 }
+            let wanted = (consumers[id] ?? []).filter { !$0.consumer.isPaused }.map { $0.consumer.wantedLayer(best: producer.layers.count - 1) }
             guard let sending = layerPolicy.evaluate(producer: id, measured: producer.layers.map { $0.packets > 0 }, wanted: wanted, now: now) else { continue }
             producer.layersSentByPublisher = sending
             logger.debug("publisher layers", metadata: ["producer": "\(id)", "send": "\(zip(producer.rids, sending).map { "\($0)=\($1)" })"])
@@ -145,7 +145,7 @@ public final class Router {
         consumers[consumer.producerID, default: []].append(Binding(consumer: consumer, subscriber: subscriber, sink: sink))
         if let producer = producers[consumer.producerID]?.producer {
             let best = producer.activeLayers(now: now).last ?? (producer.layers.count - 1)
-            requestKeyframe(producer: consumer.producerID, layer: consumer.preferredLayer.map { min($0, best) } ?? best, now: now)
+            requestKeyframe(producer: consumer.producerID, layer: consumer.wantedLayer(best: best), now: now)
         }
     }
 

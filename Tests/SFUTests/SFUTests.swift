@@ -169,10 +169,10 @@ struct ConsumerTests {
         let producer = Producer(id: Publisher.producerID, media: Publisher.media)
         let consumer = Consumer(id: "c", producerID: Publisher.producerID, media: Self.subscriberMedia, outgoing: Self.subscriberMedia.localStream!)
         #expect(consumer.forward(producer.receive(Publisher.packet(rid: "l", sequence: 1, keyframe: true), now: .zero)!, bestLayer: 0, now: .zero).bytes != nil)
-        consumer.pause()
+        consumer.apply(.pause(.bandwidth(available: 0, lowestLayer: 100_000)))
         #expect(consumer.forward(producer.receive(Publisher.packet(rid: "l", sequence: 2, keyframe: true), now: .zero)!, bestLayer: 0, now: .zero).bytes == nil)
         #expect(consumer.drops.paused == 1)
-        consumer.resume()
+        consumer.apply(.target(layer: 0))
         let midGOP = consumer.forward(producer.receive(Publisher.packet(rid: "l", sequence: 3), now: .zero)!, bestLayer: 0, now: .zero)
         #expect(midGOP.bytes == nil && midGOP.keyframeNeeded == 0)
         #expect(consumer.forward(producer.receive(Publisher.packet(rid: "l", sequence: 4, keyframe: true), now: .zero)!, bestLayer: 0, now: .zero).bytes != nil)
@@ -482,5 +482,55 @@ struct ReceiveSideEstimateTests {
         #expect(estimate.update(incoming: 2_000_000, loss: 0.05) == 2_500_000)
         #expect(estimate.update(incoming: 2_000_000, loss: 0.2) == 1_800_000)
         #expect(estimate.update(incoming: 100_000, loss: 0.5) == UInt64(ReceiveSideEstimate.floor))
+    }
+}
+
+@Suite("Bandwidth allocation, as a pure decision")
+struct BandwidthAllocatorTests {
+    static let layers = [100_000.0, 300_000, 900_000]
+
+    static func video(current: Int? = nil, preferred: Int? = nil) -> BandwidthAllocator.Request {
+        BandwidthAllocator.Request(kind: .video, layerBitrates: layers, selectable: [0, 1, 2], isSimulcast: true,
+                                   currentLayer: current, preferredLayer: preferred)
+    }
+
+    static let audio = BandwidthAllocator.Request(kind: .audio, layerBitrates: [32_000], selectable: [0], isSimulcast: false,
+                                                  currentLayer: 0, preferredLayer: nil)
+
+    @Test("audio is served first, at 64 kbit/s at least; video pauses, saying what was left")
+    func audioFirst() {
+        let allocation = BandwidthAllocator.allocate([Self.video(current: 0), Self.audio], estimate: 150_000)
+        #expect(allocation.decisions == [.pause(.bandwidth(available: 86_000, lowestLayer: 100_000)), .unchanged])
+        #expect(allocation.heldBelowBest == [0])
+        #expect(allocation.wanted == 64_000 + 900_000 * 1.25)
+    }
+
+    @Test("climbing a layer needs 25 % headroom; staying on one needs none")
+    func headroom() {
+        let climbing = BandwidthAllocator.allocate([Self.video(current: 0)], estimate: 1_000_000)
+        #expect(climbing.decisions == [.target(layer: 1)] && climbing.heldBelowBest == [0])
+        let staying = BandwidthAllocator.allocate([Self.video(current: 2)], estimate: 950_000)
+        #expect(staying.decisions == [.target(layer: 2)] && staying.heldBelowBest.isEmpty && staying.wanted == 900_000)
+    }
+
+    @Test("later consumers get what the earlier left; a preference caps; a single layer is left alone")
+    func sharing() {
+        let single = BandwidthAllocator.Request(kind: .video, layerBitrates: [500_000], selectable: [0], isSimulcast: false,
+                                                currentLayer: 0, preferredLayer: nil)
+        let allocation = BandwidthAllocator.allocate([Self.video(current: 2), Self.video(current: 1, preferred: 1), single], estimate: 1_300_000)
+        #expect(allocation.decisions == [.target(layer: 2), .target(layer: 1), .unchanged])
+        #expect(allocation.heldBelowBest.isEmpty)
+    }
+
+    @Test("a consumer's target and preference both cap what it forwards")
+    func consumerLayers() {
+        let consumer = Consumer(id: "c", producerID: Publisher.producerID, media: ConsumerTests.subscriberMedia, outgoing: ConsumerTests.subscriberMedia.localStream!)
+        #expect(consumer.wantedLayer(best: 2) == 2)
+        consumer.apply(.target(layer: 1))
+        #expect(consumer.wantedLayer(best: 2) == 1 && consumer.targetLayer == 1)
+        consumer.preferredLayer = 0
+        #expect(consumer.wantedLayer(best: 2) == 0)
+        consumer.apply(.pause(.bandwidth(available: 1, lowestLayer: 2)))
+        #expect(consumer.isPaused && consumer.pauseReason == .bandwidth(available: 1, lowestLayer: 2))
     }
 }
