@@ -24,7 +24,7 @@ extension API {
         let (id, answer) = try await Self.openingSession {
             try await webrtc.open(offer: offer, tag: Self.echoTag, owner: owner, intent: EchoSink.intent(for:)) { EchoSink(answer: $0) }
         }
-        return sdpResponse(answer, location: "/api/echo/\(id)", request: request, context: context, identity: owner.identity)
+        return sdpResponse(answer.text, location: "/api/echo/\(id)", request: request, context: context, identity: owner.identity)
     }
 
     static let echoTag = "echo"
@@ -50,7 +50,7 @@ extension API {
             return try await open()
         } catch let error as SDPError {
             throw APIError(.badRequest, "unacceptable_offer", error.description)
-        } catch let error as WebRTCTransportError {
+        } catch let error as MediaTransportError {
             switch error {
             case .tooManySessionsForOwner, .tooManySessionsForAddress:
                 throw APIError(.tooManyRequests, "too_many_sessions", "\(error.description); close one first", headers: [.retryAfter: "10"])

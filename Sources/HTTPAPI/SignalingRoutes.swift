@@ -508,7 +508,7 @@ final class SignalingConnection {
             throw SignalingError("not_publishing", "that participant is not publishing", id: message.id)
         } catch let error as SDPError {
             throw SignalingError("unacceptable_offer", error.description, id: message.id)
-        } catch let error as WebRTCTransportError {
+        } catch let error as MediaTransportError {
             throw SignalingError("media_refused", error.description, id: message.id)
         }
     }

@@ -115,4 +115,23 @@ extension MediaTransport {
     public func close(sessionID: SessionID, reason: String) async -> Bool {
         await close(sessionID: sessionID, tag: nil, identity: nil, reason: reason)
     }
+
+    /// Opens a session that answers `offer` with `SDPAnswerer`, in the codecs `policy`
+    /// allows and with what `intent` asks of each section, once the transport lends its own
+    /// parameters. An offer with more sections than the transport takes is refused first.
+    public func open(offer: SessionDescription, tag: String, owner: SessionOwner, policy: CodecPolicy = .standard,
+                     intent: @escaping @Sendable (MediaDescription) -> MediaIntent,
+                     makeSink: @escaping @Sendable (SDPAnswer) -> any MediaSink) async throws -> (id: SessionID, answer: SDPAnswer) {
+        guard offer.media.count <= maxMediaSections else { throw MediaTransportError.tooManyMediaSections(limit: maxMediaSections) }
+        return try await open(tag: tag, owner: owner, negotiate: { local in
+            try SDPAnswerer.answer(to: offer, transport: local, policy: policy, sessionID: String(UInt64.random(in: 1...UInt64(Int64.max))), intent: intent)
+        }, makeSink: makeSink)
+    }
+
+    /// Sends an RTP packet held as bytes (an echo, a cached packet resent).
+    public func sendRTP(_ bytes: [UInt8], on session: any MediaSession) {
+        var buffer = ByteBufferAllocator().buffer(capacity: bytes.count + protectionOverhead)
+        buffer.writeBytes(bytes)
+        sendRTP(buffer, on: session)
+    }
 }

@@ -61,8 +61,8 @@ public final class SFU: @unchecked Sendable {
     public func publish(broadcastID: String, participantID: ParticipantID, offer: SessionDescription, owner: SessionOwner, policy: CodecPolicy = .standard,
                         onClose: @escaping @Sendable () -> Void = {}) async throws -> (sessionID: SessionID, answer: String) {
         let server = self.transport
-        let (id, answer) = try await server.open(tag: Self.publishTag(broadcastID), owner: owner,
-                                                 negotiate: try negotiation(offer, policy: policy) { _ in MediaIntent(receive: true) }) { answer in
+        let (id, answer) = try await server.open(offer: offer, tag: Self.publishTag(broadcastID), owner: owner, policy: policy,
+                                                 intent: { _ in MediaIntent(receive: true) }) { answer in
             let sink = PublisherSink(participantID: participantID, answer: answer, router: self.router(broadcastID), clock: { server.now },
                                      onConnect: { sink in
                 if self.connecting[participantID] === sink { self.connecting[participantID] = nil }
@@ -124,7 +124,7 @@ public final class SFU: @unchecked Sendable {
             feedback: CodecPolicy.standard.feedback, headerExtensions: CodecPolicy.standard.headerExtensions)
         let mapping = assignment
         let server = self.transport
-        let (id, answer) = try await server.open(tag: Self.playTag(broadcastID), owner: owner, negotiate: try negotiation(offer, policy: policy) { section in
+        let (id, answer) = try await server.open(offer: offer, tag: Self.playTag(broadcastID), owner: owner, policy: policy, intent: { section in
             guard let mid = section.mid, mapping[mid] != nil else { return MediaIntent(receive: false) }
             return MediaIntent(receive: false, send: LocalStream(
                 ssrc: UInt32.random(in: 1...UInt32.max), rtxSSRC: section.mediaKind == .video ? UInt32.random(in: 1...UInt32.max) : nil,
@@ -138,17 +138,6 @@ public final class SFU: @unchecked Sendable {
         logger.info("playing", metadata: ["broadcast": "\(broadcastID)", "participant": "\(participantID)", "session": "\(id)",
                                           "codecs": "\(codecs.map(\.name))"])
         return (id, answer.text)
-    }
-
-    /// How `offer` is answered, in the codecs `policy` allows, once the transport gives its
-    /// own parameters; an offer with more sections than the transport takes is refused first.
-    private func negotiation(_ offer: SessionDescription, policy: CodecPolicy, intent: @escaping @Sendable (MediaDescription) -> MediaIntent) throws
-        -> @Sendable (LocalTransportParameters) throws -> SDPAnswer {
-        let limit = transport.maxMediaSections
-        guard offer.media.count <= limit else { throw MediaTransportError.tooManyMediaSections(limit: limit) }
-        return { local in
-            try SDPAnswerer.answer(to: offer, transport: local, policy: policy, sessionID: String(UInt64.random(in: 1...UInt64(Int64.max))), intent: intent)
-        }
     }
 
     /// A participant's producers in the router, or, while their publishing session is still

@@ -44,27 +44,25 @@ public final class EchoSink: MediaSink {
     public func sessionDidConnect(_ session: any MediaSession, transport: any MediaTransport) {}
 
     public func session(_ session: any MediaSession, didReceive packet: RTPPacket, transport: any MediaTransport) {
-        guard let peer = session as? PeerConnection, let server = transport as? WebRTCServer else { return }
         guard let mid = mid(of: packet), var track = tracks[mid], packet.payloadType == track.media.codec.payloadType else { return }
         midBySSRC[packet.ssrc] = mid
         track.remoteSSRC = packet.ssrc
         let echoedBytes = packet.withSSRC(track.outgoing.ssrc)
         track.cache.store(echoedBytes, sequenceNumber: packet.sequenceNumber)
         tracks[mid] = track
-        server.sendRTP(echoedBytes, on: peer)
+        transport.sendRTP(echoedBytes, on: session)
     }
 
     public func session(_ session: any MediaSession, didReceive packets: [RTCPPacket], transport: any MediaTransport) {
-        guard let peer = session as? PeerConnection, let server = transport as? WebRTCServer else { return }
         for packet in packets {
             switch packet {
             case .nack(let nack):
                 guard let mid = midByOutgoingSSRC[nack.mediaSSRC] else { continue }
-                for sequence in nack.lostSequenceNumbers { resend(sequence, mid: mid, peer: peer, server: server) }
+                for sequence in nack.lostSequenceNumbers { resend(sequence, mid: mid, session: session, transport: transport) }
             case .pictureLossIndication(_, let media):
-                requestKeyframe(forOutgoing: media, peer: peer, server: server)
+                requestKeyframe(forOutgoing: media, session: session, transport: transport)
             case .fullIntraRequest(let fir):
-                for entry in fir.entries { requestKeyframe(forOutgoing: entry.ssrc, peer: peer, server: server) }
+                for entry in fir.entries { requestKeyframe(forOutgoing: entry.ssrc, session: session, transport: transport) }
             default:
                 continue
             }
@@ -78,24 +76,24 @@ public final class EchoSink: MediaSink {
         return midBySSRC[packet.ssrc] ?? midByPayloadType[packet.payloadType]
     }
 
-    private func resend(_ sequence: UInt16, mid: String, peer: PeerConnection, server: WebRTCServer) {
+    private func resend(_ sequence: UInt16, mid: String, session: any MediaSession, transport: any MediaTransport) {
         guard var track = tracks[mid], let cached = track.cache.packet(sequence), let original = try? RTPPacket(cached) else { return }
         if let rtx = track.media.retransmission, let rtxSSRC = track.outgoing.rtxSSRC {
-            server.sendRTP(original.retransmission(payloadType: rtx.payloadType, ssrc: rtxSSRC, sequenceNumber: track.rtxSequence), on: peer)
+            transport.sendRTP(original.retransmission(payloadType: rtx.payloadType, ssrc: rtxSSRC, sequenceNumber: track.rtxSequence), on: session)
             track.rtxSequence &+= 1
             tracks[mid] = track
         } else {
-            server.sendRTP(cached, on: peer)
+            transport.sendRTP(cached, on: session)
         }
     }
 
     /// The peer lost our echo's picture: ask its own sender for a keyframe, at most every 500 ms.
-    private func requestKeyframe(forOutgoing ssrc: UInt32, peer: PeerConnection, server: WebRTCServer) {
+    private func requestKeyframe(forOutgoing ssrc: UInt32, session: any MediaSession, transport: any MediaTransport) {
         guard let mid = midByOutgoingSSRC[ssrc], var track = tracks[mid], let remote = track.remoteSSRC else { return }
         let now = NIODeadline.now()
         if let last = track.lastKeyframeRequest, now - last < .milliseconds(500) { return }
         track.lastKeyframeRequest = now
         tracks[mid] = track
-        server.sendRTCP([.pictureLossIndication(senderSSRC: track.outgoing.ssrc, mediaSSRC: remote)], on: peer)
+        transport.sendRTCP([.pictureLossIndication(senderSSRC: track.outgoing.ssrc, mediaSSRC: remote)], on: session)
     }
 }

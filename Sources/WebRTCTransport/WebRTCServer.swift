@@ -47,9 +47,6 @@ public struct WebRTCTransportConfiguration: Sendable {
     public init() {}
 }
 
-/// The transport's errors are the media plane's, so that callers need not import this module.
-public typealias WebRTCTransportError = MediaTransportError
-
 /// One UDP port and one ICE-TCP port for every peer (RFC 8445 §2.5 lite, RFC 6544 passive).
 ///
 /// `@unchecked Sendable`: every mutable field is touched only on `loop`; public methods hop
@@ -205,31 +202,19 @@ public final class WebRTCServer: MediaTransport, @unchecked Sendable {
     public var protectionOverhead: Int { PeerConnection.protectionOverhead }
     public var maxMediaSections: Int { configuration.maxMediaSections }
 
-    /// Answers an offer with `SDPAnswerer` and opens a session for it, held by `owner`:
-    /// for services of the transport's own, such as the echo test.
-    public func open(offer: SessionDescription, tag: String, owner: SessionOwner, policy: CodecPolicy = .standard,
-                     intent: @escaping @Sendable (MediaDescription) -> MediaIntent,
-                     makeSink: @escaping @Sendable (SDPAnswer) -> any MediaSink) async throws -> (id: SessionID, answer: String) {
-        guard offer.media.count <= maxMediaSections else { throw MediaTransportError.tooManyMediaSections(limit: maxMediaSections) }
-        let (id, answer) = try await open(tag: tag, owner: owner, negotiate: { local in
-            try SDPAnswerer.answer(to: offer, transport: local, policy: policy, sessionID: String(UInt64.random(in: 1...UInt64(Int64.max))), intent: intent)
-        }, makeSink: makeSink)
-        return (id, answer.text)
-    }
-
     public func open(tag: String, owner: SessionOwner, negotiate: @escaping @Sendable (LocalTransportParameters) throws -> SDPAnswer,
                      makeSink: @escaping @Sendable (SDPAnswer) -> any MediaSink) async throws -> (id: SessionID, answer: SDPAnswer) {
         let limits = configuration
         return try await loop.submit { () throws -> (SessionID, SDPAnswer) in
-            guard self.udpChannel != nil else { throw WebRTCTransportError.notRunning }
-            guard self.sessions.count < limits.maxSessions else { throw WebRTCTransportError.tooManySessions }
+            guard self.udpChannel != nil else { throw MediaTransportError.notRunning }
+            guard self.sessions.count < limits.maxSessions else { throw MediaTransportError.tooManySessions }
             var byIdentity = 0, byAddress = 0
             for session in self.sessions.values {
                 if session.owner.identity == owner.identity { byIdentity += 1 }
                 if session.owner.address == owner.address { byAddress += 1 }
             }
-            guard byIdentity < limits.maxSessionsPerIdentity else { throw WebRTCTransportError.tooManySessionsForOwner(limit: limits.maxSessionsPerIdentity) }
-            guard byAddress < limits.maxSessionsPerAddress else { throw WebRTCTransportError.tooManySessionsForAddress(limit: limits.maxSessionsPerAddress) }
+            guard byIdentity < limits.maxSessionsPerIdentity else { throw MediaTransportError.tooManySessionsForOwner(limit: limits.maxSessionsPerIdentity) }
+            guard byAddress < limits.maxSessionsPerAddress else { throw MediaTransportError.tooManySessionsForAddress(limit: limits.maxSessionsPerAddress) }
             let id = SessionID(Self.randomToken(22))
             var fragment = Self.randomToken(8)
             while self.sessionByFragment[fragment] != nil { fragment = Self.randomToken(8) }
@@ -434,12 +419,6 @@ public final class WebRTCServer: MediaTransport, @unchecked Sendable {
     public func flushOutgoing() {
         loop.preconditionInEventLoop()
         flushUDP()
-    }
-
-    func sendRTP(_ packet: [UInt8], on peer: PeerConnection) {
-        var buffer = allocator.buffer(capacity: packet.count + PeerConnection.protectionOverhead)
-        buffer.writeBytes(packet)
-        sendRTP(buffer, on: peer)
     }
 
     public func sendRTCP(_ packets: [RTCPPacket], on session: any MediaSession) {
