@@ -164,8 +164,8 @@ let package = Package(
         .target(
             name: "HTTPAPI",
             dependencies: [
-                "Store", "Registry", "Rooms", "WebRTCTransport", "MediaPlane", "SFU", "SDP", "DTLS", "Layout", "Signaling",
-                "Compositor", "Outputs", "MediaCodecs", "RTMP", "Ingest", "NetworkPolicy", "StudioFiles", "Certificates", "OutboundHTTP", "TURN",
+                "Store", "Registry", "Rooms", "MediaPlane", "SFU", "SDP", "Layout", "Signaling",
+                "Ingest", "NetworkPolicy", "StudioFiles", "Certificates", "OutboundHTTP", "TURN",
                 .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdBcrypt", package: "hummingbird-auth"),
@@ -176,10 +176,20 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
+        // The composition root: every part of a node opened in order and run as services.
+        .target(
+            name: "TallyNode",
+            dependencies: [
+                "HTTPAPI", "Rooms", "Ingest", "SFU", "WebRTCTransport", "DTLS", "TURN", "Store", "Registry", "Layout", "NetworkPolicy",
+                "StudioFiles", "Certificates",
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
         .executableTarget(
             name: "tally",
             dependencies: [
-                "HTTPAPI", "NetworkPolicy", "Certificates", "OutboundHTTP", .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                "HTTPAPI", "TallyNode", "NetworkPolicy", "Certificates", "OutboundHTTP", .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
@@ -216,11 +226,11 @@ let package = Package(
         .testTarget(name: "SDPTests", dependencies: ["SDP"], resources: [.copy("Fixtures")]),
         .testTarget(name: "StoreTests", dependencies: ["Store"]),
         .testTarget(name: "RegistryTests", dependencies: ["Registry"]),
-        .testTarget(name: "RoomsTests", dependencies: ["Rooms"]),
+        .testTarget(name: "RoomsTests", dependencies: ["Rooms", "SFU", "Store"]),
         .testTarget(
             name: "HTTPAPITests",
             dependencies: [
-                "HTTPAPI",
+                "HTTPAPI", "TallyNode",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HummingbirdWSTesting", package: "hummingbird-websocket"),
             ]

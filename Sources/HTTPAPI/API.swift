@@ -4,10 +4,11 @@ import Hummingbird
 import Ingest
 import Layout
 import Logging
+import MediaPlane
 import Registry
+import Rooms
 import SFU
 import Store
-import WebRTCTransport
 
 /// What every route needs, built once per server.
 struct API: Sendable {
@@ -15,9 +16,11 @@ struct API: Sendable {
     let layouts: LayoutLibrary
     let store: Store
     let registry: any Registry
-    let webrtc: WebRTCServer
+    /// The media transport the SFU and the echo test open their sessions on.
+    let transport: any MediaTransport
     let sfu: SFU
-    let programs: ProgramDirector
+    /// Broadcasts' lifecycle, stage and programs.
+    let rooms: RoomManager
     let auth: AuthService
     let departures: DepartureSchedule
     let studioSockets: SocketAllowance
@@ -94,9 +97,4 @@ extension APIResponse {
     func created() -> EditedResponse<Self> {
         EditedResponse(status: .created, response: self)
     }
-}
-
-extension FluentKit.Model {
-    /// The row's id for a log line: logs never force an id out of a row.
-    var loggedID: String { id.map { "\($0)" } ?? "unsaved" }
 }

@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import NIOCore
+import Rooms
 import Store
 
 /// An error a client sees: `{"error": {"code": "snake_case", "message": "for a person"}}`.
@@ -83,4 +84,28 @@ struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
 /// A registry call failed because the registry is away: the request gets a 503.
 struct RegistryUnavailable: Error {
     var underlying: any Error
+}
+
+extension APIError {
+    /// A room manager's refusal as the API words it.
+    init(_ error: RoomError) {
+        switch error {
+        case .invalidTransition(let message):
+            self.init(.conflict, "invalid_transition", message)
+        case .userProgramLimit(let limit):
+            self.init(.tooManyRequests, "too_many_live_programs",
+                      "you already have \(limit) live broadcast\(limit == 1 ? "" : "s"); end one before going live with another",
+                      headers: [.retryAfter: "60"])
+        case .nodeAtCapacity(let limit):
+            self.init(.conflict, "server_at_capacity", "this server is running its limit of \(limit) live programs; try again when one ends")
+        case .programFailed:
+            self.init(.internalServerError, "program_failed", "the program could not start; the server log says why")
+        case .invalidStage(let code, let message):
+            self.init(.badRequest, code, message)
+        case .unknownStream(let stream):
+            self.init(.badRequest, "unknown_stream", "`streams` names ingest streams of the host's (POST /api/streams); \(stream) is not one")
+        case .unknownUpload(let field):
+            self.init(.badRequest, "unknown_upload", "`\(field)` must be the url of one of the host's uploads (POST /api/upload)")
+        }
+    }
 }

@@ -94,47 +94,18 @@ struct InviteResponse: APIResponse {
 extension API {
     static let maxInviteLifetime = 30 * 24 * 3600
 
-    /// Moves a broadcast through its lifecycle, saves it, and tells its studios
-    /// (`broadcast-started` / `broadcast-ended`): the REST API and the studio's go-live both
-    /// come here.
+    /// Moves a broadcast through its lifecycle (the REST API and the studio's go-live both
+    /// come here), in the API's words when the room manager refuses.
     func apply(_ event: BroadcastLifecycle.Event, to broadcast: Broadcast) async throws {
         do {
-            try BroadcastLifecycle.apply(event, to: broadcast, at: Date())
-        } catch {
-            throw APIError(.conflict, "invalid_transition", error.message)
+            try await rooms.apply(event, to: broadcast)
+        } catch let error as RoomError {
+            throw APIError(error)
         }
-        if event == .start {
-            do {
-                try await programs.start(broadcast)
-            } catch ProgramDirector.Refusal.userLimit(let limit) {
-                throw APIError(.tooManyRequests, "too_many_live_programs",
-                               "you already have \(limit) live broadcast\(limit == 1 ? "" : "s"); end one before going live with another",
-                               headers: [.retryAfter: "60"])
-            } catch ProgramDirector.Refusal.nodeLimit(let limit) {
-                throw APIError(.conflict, "server_at_capacity",
-                               "this server is running its limit of \(limit) live programs; try again when one ends")
-            } catch {
-                logger.error("program did not start", metadata: ["broadcast": "\(broadcast.loggedID)", "error": "\(error)"])
-                await programs.stop(try broadcast.requireID())
-                throw APIError(.internalServerError, "program_failed", "the program could not start; the server log says why")
-            }
-        } else {
-            await programs.stop(try broadcast.requireID())
-        }
-        try await broadcast.save(on: store.db)
-        logger.info("broadcast \(broadcast.status)", metadata: ["broadcast": "\(broadcast.loggedID)"])
-        await announce(RoomEvent.broadcastStatus(broadcast), in: try broadcast.requireID())
     }
 
-    /// Publishes a room event; the change it describes is already saved, so an unreachable
-    /// registry is logged, not thrown.
     func announce(_ event: String?, in broadcast: UUID) async {
-        guard let event else { return }
-        do {
-            try await registry.publishRoomEvent(room: broadcast.uuidString, event)
-        } catch {
-            logger.warning("room event not announced", metadata: ["broadcast": "\(broadcast)", "error": "\(error)"])
-        }
+        await rooms.announce(event, in: broadcast)
     }
 
     func addBroadcastRoutes(to router: Router<AppContext>) {
@@ -171,7 +142,7 @@ extension API {
             let broadcast = try await ownedBroadcast(context.parameters.get("id"), context: context)
             let invite = try Validate.text(context.parameters.get("invite") ?? "", field: "invite", max: 64)
             guard try await auth.revokeInvite(id: invite, broadcastID: try broadcast.requireID()) else { throw APIError.notFound("invite") }
-            let closed = await webrtc.close(identity: Identity.sessionKey(invite: invite), reason: "the invite was withdrawn")
+            let closed = await transport.close(identity: Identity.sessionKey(invite: invite), reason: "the invite was withdrawn")
             logger.info("invite withdrawn", metadata: ["broadcast": "\(context.parameters.get("id") ?? "")", "sessions_closed": "\(closed)"])
             return .noContent
         }

@@ -1,9 +1,7 @@
 import FluentKit
 import Foundation
 import Hummingbird
-import NIOPosix
-import Outputs
-import RTMP
+import Rooms
 import Store
 
 /// What a destination check found: whether the server let us publish, and if not, why.
@@ -21,12 +19,9 @@ struct DestinationCheckResponse: APIResponse {
 }
 
 extension API {
-    /// `POST /api/broadcasts/{id}/destinations/{destId}/test`: a real RTMP(S) handshake,
-    /// connect and publish with the stored key, unpublished at once. Not while live: a second
-    /// publish of the same key would knock the program's push off.
-    ///
-    /// What it tells is deliberately coarse: refused, timed out and reset all read
-    /// "unreachable", so the check cannot time or tell apart the ports of a host.
+    /// `POST /api/broadcasts/{id}/destinations/{destId}/test`: a `DestinationCheck` with the
+    /// stored key. Not while live: a second publish of the same key would knock the
+    /// program's push off.
     func addDestinationTestRoute(to router: Router<AppContext>) {
         router.post("api/broadcasts/:id/destinations/:destId/test") { _, context in
             let (broadcast, destination) = try await ownedDestination(context)
@@ -41,31 +36,10 @@ extension API {
             } catch {
                 throw APIError(.conflict, "stream_key_unreadable", "the stream key cannot be decrypted; add the destination again")
             }
-            let endpoint: RTMPEndpoint
-            do {
-                endpoint = try RTMPEndpoint(url: destination.rtmpURL, streamKey: key)
-            } catch {
-                return DestinationCheckResponse(destinationId: id, result: "rejected", message: "\(error)", elapsedMs: 0)
-            }
-            let started = ContinuousClock.now
-            func elapsed() -> Int { Int((ContinuousClock.now - started) / .milliseconds(1)) }
-            do throws(RTMPPushError) {
-                let connection = try await RTMPPushConnection.open(endpoint, group: MultiThreadedEventLoopGroup.singleton,
-                                                                   policy: configuration.outboundPolicy)
-                await connection.close()
-                logger.info("destination check passed", metadata: ["destination": "\(id)"])
-                return DestinationCheckResponse(destinationId: id, result: "ok",
-                                                message: "\(endpoint.host) accepted the stream key for publishing", elapsedMs: elapsed())
-            } catch {
-                let (result, message) = switch error {
-                case .rejected(let why): ("rejected", "\(endpoint.host) refused to publish: \(DestinationPush.redacting(key, in: why))")
-                case .network: ("unreachable", "\(endpoint.host) could not be reached for publishing")
-                case .forbidden: ("unreachable", "\(endpoint.host) is a private, loopback or link-local address; Tally only pushes to public servers")
-                }
-                logger.info("destination check failed", metadata: ["destination": "\(id)", "result": "\(result)",
-                                                                   "detail": "\(DestinationPush.redacting(key, in: error.description))"])
-                return DestinationCheckResponse(destinationId: id, result: result, message: message, elapsedMs: elapsed())
-            }
+            let outcome = await DestinationCheck.run(url: destination.rtmpURL, streamKey: key, policy: configuration.outboundPolicy, logger: logger)
+            logger.info("destination checked", metadata: ["destination": "\(id)", "result": "\(outcome.verdict)"])
+            return DestinationCheckResponse(destinationId: id, result: outcome.verdict.rawValue, message: outcome.message,
+                                            elapsedMs: Int(outcome.elapsed / .milliseconds(1)))
         }
     }
 }

@@ -2,7 +2,6 @@ import Hummingbird
 import NIOCore
 import MediaPlane
 import SDP
-import WebRTCTransport
 
 extension API {
     /// `POST /api/echo` with WHIP semantics (RFC 9725 §4.2): the green room's connection test.
@@ -11,7 +10,7 @@ extension API {
         router.delete("api/echo/:session") { _, context in
             let owner = try context.sessionOwner()
             let id = SessionID(context.parameters.get("session") ?? "")
-            guard await webrtc.close(sessionID: id, tag: Self.echoTag, identity: owner.identity, reason: "closed by the client") else {
+            guard await transport.close(sessionID: id, tag: Self.echoTag, identity: owner.identity, reason: "closed by the client") else {
                 throw APIError.notFound("session")
             }
             return HTTPResponse.Status.ok
@@ -22,7 +21,7 @@ extension API {
         let owner = try context.sessionOwner()
         let offer = try await Self.readOffer(request)
         let (id, answer) = try await Self.openingSession {
-            try await webrtc.open(offer: offer, tag: Self.echoTag, owner: owner, intent: EchoSink.intent(for:)) { EchoSink(answer: $0) }
+            try await transport.open(offer: offer, tag: Self.echoTag, owner: owner, intent: EchoSink.intent(for:)) { EchoSink(answer: $0) }
         }
         return sdpResponse(answer.text, location: "/api/echo/\(id)", request: request, context: context, identity: owner.identity)
     }

@@ -1,7 +1,7 @@
 import FluentKit
 import Foundation
 import Hummingbird
-import Outputs
+import Rooms
 import Store
 
 /// A byte range of a file, from an HTTP `Range: bytes=…` header (RFC 9110 §14.1.2); only a
@@ -83,8 +83,8 @@ extension API {
     private func serveHLS(_ context: AppContext) throws -> Response {
         let id = try Validate.uuid(context.parameters.get("id"), what: "broadcast")
         let file = context.parameters.get("file") ?? ""
-        guard let contentType = HLSOutput.contentType(of: file) else { throw APIError(.notFound, "not_found", "no such HLS file") }
-        let isPlaylist = file == HLSOutput.playlistName
+        guard let contentType = HLSFiles.contentType(of: file) else { throw APIError(.notFound, "not_found", "no such HLS file") }
+        let isPlaylist = file == HLSFiles.playlistName
         let path = configuration.hlsDirectory.appendingPathComponent(id.uuidString.lowercased()).appendingPathComponent(file).path
         guard let data = FileManager.default.contents(atPath: path) else {
             throw APIError(.notFound, "not_live", "this broadcast has no HLS \(isPlaylist ? "playlist" : "segment") (is it live?)")
@@ -99,7 +99,7 @@ extension API {
             status: .ok,
             headers: [
                 .contentType: contentType,
-                .cacheControl: contentType == HLSOutput.contentType(of: HLSOutput.playlistName) ? "no-cache" : "public, max-age=3600",
+                .cacheControl: contentType == HLSFiles.contentType(of: HLSFiles.playlistName) ? "no-cache" : "public, max-age=3600",
                 .accessControlAllowOrigin: "*",
             ],
             body: .init(byteBuffer: ByteBuffer(bytes: data)))

@@ -1,6 +1,7 @@
 import Foundation
 import Ingest
 import NetworkPolicy
+import Rooms
 
 /// Every setting of a Tally server. Defaults serve one machine with no other servers; each
 /// has an environment variable and a `tally` flag (see the README's configuration table).
@@ -207,4 +208,18 @@ public struct ServerConfiguration: Sendable {
 public struct ConfigurationError: Error, CustomStringConvertible {
     public var description: String
     public init(_ description: String) { self.description = description }
+}
+
+extension ServerConfiguration {
+    /// What the program director needs of the configuration.
+    public var programSettings: ProgramDirector.Settings {
+        ProgramDirector.Settings(maxLivePrograms: maxLivePrograms, maxLiveProgramsPerUser: maxLiveProgramsPerUser, recordingsDirectory: recordingsDirectory,
+                                 recordingMinFreeBytes: recordingMinFreeBytes, maxRecordingBytes: maxRecordingBytes, hlsDirectory: hlsDirectory,
+                                 uploadsDirectory: uploadsDirectory, outbound: outboundPolicy)
+    }
+
+    /// What the ingest streams need of the configuration.
+    public var ingestSettings: IngestStreams.Settings {
+        IngestStreams.Settings(hlsDirectory: hlsDirectory, slateTimeout: ingestSlateTimeout, onPublishURL: onPublishURL, outbound: outboundPolicy, maxLadders: maxLadders)
+    }
 }

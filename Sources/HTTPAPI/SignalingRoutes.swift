@@ -12,7 +12,6 @@ import SFU
 import Signaling
 import Store
 import StudioFiles
-import WebRTCTransport
 
 extension API {
     /// A guest's invite link (`/join/{broadcast}?invite=…`) opens the studio page.

@@ -2,7 +2,7 @@ import FluentKit
 import Foundation
 import Hummingbird
 import Ingest
-import Outputs
+import Rooms
 import Store
 
 struct StreamActionRequest: Decodable {
@@ -64,13 +64,14 @@ struct StreamDestinationResponse: APIResponse {
     var reason: String?
     var createdAt: Date?
 
-    init(_ relay: IngestRelayRecord, state: DestinationState?) throws {
+    /// `state`: the relay's push as the ingest stream reports it; nil while it has none.
+    init(_ relay: IngestRelayRecord, state: (name: String, reason: String?)?) throws {
         id = try relay.requireID()
         platform = relay.platform
         name = relay.name
         rtmpUrl = relay.rtmpURL
         streamKeyHint = relay.streamKeyHint
-        status = (state ?? .idle).name
+        status = state?.name ?? "idle"
         reason = state?.reason
         createdAt = relay.createdAt
     }
@@ -187,7 +188,7 @@ extension API {
             let expires = Int(Date().timeIntervalSince1970) + lifetime
             let token = hlsSigner.token(streamID: record.streamID, expires: expires)
             let snapshot = ingest.stream(record.streamID)?.snapshot
-            let hlsURL = "\(baseURL(request, context))/hls/\(record.streamID)/\(HLSOutput.playlistName)"
+            let hlsURL = "\(baseURL(request, context))/hls/\(record.streamID)/\(HLSFiles.playlistName)"
             return HLSMetadataResponse(
                 message: "HLS stream metadata", streamId: record.streamID, status: snapshot?.status.rawValue ?? record.status,
                 data: .init(hlsUrl: hlsURL, streamUrl: "\(hlsURL)?expires=\(expires)&token=\(token)", accessToken: token,
@@ -202,7 +203,7 @@ extension API {
             let record = try await ownedStream(context.parameters.get("id"), context: context)
             let relays = try await IngestRelayRecord.query(on: store.db).filter(\.$ingestStreamID == (try record.requireID())).sort(\.$createdAt).all()
             let states = ingest.stream(record.streamID)?.snapshot.relays ?? [:]
-            return StreamDestinationListResponse(destinations: try relays.map { try StreamDestinationResponse($0, state: states[try $0.requireID().uuidString]) })
+            return StreamDestinationListResponse(destinations: try relays.map { try StreamDestinationResponse($0, state: states[try $0.requireID().uuidString].map { ($0.name, $0.reason) }) })
         }
         router.post("api/streams/:id/destinations") { request, context -> EditedResponse<StreamDestinationResponse> in
             let record = try await ownedStream(context.parameters.get("id"), context: context)
@@ -300,20 +301,20 @@ extension API {
         return StreamResponse(
             streamId: record.streamID, status: snapshot?.status.rawValue ?? record.status, isLive: snapshot?.isLive ?? false,
             streamKey: nil, streamKeyHint: record.streamKeyHint, publicHls: record.publicHLS, srtEncrypted: record.srtPassphraseSealed != nil,
-            ladder: IngestStreams.ladder(record).map(\.name), destinations: try relays.map { try StreamDestinationResponse($0, state: snapshot?.relays[try $0.requireID().uuidString]) },
+            ladder: IngestStreams.ladder(record).map(\.name), destinations: try relays.map { try StreamDestinationResponse($0, state: snapshot?.relays[try $0.requireID().uuidString].map { ($0.name, $0.reason) }) },
             ingest: IngestEndpoints(rtmp: "rtmp://\(hostName(request)):\(boundRTMPPort)/live", srt: "srt://\(hostName(request)):\(boundSRTPort)",
                                    whip: "\(baseURL(request, context))\(Self.whipIngestPath)"),
-            hlsUrl: "\(baseURL(request, context))/hls/\(record.streamID)/\(HLSOutput.playlistName)",
+            hlsUrl: "\(baseURL(request, context))/hls/\(record.streamID)/\(HLSFiles.playlistName)",
             startTime: snapshot?.startTime ?? record.startedAt, lastError: snapshot?.lastError ?? record.lastError, createdAt: record.createdAt)
     }
 
     private func debug(_ record: IngestStreamRecord) -> StreamDebugResponse {
         let snapshot = ingest.stream(record.streamID)?.snapshot
         let directory = ingest.hlsRoot.appendingPathComponent(record.streamID)
-        let playlist = try? String(contentsOf: directory.appendingPathComponent(HLSOutput.playlistName), encoding: .utf8)
+        let playlist = try? String(contentsOf: directory.appendingPathComponent(HLSFiles.playlistName), encoding: .utf8)
         let files = (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []
-        let segments = files.filter { $0 != HLSOutput.playlistName && HLSOutput.contentType(of: $0) != nil }
-            .sorted { (HLSOutput.sequence(of: $0) ?? -1, $0) < (HLSOutput.sequence(of: $1) ?? -1, $1) }.map { name in
+        let segments = files.filter { $0 != HLSFiles.playlistName && HLSFiles.contentType(of: $0) != nil }
+            .sorted { (HLSFiles.sequence(of: $0) ?? -1, $0) < (HLSFiles.sequence(of: $1) ?? -1, $1) }.map { name in
             StreamDebugResponse.SegmentFile(
                 name: name, bytes: ((try? FileManager.default.attributesOfItem(atPath: directory.appendingPathComponent(name).path))?[.size] as? Int) ?? 0)
         }
@@ -349,8 +350,8 @@ extension API {
         } else if !stream.publicHLS {
             throw APIError(.unauthorized, "signature_required", "this stream plays through a signed URL: GET /api/hls/\(streamID) gives one")
         }
-        guard let contentType = HLSOutput.contentType(of: file) else { throw APIError(.notFound, "not_found", "no such HLS file") }
-        let isPlaylist = file == HLSOutput.playlistName
+        guard let contentType = HLSFiles.contentType(of: file) else { throw APIError(.notFound, "not_found", "no such HLS file") }
+        let isPlaylist = file == HLSFiles.playlistName
         if let variant, variant != Rendition.sourceName, Rendition.named(variant) == nil {
             throw APIError(.notFound, "not_found", "no HLS rendition \(variant)")
         }

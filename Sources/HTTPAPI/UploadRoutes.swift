@@ -1,7 +1,7 @@
 import FluentKit
 import Foundation
 import Hummingbird
-import MediaCodecs
+import Rooms
 import NIOCore
 import Store
 
@@ -79,10 +79,10 @@ extension API {
         guard let format = ImageFormat.sniff(body), format.contentType == declared else {
             throw APIError(.unsupportedMediaType, "unsupported_media_type", "the body is not a \(declared) image")
         }
-        guard let size = ImageDecoder.declaredSize(Array(body.readableBytesView.prefix(64 << 10))) else {
+        guard let size = StageImage.declaredSize(Array(body.readableBytesView.prefix(64 << 10))) else {
             throw APIError(.badRequest, "invalid_image", "the image's header gives no size; it cannot be drawn")
         }
-        guard size.width <= Self.maxImageSide, size.height <= Self.maxImageSide, size.width * size.height <= ImageDecoder.maxPixels else {
+        guard size.width <= Self.maxImageSide, size.height <= Self.maxImageSide, size.width * size.height <= StageImage.maxPixels else {
             throw APIError(.contentTooLarge, "image_too_large",
                            "the image is \(size.width)×\(size.height) pixels; at most \(Self.maxImageSide)×\(Self.maxImageSide) fit on a stage")
         }

@@ -4,7 +4,6 @@ import Hummingbird
 import Rooms
 import SFU
 import Store
-import WebRTCTransport
 
 extension API {
     /// WHIP (RFC 9725) publishing into a broadcast's SFU, and WHEP playing one participant.
@@ -26,7 +25,7 @@ extension API {
             let broadcast = try await memberBroadcast(context)
             let id = try broadcast.requireID().uuidString
             let router = context.parameters.get("participant") == ProgramPlayers.participantID.rawValue ? ProgramPlayers.routerID(id) : id
-            guard await webrtc.close(sessionID: SessionID(context.parameters.get("session") ?? ""), tag: SFU.playTag(router),
+            guard await transport.close(sessionID: SessionID(context.parameters.get("session") ?? ""), tag: SFU.playTag(router),
                                      identity: try context.sessionOwner().identity, reason: "closed by the client") else {
                 throw APIError.notFound("session")
             }
@@ -61,7 +60,7 @@ extension API {
             let (session, answer) = try await Self.openingSession {
                 try await sfu.play(broadcastID: broadcastID, participantID: participantID, offer: offer, owner: owner)
             }
-            if let injectedLoss { _ = await webrtc.setEgressLoss(sessionID: session, probability: injectedLoss) }
+            if let injectedLoss { _ = await transport.setEgressLoss(sessionID: session, probability: injectedLoss) }
             return sdpResponse(answer, location: "/whep/\(broadcastID)/\(participantID)/\(session)", request: request, context: context, identity: owner.identity)
         } catch SFUError.notPublishing {
             throw APIError(.notFound, "not_publishing", "that participant is not publishing in this broadcast")
@@ -92,7 +91,7 @@ extension API {
     /// tests; only with TALLY_TEST_HOOKS=1.
     private func testEgressLoss(_ request: Request) throws -> Double? {
         guard let text = request.uri.queryParameters.get("test_egress_loss") else { return nil }
-        guard webrtc.configuration.allowsLossInjection else {
+        guard transport.allowsLossInjection else {
             throw APIError(.badRequest, "test_hooks_disabled", "test_egress_loss needs TALLY_TEST_HOOKS=1")
         }
         guard let probability = Double(text), (0...1).contains(probability) else {

@@ -98,6 +98,15 @@ public protocol MediaTransport: AnyObject, Sendable {
     func close(sessionID: SessionID, tag: String?, identity: String?, reason: String) async -> Bool
     /// Closes every session opened with `tag`; how many there were.
     func close(tag: String, reason: String) async -> Int
+    /// Closes every session `identity` holds (an invite withdrawn); how many there were.
+    func close(identity: String, reason: String) async -> Int
+    /// Open sessions opened with `tag` (a broadcast's players, say).
+    func sessionCount(tag: String) async -> Int
+    /// Whether this transport was started with the loss-injection test hook.
+    var allowsLossInjection: Bool { get }
+    /// Drops `probability` of the RTP sent on a session, as a lossy path would; false unless
+    /// `allowsLossInjection` and the session exists.
+    func setEgressLoss(sessionID: SessionID, probability: Double) async -> Bool
 
     /// Sends a finished RTP packet (with `protectionOverhead` spare capacity).
     func sendRTP(_ packet: ByteBuffer, on session: any MediaSession)

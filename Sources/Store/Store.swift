@@ -115,3 +115,8 @@ extension Error {
         (self as? any DatabaseError)?.isConstraintFailure ?? false
     }
 }
+
+extension FluentKit.Model {
+    /// The row's id for a log line: logs never force an id out of a row.
+    public var loggedID: String { id.map { "\($0)" } ?? "unsaved" }
+}

@@ -264,6 +264,8 @@ public final class WebRTCServer: MediaTransport, @unchecked Sendable {
         }.get()) ?? 0
     }
 
+    public var allowsLossInjection: Bool { configuration.allowsLossInjection }
+
     /// Drops `probability` of the RTP sent on a session, as a lossy path would; for tests of
     /// loss recovery, and refused unless the configuration allows it.
     public func setEgressLoss(sessionID: SessionID, probability: Double) async -> Bool {

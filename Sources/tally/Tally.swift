@@ -8,6 +8,7 @@ import NIOCore
 import NIOSSL
 import OutboundHTTP
 import ServiceLifecycle
+import TallyNode
 
 /// `tally`: the whole live studio in one process. Every option also reads its environment
 /// variable; a flag wins over the variable, the variable over the default.
@@ -183,14 +184,14 @@ struct Tally: AsyncParsableCommand {
 
         let settings = config
         let (certificate, certificateService, challenges) = try await Self.certificates(settings, logger: logger)
-        let services = try await TallyServices.open(configuration: settings, certificate: certificate, logger: logger)
+        let node = try await TallyNode.open(configuration: settings, certificate: certificate, logger: logger)
         let listeners = Listeners(dataDirectory: settings.dataDirectory, expected: certificate == nil ? ["http"] : ["http", "https"], logger: logger) { ports in
-            ports["udp"] = services.webrtc.boundUDPPort
-            ports["tcp"] = services.webrtc.boundTCPPort
-            ports["rtmp"] = services.boundRTMPPort
-            ports["srt"] = services.boundSRTPort
-            ports["turn"] = services.turn?.boundPort
-            ports["turns"] = services.turn?.boundTLSPort
+            ports["udp"] = node.webrtc.boundUDPPort
+            ports["tcp"] = node.webrtc.boundTCPPort
+            ports["rtmp"] = node.boundRTMPPort
+            ports["srt"] = node.boundSRTPort
+            ports["turn"] = node.turn?.boundPort
+            ports["turns"] = node.turn?.boundTLSPort
         } banner: { ports in
             let shown = settings.host == "0.0.0.0" || settings.host == "::" ? "127.0.0.1" : settings.host
             let base = ports["https"].map { "https://\(shown):\($0)" } ?? "http://\(shown):\(ports["http"] ?? 0)"
@@ -203,11 +204,12 @@ struct Tally: AsyncParsableCommand {
                 \(redirect)
                 """
         }
-        let httpsPort = services.httpsPort
-        var servers: [any Service] = [try TallyServer.application(services: services, certificate: certificate) { channel in
+        let httpsPort = node.httpsPort
+        var servers: [any Service] = node.serviceParts
+        servers.append(try TallyServer.application(services: node.services, certificate: certificate) { channel in
             if certificate != nil, let port = channel.localAddress?.port { httpsPort.set(port) }
             await listeners.report(certificate == nil ? "http" : "https", port: channel.localAddress?.port)
-        }]
+        })
         if certificate != nil {
             servers.append(TallyServer.redirectApplication(configuration: settings, httpsPort: httpsPort, challenges: challenges, logger: logger) { channel in
                 await listeners.report("http", port: channel.localAddress?.port)
@@ -218,10 +220,10 @@ struct Tally: AsyncParsableCommand {
         do {
             try await group.run()
         } catch {
-            await services.shutdown()
+            await node.shutdown()
             throw error
         }
-        await services.shutdown()
+        await node.shutdown()
         logger.info("stopped")
     }
 

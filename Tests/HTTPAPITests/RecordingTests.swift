@@ -3,12 +3,13 @@ import Foundation
 import HTTPAPI
 import Hummingbird
 import Store
+import TallyNode
 import Testing
 
 @Suite("Recordings: list, get, delete")
 struct RecordingTests {
     /// Recordings are made by the outputs; here the test files one the way they will.
-    static func record(_ services: TallyServices, owner: String, title: String, status: String = "ready") async throws -> Recording {
+    static func record(_ services: TallyNode, owner: String, title: String, status: String = "ready") async throws -> Recording {
         let fileName = "\(UUID().uuidString).mp4"
         let recording = Recording(broadcastID: nil, ownerID: UUID(uuidString: owner)!, title: title, fileName: fileName)
         recording.status = status

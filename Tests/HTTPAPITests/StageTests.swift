@@ -4,12 +4,13 @@ import HTTPAPI
 import Hummingbird
 import Registry
 import Store
+import TallyNode
 import Testing
 
 @Suite("Stage automation: GET/PUT /api/broadcasts/{id}/stage")
 struct StageTests {
     /// Participant rows as publishing or joining makes them.
-    static func participant(_ services: TallyServices, broadcast: String, role: ParticipantRole, name: String) async throws -> String {
+    static func participant(_ services: TallyNode, broadcast: String, role: ParticipantRole, name: String) async throws -> String {
         let row = Participant(broadcastID: UUID(uuidString: broadcast)!, userID: nil, name: name, role: role)
         try await row.create(on: services.store.db)
         return row.id!.uuidString

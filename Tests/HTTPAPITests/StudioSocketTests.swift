@@ -6,6 +6,7 @@ import HummingbirdWSTesting
 import Logging
 import NIOConcurrencyHelpers
 import NIOWebSocket
+import TallyNode
 import Testing
 import WSClient
 
@@ -69,9 +70,9 @@ extension Dictionary where Key == String, Value == Any {
 }
 
 /// A live server (the WebSocket upgrade needs a real socket) on the test configuration.
-func withLiveServer(_ test: @escaping @Sendable (APIClient, any TestClientProtocol, TallyServices) async throws -> Void) async throws {
+func withLiveServer(_ test: @escaping @Sendable (APIClient, any TestClientProtocol, TallyNode) async throws -> Void) async throws {
     try await withServices(configure: { $0.httpPort = 0; $0.signalingResumeGrace = .seconds(2) }) { services in
-        let app = try TallyServer.application(services: services)
+        let app = try TallyServer.application(services: services.services)
         try await app.test(.live) { client in try await test(APIClient(client: client), client, services) }
     }
 }

@@ -5,6 +5,7 @@ import HummingbirdTesting
 import Logging
 import NIOCore
 import Store
+import TallyNode
 
 /// The backends the suite runs on: SQLite and the in-process registry unless the test script
 /// points it at a real PostgreSQL and Redis (and runs the suite serially: tests then share
@@ -17,10 +18,10 @@ enum TestBackend {
 /// A whole Tally API on a fresh data directory, driven through Hummingbird's router tester.
 func withServer(
     configure: (inout ServerConfiguration) -> Void = { _ in },
-    _ test: @escaping @Sendable (APIClient, TallyServices) async throws -> Void
+    _ test: @escaping @Sendable (APIClient, TallyNode) async throws -> Void
 ) async throws {
     try await withServices(configure: configure) { services in
-        let app = Application(router: try TallyServer.router(services: services), logger: Logger(label: "tally-test"))
+        let app = Application(router: try TallyServer.router(services: services.services), logger: Logger(label: "tally-test"))
         try await app.test(.router) { client in try await test(APIClient(client: client), services) }
     }
 }
@@ -28,7 +29,7 @@ func withServer(
 /// Opened services on the test configuration, shut down and removed afterwards.
 func withServices(
     configure: (inout ServerConfiguration) -> Void = { _ in },
-    _ body: @escaping @Sendable (TallyServices) async throws -> Void
+    _ body: @escaping @Sendable (TallyNode) async throws -> Void
 ) async throws {
     var configuration = ServerConfiguration()
     configuration.dataDirectory = FileManager.default.temporaryDirectory.appendingPathComponent("tally-test-\(UUID().uuidString)")
@@ -47,7 +48,7 @@ func withServices(
     var logger = Logger(label: "tally-test")
     logger.logLevel = .warning
     let log = logger
-    let services = try await TallyServices.open(configuration: settings, logger: log)
+    let services = try await TallyNode.open(configuration: settings, logger: log)
     do {
         try await body(services)
     } catch {

@@ -1,26 +1,44 @@
-import Crypto
 import FluentKit
 import Foundation
 import Ingest
 import Logging
+import NetworkPolicy
 import RTMP
 import Store
 
 /// The ingest hub as the server runs it: publishes are checked against the stream keys in
 /// the store, and every status change is written back there.
-enum IngestStreams {
+public enum IngestStreams {
+    /// How the server runs ingest: where HLS goes, how long a slate lasts, whom to ask on
+    /// publish, where relays may go, and how many ladders transcode at once.
+    public struct Settings: Sendable {
+        public var hlsDirectory: URL
+        public var slateTimeout: Duration
+        public var onPublishURL: String?
+        public var outbound: OutboundPolicy
+        public var maxLadders: Int
+
+        public init(hlsDirectory: URL, slateTimeout: Duration, onPublishURL: String?, outbound: OutboundPolicy, maxLadders: Int) {
+            self.hlsDirectory = hlsDirectory
+            self.slateTimeout = slateTimeout
+            self.onPublishURL = onPublishURL
+            self.outbound = outbound
+            self.maxLadders = maxLadders
+        }
+    }
+
     /// `writes` saves status changes in the order they happen; drain it before closing the store.
-    static func hub(configuration: ServerConfiguration, store: Store, writes: SerialTasks, logger: Logger) -> IngestHub {
+    public static func hub(settings: Settings, store: Store, writes: SerialTasks, logger: Logger) -> IngestHub {
         IngestHub(
-            hlsRoot: configuration.hlsDirectory.appendingPathComponent("streams"), slateTimeout: configuration.ingestSlateTimeout,
-            webhook: configuration.onPublishURL.flatMap { try? OnPublishWebhook(url: $0, policy: configuration.outboundPolicy) },
-            outbound: configuration.outboundPolicy, maxLadders: configuration.maxLadders, logger: logger,
+            hlsRoot: settings.hlsDirectory.appendingPathComponent("streams"), slateTimeout: settings.slateTimeout,
+            webhook: settings.onPublishURL.flatMap { try? OnPublishWebhook(url: $0, policy: settings.outbound) },
+            outbound: settings.outbound, maxLadders: settings.maxLadders, logger: logger,
             authorize: { request in await authorize(request, store: store, logger: logger) },
             onStatus: { snapshot in writes.enqueue { await persist(snapshot, store: store, logger: logger) } })
     }
 
     /// Streams left `running` by a process that stopped wait for their publishers again.
-    static func recover(store: Store, logger: Logger) async {
+    public static func recover(store: Store, logger: Logger) async {
         do {
             try await IngestStreamRecord.query(on: store.db).filter(\.$status == IngestStatus.running.rawValue)
                 .set(\.$status, to: IngestStatus.starting.rawValue).update()
@@ -61,7 +79,7 @@ enum IngestStreams {
     }
 
     /// What the hub needs to know of a stream's stored settings, relays' keys unsealed.
-    static func settings(_ record: IngestStreamRecord, store: Store, logger: Logger, passphrase: String? = nil) async throws -> IngestSettings {
+    public static func settings(_ record: IngestStreamRecord, store: Store, logger: Logger, passphrase: String? = nil) async throws -> IngestSettings {
         let stored = try await IngestRelayRecord.query(on: store.db).filter(\.$ingestStreamID == (try record.requireID())).sort(\.$createdAt).all()
         var relays: [IngestRelay] = []
         for relay in stored {
@@ -74,7 +92,7 @@ enum IngestStreams {
         return IngestSettings(passphrase: passphrase, publicHLS: record.publicHLS, ladder: ladder(record), relays: relays)
     }
 
-    static func ladder(_ record: IngestStreamRecord) -> [Rendition] {
+    public static func ladder(_ record: IngestStreamRecord) -> [Rendition] {
         (record.ladder ?? "").split(separator: ",").compactMap { Rendition.named(String($0)) }
     }
 
@@ -88,34 +106,5 @@ enum IngestStreams {
         } catch {
             logger.error("ingest: cannot save the status of \(snapshot.streamID): \(String(reflecting: error))")
         }
-    }
-}
-
-/// Signed, expiring HLS URLs (`?expires=UNIX&token=HMAC`): the token is HMAC-SHA256 over
-/// the stream ID and the expiry, so one URL opens the playlist and every segment in it.
-struct HLSURLSigner: Sendable {
-    private let key: SymmetricKey
-
-    init(secret: MasterSecret) {
-        key = secret.derivedKey(purpose: "hls-url")
-    }
-
-    func token(streamID: String, expires: Int) -> String {
-        HMAC<SHA256>.authenticationCode(for: Data("\(streamID)\n\(expires)".utf8), using: key).map { String(format: "%02x", $0) }.joined()
-    }
-
-    enum Verdict: Equatable {
-        case valid
-        case badSignature
-        case expired
-    }
-
-    func check(streamID: String, expires: String, token: String, now: Date = Date()) -> Verdict {
-        guard let expiry = Int(expires), token.count == 64 else { return .badSignature }
-        let expected = Array(self.token(streamID: streamID, expires: expiry).utf8)
-        let given = Array(token.lowercased().utf8)
-        // Compared in constant time: how much of a guess matched must not show in the timing.
-        guard expected.count == given.count, zip(expected, given).reduce(UInt8(0), { $0 | ($1.0 ^ $1.1) }) == 0 else { return .badSignature }
-        return Double(expiry) > now.timeIntervalSince1970 ? .valid : .expired
     }
 }

@@ -1,4 +1,3 @@
-import MediaPlane
 import NIOCore
 import RTCP
 import RTP

@@ -1,4 +1,4 @@
-@testable import HTTPAPI
+import Rooms
 import SFU
 import Testing
 

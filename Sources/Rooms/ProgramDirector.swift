@@ -5,17 +5,43 @@ import Ingest
 import Layout
 import Logging
 import MediaCodecs
+import NetworkPolicy
 import NIOPosix
 import Outputs
 import Registry
-import Rooms
 import SFU
 import Store
 
 /// Starts, rearranges and stops each live broadcast's program, and keeps the store in step:
 /// destination states, the recording's row. The REST API, the stage API and the studio's
-/// go-live all come through here (via `API.apply` and `API.arrange`).
-actor ProgramDirector {
+/// go-live all come through here (via `RoomManager`).
+public actor ProgramDirector {
+    /// The node's limits on live programs and where their files go.
+    public struct Settings: Sendable {
+        public var maxLivePrograms: Int
+        public var maxLiveProgramsPerUser: Int
+        public var recordingsDirectory: URL
+        /// Below this much free disk, no new recording starts and a running one stops.
+        public var recordingMinFreeBytes: Int64
+        public var maxRecordingBytes: Int64
+        public var hlsDirectory: URL
+        /// Where the stage's logo and background images are read from.
+        public var uploadsDirectory: URL
+        public var outbound: OutboundPolicy
+
+        public init(maxLivePrograms: Int, maxLiveProgramsPerUser: Int, recordingsDirectory: URL, recordingMinFreeBytes: Int64,
+                    maxRecordingBytes: Int64, hlsDirectory: URL, uploadsDirectory: URL, outbound: OutboundPolicy) {
+            self.maxLivePrograms = maxLivePrograms
+            self.maxLiveProgramsPerUser = maxLiveProgramsPerUser
+            self.recordingsDirectory = recordingsDirectory
+            self.recordingMinFreeBytes = recordingMinFreeBytes
+            self.maxRecordingBytes = maxRecordingBytes
+            self.hlsDirectory = hlsDirectory
+            self.uploadsDirectory = uploadsDirectory
+            self.outbound = outbound
+        }
+    }
+
     private struct Running {
         var program: LiveProgram
         var recording: Recording?
@@ -27,7 +53,7 @@ actor ProgramDirector {
     /// Programs being started, by broadcast, with their owner: they count against the
     /// limits at once, so two go-lives at the same moment cannot both slip under them.
     private var starting: [UUID: UUID] = [:]
-    private let configuration: ServerConfiguration
+    private let configuration: Settings
     private let layouts: LayoutLibrary
     private let store: Store
     private let registry: any Registry
@@ -37,7 +63,7 @@ actor ProgramDirector {
     /// Destination status changes, saved in the order they happen; drained before the store closes.
     private let destinationWrites = SerialTasks()
 
-    init(configuration: ServerConfiguration, layouts: LayoutLibrary, store: Store, registry: any Registry, sfu: SFU, ingest: IngestHub, logger: Logger) {
+    public init(configuration: Settings, layouts: LayoutLibrary, store: Store, registry: any Registry, sfu: SFU, ingest: IngestHub, logger: Logger) {
         self.configuration = configuration
         self.layouts = layouts
         self.store = store
@@ -47,16 +73,16 @@ actor ProgramDirector {
         self.logger = logger
     }
 
-    func isLive(_ broadcastID: UUID) -> Bool { programs[broadcastID] != nil }
+    public func isLive(_ broadcastID: UUID) -> Bool { programs[broadcastID] != nil }
 
     /// A live program costs about a third of a core for as long as it runs: each node and
     /// each user may run only so many at once.
-    enum Refusal: Error {
+    public enum Refusal: Error {
         case userLimit(Int)
         case nodeLimit(Int)
     }
 
-    func start(_ broadcast: Broadcast) async throws {
+    public func start(_ broadcast: Broadcast) async throws {
         let id = try broadcast.requireID()
         guard programs[id] == nil, starting[id] == nil else { return }
         let owners = Array(programs.values.map(\.owner)) + Array(starting.values)
@@ -93,7 +119,7 @@ actor ProgramDirector {
             broadcastID: id.uuidString, settings: Compositor.Settings(resolution: broadcast.settings.resolution), stage: stage, targets: targets,
             recordingPath: recordingPath,
             hlsDirectory: configuration.hlsDirectory.appendingPathComponent(id.uuidString.lowercased()), sfu: sfu, ingest: ingest,
-            group: MultiThreadedEventLoopGroup.singleton, outbound: configuration.outboundPolicy,
+            group: MultiThreadedEventLoopGroup.singleton, outbound: configuration.outbound,
             maxRecordingBytes: configuration.maxRecordingBytes, logger: logger) { [weak self, destinationWrites] destination, state in
             destinationWrites.enqueue { [weak self] in await self?.destinationChanged(broadcast: id, destination: destination, state) }
         }
@@ -121,7 +147,7 @@ actor ProgramDirector {
         await program.start(stage)
     }
 
-    func update(_ broadcast: Broadcast) async {
+    public func update(_ broadcast: Broadcast) async {
         guard let id = broadcast.id, let program = programs[id]?.program else { return }
         do {
             await program.update(try await programStage(broadcast))
@@ -130,7 +156,7 @@ actor ProgramDirector {
         }
     }
 
-    func stop(_ broadcastID: UUID) async {
+    public func stop(_ broadcastID: UUID) async {
         guard let entry = programs.removeValue(forKey: broadcastID) else { return }
         entry.progress.cancel()
         await entry.program.stop()
@@ -138,7 +164,7 @@ actor ProgramDirector {
         try? await registry.clearProgramRunning(broadcast: broadcastID.uuidString)
     }
 
-    func stopAll() async {
+    public func stopAll() async {
         for id in programs.keys { await stop(id) }
         await destinationWrites.drain()
     }
@@ -189,7 +215,7 @@ actor ProgramDirector {
     /// `recording` becomes `ready` (fragmented MP4 plays up to the crash) or, with nothing
     /// on disk, `failed`. However recently they were saved: a restart within seconds used
     /// to leave them so for ever.
-    func reconcileAfterRestart() async {
+    public func reconcileAfterRestart() async {
         do {
             for broadcast in try await Broadcast.query(on: store.db).filter(\.$status == BroadcastStatus.live.rawValue).all()
             where try await !registry.isProgramRunning(broadcast: broadcast.requireID().uuidString) {

@@ -5,7 +5,7 @@ import Store
 
 /// Events the media plane publishes on a broadcast's room channel for the studio's signaling
 /// (on whichever node it runs), as `{"event": name, "data": {...}}`.
-enum RoomEvent {
+public enum RoomEvent {
     private struct Envelope<Payload: Encodable>: Encodable {
         var event: String
         var data: Payload
@@ -30,18 +30,18 @@ enum RoomEvent {
     }
 
     /// The host rearranged the stage: layout, who is on it in order, banner (null for none).
-    static func stageUpdated(_ stage: Stage) -> String? {
+    public static func stageUpdated(_ stage: Stage) -> String? {
         encode("stage-updated", StageBody(stage))
     }
 
     /// A participant's media reached the SFU and can be played (WHIP or the studio).
-    static func mediaPublished(_ participant: ParticipantID) -> String? {
+    public static func mediaPublished(_ participant: ParticipantID) -> String? {
         struct Published: Encodable { var participant_id: String }
         return encode("media-published", Published(participant_id: participant.rawValue))
     }
 
     /// A destination's push changed state: connecting, live, reconnecting, failed, stopped.
-    static func destinationStatus(_ destination: String, _ state: DestinationState) -> String? {
+    public static func destinationStatus(_ destination: String, _ state: DestinationState) -> String? {
         struct Status: Encodable {
             var destination_id: String
             var status: String
@@ -54,7 +54,7 @@ enum RoomEvent {
     }
 
     /// The broadcast went live or ended.
-    static func broadcastStatus(_ broadcast: Broadcast) -> String? {
+    public static func broadcastStatus(_ broadcast: Broadcast) -> String? {
         struct Status: Encodable {
             var broadcast_id: UUID
             var status: String
@@ -67,13 +67,13 @@ enum RoomEvent {
     }
 
     /// The loudest participant on stage changed; nil when nobody speaks.
-    static func activeSpeaker(_ participant: ParticipantID?) -> String? {
+    public static func activeSpeaker(_ participant: ParticipantID?) -> String? {
         encode("active-speaker", ActiveSpeaker(participant_id: participant?.rawValue))
     }
 
     /// A publisher should turn simulcast encodings on or off: layers nobody watches cost its
     /// CPU and uplink for nothing.
-    static func simulcastLayers(_ layers: SFU.PublisherLayers) -> String? {
+    public static func simulcastLayers(_ layers: SFU.PublisherLayers) -> String? {
         encode("simulcast-layers", SimulcastLayers(participant_id: layers.participantID.rawValue, mid: layers.mid, layers: layers.send))
     }
 
@@ -87,7 +87,7 @@ enum RoomEvent {
 
 extension ParticipantID {
     /// A studio participant's id in the SFU: its row's id.
-    init(_ row: UUID) {
+    public init(_ row: UUID) {
         self.init(row.uuidString)
     }
 }

@@ -1,10 +1,12 @@
 import Synchronization
 
 /// Async work run one after another in the order it was handed in, from any thread.
-final class SerialTasks: Sendable {
+public final class SerialTasks: Sendable {
+    public init() {}
+
     private let last = Mutex<Task<Void, Never>?>(nil)
 
-    func enqueue(_ work: @escaping @Sendable () async -> Void) {
+    public func enqueue(_ work: @escaping @Sendable () async -> Void) {
         last.withLock { last in
             let previous = last
             last = Task {
@@ -15,7 +17,7 @@ final class SerialTasks: Sendable {
     }
 
     /// Waits for everything handed in so far.
-    func drain() async {
+    public func drain() async {
         await last.withLock { $0 }?.value
     }
 }

@@ -1,0 +1,36 @@
+import Foundation
+import Store
+
+/// The stage as the API and the room channel show it.
+public struct StageBody: Codable, Sendable {
+    public var layout: String
+    public var participants: [UUID]
+    public var streams: [String]?
+    public var banner: Stage.Banner?
+    public var logo: String?
+    public var background: String?
+
+    public init(_ stage: Stage) {
+        layout = stage.layout
+        participants = stage.participants
+        streams = stage.streams
+        banner = stage.banner
+        logo = stage.logo
+        background = stage.background
+    }
+
+    public var stage: Stage { Stage(layout: layout, participants: participants, streams: streams ?? [], banner: banner, logo: logo, background: background) }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(layout, forKey: .layout)
+        try container.encode(participants, forKey: .participants)
+        try container.encode(streams ?? [], forKey: .streams)
+        // Always present: null says "none" rather than "not told".
+        try container.encode(banner, forKey: .banner)
+        try container.encode(logo, forKey: .logo)
+        try container.encode(background, forKey: .background)
+    }
+
+    enum CodingKeys: String, CodingKey { case layout, participants, streams, banner, logo, background }
+}

@@ -1,0 +1,261 @@
+import Certificates
+import DTLS
+import Foundation
+import HTTPAPI
+import Ingest
+import Layout
+import Logging
+import NetworkPolicy
+import NIOCore
+import NIOPosix
+import Registry
+import Rooms
+import ServiceLifecycle
+import SFU
+import Store
+import StudioFiles
+import Synchronization
+import TURN
+import WebRTCTransport
+
+/// One Tally node, composed: the store (migrated first), the registry, the WebRTC transport
+/// and the SFU over it, ingest (RTMP, SRT, WHIP) with its hub, TURN, the program director,
+/// and the HTTP API's services on top. Each long-lived part is a `Service`; run in one
+/// `ServiceGroup` after the HTTP servers, they stop in the reverse of the order they
+/// opened, HTTP first and the store last.
+public final class TallyNode: Sendable {
+    /// What the HTTP API serves from.
+    public let services: TallyServices
+    public let webrtc: WebRTCServer
+    /// The node's parts in the order they opened; each stops once, whoever asks first.
+    private let parts: [NodePart]
+
+    public var configuration: ServerConfiguration { services.configuration }
+    public var store: Store { services.store }
+    public var registry: any Registry { services.registry }
+    public var ingest: IngestHub { services.ingest }
+    public var turn: TURNServer? { services.turn }
+    public var hlsSigner: HLSURLSigner { services.hlsSigner }
+    public var httpsPort: BoundPort { services.httpsPort }
+    public var boundRTMPPort: Int { services.boundRTMPPort }
+    public var boundSRTPort: Int { services.boundSRTPort }
+
+    /// The RTMP listener's own event loop: an encoder's bytes are parsed there, never on the
+    /// loops that answer HTTP.
+    private static let rtmpLoops = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+    /// The WebRTC transport's (and so the SFU's) own event loop, for the same reason: a flood
+    /// of datagrams or checks keeps that thread busy, not the ones that answer HTTP.
+    private static let mediaLoops = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+    /// TURN's own event loop: relayed media is copied there, not on the media or HTTP loops.
+    private static let turnLoops = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+
+    private init(services: TallyServices, webrtc: WebRTCServer, parts: [NodePart]) {
+        self.services = services
+        self.webrtc = webrtc
+        self.parts = parts
+    }
+
+    /// Opens every part in order: the data directory and secret, the store (migrated before
+    /// anything listens), the registry, the WebRTC ports, ingest, TURN and the programs. A
+    /// part that cannot open closes the ones before it and says which setting to look at.
+    /// `certificate`: the HTTPS certificate, which TURN over TLS serves too.
+    public static func open(configuration: ServerConfiguration, certificate: ServerCertificate? = nil, logger: Logger) async throws -> TallyNode {
+        try configuration.validate()
+        // Before anything makes a counter: one made earlier would count into nothing.
+        TallyServer.bootstrapMetrics()
+        let layouts = try loadLayouts(configuration)
+        let fileManager = FileManager.default
+        try fileManager.createDirectory(at: configuration.dataDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        for directory in [configuration.uploadsDirectory, configuration.recordingsDirectory, configuration.hlsDirectory] {
+            try fileManager.createDirectory(at: directory, withIntermediateDirectories: true)
+        }
+        let secret = try MasterSecret.load(configured: configuration.secretKey, dataDirectory: configuration.dataDirectory)
+        var parts: [NodePart] = []
+        func failed(_ message: String) async -> ConfigurationError {
+            for part in parts.reversed() { await part.stop() }
+            return ConfigurationError(message)
+        }
+
+        let location: StoreLocation = configuration.databaseURL.map { .postgres(url: $0) } ?? .sqlite(path: configuration.sqlitePath)
+        let group = MultiThreadedEventLoopGroup.singleton
+        let store = try Store(location: location, sealer: StreamKeySealer(secret: secret), eventLoopGroup: group, logger: logger)
+        parts.append(NodePart("store") { await store.shutdown() })
+        do {
+            try await store.migrate()
+        } catch {
+            throw await failed("cannot open the database (\(location.logDescription)): \(String(reflecting: error))")
+        }
+        logger.info("store: \(location.logDescription)")
+        let registry: any Registry
+        if let url = configuration.redisURL {
+            do {
+                let redis = try RedisRegistry(url: url, keyPrefix: configuration.redisKeyPrefix, group: group, logger: logger)
+                registry = redis
+                logger.info("registry: \(redis.endpoint.logDescription)")
+            } catch {
+                throw await failed("TALLY_REDIS_URL: \(error)")
+            }
+        } else {
+            registry = InProcessRegistry()
+            logger.info("registry: in-process")
+        }
+        parts.append(NodePart("registry") { await registry.shutdown() })
+
+        let webrtc: WebRTCServer
+        do {
+            webrtc = try WebRTCServer(configuration: transportConfiguration(configuration), certificate: DTLSCertificate(), loop: mediaLoops.next(), logger: logger)
+            try await webrtc.start()
+        } catch {
+            throw await failed("cannot open the WebRTC ports (UDP \(configuration.udpPort), TCP \(configuration.tcpPort)): \(error)")
+        }
+        parts.append(NodePart("webrtc") { await webrtc.stop() })
+        // The studio's signaling listens on the room channel, on whichever node it runs.
+        let sfu = SFU(transport: webrtc, logger: logger, onActiveSpeaker: { broadcast, participant in
+            guard let event = RoomEvent.activeSpeaker(participant) else { return }
+            Task { try? await registry.publishRoomEvent(room: broadcast, event) }
+        }, onPublisherLayers: { layers in
+            guard let event = RoomEvent.simulcastLayers(layers) else { return }
+            Task { try? await registry.publishRoomEvent(room: layers.broadcastID, event) }
+        }, onMediaPublished: { broadcast, participant in
+            guard let event = RoomEvent.mediaPublished(participant) else { return }
+            Task { try? await registry.publishRoomEvent(room: broadcast, event) }
+        })
+
+        logger.info("layouts: \(layouts.layouts.map(\.name).joined(separator: ", "))")
+        let ingestWrites = SerialTasks()
+        await IngestStreams.recover(store: store, logger: logger)
+        let ingest = IngestStreams.hub(settings: configuration.ingestSettings, store: store, writes: ingestWrites, logger: logger)
+        parts.append(NodePart("ingest") {
+            ingest.shutdown()
+            await ingestWrites.drain()
+        })
+        let rtmpIngest = RTMPIngestServer(hub: ingest, host: configuration.host, port: configuration.rtmpPort, group: rtmpLoops, logger: logger)
+        let boundRTMPPort: Int
+        do {
+            boundRTMPPort = try await rtmpIngest.start()
+            logger.info("rtmp ingest: \(configuration.host):\(boundRTMPPort)")
+        } catch {
+            throw await failed("cannot open the RTMP port \(configuration.rtmpPort) (TALLY_RTMP_PORT): \(error)")
+        }
+        parts.append(NodePart("rtmp") { await rtmpIngest.stop() })
+        // libsrt binds IPv4 here; "listen everywhere" means every IPv4 address.
+        let srtHost = configuration.host.contains(":") ? "0.0.0.0" : configuration.host
+        let srtIngest = SRTIngestServer(hub: ingest, host: srtHost, port: configuration.srtPort, logger: logger)
+        let boundSRTPort: Int
+        do {
+            boundSRTPort = try srtIngest.start()
+            logger.info("srt ingest: \(srtHost):\(boundSRTPort)")
+        } catch {
+            throw await failed("cannot open the SRT port \(configuration.srtPort) (TALLY_SRT_PORT): \(error.reason)")
+        }
+        parts.append(NodePart("srt") { srtIngest.stop() })
+
+        let turnSecret = configuration.turnSecret.map { Array($0.utf8) } ?? secret.derivedKey(purpose: "turn-rest").withUnsafeBytes { Array($0) }
+        let credentials = TURNCredentials(secret: turnSecret)
+        var turn: TURNServer?
+        if configuration.turnURLs.isEmpty {
+            do {
+                let started = try await startTURN(configuration, certificate: certificate, credentials: credentials,
+                                                  mediaPort: webrtc.boundUDPPort ?? configuration.udpPort, logger: logger)
+                turn = started
+                parts.append(NodePart("turn") { await started.stop() })
+            } catch {
+                throw await failed("cannot open the TURN port \(configuration.turnPort) (TALLY_TURN_PORT): \(error)")
+            }
+        }
+
+        let programs = ProgramDirector(configuration: configuration.programSettings, layouts: layouts, store: store, registry: registry, sfu: sfu,
+                                       ingest: ingest, logger: logger)
+        let services = await TallyServices(configuration: configuration, layouts: layouts, store: store, registry: registry, secret: secret,
+                                           transport: webrtc, sfu: sfu, programs: programs, ingest: ingest, boundRTMPPort: boundRTMPPort,
+                                           boundSRTPort: boundSRTPort, turn: turn, turnCredentials: credentials, logger: logger)
+        parts.append(NodePart("programs") {
+            await services.stop()
+            await programs.stopAll()
+        })
+        await programs.reconcileAfterRestart()
+        return TallyNode(services: services, webrtc: webrtc, parts: parts)
+    }
+
+    /// The node's parts as services, in the order they opened: put them before the HTTP
+    /// servers in a `ServiceGroup`, which shuts services down in reverse order.
+    public var serviceParts: [any Service] { parts }
+
+    /// Stops every part not yet stopped, newest first: the programs and the API's own work,
+    /// TURN, the ingest listeners, the ingest hub, WebRTC, the registry and last the store.
+    public func shutdown() async {
+        for part in parts.reversed() { await part.stop() }
+    }
+
+    private static func loadLayouts(_ configuration: ServerConfiguration) throws -> LayoutLibrary {
+        do {
+            if let directory = configuration.layoutsDirectory {
+                return try LayoutLibrary(directory: directory)
+            }
+            return try LayoutLibrary(files: StudioFiles.files(under: "layouts/").map { ($0.path, $0.contents) }, from: "the built-in layouts")
+        } catch {
+            throw ConfigurationError("TALLY_LAYOUTS_DIR: \(error.description)")
+        }
+    }
+
+    private static func transportConfiguration(_ configuration: ServerConfiguration) -> WebRTCTransportConfiguration {
+        var transport = WebRTCTransportConfiguration()
+        transport.host = configuration.host
+        transport.udpPort = configuration.udpPort
+        transport.tcpPort = configuration.tcpPort
+        transport.announcedAddresses = configuration.publicIP.map { [$0] } ?? []
+        transport.allowsLossInjection = configuration.testHooks
+        transport.fanOutThreads = configuration.fanOutThreads
+        transport.maxSessionsPerIdentity = configuration.maxSessionsPerIdentity
+        transport.maxSessionsPerAddress = configuration.maxSessionsPerAddress
+        return transport
+    }
+
+    /// Tally's own TURN server, relaying only to the WebRTC media port on this host's
+    /// addresses (and the announced public one).
+    private static func startTURN(_ configuration: ServerConfiguration, certificate: ServerCertificate?, credentials: TURNCredentials,
+                                  mediaPort: Int, logger: Logger) async throws -> TURNServer {
+        let local = Set(((try? System.enumerateDevices()) ?? []).compactMap { $0.address?.ipBytes })
+        let announced = Set(configuration.publicIP.flatMap(IPAddress.bytes(of:)).map { [$0] } ?? [])
+        let hostIP = IPAddress.bytes(of: configuration.host).flatMap { $0 == [0, 0, 0, 0] || $0.count != 4 ? nil : $0 } ?? [127, 0, 0, 1]
+        let policy = TURNRelayPolicy(ownAddresses: announced, localAddresses: local, mediaPort: UInt16(mediaPort), internalIPv4: hostIP)
+        var settings = TURNServer.Configuration()
+        settings.host = configuration.host
+        settings.port = configuration.turnPort
+        settings.tlsPort = configuration.turnsPort
+        settings.announcedIPv4 = announced.first { $0.count == 4 }
+        let turn = TURNServer(configuration: settings, credentials: credentials, policy: policy, loop: turnLoops.next(),
+                              tlsContext: { certificate?.loaded?.context }, logger: logger)
+        try await turn.start()
+        return turn
+    }
+}
+
+/// One long-lived part of a node as a `Service`: opened before the group runs, it waits for
+/// the group's graceful shutdown and then stops. It stops once, whether the group or
+/// `TallyNode.shutdown()` gets there first.
+final class NodePart: Service, Sendable {
+    let name: String
+    private let body: @Sendable () async -> Void
+    private let stopping = Mutex<Task<Void, Never>?>(nil)
+
+    init(_ name: String, stop body: @escaping @Sendable () async -> Void) {
+        self.name = name
+        self.body = body
+    }
+
+    func run() async throws {
+        // Returns at the group's graceful shutdown, or throws when the group is cancelled:
+        // the part stops either way.
+        try? await gracefulShutdown()
+        await stop()
+    }
+
+    func stop() async {
+        let task = stopping.withLock { task in
+            if task == nil { task = Task { await body() } }
+            return task
+        }
+        await task?.value
+    }
+}
