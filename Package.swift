@@ -226,7 +226,13 @@ let package = Package(
         .testTarget(name: "SDPTests", dependencies: ["SDP"], resources: [.copy("Fixtures")]),
         .testTarget(name: "StoreTests", dependencies: ["Store"]),
         .testTarget(name: "RegistryTests", dependencies: ["Registry"]),
-        .testTarget(name: "RoomsTests", dependencies: ["Rooms", "SFU", "Store"]),
+        .testTarget(
+            name: "RoomsTests",
+            dependencies: [
+                "Rooms", "SFU", "Store", "Registry", "MediaPlane", "Ingest", "Layout", "StudioFiles", "RTCP", "SDP",
+                .product(name: "Crypto", package: "swift-crypto"), .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
         .testTarget(
             name: "HTTPAPITests",
             dependencies: [

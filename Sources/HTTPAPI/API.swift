@@ -22,7 +22,6 @@ struct API: Sendable {
     /// Broadcasts' lifecycle, stage and programs.
     let rooms: RoomManager
     let auth: AuthService
-    let departures: DepartureSchedule
     let studioSockets: SocketAllowance
     let ingest: IngestHub
     let whipIngest: WHIPIngest

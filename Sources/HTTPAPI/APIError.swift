@@ -51,6 +51,8 @@ struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             return try await next(request, context)
         } catch let error as APIError {
             return try error.response(from: request, context: context)
+        } catch let error as RoomError {
+            return try APIError(error).response(from: request, context: context)
         } catch let error as HTTPError {
             return try Self.translate(error).response(from: request, context: context)
         } catch is NIOTooManyBytesError {
@@ -87,25 +89,17 @@ struct RegistryUnavailable: Error {
 }
 
 extension APIError {
-    /// A room manager's refusal as the API words it.
+    /// A room manager's refusal, in its own words, with the status that fits.
     init(_ error: RoomError) {
-        switch error {
-        case .invalidTransition(let message):
-            self.init(.conflict, "invalid_transition", message)
-        case .userProgramLimit(let limit):
-            self.init(.tooManyRequests, "too_many_live_programs",
-                      "you already have \(limit) live broadcast\(limit == 1 ? "" : "s"); end one before going live with another",
-                      headers: [.retryAfter: "60"])
-        case .nodeAtCapacity(let limit):
-            self.init(.conflict, "server_at_capacity", "this server is running its limit of \(limit) live programs; try again when one ends")
-        case .programFailed:
-            self.init(.internalServerError, "program_failed", "the program could not start; the server log says why")
-        case .invalidStage(let code, let message):
-            self.init(.badRequest, code, message)
-        case .unknownStream(let stream):
-            self.init(.badRequest, "unknown_stream", "`streams` names ingest streams of the host's (POST /api/streams); \(stream) is not one")
-        case .unknownUpload(let field):
-            self.init(.badRequest, "unknown_upload", "`\(field)` must be the url of one of the host's uploads (POST /api/upload)")
+        let status: HTTPResponse.Status = switch error {
+        case .invalidTransition, .nodeAtCapacity, .broadcastEnded, .studioFull: .conflict
+        case .userProgramLimit, .tooManyParticipants, .inviteExhausted: .tooManyRequests
+        case .programFailed: .internalServerError
+        case .invalidStage, .unknownStream, .unknownUpload, .resumeRefused: .badRequest
+        case .broadcastNotFound: .notFound
+        case .notOwner, .notInvited, .hostOnly: .forbidden
         }
+        let headers: HTTPFields = if case .userProgramLimit = error { [.retryAfter: "60"] } else { [:] }
+        self.init(status, error.code, error.message, headers: headers)
     }
 }

@@ -97,11 +97,7 @@ extension API {
     /// Moves a broadcast through its lifecycle (the REST API and the studio's go-live both
     /// come here), in the API's words when the room manager refuses.
     func apply(_ event: BroadcastLifecycle.Event, to broadcast: Broadcast) async throws {
-        do {
-            try await rooms.apply(event, to: broadcast)
-        } catch let error as RoomError {
-            throw APIError(error)
-        }
+        try await rooms.apply(event, to: broadcast)
     }
 
     func announce(_ event: String?, in broadcast: UUID) async {

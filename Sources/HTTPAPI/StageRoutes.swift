@@ -10,11 +10,7 @@ extension API {
     /// Arranges the stage (the stage API and the studio's own controls both come here), in
     /// the API's words when the room manager refuses.
     func arrange(_ proposed: Stage, in broadcast: Broadcast) async throws -> Stage {
-        do {
-            return try await rooms.arrange(proposed, in: broadcast)
-        } catch let error as RoomError {
-            throw APIError(error)
-        }
+        try await rooms.arrange(proposed, in: broadcast)
     }
 
     /// Stage automation: what the host's studio does, for bots and control surfaces

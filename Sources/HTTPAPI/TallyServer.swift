@@ -19,12 +19,10 @@ import StudioFiles
 import TURN
 
 /// What the HTTP API serves from: the node's running parts (opened by `TallyNode`), and the
-/// API's own state (sign-in, studio sockets, departures).
+/// API's own state (sign-in, studio sockets).
 public final class TallyServices: Sendable {
     public let configuration: ServerConfiguration
     public let layouts: LayoutLibrary
-    /// Studio participants whose sockets dropped, leaving once their grace period is over.
-    let departures = DepartureSchedule()
     /// Studio sockets open per identity and per address.
     let studioSockets = SocketAllowance()
     public let store: Store
@@ -60,7 +58,8 @@ public final class TallyServices: Sendable {
         self.registry = registry
         self.transport = transport
         self.sfu = sfu
-        rooms = RoomManager(store: store, registry: registry, layouts: layouts, programs: programs, logger: logger)
+        rooms = RoomManager(store: store, registry: registry, layouts: layouts, programs: programs, sfu: sfu,
+                            resumeGrace: configuration.signalingResumeGrace, logger: logger)
         auth = await AuthService(secret: secret, registry: registry, configuration: configuration, logger: logger)
         self.ingest = ingest
         whipIngest = WHIPIngest(hub: ingest, sfu: sfu, logger: logger)
@@ -76,9 +75,9 @@ public final class TallyServices: Sendable {
         self.logger = logger
     }
 
-    /// Stops what the API itself runs: the departures still waiting for their grace period.
+    /// Stops what runs on behind requests: the departures still waiting for their grace period.
     public func stop() async {
-        await departures.stop()
+        await rooms.stop()
     }
 }
 
@@ -153,7 +152,7 @@ public enum TallyServer {
 
     static func api(_ services: TallyServices) -> API {
         API(configuration: services.configuration, layouts: services.layouts, store: services.store, registry: services.registry,
-            transport: services.transport, sfu: services.sfu, rooms: services.rooms, auth: services.auth, departures: services.departures, studioSockets: services.studioSockets,
+            transport: services.transport, sfu: services.sfu, rooms: services.rooms, auth: services.auth, studioSockets: services.studioSockets,
             ingest: services.ingest, whipIngest: services.whipIngest, boundRTMPPort: services.boundRTMPPort, boundSRTPort: services.boundSRTPort, hlsSigner: services.hlsSigner,
             iceServers: services.iceServers, logger: services.logger)
     }

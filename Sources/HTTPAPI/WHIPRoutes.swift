@@ -106,10 +106,10 @@ extension API {
         case .user(let userID, _, _, _)?:
             let name = try await User.find(userID, on: store.db)?.name ?? "Host"
             let participant = Participant(broadcastID: try broadcast.requireID(), userID: userID, name: name, role: .host)
-            try await admit(participant)
+            try await rooms.admit(participant)
             return participant
         case .guest(_, let inviteID, let name)?:
-            return try await whipParticipant(broadcast: broadcast, inviteID: inviteID, name: name)
+            return try await rooms.whipParticipant(broadcast: broadcast, inviteID: inviteID, name: name)
         case nil:
             throw APIError.unauthorized
         }

@@ -3,8 +3,8 @@ import Outputs
 import SFU
 import Store
 
-/// Events the media plane publishes on a broadcast's room channel for the studio's signaling
-/// (on whichever node it runs), as `{"event": name, "data": {...}}`.
+/// Events published on a broadcast's room channel for the studios' signaling (on whichever
+/// node each runs), as `{"event": name, "data": {...}}`.
 public enum RoomEvent {
     private struct Envelope<Payload: Encodable>: Encodable {
         var event: String
@@ -64,6 +64,45 @@ public enum RoomEvent {
         let live = broadcast.status == BroadcastStatus.live.rawValue
         return encode(live ? "broadcast-started" : "broadcast-ended",
                       Status(broadcast_id: id, status: broadcast.status, at: live ? broadcast.startedAt : broadcast.endedAt))
+    }
+
+    /// Someone came into the studio (a person, or a screen share with `screen_of`).
+    public static func participantJoined(_ participant: ParticipantInfo) -> String? {
+        struct Joined: Encodable { var participant: ParticipantInfo }
+        return encode("participant-joined", Joined(participant: participant))
+    }
+
+    /// Someone left the studio, or their grace period ran out.
+    public static func participantLeft(_ participant: UUID) -> String? {
+        struct Left: Encodable { var participant_id: String }
+        return encode("participant-left", Left(participant_id: participant.uuidString))
+    }
+
+    /// A participant turned their camera or microphone on or off.
+    public static func participantStatusUpdated(_ participant: ParticipantInfo) -> String? {
+        struct Updated: Encodable { var participant: ParticipantInfo }
+        return encode("participant-status-updated", Updated(participant: participant))
+    }
+
+    /// One chat line.
+    public static func chatMessage(from participant: UUID, name: String, text: String, at time: Date) -> String? {
+        struct Line: Encodable {
+            var participant_id: String
+            var name: String
+            var text: String
+            var sent_at: Date
+        }
+        return encode("chat-message", Line(participant_id: participant.uuidString, name: name, text: text, sent_at: time))
+    }
+
+    /// The host asks `target` to mute; only the target's socket delivers it.
+    public static func muteRequest(target: String, kind: String, from host: String) -> String? {
+        struct Request: Encodable {
+            var target: String
+            var kind: String
+            var from: String
+        }
+        return encode("mute-request", Request(target: target, kind: kind, from: host))
     }
 
     /// The loudest participant on stage changed; nil when nobody speaks.

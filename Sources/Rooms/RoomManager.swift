@@ -3,10 +3,11 @@ import Foundation
 import Layout
 import Logging
 import Registry
+import SFU
 import Store
 
-/// Why the room manager refused a change; the REST and signaling adapters word it for
-/// their clients.
+/// Why the room manager refused a change, with the code and wording clients see; the REST
+/// and signaling adapters choose only the status.
 public enum RoomError: Error, Equatable {
     /// The broadcast cannot take that lifecycle step from where it is.
     case invalidTransition(String)
@@ -22,6 +23,64 @@ public enum RoomError: Error, Equatable {
     case unknownStream(String)
     /// The stage's logo or background (`field`) is not one of the host's uploads.
     case unknownUpload(field: String)
+    case broadcastNotFound
+    /// Only the broadcast's owner joins as its host.
+    case notOwner
+    /// The invite is for another broadcast.
+    case notInvited
+    case broadcastEnded
+    /// The place a client asked to resume is not one it can prove it held.
+    case resumeRefused
+    /// The studio already holds this many people (or sources, with screen shares).
+    case studioFull(Int, what: String)
+    /// The broadcast has had this many participants over its life.
+    case tooManyParticipants(Int)
+    /// The invite has let in this many participants.
+    case inviteExhausted(Int)
+    case hostOnly
+
+    public var code: String {
+        switch self {
+        case .invalidTransition: "invalid_transition"
+        case .userProgramLimit: "too_many_live_programs"
+        case .nodeAtCapacity: "server_at_capacity"
+        case .programFailed: "program_failed"
+        case .invalidStage(let code, _): code
+        case .unknownStream: "unknown_stream"
+        case .unknownUpload: "unknown_upload"
+        case .broadcastNotFound: "broadcast_not_found"
+        case .notOwner: "not_owner"
+        case .notInvited: "not_invited"
+        case .broadcastEnded: "broadcast_ended"
+        case .resumeRefused: "resume_refused"
+        case .studioFull: "studio_full"
+        case .tooManyParticipants: "too_many_participants"
+        case .inviteExhausted: "invite_exhausted"
+        case .hostOnly: "host_only"
+        }
+    }
+
+    public var message: String {
+        switch self {
+        case .invalidTransition(let message): message
+        case .userProgramLimit(let limit):
+            "you already have \(limit) live broadcast\(limit == 1 ? "" : "s"); end one before going live with another"
+        case .nodeAtCapacity(let limit): "this server is running its limit of \(limit) live programs; try again when one ends"
+        case .programFailed: "the program could not start; the server log says why"
+        case .invalidStage(_, let message): message
+        case .unknownStream(let stream): "`streams` names ingest streams of the host's (POST /api/streams); \(stream) is not one"
+        case .unknownUpload(let field): "`\(field)` must be the url of one of the host's uploads (POST /api/upload)"
+        case .broadcastNotFound: "no such broadcast"
+        case .notOwner: "only the broadcast's owner joins as its host"
+        case .notInvited: "this invite is for another broadcast"
+        case .broadcastEnded: "this broadcast has ended"
+        case .resumeRefused: "that place cannot be resumed; join afresh"
+        case .studioFull(let limit, let what): "the studio holds \(limit) \(what) at most"
+        case .tooManyParticipants(let limit): "this broadcast has had \(limit) participants; start a new broadcast"
+        case .inviteExhausted(let limit): "this invite link has let in \(limit) participants; ask the host for a new one"
+        case .hostOnly: "only the host can do that"
+        }
+    }
 }
 
 /// Broadcasts' lifecycle and stage, and the program each runs: every change the REST API
@@ -32,14 +91,58 @@ public struct RoomManager: Sendable {
     public let registry: any Registry
     public let layouts: LayoutLibrary
     public let programs: ProgramDirector
-    private let logger: Logger
+    let sfu: SFU
+    /// Studio participants whose sockets dropped, leaving once their grace period is over.
+    let departures = DepartureSchedule()
+    /// How long a dropped studio keeps its place (and its media) for a reconnect.
+    public let resumeGrace: Duration
+    let logger: Logger
 
-    public init(store: Store, registry: any Registry, layouts: LayoutLibrary, programs: ProgramDirector, logger: Logger) {
+    public init(store: Store, registry: any Registry, layouts: LayoutLibrary, programs: ProgramDirector, sfu: SFU, resumeGrace: Duration, logger: Logger) {
         self.store = store
         self.registry = registry
         self.layouts = layouts
         self.programs = programs
+        self.sfu = sfu
+        self.resumeGrace = resumeGrace
         self.logger = logger
+    }
+
+    /// The studio of one broadcast.
+    public func room(_ broadcastID: UUID) -> Room {
+        Room(id: broadcastID, manager: self)
+    }
+
+    /// Cancels the departures still waiting out their grace period; before the store closes.
+    public func stop() async {
+        await departures.stop()
+    }
+
+    /// Saves a new participant once the broadcast and the invite behind it have room: an
+    /// invite link brings in at most `StageRules.maxPerInvite` people over a broadcast's
+    /// life, and a broadcast gathers at most `StageRules.maxParticipantRecords`, so no
+    /// guest can fill the store or get around the studio's size by joining over and over.
+    public func admit(_ participant: Participant) async throws {
+        let broadcast = participant.broadcastID
+        let total = try await Participant.query(on: store.db).filter(\.$broadcastID == broadcast).count()
+        guard total < StageRules.maxParticipantRecords else { throw RoomError.tooManyParticipants(StageRules.maxParticipantRecords) }
+        if let invite = participant.inviteID {
+            let used = try await Participant.query(on: store.db).filter(\.$broadcastID == broadcast).filter(\.$inviteID == invite).count()
+            guard used < StageRules.maxPerInvite else { throw RoomError.inviteExhausted(StageRules.maxPerInvite) }
+        }
+        try await participant.create(on: store.db)
+    }
+
+    /// The participant a guest's WHIP publish stands for: the first one its invite brought
+    /// in, so publishing again replaces that participant's media instead of adding people.
+    public func whipParticipant(broadcast: Broadcast, inviteID: String, name: String?) async throws -> Participant {
+        let id = try broadcast.requireID()
+        if let existing = try await Participant.query(on: store.db).filter(\.$broadcastID == id).filter(\.$inviteID == inviteID).sort(\.$createdAt).first() {
+            return existing
+        }
+        let participant = Participant(broadcastID: id, userID: nil, name: name ?? "Guest", role: .guest, inviteID: inviteID)
+        try await admit(participant)
+        return participant
     }
 
     /// Moves a broadcast through its lifecycle, starts or stops its program, saves it, and

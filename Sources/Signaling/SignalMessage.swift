@@ -2,6 +2,7 @@ import Foundation
 
 /// One signaling message (DESIGN "Interfaces"): a JSON object `{"event": name, "data": {…}}`
 /// with an optional `"id"` that the reply echoes. Every message either way has this shape.
+/// `data` is kept as JSON and read or written only as a typed `Codable` value.
 public struct SignalMessage: Sendable {
     /// Raised when the protocol changes incompatibly; sent in `welcome`.
     public static let protocolVersion = 1
@@ -9,17 +10,26 @@ public struct SignalMessage: Sendable {
     public static let maxBytes = 1 << 20
 
     public var event: String
-    /// The `data` object as JSON values (strings, numbers, bools, arrays, objects, NSNull).
-    public var data: [String: any Sendable]
+    /// The `data` object, as JSON.
+    public private(set) var data: Data
     public var id: String?
 
-    public init(event: String, data: [String: any Sendable] = [:], id: String? = nil) {
+    /// A message with an empty `data` object.
+    public init(event: String, id: String? = nil) {
         self.event = event
-        self.data = data
+        data = Data("{}".utf8)
         self.id = id
     }
 
-    /// Parses one text message; every failure is a `SignalingError` the client is told about.
+    /// A message whose `data` is `payload`, which must encode as a JSON object.
+    public init(event: String, payload: some Encodable, id: String? = nil) {
+        self.event = event
+        data = (try? Self.encoder.encode(payload)) ?? Data("{}".utf8)
+        self.id = id
+    }
+
+    /// Parses one text message's envelope; every failure is a `SignalingError` the client is
+    /// told about. Its `data` is read later, as the type its event calls for (`decode`).
     public static func parse(_ text: String) throws(SignalingError) -> SignalMessage {
         guard text.utf8.count <= maxBytes else { throw .tooLarge }
         guard let object = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any] else {
@@ -37,18 +47,35 @@ public struct SignalMessage: Sendable {
         guard let event = object["event"] as? String, !event.isEmpty, event.count <= 64 else {
             throw SignalingError("invalid_event", "`event` must name the message", id: id)
         }
-        let data: [String: Any]
+        var message = SignalMessage(event: event, id: id)
         switch object["data"] {
-        case nil, is NSNull: data = [:]
-        case let value as [String: Any]: data = value
+        case nil, is NSNull: break
+        case let value as [String: Any]:
+            guard let data = try? JSONSerialization.data(withJSONObject: value) else {
+                throw SignalingError("invalid_data", "`data` must be an object", id: id)
+            }
+            message.data = data
         default: throw SignalingError("invalid_data", "`data` must be an object", id: id)
         }
-        return SignalMessage(event: event, data: data.mapValues { Self.sendable($0) }, id: id)
+        return message
+    }
+
+    /// `data` as `type`. A field that is missing, of the wrong type or out of bounds is a
+    /// `missing_field` or `invalid_field` error naming it (`data.participants[2]`).
+    public func decode<Payload: Decodable>(_ type: Payload.Type) throws(SignalingError) -> Payload {
+        do {
+            return try JSONDecoder().decode(Payload.self, from: data)
+        } catch let error as DecodingError {
+            throw SignalingError(error, id: id)
+        } catch {
+            throw SignalingError("invalid_data", "`data` cannot be read", id: id)
+        }
     }
 
     /// The message as one line of JSON, keys sorted.
     public func encoded() -> String {
-        var object: [String: Any] = ["event": event, "data": data]
+        let payload = (try? JSONSerialization.jsonObject(with: data)) ?? [String: Any]()
+        var object: [String: Any] = ["event": event, "data": payload]
         if let id { object["id"] = id }
         let bytes = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
         return String(decoding: bytes, as: UTF8.self)
@@ -56,39 +83,20 @@ public struct SignalMessage: Sendable {
 
     /// An `error` reply (DESIGN: `{"event": "error", "data": {"code", "message", "id"}}`).
     public static func error(_ error: SignalingError) -> SignalMessage {
-        var data: [String: any Sendable] = ["code": error.code, "message": error.message]
-        if let id = error.id { data["id"] = id }
-        return SignalMessage(event: "error", data: data, id: error.id)
-    }
-
-    // MARK: Reading fields
-
-    public func string(_ key: String, max: Int = 10_000) throws(SignalingError) -> String {
-        guard let value = data[key] as? String else { throw SignalingError("missing_field", "`data.\(key)` must be a string", id: id) }
-        guard value.count <= max else { throw SignalingError("invalid_field", "`data.\(key)` is longer than \(max) characters", id: id) }
-        return value
-    }
-
-    public func optionalString(_ key: String, max: Int = 10_000) throws(SignalingError) -> String? {
-        guard data[key] != nil, !(data[key] is NSNull) else { return nil }
-        return try string(key, max: max)
-    }
-
-    public func bool(_ key: String) throws(SignalingError) -> Bool? {
-        guard let value = data[key], !(value is NSNull) else { return nil }
-        guard let flag = value as? Bool else { throw SignalingError("invalid_field", "`data.\(key)` must be true or false", id: id) }
-        return flag
-    }
-
-    private static func sendable(_ value: Any) -> any Sendable {
-        switch value {
-        case let text as String: text
-        case let number as NSNumber: number
-        case let list as [Any]: list.map { sendable($0) }
-        case let object as [String: Any]: object.mapValues { sendable($0) }
-        default: NSNull()
+        struct Body: Encodable {
+            var code: String
+            var message: String
+            var id: String?
         }
+        return SignalMessage(event: "error", payload: Body(code: error.code, message: error.message, id: error.id), id: error.id)
     }
+
+    private static let encoder: JSONEncoder = {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        encoder.dateEncodingStrategy = .iso8601
+        return encoder
+    }()
 }
 
 /// Why a message was refused: reported as an `error` event, the socket stays open.
@@ -104,4 +112,48 @@ public struct SignalingError: Error, Equatable, Sendable {
     }
 
     public static let tooLarge = SignalingError("message_too_large", "a message is at most 1 MiB")
+
+    /// A payload that could not be read, worded for the client with the field's path.
+    init(_ error: DecodingError, id: String?) {
+        func path(_ keys: [any CodingKey]) -> String {
+            keys.reduce("data") { path, key in key.intValue.map { "\(path)[\($0)]" } ?? "\(path).\(key.stringValue)" }
+        }
+        switch error {
+        case .keyNotFound(let key, let context):
+            self.init("missing_field", "`\(path(context.codingPath + [key]))` is missing", id: id)
+        case .typeMismatch(let type, let context), .valueNotFound(let type, let context):
+            self.init("invalid_field", "`\(path(context.codingPath))` must be \(Self.describe(type))", id: id)
+        case .dataCorrupted(let context):
+            self.init("invalid_field", context.codingPath.isEmpty ? context.debugDescription : "`\(path(context.codingPath))` \(context.debugDescription)", id: id)
+        @unknown default:
+            self.init("invalid_data", "`data` cannot be read", id: id)
+        }
+    }
+
+    private static func describe(_ type: Any.Type) -> String {
+        switch type {
+        case is String.Type: "a string"
+        case is Bool.Type: "true or false"
+        case is any BinaryInteger.Type, is any BinaryFloatingPoint.Type: "a number"
+        case is [Any].Type: "a list"
+        default: "an object"
+        }
+    }
+}
+
+extension KeyedDecodingContainer {
+    /// A string of at most `max` characters.
+    public func text(_ key: Key, max: Int) throws -> String {
+        let value = try decode(String.self, forKey: key)
+        guard value.count <= max else {
+            throw DecodingError.dataCorruptedError(forKey: key, in: self, debugDescription: "is longer than \(max) characters")
+        }
+        return value
+    }
+
+    /// A string of at most `max` characters, or nil when absent or null.
+    public func optionalText(_ key: Key, max: Int) throws -> String? {
+        guard contains(key), try !decodeNil(forKey: key) else { return nil }
+        return try text(key, max: max)
+    }
 }

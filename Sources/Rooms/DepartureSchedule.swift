@@ -1,12 +1,14 @@
 /// Studio departures waiting out the resume grace period. The server stops them before it
 /// closes the store and the registry they would use.
-actor DepartureSchedule {
+public actor DepartureSchedule {
     private var pending: [String: Task<Void, Never>] = [:]
     private var stopped = false
 
+    public init() {}
+
     /// Runs `work` after `delay` unless stopped first; a newer departure of the same `key`
     /// replaces an older one.
-    func schedule(_ key: String, after delay: Duration, _ work: @escaping @Sendable () async -> Void) {
+    public func schedule(_ key: String, after delay: Duration, _ work: @escaping @Sendable () async -> Void) {
         guard !stopped else { return }
         pending[key]?.cancel()
         pending[key] = Task {
@@ -17,7 +19,7 @@ actor DepartureSchedule {
         }
     }
 
-    func stop() async {
+    public func stop() async {
         stopped = true
         let tasks = Array(pending.values)
         pending = [:]
