@@ -190,7 +190,7 @@ extension API {
             let snapshot = ingest.stream(record.streamID)?.snapshot
             let hlsURL = "\(baseURL(request, context))/hls/\(record.streamID)/\(HLSFiles.playlistName)"
             return HLSMetadataResponse(
-                message: "HLS stream metadata", streamId: record.streamID, status: snapshot?.status.rawValue ?? record.status,
+                message: "HLS stream metadata", streamId: record.streamID, status: IngestStreams.status(of: record, snapshot: snapshot).rawValue,
                 data: .init(hlsUrl: hlsURL, streamUrl: "\(hlsURL)?expires=\(expires)&token=\(token)", accessToken: token,
                             expiresAt: Date(timeIntervalSince1970: Double(expires)), cdnDomain: hostName(request),
                             isLive: snapshot?.isLive ?? false, startTime: snapshot?.startTime ?? record.startedAt))
@@ -299,7 +299,7 @@ extension API {
         let snapshot = ingest.stream(record.streamID)?.snapshot
         let relays = try await IngestRelayRecord.query(on: store.db).filter(\.$ingestStreamID == (try record.requireID())).sort(\.$createdAt).all()
         return StreamResponse(
-            streamId: record.streamID, status: snapshot?.status.rawValue ?? record.status, isLive: snapshot?.isLive ?? false,
+            streamId: record.streamID, status: IngestStreams.status(of: record, snapshot: snapshot).rawValue, isLive: snapshot?.isLive ?? false,
             streamKey: nil, streamKeyHint: record.streamKeyHint, publicHls: record.publicHLS, srtEncrypted: record.srtPassphraseSealed != nil,
             ladder: IngestStreams.ladder(record).map(\.name), destinations: try relays.map { try StreamDestinationResponse($0, state: snapshot?.relays[try $0.requireID().uuidString].map { ($0.name, $0.reason) }) },
             ingest: IngestEndpoints(rtmp: "rtmp://\(hostName(request)):\(boundRTMPPort)/live", srt: "srt://\(hostName(request)):\(boundSRTPort)",
@@ -319,7 +319,7 @@ extension API {
                 name: name, bytes: ((try? FileManager.default.attributesOfItem(atPath: directory.appendingPathComponent(name).path))?[.size] as? Int) ?? 0)
         }
         return StreamDebugResponse(
-            streamId: record.streamID, status: snapshot?.status.rawValue ?? record.status, isLive: snapshot?.isLive ?? false,
+            streamId: record.streamID, status: IngestStreams.status(of: record, snapshot: snapshot).rawValue, isLive: snapshot?.isLive ?? false,
             slateShowing: snapshot?.slateShowing ?? false,
             publisher: snapshot?.publisher.map { .init(transport: $0.transport.rawValue, remoteAddress: $0.remoteAddress, connectedAt: $0.connectedAt) },
             publishersSinceStart: snapshot?.publishers ?? 0,

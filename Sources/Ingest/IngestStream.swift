@@ -68,8 +68,11 @@ public struct IngestStreamSnapshot: Sendable {
 
 /// One ingest stream: its publisher (at most one at a time), its HLS passthrough and relays
 /// to RTMP destinations, the slate that stands in while the publisher is away, and its
-/// figures. Publisher calls come from the publisher's event loop and never block; slate
-/// work runs on the stream's own queue.
+/// figures. Its life is an `IngestMachine`, run under the stream's lock: the outputs change
+/// there, in order with the packets, and what the machine asks beyond them (closing a
+/// connection, stopping relays, reporting the status) runs after the lock is released.
+/// Publisher calls come from the publisher's event loop and never block; slate work runs on
+/// the stream's own queue.
 public final class IngestStream: Sendable {
     public let id: String
     let directory: URL
@@ -100,21 +103,23 @@ public final class IngestStream: Sendable {
             return settings
         }
         guard old.relays != new.relays else { return }
-        state.withLock { state in
+        let stopped = state.withLock { state -> [DestinationPush] in
+            var stopped: [DestinationPush] = []
             for (id, push) in state.relays where !new.relays.contains(where: { $0.id == id && $0.endpoint == push.endpoint }) {
-                stopRelay(&state, id: id)
+                stopped += removeRelay(&state, id: id)
             }
             if state.hls != nil, let video = state.outputVideo {
                 for relay in new.relays where state.relays[relay.id] == nil { startRelay(&state, relay, video: video, audio: state.outputAudio) }
             }
+            return stopped
         }
+        finish(Aftermath(stoppedRelays: stopped))
     }
 
     private struct State: @unchecked Sendable {
-        var status = IngestStatus.starting
+        var machine = IngestMachine()
+        /// The connection of the publisher the machine holds the stream for.
         var publisher: (token: UInt64, info: IngestPublisherInfo, close: @Sendable (String) -> Void)?
-        var nextToken: UInt64 = 1
-        var publishers = 0
         var hls: HLSOutput?
         var ladder: LadderTranscoder?
         var relays: [String: DestinationPush] = [:]
@@ -125,12 +130,7 @@ public final class IngestStream: Sendable {
         var timeline = IngestTimeline()
         var video: ContainerWriter.VideoTrack?
         var audio: ContainerWriter.AudioTrack?
-        /// Set when tracks change or a new source starts: applied at the next keyframe.
-        var tracksChanged = false
-        var newSource = false
-        var waitingForKeyframe = true
         var slate: SlateRun?
-        var startTime: Date?
         var lastError: String?
         var droppedFrames = 0
         var rate = RateWindow()
@@ -139,9 +139,15 @@ public final class IngestStream: Sendable {
         var nextWatcher: UInt64 = 1
     }
 
+    /// What the machine's actions leave to do once the lock is released.
+    private struct Aftermath {
+        var close: (connection: @Sendable (String) -> Void, reason: String)?
+        var report = false
+        var stoppedRelays: [DestinationPush] = []
+    }
+
     private struct SlateRun {
         var timer: any DispatchSourceTimer
-        var started: ContinuousClock.Instant
         var slate: Slate?
         var group: Int64 = 0
     }
@@ -180,29 +186,19 @@ public final class IngestStream: Sendable {
 
     /// Makes `info` the stream's publisher, replacing (and closing) any other at once.
     func attach(_ info: IngestPublisherInfo, close: @escaping @Sendable (String) -> Void) -> UInt64? {
-        let (token, replaced) = state.withLock { state -> (UInt64?, (@Sendable (String) -> Void)?) in
-            guard state.status == .starting || state.status == .running else { return (nil, nil) }
-            let replaced = state.publisher?.close
-            let token = state.nextToken
-            state.nextToken += 1
+        let (token, aftermath) = state.withLock { state -> (UInt64?, Aftermath) in
+            guard let (token, actions) = state.machine.attach(at: Date()) else { return (nil, Aftermath()) }
+            let aftermath = apply(actions, to: &state)
             state.publisher = (token, info, close)
-            state.publishers += 1
-            state.status = .running
             state.lastError = nil
-            if state.startTime == nil { state.startTime = Date() }
-            stopSlate(&state)
-            state.newSource = true
-            state.tracksChanged = true
-            state.waitingForKeyframe = true
             state.video = nil
             state.audio = nil
-            return (token, replaced)
+            return (token, aftermath)
         }
-        if let replaced {
+        if aftermath.close != nil {
             logger.notice("ingest: a new publisher replaces the old one", metadata: ["stream": "\(id)", "from": "\(info.remoteAddress)"])
-            replaced("replaced by a new publisher with the same key")
         }
-        if token != nil { report() }
+        finish(aftermath)
         return token
     }
 
@@ -213,8 +209,7 @@ public final class IngestStream: Sendable {
             let changed = video?.parameterSets != state.video?.parameterSets || audio?.audioSpecificConfig != state.audio?.audioSpecificConfig
             state.video = video
             state.audio = audio
-            guard changed else { return }
-            state.tracksChanged = true
+            guard changed, state.machine.tracksDidChange(token: token) else { return }
             for watcher in state.watchers.values { watcher(.tracks(video: video, audio: audio)) }
         }
     }
@@ -241,34 +236,19 @@ public final class IngestStream: Sendable {
             let rolled = state.rate.add(bytes: packet.data.count, frame: packet.kind == .video, at: .now)
             if rolled { publishFigures(state) }
             for watcher in state.watchers.values { watcher(.packet(packet)) }
-            if state.waitingForKeyframe {
-                guard packet.kind == .video, packet.isKeyframe, let video = state.video else {
-                    if packet.kind == .video {
-                        state.droppedFrames += 1
-                        metrics.dropped.increment()
-                    }
-                    return
+            let canStart = packet.kind == .video && packet.isKeyframe && state.video != nil
+            switch state.machine.packet(token: token, canStart: canStart) {
+            case .stale:
+                return
+            case .drop:
+                if packet.kind == .video {
+                    state.droppedFrames += 1
+                    metrics.dropped.increment()
                 }
-                state.waitingForKeyframe = false
-                if state.newSource {
-                    state.timeline.beginSource()
-                    state.newSource = false
-                }
-                if state.hls != nil {
-                    if state.tracksChanged { switchTracks(&state, video: video, audio: state.audio) }
-                } else {
-                    do {
-                        try startHLS(&state, video: video)
-                    } catch {
-                        state.lastError = "cannot write HLS into \(directory.path): \(error)"
-                        logger.error("ingest: \(state.lastError!)", metadata: ["stream": "\(id)"])
-                        return
-                    }
-                }
-                state.tracksChanged = false
-            } else if state.tracksChanged, packet.kind == .video, packet.isKeyframe, let video = state.video {
-                switchTracks(&state, video: video, audio: state.audio)
-                state.tracksChanged = false
+                return
+            case .emit(let actions):
+                // Output actions only: a packet never closes a connection or changes the status.
+                _ = apply(actions, to: &state)
             }
             emit(&state, state.timeline.map(packet))
         }
@@ -287,78 +267,59 @@ public final class IngestStream: Sendable {
 
     /// The publisher sent what the stream cannot carry: the stream goes to `error`.
     func fail(token: UInt64, _ reason: String) {
-        let close = state.withLock { state -> (@Sendable (String) -> Void)? in
-            guard state.publisher?.token == token else { return nil }
-            let close = state.publisher?.close
-            state.publisher = nil
-            state.status = .error
+        let aftermath = state.withLock { state -> Aftermath? in
+            guard state.publisher?.token == token, let actions = state.machine.fail(token: token, reason: reason) else { return nil }
             state.lastError = reason
-            endHLS(&state)
-            return close
+            return apply(actions, to: &state)
         }
-        guard let close else { return }
+        guard let aftermath else { return }
         logger.warning("ingest: stream failed", metadata: ["stream": "\(id)", "reason": "\(reason)"])
-        close(reason)
-        report()
+        finish(aftermath)
     }
 
     /// The publisher is gone: the slate holds the stream until it returns or time runs out.
     func detach(token: UInt64, reason: String) {
-        let detached = state.withLock { state -> Bool in
-            guard state.publisher?.token == token else { return false }
+        let aftermath = state.withLock { state -> Aftermath? in
+            guard state.publisher?.token == token, let actions = state.machine.detach(token: token, at: .now) else { return nil }
             state.publisher = nil
             state.rate = RateWindow()
             publishFigures(state)
-            if state.hls != nil { startSlate(&state) } else { state.status = .starting }
-            return true
+            return apply(actions, to: &state)
         }
-        guard detached else { return }
+        guard let aftermath else { return }
         logger.info("ingest: publisher left", metadata: ["stream": "\(id)", "reason": "\(reason)"])
-        report()
+        finish(aftermath)
     }
 
     // MARK: API side
 
     /// Stopped through the API: the publisher is closed and HLS ends.
     func stop() {
-        let close = state.withLock { state -> (@Sendable (String) -> Void)? in
-            let close = state.publisher?.close
-            state.publisher = nil
-            state.status = .stopped
-            state.startTime = nil
+        finish(state.withLock { state in
             state.rate = RateWindow()
+            let aftermath = apply(state.machine.stop(), to: &state)
             publishFigures(state)
-            stopSlate(&state)
-            endHLS(&state)
-            return close
-        }
-        close?("the stream was stopped")
-        report()
+            return aftermath
+        })
     }
 
     /// The server is going down: the publisher is closed and HLS ends, silently.
     func shutdown() {
-        let close = state.withLock { state -> (@Sendable (String) -> Void)? in
-            let close = state.publisher?.close
-            state.publisher = nil
+        finish(state.withLock { state in
             state.rate = RateWindow()
+            let aftermath = apply(state.machine.shutdown(), to: &state)
             publishFigures(state)
-            stopSlate(&state)
-            endHLS(&state)
-            return close
-        }
-        close?("the server is shutting down")
+            return aftermath
+        })
     }
 
     /// Started (again) through the API: publishes are welcome.
     func arm() {
-        let changed = state.withLock { state -> Bool in
-            guard state.status == .stopped || state.status == .error else { return false }
-            state.status = .starting
-            state.lastError = nil
-            return true
-        }
-        if changed { report() }
+        finish(state.withLock { state in
+            let actions = state.machine.arm()
+            if !actions.isEmpty { state.lastError = nil }
+            return apply(actions, to: &state)
+        })
     }
 
     /// A viewer fetched the playlist; viewers are the addresses seen in the last 30 s.
@@ -377,23 +338,19 @@ public final class IngestStream: Sendable {
 
     private func snapshot(_ state: State) -> IngestStreamSnapshot {
         let now = ContinuousClock.now
-        let uptime = state.startTime.map { Date().timeIntervalSince($0) } ?? 0
+        let uptime = state.machine.startTime.map { Date().timeIntervalSince($0) } ?? 0
         return IngestStreamSnapshot(
-            streamID: id, status: state.status, isLive: isPlayable(state), slateShowing: state.slate != nil,
-            startTime: state.startTime, publisher: state.publisher?.info, lastError: state.lastError,
+            streamID: id, status: state.machine.status, isLive: isPlayable(state), slateShowing: state.slate != nil,
+            startTime: state.machine.startTime, publisher: state.publisher?.info, lastError: state.lastError,
             bitrate: state.rate.bitsPerSecond, framesPerSecond: state.rate.framesPerSecond, droppedFrames: state.droppedFrames,
             hlsViewers: state.viewers.values.filter { now - $0 < .seconds(30) }.count, uptimeSeconds: uptime,
-            video: state.video, audio: state.audio, publishers: state.publishers, timelineEnd: state.timeline.end, relays: state.relayStates)
-    }
-
-    private func report() {
-        onStatus(snapshot)
+            video: state.video, audio: state.audio, publishers: state.machine.publishers, timelineEnd: state.timeline.end, relays: state.relayStates)
     }
 
     /// Live means a player can start: an encoder publishes and the playlist it is told to
     /// fetch exists (the first segment takes a target duration to close).
     private func isPlayable(_ state: State) -> Bool {
-        guard state.publisher != nil, !state.waitingForKeyframe, state.hls != nil else { return false }
+        guard case .publishing = state.machine.phase, state.hls != nil else { return false }
         // With a ladder, the master playlist names the source's, which comes later.
         return [directory, state.ladder?.sourceDirectory].compactMap { $0 }.allSatisfy {
             FileManager.default.fileExists(atPath: $0.appendingPathComponent(HLSOutput.playlistName).path)
@@ -403,6 +360,54 @@ public final class IngestStream: Sendable {
     private func publishFigures(_ state: State) {
         metrics.bitrate.record(Double(state.rate.bitsPerSecond))
         metrics.publishing.record(state.publisher == nil ? 0 : 1)
+    }
+
+    // MARK: Running the machine's actions
+
+    /// Applies what stays under the lock (the outputs, the slate's timer, the timeline) and
+    /// returns the rest.
+    private func apply(_ actions: [IngestMachine.Action], to state: inout State) -> Aftermath {
+        var aftermath = Aftermath()
+        for action in actions {
+            switch action {
+            case .closePublisher(let reason):
+                if let publisher = state.publisher { aftermath.close = (publisher.close, reason) }
+                state.publisher = nil
+            case .startSlate:
+                startSlate(&state)
+            case .stopSlate:
+                stopSlate(&state)
+            case .beginSource:
+                state.timeline.beginSource()
+            case .openOutputs:
+                guard let video = state.video else { continue }
+                do {
+                    try startHLS(&state, video: video)
+                } catch {
+                    state.machine.outputsFailed()
+                    state.lastError = "cannot write HLS into \(directory.path): \(error)"
+                    logger.error("ingest: cannot write HLS", metadata: ["stream": "\(id)", "directory": "\(directory.path)", "error": "\(error)"])
+                }
+            case .switchTracks:
+                if let video = state.video { switchTracks(&state, video: video, audio: state.audio) }
+            case .closeOutputs:
+                aftermath.stoppedRelays += endHLS(&state)
+            case .report:
+                aftermath.report = true
+            }
+        }
+        return aftermath
+    }
+
+    /// Runs what the lock left: closes a connection, stops relays, reports the status.
+    private func finish(_ aftermath: Aftermath) {
+        if let (connection, reason) = aftermath.close { connection(reason) }
+        if !aftermath.stoppedRelays.isEmpty {
+            Task { [relays = aftermath.stoppedRelays] in
+                for push in relays { await push.stop() }
+            }
+        }
+        if aftermath.report { onStatus(snapshot) }
     }
 
     // MARK: Slate
@@ -415,7 +420,7 @@ public final class IngestStream: Sendable {
         let timer = DispatchSource.makeTimerSource(queue: queue)
         timer.schedule(deadline: .now(), repeating: .nanoseconds(Int(Slate.groupDuration * 1000)))
         timer.setEventHandler { [weak self] in self?.slateTick(width: width, height: height) }
-        state.slate = SlateRun(timer: timer, started: .now)
+        state.slate = SlateRun(timer: timer)
         timer.resume()
     }
 
@@ -435,19 +440,13 @@ public final class IngestStream: Sendable {
                 logger.error("ingest: cannot make the slate: \(error)", metadata: ["stream": "\(id)"])
             }
         }
-        let ended = state.withLock { state -> Bool in
-            guard var run = state.slate, state.publisher == nil else { return false }
-            if .now - run.started >= slateTimeout {
-                stopSlate(&state)
-                endHLS(&state)
-                state.status = .starting
-                state.startTime = nil
-                return true
-            }
+        let ended = state.withLock { state -> Aftermath? in
+            guard var run = state.slate, let actions = state.machine.slateTick(at: .now, timeout: slateTimeout) else { return nil }
+            guard actions.isEmpty else { return apply(actions, to: &state) }
             if run.slate == nil { run.slate = built }
             guard let slate = run.slate, state.hls != nil else {
                 state.slate = run
-                return false
+                return nil
             }
             if run.group == 0 {
                 switchTracks(&state, video: slate.video, audio: slate.audio)
@@ -456,12 +455,11 @@ public final class IngestStream: Sendable {
             for packet in slate.group(run.group) { emit(&state, state.timeline.map(packet)) }
             run.group += 1
             state.slate = run
-            return false
+            return nil
         }
-        if ended {
-            logger.info("ingest: the publisher did not return; HLS ended", metadata: ["stream": "\(id)"])
-            report()
-        }
+        guard let ended else { return }
+        logger.info("ingest: the publisher did not return; HLS ended", metadata: ["stream": "\(id)"])
+        finish(ended)
     }
 
     /// HLS for viewers: the source as it is, and with a ladder, its renditions and a master
@@ -520,10 +518,11 @@ public final class IngestStream: Sendable {
         logger.info("ingest: relaying", metadata: ["stream": "\(id)", "destination": "\(relay.id)", "to": "\(relay.endpoint.tcURL)"])
     }
 
-    private func stopRelay(_ state: inout State, id relayID: String) {
-        guard let push = state.relays.removeValue(forKey: relayID) else { return }
+    /// Takes a relay off the stream; the push is stopped once the lock is released.
+    private func removeRelay(_ state: inout State, id relayID: String) -> [DestinationPush] {
+        guard let push = state.relays.removeValue(forKey: relayID) else { return [] }
         state.relayStates[relayID] = nil
-        Task { await push.stop() }
+        return [push]
     }
 
     private func noteRelay(_ relayID: String, _ relayState: DestinationState) {
@@ -541,16 +540,17 @@ public final class IngestStream: Sendable {
         }
     }
 
-    private func endHLS(_ state: inout State) {
+    /// Closes HLS and the ladder; returns the relays' pushes, stopped once the lock is released.
+    private func endHLS(_ state: inout State) -> [DestinationPush] {
         state.hls?.finish()
         state.hls = nil
         state.ladder?.finish()
         state.ladder = nil
-        for relayID in Array(state.relays.keys) { stopRelay(&state, id: relayID) }
+        let relays = Array(state.relays.keys).flatMap { removeRelay(&state, id: $0) }
         state.outputVideo = nil
         state.outputAudio = nil
         state.timeline = IngestTimeline()
-        state.waitingForKeyframe = true
+        return relays
     }
 }
 

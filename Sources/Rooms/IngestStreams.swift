@@ -92,6 +92,12 @@ public enum IngestStreams {
         return IngestSettings(passphrase: passphrase, publicHLS: record.publicHLS, ladder: ladder(record), relays: relays)
     }
 
+    /// A stream's one status: the hub's while it holds the stream (it writes each change
+    /// back to the store, a moment later), else the stored one.
+    public static func status(of record: IngestStreamRecord, snapshot: IngestStreamSnapshot?) -> IngestStatus {
+        snapshot?.status ?? IngestStatus(rawValue: record.status) ?? .starting
+    }
+
     public static func ladder(_ record: IngestStreamRecord) -> [Rendition] {
         (record.ladder ?? "").split(separator: ",").compactMap { Rendition.named(String($0)) }
     }
