@@ -162,7 +162,7 @@ public final class Producer {
         layers.indices.filter { layers[$0].lastPacketAt.map { now - $0 < .seconds(1) } ?? false }
     }
 
-    /// What the publisher was last asked to send, by layer (`Router.evaluatePublisherLayers`).
+    /// What the publisher was last asked to send, by layer (`Router.tick`).
     public internal(set) var layersSentByPublisher: [Bool]?
 
     /// Layers a consumer may be allocated: the active ones, and those the publisher was asked

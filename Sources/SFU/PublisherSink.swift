@@ -85,8 +85,6 @@ public final class PublisherSink: MediaSink {
 
     public func tick(_ peer: any MediaSession, transport server: any MediaTransport) {
         let now = clock()
-        router.evaluateSpeaker(now: now)
-        router.evaluatePublisherLayers(now: now)
         if lastReportAt.map({ now - $0 >= .seconds(1) }) ?? true {
             lastReportAt = now
             let blocks = producersByMid.values.flatMap { $0.receptionReports(now: now) }

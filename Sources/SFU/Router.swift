@@ -62,8 +62,15 @@ public final class Router {
         speakers.record(producer: id, level: level, at: now)
     }
 
+    /// The router's own clock, ticked by the SFU on the transport's loop: the active
+    /// speaker and the publishers' layers are re-evaluated on it, whoever publishes.
+    public func tick(now: Duration) {
+        evaluateSpeaker(now: now)
+        evaluatePublisherLayers(now: now)
+    }
+
     /// Re-evaluates the active speaker at most every 300 ms.
-    public func evaluateSpeaker(now: Duration) {
+    private func evaluateSpeaker(now: Duration) {
         if let last = lastSpeakerEvaluation, now - last < .milliseconds(300) { return }
         lastSpeakerEvaluation = now
         if case .some(let producer) = speakers.evaluate(now: now) {
@@ -73,7 +80,7 @@ public final class Router {
 
     /// Works out, at most every 500 ms, which simulcast layers each publisher should send:
     /// the highest any unpaused consumer wants, and those below it.
-    public func evaluatePublisherLayers(now: Duration) {
+    private func evaluatePublisherLayers(now: Duration) {
         if let last = lastLayerEvaluation, now - last < .milliseconds(500) { return }
         lastLayerEvaluation = now
         for (id, entry) in producers where entry.producer.isSimulcast {

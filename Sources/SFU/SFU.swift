@@ -1,5 +1,6 @@
 import Logging
 import MediaPlane
+import NIOCore
 import SDP
 
 public enum SFUError: Error, CustomStringConvertible {
@@ -21,6 +22,10 @@ public final class SFU: @unchecked Sendable {
     public let transport: any MediaTransport
     private let logger: Logger
     var routers: [String: Router] = [:]
+    /// Ticks every router's own evaluation (active speaker, publisher layers) while any exists.
+    private var routerTicks: RepeatedTask?
+    /// How often routers are ticked; each throttles its evaluations further.
+    static let routerTickInterval = TimeAmount.milliseconds(100)
     private var publishers: [ParticipantID: SessionID] = [:]
     /// Publishing sessions still in ICE/DTLS, by participant: their producers are not in the router yet.
     private var connecting: [ParticipantID: PublisherSink] = [:]
@@ -184,11 +189,22 @@ public final class SFU: @unchecked Sendable {
                                               mid: producer.media.mid, send: Dictionary(uniqueKeysWithValues: zip(producer.rids, sending))))
         })
         routers[broadcastID] = router
+        if routerTicks == nil {
+            let transport = self.transport
+            routerTicks = transport.loop.scheduleRepeatedTask(initialDelay: Self.routerTickInterval, delay: Self.routerTickInterval) { _ in
+                let now = transport.now
+                for router in self.routers.values { router.tick(now: now) }
+            }
+        }
         return router
     }
 
     func dropRouterIfUnused(_ broadcastID: String) {
         if routers[broadcastID]?.isEmpty == true { routers[broadcastID] = nil }
+        if routers.isEmpty {
+            routerTicks?.cancel()
+            routerTicks = nil
+        }
     }
 }
 

@@ -81,8 +81,7 @@ public final class WebRTCServer: MediaTransport, @unchecked Sendable {
     }
 
     private var sessions: [SessionID: Session] = [:]
-    private var sessionByFragment: [String: SessionID] = [:]
-    private var sessionByPath: [ICEPath: SessionID] = [:]
+    private var demux = SessionDemux()
     private var routes: [ICEPath: Route] = [:]
     private var udpChannel: (any Channel)?
     /// The UDP channel's socket, for batched media sends; the channel owns it.
@@ -217,7 +216,7 @@ public final class WebRTCServer: MediaTransport, @unchecked Sendable {
             guard byAddress < limits.maxSessionsPerAddress else { throw MediaTransportError.tooManySessionsForAddress(limit: limits.maxSessionsPerAddress) }
             let id = SessionID(Self.randomToken(22))
             var fragment = Self.randomToken(8)
-            while self.sessionByFragment[fragment] != nil { fragment = Self.randomToken(8) }
+            while self.demux.isTaken(fragment: fragment) { fragment = Self.randomToken(8) }
             let password = Self.randomToken(24)
             let transport = LocalTransportParameters(iceUsernameFragment: fragment, icePassword: password,
                                                      fingerprintSHA256: self.certificate.fingerprintSHA256, candidates: self.candidates)
@@ -226,7 +225,7 @@ public final class WebRTCServer: MediaTransport, @unchecked Sendable {
             let peer = try PeerConnection(id: id, answer: answer, localUsernameFragment: fragment, localPassword: password,
                                           dtlsContext: context, mtu: self.configuration.mtu, now: self.now)
             self.sessions[id] = Session(peer: peer, sink: makeSink(answer), tag: tag, owner: owner)
-            self.sessionByFragment[fragment] = id
+            self.demux.register(fragment: fragment, for: id)
             self.logger.info("WebRTC session opened", metadata: ["session": "\(id)", "media": "\(answer.media.map { "\($0.kind):\($0.codec.name):\($0.direction)" })"])
             return (id, answer)
         }.get()
@@ -438,21 +437,21 @@ public final class WebRTCServer: MediaTransport, @unchecked Sendable {
     fileprivate func receive(_ bytes: [UInt8], path: ICEPath, route: Route) {
         let id: SessionID
         let pathIsKnown: Bool
-        if let known = sessionByPath[path] {
+        switch demux.match(bytes, from: path) {
+        case .known(let known):
             id = known
             pathIsKnown = true
-        } else if STUNCodec.looksLikeSTUN(bytes), let message = try? STUNCodec.parse(bytes),
-                  let fragment = ICELiteAgent.localUsernameFragment(ofRequest: message.message), let byFragment = sessionByFragment[fragment] {
-            id = byFragment
+        case .check(let named):
+            id = named
             pathIsKnown = false
-        } else {
+        case nil:
             logger.trace("packet for no session", metadata: ["path": "\(path)", "bytes": "\(bytes.count)", "first": "\(bytes.first ?? 0)"])
             return
         }
         guard let session = sessions[id] else { return }
         let events = session.peer.receive(bytes, from: path, now: now)
         if !pathIsKnown, session.peer.ice.isValidated(path) {
-            sessionByPath[path] = id
+            demux.learn(path, for: id)
             routes[path] = route
             session.paths.insert(path)
         }
@@ -461,14 +460,14 @@ public final class WebRTCServer: MediaTransport, @unchecked Sendable {
 
     fileprivate func tcpClosed(_ path: ICEPath) {
         routes[path] = nil
-        if let id = sessionByPath.removeValue(forKey: path), let session = sessions[id] {
+        if let id = demux.forget(path), let session = sessions[id] {
             session.paths.remove(path)
             if session.peer.selectedPath == path { session.peer.selectedRoute = nil }
         }
     }
 
     fileprivate func isValidated(_ path: ICEPath) -> Bool {
-        sessionByPath[path] != nil
+        demux.session(on: path) != nil
     }
 
     private func tick() {
@@ -532,7 +531,7 @@ public final class WebRTCServer: MediaTransport, @unchecked Sendable {
             // A peer that does not read gets nothing more past the high-water mark; its
             // session counts what it missed.
             guard channel.isWritable else {
-                if let id = sessionByPath[path] { sessions[id]?.peer.noteSendFailure() }
+                if let id = demux.session(on: path) { sessions[id]?.peer.noteSendFailure() }
                 return
             }
             channel.writeAndFlush(channel.allocator.buffer(bytes: ICETCPFramer.frame(bytes)), promise: nil)
@@ -550,9 +549,8 @@ public final class WebRTCServer: MediaTransport, @unchecked Sendable {
         for case .send(let bytes, let path) in events {
             if let route = routes[path] { write(bytes, to: path, via: route) }
         }
-        sessionByFragment[session.peer.ice.localUsernameFragment] = nil
+        demux.remove(fragment: session.peer.ice.localUsernameFragment, paths: session.paths)
         for path in session.paths {
-            sessionByPath[path] = nil
             if case .tcp(let channel)? = routes.removeValue(forKey: path) { channel.close(promise: nil) }
         }
         flushUDP()
