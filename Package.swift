@@ -83,7 +83,10 @@ let package = Package(
         .target(name: "RTP", dependencies: ["MediaCore"]),
         .target(name: "RTCP", dependencies: ["MediaCore"]),
         .target(name: "Layout"),
-        .target(name: "Compositor", dependencies: ["MediaCodecs", "Layout", "CFreeType", .product(name: "Metrics", package: "swift-metrics")]),
+        // Pictures drawn into frames: fills, text (FreeType), images with alpha. Below the
+        // compositor, so the ingest slate draws without it.
+        .target(name: "Drawing", dependencies: ["MediaCodecs", "CFreeType"]),
+        .target(name: "Compositor", dependencies: ["Drawing", "MediaCodecs", "Layout", .product(name: "Metrics", package: "swift-metrics")]),
         .target(name: "FLV"),
         .target(name: "Outputs", dependencies: [
             "MediaCodecs", "RTMP", "FLV", "NetworkPolicy", .product(name: "NIOCore", package: "swift-nio"), .product(name: "Metrics", package: "swift-metrics"),
@@ -111,7 +114,7 @@ let package = Package(
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
         ]),
         .target(name: "Ingest", dependencies: [
-            "Outputs", "MediaCodecs", "Compositor", "RTMP", "FLV", "CSRT", "SFU", "SDP", "RTP", "NetworkPolicy", "OutboundHTTP",
+            "Outputs", "MediaCodecs", "Drawing", "RTMP", "FLV", "CSRT", "SFU", "SDP", "RTP", "NetworkPolicy", "OutboundHTTP",
             .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"), .product(name: "Metrics", package: "swift-metrics"),
         ]),
@@ -150,7 +153,7 @@ let package = Package(
         .target(
             name: "Rooms",
             dependencies: [
-                "Store", "Registry", "SFU", "Compositor", "Outputs", "MediaCodecs", "Layout", "RTMP", "RTP", "Ingest", "NetworkPolicy",
+                "Store", "Registry", "SFU", "Compositor", "Drawing", "Outputs", "MediaCodecs", "Layout", "RTMP", "RTP", "Ingest", "NetworkPolicy",
                 .product(name: "NIOCore", package: "swift-nio"), .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
             ]
@@ -218,7 +221,7 @@ let package = Package(
         .testTarget(name: "MediaCodecsTests", dependencies: ["MediaCodecs", "RTP"]),
         .testTarget(name: "NetworkPolicyTests", dependencies: ["NetworkPolicy"]),
         .testTarget(name: "RTMPTests", dependencies: ["RTMP", "FLV", "MediaCodecs", "Outputs", "NetworkPolicy", .product(name: "NIOPosix", package: "swift-nio")]),
-        .testTarget(name: "CompositorTests", dependencies: ["Compositor", "MediaCodecs", "Layout"]),
+        .testTarget(name: "CompositorTests", dependencies: ["Compositor", "Drawing", "MediaCodecs", "Layout"]),
         .testTarget(name: "OutputsTests", dependencies: ["Outputs", "MediaCodecs"]),
         .testTarget(name: "IngestTests", dependencies: ["Ingest", "RTMP", "FLV", "Outputs", "MediaCodecs", "NetworkPolicy", .product(name: "NIOPosix", package: "swift-nio")]),
         .testTarget(name: "LayoutTests", dependencies: ["Layout"], resources: [.copy("Fixtures")]),

@@ -1,3 +1,4 @@
+import Drawing
 import Foundation
 import Layout
 import MediaCodecs
@@ -19,6 +20,30 @@ public struct Scene: Sendable {
         self.banner = banner
         self.logo = logo
         self.background = background
+    }
+}
+
+/// The time the mix loop keeps: nanoseconds on a monotonic clock, and a sleep until one of
+/// them. Production uses the kernel's monotonic clock; tests give a simulated one, so
+/// they run as fast as the machine allows and lateness is whatever they make it.
+public protocol CompositorClock: Sendable {
+    func now() -> UInt64
+    func sleep(until deadline: UInt64)
+}
+
+/// CLOCK_MONOTONIC, slept on with absolute deadlines so ticks never drift.
+public struct MonotonicClock: CompositorClock {
+    public init() {}
+
+    public func now() -> UInt64 {
+        var time = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &time)
+        return UInt64(time.tv_sec) * 1_000_000_000 + UInt64(time.tv_nsec)
+    }
+
+    public func sleep(until deadline: UInt64) {
+        var time = timespec(tv_sec: Int(deadline / 1_000_000_000), tv_nsec: Int(deadline % 1_000_000_000))
+        while clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &time, nil) == EINTR {}
     }
 }
 
@@ -81,6 +106,7 @@ public final class Compositor: Sendable {
     private let stopped = Atomic<Bool>(false)
     private let engine: Mutex<Engine>
     private let onPacket: @Sendable (ProgramPacket) -> Void
+    private let clock: any CompositorClock
     private let done = DispatchSemaphore(value: 0)
 
     /// The encoders and drawing state, used only by the mix thread.
@@ -95,8 +121,10 @@ public final class Compositor: Sendable {
         var canvas: VideoFrame?
     }
 
-    public init(settings: Settings, scene: Scene, onPacket: @escaping @Sendable (ProgramPacket) -> Void) throws {
+    public init(settings: Settings, scene: Scene, clock: any CompositorClock = MonotonicClock(),
+                onPacket: @escaping @Sendable (ProgramPacket) -> Void) throws {
         self.settings = settings
+        self.clock = clock
         let video = try H264Encoder(.init(width: settings.width, height: settings.height, framesPerSecond: settings.framesPerSecond,
                                           bitrateKbps: settings.videoBitrateKbps, preset: settings.encoderPreset, threads: settings.effectiveEncoderThreads))
         let audio = try AACEncoder(bitrate: settings.audioBitrate)
@@ -117,7 +145,7 @@ public final class Compositor: Sendable {
     public func start() {
         guard !running.exchange(true, ordering: .relaxed) else { return }
         let thread = Thread { [self] in
-            run()
+            mix { _ in stopped.load(ordering: .relaxed) }
             done.signal()
         }
         thread.name = "tally-compositor"
@@ -130,15 +158,23 @@ public final class Compositor: Sendable {
         done.wait()
     }
 
-    private func run() {
+    /// Runs the first `count` ticks on the calling thread, on the compositor's clock; for
+    /// tests and tools that want frames without a thread.
+    public func run(ticks count: UInt64) {
+        mix { $0 >= count }
+    }
+
+    /// The loop: each tick is due at the start plus its number of intervals. `finished` is
+    /// asked before each tick with its number.
+    private func mix(until finished: (UInt64) -> Bool) {
         let interval = 1_000_000_000 / UInt64(settings.framesPerSecond)
-        let start = Self.monotonicNanoseconds()
+        let start = clock.now()
         var tick: UInt64 = 0
-        while !stopped.load(ordering: .relaxed) {
+        while !finished(tick) {
             let due = start + tick * interval
-            let now = Self.monotonicNanoseconds()
+            let now = clock.now()
             if now < due {
-                Self.sleep(until: due)
+                clock.sleep(until: due)
             } else if now - due > interval {
                 // This tick cannot be on time: skip it, keeping the clock.
                 statistics.withLock {
@@ -283,16 +319,5 @@ public final class Compositor: Sendable {
         let width = Int(Double(frame.width) * scale), height = Int(Double(frame.height) * scale)
         let target = PixelRect(x: rect.x + (rect.width - width) / 2, y: rect.y + (rect.height - height) / 2, width: width, height: height)
         scaler.draw(frame, crop: PixelRect(x: 0, y: 0, width: frame.width, height: frame.height), into: &picture, rect: target)
-    }
-
-    static func monotonicNanoseconds() -> UInt64 {
-        var time = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &time)
-        return UInt64(time.tv_sec) * 1_000_000_000 + UInt64(time.tv_nsec)
-    }
-
-    static func sleep(until deadline: UInt64) {
-        var time = timespec(tv_sec: Int(deadline / 1_000_000_000), tv_nsec: Int(deadline % 1_000_000_000))
-        while clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &time, nil) == EINTR {}
     }
 }

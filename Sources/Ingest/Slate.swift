@@ -1,4 +1,4 @@
-import Compositor
+import Drawing
 import MediaCodecs
 
 /// What HLS viewers see while a publisher is away: a still card and silence, encoded once

@@ -1,4 +1,5 @@
 import Compositor
+import Drawing
 import Dispatch
 import Foundation
 import Ingest

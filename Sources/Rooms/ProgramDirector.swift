@@ -1,4 +1,5 @@
 import Compositor
+import Drawing
 import FluentKit
 import Foundation
 import Ingest

@@ -1,4 +1,5 @@
 @testable import Compositor
+import Drawing
 import Foundation
 import Layout
 import MediaCodecs
@@ -13,14 +14,44 @@ private func gridLayout() throws -> LayoutSpec {
 private let red = YUVColor(red: 230, green: 30, blue: 30)
 private let blue = YUVColor(red: 30, green: 60, blue: 230)
 
-/// Runs a small compositor for `seconds` and decodes the last picture it encoded.
-private func runProgram(scene: Scene, seconds: Double = 0.6) throws -> (picture: VideoFrame, packets: [ProgramPacket], stats: Compositor.Statistics) {
+/// Time as a test scripts it: the loop asks for the time once to start and once per tick,
+/// and tick `n` is told it is `lateness[n]` past its due time (on time when absent, so it
+/// sleeps, which takes no time at all).
+private final class ScriptedClock: CompositorClock {
+    private let interval: UInt64
+    private let lateness: [UInt64: UInt64]
+    private let calls = Mutex<UInt64>(0)
+
+    init(framesPerSecond: Int, lateness: [UInt64: UInt64] = [:]) {
+        interval = 1_000_000_000 / UInt64(framesPerSecond)
+        self.lateness = lateness
+    }
+
+    func now() -> UInt64 {
+        let call = calls.withLock { calls in
+            defer { calls += 1 }
+            return calls
+        }
+        guard call > 0 else { return 0 }
+        let tick = call - 1
+        // A tick on time is asked a nanosecond before it is due.
+        guard let late = lateness[tick] else { return tick == 0 ? 0 : tick * interval - 1 }
+        return tick * interval + late
+    }
+
+    func sleep(until deadline: UInt64) {}
+}
+
+/// Runs a small compositor for `ticks` ticks (0.6 s of program at 30 fps) on a scripted
+/// clock, and decodes the last picture it encoded.
+private func runProgram(scene: Scene, ticks: UInt64 = 18, lateness: [UInt64: UInt64] = [:]) throws
+    -> (picture: VideoFrame, packets: [ProgramPacket], stats: Compositor.Statistics) {
     let packets = Mutex<[ProgramPacket]>([])
     let compositor = try Compositor(settings: .init(width: 320, height: 180, framesPerSecond: 30, videoBitrateKbps: 400, encoderThreads: 1),
-                                    scene: scene) { packet in packets.withLock { $0.append(packet) } }
-    compositor.start()
-    Thread.sleep(forTimeInterval: seconds)
-    compositor.stop()
+                                    scene: scene, clock: ScriptedClock(framesPerSecond: 30, lateness: lateness)) { packet in
+        packets.withLock { $0.append(packet) }
+    }
+    compositor.run(ticks: ticks)
     let all = packets.withLock { $0 }
     let decoder = try AVVideoDecoder(codecID: .init(27))
     var last: VideoFrame?
@@ -38,7 +69,7 @@ private func near(_ a: YUVColor, _ b: YUVColor, tolerance: Int = 24) -> Bool {
     abs(Int(a.y) - Int(b.y)) <= tolerance && abs(Int(a.u) - Int(b.u)) <= tolerance && abs(Int(a.v) - Int(b.v)) <= tolerance
 }
 
-@Suite(.serialized) struct CompositorTests {
+@Suite struct CompositorTests {
     @Test func drawsEachInputInItsGridTileAndEncodesOnTheTickClock() throws {
         let left = CompositorInput(name: "Ada")
         let right = CompositorInput(name: "Bo")
@@ -53,11 +84,22 @@ private func near(_ a: YUVColor, _ b: YUVColor, tolerance: Int = 24) -> Bool {
         #expect(near(color(picture, x: b.x + b.width / 2, y: b.y + b.height / 3), blue))
         #expect(near(color(picture, x: 160, y: 2), .stage), "the backdrop shows outside the tiles")
         let video = packets.filter { $0.kind == .video }
-        #expect(video.count >= 5 && video.first?.isKeyframe == true)
+        #expect(video.count == 18 && video.first?.isKeyframe == true)
         // Frame n is stamped n/30 s whatever the wall clock did.
         #expect(zip(video, video.dropFirst()).allSatisfy { ($1.pts - $0.pts) % 33_333 <= 1 && $1.pts > $0.pts })
         #expect(packets.contains { $0.kind == .audio })
         #expect(stats.frames == video.count, "x264 in zero-latency mode gives one packet per frame")
+    }
+
+    @Test func aLateTickIsCountedAndOneThatCannotBeOnTimeIsSkippedKeepingTheClock() throws {
+        let interval: UInt64 = 1_000_000_000 / 30
+        let (_, packets, stats) = try runProgram(scene: Scene(layout: try gridLayout(), participants: [CompositorInput(name: "Ada")]),
+                                                 ticks: 12, lateness: [3: interval * 6 / 10, 5: interval * 3 / 2, 8: interval / 4])
+        #expect(stats.frames == 11 && stats.lateFrames == 2 && stats.skippedFrames == 1)
+        let stamps: [Int64] = packets.filter { $0.kind == .video }.map(\.pts)
+        let ticks: [Int64] = [0, 1, 2, 3, 4, 6, 7, 8, 9, 10, 11]
+        // Tick 5 has no frame; the ones after it keep their own times.
+        #expect(stamps == ticks.map { $0 * 1_000_000 / 30 })
     }
 
     @Test func aSourceSlightlyLargerThanItsTileIsCroppedNotScaled() {
@@ -76,7 +118,7 @@ private func near(_ a: YUVColor, _ b: YUVColor, tolerance: Int = 24) -> Bool {
     @Test func anInputWithoutAPictureIsANameTileNotAStall() throws {
         let waiting = CompositorInput(name: "Waiting Person")
         let (picture, packets, _) = try runProgram(scene: Scene(layout: try gridLayout(), participants: [waiting]))
-        #expect(packets.filter { $0.kind == .video }.count >= 5)
+        #expect(packets.filter { $0.kind == .video }.count == 18)
         let tile = try #require(try gridLayout().place(["w"], width: 320, height: 180).first)
         #expect(near(color(picture, x: tile.x + 4, y: tile.y + 4), .tile))
         // The name is written in white somewhere in the tile's middle band.

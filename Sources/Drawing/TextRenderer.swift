@@ -17,10 +17,10 @@ public final class TextRenderer {
     public static let defaultFont = "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf"
 
     public init(fontPath: String = TextRenderer.defaultFont) throws {
-        guard FT_Init_FreeType(&library) == 0 else { throw CompositorError("FreeType did not initialise") }
+        guard FT_Init_FreeType(&library) == 0 else { throw DrawingError("FreeType did not initialise") }
         guard FT_New_Face(library, fontPath, 0, &face) == 0 else {
             FT_Done_FreeType(library)
-            throw CompositorError("cannot load the font \(fontPath) (install fonts-dejavu-core)")
+            throw DrawingError("cannot load the font \(fontPath) (install fonts-dejavu-core)")
         }
     }
 
@@ -82,7 +82,7 @@ public final class TextRenderer {
     }
 }
 
-public struct CompositorError: Error, CustomStringConvertible {
+public struct DrawingError: Error, CustomStringConvertible {
     public var description: String
 
     public init(_ description: String) {
