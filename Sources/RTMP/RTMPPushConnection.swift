@@ -127,10 +127,15 @@ public final class RTMPPushConnection: Sendable {
     }
 
     /// Unpublishes cleanly (FCUnpublish, deleteStream) and closes.
-    public func close() async {
+    /// A receiver that stops reading gets `goodbyeTimeout` for the goodbye, then the
+    /// connection is dropped: stopping a show never waits on someone else's server.
+    public func close(goodbyeTimeout: TimeAmount = .seconds(3)) async {
         let handler = self.handler
+        let channel = self.channel
         try? await channel.eventLoop.submit { handler.value.unpublishAndClose() }.get()
+        let deadline = channel.eventLoop.scheduleTask(in: goodbyeTimeout) { channel.close(promise: nil) }
         _ = try? await closed.get()
+        deadline.cancel()
     }
 }
 

@@ -70,6 +70,9 @@ final class NginxRTMP {
         try? FileManager.default.removeItem(at: directory)
     }
 
+    /// Stops nginx reading anything, as a receiver that hangs does; SIGKILL still ends it.
+    func freeze() { kill(process.processIdentifier, SIGSTOP) }
+
     /// What nginx recorded of a stream key, once the publisher has gone.
     func recording(_ key: String) -> String { directory.appendingPathComponent("rec/\(key).flv").path }
 

@@ -36,6 +36,22 @@ import Testing
         #expect((Double(duration.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0) > 1.5)
     }
 
+    @Test(.timeLimit(.minutes(1))) func closingAPushToAReceiverThatStoppedReadingDoesNotHang() async throws {
+        let nginx = try NginxRTMP(onPublish: "allow")
+        let endpoint = try RTMPEndpoint(url: "rtmp://127.0.0.1:\(nginx.rtmpPort)/live", streamKey: "frozen")
+        let connection = try await RTMPPushConnection.open(endpoint, group: MultiThreadedEventLoopGroup.singleton, policy: .unrestricted)
+        nginx.freeze()
+        let filler = [UInt8](repeating: 0x17, count: 64 << 10)
+        for index in 0..<200 where connection.isWritable {
+            connection.send(.video, timestamp: UInt32(index * 33), body: filler)
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        let started = ContinuousClock.now
+        await connection.close()
+        let waited = ContinuousClock.now - started
+        #expect(waited < .seconds(10), "close waited \(waited) for a receiver that reads nothing")
+    }
+
     @Test func aRefusedKeyIsARejectionNotANetworkError() async throws {
         let nginx = try NginxRTMP(onPublish: "deny")
         let endpoint = try RTMPEndpoint(url: "rtmp://127.0.0.1:\(nginx.rtmpPort)/live", streamKey: "bad-key")

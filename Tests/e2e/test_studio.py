@@ -173,9 +173,12 @@ def test_host_and_guests_run_a_studio(start_tally, tmp_path):
             assert "Live" in host.inner_text("#destinations")
             assert wait_for(lambda: guests[0].inner_text("#status") == "live")
             shoot(host, "studio-live")
+            # The button ends the broadcast only once the host's own page knows it is live.
+            assert wait_for(lambda: host.inner_text("#status") == "live")
             host.once("dialog", lambda dialog: dialog.accept())
             host.click("#go-live")
-            assert wait_for(lambda: host.locator("#destinations li[data-status='stopped']").count() == 1, 20)
+            assert wait_for(lambda: host.locator("#destinations li[data-status='stopped']").count() == 1, 20), \
+                f"destinations: {host.inner_text('#destinations')!r}, status: {host.inner_text('#status')!r}"
             assert receiver.publishes("secret-stream-key-9Z7Q") == 1
         finally:
             browser.close()
