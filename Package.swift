@@ -89,7 +89,8 @@ let package = Package(
         .target(name: "Compositor", dependencies: ["Drawing", "MediaCodecs", "Layout", .product(name: "Metrics", package: "swift-metrics")]),
         .target(name: "FLV"),
         .target(name: "Outputs", dependencies: [
-            "MediaCodecs", "RTMP", "FLV", "NetworkPolicy", .product(name: "NIOCore", package: "swift-nio"), .product(name: "Metrics", package: "swift-metrics"),
+            "MediaCodecs", "RTMP", "FLV", "NetworkPolicy", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"), .product(name: "Metrics", package: "swift-metrics"),
         ]),
         // Where Tally may connect on its own (destinations, relays, webhooks): resolved and checked at connect time.
         .target(name: "NetworkPolicy", dependencies: [
@@ -107,12 +108,7 @@ let package = Package(
             .product(name: "Crypto", package: "swift-crypto"), .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "Logging", package: "swift-log"),
         ]),
-        .target(name: "RTMP", dependencies: [
-            "FLV", "NetworkPolicy",
-            .product(name: "NIOCore", package: "swift-nio"),
-            .product(name: "NIOPosix", package: "swift-nio"),
-            .product(name: "NIOSSL", package: "swift-nio-ssl"),
-        ]),
+        .target(name: "RTMP"),
         .target(name: "Ingest", dependencies: [
             "Outputs", "MediaCodecs", "Drawing", "RTMP", "FLV", "CSRT", "SFU", "SDP", "RTP", "NetworkPolicy", "OutboundHTTP",
             .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),

@@ -4,6 +4,7 @@ import Logging
 import MediaCodecs
 import NetworkPolicy
 import NIOPosix
+import Outputs
 import RTMP
 import Synchronization
 import Testing

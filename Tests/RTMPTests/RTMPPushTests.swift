@@ -3,6 +3,7 @@ import Foundation
 import MediaCodecs
 import NetworkPolicy
 import NIOPosix
+import Outputs
 import RTMP
 import Testing
 

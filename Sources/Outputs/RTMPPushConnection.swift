@@ -2,6 +2,7 @@ import NetworkPolicy
 import NIOCore
 import NIOPosix
 import NIOSSL
+import RTMP
 
 /// Why a push did not start or did not last.
 public enum RTMPPushError: Error, Equatable, CustomStringConvertible {
