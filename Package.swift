@@ -146,12 +146,20 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
+        // One broadcast on air: stage feeds in, the compositor, every output and the WHEP players out.
+        .target(
+            name: "Program",
+            dependencies: [
+                "SFU", "Compositor", "Drawing", "Outputs", "MediaCodecs", "Layout", "RTMP", "RTP", "SDP", "Ingest", "NetworkPolicy",
+                .product(name: "NIOCore", package: "swift-nio"), .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+            ]
+        ),
         .target(
             name: "Rooms",
             dependencies: [
-                "Store", "Registry", "SFU", "Compositor", "Drawing", "Outputs", "MediaCodecs", "Layout", "RTMP", "RTP", "Ingest", "NetworkPolicy",
-                .product(name: "NIOCore", package: "swift-nio"), .product(name: "Logging", package: "swift-log"),
-                .product(name: "Metrics", package: "swift-metrics"),
+                "Store", "Registry", "SFU", "Program", "Compositor", "Drawing", "Outputs", "MediaCodecs", "Layout", "RTMP", "Ingest", "NetworkPolicy",
+                .product(name: "NIOPosix", package: "swift-nio"), .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .target(name: "Signaling"),

@@ -29,7 +29,7 @@ extension API {
             let broadcast = try await ownedBroadcast(context.parameters.get("id"), context: context)
             let id = try broadcast.requireID().uuidString
             let entries = TransportBoard.transports(broadcast: id).map { (router: "participants", figures: $0) }
-                + TransportBoard.transports(broadcast: ProgramPlayers.routerID(id)).map { (router: "program", figures: $0) }
+                + TransportBoard.transports(broadcast: ProgramWatch.routerID(id)).map { (router: "program", figures: $0) }
             return BroadcastDebugResponse(transports: entries.map { entry in
                 let figures = entry.figures
                 return TransportResponse(session: figures.session, direction: figures.direction.rawValue, router: entry.router,

@@ -24,7 +24,7 @@ extension API {
         router.delete("whep/:broadcast/:participant/:session") { _, context in
             let broadcast = try await memberBroadcast(context)
             let id = try broadcast.requireID().uuidString
-            let router = context.parameters.get("participant") == ProgramPlayers.participantID.rawValue ? ProgramPlayers.routerID(id) : id
+            let router = context.parameters.get("participant") == ProgramWatch.participantID.rawValue ? ProgramWatch.routerID(id) : id
             guard await transport.close(sessionID: SessionID(context.parameters.get("session") ?? ""), tag: SFU.playTag(router),
                                      identity: try context.sessionOwner().identity, reason: "closed by the client") else {
                 throw APIError.notFound("session")
@@ -79,9 +79,9 @@ extension API {
         let id = try broadcast.requireID().uuidString
         do {
             let (session, answer) = try await Self.openingSession {
-                try await sfu.play(broadcastID: ProgramPlayers.routerID(id), participantID: ProgramPlayers.participantID, offer: offer, owner: owner)
+                try await sfu.play(broadcastID: ProgramWatch.routerID(id), participantID: ProgramWatch.participantID, offer: offer, owner: owner)
             }
-            return sdpResponse(answer, location: "/whep/\(id)/\(ProgramPlayers.participantID)/\(session)", request: request, context: context, identity: owner.identity)
+            return sdpResponse(answer, location: "/whep/\(id)/\(ProgramWatch.participantID)/\(session)", request: request, context: context, identity: owner.identity)
         } catch SFUError.notPublishing {
             throw APIError(.conflict, "not_live", "the program is starting; try again in a moment", headers: [.retryAfter: "1"])
         }

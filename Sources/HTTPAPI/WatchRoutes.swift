@@ -67,7 +67,7 @@ extension API {
             let share = request.uri.queryParameters.get("share") ?? ""
             return WatchResponse(
                 title: broadcast.title, status: broadcast.status, startedAt: broadcast.startedAt, endedAt: broadcast.endedAt,
-                viewers: await transport.sessionCount(tag: SFU.playTag(ProgramPlayers.routerID(id))),
+                viewers: await transport.sessionCount(tag: SFU.playTag(ProgramWatch.routerID(id))),
                 whepUrl: "/api/watch/\(id)/whep?share=\(share)", hlsUrl: "/hls/\(id)/index.m3u8",
                 iceServers: iceServers.servers(identity: "share:\(shareID)", address: context.clientAddress, host: turnHost(request)))
         }
@@ -77,7 +77,7 @@ extension API {
             guard broadcast.status == BroadcastStatus.live.rawValue else {
                 throw APIError(.conflict, "not_live", "the program plays once the broadcast is live", headers: [.retryAfter: "2"])
             }
-            guard await transport.sessionCount(tag: SFU.playTag(ProgramPlayers.routerID(id))) < Self.maxWHEPViewers else {
+            guard await transport.sessionCount(tag: SFU.playTag(ProgramWatch.routerID(id))) < Self.maxWHEPViewers else {
                 throw APIError(.serviceUnavailable, "too_many_viewers", "this broadcast has as many WebRTC viewers as it takes; play its HLS instead",
                                headers: [.retryAfter: "30"])
             }
@@ -86,7 +86,7 @@ extension API {
             let offer = try await Self.readOffer(request)
             do {
                 let (session, answer) = try await Self.openingSession {
-                    try await sfu.play(broadcastID: ProgramPlayers.routerID(id), participantID: ProgramPlayers.participantID, offer: offer, owner: owner)
+                    try await sfu.play(broadcastID: ProgramWatch.routerID(id), participantID: ProgramWatch.participantID, offer: offer, owner: owner)
                 }
                 let share = request.uri.queryParameters.get("share") ?? ""
                 return sdpResponse(answer, location: "/api/watch/\(id)/whep/\(session)?share=\(share)", request: request, context: context, identity: identity)
@@ -96,7 +96,7 @@ extension API {
         }
         router.delete("api/watch/:broadcast/whep/:session") { request, context -> HTTPResponse.Status in
             let (broadcast, shareID) = try await sharedBroadcast(request, context)
-            guard await transport.close(sessionID: SessionID(context.parameters.get("session") ?? ""), tag: SFU.playTag(ProgramPlayers.routerID(try broadcast.requireID().uuidString)),
+            guard await transport.close(sessionID: SessionID(context.parameters.get("session") ?? ""), tag: SFU.playTag(ProgramWatch.routerID(try broadcast.requireID().uuidString)),
                                      identity: viewerIdentity(shareID, context), reason: "closed by the viewer") else {
                 throw APIError.notFound("session")
             }

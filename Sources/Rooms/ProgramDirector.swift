@@ -7,6 +7,7 @@ import Layout
 import Logging
 import MediaCodecs
 import NetworkPolicy
+import Program
 import NIOPosix
 import Outputs
 import Registry
