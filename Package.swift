@@ -155,6 +155,13 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
             ]
         ),
+        // The deployment's nodes: heartbeats with their load into the registry.
+        .target(
+            name: "Cluster",
+            dependencies: [
+                "Registry", .product(name: "Logging", package: "swift-log"), .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ]
+        ),
         .target(
             name: "Rooms",
             dependencies: [
@@ -171,7 +178,7 @@ let package = Package(
         .target(
             name: "HTTPAPI",
             dependencies: [
-                "Store", "Registry", "Rooms", "MediaPlane", "SFU", "SDP", "Layout", "Signaling",
+                "Store", "Registry", "Cluster", "Rooms", "MediaPlane", "SFU", "SDP", "Layout", "Signaling",
                 "Ingest", "NetworkPolicy", "StudioFiles", "Certificates", "OutboundHTTP", "TURN",
                 .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -187,7 +194,7 @@ let package = Package(
         .target(
             name: "TallyNode",
             dependencies: [
-                "HTTPAPI", "Rooms", "Ingest", "SFU", "WebRTCTransport", "DTLS", "TURN", "Store", "Registry", "Layout", "NetworkPolicy",
+                "HTTPAPI", "Cluster", "Rooms", "Ingest", "SFU", "WebRTCTransport", "DTLS", "TURN", "Store", "Registry", "Layout", "NetworkPolicy",
                 "StudioFiles", "Certificates",
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -225,6 +232,9 @@ let package = Package(
         .testTarget(name: "MediaCodecsTests", dependencies: ["MediaCodecs", "RTP"]),
         .testTarget(name: "NetworkPolicyTests", dependencies: ["NetworkPolicy"]),
         .testTarget(name: "RTMPTests", dependencies: ["RTMP", "FLV", "MediaCodecs", "Outputs", "NetworkPolicy", .product(name: "NIOPosix", package: "swift-nio")]),
+        .testTarget(name: "ClusterTests", dependencies: [
+            "Cluster", "Registry", .product(name: "NIOPosix", package: "swift-nio"), .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        ]),
         .testTarget(name: "CompositorTests", dependencies: ["Compositor", "Drawing", "MediaCodecs", "Layout"]),
         .testTarget(name: "OutputsTests", dependencies: ["Outputs", "MediaCodecs"]),
         .testTarget(name: "IngestTests", dependencies: ["Ingest", "RTMP", "FLV", "Outputs", "MediaCodecs", "NetworkPolicy", .product(name: "NIOPosix", package: "swift-nio")]),
@@ -243,7 +253,7 @@ let package = Package(
         .testTarget(
             name: "HTTPAPITests",
             dependencies: [
-                "HTTPAPI", "TallyNode",
+                "HTTPAPI", "TallyNode", "Cluster",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "HummingbirdWSTesting", package: "hummingbird-websocket"),
             ]

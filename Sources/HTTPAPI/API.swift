@@ -1,4 +1,5 @@
 import FluentKit
+import Cluster
 import Foundation
 import Hummingbird
 import Ingest
@@ -29,6 +30,8 @@ struct API: Sendable {
     let boundSRTPort: Int
     let hlsSigner: HLSURLSigner
     let iceServers: ICEServerDirectory
+    let nodes: NodeDirectory
+    let nodeID: String
     let logger: Logger
 
     /// A broadcast the caller owns: 404 if there is none, 403 if it is someone else's.
@@ -50,7 +53,7 @@ struct API: Sendable {
             guard invited == id else { throw APIError(.forbidden, "not_invited", "this invite is for another broadcast") }
             guard let broadcast = try await Broadcast.find(id, on: store.db) else { throw APIError.notFound("broadcast") }
             return broadcast
-        case .user?:
+        case .user?, .operator?:
             return try await ownedBroadcast(id.uuidString, context: context)
         case nil:
             throw APIError.unauthorized

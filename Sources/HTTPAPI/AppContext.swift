@@ -7,12 +7,15 @@ import SFU
 public enum Identity: Sendable, Equatable {
     case user(id: UUID, tokenID: String, expiresAt: Date, family: String?)
     case guest(broadcastID: UUID, inviteID: String, name: String?)
+    /// Whoever runs the deployment (`tally --operator-token`): sees its nodes, owns no broadcast.
+    case `operator`
 
     /// The credential behind the identity, as media sessions record their holder.
     var sessionKey: String {
         switch self {
         case .user(let id, _, _, _): "user:\(id.uuidString)"
         case .guest(_, let inviteID, _): Self.sessionKey(invite: inviteID)
+        case .operator: "operator"
         }
     }
 
@@ -51,6 +54,7 @@ public struct AppContext: RequestContext {
     func requireUser() throws -> UUID {
         guard case .user(let id, _, _, _)? = identity else {
             if case .guest? = identity { throw APIError(.forbidden, "account_required", "guests cannot do this; sign in with an account") }
+            if case .operator? = identity { throw APIError(.forbidden, "account_required", "the operator's token lists nodes; sign in with an account for this") }
             throw APIError.unauthorized
         }
         return id

@@ -46,6 +46,7 @@ struct Session: Sendable {
 /// work once: each refresh hands out a new one.
 final class AuthService: Sendable {
     private let keys: JWTKeyCollection
+    private let operatorToken: OperatorToken
     private let registry: any Registry
     private let accessLifetime: Duration
     let refreshLifetime: Duration
@@ -57,6 +58,7 @@ final class AuthService: Sendable {
     init(secret: MasterSecret, registry: any Registry, configuration: ServerConfiguration, logger: Logger) async {
         self.logger = logger
         keys = JWTKeyCollection()
+        operatorToken = OperatorToken(secret: secret)
         await keys.add(hmac: HMACKey(key: secret.derivedKey(purpose: "jwt")), digestAlgorithm: .sha256)
         self.registry = registry
         accessLifetime = configuration.accessTokenLifetime
@@ -163,6 +165,9 @@ final class AuthService: Sendable {
             return try await registryCall { try await registry.isTokenFamilyRevoked(family) }
         case .guest(_, let inviteID, _):
             return try await registryCall { try await registry.isAccessTokenRevoked(id: inviteID) }
+        case .operator:
+            // It lasts as long as the root secret it comes from.
+            return false
         }
     }
 
@@ -170,6 +175,10 @@ final class AuthService: Sendable {
 
     /// The identity a bearer token proves, or an error saying why it proves none.
     func authenticate(bearer token: String) async throws -> Identity {
+        if token.hasPrefix(OperatorToken.prefix) {
+            guard operatorToken.matches(token) else { throw APIError(.unauthorized, "invalid_token", "the token is not one this server issued") }
+            return .operator
+        }
         let claims: TokenClaims
         do {
             claims = try await keys.verify(token, as: TokenClaims.self)

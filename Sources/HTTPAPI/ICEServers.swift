@@ -55,6 +55,8 @@ extension API {
     func addICEServerRoutes(to router: Router<AppContext>) {
         router.get("api/ice-servers") { request, context -> ICEServersResponse in
             guard let identity = context.identity else { throw APIError.unauthorized }
+            // TURN credentials are for those who send or play media, which the operator does not.
+            guard identity != .operator else { throw APIError(.forbidden, "account_required", "the operator's token gets no TURN credentials") }
             return ICEServersResponse(iceServers: iceServers.servers(identity: identity.sessionKey, address: context.clientAddress, host: turnHost(request)))
         }
     }

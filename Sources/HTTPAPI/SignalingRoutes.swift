@@ -255,6 +255,7 @@ final class SignalingConnection {
         let member: RoomMember = switch identity {
         case .user(let userID, _, _, _): .host(userID: userID)
         case .guest(let invited, let inviteID, let name): .guest(invitedTo: invited, inviteID: inviteID, invitedName: name)
+        case .operator: throw SignalingError("account_required", "the operator's token joins no studio; sign in with an account")
         }
         let room = api.rooms.room(request.broadcastID)
         let claim = request.resume.map { Room.ResumeClaim(participantID: $0.participantID, token: $0.token) }

@@ -1,4 +1,5 @@
 import Certificates
+import Cluster
 import Foundation
 import Hummingbird
 import HummingbirdCore
@@ -45,13 +46,16 @@ public final class TallyServices: Sendable {
     public let boundRTMPPort: Int
     /// The SRT port actually bound.
     public let boundSRTPort: Int
+    /// The deployment's nodes, for operators, and this node's id among them.
+    let nodes: NodeDirectory
+    let nodeID: String
     let logger: Logger
 
     /// `turnCredentials` sign the TURN URLs the studio is given, for the embedded `turn` or
     /// the operator's own servers.
     public init(configuration: ServerConfiguration, layouts: LayoutLibrary, store: Store, registry: any Registry, secret: MasterSecret,
                 transport: any MediaTransport, sfu: SFU, programs: ProgramDirector, ingest: IngestHub, boundRTMPPort: Int, boundSRTPort: Int,
-                turn: TURNServer?, turnCredentials: TURNCredentials, logger: Logger) async {
+                turn: TURNServer?, turnCredentials: TURNCredentials, nodes: NodeDirectory, nodeID: String, logger: Logger) async {
         self.configuration = configuration
         self.layouts = layouts
         self.store = store
@@ -72,6 +76,8 @@ public final class TallyServices: Sendable {
         let turnsPort: BoundPort? = configuration.tlsEnabled ? (turn?.boundTLSPort.map(BoundPort.init) ?? httpsPort) : nil
         iceServers = ICEServerDirectory(credentials: turnCredentials, externalURLs: configuration.turnURLs, turnPort: turn?.boundPort ?? configuration.turnPort,
                                         turnsPort: turnsPort, lifetime: configuration.turnCredentialLifetime)
+        self.nodes = nodes
+        self.nodeID = nodeID
         self.logger = logger
     }
 
@@ -154,7 +160,7 @@ public enum TallyServer {
         API(configuration: services.configuration, layouts: services.layouts, store: services.store, registry: services.registry,
             transport: services.transport, sfu: services.sfu, rooms: services.rooms, auth: services.auth, studioSockets: services.studioSockets,
             ingest: services.ingest, whipIngest: services.whipIngest, boundRTMPPort: services.boundRTMPPort, boundSRTPort: services.boundSRTPort, hlsSigner: services.hlsSigner,
-            iceServers: services.iceServers, logger: services.logger)
+            iceServers: services.iceServers, nodes: services.nodes, nodeID: services.nodeID, logger: services.logger)
     }
 
     static func router(_ api: API) throws -> Hummingbird.Router<AppContext> {
@@ -171,6 +177,7 @@ public enum TallyServer {
         router.add(middleware: AuthenticationMiddleware(auth: api.auth))
         _ = TallyMetrics.registry
         api.addSystemRoutes(to: router, startedAt: .now, openAPI: try openAPIDocument())
+        api.addNodeRoutes(to: router)
         api.addAuthRoutes(to: router)
         api.addBroadcastRoutes(to: router)
         api.addDestinationRoutes(to: router)

@@ -110,6 +110,8 @@ extension API {
             return participant
         case .guest(_, let inviteID, let name)?:
             return try await rooms.whipParticipant(broadcast: broadcast, inviteID: inviteID, name: name)
+        case .operator?:
+            throw APIError(.forbidden, "account_required", "the operator's token publishes nothing; sign in with an account")
         case nil:
             throw APIError.unauthorized
         }

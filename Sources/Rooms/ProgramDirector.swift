@@ -77,6 +77,9 @@ public actor ProgramDirector {
 
     public func isLive(_ broadcastID: UUID) -> Bool { programs[broadcastID] != nil }
 
+    /// The programs this node runs now.
+    public var liveCount: Int { programs.count }
+
     /// A live program costs about a third of a core for as long as it runs: each node and
     /// each user may run only so many at once.
     public enum Refusal: Error {

@@ -75,6 +75,20 @@ public enum TransportBoard {
         figures.withLock { $0.values.filter { $0.broadcast == broadcast } }.sorted { $0.session < $1.session }
     }
 
+    /// This node's open transports by direction and what it sends, for its heartbeat.
+    public static func totals() -> (publishers: Int, subscribers: Int, sendBitsPerSecond: Double) {
+        figures.withLock { figures in
+            figures.values.reduce(into: (publishers: 0, subscribers: 0, sendBitsPerSecond: 0.0)) { totals, entry in
+                switch entry.direction {
+                case .receive: totals.publishers += 1
+                case .send:
+                    totals.subscribers += 1
+                    totals.sendBitsPerSecond += entry.bitrate
+                }
+            }
+        }
+    }
+
     static func update(_ entry: TransportFigures) {
         figures.withLock { $0[entry.session] = entry }
     }

@@ -1,4 +1,5 @@
 import Certificates
+import Cluster
 import DTLS
 import Foundation
 import HTTPAPI
@@ -27,6 +28,8 @@ public final class TallyNode: Sendable {
     /// What the HTTP API serves from.
     public let services: TallyServices
     public let webrtc: WebRTCServer
+    /// Tells the registry this node is up and how loaded it is, once it serves.
+    public let heartbeat: NodeHeartbeat
     /// The node's parts in the order they opened; each stops once, whoever asks first.
     private let parts: [NodePart]
 
@@ -49,9 +52,10 @@ public final class TallyNode: Sendable {
     /// TURN's own event loop: relayed media is copied there, not on the media or HTTP loops.
     private static let turnLoops = MultiThreadedEventLoopGroup(numberOfThreads: 1)
 
-    private init(services: TallyServices, webrtc: WebRTCServer, parts: [NodePart]) {
+    private init(services: TallyServices, webrtc: WebRTCServer, heartbeat: NodeHeartbeat, parts: [NodePart]) {
         self.services = services
         self.webrtc = webrtc
+        self.heartbeat = heartbeat
         self.parts = parts
     }
 
@@ -166,20 +170,29 @@ public final class TallyNode: Sendable {
 
         let programs = ProgramDirector(configuration: configuration.programSettings, layouts: layouts, store: store, registry: registry, sfu: sfu,
                                        ingest: ingest, logger: logger)
+        let cpu = ProcessCPU()
+        let nodes = NodeDirectory(registry: registry)
+        let heartbeat = NodeHeartbeat(directory: nodes, logger: logger) { [programCapacity = configuration.maxLivePrograms] in
+            let transports = TransportBoard.totals()
+            return NodeLoad(cpu: cpu.sample(), cpus: cpu.cores, livePrograms: await programs.liveCount, programCapacity: programCapacity,
+                            publishers: transports.publishers, subscribers: transports.subscribers, egressBitsPerSecond: transports.sendBitsPerSecond)
+        }
         let services = await TallyServices(configuration: configuration, layouts: layouts, store: store, registry: registry, secret: secret,
                                            transport: webrtc, sfu: sfu, programs: programs, ingest: ingest, boundRTMPPort: boundRTMPPort,
-                                           boundSRTPort: boundSRTPort, turn: turn, turnCredentials: credentials, logger: logger)
+                                           boundSRTPort: boundSRTPort, turn: turn, turnCredentials: credentials, nodes: nodes,
+                                           nodeID: heartbeat.id, logger: logger)
         parts.append(NodePart("programs") {
             await services.stop()
             await programs.stopAll()
         })
         await programs.reconcileAfterRestart()
-        return TallyNode(services: services, webrtc: webrtc, parts: parts)
+        return TallyNode(services: services, webrtc: webrtc, heartbeat: heartbeat, parts: parts)
     }
 
-    /// The node's parts as services, in the order they opened: put them before the HTTP
-    /// servers in a `ServiceGroup`, which shuts services down in reverse order.
-    public var serviceParts: [any Service] { parts }
+    /// The node's parts as services, in the order they opened, and its heartbeat last: put
+    /// them before the HTTP servers in a `ServiceGroup`, which shuts services down in
+    /// reverse order, so the node leaves the registry's list before anything stops.
+    public var serviceParts: [any Service] { parts + [heartbeat] }
 
     /// Stops every part not yet stopped, newest first: the programs and the API's own work,
     /// TURN, the ingest listeners, the ingest hub, WebRTC, the registry and last the store.

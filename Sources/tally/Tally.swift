@@ -79,6 +79,8 @@ struct Tally: AsyncParsableCommand {
     @Option(help: "Login/register attempts per client address per minute (TALLY_AUTH_RATE_LIMIT, default 20).") var authRateLimit: Int?
     @Option(help: "bcrypt cost for new password hashes, 4-16 (TALLY_BCRYPT_COST, default 12).") var bcryptCost: Int?
     @Option(help: "trace, debug, info, notice, warning, error or critical (TALLY_LOG_LEVEL, default info).") var logLevel: String?
+    @Flag(help: "Print the operator's bearer token for GET /api/nodes (derived from the root secret, the same on every node sharing it) and exit.")
+    var operatorToken = false
 
     func run() async throws {
         let environment = ProcessInfo.processInfo.environment
@@ -183,6 +185,14 @@ struct Tally: AsyncParsableCommand {
         }
 
         let settings = config
+        if operatorToken {
+            do {
+                print(try OperatorToken.load(secretKey: settings.secretKey, dataDirectory: settings.dataDirectory).value)
+            } catch {
+                throw ValidationError("cannot read the root secret: \(error)")
+            }
+            return
+        }
         let (certificate, certificateService, challenges) = try await Self.certificates(settings, logger: logger)
         let node = try await TallyNode.open(configuration: settings, certificate: certificate, logger: logger)
         let listeners = Listeners(dataDirectory: settings.dataDirectory, expected: certificate == nil ? ["http"] : ["http", "https"], logger: logger) { ports in
@@ -192,6 +202,11 @@ struct Tally: AsyncParsableCommand {
             ports["srt"] = node.boundSRTPort
             ports["turn"] = node.turn?.boundPort
             ports["turns"] = node.turn?.boundTLSPort
+        } ready: { ports in
+            // Other nodes and operators reach this one by its public URL, else by the address it listens on.
+            let host = settings.publicIP ?? (settings.host == "0.0.0.0" || settings.host == "::" ? "127.0.0.1" : settings.host)
+            let own = ports["https"].map { "https://\(host):\($0)" } ?? "http://\(host):\(ports["http"] ?? 0)"
+            node.heartbeat.serving(at: settings.publicURL ?? own)
         } banner: { ports in
             let shown = settings.host == "0.0.0.0" || settings.host == "::" ? "127.0.0.1" : settings.host
             let base = ports["https"].map { "https://\(shown):\($0)" } ?? "http://\(shown):\(ports["http"] ?? 0)"
@@ -266,15 +281,17 @@ actor Listeners {
     private let expected: Set<String>
     private let logger: Logger
     private let addOthers: @Sendable (inout [String: Int]) -> Void
+    private let ready: @Sendable ([String: Int]) -> Void
     private let banner: @Sendable ([String: Int]) -> String
     private var ports: [String: Int] = [:]
 
     init(dataDirectory: URL, expected: Set<String>, logger: Logger, others: @escaping @Sendable (inout [String: Int]) -> Void,
-         banner: @escaping @Sendable ([String: Int]) -> String) {
+         ready: @escaping @Sendable ([String: Int]) -> Void, banner: @escaping @Sendable ([String: Int]) -> String) {
         file = dataDirectory.appendingPathComponent("ports.json")
         self.expected = expected
         self.logger = logger
         addOthers = others
+        self.ready = ready
         self.banner = banner
     }
 
@@ -289,6 +306,7 @@ actor Listeners {
         } catch {
             logger.error("cannot write \(file.path): \(error)")
         }
+        ready(all)
         logger.info("listening", metadata: ["ports": "\(ports)", "ports_file": "\(file.path)"])
         FileHandle.standardOutput.write(Data(banner(all).utf8))
     }
