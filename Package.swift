@@ -159,13 +159,13 @@ let package = Package(
         .target(
             name: "Cluster",
             dependencies: [
-                "Registry", .product(name: "Logging", package: "swift-log"), .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                "Registry", "Store", .product(name: "Logging", package: "swift-log"), .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         .target(
             name: "Rooms",
             dependencies: [
-                "Store", "Registry", "SFU", "Program", "Compositor", "Drawing", "Outputs", "MediaCodecs", "Layout", "RTMP", "Ingest", "NetworkPolicy",
+                "Store", "Registry", "Cluster", "SFU", "Program", "Compositor", "Drawing", "Outputs", "MediaCodecs", "Layout", "RTMP", "Ingest", "NetworkPolicy",
                 .product(name: "NIOPosix", package: "swift-nio"), .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -233,7 +233,8 @@ let package = Package(
         .testTarget(name: "NetworkPolicyTests", dependencies: ["NetworkPolicy"]),
         .testTarget(name: "RTMPTests", dependencies: ["RTMP", "FLV", "MediaCodecs", "Outputs", "NetworkPolicy", .product(name: "NIOPosix", package: "swift-nio")]),
         .testTarget(name: "ClusterTests", dependencies: [
-            "Cluster", "Registry", .product(name: "NIOPosix", package: "swift-nio"), .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            "Cluster", "Registry", "Store", .product(name: "NIOPosix", package: "swift-nio"), .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "FluentKit", package: "fluent-kit"), .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
         .testTarget(name: "CompositorTests", dependencies: ["Compositor", "Drawing", "MediaCodecs", "Layout"]),
         .testTarget(name: "OutputsTests", dependencies: ["Outputs", "MediaCodecs"]),
@@ -246,7 +247,7 @@ let package = Package(
         .testTarget(
             name: "RoomsTests",
             dependencies: [
-                "Rooms", "SFU", "Store", "Registry", "MediaPlane", "Ingest", "Layout", "StudioFiles", "RTCP", "SDP",
+                "Rooms", "Cluster", "SFU", "Store", "Registry", "MediaPlane", "Ingest", "Layout", "StudioFiles", "RTCP", "SDP",
                 .product(name: "Crypto", package: "swift-crypto"), .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),

@@ -92,7 +92,7 @@ extension APIError {
     /// A room manager's refusal, in its own words, with the status that fits.
     init(_ error: RoomError) {
         let status: HTTPResponse.Status = switch error {
-        case .invalidTransition, .nodeAtCapacity, .broadcastEnded, .studioFull: .conflict
+        case .invalidTransition, .nodeAtCapacity, .programElsewhere, .broadcastEnded, .studioFull: .conflict
         case .userProgramLimit, .tooManyParticipants, .inviteExhausted: .tooManyRequests
         case .programFailed: .internalServerError
         case .invalidStage, .unknownStream, .unknownUpload, .resumeRefused: .badRequest

@@ -13,6 +13,8 @@ struct RecordingResponse: APIResponse {
     var status: String
     /// Why a failed recording stopped; what was written before still plays.
     var error: String?
+    /// 1, or later when the program moved to another node and recorded on there.
+    var part: Int
     var createdAt: Date?
     var updatedAt: Date?
 
@@ -24,6 +26,7 @@ struct RecordingResponse: APIResponse {
         sizeBytes = recording.sizeBytes
         status = recording.status
         error = recording.error
+        part = recording.part
         createdAt = recording.createdAt
         updatedAt = recording.updatedAt
     }

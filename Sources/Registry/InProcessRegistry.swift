@@ -71,6 +71,24 @@ public final class InProcessRegistry: Registry {
         _ = state.withLock { $0.entries.removeValue(forKey: key) }
     }
 
+    public func replace(_ key: String, ifEqualTo expected: String, with value: String, ttl: Duration) async throws -> Bool {
+        let at = now()
+        return state.withLock { state in
+            guard Self.live(&state, key, at: at)?.value == expected else { return false }
+            state.entries[key] = Entry(value: value, deadline: at + ttl)
+            return true
+        }
+    }
+
+    public func delete(_ key: String, ifEqualTo expected: String) async throws -> Bool {
+        let at = now()
+        return state.withLock { state in
+            guard Self.live(&state, key, at: at)?.value == expected else { return false }
+            state.entries[key] = nil
+            return true
+        }
+    }
+
     public func increment(_ key: String, window: Duration) async throws -> WindowCount {
         let at = now()
         return state.withLock { state in

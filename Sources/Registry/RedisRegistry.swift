@@ -83,6 +83,14 @@ public final class RedisRegistry: Registry {
         _ = try await command(["DEL", keyPrefix + key])
     }
 
+    public func replace(_ key: String, ifEqualTo expected: String, with value: String, ttl: Duration) async throws -> Bool {
+        try await command(["EVAL", Scripts.replaceIfEqual, "1", keyPrefix + key, expected, value, String(ttl.milliseconds)]) == .integer(1)
+    }
+
+    public func delete(_ key: String, ifEqualTo expected: String) async throws -> Bool {
+        try await command(["EVAL", Scripts.deleteIfEqual, "1", keyPrefix + key, expected]) == .integer(1)
+    }
+
     public func increment(_ key: String, window: Duration) async throws -> WindowCount {
         let reply = try await command(["EVAL", Scripts.increment, "1", keyPrefix + key, String(window.milliseconds)])
         guard case .array(let pair?) = reply, pair.count == 2, let count = pair[0].integer, let remaining = pair[1].integer else {
@@ -272,6 +280,18 @@ private enum Scripts {
         local ttl = tonumber(ARGV[2])
         redis.call('ZADD', KEYS[1], now + ttl, ARGV[1])
         if redis.call('PTTL', KEYS[1]) < ttl then redis.call('PEXPIRE', KEYS[1], ttl) end
+        return 1
+        """
+
+    static let replaceIfEqual = """
+        if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+        redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+        return 1
+        """
+
+    static let deleteIfEqual = """
+        if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+        redis.call('DEL', KEYS[1])
         return 1
         """
 

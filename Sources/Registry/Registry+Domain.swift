@@ -88,22 +88,6 @@ extension Registry {
         _ = try await increment("rate:\(bucket)", window: window)
     }
 
-    // MARK: Programs
-
-    /// Says, for `ttl`, that a node runs `broadcast`'s program: a node starting up leaves
-    /// such a broadcast (and its recording) to the node that runs it.
-    public func markProgramRunning(broadcast: String, ttl: Duration) async throws {
-        try await set("program:\(broadcast)", "1", ttl: ttl)
-    }
-
-    public func isProgramRunning(broadcast: String) async throws -> Bool {
-        try await get("program:\(broadcast)") != nil
-    }
-
-    public func clearProgramRunning(broadcast: String) async throws {
-        try await delete("program:\(broadcast)")
-    }
-
     // MARK: Rooms
 
     /// Makes `node` the owner of `room` unless another node already is; returns the owner.

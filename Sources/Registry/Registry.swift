@@ -12,6 +12,12 @@ public protocol Registry: Sendable {
     /// Reads and deletes in one step, so two callers can never both take the same value.
     func take(_ key: String) async throws -> String?
     func delete(_ key: String) async throws
+    /// Sets `key` to `value` for `ttl` only while it holds `expected`, in one step: a lease
+    /// is renewed (or changed) only by its holder. Returns whether it was.
+    func replace(_ key: String, ifEqualTo expected: String, with value: String, ttl: Duration) async throws -> Bool
+    /// Deletes `key` only while it holds `expected`: a holder releases its own lease, never
+    /// one that lapsed and went to someone else.
+    func delete(_ key: String, ifEqualTo expected: String) async throws -> Bool
     /// Counts one hit in a fixed window that starts with the first hit.
     func increment(_ key: String, window: Duration) async throws -> WindowCount
     /// Adds or refreshes a member of an expiring set; each member has its own deadline.

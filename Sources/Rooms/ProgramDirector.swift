@@ -1,3 +1,4 @@
+import Cluster
 import Compositor
 import Drawing
 import FluentKit
@@ -49,27 +50,34 @@ public actor ProgramDirector {
         var recording: Recording?
         var progress: Task<Void, Never>
         var owner: UUID
+        /// This node's claim on the broadcast; every write as its home is fenced by it.
+        var lease: HomeLease
     }
 
     private var programs: [UUID: Running] = [:]
     /// Programs being started, by broadcast, with their owner: they count against the
     /// limits at once, so two go-lives at the same moment cannot both slip under them.
     private var starting: [UUID: UUID] = [:]
+    /// Live broadcasts the last scan found with no home (`adoptOrphans`).
+    private var homeless: Set<UUID> = []
     private let configuration: Settings
     private let layouts: LayoutLibrary
     private let store: Store
     private let registry: any Registry
+    private let homes: HomeLeases
     private let sfu: SFU
     private let ingest: IngestHub
     private let logger: Logger
     /// Destination status changes, saved in the order they happen; drained before the store closes.
     private let destinationWrites = SerialTasks()
 
-    public init(configuration: Settings, layouts: LayoutLibrary, store: Store, registry: any Registry, sfu: SFU, ingest: IngestHub, logger: Logger) {
+    public init(configuration: Settings, layouts: LayoutLibrary, store: Store, registry: any Registry, homes: HomeLeases, sfu: SFU, ingest: IngestHub,
+                logger: Logger) {
         self.configuration = configuration
         self.layouts = layouts
         self.store = store
         self.registry = registry
+        self.homes = homes
         self.sfu = sfu
         self.ingest = ingest
         self.logger = logger
@@ -85,6 +93,8 @@ public actor ProgramDirector {
     public enum Refusal: Error {
         case userLimit(Int)
         case nodeLimit(Int)
+        /// Another node is the broadcast's home and runs its program.
+        case elsewhere(node: String)
     }
 
     public func start(_ broadcast: Broadcast) async throws {
@@ -97,6 +107,24 @@ public actor ProgramDirector {
         }
         starting[id] = broadcast.ownerID
         defer { starting[id] = nil }
+        let lease: HomeLease
+        switch try await homes.claim(id) {
+        case .claimed(let claimed): lease = claimed
+        case .heldBy(let node): throw Refusal.elsewhere(node: node)
+        }
+        do {
+            try await start(broadcast, as: lease)
+        } catch {
+            try? await homes.release(lease)
+            throw error
+        }
+    }
+
+    /// Starts the program of a broadcast this node has just claimed. A recording the
+    /// previous home left open is closed there (what it wrote plays) and this one records
+    /// the next part.
+    private func start(_ broadcast: Broadcast, as lease: HomeLease) async throws {
+        let id = lease.broadcast
         let stage = try await programStage(broadcast)
         let destinations = try await Destination.query(on: store.db).filter(\.$broadcastID == id).filter(\.$enabled == true).all()
         var targets: [PushTarget] = []
@@ -108,9 +136,10 @@ public actor ProgramDirector {
                 await destinationChanged(broadcast: id, destination: try destination.requireID().uuidString, .failed(reason: "the stream key cannot be decrypted; add the destination again"))
             }
         }
+        let earlier = try await Recording.query(on: store.db).filter(\.$broadcastID == id).all()
         let recording = broadcast.settings.record
             ? Recording(broadcastID: id, ownerID: broadcast.ownerID, title: broadcast.title,
-                        fileName: "\(id.uuidString.lowercased())-\(Int(Date().timeIntervalSince1970)).mp4")
+                        fileName: "\(id.uuidString.lowercased())-\(Int(Date().timeIntervalSince1970)).mp4", part: (earlier.map(\.part).max() ?? 0) + 1)
             : nil
         // A disk that is nearly full takes no new recording: the show goes on, and the
         // recording says at once why it has nothing.
@@ -135,8 +164,16 @@ public actor ProgramDirector {
         }
         // The row only once the program exists: a program that cannot start leaves no
         // recording stuck in `recording`.
+        let interrupted = earlier.filter { $0.status == "recording" }
         do {
-            try await recording?.save(on: store.db)
+            try await store.asHome(id, generation: lease.generation) { database in
+                for part in interrupted {
+                    part.status = part.sizeBytes > 0 ? "ready" : "failed"
+                    if part.sizeBytes == 0 { part.error = "the node recording it stopped before anything was recorded" }
+                    try await part.save(on: database)
+                }
+                try await recording?.save(on: database)
+            }
         } catch {
             await program.stop()
             throw error
@@ -147,8 +184,7 @@ public actor ProgramDirector {
                 await self?.saveRecordingProgress(id)
             }
         }
-        programs[id] = Running(program: program, recording: recording, progress: progress, owner: broadcast.ownerID)
-        try? await registry.markProgramRunning(broadcast: id.uuidString, ttl: Self.programClaim)
+        programs[id] = Running(program: program, recording: recording, progress: progress, owner: broadcast.ownerID, lease: lease)
         await program.start(stage)
     }
 
@@ -166,7 +202,11 @@ public actor ProgramDirector {
         entry.progress.cancel()
         await entry.program.stop()
         await saveRecording(entry, status: "ready")
-        try? await registry.clearProgramRunning(broadcast: broadcastID.uuidString)
+        do {
+            try await homes.release(entry.lease)
+        } catch {
+            logger.warning("home not released; it lapses by itself", metadata: ["broadcast": "\(broadcastID)", "error": "\(error)"])
+        }
     }
 
     public func stopAll() async {
@@ -174,17 +214,72 @@ public actor ProgramDirector {
         await destinationWrites.drain()
     }
 
-    /// Every 2 s while live: the recording's progress saved, the disk checked, and this
-    /// node's claim on the program renewed.
+    /// Every 2 s while live: this node's claim on the broadcast renewed, the disk checked and
+    /// the recording's progress saved. A claim that went to another node (this one stalled
+    /// past the lease) ends the program here, writing nothing more: the new home runs it.
     private func saveRecordingProgress(_ id: UUID) async {
         guard let entry = programs[id] else { return }
+        do {
+            guard try await homes.renew(entry.lease) else {
+                await abandon(id, reason: "its home lease went to another node")
+                return
+            }
+        } catch {
+            logger.warning("home lease not renewed; the program goes on", metadata: ["broadcast": "\(id)", "error": "\(error)"])
+        }
         if let shortage = diskShortage() { entry.program.recording?.fail(shortage) }
         await saveRecording(entry, status: "recording")
-        try? await registry.markProgramRunning(broadcast: id.uuidString, ttl: Self.programClaim)
     }
 
-    /// How long a node's claim on a running program lasts without renewal.
-    static let programClaim: Duration = .seconds(10)
+    /// Every few seconds: a live broadcast whose home stopped renewing its lease (its node
+    /// died, or lost the registry) is taken over by a node with room, the less loaded ones
+    /// first, and its program starts here: its destinations reconnect and its recording
+    /// goes on as the next part. A broadcast must be seen homeless on two scans in a row, so
+    /// one that is ending (its lease released a moment before it is saved ended) is left be.
+    public func adoptOrphans() async {
+        guard programs.count + starting.count < configuration.maxLivePrograms else {
+            homeless = []
+            return
+        }
+        let live: [Broadcast]
+        do {
+            live = try await Broadcast.query(on: store.db).filter(\.$status == BroadcastStatus.live.rawValue).all()
+        } catch {
+            logger.warning("cannot look for broadcasts without a home", metadata: ["error": "\(error)"])
+            return
+        }
+        var seen: Set<UUID> = []
+        for broadcast in live {
+            guard let id = broadcast.id, programs[id] == nil, starting[id] == nil else { continue }
+            do {
+                guard try await homes.holder(of: id) == nil else { continue }
+            } catch {
+                continue
+            }
+            seen.insert(id)
+            guard homeless.contains(id) else { continue }
+            // The least loaded node tends to claim first; the lease settles any tie.
+            try? await Task.sleep(for: .seconds(Double(programs.count) / Double(max(1, configuration.maxLivePrograms))))
+            guard let current = try? await Broadcast.find(id, on: store.db), current.status == BroadcastStatus.live.rawValue else { continue }
+            do {
+                try await start(current)
+                logger.warning("broadcast re-homed on this node: its previous home stopped renewing its lease", metadata: ["broadcast": "\(id)"])
+            } catch Refusal.elsewhere {
+                continue
+            } catch {
+                logger.error("cannot take over a broadcast without a home", metadata: ["broadcast": "\(id)", "error": "\(error)"])
+            }
+        }
+        homeless = seen
+    }
+
+    /// Stops a program this node no longer owns, without a word to the store.
+    private func abandon(_ id: UUID, reason: String) async {
+        guard let entry = programs.removeValue(forKey: id) else { return }
+        logger.error("program stopped on this node: \(reason)", metadata: ["broadcast": "\(id)"])
+        entry.progress.cancel()
+        await entry.program.stop()
+    }
 
     /// Saves the recording's figures as written; a recording that failed stays `failed`,
     /// with why, and the first time is logged.
@@ -200,7 +295,9 @@ public actor ProgramDirector {
         }
         recording.status = recording.error == nil ? status : "failed"
         do {
-            try await recording.save(on: store.db)
+            try await store.asHome(entry.lease.broadcast, generation: entry.lease.generation) { try await recording.save(on: $0) }
+        } catch let fenced as FencedOut {
+            logger.error("recording state not saved: another node is home now", metadata: ["recording": "\(recording.loggedID)", "error": "\(fenced)"])
         } catch {
             logger.error("recording state not saved", metadata: ["recording": "\(recording.id?.uuidString ?? "")", "error": "\(error)"])
         }
@@ -223,14 +320,14 @@ public actor ProgramDirector {
     public func reconcileAfterRestart() async {
         do {
             for broadcast in try await Broadcast.query(on: store.db).filter(\.$status == BroadcastStatus.live.rawValue).all()
-            where try await !registry.isProgramRunning(broadcast: broadcast.requireID().uuidString) {
+            where try await homes.holder(of: broadcast.requireID()) == nil {
                 broadcast.status = BroadcastStatus.ended.rawValue
                 broadcast.endedAt = Date()
                 try await broadcast.save(on: store.db)
                 logger.warning("broadcast left live by a stopped server has ended", metadata: ["broadcast": "\(broadcast.loggedID)"])
             }
             for recording in try await Recording.query(on: store.db).filter(\.$status == "recording").all() {
-                if let broadcast = recording.broadcastID, try await registry.isProgramRunning(broadcast: broadcast.uuidString) { continue }
+                if let broadcast = recording.broadcastID, try await homes.holder(of: broadcast) != nil { continue }
                 let path = configuration.recordingsDirectory.appendingPathComponent(recording.fileName).path
                 let size = ((try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int64) ?? nil) ?? 0
                 recording.sizeBytes = size

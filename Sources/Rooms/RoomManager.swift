@@ -15,6 +15,8 @@ public enum RoomError: Error, Equatable {
     case userProgramLimit(Int)
     /// This node already runs this many live programs.
     case nodeAtCapacity(Int)
+    /// Another node is the broadcast's home (its program runs there).
+    case programElsewhere(node: String)
     /// The program could not start; the log says why.
     case programFailed
     /// The stage breaks a rule (`StageError`'s code and wording).
@@ -44,6 +46,7 @@ public enum RoomError: Error, Equatable {
         case .invalidTransition: "invalid_transition"
         case .userProgramLimit: "too_many_live_programs"
         case .nodeAtCapacity: "server_at_capacity"
+        case .programElsewhere: "program_on_another_node"
         case .programFailed: "program_failed"
         case .invalidStage(let code, _): code
         case .unknownStream: "unknown_stream"
@@ -66,6 +69,7 @@ public enum RoomError: Error, Equatable {
         case .userProgramLimit(let limit):
             "you already have \(limit) live broadcast\(limit == 1 ? "" : "s"); end one before going live with another"
         case .nodeAtCapacity(let limit): "this server is running its limit of \(limit) live programs; try again when one ends"
+        case .programElsewhere: "another node runs this broadcast's program"
         case .programFailed: "the program could not start; the server log says why"
         case .invalidStage(_, let message): message
         case .unknownStream(let stream): "`streams` names ingest streams of the host's (POST /api/streams); \(stream) is not one"
@@ -161,6 +165,8 @@ public struct RoomManager: Sendable {
                 throw RoomError.userProgramLimit(limit)
             } catch ProgramDirector.Refusal.nodeLimit(let limit) {
                 throw RoomError.nodeAtCapacity(limit)
+            } catch ProgramDirector.Refusal.elsewhere(let node) {
+                throw RoomError.programElsewhere(node: node)
             } catch {
                 logger.error("program did not start", metadata: ["broadcast": "\(id)", "error": "\(error)"])
                 await programs.stop(id)

@@ -5,7 +5,7 @@ enum TallyMigrations {
     static let all: [any Migration] = [
         CreateUsers(), CreateBroadcasts(), CreateDestinations(), CreateParticipants(), CreateRecordings(), CreateUploads(),
         AddBroadcastStage(), CreateIngestStreams(), AddIngestStreamSRTPassphrase(), AddIngestStreamLadder(),
-        CreateIngestRelays(), AddParticipantInvite(), AddRecordingError(),
+        CreateIngestRelays(), AddParticipantInvite(), AddRecordingError(), CreateBroadcastHomes(), AddRecordingPart(),
     ]
 }
 
@@ -220,5 +220,16 @@ struct AddRecordingError: AsyncMigration {
 
     func revert(on database: any Database) async throws {
         try await database.schema(Recording.schema).deleteField("error").update()
+    }
+}
+
+/// A recording continued on another node after its first home failed: one row per part.
+struct AddRecordingPart: AsyncMigration {
+    func prepare(on database: any Database) async throws {
+        try await database.schema(Recording.schema).field("part", .int, .required, .sql(.default(1))).update()
+    }
+
+    func revert(on database: any Database) async throws {
+        try await database.schema(Recording.schema).deleteField("part").update()
     }
 }

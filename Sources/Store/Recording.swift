@@ -16,13 +16,16 @@ public final class Recording: Model, @unchecked Sendable {
     /// `recording`, `ready`, or `failed` (with `error`: what stopped it; what was written plays).
     @Field(key: "status") public var status: String
     @OptionalField(key: "error") public var error: String?
+    /// 1, or later when the program moved to another node and went on recording there.
+    @Field(key: "part") public var part: Int
     @Timestamp(key: "created_at", on: .create) public var createdAt: Date?
     @Timestamp(key: "updated_at", on: .update) public var updatedAt: Date?
 
     public init() {}
 
-    public init(broadcastID: UUID?, ownerID: UUID, title: String, fileName: String) {
+    public init(broadcastID: UUID?, ownerID: UUID, title: String, fileName: String, part: Int = 1) {
         self.broadcastID = broadcastID
+        self.part = part
         self.ownerID = ownerID
         self.title = title
         self.fileName = fileName

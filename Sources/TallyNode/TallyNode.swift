@@ -30,6 +30,8 @@ public final class TallyNode: Sendable {
     public let webrtc: WebRTCServer
     /// Tells the registry this node is up and how loaded it is, once it serves.
     public let heartbeat: NodeHeartbeat
+    /// Takes over live broadcasts whose home node stopped renewing its claim.
+    private let adoption: Repeating
     /// The node's parts in the order they opened; each stops once, whoever asks first.
     private let parts: [NodePart]
 
@@ -52,10 +54,11 @@ public final class TallyNode: Sendable {
     /// TURN's own event loop: relayed media is copied there, not on the media or HTTP loops.
     private static let turnLoops = MultiThreadedEventLoopGroup(numberOfThreads: 1)
 
-    private init(services: TallyServices, webrtc: WebRTCServer, heartbeat: NodeHeartbeat, parts: [NodePart]) {
+    private init(services: TallyServices, webrtc: WebRTCServer, heartbeat: NodeHeartbeat, adoption: Repeating, parts: [NodePart]) {
         self.services = services
         self.webrtc = webrtc
         self.heartbeat = heartbeat
+        self.adoption = adoption
         self.parts = parts
     }
 
@@ -168,11 +171,12 @@ public final class TallyNode: Sendable {
             }
         }
 
-        let programs = ProgramDirector(configuration: configuration.programSettings, layouts: layouts, store: store, registry: registry, sfu: sfu,
-                                       ingest: ingest, logger: logger)
+        let nodeID = UUID().uuidString.lowercased()
+        let programs = ProgramDirector(configuration: configuration.programSettings, layouts: layouts, store: store, registry: registry,
+                                       homes: HomeLeases(registry: registry, store: store, node: nodeID), sfu: sfu, ingest: ingest, logger: logger)
         let cpu = ProcessCPU()
         let nodes = NodeDirectory(registry: registry)
-        let heartbeat = NodeHeartbeat(directory: nodes, logger: logger) { [programCapacity = configuration.maxLivePrograms] in
+        let heartbeat = NodeHeartbeat(id: nodeID, directory: nodes, logger: logger) { [programCapacity = configuration.maxLivePrograms] in
             let transports = TransportBoard.totals()
             return NodeLoad(cpu: cpu.sample(), cpus: cpu.cores, livePrograms: await programs.liveCount, programCapacity: programCapacity,
                             publishers: transports.publishers, subscribers: transports.subscribers, egressBitsPerSecond: transports.sendBitsPerSecond)
@@ -186,13 +190,15 @@ public final class TallyNode: Sendable {
             await programs.stopAll()
         })
         await programs.reconcileAfterRestart()
-        return TallyNode(services: services, webrtc: webrtc, heartbeat: heartbeat, parts: parts)
+        let adoption = Repeating("adopt broadcasts without a home", every: .seconds(3)) { await programs.adoptOrphans() }
+        return TallyNode(services: services, webrtc: webrtc, heartbeat: heartbeat, adoption: adoption, parts: parts)
     }
 
-    /// The node's parts as services, in the order they opened, and its heartbeat last: put
-    /// them before the HTTP servers in a `ServiceGroup`, which shuts services down in
-    /// reverse order, so the node leaves the registry's list before anything stops.
-    public var serviceParts: [any Service] { parts + [heartbeat] }
+    /// The node's parts as services, in the order they opened, then the adoption of homeless
+    /// broadcasts and the heartbeat: put them before the HTTP servers in a `ServiceGroup`,
+    /// which shuts services down in reverse order, so the node leaves the registry's list and
+    /// stops adopting before anything else stops.
+    public var serviceParts: [any Service] { parts + [adoption, heartbeat] }
 
     /// Stops every part not yet stopped, newest first: the programs and the API's own work,
     /// TURN, the ingest listeners, the ingest hub, WebRTC, the registry and last the store.
@@ -270,5 +276,27 @@ final class NodePart: Service, Sendable {
             return task
         }
         await task?.value
+    }
+}
+
+/// Work done every `interval` while the group runs, until its graceful shutdown.
+final class Repeating: Service, Sendable {
+    let name: String
+    private let interval: Duration
+    private let body: @Sendable () async -> Void
+
+    init(_ name: String, every interval: Duration, _ body: @escaping @Sendable () async -> Void) {
+        self.name = name
+        self.interval = interval
+        self.body = body
+    }
+
+    func run() async throws {
+        try? await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                try await Task.sleep(for: self.interval)
+                await self.body()
+            }
+        }
     }
 }

@@ -35,6 +35,28 @@ struct RegistryContractTests {
         await registry.shutdown()
     }
 
+    @Test("a value is replaced or deleted only by whoever knows what it holds", arguments: Backends.names)
+    func compareAndSet(backend: String) async throws {
+        let registry = try Backends.make(backend)
+        #expect(try await registry.setIfAbsent("lease", "node-a:1", ttl: .milliseconds(400)))
+        #expect(try await registry.replace("lease", ifEqualTo: "node-b:1", with: "node-b:2", ttl: .seconds(5)) == false)
+        #expect(try await registry.delete("lease", ifEqualTo: "node-b:1") == false)
+        #expect(try await registry.get("lease") == "node-a:1")
+        // The holder renews: the value stays and the deadline moves.
+        #expect(try await registry.replace("lease", ifEqualTo: "node-a:1", with: "node-a:1", ttl: .seconds(5)))
+        try await Task.sleep(for: .milliseconds(600))
+        #expect(try await registry.get("lease") == "node-a:1")
+        #expect(try await registry.delete("lease", ifEqualTo: "node-a:1"))
+        #expect(try await registry.get("lease") == nil)
+        // Nothing to replace once it is gone or lapsed.
+        #expect(try await registry.replace("lease", ifEqualTo: "node-a:1", with: "node-a:1", ttl: .seconds(5)) == false)
+        try await registry.set("short", "x", ttl: .milliseconds(100))
+        try await Task.sleep(for: .milliseconds(300))
+        #expect(try await registry.replace("short", ifEqualTo: "x", with: "y", ttl: .seconds(5)) == false)
+        #expect(try await registry.get("short") == nil)
+        await registry.shutdown()
+    }
+
     @Test("values with a TTL vanish after it", arguments: Backends.names)
     func expiry(backend: String) async throws {
         let registry = try Backends.make(backend)

@@ -1,3 +1,4 @@
+import Cluster
 import Crypto
 import Foundation
 import Ingest
@@ -40,7 +41,8 @@ private struct RoomFixture {
         let ingest = IngestHub(hlsRoot: directory, logger: logger, authorize: { _ in .deny("no ingest in this test") })
         let settings = ProgramDirector.Settings(maxLivePrograms: 1, maxLiveProgramsPerUser: 1, recordingsDirectory: directory, recordingMinFreeBytes: 0,
                                                 maxRecordingBytes: 1 << 20, hlsDirectory: directory, uploadsDirectory: directory, outbound: .init())
-        let programs = ProgramDirector(configuration: settings, layouts: layouts, store: store, registry: registry, sfu: sfu, ingest: ingest, logger: logger)
+        let programs = ProgramDirector(configuration: settings, layouts: layouts, store: store, registry: registry,
+                                       homes: HomeLeases(registry: registry, store: store, node: "test-node"), sfu: sfu, ingest: ingest, logger: logger)
         let manager = RoomManager(store: store, registry: registry, layouts: layouts, programs: programs, sfu: sfu, resumeGrace: resumeGrace, logger: logger)
         let host = User(email: "host@example.com", passwordHash: "-", name: "Hana")
         try await host.create(on: store.db)

@@ -15,6 +15,16 @@ DATABASE_URL = os.environ.get("TALLY_TEST_DATABASE_URL")
 PG_BIN = os.environ.get("PG_BIN")
 
 
+def eventually(check, timeout):
+    """Whether `check()` comes true within `timeout` seconds, polled every 0.2 s."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if check():
+            return True
+        time.sleep(0.2)
+    return False
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

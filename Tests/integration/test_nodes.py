@@ -1,22 +1,12 @@
 """Nodes on one PostgreSQL and one Redis see each other through their heartbeats."""
 import os
 import subprocess
-import time
 
 import requests
 
-from tallytest import BINARY, DATABASE_URL, requires_postgres
+from tallytest import BINARY, DATABASE_URL, eventually, requires_postgres
 
 SECRET = "a shared secret for every node"
-
-
-def eventually(check, timeout):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if check():
-            return True
-        time.sleep(0.2)
-    return False
 
 
 def operator_token(tmp_path):
