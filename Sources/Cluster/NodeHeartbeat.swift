@@ -42,12 +42,19 @@ public final class NodeHeartbeat: Service, Sendable {
         self.logger = logger
     }
 
-    /// Where the node is reached, once it listens; it is not announced before.
+    /// Where the node is reached, once it listens; it is announced at once, and not before.
     public func serving(at url: String) {
         state.withLock { $0.url = url }
+        Task { await beat() }
     }
 
     public var url: String? { state.withLock { $0.url } }
+
+    /// The node is shutting down: it says so at once, and at every beat until it withdraws.
+    public func markDraining() async {
+        state.withLock { $0.draining = true }
+        await beat()
+    }
 
     /// Sends one heartbeat now, if the node serves; false when the registry refused it.
     @discardableResult

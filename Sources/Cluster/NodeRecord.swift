@@ -14,8 +14,15 @@ public struct NodeLoad: Codable, Sendable, Equatable {
     /// WebRTC sessions this node sends media to (studio players, WHEP).
     public var subscribers: Int
     public var egressBitsPerSecond: Double
+    /// One live program's CPU on this node, in cores, as measured (assumed until one ran).
+    public var programCost: Double
+    /// The cores live programs may bring the process to (`TALLY_CPU_BUDGET` of all cores).
+    public var cpuBudget: Double
 
-    public init(cpu: Double, cpus: Int, livePrograms: Int, programCapacity: Int, publishers: Int, subscribers: Int, egressBitsPerSecond: Double) {
+    public init(cpu: Double, cpus: Int, livePrograms: Int, programCapacity: Int, publishers: Int, subscribers: Int, egressBitsPerSecond: Double,
+                programCost: Double, cpuBudget: Double) {
+        self.programCost = programCost
+        self.cpuBudget = cpuBudget
         self.cpu = cpu
         self.cpus = cpus
         self.livePrograms = livePrograms
@@ -30,6 +37,8 @@ public struct NodeLoad: Codable, Sendable, Equatable {
         case livePrograms = "live_programs"
         case programCapacity = "program_capacity"
         case egressBitsPerSecond = "egress_bps"
+        case programCost = "program_cost"
+        case cpuBudget = "cpu_budget"
     }
 }
 

@@ -92,9 +92,10 @@ extension APIError {
     /// A room manager's refusal, in its own words, with the status that fits.
     init(_ error: RoomError) {
         let status: HTTPResponse.Status = switch error {
-        case .invalidTransition, .nodeAtCapacity, .programElsewhere, .broadcastEnded, .studioFull: .conflict
+        case .invalidTransition, .nodeAtCapacity, .cpuBudgetSpent, .programElsewhere, .broadcastEnded, .studioFull: .conflict
         case .userProgramLimit, .tooManyParticipants, .inviteExhausted: .tooManyRequests
         case .programFailed: .internalServerError
+        case .nodeDraining: .serviceUnavailable
         case .invalidStage, .unknownStream, .unknownUpload, .resumeRefused: .badRequest
         case .broadcastNotFound: .notFound
         case .notOwner, .notInvited, .hostOnly: .forbidden

@@ -65,6 +65,9 @@ public struct ServerConfiguration: Sendable {
     /// How long a studio participant whose socket dropped keeps their place (and media)
     /// before they leave the stage and the room.
     public var signalingResumeGrace: Duration = .seconds(20)
+    /// At SIGTERM, how long live programs may go on before they are handed to another node
+    /// (none: they stop at once, as they do when no other node is up).
+    public var drainTimeout: Duration = .seconds(30)
     /// How long an ingest stream's HLS shows the slate after its publisher drops, waiting
     /// for it to return, before the stream ends.
     public var ingestSlateTimeout: Duration = .seconds(60)
@@ -86,6 +89,9 @@ public struct ServerConfiguration: Sendable {
     public var maxLivePrograms = max(1, ProcessInfo.processInfo.activeProcessorCount)
     /// Live programs one user runs at once.
     public var maxLiveProgramsPerUser = 2
+    /// The share of all cores live programs may bring this process to: past it, a new
+    /// program is refused (its cost measured on this node).
+    public var cpuBudget = 0.85
     /// HTTP connections open at once; past it new ones wait in the kernel's backlog.
     public var maxHTTPConnections = 4000
     /// An HTTP connection with no request under way (or a request's head still arriving)
@@ -215,7 +221,8 @@ extension ServerConfiguration {
     public var programSettings: ProgramDirector.Settings {
         ProgramDirector.Settings(maxLivePrograms: maxLivePrograms, maxLiveProgramsPerUser: maxLiveProgramsPerUser, recordingsDirectory: recordingsDirectory,
                                  recordingMinFreeBytes: recordingMinFreeBytes, maxRecordingBytes: maxRecordingBytes, hlsDirectory: hlsDirectory,
-                                 uploadsDirectory: uploadsDirectory, outbound: outboundPolicy)
+                                 uploadsDirectory: uploadsDirectory, outbound: outboundPolicy,
+                                 cpuBudget: cpuBudget * Double(ProcessInfo.processInfo.activeProcessorCount))
     }
 
     /// What the ingest streams need of the configuration.

@@ -88,6 +88,17 @@ extension Registry {
         _ = try await increment("rate:\(bucket)", window: window)
     }
 
+    // MARK: Programs
+
+    /// A word to whichever node runs `broadcast`'s program, from any node.
+    public func sendProgramCommand(broadcast: String, _ command: String) async throws {
+        try await publish("program:\(broadcast)", command)
+    }
+
+    public func programCommands(broadcast: String) async throws -> AsyncStream<String> {
+        try await subscribe("program:\(broadcast)")
+    }
+
     // MARK: Rooms
 
     /// Makes `node` the owner of `room` unless another node already is; returns the owner.

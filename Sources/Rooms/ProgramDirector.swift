@@ -31,9 +31,12 @@ public actor ProgramDirector {
         /// Where the stage's logo and background images are read from.
         public var uploadsDirectory: URL
         public var outbound: OutboundPolicy
+        /// The cores live programs may bring this process to (`TALLY_CPU_BUDGET` of all cores).
+        public var cpuBudget: Double
 
         public init(maxLivePrograms: Int, maxLiveProgramsPerUser: Int, recordingsDirectory: URL, recordingMinFreeBytes: Int64,
-                    maxRecordingBytes: Int64, hlsDirectory: URL, uploadsDirectory: URL, outbound: OutboundPolicy) {
+                    maxRecordingBytes: Int64, hlsDirectory: URL, uploadsDirectory: URL, outbound: OutboundPolicy, cpuBudget: Double = .infinity) {
+            self.cpuBudget = cpuBudget
             self.maxLivePrograms = maxLivePrograms
             self.maxLiveProgramsPerUser = maxLiveProgramsPerUser
             self.recordingsDirectory = recordingsDirectory
@@ -52,6 +55,16 @@ public actor ProgramDirector {
         var owner: UUID
         /// This node's claim on the broadcast; every write as its home is fenced by it.
         var lease: HomeLease
+        /// Stage changes and the end, from whichever node the host's request reached.
+        var commands: Task<Void, Never>?
+    }
+
+    /// What another node asks of the node running a program.
+    enum Command: String {
+        /// The stage changed: read it again.
+        case update
+        /// The broadcast ended.
+        case stop
     }
 
     private var programs: [UUID: Running] = [:]
@@ -60,6 +73,8 @@ public actor ProgramDirector {
     private var starting: [UUID: UUID] = [:]
     /// Live broadcasts the last scan found with no home (`adoptOrphans`).
     private var homeless: Set<UUID> = []
+    /// Shutting down: no new program, no adoption.
+    private var draining = false
     private let configuration: Settings
     private let layouts: LayoutLibrary
     private let store: Store
@@ -88,6 +103,18 @@ public actor ProgramDirector {
     /// The programs this node runs now.
     public var liveCount: Int { programs.count }
 
+    /// What a program costs here, as measured.
+    private var cost = ProgramCost()
+
+    /// The process's CPU now, in cores, sampled by the node's heartbeat: it teaches the
+    /// program cost that admission checks against the budget. Returns the cost per program.
+    public func observeCPU(cores: Double) -> Double {
+        cost.record(cores: cores, programs: programs.count)
+        return cost.perProgram
+    }
+
+    public var cpuBudget: Double { configuration.cpuBudget }
+
     /// A live program costs about a third of a core for as long as it runs: each node and
     /// each user may run only so many at once.
     public enum Refusal: Error {
@@ -95,15 +122,24 @@ public actor ProgramDirector {
         case nodeLimit(Int)
         /// Another node is the broadcast's home and runs its program.
         case elsewhere(node: String)
+        /// This node is shutting down.
+        case draining
+        /// One more program would take the process past its CPU budget (cores).
+        case cpuBudget(cost: Double, current: Double, budget: Double)
     }
 
     public func start(_ broadcast: Broadcast) async throws {
         let id = try broadcast.requireID()
         guard programs[id] == nil, starting[id] == nil else { return }
+        guard !draining else { throw Refusal.draining }
         let owners = Array(programs.values.map(\.owner)) + Array(starting.values)
         guard owners.count < configuration.maxLivePrograms else { throw Refusal.nodeLimit(configuration.maxLivePrograms) }
         guard owners.filter({ $0 == broadcast.ownerID }).count < configuration.maxLiveProgramsPerUser else {
             throw Refusal.userLimit(configuration.maxLiveProgramsPerUser)
+        }
+        // A node always takes one program; past that, only what its measured CPU leaves room for.
+        guard owners.isEmpty || cost.admits(budget: configuration.cpuBudget) else {
+            throw Refusal.cpuBudget(cost: cost.perProgram, current: cost.current, budget: configuration.cpuBudget)
         }
         starting[id] = broadcast.ownerID
         defer { starting[id] = nil }
@@ -184,12 +220,47 @@ public actor ProgramDirector {
                 await self?.saveRecordingProgress(id)
             }
         }
-        programs[id] = Running(program: program, recording: recording, progress: progress, owner: broadcast.ownerID, lease: lease)
+        programs[id] = Running(program: program, recording: recording, progress: progress, owner: broadcast.ownerID, lease: lease,
+                               commands: await listen(to: id))
         await program.start(stage)
     }
 
+    /// Commands for the program this node runs, for as long as it runs it.
+    private func listen(to id: UUID) async -> Task<Void, Never>? {
+        do {
+            let commands = try await registry.programCommands(broadcast: id.uuidString)
+            return Task { [weak self] in
+                for await text in commands {
+                    guard let command = Command(rawValue: text) else { continue }
+                    await self?.handle(command, for: id)
+                }
+            }
+        } catch {
+            logger.warning("program takes commands from this node only: the registry refused the subscription",
+                           metadata: ["broadcast": "\(id)", "error": "\(error)"])
+            return nil
+        }
+    }
+
+    private func handle(_ command: Command, for id: UUID) async {
+        logger.info("program \(command.rawValue) asked by another node", metadata: ["broadcast": "\(id)"])
+        switch command {
+        case .update:
+            guard let broadcast = try? await Broadcast.find(id, on: store.db) else { return }
+            await update(broadcast)
+        case .stop:
+            await stop(id)
+        }
+    }
+
+    /// Shows the broadcast's saved stage: here when this node runs its program, otherwise
+    /// on the node that does.
     public func update(_ broadcast: Broadcast) async {
-        guard let id = broadcast.id, let program = programs[id]?.program else { return }
+        guard let id = broadcast.id else { return }
+        guard let program = programs[id]?.program else {
+            await send(.update, to: id)
+            return
+        }
         do {
             await program.update(try await programStage(broadcast))
         } catch {
@@ -197,8 +268,21 @@ public actor ProgramDirector {
         }
     }
 
+    private func send(_ command: Command, to id: UUID) async {
+        do {
+            try await registry.sendProgramCommand(broadcast: id.uuidString, command.rawValue)
+        } catch {
+            logger.warning("program command not sent", metadata: ["broadcast": "\(id)", "command": "\(command.rawValue)", "error": "\(error)"])
+        }
+    }
+
+    /// Ends the broadcast's program: here when this node runs it, otherwise on the node that does.
     public func stop(_ broadcastID: UUID) async {
-        guard let entry = programs.removeValue(forKey: broadcastID) else { return }
+        guard let entry = programs.removeValue(forKey: broadcastID) else {
+            await send(.stop, to: broadcastID)
+            return
+        }
+        entry.commands?.cancel()
         entry.progress.cancel()
         await entry.program.stop()
         await saveRecording(entry, status: "ready")
@@ -209,6 +293,26 @@ public actor ProgramDirector {
         }
     }
 
+    /// At SIGTERM: no new program or adoption here; live programs go on until they end or
+    /// `timeout` passes, then stop, releasing their homes for another node to adopt (their
+    /// destinations reconnect from there, their recordings go on as a next part). With no
+    /// other node up (`canHandOver`), there is no one to wait for and they stop at once.
+    public func drain(timeout: Duration, canHandOver: @Sendable () async -> Bool) async {
+        draining = true
+        guard !programs.isEmpty else { return }
+        if await canHandOver() {
+            logger.notice("draining: live programs go on until they end or the deadline", metadata: ["programs": "\(programs.count)", "deadline_seconds": "\(timeout.components.seconds)"])
+            let deadline = ContinuousClock.now + timeout
+            while !programs.isEmpty, ContinuousClock.now < deadline {
+                try? await Task.sleep(for: .milliseconds(250))
+            }
+        }
+        guard !programs.isEmpty else { return }
+        logger.notice("handing live programs over to other nodes", metadata: ["programs": "\(programs.count)"])
+        for id in programs.keys { await stop(id) }
+    }
+
+    /// This node's programs, at shutdown.
     public func stopAll() async {
         for id in programs.keys { await stop(id) }
         await destinationWrites.drain()
@@ -237,7 +341,7 @@ public actor ProgramDirector {
     /// goes on as the next part. A broadcast must be seen homeless on two scans in a row, so
     /// one that is ending (its lease released a moment before it is saved ended) is left be.
     public func adoptOrphans() async {
-        guard programs.count + starting.count < configuration.maxLivePrograms else {
+        guard !draining, programs.count + starting.count < configuration.maxLivePrograms else {
             homeless = []
             return
         }
@@ -277,6 +381,7 @@ public actor ProgramDirector {
     private func abandon(_ id: UUID, reason: String) async {
         guard let entry = programs.removeValue(forKey: id) else { return }
         logger.error("program stopped on this node: \(reason)", metadata: ["broadcast": "\(id)"])
+        entry.commands?.cancel()
         entry.progress.cancel()
         await entry.program.stop()
     }

@@ -17,6 +17,10 @@ public enum RoomError: Error, Equatable {
     case nodeAtCapacity(Int)
     /// Another node is the broadcast's home (its program runs there).
     case programElsewhere(node: String)
+    /// This node is shutting down and starts no program.
+    case nodeDraining
+    /// One more program would take this node past its CPU budget (all in cores).
+    case cpuBudgetSpent(cost: Double, current: Double, budget: Double)
     /// The program could not start; the log says why.
     case programFailed
     /// The stage breaks a rule (`StageError`'s code and wording).
@@ -47,6 +51,8 @@ public enum RoomError: Error, Equatable {
         case .userProgramLimit: "too_many_live_programs"
         case .nodeAtCapacity: "server_at_capacity"
         case .programElsewhere: "program_on_another_node"
+        case .nodeDraining: "node_draining"
+        case .cpuBudgetSpent: "server_at_capacity"
         case .programFailed: "program_failed"
         case .invalidStage(let code, _): code
         case .unknownStream: "unknown_stream"
@@ -70,6 +76,9 @@ public enum RoomError: Error, Equatable {
             "you already have \(limit) live broadcast\(limit == 1 ? "" : "s"); end one before going live with another"
         case .nodeAtCapacity(let limit): "this server is running its limit of \(limit) live programs; try again when one ends"
         case .programElsewhere: "another node runs this broadcast's program"
+        case .nodeDraining: "this server is shutting down; try again, another server will take the show"
+        case .cpuBudgetSpent(let cost, let current, let budget):
+            "this server's CPU budget is spent: a program costs \(Self.cores(cost)) here, it uses \(Self.cores(current)) of its \(Self.cores(budget)); try again when one ends"
         case .programFailed: "the program could not start; the server log says why"
         case .invalidStage(_, let message): message
         case .unknownStream(let stream): "`streams` names ingest streams of the host's (POST /api/streams); \(stream) is not one"
@@ -84,6 +93,10 @@ public enum RoomError: Error, Equatable {
         case .inviteExhausted(let limit): "this invite link has let in \(limit) participants; ask the host for a new one"
         case .hostOnly: "only the host can do that"
         }
+    }
+
+    private static func cores(_ value: Double) -> String {
+        "\((value * 100).rounded() / 100) cores"
     }
 }
 
@@ -167,6 +180,10 @@ public struct RoomManager: Sendable {
                 throw RoomError.nodeAtCapacity(limit)
             } catch ProgramDirector.Refusal.elsewhere(let node) {
                 throw RoomError.programElsewhere(node: node)
+            } catch ProgramDirector.Refusal.draining {
+                throw RoomError.nodeDraining
+            } catch ProgramDirector.Refusal.cpuBudget(let cost, let current, let budget) {
+                throw RoomError.cpuBudgetSpent(cost: cost, current: current, budget: budget)
             } catch {
                 logger.error("program did not start", metadata: ["broadcast": "\(id)", "error": "\(error)"])
                 await programs.stop(id)

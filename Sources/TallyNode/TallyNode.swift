@@ -32,6 +32,12 @@ public final class TallyNode: Sendable {
     public let heartbeat: NodeHeartbeat
     /// Takes over live broadcasts whose home node stopped renewing its claim.
     private let adoption: Repeating
+    private let drainPart: NodePart
+
+    /// At the graceful shutdown, the node drains its live programs and hands them over:
+    /// put it after the HTTP servers in the `ServiceGroup`, so it runs while they still
+    /// serve the studios.
+    public var drain: any Service { drainPart }
     /// The node's parts in the order they opened; each stops once, whoever asks first.
     private let parts: [NodePart]
 
@@ -54,11 +60,12 @@ public final class TallyNode: Sendable {
     /// TURN's own event loop: relayed media is copied there, not on the media or HTTP loops.
     private static let turnLoops = MultiThreadedEventLoopGroup(numberOfThreads: 1)
 
-    private init(services: TallyServices, webrtc: WebRTCServer, heartbeat: NodeHeartbeat, adoption: Repeating, parts: [NodePart]) {
+    private init(services: TallyServices, webrtc: WebRTCServer, heartbeat: NodeHeartbeat, adoption: Repeating, drain: NodePart, parts: [NodePart]) {
         self.services = services
         self.webrtc = webrtc
         self.heartbeat = heartbeat
         self.adoption = adoption
+        self.drainPart = drain
         self.parts = parts
     }
 
@@ -178,8 +185,11 @@ public final class TallyNode: Sendable {
         let nodes = NodeDirectory(registry: registry)
         let heartbeat = NodeHeartbeat(id: nodeID, directory: nodes, logger: logger) { [programCapacity = configuration.maxLivePrograms] in
             let transports = TransportBoard.totals()
-            return NodeLoad(cpu: cpu.sample(), cpus: cpu.cores, livePrograms: await programs.liveCount, programCapacity: programCapacity,
-                            publishers: transports.publishers, subscribers: transports.subscribers, egressBitsPerSecond: transports.sendBitsPerSecond)
+            let share = cpu.sample()
+            let programCost = await programs.observeCPU(cores: share * Double(cpu.cores))
+            return NodeLoad(cpu: share, cpus: cpu.cores, livePrograms: await programs.liveCount, programCapacity: programCapacity,
+                            publishers: transports.publishers, subscribers: transports.subscribers, egressBitsPerSecond: transports.sendBitsPerSecond,
+                            programCost: programCost, cpuBudget: await programs.cpuBudget)
         }
         let services = await TallyServices(configuration: configuration, layouts: layouts, store: store, registry: registry, secret: secret,
                                            transport: webrtc, sfu: sfu, programs: programs, ingest: ingest, boundRTMPPort: boundRTMPPort,
@@ -191,7 +201,14 @@ public final class TallyNode: Sendable {
         })
         await programs.reconcileAfterRestart()
         let adoption = Repeating("adopt broadcasts without a home", every: .seconds(3)) { await programs.adoptOrphans() }
-        return TallyNode(services: services, webrtc: webrtc, heartbeat: heartbeat, adoption: adoption, parts: parts)
+        let drain = NodePart("drain") { [drainTimeout = configuration.drainTimeout] in
+            await heartbeat.markDraining()
+            await programs.drain(timeout: drainTimeout) {
+                let others = (try? await nodes.nodes()) ?? []
+                return others.contains { $0.id != nodeID && !$0.draining }
+            }
+        }
+        return TallyNode(services: services, webrtc: webrtc, heartbeat: heartbeat, adoption: adoption, drain: drain, parts: parts)
     }
 
     /// The node's parts as services, in the order they opened, then the adoption of homeless

@@ -51,6 +51,8 @@ struct Tally: AsyncParsableCommand {
     var maxLivePrograms: Int?
     @Option(help: "Live programs one user runs at once (TALLY_MAX_LIVE_PROGRAMS_PER_USER, default 2).")
     var maxLiveProgramsPerUser: Int?
+    @Option(help: "Share of all cores live programs may bring this process to, above 0 and at most 1; past it a new program is refused, its cost measured here (TALLY_CPU_BUDGET, default 0.85).")
+    var cpuBudget: String?
     @Option(help: "HTTP connections open at once (TALLY_MAX_HTTP_CONNECTIONS, default 4000).")
     var maxHTTPConnections: Int?
     @Option(help: "Seconds an HTTP connection may sit with no request under way (TALLY_HTTP_IDLE_SECONDS, default 30).")
@@ -76,6 +78,8 @@ struct Tally: AsyncParsableCommand {
     @Option(help: "Folder to serve the web studio from (TALLY_WEB_DIR; default: the studio built into tally).") var webDir: String?
     @Option(help: "Folder of stage layouts, *.json (TALLY_LAYOUTS_DIR; default: the five built into tally).") var layoutsDir: String?
     @Option(help: "Seconds a studio participant whose connection dropped keeps their place (TALLY_RESUME_GRACE_SECONDS, default 20).") var resumeGraceSeconds: Int?
+    @Option(help: "At SIGTERM, seconds live programs go on before they are handed to another node, 0-3600 (TALLY_DRAIN_SECONDS, default 30).")
+    var drainSeconds: Int?
     @Option(help: "Login/register attempts per client address per minute (TALLY_AUTH_RATE_LIMIT, default 20).") var authRateLimit: Int?
     @Option(help: "bcrypt cost for new password hashes, 4-16 (TALLY_BCRYPT_COST, default 12).") var bcryptCost: Int?
     @Option(help: "trace, debug, info, notice, warning, error or critical (TALLY_LOG_LEVEL, default info).") var logLevel: String?
@@ -143,6 +147,10 @@ struct Tally: AsyncParsableCommand {
         config.maxSessionsPerAddress = try number(maxSessionsPerAddress, "TALLY_MAX_SESSIONS_PER_ADDRESS", config.maxSessionsPerAddress)
         config.maxLivePrograms = try number(maxLivePrograms, "TALLY_MAX_LIVE_PROGRAMS", config.maxLivePrograms)
         config.maxLiveProgramsPerUser = try number(maxLiveProgramsPerUser, "TALLY_MAX_LIVE_PROGRAMS_PER_USER", config.maxLiveProgramsPerUser)
+        if let budget = setting(cpuBudget, "TALLY_CPU_BUDGET") {
+            guard let share = Double(budget), share > 0, share <= 1 else { throw ValidationError("TALLY_CPU_BUDGET must be a share of all cores above 0 and at most 1, such as 0.85; not \(budget)") }
+            config.cpuBudget = share
+        }
         config.maxHTTPConnections = try number(maxHTTPConnections, "TALLY_MAX_HTTP_CONNECTIONS", config.maxHTTPConnections)
         let idle = try number(httpIdleSeconds, "TALLY_HTTP_IDLE_SECONDS", 30)
         guard (1...3600).contains(idle) else { throw ValidationError("TALLY_HTTP_IDLE_SECONDS must be between 1 and 3600") }
@@ -162,6 +170,9 @@ struct Tally: AsyncParsableCommand {
         let grace = try number(resumeGraceSeconds, "TALLY_RESUME_GRACE_SECONDS", 20)
         guard (1...600).contains(grace) else { throw ValidationError("TALLY_RESUME_GRACE_SECONDS must be between 1 and 600") }
         config.signalingResumeGrace = .seconds(grace)
+        let drain = try number(drainSeconds, "TALLY_DRAIN_SECONDS", 30)
+        guard (0...3600).contains(drain) else { throw ValidationError("TALLY_DRAIN_SECONDS must be between 0 and 3600") }
+        config.drainTimeout = .seconds(drain)
         let slate = try number(ingestSlateSeconds, "TALLY_INGEST_SLATE_SECONDS", 60)
         guard (1...3600).contains(slate) else { throw ValidationError("TALLY_INGEST_SLATE_SECONDS must be between 1 and 3600") }
         config.ingestSlateTimeout = .seconds(slate)
@@ -231,6 +242,8 @@ struct Tally: AsyncParsableCommand {
             })
         }
         if let certificateService { servers.append(certificateService) }
+        // Last in, first to hear SIGTERM: the node drains while it still serves its studios.
+        servers.append(node.drain)
         let group = ServiceGroup(services: servers, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger)
         do {
             try await group.run()

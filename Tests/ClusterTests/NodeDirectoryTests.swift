@@ -18,7 +18,8 @@ enum Registries {
 }
 
 private func load(programs: Int = 0) -> NodeLoad {
-    NodeLoad(cpu: 0.25, cpus: 2, livePrograms: programs, programCapacity: 2, publishers: 3, subscribers: 7, egressBitsPerSecond: 1_500_000)
+    NodeLoad(cpu: 0.25, cpus: 2, livePrograms: programs, programCapacity: 2, publishers: 3, subscribers: 7, egressBitsPerSecond: 1_500_000,
+             programCost: 0.36, cpuBudget: 1.7)
 }
 
 private func record(_ id: String, programs: Int = 0) -> NodeRecord {

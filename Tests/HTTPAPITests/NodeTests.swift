@@ -31,7 +31,7 @@ struct NodeTests {
             #expect(load["live_programs"] as? Int == 0)
             #expect(load["program_capacity"] as? Int == node.configuration.maxLivePrograms)
             #expect((load["cpus"] as? Int ?? 0) >= 1)
-            for key in ["cpu", "publishers", "subscribers", "egress_bps"] { #expect(load[key] != nil, "load lacks \(key)") }
+            for key in ["cpu", "publishers", "subscribers", "egress_bps", "program_cost", "cpu_budget"] { #expect(load[key] != nil, "load lacks \(key)") }
         }
     }
 

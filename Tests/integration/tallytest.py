@@ -25,6 +25,14 @@ def eventually(check, timeout):
     return False
 
 
+def operator_token(secret, data_dir):
+    """The operator's bearer token for nodes sharing `secret`, as `tally --operator-token` prints it."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TALLY_")}
+    env.update({"TALLY_SECRET_KEY": secret, "TALLY_DATA_DIR": str(data_dir)})
+    printed = subprocess.run([BINARY, "--operator-token"], env=env, capture_output=True, text=True, timeout=30, check=True)
+    return printed.stdout.strip()
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

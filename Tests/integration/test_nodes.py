@@ -1,19 +1,11 @@
 """Nodes on one PostgreSQL and one Redis see each other through their heartbeats."""
-import os
-import subprocess
+import time
 
 import requests
 
-from tallytest import BINARY, DATABASE_URL, eventually, requires_postgres
+from tallytest import DATABASE_URL, eventually, operator_token, requires_postgres
 
 SECRET = "a shared secret for every node"
-
-
-def operator_token(tmp_path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TALLY_")}
-    env.update({"TALLY_SECRET_KEY": SECRET, "TALLY_DATA_DIR": str(tmp_path / "cli")})
-    printed = subprocess.run([BINARY, "--operator-token"], env=env, capture_output=True, text=True, timeout=30, check=True)
-    return printed.stdout.strip()
 
 
 @requires_postgres
@@ -22,7 +14,7 @@ def test_nodes_list_each_other_for_the_operator_and_leave_the_list_when_they_sto
     first, second, third = [start_tally(env, wait=False) for _ in range(3)]
     for node in (first, second, third):
         node.wait_ready()
-    operator = {"Authorization": f"Bearer {operator_token(tmp_path)}"}
+    operator = {"Authorization": f"Bearer {operator_token(SECRET, tmp_path / 'cli')}"}
 
     def listed(node):
         reply = requests.get(node.url + "/api/nodes", headers=operator, timeout=5)
@@ -55,3 +47,25 @@ def test_nodes_list_each_other_for_the_operator_and_leave_the_list_when_they_sto
     third.process.wait()
     assert third.url in listed(first)
     assert eventually(lambda: set(listed(first)) == {first.url}, 12), listed(first)
+
+
+def test_a_node_refuses_a_program_past_its_cpu_budget_by_the_cost_it_measured(start_tally, tmp_path):
+    tally = start_tally({"TALLY_SECRET_KEY": SECRET, "TALLY_CPU_BUDGET": "0.05", "TALLY_MAX_LIVE_PROGRAMS": "4", "TALLY_MAX_LIVE_PROGRAMS_PER_USER": "4"})
+    headers = {"Authorization": f"Bearer {tally.register()}"}
+    first, second = [requests.post(tally.url + "/api/broadcasts", json={"title": title}, headers=headers, timeout=10).json()["id"] for title in ("One", "Two")]
+    # A node always takes one program, whatever its budget.
+    assert requests.post(f"{tally.url}/api/broadcasts/{first}/start", headers=headers, timeout=30).status_code == 200
+    operator = {"Authorization": f"Bearer {operator_token(SECRET, tmp_path / 'cli')}"}
+    load = lambda: next(iter(requests.get(tally.url + "/api/nodes", headers=operator, timeout=5).json()["nodes"]), {}).get("load", {})
+    assert eventually(lambda: load().get("live_programs") == 1 and load().get("cpu", 0) > 0, 10), load()
+    time.sleep(4)
+    measured = load()
+    assert measured["program_cost"] > 0 and abs(measured["cpu_budget"] - 0.05 * measured["cpus"]) < 1e-6, measured
+
+    refused = requests.post(f"{tally.url}/api/broadcasts/{second}/start", headers=headers, timeout=30)
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["error"]["code"] == "server_at_capacity" and "CPU budget" in refused.json()["error"]["message"], refused.text
+    assert requests.get(f"{tally.url}/api/broadcasts/{second}", headers=headers, timeout=10).json()["status"] == "scheduled"
+
+    assert requests.post(f"{tally.url}/api/broadcasts/{first}/end", headers=headers, timeout=30).status_code == 200
+    assert requests.post(f"{tally.url}/api/broadcasts/{second}/start", headers=headers, timeout=30).status_code == 200
