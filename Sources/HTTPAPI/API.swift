@@ -1,6 +1,7 @@
 import FluentKit
 import Cluster
 import Foundation
+import OutboundHTTP
 import Hummingbird
 import Ingest
 import Layout
@@ -32,6 +33,8 @@ struct API: Sendable {
     let iceServers: ICEServerDirectory
     let nodes: NodeDirectory
     let nodeID: String
+    /// Requests to other nodes (a program's HLS from its home), through the outbound policy.
+    let peers: OutboundHTTPClient?
     let logger: Logger
 
     /// A broadcast the caller owns: 404 if there is none, 403 if it is someone else's.

@@ -1,6 +1,9 @@
+import Cluster
 import FluentKit
 import Foundation
+import HTTPTypes
 import Hummingbird
+import OutboundHTTP
 import Rooms
 import Store
 
@@ -45,7 +48,7 @@ extension API {
             let id = context.parameters.get("id") ?? ""
             // Broadcasts' programs are named by UUID; anything else is an ingest stream.
             guard UUID(uuidString: id) != nil else { return try serveIngestHLS(request, context, streamID: id, file: context.parameters.get("file") ?? "") }
-            return try serveHLS(context)
+            return try await serveHLS(request, context)
         }
     }
 
@@ -79,17 +82,39 @@ extension API {
         return Response(status: range == nil ? .ok : .partialContent, headers: headers, body: body)
     }
 
-    /// The program's HLS: the live playlist changes every segment, segments never do.
-    private func serveHLS(_ context: AppContext) throws -> Response {
+    /// The program's HLS: the live playlist changes every segment, segments never do. A
+    /// program homed on another node is fetched from there, so every node serves it.
+    private func serveHLS(_ request: Request, _ context: AppContext) async throws -> Response {
         let id = try Validate.uuid(context.parameters.get("id"), what: "broadcast")
         let file = context.parameters.get("file") ?? ""
         guard let contentType = HLSFiles.contentType(of: file) else { throw APIError(.notFound, "not_found", "no such HLS file") }
         let isPlaylist = file == HLSFiles.playlistName
         let path = configuration.hlsDirectory.appendingPathComponent(id.uuidString.lowercased()).appendingPathComponent(file).path
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw APIError(.notFound, "not_live", "this broadcast has no HLS \(isPlaylist ? "playlist" : "segment") (is it live?)")
+        if let data = FileManager.default.contents(atPath: path) {
+            return Self.hlsResponse(data, contentType: contentType)
         }
-        return Self.hlsResponse(data, contentType: contentType)
+        // A request another node forwarded is never forwarded again: no loops between nodes.
+        if request.headers[Self.forwardedFrom] == nil, let data = await hlsFromHome(of: id, file: file) {
+            return Self.hlsResponse(data, contentType: contentType)
+        }
+        throw APIError(.notFound, "not_live", "this broadcast has no HLS \(isPlaylist ? "playlist" : "segment") (is it live?)")
+    }
+
+    static let forwardedFrom = HTTPField.Name("X-Tally-Forwarded-From")!
+
+    /// The file from the node that runs the broadcast's program, when that is another node.
+    private func hlsFromHome(of id: UUID, file: String) async -> Data? {
+        guard let peers, let home = try? await rooms.programs.homeNode(of: id), home != nodeID,
+              let base = try? await nodes.nodes().first(where: { $0.id == home })?.url,
+              let url = URL(string: "\(base)/hls/\(id.uuidString.lowercased())/\(file)") else { return nil }
+        do {
+            let answer = try await peers.send(OutboundHTTPRequest(method: .GET, url: url, headers: [(Self.forwardedFrom.rawName, nodeID)]))
+            guard answer.status.code == 200 else { return nil }
+            return Data(answer.body)
+        } catch {
+            logger.warning("HLS not fetched from the broadcast's home node", metadata: ["broadcast": "\(id)", "node": "\(home)", "error": "\(error)"])
+            return nil
+        }
     }
 
     /// Anyone may embed a player (CORS open); the live playlist changes every segment,

@@ -11,6 +11,7 @@ import MediaPlane
 import NetworkPolicy
 import NIOCore
 import NIOPosix
+import OutboundHTTP
 import Registry
 import Rooms
 import SFU
@@ -49,6 +50,7 @@ public final class TallyServices: Sendable {
     /// The deployment's nodes, for operators, and this node's id among them.
     let nodes: NodeDirectory
     let nodeID: String
+    let peers: OutboundHTTPClient?
     let logger: Logger
 
     /// `turnCredentials` sign the TURN URLs the studio is given, for the embedded `turn` or
@@ -78,6 +80,8 @@ public final class TallyServices: Sendable {
                                         turnsPort: turnsPort, lifetime: configuration.turnCredentialLifetime)
         self.nodes = nodes
         self.nodeID = nodeID
+        // Segments are 2 s at a few Mb/s; the bound leaves room for a ladder's top rendition.
+        peers = try? OutboundHTTPClient(policy: configuration.outboundPolicy, timeout: .seconds(5), maxResponseBytes: 16 << 20)
         self.logger = logger
     }
 
@@ -160,7 +164,7 @@ public enum TallyServer {
         API(configuration: services.configuration, layouts: services.layouts, store: services.store, registry: services.registry,
             transport: services.transport, sfu: services.sfu, rooms: services.rooms, auth: services.auth, studioSockets: services.studioSockets,
             ingest: services.ingest, whipIngest: services.whipIngest, boundRTMPPort: services.boundRTMPPort, boundSRTPort: services.boundSRTPort, hlsSigner: services.hlsSigner,
-            iceServers: services.iceServers, nodes: services.nodes, nodeID: services.nodeID, logger: services.logger)
+            iceServers: services.iceServers, nodes: services.nodes, nodeID: services.nodeID, peers: services.peers, logger: services.logger)
     }
 
     static func router(_ api: API) throws -> Hummingbird.Router<AppContext> {

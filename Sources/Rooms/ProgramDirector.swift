@@ -100,6 +100,11 @@ public actor ProgramDirector {
 
     public func isLive(_ broadcastID: UUID) -> Bool { programs[broadcastID] != nil }
 
+    /// The node whose lease makes it the broadcast's home now, if any.
+    public nonisolated func homeNode(of broadcastID: UUID) async throws -> String? {
+        try await homes.holder(of: broadcastID)
+    }
+
     /// The programs this node runs now.
     public var liveCount: Int { programs.count }
 
