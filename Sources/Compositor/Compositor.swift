@@ -12,9 +12,12 @@ public struct Scene: Sendable {
     public var logo: TransparentImage?
     /// A picture behind the stage, and a name for it so it is scaled once, not every tick.
     public var background: (key: String, picture: VideoFrame)?
+    /// A chat message on screen: a lower third, above the banner, with who wrote it.
+    public var comment: (name: String, text: String)?
 
     public init(layout: LayoutSpec, participants: [CompositorInput], banner: String? = nil, logo: TransparentImage? = nil,
-                background: (key: String, picture: VideoFrame)? = nil) {
+                background: (key: String, picture: VideoFrame)? = nil, comment: (name: String, text: String)? = nil) {
+        self.comment = comment
         self.layout = layout
         self.participants = participants
         self.banner = banner
@@ -281,10 +284,30 @@ public final class Compositor: Sendable {
             picture.fill(band, with: .accent, opacity: 235)
             picture.draw(mask, x: band.x + size, y: band.y + (band.height - mask.height) / 2, color: .white)
         }
+        if let comment = scene.comment, let text = engine.text {
+            Self.drawComment(comment, into: &picture, text: text, bannerShown: scene.banner?.isEmpty == false)
+        }
         if let logo = scene.logo {
             let margin = height / 30
             picture.draw(logo, x: width - logo.picture.width - margin, y: margin)
         }
+    }
+
+    /// The comment's lower third, as the studio's preview draws it: the writer's name on an
+    /// accent strip over the message on a light card, at the left, above the banner's band.
+    static func drawComment(_ comment: (name: String, text: String), into picture: inout VideoFrame, text: TextRenderer, bannerShown: Bool) {
+        let width = picture.width, height = picture.height
+        let size = height / 24
+        let name = text.render(comment.name, pixelHeight: size, maxWidth: width * 6 / 10)
+        let message = text.render(comment.text, pixelHeight: size, maxWidth: width * 6 / 10)
+        let cardWidth = max(name.width, message.width) + size * 2
+        let strip = size * 3 / 2
+        let bottom = height - (bannerShown ? height / 20 * 3 + size / 2 : height / 20)
+        let card = PixelRect(x: width / 20, y: bottom - strip - size * 2, width: cardWidth, height: strip + size * 2)
+        picture.fill(PixelRect(x: card.x, y: card.y, width: card.width, height: strip), with: .accent, opacity: 255)
+        picture.draw(name, x: card.x + size, y: card.y + (strip - name.height) / 2, color: .white)
+        picture.fill(PixelRect(x: card.x, y: card.y + strip, width: card.width, height: card.height - strip), with: .white, opacity: 240)
+        picture.draw(message, x: card.x + size, y: card.y + strip + (size * 2 - message.height) / 2, color: .shade)
     }
 
     /// Fills `rect`, cropping the picture's overflow equally on both sides.

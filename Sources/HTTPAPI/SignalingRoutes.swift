@@ -336,6 +336,7 @@ final class SignalingConnection {
         stage.banner = change.banner.applied(to: stage.banner?.text).map(Stage.Banner.init(text:))
         stage.logo = change.logo.applied(to: stage.logo)
         stage.background = change.background.applied(to: stage.background)
+        stage.comment = change.comment.applied(to: stage.comment.map { .init(name: $0.name, text: $0.text) }).map { Stage.Comment(name: $0.name, text: $0.text) }
         let saved = try await api.arrange(stage, in: broadcast)
         send(SignalMessage(event: "ok", payload: ["stage": StageBody(saved)], id: id))
     }

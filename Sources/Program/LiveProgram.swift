@@ -42,9 +42,11 @@ public struct ProgramStage: Sendable {
     public var banner: String?
     public var logo: TransparentImage?
     public var background: (key: String, picture: VideoFrame)?
+    public var comment: (name: String, text: String)?
 
     public init(layout: LayoutSpec, tiles: [(source: StageSource, name: String)], banner: String?, logo: TransparentImage?,
-                background: (key: String, picture: VideoFrame)?) {
+                background: (key: String, picture: VideoFrame)?, comment: (name: String, text: String)? = nil) {
+        self.comment = comment
         self.layout = layout
         self.tiles = tiles
         self.banner = banner
@@ -185,7 +187,8 @@ public final class LiveProgram: Sendable {
             case .stream(let id): ingestFeeds.withLock { $0[id]?.input }
             }
         }
-        compositor.update(Scene(layout: stage.layout, participants: inputs, banner: stage.banner, logo: stage.logo, background: stage.background))
+        compositor.update(Scene(layout: stage.layout, participants: inputs, banner: stage.banner, logo: stage.logo, background: stage.background,
+                                comment: stage.comment))
     }
 
     /// Stops the mix, unpublishes every destination and completes the recording and the

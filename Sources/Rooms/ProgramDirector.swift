@@ -477,7 +477,7 @@ public actor ProgramDirector {
         let people = stage.participants.map { (source: StageSource.participant(ParticipantID($0.uuidString)), name: names[$0] ?? "Guest") }
         let streams = stage.streams.map { (source: StageSource.stream($0), name: $0) }
         return ProgramStage(layout: layout, tiles: people + streams,
-                            banner: stage.banner?.text, logo: logo, background: background)
+                            banner: stage.banner?.text, logo: logo, background: background, comment: stage.comment.map { ($0.name, $0.text) })
     }
 
     private func image(_ url: String?, maxWidth: Int, maxHeight: Int) -> (picture: VideoFrame, alpha: [UInt8])? {

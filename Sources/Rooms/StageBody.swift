@@ -9,6 +9,7 @@ public struct StageBody: Codable, Sendable {
     public var banner: Stage.Banner?
     public var logo: String?
     public var background: String?
+    public var comment: Stage.Comment?
 
     public init(_ stage: Stage) {
         layout = stage.layout
@@ -17,9 +18,12 @@ public struct StageBody: Codable, Sendable {
         banner = stage.banner
         logo = stage.logo
         background = stage.background
+        comment = stage.comment
     }
 
-    public var stage: Stage { Stage(layout: layout, participants: participants, streams: streams ?? [], banner: banner, logo: logo, background: background) }
+    public var stage: Stage {
+        Stage(layout: layout, participants: participants, streams: streams ?? [], banner: banner, logo: logo, background: background, comment: comment)
+    }
 
     public func encode(to encoder: any Encoder) throws {
         var container = encoder.container(keyedBy: CodingKeys.self)
@@ -30,7 +34,8 @@ public struct StageBody: Codable, Sendable {
         try container.encode(banner, forKey: .banner)
         try container.encode(logo, forKey: .logo)
         try container.encode(background, forKey: .background)
+        try container.encode(comment, forKey: .comment)
     }
 
-    enum CodingKeys: String, CodingKey { case layout, participants, streams, banner, logo, background }
+    enum CodingKeys: String, CodingKey { case layout, participants, streams, banner, logo, background, comment }
 }

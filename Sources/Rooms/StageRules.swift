@@ -24,6 +24,8 @@ public enum StageRules {
     /// Participant records a broadcast may gather, however many invites it hands out.
     public static let maxParticipantRecords = 200
     public static let maxBannerLength = 200
+    public static let maxCommentNameLength = 80
+    public static let maxCommentLength = 300
 
     /// Checks `stage` against the layouts the server loaded and the broadcast's participants.
     public static func validate(_ stage: Stage, layouts: Set<String>, participants: [UUID: ParticipantRole]) throws(StageError) {
@@ -47,6 +49,13 @@ public enum StageRules {
             let text = banner.text.trimmingCharacters(in: .whitespacesAndNewlines)
             guard !text.isEmpty, text.count <= maxBannerLength else {
                 throw StageError("invalid_banner", "a banner's text is 1 to \(maxBannerLength) characters; send null for no banner")
+            }
+        }
+        if let comment = stage.comment {
+            let name = comment.name.trimmingCharacters(in: .whitespacesAndNewlines)
+            let text = comment.text.trimmingCharacters(in: .whitespacesAndNewlines)
+            guard !name.isEmpty, name.count <= maxCommentNameLength, !text.isEmpty, text.count <= maxCommentLength else {
+                throw StageError("invalid_comment", "a comment on screen has a name of 1 to \(maxCommentNameLength) characters and a text of 1 to \(maxCommentLength); send null for none")
             }
         }
     }

@@ -151,8 +151,20 @@ public enum StudioRequest: Sendable, Equatable {
         public var banner: Change<String> = .keep
         public var logo: Change<String> = .keep
         public var background: Change<String> = .keep
+        /// A chat message on screen, `{name, text}`; null takes it off.
+        public var comment: Change<Comment> = .keep
 
-        enum CodingKeys: String, CodingKey { case layout, participants, streams, banner, logo, background }
+        public struct Comment: Decodable, Sendable, Equatable {
+            public var name: String
+            public var text: String
+
+            public init(name: String, text: String) {
+                self.name = name
+                self.text = text
+            }
+        }
+
+        enum CodingKeys: String, CodingKey { case layout, participants, streams, banner, logo, background, comment }
 
         public init(layout: String? = nil, participants: [UUID]? = nil, streams: [String]? = nil) {
             self.layout = layout
@@ -191,6 +203,16 @@ public enum StudioRequest: Sendable, Equatable {
             }
             logo = try Self.change(container, .logo)
             background = try Self.change(container, .background)
+            if container.contains(.comment) {
+                if try container.decodeNil(forKey: .comment) {
+                    comment = .clear
+                } else {
+                    guard let given = try? container.decode(Comment.self, forKey: .comment), given.name.count <= 200, given.text.count <= 1000 else {
+                        throw DecodingError.dataCorruptedError(forKey: .comment, in: container, debugDescription: "is {\"name\": who wrote it, \"text\": the message} or null")
+                    }
+                    comment = .set(given)
+                }
+            }
         }
 
         private static func list(_ container: KeyedDecodingContainer<CodingKeys>, _ key: CodingKeys, what: String) throws -> [String] {

@@ -13,6 +13,18 @@ public struct Stage: Codable, Sendable, Equatable {
     /// behind the stage.
     public var logo: String?
     public var background: String?
+    /// A chat message the host put on screen: a lower third with who said it.
+    public var comment: Comment?
+
+    public struct Comment: Codable, Sendable, Equatable {
+        public var name: String
+        public var text: String
+
+        public init(name: String, text: String) {
+            self.name = name
+            self.text = text
+        }
+    }
 
     public struct Banner: Codable, Sendable, Equatable {
         public var text: String
@@ -23,7 +35,8 @@ public struct Stage: Codable, Sendable, Equatable {
     }
 
     public init(layout: String, participants: [UUID] = [], streams: [String] = [], banner: Banner? = nil, logo: String? = nil,
-                background: String? = nil) {
+                background: String? = nil, comment: Comment? = nil) {
+        self.comment = comment
         self.layout = layout
         self.participants = participants
         self.streams = streams
@@ -32,7 +45,7 @@ public struct Stage: Codable, Sendable, Equatable {
         self.background = background
     }
 
-    enum CodingKeys: String, CodingKey { case layout, participants, streams, banner, logo, background }
+    enum CodingKeys: String, CodingKey { case layout, participants, streams, banner, logo, background, comment }
 
     /// Stages stored before streams could stand on them have no `streams`.
     public init(from decoder: any Decoder) throws {
@@ -43,5 +56,6 @@ public struct Stage: Codable, Sendable, Equatable {
         banner = try container.decodeIfPresent(Banner.self, forKey: .banner)
         logo = try container.decodeIfPresent(String.self, forKey: .logo)
         background = try container.decodeIfPresent(String.self, forKey: .background)
+        comment = try container.decodeIfPresent(Comment.self, forKey: .comment)
     }
 }

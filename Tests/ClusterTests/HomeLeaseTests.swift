@@ -33,8 +33,9 @@ struct HomeLeaseTests {
         let registry = try Registries.make(backend)
         let store = try await openStore()
         let broadcast = UUID()
-        let first = HomeLeases(registry: registry, store: store, node: "node-a", ttl: .milliseconds(500))
-        let second = HomeLeases(registry: registry, store: store, node: "node-b", ttl: .milliseconds(500))
+        let first = HomeLeases(registry: registry, store: store, node: "node-a", ttl: .seconds(3))
+        // node-b's lease must outlast the rest of the test however slow the machine is.
+        let second = HomeLeases(registry: registry, store: store, node: "node-b", ttl: .seconds(60))
 
         guard case .claimed(let lease) = try await first.claim(broadcast) else { Issue.record("the free broadcast was not claimed"); return }
         #expect(lease.node == "node-a")
@@ -44,7 +45,7 @@ struct HomeLeaseTests {
         #expect(try await store.asHome(broadcast, generation: lease.generation) { _ in "written" } == "written")
 
         // node-a stalls past its TTL; node-b takes over with the next generation.
-        try await Task.sleep(for: .milliseconds(800))
+        try await Task.sleep(for: .milliseconds(3500))
         guard case .claimed(let taken) = try await second.claim(broadcast) else { Issue.record("the lapsed broadcast was not taken"); return }
         #expect(taken.generation == lease.generation + 1)
         #expect(try await first.renew(lease) == false)

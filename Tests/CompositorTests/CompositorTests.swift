@@ -136,6 +136,20 @@ private func near(_ a: YUVColor, _ b: YUVColor, tolerance: Int = 24) -> Bool {
         #expect(near(color(picture, x: 320 / 20 + 2, y: bandY), .accent, tolerance: 40), "banner band near the bottom left")
     }
 
+    @Test func aCommentIsALowerThirdAboveTheBannerAndGoneWhenCleared() throws {
+        let layout = try gridLayout()
+        let comment = (name: "Gina", text: "Greetings from the chat")
+        let (shown, _, _) = try runProgram(scene: Scene(layout: layout, participants: [], banner: "Banner", comment: comment))
+        // 320×180: text 7 px, the card's strip from y 126 to 136, its light body to 150, above the banner's band.
+        #expect(near(color(shown, x: 18, y: 130), .accent, tolerance: 40), "the name's accent strip")
+        #expect(color(shown, x: 18, y: 145).y > 200, "the message's light card")
+        let bandY = 180 - (180 / 20) * 2
+        #expect(near(color(shown, x: 320 / 20 + 2, y: bandY), .accent, tolerance: 40), "the banner still below it")
+        let (cleared, _, _) = try runProgram(scene: Scene(layout: layout, participants: [], banner: "Banner"))
+        #expect(!near(color(cleared, x: 18, y: 130), .accent, tolerance: 40))
+        #expect(color(cleared, x: 18, y: 145).y < 100)
+    }
+
     @Test func audioWaitsForABufferThenMixesAndPlaysSilenceWhenDry() {
         let input = CompositorInput(name: "X")
         var mix = [Float](repeating: 0, count: 3200)

@@ -87,6 +87,14 @@ struct StageTests {
             #expect(try await refused(["layout": "grid", "participants": [viewer]]) == "viewer_on_stage")
             #expect(try await refused(["layout": "grid", "participants": [guest, guest]]) == "duplicate_participant")
             #expect(try await refused(["layout": "grid", "participants": [String](), "banner": ["text": String(repeating: "x", count: 201)]]) == "invalid_banner")
+            #expect(try await refused(["layout": "grid", "participants": [String](), "comment": ["name": "Gina", "text": String(repeating: "x", count: 301)]]) == "invalid_comment")
+            #expect(try await refused(["layout": "grid", "participants": [String](), "comment": ["name": " ", "text": "hello"]]) == "invalid_comment")
+            let commented = try await api.call(.put, "/api/broadcasts/\(id)/stage", json: ["layout": "grid", "participants": [String](),
+                                                                                           "comment": ["name": "Gina", "text": "Hello from the chat"]],
+                                               token: host.accessToken)
+            #expect(commented.status == .ok)
+            let shown = try await api.call(.get, "/api/broadcasts/\(id)/stage", token: host.accessToken)
+            #expect((shown["comment"] as? [String: Any])?["text"] as? String == "Hello from the chat")
             #expect(try await refused(["layout": "grid"]) == "invalid_json")
             var many: [String] = []
             for index in 0..<11 { many.append(try await Self.participant(services, broadcast: id, role: .guest, name: "G\(index)")) }

@@ -121,6 +121,11 @@ struct StudioRequestTests {
         #expect(refusal(#"{"event":"stage-set","data":{"participants":"x"}}"#)?.code == "invalid_field")
         #expect(refusal(#"{"event":"stage-set","data":{"streams":[""]}}"#)?.message == "`data.streams` holds ingest stream ids")
         #expect(refusal(#"{"event":"stage-set","data":{"banner":{"text":3}}}"#)?.code == "invalid_field")
+        guard case .setStage(let shown) = try request(#"{"event":"stage-set","data":{"comment":{"name":"Gina","text":"Hello!"}}}"#),
+              case .setStage(let hidden) = try request(#"{"event":"stage-set","data":{"comment":null}}"#) else { return }
+        #expect(shown.comment == .set(.init(name: "Gina", text: "Hello!")) && shown.banner == .keep)
+        #expect(hidden.comment == .clear && change.comment == .keep)
+        #expect(refusal(#"{"event":"stage-set","data":{"comment":{"text":"no name"}}}"#)?.message.contains("`data.comment` is {\"name\"") == true)
         let many = (0...StudioRequest.StageChange.maxListed).map { _ in "\"\(UUID())\"" }.joined(separator: ",")
         #expect(refusal(#"{"event":"stage-set","data":{"participants":[\#(many)]}}"#)?.code == "invalid_field")
     }

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from conftest import CHROMIUM_ARGS, wait_in_page, wait_for
 from nginx_rtmp import NginxRTMP
+from test_program import close_to, grab_frame
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = Path(os.environ.get("TALLY_ARTIFACTS_DIR", ROOT / "test-artifacts")) / "screenshots"
@@ -35,6 +36,10 @@ PLAYING = """() => [...document.querySelectorAll('[data-participant] video')]
 SUBSCRIPTIONS = """() => [...window.studio.state.participants.values()].map(e => ({name: e.info.name,
     state: e.subscription?.pc.connectionState ?? 'none', tracks: e.subscription?.stream.getTracks().length ?? 0,
     stats: null})).concat([{toast: document.querySelector('#toast').textContent}])"""
+
+COMMENT = "() => document.querySelector('#stage .comment')?.textContent ?? ''"
+# The studio's accent colour, which the compositor draws the comment's name strip in.
+ACCENT = (37, 99, 235)
 
 STAGE = """() => ({layout: document.querySelector('#stage').dataset.layout,
     tiles: [...document.querySelectorAll('#stage .tile')].map(t => ({id: t.dataset.participant, left: t.style.left, width: t.style.width}))})"""
@@ -122,6 +127,11 @@ def test_host_and_guests_run_a_studio(start_tally, tmp_path):
             for page in pages:
                 assert wait_for(lambda: "hello from Gina" in page.inner_text("#chat-messages"))
 
+            # The host puts Gina's message on screen: every page's stage shows it as a lower third.
+            host.click("#chat-messages li:has-text('hello from Gina') button.show-comment")
+            for page in pages:
+                assert wait_for(lambda: page.evaluate(COMMENT) == "Gina Guesthello from Gina"), page.evaluate(COMMENT)
+
             # A layout switch redraws every page's stage.
             before = [page.evaluate(STAGE) for page in pages]
             host.click("#layouts button[data-layout='sidebar']")
@@ -173,6 +183,14 @@ def test_host_and_guests_run_a_studio(start_tally, tmp_path):
             assert "Live" in host.inner_text("#destinations")
             assert wait_for(lambda: guests[0].inner_text("#status") == "live")
             shoot(host, "studio-live")
+            # The program draws the comment as the preview does: the name on the accent colour,
+            # bottom left; hidden, it is gone from both.
+            key_url = f"{receiver.url()}/secret-stream-key-9Z7Q"
+            assert close_to(grab_frame(key_url)[600, 70], ACCENT), "no comment in the program"
+            host.click("#comment-clear")
+            for page in pages:
+                assert wait_for(lambda: page.evaluate(COMMENT) == "")
+            assert not close_to(grab_frame(key_url)[600, 70], ACCENT), "the comment stayed in the program"
             # The button ends the broadcast only once the host's own page knows it is live.
             assert wait_for(lambda: host.inner_text("#status") == "live")
             host.once("dialog", lambda dialog: dialog.accept())

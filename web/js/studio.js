@@ -15,7 +15,8 @@ const token = inviteToken ?? session()?.access_token;
 
 const state = {
   me: null,
-  stage: {layout: 'grid', participants: [], streams: [], banner: null},
+  isHost: false,
+  stage: {layout: 'grid', participants: [], streams: [], banner: null, comment: null},
   // The host's ingest streams (GET /api/streams), which can stand on stage like people.
   streams: [],
   layouts: [],
@@ -192,7 +193,7 @@ function renderStage() {
   // People first, then encoder streams, as the compositor places them.
   const onStage = [...state.stage.participants.filter(id => id === state.me?.id || state.participants.has(id)).map(id => ({participant: id})),
                    ...(state.stage.streams ?? []).map(id => ({stream: id}))];
-  stage.querySelectorAll('.tile, .banner').forEach(node => node.remove());
+  stage.querySelectorAll('.tile, .banner, .comment').forEach(node => node.remove());
   $('#stage-empty').hidden = onStage.length > 0;
   if (spec) {
     const width = stage.clientWidth, height = stage.clientHeight;
@@ -208,6 +209,11 @@ function renderStage() {
     }
   }
   if (state.stage.banner) stage.append(element('div', {className: 'banner', textContent: state.stage.banner.text}));
+  if (state.stage.comment) {
+    stage.append(element('div', {className: 'comment' + (state.stage.banner ? ' above-banner' : '')},
+                         element('b', {textContent: state.stage.comment.name}), element('span', {textContent: state.stage.comment.text})));
+  }
+  $('#comment-clear').hidden = !state.stage.comment;
   stage.style.backgroundImage = state.stage.background ? `url("${state.stage.background}")` : '';
   stage.querySelector('.logo')?.remove();
   if (state.stage.logo) stage.append(element('img', {className: 'logo', src: state.stage.logo, alt: 'Logo'}));
@@ -280,6 +286,13 @@ function addParticipant(info) {
 
 function appendChat(message) {
   const line = element('li', {}, element('b', {textContent: message.name}), message.text);
+  // The host puts a message on the program as a lower third with who wrote it.
+  if (state.isHost) {
+    const show = element('button', {type: 'button', className: 'show-comment', textContent: 'Show',
+                                     ariaLabel: `Show ${message.name}'s message on stream`});
+    show.addEventListener('click', () => setStage({comment: {name: message.name, text: message.text.slice(0, 300)}}));
+    line.append(show);
+  }
   $('#chat-messages').append(line);
   line.scrollIntoView({block: 'end'});
 }
@@ -392,6 +405,7 @@ async function enter(event) {
     $('#broadcast-title').textContent = joined.broadcast.title;
     document.title = `${joined.broadcast.title} — Tally studio`;
     const isHost = joined.participant.role === 'host';
+    state.isHost = isHost;
     $('#host-actions').hidden = !isHost;
     $('#stage-controls').hidden = !isHost;
     $('#destinations-panel').hidden = !isHost;
@@ -480,6 +494,7 @@ function main() {
     }
   });
   $('#banner-clear').addEventListener('click', () => { $('#banner-text').value = ''; setStage({banner: null}); });
+  $('#comment-clear').addEventListener('click', () => setStage({comment: null}));
   $('#toggle-mic').addEventListener('click', () => setMuted('audio', $('#toggle-mic').getAttribute('aria-pressed') !== 'true'));
   $('#toggle-camera').addEventListener('click', () => setMuted('video', $('#toggle-camera').getAttribute('aria-pressed') !== 'true'));
   $('#share-screen').addEventListener('click', toggleScreenShare);
