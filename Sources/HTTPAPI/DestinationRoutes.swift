@@ -4,6 +4,11 @@ import Hummingbird
 import NetworkPolicy
 import Store
 
+/// `PATCH`: a destination switched on or off for the show, its key kept.
+struct UpdateDestinationRequest: Decodable {
+    var enabled: Bool
+}
+
 struct AddDestinationRequest: Decodable {
     var platform: String
     var name: String?
@@ -74,6 +79,14 @@ extension API {
             return DestinationListResponse(destinations: try destinations.map(DestinationResponse.init))
         }
         group.post { request, context in try await addDestination(request, context) }
+        group.patch(":destId") { request, context -> DestinationResponse in
+            let (broadcast, destination) = try await ownedDestination(context)
+            let change = try await request.decodeJSON(UpdateDestinationRequest.self, context: context)
+            destination.enabled = change.enabled
+            try await destination.save(on: store.db)
+            logger.info("destination \(change.enabled ? "enabled" : "disabled")", metadata: ["broadcast": "\(broadcast.loggedID)", "destination": "\(destination.loggedID)"])
+            return try DestinationResponse(destination)
+        }
         group.delete(":destId") { _, context in
             let (broadcast, destination) = try await ownedDestination(context)
             let id = try destination.requireID()

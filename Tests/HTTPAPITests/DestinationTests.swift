@@ -90,6 +90,24 @@ struct DestinationTests {
         }
     }
 
+    @Test("a destination is switched off and on by its owner only, its key kept")
+    func enable() async throws {
+        try await withServer { api, _ in
+            let host = try await api.signUp()
+            let stranger = try await api.signUp()
+            let id = try await api.createBroadcast(host.accessToken)
+            let added = try await api.call(.post, "/api/broadcasts/\(id)/destinations", json: ["platform": "twitch", "stream_key": "live_123456789"], token: host.accessToken)
+            let path = "/api/broadcasts/\(id)/destinations/\(try #require(added["id"] as? String))"
+            #expect(try await api.call(.patch, path, json: ["enabled": false], token: stranger.accessToken).status == .forbidden)
+            #expect(try await api.call(.patch, path, json: ["enabled": "no"], token: host.accessToken).status == .badRequest)
+            let off = try await api.call(.patch, path, json: ["enabled": false], token: host.accessToken)
+            #expect(off.status == .ok && off["enabled"] as? Bool == false && off["stream_key_hint"] as? String == added["stream_key_hint"] as? String)
+            let listed = try await api.call(.get, "/api/broadcasts/\(id)/destinations", token: host.accessToken)
+            #expect((listed["destinations"] as? [[String: Any]])?.first?["enabled"] as? Bool == false)
+            #expect(try await api.call(.patch, path, json: ["enabled": true], token: host.accessToken)["enabled"] as? Bool == true)
+        }
+    }
+
     @Test("a broadcast takes at most ten destinations")
     func limit() async throws {
         try await withServer { api, _ in

@@ -39,6 +39,10 @@ async function inviteLink(id, button) {
   button.dataset.link = link;
 }
 
+const STATUS_LABELS = {
+  idle: 'Ready', connecting: 'Connecting…', live: 'Live', reconnecting: 'Reconnecting…', failed: 'Failed', stopped: 'Stopped',
+};
+
 // Where a broadcast goes live: YouTube, Twitch, Facebook or any RTMP(S) server. Stream
 // keys are shown back only as their last characters.
 function destinations(broadcast) {
@@ -56,15 +60,46 @@ function destinations(broadcast) {
   form.append(element('div', {}, element('label', {htmlFor: platform.id, textContent: 'Platform'}), platform), urlField,
               element('div', {}, element('label', {htmlFor: key.id, textContent: 'Stream key'}), key),
               element('button', {type: 'submit', textContent: 'Add destination'}), error);
+  const results = new Map();
   async function refresh() {
     const {destinations} = await call('GET', `/api/broadcasts/${broadcast.id}/destinations`);
     list.replaceChildren(...destinations.map(destination => {
+      const path = `/api/broadcasts/${broadcast.id}/destinations/${destination.id}`;
       const remove = element('button', {type: 'button', textContent: 'Remove'});
       remove.setAttribute('aria-label', `Remove ${destination.name}`);
-      remove.addEventListener('click', async () => { await call('DELETE', `/api/broadcasts/${broadcast.id}/destinations/${destination.id}`); refresh(); });
-      return element('li', {}, element('span', {textContent: `${destination.name} · key ${destination.stream_key_hint}`}), remove);
+      remove.addEventListener('click', async () => { await call('DELETE', path); refresh(); });
+      // Switched off for this show, the key kept for the next.
+      const enabled = element('input', {type: 'checkbox', id: `${prefix}-${destination.id}-enabled`, className: 'checkbox', checked: destination.enabled});
+      enabled.addEventListener('change', async () => {
+        try { await call('PATCH', path, {enabled: enabled.checked}); } catch (failure) { enabled.checked = !enabled.checked; results.set(destination.id, failure.message); }
+        refresh();
+      });
+      // A real publish with the stored key, so a wrong key shows before the show, not during it.
+      const test = element('button', {type: 'button', textContent: 'Test'});
+      test.setAttribute('aria-label', `Test ${destination.name}`);
+      const result = element('span', {className: 'muted test-result', role: 'status', textContent: results.get(destination.id) ?? ''});
+      test.addEventListener('click', async () => {
+        test.disabled = true;
+        result.textContent = 'Testing…';
+        try {
+          const outcome = await call('POST', `${path}/test`);
+          result.textContent = outcome.result === 'ok' ? `Works (${outcome.elapsed_ms} ms)` : `${outcome.result}: ${outcome.message}`;
+        } catch (failure) { result.textContent = failure.message; }
+        results.set(destination.id, result.textContent);
+        test.disabled = false;
+      });
+      const status = destination.status || 'idle';
+      const item = element('li', {},
+        element('span', {textContent: `${destination.name} · key ${destination.stream_key_hint}`}),
+        element('span', {className: `badge destination-${status}`, textContent: STATUS_LABELS[status] || status}),
+        element('label', {className: 'inline-label', htmlFor: enabled.id}, enabled, ' Enabled'),
+        test, remove, result);
+      Object.assign(item.dataset, {destination: destination.id, status});
+      return item;
     }));
   }
+  // While open, the list follows each destination's status as the show goes.
+  setInterval(() => { if (details.isConnected && details.open && document.visibilityState === 'visible') refresh().catch(() => {}); }, 5000);
   form.addEventListener('submit', async event => {
     event.preventDefault();
     error.textContent = '';
