@@ -46,6 +46,8 @@ struct StreamResponse: APIResponse {
     var destinations: [StreamDestinationResponse]
     var ingest: IngestEndpoints
     var hlsUrl: String
+    /// What the encoder sends now, in bits per second; 0 while nothing publishes.
+    var bitrateBps: Int
     var startTime: Date?
     var lastError: String?
     var createdAt: Date?
@@ -175,6 +177,22 @@ extension API {
         router.get("api/streams/:id") { request, context -> StreamResponse in
             try await response(try await ownedStream(context.parameters.get("id"), context: context), request: request, context: context)
         }
+        // A new key, shown once: the old one stops working at once, and an encoder using it is
+        // disconnected (a leaked key is what this is for).
+        router.post("api/streams/:id/key") { request, context -> StreamResponse in
+            let record = try await ownedStream(context.parameters.get("id"), context: context)
+            let key = Self.newStreamKey()
+            record.streamKeySealed = try store.sealer.seal(key)
+            record.streamKeyDigest = store.sealer.lookupDigest(key)
+            record.streamKeyHint = StreamKeySealer.redact(key)
+            try await record.save(on: store.db)
+            if record.status != IngestStatus.stopped.rawValue, record.status != IngestStatus.error.rawValue {
+                ingest.stop(record.streamID)
+                ingest.start(record.streamID, settings: try await IngestStreams.settings(record, store: store, logger: logger))
+            }
+            logger.info("stream key regenerated", metadata: ["stream": "\(record.streamID)", "stream_key": "\(record.streamKeyHint)"])
+            return try await shownWithKey(record, key: key, request: request, context: context)
+        }
         router.delete("api/streams/:id") { _, context -> Response in
             let record = try await ownedStream(context.parameters.get("id"), context: context)
             try await IngestRelayRecord.query(on: store.db).filter(\.$ingestStreamID == (try record.requireID())).delete()
@@ -278,11 +296,16 @@ extension API {
             throw APIError(.conflict, "stream_id_taken", "the stream ID \(id) is taken")
         }
         ingest.start(id, settings: try await IngestStreams.settings(record, store: store, logger: logger))
+        return EditedResponse(status: .created, response: try await shownWithKey(record, key: key, request: request, context: context))
+    }
+
+    /// The stream with its key and the publish URLs that carry it: only right after the key is made.
+    private func shownWithKey(_ record: IngestStreamRecord, key: String, request: Request, context: AppContext) async throws -> StreamResponse {
         var shown = try await response(record, request: request, context: context)
         shown.streamKey = key
         shown.ingest.rtmpPublishUrl = "\(shown.ingest.rtmp)/\(key)"
         shown.ingest.srtPublishUrl = "\(shown.ingest.srt)?streamid=#!::r=live/\(key),m=publish"
-        return EditedResponse(status: .created, response: shown)
+        return shown
     }
 
     /// The caller's stream: 404 when there is none by that ID, 403 when it is someone else's.
@@ -304,7 +327,7 @@ extension API {
             ladder: IngestStreams.ladder(record).map(\.name), destinations: try relays.map { try StreamDestinationResponse($0, state: snapshot?.relays[try $0.requireID().uuidString].map { ($0.name, $0.reason) }) },
             ingest: IngestEndpoints(rtmp: "rtmp://\(hostName(request)):\(boundRTMPPort)/live", srt: "srt://\(hostName(request)):\(boundSRTPort)",
                                    whip: "\(baseURL(request, context))\(Self.whipIngestPath)"),
-            hlsUrl: "\(baseURL(request, context))/hls/\(record.streamID)/\(HLSFiles.playlistName)",
+            hlsUrl: "\(baseURL(request, context))/hls/\(record.streamID)/\(HLSFiles.playlistName)", bitrateBps: snapshot?.bitrate ?? 0,
             startTime: snapshot?.startTime ?? record.startedAt, lastError: snapshot?.lastError ?? record.lastError, createdAt: record.createdAt)
     }
 

@@ -44,6 +44,25 @@ struct StreamTests {
         }
     }
 
+    @Test("a regenerated key is shown once, replaces the old one, and only the owner gets one")
+    func regenerateKey() async throws {
+        try await withServer { api, _ in
+            let owner = try await api.signUp()
+            let stranger = try await api.signUp()
+            let created = try await api.call(.post, "/api/streams", json: ["stream_id": "rekey", "action": "start"], token: owner.accessToken)
+            let first = try #require(created["stream_key"] as? String)
+            #expect(try await api.call(.post, "/api/streams/rekey/key", token: stranger.accessToken).status == .forbidden)
+            let renewed = try await api.call(.post, "/api/streams/rekey/key", token: owner.accessToken)
+            let second = try #require(renewed["stream_key"] as? String)
+            #expect(renewed.status == .ok && second != first && second.hasPrefix("live_"))
+            #expect(renewed["stream_key_hint"] as? String == "••••" + String(second.suffix(4)))
+            #expect(((renewed["ingest"] as? [String: Any])?["rtmp_publish_url"] as? String)?.hasSuffix("/\(second)") == true)
+            let shown = try await api.call(.get, "/api/streams/rekey", token: owner.accessToken)
+            #expect(shown["stream_key"] == nil && shown["stream_key_hint"] as? String == renewed["stream_key_hint"] as? String)
+            #expect(shown["bitrate_bps"] as? Int == 0)
+        }
+    }
+
     @Test("stream IDs and actions are checked", arguments: [
         (["stream_id": "", "action": "start"], "invalid_field"),
         (["stream_id": "has space", "action": "start"], "invalid_field"),

@@ -124,6 +124,11 @@ def test_pages_pass_axe_and_the_way_in_needs_no_mouse(start_tally):
             reports += audit(page, "studio")
             activate(page, "button[aria-label='Remove stream cam from stage']", then="#stage:not(:has(.stream-tile))")
 
+            streams = context.new_page()
+            streams.goto(tally.url + "/streams.html")
+            streams.wait_for_selector("#streams li[data-stream='cam']")
+            reports += audit(streams, "encoder streams")
+
             guest = browser.new_context(viewport=SIZES["desktop"]).new_page()
             guest.goto(invite_link)
             reports += audit(guest, "guest join")
