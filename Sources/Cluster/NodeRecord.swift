@@ -16,11 +16,12 @@ public struct NodeLoad: Codable, Sendable, Equatable {
     public var egressBitsPerSecond: Double
     /// One live program's CPU on this node, in cores, as measured (assumed until one ran).
     public var programCost: Double
-    /// The cores live programs may bring the process to (`TALLY_CPU_BUDGET` of all cores).
-    public var cpuBudget: Double
+    /// The cores live programs may bring the process to (`TALLY_CPU_BUDGET` of all cores);
+    /// nil when the node admits by count alone.
+    public var cpuBudget: Double?
 
     public init(cpu: Double, cpus: Int, livePrograms: Int, programCapacity: Int, publishers: Int, subscribers: Int, egressBitsPerSecond: Double,
-                programCost: Double, cpuBudget: Double) {
+                programCost: Double, cpuBudget: Double?) {
         self.programCost = programCost
         self.cpuBudget = cpuBudget
         self.cpu = cpu

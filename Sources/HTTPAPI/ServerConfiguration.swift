@@ -90,7 +90,7 @@ public struct ServerConfiguration: Sendable {
     /// Live programs one user runs at once.
     public var maxLiveProgramsPerUser = 2
     /// The share of all cores live programs may bring this process to: past it, a new
-    /// program is refused (its cost measured on this node).
+    /// program is refused (its cost measured on this node). 0: no CPU admission, only the count.
     public var cpuBudget = 0.85
     /// HTTP connections open at once; past it new ones wait in the kernel's backlog.
     public var maxHTTPConnections = 4000
@@ -222,7 +222,7 @@ extension ServerConfiguration {
         ProgramDirector.Settings(maxLivePrograms: maxLivePrograms, maxLiveProgramsPerUser: maxLiveProgramsPerUser, recordingsDirectory: recordingsDirectory,
                                  recordingMinFreeBytes: recordingMinFreeBytes, maxRecordingBytes: maxRecordingBytes, hlsDirectory: hlsDirectory,
                                  uploadsDirectory: uploadsDirectory, outbound: outboundPolicy,
-                                 cpuBudget: cpuBudget * Double(ProcessInfo.processInfo.activeProcessorCount))
+                                 cpuBudget: cpuBudget == 0 ? .infinity : cpuBudget * Double(ProcessInfo.processInfo.activeProcessorCount))
     }
 
     /// What the ingest streams need of the configuration.

@@ -187,9 +187,10 @@ public final class TallyNode: Sendable {
             let transports = TransportBoard.totals()
             let share = cpu.sample()
             let programCost = await programs.observeCPU(cores: share * Double(cpu.cores))
+            let budget = await programs.cpuBudget
             return NodeLoad(cpu: share, cpus: cpu.cores, livePrograms: await programs.liveCount, programCapacity: programCapacity,
                             publishers: transports.publishers, subscribers: transports.subscribers, egressBitsPerSecond: transports.sendBitsPerSecond,
-                            programCost: programCost, cpuBudget: await programs.cpuBudget)
+                            programCost: programCost, cpuBudget: budget.isFinite ? budget : nil)
         }
         let services = await TallyServices(configuration: configuration, layouts: layouts, store: store, registry: registry, secret: secret,
                                            transport: webrtc, sfu: sfu, programs: programs, ingest: ingest, boundRTMPPort: boundRTMPPort,

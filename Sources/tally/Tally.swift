@@ -51,7 +51,7 @@ struct Tally: AsyncParsableCommand {
     var maxLivePrograms: Int?
     @Option(help: "Live programs one user runs at once (TALLY_MAX_LIVE_PROGRAMS_PER_USER, default 2).")
     var maxLiveProgramsPerUser: Int?
-    @Option(help: "Share of all cores live programs may bring this process to, above 0 and at most 1; past it a new program is refused, its cost measured here (TALLY_CPU_BUDGET, default 0.85).")
+    @Option(help: "Share of all cores live programs may bring this process to, at most 1; past it a new program is refused, its cost measured here; 0 turns this off (TALLY_CPU_BUDGET, default 0.85).")
     var cpuBudget: String?
     @Option(help: "HTTP connections open at once (TALLY_MAX_HTTP_CONNECTIONS, default 4000).")
     var maxHTTPConnections: Int?
@@ -148,7 +148,9 @@ struct Tally: AsyncParsableCommand {
         config.maxLivePrograms = try number(maxLivePrograms, "TALLY_MAX_LIVE_PROGRAMS", config.maxLivePrograms)
         config.maxLiveProgramsPerUser = try number(maxLiveProgramsPerUser, "TALLY_MAX_LIVE_PROGRAMS_PER_USER", config.maxLiveProgramsPerUser)
         if let budget = setting(cpuBudget, "TALLY_CPU_BUDGET") {
-            guard let share = Double(budget), share > 0, share <= 1 else { throw ValidationError("TALLY_CPU_BUDGET must be a share of all cores above 0 and at most 1, such as 0.85; not \(budget)") }
+            guard let share = Double(budget), share >= 0, share <= 1 else {
+                throw ValidationError("TALLY_CPU_BUDGET must be a share of all cores from 0 (off) to 1, such as 0.85; not \(budget)")
+            }
             config.cpuBudget = share
         }
         config.maxHTTPConnections = try number(maxHTTPConnections, "TALLY_MAX_HTTP_CONNECTIONS", config.maxHTTPConnections)
