@@ -48,8 +48,6 @@ public final class NodeHeartbeat: Service, Sendable {
         Task { await beat() }
     }
 
-    public var url: String? { state.withLock { $0.url } }
-
     /// The node is shutting down: it says so at once, and at every beat until it withdraws.
     public func markDraining() async {
         state.withLock { $0.draining = true }

@@ -9,11 +9,16 @@ public final class ProcessCPU: Sendable {
 
     public init() {}
 
+    /// The process's CPU time so far, user and system, in seconds.
+    public static func seconds() -> Double? {
+        var usage = rusage()
+        guard getrusage(RUSAGE_SELF.rawValue, &usage) == 0 else { return nil }
+        return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1_000_000
+    }
+
     /// The share since the previous call (0 on the first).
     public func sample() -> Double {
-        var usage = rusage()
-        guard getrusage(RUSAGE_SELF.rawValue, &usage) == 0 else { return 0 }
-        let cpu = Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1_000_000
+        guard let cpu = Self.seconds() else { return 0 }
         var now = timespec()
         clock_gettime(CLOCK_MONOTONIC, &now)
         let wall = Double(now.tv_sec) + Double(now.tv_nsec) / 1_000_000_000

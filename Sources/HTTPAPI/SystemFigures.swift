@@ -1,3 +1,4 @@
+import Cluster
 import Foundation
 import Glibc
 import Metrics
@@ -22,9 +23,7 @@ final class SystemFigures: Sendable {
     }
 
     func sample() {
-        var usage = rusage()
-        if getrusage(RUSAGE_SELF.rawValue, &usage) == 0 {
-            let seconds = Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1_000_000
+        if let seconds = ProcessCPU.seconds() {
             let delta = countedCPU.withLock { counted -> Double in
                 defer { counted = max(counted, seconds) }
                 return seconds - counted

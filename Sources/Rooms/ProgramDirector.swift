@@ -263,7 +263,8 @@ public actor ProgramDirector {
     public func update(_ broadcast: Broadcast) async {
         guard let id = broadcast.id else { return }
         guard let program = programs[id]?.program else {
-            await send(.update, to: id)
+            // Only a live broadcast has a program somewhere to tell.
+            if broadcast.status == BroadcastStatus.live.rawValue { await send(.update, to: id) }
             return
         }
         do {

@@ -6,18 +6,9 @@ import requests
 
 from conftest import CHROMIUM_ARGS, wait_for
 from nginx_rtmp import NginxRTMP
-from test_studio import shoot, signed_up
+from test_studio import add_destination, create_broadcast, shoot, signed_up
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def add_destination(page, url, key):
-    page.select_option("#broadcasts select[id$='-platform']", "custom")
-    page.fill("#broadcasts input[id$='-url']", url)
-    page.fill("#broadcasts input[id$='-key']", key)
-    count = page.locator("#broadcasts details li").count()
-    page.click("#broadcasts details button[type=submit]")
-    wait_for(lambda: page.locator("#broadcasts details li").count() == count + 1, 10)
 
 
 def test_the_dashboard_tests_switches_and_follows_destinations(start_tally, tmp_path):
@@ -28,10 +19,7 @@ def test_the_dashboard_tests_switches_and_follows_destinations(start_tally, tmp_
         browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
         try:
             host = signed_up(browser, tally.url, "Dana Host")
-            host.fill("#title", "Dashboard show")
-            host.click("#create button[type=submit]")
-            host.wait_for_selector("#broadcasts li")
-            host.click("#broadcasts details summary")
+            create_broadcast(host, "Dashboard show")
             add_destination(host, good.url(), "good-key-1234")
             add_destination(host, bad.url(), "bad-key-5678")
             item = lambda hint: host.locator(f"#broadcasts details li:has-text('{hint}')")

@@ -8,9 +8,12 @@ import pytest
 import requests
 
 from nginx_rtmp import NginxRTMP
+from test_program import close_to, grab_frame
 from tallytest import DATABASE_URL, eventually, operator_token, requires_postgres
 
 KEY = "failover-key-4Q"
+# The studio's accent colour, which the compositor draws the banner's band in.
+ACCENT = (37, 99, 235)
 
 
 @pytest.fixture
@@ -76,11 +79,15 @@ def test_any_node_changes_the_stage_of_and_ends_a_program_homed_on_another(start
     home, door = two_nodes(start_tally, redis_server, "a shared secret for the front-door test")
     headers, broadcast = live_on(home, receiver, "Front door")
 
-    # The stage is changed through the other node: the home's program shows it.
+    # The stage is changed through the other node: the home's program shows it (the banner's
+    # accent band, bottom left of the 720p picture).
+    band = lambda: grab_frame(f"{receiver.url()}/{KEY}")[648, 80]
+    assert not close_to(band(), ACCENT)
     reply = requests.put(f"{door.url}/api/broadcasts/{broadcast}/stage", headers=headers, timeout=10,
                          json={"layout": "solo", "participants": [], "banner": {"text": "Changed elsewhere"}})
     assert reply.status_code == 200, reply.text
     assert eventually(lambda: "program update asked by another node" in home.logs(), 10), home.logs()[-2000:]
+    assert close_to(band(), ACCENT), "the banner set through the other node is not in the program"
 
     # Ended through the other node: the home stops its program, closes the recording and lets the broadcast go.
     assert requests.post(f"{door.url}/api/broadcasts/{broadcast}/end", headers=headers, timeout=30).status_code == 200

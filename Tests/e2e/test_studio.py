@@ -58,6 +58,24 @@ def signed_up(browser, url, name):
     return page
 
 
+def create_broadcast(page, title):
+    """A new broadcast from the dashboard's form, its destinations opened."""
+    page.fill("#title", title)
+    page.click("#create button[type=submit]")
+    page.wait_for_selector("#broadcasts li")
+    page.click("#broadcasts details summary")
+
+
+def add_destination(page, url, key):
+    """A custom RTMP destination added through the dashboard's form."""
+    page.select_option("#broadcasts select[id$='-platform']", "custom")
+    page.fill("#broadcasts input[id$='-url']", url)
+    page.fill("#broadcasts input[id$='-key']", key)
+    count = page.locator("#broadcasts details li").count()
+    page.click("#broadcasts details button[type=submit]")
+    wait_for(lambda: page.locator("#broadcasts details li").count() == count + 1, 10)
+
+
 def enter_as_guest(browser, link, name):
     context = browser.new_context(viewport=SIZES["desktop"])
     page = context.new_page()
@@ -76,16 +94,9 @@ def test_host_and_guests_run_a_studio(start_tally, tmp_path):
         browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
         try:
             host = signed_up(browser, tally.url, "Hana Host")
-            host.fill("#title", "Friday show")
-            host.click("#create button[type=submit]")
-            host.wait_for_selector("#broadcasts li")
+            create_broadcast(host, "Friday show")
             # A destination: its stream key is never shown back, only its last characters.
-            host.click("#broadcasts details summary")
-            host.select_option("#broadcasts select[id$='-platform']", "custom")
-            host.fill("#broadcasts input[id$='-url']", receiver.url())
-            host.fill("#broadcasts input[id$='-key']", "secret-stream-key-9Z7Q")
-            host.click("#broadcasts details button[type=submit]")
-            host.wait_for_selector("#broadcasts details li")
+            add_destination(host, receiver.url(), "secret-stream-key-9Z7Q")
             listed = host.inner_text("#broadcasts details ul")
             assert "9Z7Q" in listed and "secret-stream-key" not in listed, listed
             shoot(host, "dashboard")
