@@ -91,7 +91,10 @@ def test_throttled_subscriber_drops_a_layer_and_recovers(webrtc_tally):
                 (throttled.evaluate(INBOUND), publisher.evaluate(TOP_LAYER), layer_gauges(webrtc_tally.url, token, broadcast_id))
             after = throttled.evaluate(INBOUND)
             assert after["frames"] > lowered["frames"], (lowered, after)
-            assert on_top_layer(steady), (steady.evaluate(INBOUND), publisher.evaluate(TOP_LAYER))
+            # The steady player may dip for a moment on a loaded machine (its own estimate, or the
+            # publisher briefly shrinking its layers), but it is on the top layer again without throttling.
+            assert wait_for(lambda: on_top_layer(steady), 30), \
+                (steady.evaluate(INBOUND), publisher.evaluate(TOP_LAYER), layer_gauges(webrtc_tally.url, token, broadcast_id))
             # The probes that brought it back are on /metrics.
             gauges = layer_gauges(webrtc_tally.url, token, broadcast_id)
             assert any(t["estimate_bps"] for t in gauges), gauges
