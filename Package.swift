@@ -19,6 +19,7 @@ let package = Package(
         .library(name: "FLV", targets: ["FLV"]),
         .library(name: "MediaCodecs", targets: ["MediaCodecs"]),
         .library(name: "Ingest", targets: ["Ingest"]),
+        .library(name: "RelayWire", targets: ["RelayWire"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
@@ -68,6 +69,15 @@ let package = Package(
         ]),
         .target(name: "DTLS", dependencies: ["COpenSSL", "MediaCore"]),
         .target(name: "SRTP", dependencies: ["DTLS"]),
+        // The node-to-node media relay: UDP on the SFU's loop, sealed with AES-GCM (swift-crypto).
+        // The relay's datagrams alone: header, AES-GCM sealing and the replay window.
+        .target(name: "RelayWire", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
+        .target(name: "Relay", dependencies: [
+            "RelayWire", "SFU", "SDP", "RTP", "RTCP", "Cluster", "Registry", "NetworkPolicy", "OutboundHTTP",
+            .product(name: "Crypto", package: "swift-crypto"), .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"), .product(name: "Logging", package: "swift-log"),
+            .product(name: "Metrics", package: "swift-metrics"),
+        ]),
         .target(
             name: "WebRTCTransport",
             dependencies: [
@@ -178,7 +188,7 @@ let package = Package(
         .target(
             name: "HTTPAPI",
             dependencies: [
-                "Store", "Registry", "Cluster", "Rooms", "MediaPlane", "SFU", "SDP", "Layout", "Signaling",
+                "Store", "Registry", "Cluster", "Rooms", "MediaPlane", "SFU", "SDP", "Layout", "Signaling", "Relay",
                 "Ingest", "NetworkPolicy", "StudioFiles", "Certificates", "OutboundHTTP", "TURN",
                 .product(name: "NIOPosix", package: "swift-nio"), .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -194,7 +204,7 @@ let package = Package(
         .target(
             name: "TallyNode",
             dependencies: [
-                "HTTPAPI", "Cluster", "Rooms", "Ingest", "SFU", "WebRTCTransport", "DTLS", "TURN", "Store", "Registry", "Layout", "NetworkPolicy",
+                "HTTPAPI", "Cluster", "Relay", "Rooms", "Ingest", "SFU", "WebRTCTransport", "DTLS", "TURN", "Store", "Registry", "Layout", "NetworkPolicy",
                 "StudioFiles", "Certificates",
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -244,6 +254,10 @@ let package = Package(
         .testTarget(name: "SDPTests", dependencies: ["SDP"], resources: [.copy("Fixtures")]),
         .testTarget(name: "StoreTests", dependencies: ["Store"]),
         .testTarget(name: "RegistryTests", dependencies: ["Registry"]),
+        .testTarget(name: "RelayTests", dependencies: [
+            "Relay", "RelayWire", "SFU", "SDP", "RTP", "RTCP", "MediaPlane", .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+        ]),
         .testTarget(
             name: "RoomsTests",
             dependencies: [

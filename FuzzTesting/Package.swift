@@ -6,6 +6,7 @@ let package = Package(
     name: "TallyFuzz",
     dependencies: [
         .package(name: "tally", path: ".."),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "4.0.0"),
     ],
     targets: [
         .systemLibrary(name: "CLibFuzzer"),
@@ -22,6 +23,9 @@ let package = Package(
         ),
         .executableTarget(name: "FuzzTURN", dependencies: ["FuzzDriver", .product(name: "TURN", package: "tally"), .product(name: "STUN", package: "tally")]),
         .executableTarget(name: "FuzzRTMP", dependencies: ["FuzzDriver", .product(name: "RTMP", package: "tally")]),
+        .executableTarget(name: "FuzzRelay", dependencies: [
+            "FuzzDriver", .product(name: "RelayWire", package: "tally"), .product(name: "Crypto", package: "swift-crypto"),
+        ]),
         .executableTarget(name: "FuzzFLV", dependencies: ["FuzzDriver", .product(name: "FLV", package: "tally")]),
         .executableTarget(
             name: "FuzzMPEGTS",

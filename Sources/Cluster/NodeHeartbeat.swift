@@ -27,6 +27,7 @@ public final class NodeHeartbeat: Service, Sendable {
     private let logger: Logger
     private struct State {
         var url: String?
+        var relayHost: String?
         var draining = false
         var failing = false
     }
@@ -43,8 +44,12 @@ public final class NodeHeartbeat: Service, Sendable {
     }
 
     /// Where the node is reached, once it listens; it is announced at once, and not before.
-    public func serving(at url: String) {
-        state.withLock { $0.url = url }
+    /// `relayHost`: the address other nodes send its relays' feedback to.
+    public func serving(at url: String, relayHost: String? = nil) {
+        state.withLock {
+            $0.url = url
+            $0.relayHost = relayHost
+        }
         Task { await beat() }
     }
 
@@ -57,9 +62,10 @@ public final class NodeHeartbeat: Service, Sendable {
     /// Sends one heartbeat now, if the node serves; false when the registry refused it.
     @discardableResult
     public func beat() async -> Bool {
-        let (url, draining) = state.withLock { ($0.url, $0.draining) }
+        let (url, relayHost, draining) = state.withLock { ($0.url, $0.relayHost, $0.draining) }
         guard let url else { return true }
-        let record = NodeRecord(id: id, url: url, startedAt: startedAt, reportedAt: Date(), draining: draining, load: await load())
+        var record = NodeRecord(id: id, url: url, startedAt: startedAt, reportedAt: Date(), draining: draining, load: await load())
+        record.relayHost = relayHost
         do {
             try await directory.announce(record, ttl: settings.ttl)
             if state.withLock({ state in defer { state.failing = false }; return state.failing }) {

@@ -54,6 +54,9 @@ public struct NodeRecord: Codable, Sendable, Equatable {
     /// Shutting down: it takes no new broadcasts.
     public var draining: Bool
     public var load: NodeLoad
+    /// The address its media relay is reached at (the port comes with each relay), when it
+    /// differs from the URL's host or the URL's host is a name other nodes need not resolve.
+    public var relayHost: String?
 
     public init(id: String, url: String, startedAt: Date, reportedAt: Date, draining: Bool, load: NodeLoad) {
         self.id = id
@@ -66,6 +69,7 @@ public struct NodeRecord: Codable, Sendable, Equatable {
 
     enum CodingKeys: String, CodingKey {
         case id, url, draining, load
+        case relayHost = "relay_host"
         case startedAt = "started_at"
         case reportedAt = "reported_at"
     }

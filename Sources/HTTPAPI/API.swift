@@ -8,6 +8,7 @@ import Layout
 import Logging
 import MediaPlane
 import Registry
+import Relay
 import Rooms
 import SFU
 import Store
@@ -35,6 +36,10 @@ struct API: Sendable {
     let nodeID: String
     /// Requests to other nodes (a program's HLS from its home), through the outbound policy.
     let peers: OutboundHTTPClient?
+    /// This node's end of relays to other nodes, and the way to play media they take.
+    let relays: RelayHub
+    let remoteMedia: RemoteMedia
+    let nodeToken: NodeToken
     let logger: Logger
 
     /// A broadcast the caller owns: 404 if there is none, 403 if it is someone else's.
@@ -82,7 +87,9 @@ struct AuthenticationMiddleware: RouterMiddleware {
     let auth: AuthService
 
     func handle(_ request: Request, context: AppContext, next: (Request, AppContext) async throws -> Response) async throws -> Response {
-        guard let header = request.headers[.authorization], !request.uri.path.hasPrefix(API.whipIngestPath) else {
+        // Stream keys and node tokens are checked by their own routes.
+        guard let header = request.headers[.authorization], !request.uri.path.hasPrefix(API.whipIngestPath),
+              request.uri.path != API.relaysPath else {
             return try await next(request, context)
         }
         let parts = header.split(separator: " ", maxSplits: 1)

@@ -12,6 +12,9 @@ public struct ServerConfiguration: Sendable {
     public var tcpPort = 7881
     public var rtmpPort = 1935
     public var srtPort = 10080
+    /// The node-to-node media relay's UDP port; 0: any free one (reported in `ports.json`
+    /// and the node's record, which is how other nodes find it).
+    public var relayPort = 0
     /// HTTPS, once a certificate is configured (`TALLY_TLS_CERT` or `TALLY_ACME_DOMAINS`); the
     /// HTTP port then only answers ACME challenges and redirects here.
     public var httpsPort = 8443
@@ -123,7 +126,7 @@ public struct ServerConfiguration: Sendable {
     /// Rejects settings that could only fail later, with a message naming the setting.
     public func validate() throws {
         for (name, port) in [("TALLY_HTTP_PORT", httpPort), ("TALLY_UDP_PORT", udpPort), ("TALLY_TCP_PORT", tcpPort),
-                             ("TALLY_RTMP_PORT", rtmpPort), ("TALLY_SRT_PORT", srtPort), ("TALLY_HTTPS_PORT", httpsPort),
+                             ("TALLY_RTMP_PORT", rtmpPort), ("TALLY_SRT_PORT", srtPort), ("TALLY_RELAY_PORT", relayPort), ("TALLY_HTTPS_PORT", httpsPort),
                              ("TALLY_TURN_PORT", turnPort), ("TALLY_TURNS_PORT", turnsPort ?? 0)] where !(0...65535).contains(port) {
             throw ConfigurationError("\(name) must be between 0 and 65535, not \(port)")
         }

@@ -358,7 +358,7 @@ final class SignalingConnection {
         }
         do {
             let (session, answer) = if let target = request.target {
-                try await api.sfu.play(broadcastID: room.id.uuidString, participantID: ParticipantID(target), offer: offer, owner: owner)
+                try await api.playAnywhere(broadcastID: room.id.uuidString, participantID: ParticipantID(target), offer: offer, owner: owner)
             } else {
                 try await api.sfu.publish(broadcastID: room.id.uuidString, participantID: ParticipantID(try publisher.requireID()), offer: offer, owner: owner)
             }

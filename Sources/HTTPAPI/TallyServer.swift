@@ -13,6 +13,7 @@ import NIOCore
 import NIOPosix
 import OutboundHTTP
 import Registry
+import Relay
 import Rooms
 import SFU
 import Signaling
@@ -51,13 +52,19 @@ public final class TallyServices: Sendable {
     let nodes: NodeDirectory
     let nodeID: String
     let peers: OutboundHTTPClient?
+    /// The node-to-node media relay, the way to play media published on another node, and
+    /// the token nodes show each other.
+    public let relays: RelayHub
+    let remoteMedia: RemoteMedia
+    let nodeToken: NodeToken
     let logger: Logger
 
     /// `turnCredentials` sign the TURN URLs the studio is given, for the embedded `turn` or
     /// the operator's own servers.
     public init(configuration: ServerConfiguration, layouts: LayoutLibrary, store: Store, registry: any Registry, secret: MasterSecret,
                 transport: any MediaTransport, sfu: SFU, programs: ProgramDirector, ingest: IngestHub, boundRTMPPort: Int, boundSRTPort: Int,
-                turn: TURNServer?, turnCredentials: TURNCredentials, nodes: NodeDirectory, nodeID: String, logger: Logger) async {
+                turn: TURNServer?, turnCredentials: TURNCredentials, nodes: NodeDirectory, nodeID: String,
+                relays: RelayHub, remoteMedia: RemoteMedia, nodeToken: NodeToken, logger: Logger) async {
         self.configuration = configuration
         self.layouts = layouts
         self.store = store
@@ -80,6 +87,9 @@ public final class TallyServices: Sendable {
                                         turnsPort: turnsPort, lifetime: configuration.turnCredentialLifetime)
         self.nodes = nodes
         self.nodeID = nodeID
+        self.relays = relays
+        self.remoteMedia = remoteMedia
+        self.nodeToken = nodeToken
         // Segments are 2 s at a few Mb/s; the bound leaves room for a ladder's top rendition.
         peers = try? OutboundHTTPClient(policy: configuration.outboundPolicy, timeout: .seconds(5), maxResponseBytes: 16 << 20)
         self.logger = logger
@@ -164,7 +174,8 @@ public enum TallyServer {
         API(configuration: services.configuration, layouts: services.layouts, store: services.store, registry: services.registry,
             transport: services.transport, sfu: services.sfu, rooms: services.rooms, auth: services.auth, studioSockets: services.studioSockets,
             ingest: services.ingest, whipIngest: services.whipIngest, boundRTMPPort: services.boundRTMPPort, boundSRTPort: services.boundSRTPort, hlsSigner: services.hlsSigner,
-            iceServers: services.iceServers, nodes: services.nodes, nodeID: services.nodeID, peers: services.peers, logger: services.logger)
+            iceServers: services.iceServers, nodes: services.nodes, nodeID: services.nodeID, peers: services.peers,
+            relays: services.relays, remoteMedia: services.remoteMedia, nodeToken: services.nodeToken, logger: services.logger)
     }
 
     static func router(_ api: API) throws -> Hummingbird.Router<AppContext> {
@@ -182,6 +193,7 @@ public enum TallyServer {
         _ = TallyMetrics.registry
         api.addSystemRoutes(to: router, startedAt: .now, openAPI: try openAPIDocument())
         api.addNodeRoutes(to: router)
+        api.addRelayRoutes(to: router)
         api.addAuthRoutes(to: router)
         api.addBroadcastRoutes(to: router)
         api.addDestinationRoutes(to: router)

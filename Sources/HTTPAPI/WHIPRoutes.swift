@@ -58,7 +58,7 @@ extension API {
         let participantID = ParticipantID(participant)
         do {
             let (session, answer) = try await Self.openingSession {
-                try await sfu.play(broadcastID: broadcastID, participantID: participantID, offer: offer, owner: owner)
+                try await playAnywhere(broadcastID: broadcastID, participantID: participantID, offer: offer, owner: owner)
             }
             if let injectedLoss { _ = await transport.setEgressLoss(sessionID: session, probability: injectedLoss) }
             return sdpResponse(answer, location: "/whep/\(broadcastID)/\(participantID)/\(session)", request: request, context: context, identity: owner.identity)

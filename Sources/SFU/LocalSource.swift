@@ -85,7 +85,7 @@ extension SFU {
         try await transport.loop.submit {
             let router = self.router(broadcastID)
             let source = LocalSource(server: self.transport, router: router, participantID: participantID, tracks: tracks)
-            for producer in source.producers { router.add(producer, onKeyframeRequest: onKeyframeRequest) }
+            for producer in source.producers { router.add(producer, onKeyframeRequest: { _ in onKeyframeRequest() }) }
             return source
         }.get()
     }

@@ -108,6 +108,31 @@ public final class Producer {
         return Arrival(packet: packet, layer: layer, isKeyframe: isKeyframe, repaired: repaired)
     }
 
+    /// Takes a packet whose layer is already known: another node's relay, which names the
+    /// layer in its own header because a publisher stops marking packets with their rid once
+    /// its SSRCs are acknowledged. A new SSRC for the layer (the publisher restarted) replaces the old.
+    public func receive(_ packet: RTPPacket, layer: Int, now: Duration) -> Arrival? {
+        guard layers.indices.contains(layer), packet.payloadType == media.codec.payloadType else {
+            SFUMetrics.droppedUnknownStream.increment()
+            return nil
+        }
+        if layers[layer].ssrc != packet.ssrc {
+            if let old = layers[layer].ssrc { layerBySSRC[old] = nil }
+            layers[layer].ssrc = packet.ssrc
+            layerBySSRC[packet.ssrc] = layer
+        }
+        guard record(packet, layer: layer, now: now) else {
+            SFUMetrics.droppedDuplicate.increment()
+            return nil
+        }
+        recent[layer][Int(packet.sequenceNumber) % Self.recentCapacity] = packet
+        layers[layer].reception.record(sequence: packet.sequenceNumber, timestamp: packet.timestamp, arrival: now)
+        return Arrival(packet: packet, layer: layer, isKeyframe: Self.isKeyframe(packet, codec: media.codec.name), repaired: false)
+    }
+
+    /// The layer an SSRC of this track carries, once known.
+    public func layer(ofSSRC ssrc: UInt32) -> Int? { layerBySSRC[ssrc] }
+
     /// Sequence numbers to NACK now, per layer SSRC: each gap is asked for up to three times,
     /// 100 ms apart, and forgotten after a second.
     public func pendingNACKs(now: Duration) -> [(ssrc: UInt32, sequences: [UInt16])] {

@@ -7,7 +7,17 @@ import MediaPlane
 /// on its transport, or something inside the server (the program), told directly.
 public enum ProducerSource {
     case session(any MediaSession, transport: any MediaTransport)
-    case local(onKeyframeRequest: () -> Void)
+    /// `onKeyframeRequest` is told the layer.
+    case local(onKeyframeRequest: (Int) -> Void)
+    /// Relayed from the node the participant publishes on, which decides the publisher's
+    /// layers; keyframe requests go there, with the layer.
+    case relayed(onKeyframeRequest: (Int) -> Void)
+}
+
+/// Takes a participant's packets as they arrive, before any consumer rewrites them: a relay
+/// carrying them to another node. Called on the router's loop.
+public protocol ProducerOutlet: AnyObject {
+    func deliver(_ arrival: borrowing Producer.Arrival, from producer: Producer, now: Duration)
 }
 
 /// One broadcast's forwarding plane (mediasoup's Router): its producers, and the consumers
@@ -84,8 +94,11 @@ public final class Router {
         if let last = lastLayerEvaluation, now - last < .milliseconds(500) { return }
         lastLayerEvaluation = now
         for (id, entry) in producers where entry.producer.isSimulcast {
+            if case .relayed = entry.source { continue }
             let producer = entry.producer
-            let wanted = (consumers[id] ?? []).filter { !$0.consumer.isPaused }.map { $0.consumer.wantedLayer(best: producer.layers.count - 1) }
+            var wanted = (consumers[id] ?? []).filter { !$0.consumer.isPaused }.map { $0.consumer.wantedLayer(best: producer.layers.count - 1) }
+            // A relay carries every layer: the other node's players choose among them there.
+            if outlets[producer.participantID] != nil { wanted.append(producer.layers.count - 1) }
             guard let sending = layerPolicy.evaluate(producer: id, measured: producer.layers.map { $0.packets > 0 }, wanted: wanted, now: now) else { continue }
             producer.layersSentByPublisher = sending
             logger.debug("publisher layers", metadata: ["producer": "\(id)", "send": "\(zip(producer.rids, sending).map { "\($0)=\($1)" })"])
@@ -93,7 +106,32 @@ public final class Router {
         }
     }
 
-    public var isEmpty: Bool { producers.isEmpty && consumers.values.allSatisfy(\.isEmpty) && taps.isEmpty }
+    public var isEmpty: Bool { producers.isEmpty && consumers.values.allSatisfy(\.isEmpty) && taps.isEmpty && outlets.isEmpty }
+
+    /// Relays to other nodes, by the participant whose tracks they carry.
+    private var outlets: [ParticipantID: [any ProducerOutlet]] = [:]
+
+    public func add(_ outlet: any ProducerOutlet, participant: ParticipantID) {
+        outlets[participant, default: []].append(outlet)
+    }
+
+    public func remove(_ outlet: any ProducerOutlet, participant: ParticipantID) {
+        outlets[participant]?.removeAll { $0 === outlet }
+        if outlets[participant]?.isEmpty == true { outlets[participant] = nil }
+    }
+
+    /// Whether anything here takes a participant's media: a consumer of one of its tracks,
+    /// the program's tap or a relay onwards.
+    public func isConsumed(participant: ParticipantID) -> Bool {
+        taps[participant] != nil || outlets[participant] != nil
+            || producers.keys.contains { $0.participant == participant && hasConsumers(of: $0) }
+    }
+
+    /// Participants the program taps who publish nothing here: their media is on another node.
+    public var tappedWithoutProducers: [ParticipantID] {
+        let publishing = publishingParticipants
+        return taps.keys.filter { !publishing.contains($0) }
+    }
 
     /// Internal consumers by participant: the compositor's view of the stage.
     private var taps: [ParticipantID: ProducerTap] = [:]
@@ -138,8 +176,13 @@ public final class Router {
     }
 
     /// A producer fed from inside the server (see `LocalSource`).
-    public func add(_ producer: Producer, onKeyframeRequest: @escaping () -> Void) {
+    public func add(_ producer: Producer, onKeyframeRequest: @escaping (Int) -> Void) {
         producers[producer.id] = (producer, .local(onKeyframeRequest: onKeyframeRequest))
+    }
+
+    /// A producer relayed from another node (see `RelayedSource`).
+    public func addRelayed(_ producer: Producer, onKeyframeRequest: @escaping (Int) -> Void) {
+        producers[producer.id] = (producer, .relayed(onKeyframeRequest: onKeyframeRequest))
     }
 
     public func remove(producer id: ProducerID) {
@@ -171,6 +214,9 @@ public final class Router {
             if let layer = tap.deliver(arrival, from: producer, bestLayer: best) {
                 requestKeyframe(producer: producer.id, layer: layer, now: now)
             }
+        }
+        if !outlets.isEmpty, let relays = outlets[producer.participantID] {
+            for relay in relays { relay.deliver(arrival, from: producer, now: now) }
         }
         guard let bindings = consumers[producer.id], !bindings.isEmpty else { return }
         let best = producer.activeLayers(now: now).last ?? arrival.layer
@@ -220,7 +266,7 @@ public final class Router {
         logger.trace("keyframe requested", metadata: ["producer": "\(id)", "layer": "\(layer)"])
         switch entry.source {
         case .session(let publisher, let transport): transport.sendRTCP([.pictureLossIndication(senderSSRC: 1, mediaSSRC: ssrc)], on: publisher)
-        case .local(let onKeyframeRequest): onKeyframeRequest()
+        case .local(let onKeyframeRequest), .relayed(let onKeyframeRequest): onKeyframeRequest(layer)
         }
     }
 }

@@ -21,14 +21,14 @@ public enum SFUError: Error, CustomStringConvertible {
 public final class SFU: @unchecked Sendable {
     public let transport: any MediaTransport
     private let logger: Logger
-    var routers: [String: Router] = [:]
+    private(set) var routers: [String: Router] = [:]
     /// Ticks every router's own evaluation (active speaker, publisher layers) while any exists.
     private var routerTicks: RepeatedTask?
     /// How often routers are ticked; each throttles its evaluations further.
     static let routerTickInterval = TimeAmount.milliseconds(100)
     private var publishers: [ParticipantID: SessionID] = [:]
     /// Publishing sessions still in ICE/DTLS, by participant: their producers are not in the router yet.
-    private var connecting: [ParticipantID: PublisherSink] = [:]
+    var connecting: [ParticipantID: PublisherSink] = [:]
     private let onActiveSpeaker: @Sendable (_ broadcast: String, _ participant: ParticipantID?) -> Void
     private let onPublisherLayers: @Sendable (PublisherLayers) -> Void
     private let onMediaPublished: @Sendable (_ broadcast: String, _ participant: ParticipantID) -> Void
@@ -178,7 +178,8 @@ public final class SFU: @unchecked Sendable {
         }
     }
 
-    func router(_ broadcastID: String) -> Router {
+    /// A broadcast's router, made on first use. On the transport's loop only.
+    public func router(_ broadcastID: String) -> Router {
         transport.loop.preconditionInEventLoop()
         if let router = routers[broadcastID] { return router }
         let router = Router(id: broadcastID, logger: logger, onActiveSpeaker: { [logger, onActiveSpeaker] participant in
@@ -199,7 +200,8 @@ public final class SFU: @unchecked Sendable {
         return router
     }
 
-    func dropRouterIfUnused(_ broadcastID: String) {
+    /// Forgets a broadcast's router once nothing is in it. On the transport's loop only.
+    public func dropRouterIfUnused(_ broadcastID: String) {
         if routers[broadcastID]?.isEmpty == true { routers[broadcastID] = nil }
         if routers.isEmpty {
             routerTicks?.cancel()

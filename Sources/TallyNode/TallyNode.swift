@@ -10,6 +10,7 @@ import NetworkPolicy
 import NIOCore
 import NIOPosix
 import Registry
+import Relay
 import Rooms
 import ServiceLifecycle
 import SFU
@@ -32,6 +33,8 @@ public final class TallyNode: Sendable {
     public let heartbeat: NodeHeartbeat
     /// Takes over live broadcasts whose home node stopped renewing its claim.
     private let adoption: Repeating
+    /// Brings participants the programs here tap, who publish on other nodes, in by relay.
+    private let relayFeeds: Repeating
     private let drainPart: NodePart
 
     /// At the graceful shutdown, the node drains its live programs and hands them over:
@@ -50,6 +53,7 @@ public final class TallyNode: Sendable {
     public var httpsPort: BoundPort { services.httpsPort }
     public var boundRTMPPort: Int { services.boundRTMPPort }
     public var boundSRTPort: Int { services.boundSRTPort }
+    public var relays: RelayHub { services.relays }
 
     /// The RTMP listener's own event loop: an encoder's bytes are parsed there, never on the
     /// loops that answer HTTP.
@@ -60,11 +64,13 @@ public final class TallyNode: Sendable {
     /// TURN's own event loop: relayed media is copied there, not on the media or HTTP loops.
     private static let turnLoops = MultiThreadedEventLoopGroup(numberOfThreads: 1)
 
-    private init(services: TallyServices, webrtc: WebRTCServer, heartbeat: NodeHeartbeat, adoption: Repeating, drain: NodePart, parts: [NodePart]) {
+    private init(services: TallyServices, webrtc: WebRTCServer, heartbeat: NodeHeartbeat, adoption: Repeating, relayFeeds: Repeating,
+                 drain: NodePart, parts: [NodePart]) {
         self.services = services
         self.webrtc = webrtc
         self.heartbeat = heartbeat
         self.adoption = adoption
+        self.relayFeeds = relayFeeds
         self.drainPart = drain
         self.parts = parts
     }
@@ -123,6 +129,8 @@ public final class TallyNode: Sendable {
             throw await failed("cannot open the WebRTC ports (UDP \(configuration.udpPort), TCP \(configuration.tcpPort)): \(error)")
         }
         parts.append(NodePart("webrtc") { await webrtc.stop() })
+        let nodeID = UUID().uuidString.lowercased()
+        let locations = PublisherLocations(registry: registry, nodeID: nodeID)
         // The studio's signaling listens on the room channel, on whichever node it runs.
         let sfu = SFU(transport: webrtc, logger: logger, onActiveSpeaker: { broadcast, participant in
             guard let event = RoomEvent.activeSpeaker(participant) else { return }
@@ -131,9 +139,27 @@ public final class TallyNode: Sendable {
             guard let event = RoomEvent.simulcastLayers(layers) else { return }
             Task { try? await registry.publishRoomEvent(room: layers.broadcastID, event) }
         }, onMediaPublished: { broadcast, participant in
+            Task { await locations.published(broadcastID: broadcast, participantID: participant) }
             guard let event = RoomEvent.mediaPublished(participant) else { return }
             Task { try? await registry.publishRoomEvent(room: broadcast, event) }
         })
+        let relays = RelayHub(sfu: sfu, secret: secret.derivedKey(purpose: "relay"), logger: logger)
+        do {
+            let port = try await relays.start(host: configuration.host, port: configuration.relayPort)
+            logger.info("media relay: \(configuration.host):\(port) (UDP)")
+        } catch {
+            throw await failed("cannot open the relay port \(configuration.relayPort) (TALLY_RELAY_PORT): \(error)")
+        }
+        parts.append(NodePart("relay") { await relays.stop() })
+        let nodes = NodeDirectory(registry: registry)
+        let nodeToken = NodeToken(secret: secret)
+        let remoteMedia: RemoteMedia
+        do {
+            remoteMedia = try RemoteMedia(hub: relays, sfu: sfu, locations: locations, nodes: nodes, token: nodeToken.value,
+                                          policy: configuration.outboundPolicy, logger: logger)
+        } catch {
+            throw await failed("cannot set up relays to other nodes: \(error)")
+        }
 
         logger.info("layouts: \(layouts.layouts.map(\.name).joined(separator: ", "))")
         let ingestWrites = SerialTasks()
@@ -178,11 +204,9 @@ public final class TallyNode: Sendable {
             }
         }
 
-        let nodeID = UUID().uuidString.lowercased()
         let programs = ProgramDirector(configuration: configuration.programSettings, layouts: layouts, store: store, registry: registry,
                                        homes: HomeLeases(registry: registry, store: store, node: nodeID), sfu: sfu, ingest: ingest, logger: logger)
         let cpu = ProcessCPU()
-        let nodes = NodeDirectory(registry: registry)
         let heartbeat = NodeHeartbeat(id: nodeID, directory: nodes, logger: logger) { [programCapacity = configuration.maxLivePrograms] in
             let transports = TransportBoard.totals()
             let share = cpu.sample()
@@ -195,13 +219,14 @@ public final class TallyNode: Sendable {
         let services = await TallyServices(configuration: configuration, layouts: layouts, store: store, registry: registry, secret: secret,
                                            transport: webrtc, sfu: sfu, programs: programs, ingest: ingest, boundRTMPPort: boundRTMPPort,
                                            boundSRTPort: boundSRTPort, turn: turn, turnCredentials: credentials, nodes: nodes,
-                                           nodeID: heartbeat.id, logger: logger)
+                                           nodeID: heartbeat.id, relays: relays, remoteMedia: remoteMedia, nodeToken: nodeToken, logger: logger)
         parts.append(NodePart("programs") {
             await services.stop()
             await programs.stopAll()
         })
         await programs.reconcileAfterRestart()
         let adoption = Repeating("adopt broadcasts without a home", every: .seconds(3)) { await programs.adoptOrphans() }
+        let relayFeeds = Repeating("relay tapped participants from their nodes", every: .seconds(1)) { await remoteMedia.feedTaps() }
         let drain = NodePart("drain") { [drainTimeout = configuration.drainTimeout] in
             await heartbeat.markDraining()
             await programs.drain(timeout: drainTimeout) {
@@ -209,14 +234,14 @@ public final class TallyNode: Sendable {
                 return others.contains { $0.id != nodeID && !$0.draining }
             }
         }
-        return TallyNode(services: services, webrtc: webrtc, heartbeat: heartbeat, adoption: adoption, drain: drain, parts: parts)
+        return TallyNode(services: services, webrtc: webrtc, heartbeat: heartbeat, adoption: adoption, relayFeeds: relayFeeds, drain: drain, parts: parts)
     }
 
     /// The node's parts as services, in the order they opened, then the adoption of homeless
     /// broadcasts and the heartbeat: put them before the HTTP servers in a `ServiceGroup`,
     /// which shuts services down in reverse order, so the node leaves the registry's list and
     /// stops adopting before anything else stops.
-    public var serviceParts: [any Service] { parts + [adoption, heartbeat] }
+    public var serviceParts: [any Service] { parts + [adoption, relayFeeds, heartbeat] }
 
     /// Stops every part not yet stopped, newest first: the programs and the API's own work,
     /// TURN, the ingest listeners, the ingest hub, WebRTC, the registry and last the store.

@@ -35,6 +35,7 @@ struct Tally: AsyncParsableCommand {
     @Option(help: "ICE-TCP port (TALLY_TCP_PORT, default 7881).") var tcpPort: Int?
     @Option(help: "RTMP ingest port (TALLY_RTMP_PORT, default 1935).") var rtmpPort: Int?
     @Option(help: "SRT ingest port (TALLY_SRT_PORT, default 10080).") var srtPort: Int?
+    @Option(help: "UDP port of the node-to-node media relay (TALLY_RELAY_PORT, default 0: any free port).") var relayPort: Int?
     @Option(help: "Seconds an ingest stream shows its slate after the encoder drops, before HLS ends (TALLY_INGEST_SLATE_SECONDS, default 60).")
     var ingestSlateSeconds: Int?
     @Option(help: "Asked before every ingest publish whose key checks out, as nginx-rtmp's on_publish: 2xx allows (TALLY_ON_PUBLISH_URL).")
@@ -130,6 +131,7 @@ struct Tally: AsyncParsableCommand {
         config.tcpPort = try number(tcpPort, "TALLY_TCP_PORT", config.tcpPort)
         config.rtmpPort = try number(rtmpPort, "TALLY_RTMP_PORT", config.rtmpPort)
         config.srtPort = try number(srtPort, "TALLY_SRT_PORT", config.srtPort)
+        config.relayPort = try number(relayPort, "TALLY_RELAY_PORT", config.relayPort)
         config.dataDirectory = URL(fileURLWithPath: setting(dataDir, "TALLY_DATA_DIR") ?? "data")
         config.databaseURL = setting(databaseURL, "TALLY_DATABASE_URL")
         config.redisURL = setting(redisURL, "TALLY_REDIS_URL")
@@ -213,13 +215,14 @@ struct Tally: AsyncParsableCommand {
             ports["tcp"] = node.webrtc.boundTCPPort
             ports["rtmp"] = node.boundRTMPPort
             ports["srt"] = node.boundSRTPort
+            ports["relay"] = node.relays.port
             ports["turn"] = node.turn?.boundPort
             ports["turns"] = node.turn?.boundTLSPort
         } ready: { ports in
             // Other nodes and operators reach this one by its public URL, else by the address it listens on.
             let host = settings.publicIP ?? (settings.host == "0.0.0.0" || settings.host == "::" ? "127.0.0.1" : settings.host)
             let own = ports["https"].map { "https://\(host):\($0)" } ?? "http://\(host):\(ports["http"] ?? 0)"
-            node.heartbeat.serving(at: settings.publicURL ?? own)
+            node.heartbeat.serving(at: settings.publicURL ?? own, relayHost: settings.publicIP ?? (settings.host == "0.0.0.0" || settings.host == "::" ? nil : settings.host))
         } banner: { ports in
             let shown = settings.host == "0.0.0.0" || settings.host == "::" ? "127.0.0.1" : settings.host
             let base = ports["https"].map { "https://\(shown):\($0)" } ?? "http://\(shown):\(ports["http"] ?? 0)"

@@ -1,0 +1,96 @@
+"""Media across nodes: a participant who publishes on one node is played on another, through
+the node-to-node relay (UDP, sealed with keys both nodes derive from the shared secret)."""
+import requests
+
+from conftest import CHROMIUM_ARGS, wait_for
+from nginx_rtmp import NginxRTMP
+from test_program import BLUE, RED, close_to, grab_frame, publish
+from tallytest import DATABASE_URL, requires_postgres
+from test_whip_whep import WHEP_PLAY, BackgroundLoop, broadcast, chromium_publish
+
+SECRET = "a shared secret for the relay test"
+
+INBOUND = """async () => { const out = {}; (await window.pc.getStats()).forEach(s => {
+    if (s.type === 'inbound-rtp') out[s.kind] = {frames: s.framesDecoded || 0, width: s.frameWidth || 0, packets: s.packetsReceived || 0}; });
+    return out; }"""
+
+
+def nodes(start_tally, redis_server, count=2):
+    """Nodes started with only the settings a deployment names: database, registry, secret."""
+    shared = {"TALLY_DATABASE_URL": DATABASE_URL, "TALLY_REDIS_URL": redis_server.url, "TALLY_SECRET_KEY": SECRET, "TALLY_HOST": "127.0.0.1"}
+    started = [start_tally(shared, wait=False) for _ in range(count)]
+    for node in started:
+        node.wait_ready()
+    return started
+
+
+@requires_postgres
+def test_a_participant_publishing_on_one_node_plays_over_whep_on_another(start_tally, redis_server):
+    from playwright.sync_api import sync_playwright
+    first, second = nodes(start_tally, redis_server)
+    token, broadcast_id = broadcast(first)
+    with sync_playwright() as playwright:
+        browsers = [playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS) for _ in range(2)]
+        try:
+            publisher, player = (browser.new_page() for browser in browsers)
+            participant = chromium_publish(publisher, first, token, broadcast_id)
+            player.goto(second.url + "/api/health")
+            # The publisher's node knows the participant once its media flows.
+            def play():
+                result = player.evaluate(WHEP_PLAY, {"token": token, "path": f"/whep/{broadcast_id}/{participant}"})
+                return result if result["status"] == 201 else None
+            played = wait_for(play, 20, interval=1)
+            assert played, (second.logs()[-2000:], first.logs()[-2000:])
+            stats = lambda: player.evaluate(INBOUND) or {}
+            assert wait_for(lambda: stats().get("video", {}).get("frames", 0) > 60 and stats().get("audio", {}).get("packets", 0) > 100, 30), \
+                (stats(), second.logs()[-3000:])
+            assert stats()["video"]["width"] > 0
+            assert "relay in opened" in second.logs() and "relay out opened" in first.logs()
+        finally:
+            for browser in browsers:
+                browser.close()
+
+
+@requires_postgres
+def test_a_program_composes_a_participant_who_publishes_on_another_node(start_tally, redis_server, tmp_path):
+    """Red publishes to the first node, blue to the second; the program runs on the first and
+    shows both, checked by pixels at an nginx-rtmp receiver."""
+    first, second = nodes(start_tally, redis_server)
+    receiver = NginxRTMP(tmp_path / "receiver")
+    loop = BackgroundLoop()
+    peers = []
+    try:
+        token = first.register()
+        headers = {"Authorization": f"Bearer {token}"}
+        broadcast_id = requests.post(first.url + "/api/broadcasts", json={"title": "Across nodes"}, headers=headers, timeout=10).json()["id"]
+        reply = requests.post(f"{first.url}/api/broadcasts/{broadcast_id}/destinations", headers=headers, timeout=10,
+                              json={"platform": "custom", "name": "Receiver", "rtmp_url": receiver.url(), "stream_key": "relay-key"})
+        assert reply.status_code == 201, reply.text
+        participants = []
+        for node, rgb in ((first, RED), (second, BLUE)):
+            pc, participant = loop.run(publish(node.url, token, broadcast_id, rgb))
+            peers.append(pc)
+            participants.append(participant)
+        reply = requests.put(f"{second.url}/api/broadcasts/{broadcast_id}/stage", headers=headers, timeout=10,
+                             json={"layout": "grid", "participants": participants, "banner": None})
+        assert reply.status_code == 200, reply.text
+        assert requests.post(f"{first.url}/api/broadcasts/{broadcast_id}/start", headers=headers, timeout=30).status_code == 200
+        grabbed = []
+
+        def shows_both():
+            grabbed.append(grab_frame(f"{receiver.url()}/relay-key"))
+            return close_to(grabbed[-1][360, 320], RED) and close_to(grabbed[-1][360, 960], BLUE)
+
+        assert wait_for(shows_both, 40, 1), (grabbed[-1][360, 320], grabbed[-1][360, 960], first.logs()[-3000:])
+        assert "relay in opened" in first.logs() and "relay out opened" in second.logs()
+        # The relay's packets are counted on both ends.
+        counted = lambda node, name: sum(float(line.split()[-1]) for line in requests.get(node.url + "/metrics", timeout=10).text.splitlines()
+                                         if line.startswith(name))
+        assert counted(first, "tally_relay_packets_received_total") > 100
+        assert counted(second, "tally_relay_packets_sent_total") > 100
+        assert requests.post(f"{first.url}/api/broadcasts/{broadcast_id}/end", headers=headers, timeout=30).status_code == 200
+    finally:
+        for pc in peers:
+            loop.run(pc.close())
+        loop.close()
+        receiver.stop()
