@@ -91,7 +91,7 @@ public final class TallyServices: Sendable {
         self.remoteMedia = remoteMedia
         self.nodeToken = nodeToken
         // Segments are 2 s at a few Mb/s; the bound leaves room for a ladder's top rendition.
-        peers = try? OutboundHTTPClient(policy: configuration.outboundPolicy, timeout: .seconds(5), maxResponseBytes: 16 << 20)
+        peers = try? OutboundHTTPClient(policy: configuration.outboundPolicy.betweenNodes, timeout: .seconds(5), maxResponseBytes: 16 << 20)
         self.logger = logger
     }
 

@@ -44,6 +44,15 @@ public struct OutboundPolicy: Sendable, Equatable {
     /// Everything admitted: for the load generator and tests that aim at loopback on purpose.
     public static let unrestricted = OutboundPolicy(allowing: [IPNetwork("0.0.0.0/0")!, IPNetwork("::/0")!])
 
+    /// For connections between the deployment's own nodes (relays, a program's HLS from its
+    /// home), whose addresses come from their heartbeats, not from users: this policy, and
+    /// the private and loopback networks nodes usually share. Link-local and metadata
+    /// addresses stay refused, since no node lives there.
+    public var betweenNodes: OutboundPolicy {
+        OutboundPolicy(allowing: allowed + ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "127.0.0.0/8",
+                                            "fc00::/7", "::1/128"].map { IPNetwork($0)! })
+    }
+
     /// Ranges that never hold a public service, each with the name a log line gives it.
     static let blocked: [(network: IPNetwork, name: String)] = [
         ("0.0.0.0/8", "this-network"), ("10.0.0.0/8", "private"), ("100.64.0.0/10", "carrier-grade NAT"),

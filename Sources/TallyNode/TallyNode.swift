@@ -156,7 +156,7 @@ public final class TallyNode: Sendable {
         let remoteMedia: RemoteMedia
         do {
             remoteMedia = try RemoteMedia(hub: relays, sfu: sfu, locations: locations, nodes: nodes, token: nodeToken.value,
-                                          policy: configuration.outboundPolicy, logger: logger)
+                                          policy: configuration.outboundPolicy.betweenNodes, logger: logger)
         } catch {
             throw await failed("cannot set up relays to other nodes: \(error)")
         }

@@ -39,6 +39,18 @@ import Testing
         #expect(throws: OutboundRefusal.self) { try OutboundPolicy(allowList: "127.0.0.0/8,localhost") }
     }
 
+    @Test func nodesReachEachOtherOnPrivateNetworksButNeverMetadata() {
+        let nodes = OutboundPolicy().betweenNodes
+        for address in ["10.77.0.2", "172.20.0.1", "192.168.1.9", "127.0.0.1", "100.64.3.3", "fd00::5", "::1", "203.0.114.1"] {
+            #expect(nodes.refusal(for: bytes(address)) == nil, "\(address)")
+        }
+        for address in ["169.254.169.254", "fe80::1", "224.0.0.1", "0.0.0.0"] {
+            #expect(nodes.refusal(for: bytes(address)) != nil, "\(address)")
+        }
+        // Users' destinations stay under the plain policy.
+        #expect(OutboundPolicy().refusal(for: bytes("10.77.0.2")) != nil)
+    }
+
     /// Names and numeric spellings resolve before the check, so none of them slips past it.
     @Test(arguments: ["localhost", "2130706433", "0x7f000001", "127.1", "[::1]", "metadata.google.internal", "printer.local"])
     func hostsThatResolveInsideAreRefusedAtConnectTime(host: String) async {
