@@ -73,7 +73,7 @@ let package = Package(
         // The relay's datagrams alone: header, AES-GCM sealing and the replay window.
         .target(name: "RelayWire", dependencies: [.product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "Relay", dependencies: [
-            "RelayWire", "SFU", "SDP", "RTP", "RTCP", "Cluster", "Registry", "NetworkPolicy", "OutboundHTTP",
+            "RelayWire", "SFU", "SDP", "RTP", "RTCP", "Cluster", "NetworkPolicy", "OutboundHTTP",
             .product(name: "Crypto", package: "swift-crypto"), .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"), .product(name: "Logging", package: "swift-log"),
             .product(name: "Metrics", package: "swift-metrics"),

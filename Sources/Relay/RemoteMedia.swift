@@ -4,34 +4,8 @@ import Logging
 import NetworkPolicy
 import NIOCore
 import OutboundHTTP
-import Registry
 import RelayWire
 import SFU
-
-/// Where each participant's media is published: the node whose SFU took it, kept in the
-/// registry (`media:{broadcast}:{participant}`) so any node can ask that one for a relay.
-public struct PublisherLocations: Sendable {
-    let registry: any Registry
-    let nodeID: String
-    /// Long enough for any show; a newer publish on another node overwrites it.
-    static let ttl: Duration = .seconds(24 * 3600)
-
-    public init(registry: any Registry, nodeID: String) {
-        self.registry = registry
-        self.nodeID = nodeID
-    }
-
-    static func key(_ broadcastID: String, _ participantID: ParticipantID) -> String { "media:\(broadcastID):\(participantID)" }
-
-    /// This node now takes the participant's media.
-    public func published(broadcastID: String, participantID: ParticipantID) async {
-        try? await registry.set(Self.key(broadcastID, participantID), nodeID, ttl: Self.ttl)
-    }
-
-    func node(broadcastID: String, participantID: ParticipantID) async -> String? {
-        try? await registry.get(Self.key(broadcastID, participantID))
-    }
-}
 
 /// A node's way to play media published elsewhere: finds the participant's node, asks it
 /// for a relay over HTTP with the node token, and opens the inlet that brings the tracks into
@@ -80,7 +54,7 @@ public actor RemoteMedia {
 
     private func open(broadcastID: String, participantID: ParticipantID) async -> Bool {
         if await hub.isRelaying(broadcastID: broadcastID, participantID: participantID) { return true }
-        guard let nodeID = await locations.node(broadcastID: broadcastID, participantID: participantID), nodeID != locations.nodeID,
+        guard let nodeID = await locations.node(broadcastID: broadcastID, participantID: participantID.rawValue), nodeID != locations.nodeID,
               let node = try? await nodes.nodes().first(where: { $0.id == nodeID }),
               let base = URL(string: node.url), let host = node.relayHost ?? base.host, let url = URL(string: "/api/relays", relativeTo: base) else { return false }
         let relayID = await hub.freeRelayID()

@@ -1,3 +1,4 @@
+import Cluster
 import FluentKit
 import Foundation
 import Registry
@@ -100,7 +101,9 @@ public struct Room: Sendable {
         let resumeToken = Self.resumeToken()
         try await registry.storeResumeToken(participant: participantID, token: resumeToken, ttl: .seconds(24 * 3600))
         let presentNow = Set(present + [participantID])
+        // Publishing here, or on another node of the deployment (played here through a relay).
         let publishing = await manager.sfu.publishingParticipants(broadcastID: channel)
+            .union(await PublisherLocations.publishing(in: registry, broadcastID: channel, among: Array(presentNow)).map(ParticipantID.init))
         let roster = try await Participant.query(on: store.db).filter(\.$broadcastID == id).sort(\.$createdAt).all()
             .filter { $0.id.map { presentNow.contains($0.uuidString) } ?? false }
             .map { try ParticipantInfo($0, publishing: publishing.contains(ParticipantID(try $0.requireID()))) }

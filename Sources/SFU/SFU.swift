@@ -32,6 +32,7 @@ public final class SFU: @unchecked Sendable {
     private let onActiveSpeaker: @Sendable (_ broadcast: String, _ participant: ParticipantID?) -> Void
     private let onPublisherLayers: @Sendable (PublisherLayers) -> Void
     private let onMediaPublished: @Sendable (_ broadcast: String, _ participant: ParticipantID) -> Void
+    private let onMediaUnpublished: @Sendable (_ broadcast: String, _ participant: ParticipantID) -> Void
 
     /// Which simulcast layers one participant's track should be sent in, by rid.
     public struct PublisherLayers: Sendable, Equatable {
@@ -50,15 +51,18 @@ public final class SFU: @unchecked Sendable {
 
     /// The callbacks run on the transport's loop: `onActiveSpeaker` when a broadcast's speaker
     /// changes, `onPublisherLayers` when a publisher should turn simulcast layers on or off,
-    /// `onMediaPublished` when a participant's media can be played.
+    /// `onMediaPublished` when a participant's media can be played, `onMediaUnpublished` when
+    /// their publishing session ended without a newer one taking its place.
     public init(transport: any MediaTransport, logger: Logger, onActiveSpeaker: @escaping @Sendable (String, ParticipantID?) -> Void = { _, _ in },
                 onPublisherLayers: @escaping @Sendable (PublisherLayers) -> Void = { _ in },
-                onMediaPublished: @escaping @Sendable (String, ParticipantID) -> Void = { _, _ in }) {
+                onMediaPublished: @escaping @Sendable (String, ParticipantID) -> Void = { _, _ in },
+                onMediaUnpublished: @escaping @Sendable (String, ParticipantID) -> Void = { _, _ in }) {
         self.transport = transport
         self.logger = logger
         self.onActiveSpeaker = onActiveSpeaker
         self.onPublisherLayers = onPublisherLayers
         self.onMediaPublished = onMediaPublished
+        self.onMediaUnpublished = onMediaUnpublished
     }
 
     /// Opens a publishing session; its sections become producers of `participantID`, in the
@@ -74,7 +78,10 @@ public final class SFU: @unchecked Sendable {
                 self.onMediaPublished(broadcastID, participantID)
             }) { sink in
                 // A session replaced by a newer publish closes after its successor took its place.
-                if self.publishers[participantID] == sink.closedSessionID { self.publishers[participantID] = nil }
+                if self.publishers[participantID] == sink.closedSessionID {
+                    self.publishers[participantID] = nil
+                    self.onMediaUnpublished(broadcastID, participantID)
+                }
                 if self.connecting[participantID] === sink { self.connecting[participantID] = nil }
                 self.dropRouterIfUnused(broadcastID)
                 onClose()

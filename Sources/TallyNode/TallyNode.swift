@@ -139,9 +139,14 @@ public final class TallyNode: Sendable {
             guard let event = RoomEvent.simulcastLayers(layers) else { return }
             Task { try? await registry.publishRoomEvent(room: layers.broadcastID, event) }
         }, onMediaPublished: { broadcast, participant in
-            Task { await locations.published(broadcastID: broadcast, participantID: participant) }
-            guard let event = RoomEvent.mediaPublished(participant) else { return }
-            Task { try? await registry.publishRoomEvent(room: broadcast, event) }
+            Task {
+                // Where the media is, before the studios hear of it: a player on another node asks for a relay at once.
+                await locations.published(broadcastID: broadcast, participantID: participant.rawValue)
+                guard let event = RoomEvent.mediaPublished(participant) else { return }
+                try? await registry.publishRoomEvent(room: broadcast, event)
+            }
+        }, onMediaUnpublished: { broadcast, participant in
+            Task { await locations.unpublished(broadcastID: broadcast, participantID: participant.rawValue) }
         })
         let relays = RelayHub(sfu: sfu, secret: secret.derivedKey(purpose: "relay"), logger: logger)
         do {

@@ -1,10 +1,13 @@
 """Media across nodes: a participant who publishes on one node is played on another, through
 the node-to-node relay (UDP, sealed with keys both nodes derive from the shared secret)."""
+import subprocess
+
 import requests
 
-from conftest import CHROMIUM_ARGS, wait_for
+from conftest import CHROMIUM_ARGS, wait_for, wait_in_page
 from nginx_rtmp import NginxRTMP
 from test_program import BLUE, RED, close_to, grab_frame, publish
+from test_studio import add_destination, create_broadcast, enter_as_guest, signed_up
 from tallytest import DATABASE_URL, requires_postgres
 from test_whip_whep import WHEP_PLAY, BackgroundLoop, broadcast, chromium_publish
 
@@ -94,3 +97,68 @@ def test_a_program_composes_a_participant_who_publishes_on_another_node(start_ta
             loop.run(pc.close())
         loop.close()
         receiver.stop()
+
+
+HEARD_AND_SEEN = """async (name) => { const entry = [...window.studio.state.participants.values()].find(e => e.info.name === name);
+    const out = {frames: 0, energy: 0}; (await entry?.subscription?.pc.getStats())?.forEach(s => {
+      if (s.type === 'inbound-rtp' && s.kind === 'video') out.frames = s.framesDecoded || 0;
+      if (s.type === 'inbound-rtp' && s.kind === 'audio') out.energy = s.totalAudioEnergy || 0; });
+    return out; }"""
+
+
+def camera(tmp_path, name, rgb):
+    """A y4m file a browser shows as its camera: one flat colour."""
+    path = tmp_path / f"{name}.y4m"
+    colour = "0x%02X%02X%02X" % rgb
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", f"color=c={colour}:s=640x360:r=30", "-t", "3", "-pix_fmt", "yuv420p", str(path)],
+                   check=True)
+    return path
+
+
+@requires_postgres
+def test_a_studio_with_the_host_on_one_node_and_a_guest_on_another_goes_live_with_both(start_tally, redis_server, tmp_path):
+    from playwright.sync_api import sync_playwright
+    first, second = nodes(start_tally, redis_server)
+    receiver = NginxRTMP(tmp_path / "receiver")
+    with sync_playwright() as playwright:
+        launch = lambda path: playwright.chromium.launch(executable_path="/usr/bin/chromium",
+                                                         args=CHROMIUM_ARGS + [f"--use-file-for-fake-video-capture={path}"])
+        browsers = [launch(camera(tmp_path, "host", RED)), launch(camera(tmp_path, "guest", BLUE))]
+        try:
+            host = signed_up(browsers[0], first.url, "Hana Host")
+            create_broadcast(host, "Two nodes")
+            add_destination(host, receiver.url(), "two-nodes-key")
+            host.click("#broadcasts button.invite")
+            host.wait_for_selector("#broadcasts button.invite[data-link]")
+            link = host.get_attribute("#broadcasts button.invite", "data-link").replace(first.url, second.url)
+            assert link.startswith(second.url), link
+            host.click("#broadcasts a:has-text('Open studio')")
+            wait_in_page(host, "document.querySelector('#camera').options.length > 0")
+            host.click("#enter-studio")
+            host.wait_for_selector("#studio:not([hidden])", timeout=20_000)
+            guest = enter_as_guest(browsers[1], link, "Gina Guest")
+            assert guest.url.startswith(second.url)
+
+            # Each sees and hears the other, though each reached another node.
+            for page, other in ((host, "Gina Guest"), (guest, "Hana Host")):
+                assert wait_for(lambda: (lambda m: m["frames"] > 30 and m["energy"] > 0)(page.evaluate(HEARD_AND_SEEN, other)), 40), \
+                    (other, page.evaluate(HEARD_AND_SEEN, other), first.logs()[-2000:], second.logs()[-2000:])
+
+            for name in ("Hana Host", "Gina Guest"):
+                host.click(f"button[aria-label='Add {name} to stage']")
+                host.wait_for_selector(f"button[aria-label='Remove {name} from stage']")
+            host.once("dialog", lambda dialog: dialog.accept())
+            host.click("#go-live")
+            assert wait_for(lambda: host.locator("#destinations li[data-status='live']").count() == 1, 20), host.inner_text("#destinations")
+            assert wait_for(lambda: guest.inner_text("#status") == "live")
+            grabbed = []
+
+            def shows_both():
+                grabbed.append(grab_frame(f"{receiver.url()}/two-nodes-key"))
+                return close_to(grabbed[-1][360, 320], RED) and close_to(grabbed[-1][360, 960], BLUE)
+
+            assert wait_for(shows_both, 40, 1), (grabbed[-1][360, 320], grabbed[-1][360, 960])
+        finally:
+            for browser in browsers:
+                browser.close()
+            receiver.stop()
