@@ -55,8 +55,9 @@ public final class RelayHub: @unchecked Sendable {
     private let secret: SymmetricKey
     private let logger: Logger
     private let timeouts: Timeouts
-    /// Tests drop datagrams of the kinds it names (true: drop), as a lossy path would.
-    var lossInjection: ((RelayKind) -> Bool)?
+    /// Tests drop the datagrams it names (true: drop) by kind and whether they resend lost
+    /// media, as a lossy path would.
+    var lossInjection: ((_ kind: RelayKind, _ retransmission: Bool) -> Bool)?
     private var loop: any EventLoop { sfu.transport.loop }
     private var channel: (any Channel)?
     private var ticks: RepeatedTask?
@@ -226,9 +227,9 @@ public final class RelayHub: @unchecked Sendable {
     }
 
     /// Queues a datagram; everything queued in one pass of the loop leaves in one flush.
-    fileprivate func send(_ datagram: [UInt8], to address: SocketAddress) {
+    fileprivate func send(_ datagram: [UInt8], to address: SocketAddress, retransmission: Bool = false) {
         guard let channel else { return }
-        if let lossInjection, let kind = RelayKind(rawValue: datagram[1] & 0x0F), lossInjection(kind) { return }
+        if let lossInjection, let kind = RelayKind(rawValue: datagram[1] & 0x0F), lossInjection(kind, retransmission) { return }
         var buffer = channel.allocator.buffer(capacity: datagram.count)
         buffer.writeBytes(datagram)
         channel.write(AddressedEnvelope(remoteAddress: address, data: buffer), promise: nil)
@@ -318,10 +319,10 @@ public final class RelayHub: @unchecked Sendable {
             send(arrival.packet.bytes, track: track, layer: UInt8(truncatingIfNeeded: arrival.layer), to: player)
         }
 
-        private func send(_ packet: [UInt8], track: UInt8, layer: UInt8, to player: SocketAddress) {
+        private func send(_ packet: [UInt8], track: UInt8, layer: UInt8, to player: SocketAddress, retransmission: Bool = false) {
             guard let datagram = try? cipher.seal(kind: .media, track: track, layer: layer, relayID: relayID, payload: packet) else { return }
             RelayMetrics.relayedOut.increment()
-            hub.send(datagram, to: player)
+            hub.send(datagram, to: player, retransmission: retransmission)
         }
 
         /// Takes a datagram from the player's node; its kind once it authenticates.
@@ -346,7 +347,7 @@ public final class RelayHub: @unchecked Sendable {
                 for sequence in nack.lostSequenceNumbers {
                     guard let cached = producer.recentPacket(layer: layer, sequence: sequence) else { continue }
                     RelayMetrics.retransmitted.increment()
-                    send(cached.bytes, track: track, layer: UInt8(truncatingIfNeeded: layer), to: player)
+                    send(cached.bytes, track: track, layer: UInt8(truncatingIfNeeded: layer), to: player, retransmission: true)
                 }
             case .pictureLossIndication(_, let mediaSSRC):
                 guard let (producer, layer) = layer(of: mediaSSRC) else { return }

@@ -146,13 +146,13 @@ struct RelayHubTests {
         #expect(await Self.eventually { await pair.publisherHub.counts().outlets == 1 })
         try await Task.sleep(for: .milliseconds(100))
         let sent = Mutex(0)
-        // Every fourth media datagram is lost the first time; retransmissions get through.
+        // Every fourth packet of the first 60 is lost the first time; retransmissions get through.
         try await pair.publisherSFU.transport.loop.submit {
-            pair.publisherHub.lossInjection = { kind in
-                guard kind == .media else { return false }
+            pair.publisherHub.lossInjection = { kind, retransmission in
+                guard kind == .media, !retransmission else { return false }
                 return sent.withLock { count in
                     count += 1
-                    return count <= 80 && count % 4 == 0
+                    return count <= 60 && count % 4 == 0
                 }
             }
         }.get()
