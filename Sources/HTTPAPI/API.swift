@@ -89,7 +89,7 @@ struct AuthenticationMiddleware: RouterMiddleware {
     func handle(_ request: Request, context: AppContext, next: (Request, AppContext) async throws -> Response) async throws -> Response {
         // Stream keys and node tokens are checked by their own routes.
         guard let header = request.headers[.authorization], !request.uri.path.hasPrefix(API.whipIngestPath),
-              request.uri.path != API.relaysPath else {
+              !request.uri.path.hasPrefix(API.peerPrefix) else {
             return try await next(request, context)
         }
         let parts = header.split(separator: " ", maxSplits: 1)

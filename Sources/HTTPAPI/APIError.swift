@@ -92,7 +92,7 @@ extension APIError {
     /// A room manager's refusal, in its own words, with the status that fits.
     init(_ error: RoomError) {
         let status: HTTPResponse.Status = switch error {
-        case .invalidTransition, .nodeAtCapacity, .cpuBudgetSpent, .programElsewhere, .broadcastEnded, .studioFull: .conflict
+        case .invalidTransition, .nodeAtCapacity, .cpuBudgetSpent, .clusterAtCapacity, .refusedByNode, .programElsewhere, .broadcastEnded, .studioFull: .conflict
         case .userProgramLimit, .tooManyParticipants, .inviteExhausted: .tooManyRequests
         case .programFailed: .internalServerError
         case .nodeDraining: .serviceUnavailable

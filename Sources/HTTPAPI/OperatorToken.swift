@@ -42,7 +42,7 @@ public struct OperatorToken: Sendable {
     func matches(_ candidate: String) -> Bool { token.matches(candidate) }
 }
 
-/// The token nodes of one deployment show each other (`POST /api/relays`): only a holder of
+/// The token nodes of one deployment show each other (`POST /api/node/relays`): only a holder of
 /// the root secret has it, and it opens nothing but the node-to-node routes.
 public struct NodeToken: Sendable {
     private let token: DerivedToken

@@ -90,6 +90,10 @@ public final class TallyServices: Sendable {
         self.relays = relays
         self.remoteMedia = remoteMedia
         self.nodeToken = nodeToken
+        // A program start on another node answers once its program runs: give it time.
+        if let starter = try? OutboundHTTPClient(policy: configuration.outboundPolicy.betweenNodes, timeout: .seconds(20), maxResponseBytes: 64 << 10) {
+            await programs.place(with: PeerPlacement(directory: nodes, client: starter, token: nodeToken))
+        }
         // Segments are 2 s at a few Mb/s; the bound leaves room for a ladder's top rendition.
         peers = try? OutboundHTTPClient(policy: configuration.outboundPolicy.betweenNodes, timeout: .seconds(5), maxResponseBytes: 16 << 20)
         self.logger = logger
@@ -193,7 +197,7 @@ public enum TallyServer {
         _ = TallyMetrics.registry
         api.addSystemRoutes(to: router, startedAt: .now, openAPI: try openAPIDocument())
         api.addNodeRoutes(to: router)
-        api.addRelayRoutes(to: router)
+        api.addPeerRoutes(to: router)
         api.addAuthRoutes(to: router)
         api.addBroadcastRoutes(to: router)
         api.addDestinationRoutes(to: router)

@@ -79,7 +79,7 @@ extension API {
         let id = try broadcast.requireID().uuidString
         do {
             let (session, answer) = try await Self.openingSession {
-                try await sfu.play(broadcastID: ProgramWatch.routerID(id), participantID: ProgramWatch.participantID, offer: offer, owner: owner)
+                try await playAnywhere(broadcastID: ProgramWatch.routerID(id), participantID: ProgramWatch.participantID, offer: offer, owner: owner)
             }
             return sdpResponse(answer, location: "/whep/\(id)/\(ProgramWatch.participantID)/\(session)", request: request, context: context, identity: owner.identity)
         } catch SFUError.notPublishing {

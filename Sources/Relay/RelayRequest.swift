@@ -2,7 +2,7 @@ import Foundation
 import RelayWire
 import SDP
 
-/// What a player's node asks a publisher's node for (`POST /api/relays`, node token):
+/// What a player's node asks a publisher's node for (`POST /api/node/relays`, node token):
 /// one participant's tracks, relayed under an id and a nonce the asking node chose.
 public struct RelayRequest: Codable, Sendable {
     public var broadcastID: String

@@ -15,7 +15,7 @@ public actor RemoteMedia {
     private let sfu: SFU
     private let locations: PublisherLocations
     private let nodes: NodeDirectory
-    /// The node token (see `POST /api/relays`), shown to the publisher's node.
+    /// The node token (see `POST /api/node/relays`), shown to the publisher's node.
     private let token: String
     private let client: OutboundHTTPClient
     private let policy: OutboundPolicy
@@ -56,7 +56,7 @@ public actor RemoteMedia {
         if await hub.isRelaying(broadcastID: broadcastID, participantID: participantID) { return true }
         guard let nodeID = await locations.node(broadcastID: broadcastID, participantID: participantID.rawValue), nodeID != locations.nodeID,
               let node = try? await nodes.nodes().first(where: { $0.id == nodeID }),
-              let base = URL(string: node.url), let host = node.relayHost ?? base.host, let url = URL(string: "/api/relays", relativeTo: base) else { return false }
+              let base = URL(string: node.url), let host = node.relayHost ?? base.host, let url = URL(string: "/api/node/relays", relativeTo: base) else { return false }
         let relayID = await hub.freeRelayID()
         let nonce = (0..<RelayCipher.nonceSize).map { _ in UInt8.random(in: 0...255) }
         let request = RelayRequest(broadcastID: broadcastID, participantID: participantID.rawValue, relayID: relayID,

@@ -15,6 +15,16 @@ import Registry
 import SFU
 import Store
 
+/// Where else a new program may run: the deployment's other nodes, and a way to ask one to
+/// start a program (the node token's route, in HTTPAPI).
+public protocol ProgramPlacement: Sendable {
+    /// Every node whose heartbeat is current and that takes new programs, this one included.
+    func nodes() async -> [NodeRecord]
+    /// Asks `node` to run the broadcast's program; returns once it runs there, or throws
+    /// why not (`ProgramDirector.Refusal.remote`).
+    func startProgram(_ broadcastID: UUID, on node: NodeRecord) async throws
+}
+
 /// Starts, rearranges and stops each live broadcast's program, and keeps the store in step:
 /// destination states, the recording's row. The REST API, the stage API and the studio's
 /// go-live all come through here (via `RoomManager`).
@@ -131,9 +141,69 @@ public actor ProgramDirector {
         case draining
         /// One more program would take the process past its CPU budget (cores).
         case cpuBudget(cost: Double, current: Double, budget: Double)
+        /// Another node refused to take the program: its error code and message.
+        case remote(code: String, message: String)
+        /// Every node refused: each at its program limit or CPU budget, or shutting down.
+        case clusterFull(nodes: Int)
     }
 
+    /// Where to ask other nodes to run programs; nil: every program runs here.
+    private var placement: (any ProgramPlacement)?
+
+    public func place(with placement: any ProgramPlacement) {
+        self.placement = placement
+    }
+
+    /// Starts a broadcast's program on the least loaded node with room: this one, or
+    /// another that `placement` asks. A node that refuses (its limit, its CPU budget) passes
+    /// the program on to the next; when every node refuses, the cluster is full.
     public func start(_ broadcast: Broadcast) async throws {
+        let id = try broadcast.requireID()
+        guard programs[id] == nil, starting[id] == nil else { return }
+        guard let placement else { return try await startHere(broadcast) }
+        let candidates = Self.byLoad(await placement.nodes(), preferring: homes.node)
+        guard candidates.contains(where: { $0.id != homes.node }) else { return try await startHere(broadcast) }
+        var refusals: [Error] = []
+        for node in candidates {
+            do {
+                if node.id == homes.node {
+                    try await startHere(broadcast)
+                } else {
+                    try await placement.startProgram(id, on: node)
+                    logger.info("program placed on another node", metadata: ["broadcast": "\(id)", "node": "\(node.id)", "url": "\(node.url)"])
+                }
+                return
+            } catch let refusal as Refusal {
+                switch refusal {
+                case .userLimit, .elsewhere: throw refusal
+                case .nodeLimit, .draining, .cpuBudget, .remote, .clusterFull: refusals.append(refusal)
+                }
+                logger.info("node refused the program; trying the next", metadata: ["broadcast": "\(id)", "node": "\(node.id)", "reason": "\(refusal)"])
+            }
+        }
+        throw refusals.count == 1 ? refusals[0] : Refusal.clusterFull(nodes: candidates.count)
+    }
+
+    /// How much busier (in CPU share) this node may be than the least loaded one and still
+    /// keep a program asked of it: the host's studio is here, so its media need no relay.
+    static let placementMargin = 0.1
+
+    /// Least loaded first: by CPU share, then by live programs; `preferred` (this node) first
+    /// unless another is busier by less than `placementMargin`. Draining nodes and nodes at
+    /// their program limit take nothing.
+    static func byLoad(_ nodes: [NodeRecord], preferring preferred: String) -> [NodeRecord] {
+        var ordered = nodes.filter { !$0.draining && $0.load.livePrograms < $0.load.programCapacity }
+            .sorted { ($0.load.cpu, $0.load.livePrograms, $0.id) < ($1.load.cpu, $1.load.livePrograms, $1.id) }
+        if let index = ordered.firstIndex(where: { $0.id == preferred }), let least = ordered.first,
+           ordered[index].load.cpu - least.load.cpu <= placementMargin {
+            ordered.insert(ordered.remove(at: index), at: 0)
+        }
+        return ordered
+    }
+
+    /// Starts the broadcast's program on this node, within its limits: what another node's
+    /// placement asks of this one.
+    public func startHere(_ broadcast: Broadcast) async throws {
         let id = try broadcast.requireID()
         guard programs[id] == nil, starting[id] == nil else { return }
         guard !draining else { throw Refusal.draining }

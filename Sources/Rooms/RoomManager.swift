@@ -21,6 +21,10 @@ public enum RoomError: Error, Equatable {
     case nodeDraining
     /// One more program would take this node past its CPU budget (all in cores).
     case cpuBudgetSpent(cost: Double, current: Double, budget: Double)
+    /// Every node of the deployment refused the program (limits, CPU budgets, shutting down).
+    case clusterAtCapacity(nodes: Int)
+    /// The one other node that could take the program refused it, saying why.
+    case refusedByNode(code: String, message: String)
     /// The program could not start; the log says why.
     case programFailed
     /// The stage breaks a rule (`StageError`'s code and wording).
@@ -53,6 +57,8 @@ public enum RoomError: Error, Equatable {
         case .programElsewhere: "program_on_another_node"
         case .nodeDraining: "node_draining"
         case .cpuBudgetSpent: "server_at_capacity"
+        case .clusterAtCapacity: "server_at_capacity"
+        case .refusedByNode(let code, _): code
         case .programFailed: "program_failed"
         case .invalidStage(let code, _): code
         case .unknownStream: "unknown_stream"
@@ -79,6 +85,9 @@ public enum RoomError: Error, Equatable {
         case .nodeDraining: "this server is shutting down; try again, another server will take the show"
         case .cpuBudgetSpent(let cost, let current, let budget):
             "this server's CPU budget is spent: a program costs \(Self.cores(cost)) here, it uses \(Self.cores(current)) of its \(Self.cores(budget)); try again when one ends"
+        case .clusterAtCapacity(let nodes):
+            "all \(nodes) servers of this deployment are at their program limit or CPU budget; try again when a show ends"
+        case .refusedByNode(_, let message): message
         case .programFailed: "the program could not start; the server log says why"
         case .invalidStage(_, let message): message
         case .unknownStream(let stream): "`streams` names ingest streams of the host's (POST /api/streams); \(stream) is not one"
@@ -92,6 +101,19 @@ public enum RoomError: Error, Equatable {
         case .tooManyParticipants(let limit): "this broadcast has had \(limit) participants; start a new broadcast"
         case .inviteExhausted(let limit): "this invite link has let in \(limit) participants; ask the host for a new one"
         case .hostOnly: "only the host can do that"
+        }
+    }
+
+    /// A program's refusal, as the API tells it.
+    public init(_ refusal: ProgramDirector.Refusal) {
+        self = switch refusal {
+        case .userLimit(let limit): .userProgramLimit(limit)
+        case .nodeLimit(let limit): .nodeAtCapacity(limit)
+        case .elsewhere(let node): .programElsewhere(node: node)
+        case .draining: .nodeDraining
+        case .cpuBudget(let cost, let current, let budget): .cpuBudgetSpent(cost: cost, current: current, budget: budget)
+        case .clusterFull(let nodes): .clusterAtCapacity(nodes: nodes)
+        case .remote(let code, let message): .refusedByNode(code: code, message: message)
         }
     }
 
@@ -174,16 +196,8 @@ public struct RoomManager: Sendable {
         if event == .start {
             do {
                 try await programs.start(broadcast)
-            } catch ProgramDirector.Refusal.userLimit(let limit) {
-                throw RoomError.userProgramLimit(limit)
-            } catch ProgramDirector.Refusal.nodeLimit(let limit) {
-                throw RoomError.nodeAtCapacity(limit)
-            } catch ProgramDirector.Refusal.elsewhere(let node) {
-                throw RoomError.programElsewhere(node: node)
-            } catch ProgramDirector.Refusal.draining {
-                throw RoomError.nodeDraining
-            } catch ProgramDirector.Refusal.cpuBudget(let cost, let current, let budget) {
-                throw RoomError.cpuBudgetSpent(cost: cost, current: current, budget: budget)
+            } catch let refusal as ProgramDirector.Refusal {
+                throw RoomError(refusal)
             } catch {
                 logger.error("program did not start", metadata: ["broadcast": "\(id)", "error": "\(error)"])
                 await programs.stop(id)

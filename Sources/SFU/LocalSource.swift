@@ -35,8 +35,8 @@ public final class LocalSource: @unchecked Sendable {
     private let outgoing: [MediaKind: Outgoing]
     private let watched = Atomic<Bool>(false)
 
-    /// Whether any track had a consumer when a packet was last sent: work done only for
-    /// players (transcoding their sound) can pause while nobody plays.
+    /// Whether any track had a consumer (or a relay) when a packet was last sent: work done
+    /// only for players (transcoding their sound) can pause while nobody plays.
     public var isWatched: Bool { watched.load(ordering: .relaxed) }
 
     init(server: any MediaTransport, router: Router, participantID: ParticipantID, tracks: [Track]) {
@@ -72,7 +72,8 @@ public final class LocalSource: @unchecked Sendable {
             guard let arrival = track.producer.receive(packet, now: now) else { return }
             router.route(arrival, from: track.producer, transport: server, now: now)
             server.flushOutgoing()
-            self.watched.store(self.outgoing.values.contains { router.hasConsumers(of: $0.producer.id) }, ordering: .relaxed)
+            // A relay to another node's players counts as watching.
+            self.watched.store(router.isConsumed(participant: track.producer.participantID), ordering: .relaxed)
         }
     }
 }
@@ -86,6 +87,7 @@ extension SFU {
             let router = self.router(broadcastID)
             let source = LocalSource(server: self.transport, router: router, participantID: participantID, tracks: tracks)
             for producer in source.producers { router.add(producer, onKeyframeRequest: { _ in onKeyframeRequest() }) }
+            self.onMediaPublished(broadcastID, participantID)
             return source
         }.get()
     }
@@ -97,6 +99,7 @@ extension SFU {
         try? await transport.loop.submit {
             guard let router = self.routers[broadcastID] else { return }
             for producer in router.producers(ofParticipant: participantID) { router.remove(producer: producer.id) }
+            self.onMediaUnpublished(broadcastID, participantID)
             self.dropRouterIfUnused(broadcastID)
         }.get()
     }

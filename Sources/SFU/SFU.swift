@@ -31,8 +31,8 @@ public final class SFU: @unchecked Sendable {
     var connecting: [ParticipantID: PublisherSink] = [:]
     private let onActiveSpeaker: @Sendable (_ broadcast: String, _ participant: ParticipantID?) -> Void
     private let onPublisherLayers: @Sendable (PublisherLayers) -> Void
-    private let onMediaPublished: @Sendable (_ broadcast: String, _ participant: ParticipantID) -> Void
-    private let onMediaUnpublished: @Sendable (_ broadcast: String, _ participant: ParticipantID) -> Void
+    let onMediaPublished: @Sendable (_ broadcast: String, _ participant: ParticipantID) -> Void
+    let onMediaUnpublished: @Sendable (_ broadcast: String, _ participant: ParticipantID) -> Void
 
     /// Which simulcast layers one participant's track should be sent in, by rid.
     public struct PublisherLayers: Sendable, Equatable {

@@ -8,7 +8,7 @@ from conftest import CHROMIUM_ARGS, wait_for, wait_in_page
 from nginx_rtmp import NginxRTMP
 from test_program import BLUE, RED, close_to, grab_frame, publish
 from test_studio import add_destination, create_broadcast, enter_as_guest, signed_up
-from tallytest import DATABASE_URL, requires_postgres
+from tallytest import DATABASE_URL, operator_token, requires_postgres
 from test_whip_whep import WHEP_PLAY, BackgroundLoop, broadcast, chromium_publish
 
 SECRET = "a shared secret for the relay test"
@@ -162,3 +162,62 @@ def test_a_studio_with_the_host_on_one_node_and_a_guest_on_another_goes_live_wit
             for browser in browsers:
                 browser.close()
             receiver.stop()
+
+
+def operator_nodes(node, token):
+    reply = requests.get(node.url + "/api/nodes", headers={"Authorization": f"Bearer {token}"}, timeout=5)
+    assert reply.status_code == 200, reply.text
+    return {entry["url"]: entry for entry in reply.json()["nodes"]}
+
+
+@requires_postgres
+def test_programs_go_to_the_least_loaded_node_and_a_full_cluster_says_so(start_tally, redis_server, tmp_path):
+    """Three nodes, one program each at most. Every show is started through the first node:
+    the first runs there, the next go where there is room, the program plays over WHEP
+    through the node that placed it, and a fourth is refused with a clear error."""
+    from playwright.sync_api import sync_playwright
+    shared = {"TALLY_DATABASE_URL": DATABASE_URL, "TALLY_REDIS_URL": redis_server.url, "TALLY_SECRET_KEY": SECRET, "TALLY_HOST": "127.0.0.1",
+              "TALLY_MAX_LIVE_PROGRAMS": "1"}
+    started = [start_tally(shared, wait=False) for _ in range(3)]
+    for node in started:
+        node.wait_ready()
+    first = started[0]
+    operator = operator_token(SECRET, tmp_path / "cli")
+    assert wait_for(lambda: len(operator_nodes(first, operator)) == 3, 10)
+    token = first.register()
+    headers = {"Authorization": f"Bearer {token}"}
+    shows = [requests.post(first.url + "/api/broadcasts", json={"title": f"Show {n}"}, headers=headers, timeout=10).json()["id"] for n in range(4)]
+
+    def live_programs():
+        return {url: entry["load"]["live_programs"] for url, entry in operator_nodes(first, operator).items()}
+
+    for count, show in enumerate(shows[:3], start=1):
+        reply = requests.post(f"{first.url}/api/broadcasts/{show}/start", headers=headers, timeout=60)
+        assert reply.status_code == 200, reply.text
+        assert wait_for(lambda: sum(live_programs().values()) == count, 10), live_programs()
+    # One program on each node: the first node kept the first and placed the others.
+    assert sorted(live_programs().values()) == [1, 1, 1], live_programs()
+    assert "program placed on another node" in first.logs()
+
+    refused = requests.post(f"{first.url}/api/broadcasts/{shows[3]}/start", headers=headers, timeout=60)
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["error"]["code"] == "server_at_capacity", refused.text
+    assert requests.get(f"{first.url}/api/broadcasts/{shows[3]}", headers=headers, timeout=10).json()["status"] == "scheduled"
+
+    # A program placed elsewhere plays over WHEP through the node the host uses, by relay.
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.goto(first.url + "/api/health")
+            played = wait_for(lambda: (lambda result: result if result["status"] == 201 else None)(
+                page.evaluate(WHEP_PLAY, {"token": token, "path": f"/whep/{shows[2]}"})), 20, 1)
+            assert played, first.logs()[-2000:]
+            assert wait_for(lambda: page.evaluate("window.played.videoWidth") == 1280, 30), first.logs()[-2000:]
+            stats = lambda: page.evaluate(INBOUND) or {}
+            assert wait_for(lambda: stats().get("video", {}).get("frames", 0) > 30 and stats().get("audio", {}).get("packets", 0) > 50, 30), stats()
+        finally:
+            browser.close()
+    for show in shows[:3]:
+        assert requests.post(f"{first.url}/api/broadcasts/{show}/end", headers=headers, timeout=30).status_code == 200
+    assert wait_for(lambda: sum(live_programs().values()) == 0, 15), live_programs()

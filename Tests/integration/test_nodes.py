@@ -1,4 +1,5 @@
 """Nodes on one PostgreSQL and one Redis see each other through their heartbeats."""
+import signal
 import time
 
 import requests
@@ -69,3 +70,15 @@ def test_a_node_refuses_a_program_past_its_cpu_budget_by_the_cost_it_measured(st
 
     assert requests.post(f"{tally.url}/api/broadcasts/{first}/end", headers=headers, timeout=30).status_code == 200
     assert requests.post(f"{tally.url}/api/broadcasts/{second}/start", headers=headers, timeout=30).status_code == 200
+
+
+def test_a_draining_node_with_no_other_to_place_on_refuses_a_new_show(start_tally, tmp_path):
+    tally = start_tally({"TALLY_SECRET_KEY": SECRET, "TALLY_DRAIN_SECONDS": "6", "TALLY_CPU_BUDGET": "0", "TALLY_MAX_LIVE_PROGRAMS_PER_USER": "2"})
+    headers = {"Authorization": f"Bearer {tally.register()}"}
+    first, second = [requests.post(tally.url + "/api/broadcasts", json={"title": title}, headers=headers, timeout=10).json()["id"] for title in ("On", "Late")]
+    assert requests.post(f"{tally.url}/api/broadcasts/{first}/start", headers=headers, timeout=30).status_code == 200
+    tally.process.send_signal(signal.SIGTERM)
+    assert eventually(lambda: "draining" in tally.logs(), 5), tally.logs()[-2000:]
+    refused = requests.post(f"{tally.url}/api/broadcasts/{second}/start", headers=headers, timeout=30)
+    assert refused.status_code == 503 and refused.json()["error"]["code"] == "node_draining", refused.text
+    assert tally.process.wait(20) == 0
