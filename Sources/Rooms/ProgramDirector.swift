@@ -213,7 +213,7 @@ public actor ProgramDirector {
             throw Refusal.userLimit(configuration.maxLiveProgramsPerUser)
         }
         // A node always takes one program; past that, only what its measured CPU leaves room for.
-        guard owners.isEmpty || cost.admits(budget: configuration.cpuBudget) else {
+        guard owners.isEmpty || cost.admits(budget: configuration.cpuBudget, running: owners.count) else {
             throw Refusal.cpuBudget(cost: cost.perProgram, current: cost.current, budget: configuration.cpuBudget)
         }
         starting[id] = broadcast.ownerID

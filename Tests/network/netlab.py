@@ -4,7 +4,9 @@ removed afterwards. Nothing leaves this machine: the namespaces have no route ou
 import json
 import os
 import signal
+import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -48,11 +50,26 @@ class Lab:
         else:
             self.own_links.append(a)
         ip("link", "set", b, "netns", right)
-        ip("addr", "add", left_address, "dev", a, namespace=left)
-        ip("addr", "add", right_address, "dev", b, namespace=right)
+        if left_address:
+            ip("addr", "add", left_address, "dev", a, namespace=left)
+        if right_address:
+            ip("addr", "add", right_address, "dev", b, namespace=right)
         ip("link", "set", a, "up", namespace=left)
         ip("link", "set", b, "up", namespace=right)
         return a, b
+
+    def switch(self, hosts, own_address):
+        """A bridge, in a namespace of its own, with each of `hosts` ({namespace: address CIDR})
+        and this test's own namespace (at `own_address`) plugged into it: one LAN."""
+        switch = self.host("sw")
+        ip("link", "add", "br0", "type", "bridge", namespace=switch)
+        ip("link", "set", "br0", "up", namespace=switch)
+        for namespace, address in hosts.items():
+            _, port = self.wire(namespace, address, switch, None)
+            ip("link", "set", port, "master", "br0", namespace=switch)
+        _, port = self.wire(None, own_address, switch, None)
+        ip("link", "set", port, "master", "br0", namespace=switch)
+        return switch
 
     def tally(self, namespace, data_dir, env):
         """`tally` inside `namespace`, every port picked free; returns (process, ports) once it
@@ -102,3 +119,46 @@ class Lab:
             subprocess.run(["ip", "netns", "delete", namespace], capture_output=True)
         self.namespaces = []
         self.own_links = []
+
+
+class Forwarder:
+    """TCP from `listen` (host, port) in this test's namespace to `target`: how hosts in the
+    lab reach a service the test scripts started on loopback (PostgreSQL, nginx-rtmp)."""
+
+    def __init__(self, listen, target):
+        self.target = target
+        self.server = socket.create_server(listen, reuse_port=False)
+        self.address = self.server.getsockname()
+        self.sockets = []
+        threading.Thread(target=self.accept, daemon=True).start()
+
+    def accept(self):
+        while True:
+            try:
+                client, _ = self.server.accept()
+                upstream = socket.create_connection(self.target, timeout=10)
+                upstream.settimeout(None)
+            except OSError:
+                return
+            self.sockets += [client, upstream]
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self.pipe, args=(source, sink), daemon=True).start()
+
+    @staticmethod
+    def pipe(source, sink):
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for end in (source, sink):
+                try:
+                    end.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def close(self):
+        self.server.close()
+        for end in self.sockets:
+            end.close()
