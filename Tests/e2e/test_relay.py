@@ -27,6 +27,17 @@ def nodes(start_tally, redis_server, count=2):
     return started
 
 
+def assert_red_left_blue_right(stream_url, context=""):
+    """Waits until the program at `stream_url` shows red in the left grid tile and blue in the right."""
+    grabbed = []
+
+    def shows_both():
+        grabbed.append(grab_frame(stream_url))
+        return close_to(grabbed[-1][360, 320], RED) and close_to(grabbed[-1][360, 960], BLUE)
+
+    assert wait_for(shows_both, 40, 1), (grabbed[-1][360, 320], grabbed[-1][360, 960], context)
+
+
 @requires_postgres
 def test_a_participant_publishing_on_one_node_plays_over_whep_on_another(start_tally, redis_server):
     from playwright.sync_api import sync_playwright
@@ -78,13 +89,7 @@ def test_a_program_composes_a_participant_who_publishes_on_another_node(start_ta
                              json={"layout": "grid", "participants": participants, "banner": None})
         assert reply.status_code == 200, reply.text
         assert requests.post(f"{first.url}/api/broadcasts/{broadcast_id}/start", headers=headers, timeout=30).status_code == 200
-        grabbed = []
-
-        def shows_both():
-            grabbed.append(grab_frame(f"{receiver.url()}/relay-key"))
-            return close_to(grabbed[-1][360, 320], RED) and close_to(grabbed[-1][360, 960], BLUE)
-
-        assert wait_for(shows_both, 40, 1), (grabbed[-1][360, 320], grabbed[-1][360, 960], first.logs()[-3000:])
+        assert_red_left_blue_right(f"{receiver.url()}/relay-key", first.logs()[-3000:])
         assert "relay in opened" in first.logs() and "relay out opened" in second.logs()
         # The relay's packets are counted on both ends.
         counted = lambda node, name: sum(float(line.split()[-1]) for line in requests.get(node.url + "/metrics", timeout=10).text.splitlines()
@@ -151,13 +156,7 @@ def test_a_studio_with_the_host_on_one_node_and_a_guest_on_another_goes_live_wit
             host.click("#go-live")
             assert wait_for(lambda: host.locator("#destinations li[data-status='live']").count() == 1, 20), host.inner_text("#destinations")
             assert wait_for(lambda: guest.inner_text("#status") == "live")
-            grabbed = []
-
-            def shows_both():
-                grabbed.append(grab_frame(f"{receiver.url()}/two-nodes-key"))
-                return close_to(grabbed[-1][360, 320], RED) and close_to(grabbed[-1][360, 960], BLUE)
-
-            assert wait_for(shows_both, 40, 1), (grabbed[-1][360, 320], grabbed[-1][360, 960])
+            assert_red_left_blue_right(f"{receiver.url()}/two-nodes-key")
         finally:
             for browser in browsers:
                 browser.close()
