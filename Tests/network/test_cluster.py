@@ -18,7 +18,7 @@ from tallytest import DATABASE_URL, operator_token, requires_postgres
 from test_program import BLUE, RED
 from test_relay import HEARD_AND_SEEN, INBOUND, assert_red_left_blue_right, camera
 from test_studio import add_destination, create_broadcast, enter_as_guest, signed_up
-from test_whip_whep import WHEP_PLAY, WHIP_PUBLISH
+from test_whip_whep import WHEP_PLAY
 
 GATEWAY = "10.77.20.1"
 ADDRESSES = {"a": "10.77.20.11", "b": "10.77.20.12", "c": "10.77.20.13"}
