@@ -27,6 +27,8 @@ final class SFULoad {
         var keyframeRequests: Int
         var nacksToPublisher: Int
         var retransmissionsByPublisher: Int
+        /// The second node's CPU, when the subscribers play through another node (a relay).
+        var playNodeCores: Double?
 
         var line: String {
             let layers = videoLayerShare.map { String(format: "%.0f%%", $0 * 100) }.joined(separator: "/")
@@ -40,7 +42,10 @@ final class SFULoad {
     }
 
     private let http: HTTPClient
+    /// Where subscribers play from: the publisher's node, or another one that relays.
+    private let playHTTP: HTTPClient
     private let serverPID: Int32
+    private let playPID: Int32?
     private let context: DTLSContext
     private let fingerprint: String
     private let epoll: Int32
@@ -58,9 +63,11 @@ final class SFULoad {
     private var lengths: [Int32]
     private var arrivals: [Int64]
 
-    init(url: String, serverPID: Int32) throws {
+    init(url: String, serverPID: Int32, playURL: String? = nil, playPID: Int32? = nil) throws {
         http = try HTTPClient(url: url)
+        playHTTP = try HTTPClient(url: playURL ?? url)
         self.serverPID = serverPID
+        self.playPID = playPID
         let certificate = try DTLSCertificate(commonName: "tally-bench")
         context = try DTLSContext(role: .client, certificate: certificate)
         fingerprint = certificate.fingerprintSHA256
@@ -100,7 +107,7 @@ final class SFULoad {
     func connect(subscribers count: Int) throws {
         while subscribers.count < count {
             let subscriber = BenchSubscriber(epoch: epoch)
-            let reply = try http.post("/whep/\(broadcastID)/\(participantID)", body: subscriber.offer(fingerprint: fingerprint), contentType: "application/sdp", token: token)
+            let reply = try playHTTP.post("/whep/\(broadcastID)/\(participantID)", body: subscriber.offer(fingerprint: fingerprint), contentType: "application/sdp", token: token)
             guard reply.status == 201 else { throw BenchError("WHEP #\(subscribers.count + 1): \(reply.status) \(reply.body)") }
             try subscriber.peer.connect(answer: reply.body, context: context)
             subscribers.append(subscriber)
@@ -116,6 +123,7 @@ final class SFULoad {
         let start = tally_bench_realtime_nanoseconds()
         guard let serverStart = ProcessSample(pid: serverPID, at: start) else { throw BenchError("no process \(serverPID)") }
         let selfStart = ProcessSample(pid: getpid(), at: start)!
+        let playStart = playPID.flatMap { ProcessSample(pid: $0, at: start) }
         let dropsStart = ProcessSample.udpReceiveBufferErrors()
         let streamsStart = subscribers.map(\.streams)
         let keyframesStart = publisher.keyframeRequests, nacksStart = publisher.nacksReceived, rtxStart = publisher.retransmissions
@@ -130,6 +138,7 @@ final class SFULoad {
         window.close()
         let serverEnd = ProcessSample(pid: serverPID, at: end)!
         let selfEnd = ProcessSample(pid: getpid(), at: end)!
+        let playEnd = playPID.flatMap { ProcessSample(pid: $0, at: end) }
         var expected = 0, received = 0
         for (before, subscriber) in zip(streamsStart, subscribers) {
             for (ssrc, now) in subscriber.streams {
@@ -156,7 +165,8 @@ final class SFULoad {
             rssPerSubscriberKilobytes: Double(serverEnd.residentBytes - baselineRSS) / 1e3 / Double(subscribers.count),
             videoLayerShare: window.layerPackets.map { Double($0) / Double(videoTotal) },
             keyframeRequests: publisher.keyframeRequests - keyframesStart, nacksToPublisher: publisher.nacksReceived - nacksStart,
-            retransmissionsByPublisher: publisher.retransmissions - rtxStart)
+            retransmissionsByPublisher: publisher.retransmissions - rtxStart,
+            playNodeCores: playStart.flatMap { start in playEnd.map { ProcessSample.cores(from: start, to: $0) } })
     }
 
     func closeAll() {

@@ -22,13 +22,15 @@ struct SFUBenchmark: ParsableCommand {
     @Option(help: "Seconds to settle at each count before measuring.") var warmup = 5.0
     @Option(help: "Seconds measured at each count.") var duration = 15.0
     @Option(help: "Write the figures as JSON here too.") var json: String?
+    @Option(help: "Subscribers play through this node instead (another node of the deployment, which relays).") var playURL: String?
+    @Option(help: "That node's process id, for its CPU.") var playPID: Int32?
 
     func run() throws {
         let counts = subscribers.split(separator: ",").compactMap { Int($0) }
         guard !counts.isEmpty, counts == counts.sorted(), counts.allSatisfy({ $0 > 0 }) else {
             throw ValidationError("--subscribers takes ascending positive counts, like 100,200,500")
         }
-        let bench = try SFULoad(url: url, serverPID: serverPID)
+        let bench = try SFULoad(url: url, serverPID: serverPID, playURL: playURL, playPID: playPID)
         try bench.publish()
         var results: [SFULoad.Result] = []
         for count in counts {
