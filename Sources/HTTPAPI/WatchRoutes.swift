@@ -86,7 +86,7 @@ extension API {
             let offer = try await Self.readOffer(request)
             do {
                 let (session, answer) = try await Self.openingSession {
-                    try await sfu.play(broadcastID: ProgramWatch.routerID(id), participantID: ProgramWatch.participantID, offer: offer, owner: owner)
+                    try await playAnywhere(broadcastID: ProgramWatch.routerID(id), participantID: ProgramWatch.participantID, offer: offer, owner: owner)
                 }
                 let share = request.uri.queryParameters.get("share") ?? ""
                 return sdpResponse(answer, location: "/api/watch/\(id)/whep/\(session)?share=\(share)", request: request, context: context, identity: identity)

@@ -294,9 +294,9 @@ public final class RelayHub: @unchecked Sendable {
         let relayID: UInt32
         let router: Router
         var cipher: RelayCipher
-        /// Track index by producer.
-        private let tracks: [ObjectIdentifier: UInt8]
-        private let producers: [Producer]
+        /// Track index by producer id: a participant who publishes again (a reconnect) gets
+        /// new producers under the same ids, and the relay carries those on.
+        private let tracks: [ProducerID: UInt8]
         /// Where the player's node's keepalives come from: nothing is sent before the first.
         private var player: SocketAddress?
         var lastHeard: Duration
@@ -309,13 +309,12 @@ public final class RelayHub: @unchecked Sendable {
             self.relayID = relayID
             self.cipher = cipher
             self.router = router
-            self.producers = producers
-            tracks = Dictionary(uniqueKeysWithValues: producers.enumerated().map { (ObjectIdentifier($1), UInt8($0)) })
+            tracks = Dictionary(uniqueKeysWithValues: producers.enumerated().map { ($1.id, UInt8($0)) })
             lastHeard = now
         }
 
         func deliver(_ arrival: borrowing Producer.Arrival, from producer: Producer, now: Duration) {
-            guard let player, let track = tracks[ObjectIdentifier(producer)] else { return }
+            guard let player, let track = tracks[producer.id] else { return }
             send(arrival.packet.bytes, track: track, layer: UInt8(truncatingIfNeeded: arrival.layer), to: player)
         }
 
@@ -343,7 +342,7 @@ public final class RelayHub: @unchecked Sendable {
         private func handle(_ packet: RTCPPacket, now: Duration) {
             switch packet {
             case .nack(let nack):
-                guard let player, let (producer, layer) = layer(of: nack.mediaSSRC), let track = tracks[ObjectIdentifier(producer)] else { return }
+                guard let player, let (producer, layer) = layer(of: nack.mediaSSRC), let track = tracks[producer.id] else { return }
                 for sequence in nack.lostSequenceNumbers {
                     guard let cached = producer.recentPacket(layer: layer, sequence: sequence) else { continue }
                     RelayMetrics.retransmitted.increment()
@@ -357,8 +356,9 @@ public final class RelayHub: @unchecked Sendable {
             }
         }
 
+        /// The relayed track and layer an SSRC belongs to, among the participant's producers now.
         private func layer(of ssrc: UInt32) -> (Producer, Int)? {
-            for producer in producers {
+            for producer in router.producers(ofParticipant: participantID) where tracks[producer.id] != nil {
                 if let layer = producer.layer(ofSSRC: ssrc) { return (producer, layer) }
             }
             return nil

@@ -117,7 +117,14 @@ public final class Producer {
             return nil
         }
         if layers[layer].ssrc != packet.ssrc {
-            if let old = layers[layer].ssrc { layerBySSRC[old] = nil }
+            if let old = layers[layer].ssrc {
+                // A new stream: its sequence numbers start afresh.
+                layerBySSRC[old] = nil
+                layers[layer].unwrapper = SequenceUnwrapper()
+                layers[layer].highest = nil
+                layers[layer].missing = [:]
+                layers[layer].reception = ReceptionStatistics(clockRate: media.codec.clockRate)
+            }
             layers[layer].ssrc = packet.ssrc
             layerBySSRC[packet.ssrc] = layer
         }

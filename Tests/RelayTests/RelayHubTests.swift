@@ -192,6 +192,25 @@ struct RelayHubTests {
         await pair.stop()
     }
 
+    @Test("a participant who publishes again on the publishing node (new producers, a new SSRC) goes on through the same relay")
+    func republish() async throws {
+        let pair = try await Pair()
+        try await pair.relay()
+        #expect(await Self.eventually { await pair.publisherHub.counts().outlets == 1 })
+        try await Task.sleep(for: .milliseconds(100))
+        try await pair.send(10)
+        #expect(await Self.eventually { pair.tappedCount >= 10 })
+        await pair.publisherSFU.closeLocalSource(broadcastID: Pair.broadcast, participantID: Pair.participant)
+        let again = try await pair.publisherSFU.openLocalSource(broadcastID: Pair.broadcast, participantID: Pair.participant,
+                                                                tracks: [.init(kind: .video, codec: RTPCodec(payloadType: 102, name: "H264", clockRate: 90000))]) {}
+        for index in 0..<10 {
+            again.send(kind: .video, payload: [0x65, UInt8(index)], timestamp: UInt32(index) * 3000, marker: true)
+            try await Task.sleep(for: .milliseconds(5))
+        }
+        #expect(await Self.eventually { pair.tappedCount >= 20 })
+        await pair.stop()
+    }
+
     @Test("a relay of someone who publishes nothing, with a reused id or a bad nonce is refused")
     func refusals() async throws {
         let pair = try await Pair()

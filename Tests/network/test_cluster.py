@@ -18,7 +18,7 @@ from tallytest import DATABASE_URL, operator_token, requires_postgres
 from test_program import BLUE, RED
 from test_relay import HEARD_AND_SEEN, INBOUND, assert_red_left_blue_right, camera
 from test_studio import add_destination, create_broadcast, enter_as_guest, signed_up
-from test_whip_whep import WHEP_PLAY
+from test_whip_whep import WHEP_PLAY, WHIP_PUBLISH
 
 GATEWAY = "10.77.20.1"
 ADDRESSES = {"a": "10.77.20.11", "b": "10.77.20.12", "c": "10.77.20.13"}
@@ -141,8 +141,24 @@ def test_a_studio_spans_three_hosts_and_whep_plays_through_a_third(cluster, tmp_
                 assert wait_for(lambda: (lambda m: m["frames"] > 30 and m["energy"] > 0)(page.evaluate(HEARD_AND_SEEN, other)), 40), \
                     (other, page.evaluate(HEARD_AND_SEEN, other), cluster.logs("a")[-2000:], cluster.logs("b")[-2000:])
 
-            # WHEP through C of the host, who publishes on A.
+            # A participant who publishes over WHIP on A plays over WHEP on B, frames decoded.
             token = host.evaluate("JSON.parse(localStorage.getItem('tally.session')).access_token")
+            whip = browsers[0].new_page()
+            whip.goto(urls["a"] + "/api/health")
+            published = whip.evaluate(WHIP_PUBLISH, {"token": token, "path": f"/whip/{broadcast_id}"})
+            assert published["status"] == 201, published
+            whip_participant = published["location"].rsplit("/", 1)[1]
+            player = browsers[1].new_page()
+            player.goto(urls["b"] + "/api/health")
+            played = wait_for(lambda: (lambda result: result if result["status"] == 201 else None)(
+                player.evaluate(WHEP_PLAY, {"token": token, "path": f"/whep/{broadcast_id}/{whip_participant}"})), 20, 1)
+            assert played, cluster.logs("b")[-2000:]
+            assert wait_for(lambda: (player.evaluate(INBOUND) or {}).get("video", {}).get("frames", 0) > 30, 30), \
+                (player.evaluate(INBOUND), cluster.logs("b")[-2000:])
+            whip.close()
+            player.close()
+
+            # WHEP through C of the host, who publishes on A.
             host_id = host.evaluate("window.studio.state.me.id")
             viewer = browsers[1].new_page()
             viewer.goto(urls["c"] + "/api/health")
