@@ -181,6 +181,8 @@ public final class RelayHub: @unchecked Sendable {
             var inlet: RelayInlet?
             guard let source = self.sfu.openRelayedSource(broadcastID: broadcastID, participantID: participantID, media: media, onKeyframeRequest: { track, layer in
                 inlet?.requestKeyframe(track: track, layer: layer)
+            }, onLayers: { track, layers in
+                inlet?.need(layers, of: track, now: self.sfu.transport.now)
             }) else { return false }
             let opened = RelayInlet(hub: self, relayID: relayID, cipher: RelayCipher(secret: self.secret, nonce: nonce, sending: .towardPublisher),
                                     source: source, publisher: publisher, now: self.sfu.transport.now)
@@ -299,6 +301,8 @@ public final class RelayHub: @unchecked Sendable {
         private let tracks: [ProducerID: UInt8]
         /// Where the player's node's keepalives come from: nothing is sent before the first.
         private var player: SocketAddress?
+        /// The layers the player's node needs, by track (a bit per layer); absent: every layer.
+        private var layerMasks: [UInt8: UInt8] = [:]
         var lastHeard: Duration
 
         init(hub: RelayHub, broadcastID: String, participantID: ParticipantID, relayID: UInt32, cipher: RelayCipher, router: Router,
@@ -315,7 +319,13 @@ public final class RelayHub: @unchecked Sendable {
 
         func deliver(_ arrival: borrowing Producer.Arrival, from producer: Producer, now: Duration) {
             guard let player, let track = tracks[producer.id] else { return }
+            if let mask = layerMasks[track], arrival.layer < 8, mask & (1 << UInt8(arrival.layer)) == 0 { return }
             send(arrival.packet.bytes, track: track, layer: UInt8(truncatingIfNeeded: arrival.layer), to: player)
+        }
+
+        func wantedLayer(of producer: Producer) -> Int? {
+            guard let track = tracks[producer.id], let mask = layerMasks[track] else { return nil }
+            return (0..<8).last { mask & (1 << UInt8($0)) != 0 } ?? 0
         }
 
         private func send(_ packet: [UInt8], track: UInt8, layer: UInt8, to player: SocketAddress, retransmission: Bool = false) {
@@ -333,8 +343,13 @@ public final class RelayHub: @unchecked Sendable {
             // Only a holder of the relay's key gets here: its address is where media goes.
             player = address
             lastHeard = now
-            if header.kind == .feedback, let packets = try? RTCPCompound.parse(payload) {
-                for packet in packets { handle(packet, now: now) }
+            switch header.kind {
+            case .feedback:
+                for packet in (try? RTCPCompound.parse(payload)) ?? [] { handle(packet, now: now) }
+            case .keepalive:
+                layerMasks = RelayLayers.decode(payload).filter { tracks.values.contains($0.key) }
+            case .media, .close:
+                break
             }
             return header.kind
         }
@@ -376,6 +391,8 @@ public final class RelayHub: @unchecked Sendable {
         let publisher: SocketAddress
         var lastConsumed: Duration
         private var lastKeepalive: Duration
+        /// The layers players here need, by track, told to the publisher's node in every keepalive.
+        private var layerMasks: [UInt8: UInt8] = [:]
 
         init(hub: RelayHub, relayID: UInt32, cipher: RelayCipher, source: RelayedSource, publisher: SocketAddress, now: Duration) {
             self.hub = hub
@@ -404,7 +421,15 @@ public final class RelayHub: @unchecked Sendable {
 
         func sendKeepalive(now: Duration) {
             lastKeepalive = now
-            send(kind: .keepalive, payload: [])
+            send(kind: .keepalive, payload: RelayLayers.encode(layerMasks))
+        }
+
+        /// The players here need `layers` (lowest first) of track `track`: the publisher's node
+        /// hears it at once, and relays only those.
+        func need(_ layers: [Bool], of track: Int, now: Duration) {
+            guard let index = UInt8(exactly: track) else { return }
+            layerMasks[index] = RelayLayers.mask(layers)
+            sendKeepalive(now: now)
         }
 
         func requestKeyframe(track: Int, layer: Int) {

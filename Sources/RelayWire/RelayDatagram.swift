@@ -29,7 +29,9 @@ public enum RelayKind: UInt8, Sendable {
     /// An RTCP compound (NACK, PLI), player's node → publisher's node.
     case feedback = 2
     /// "Still here", player's node → publisher's node: the publisher's node learns (and keeps)
-    /// where to send from it, and drops a relay that stops sending it.
+    /// where to send from it, and drops a relay that stops sending it. Its payload says which
+    /// layers of each simulcast track the player's node needs (`RelayLayers`); sent every
+    /// second and at once when that changes, so a lost one is soon made good.
     case keepalive = 3
     /// The player's node no longer needs the relay.
     case close = 4
@@ -188,5 +190,25 @@ struct ReplayWindow {
 
     private func bit(_ age: UInt64) -> Bool {
         age < 64 ? seen.0 & (1 << age) != 0 : seen.1 & (1 << (age - 64)) != 0
+    }
+}
+
+/// The layers a player's node needs of each simulcast track, as a keepalive carries them:
+/// pairs of (track index, one bit per layer, lowest first). A track left out needs every layer.
+public enum RelayLayers {
+    public static func encode(_ masks: [UInt8: UInt8]) -> [UInt8] {
+        masks.sorted { $0.key < $1.key }.flatMap { [$0.key, $0.value] }
+    }
+
+    /// The masks in `payload`; a trailing odd byte is ignored.
+    public static func decode(_ payload: [UInt8]) -> [UInt8: UInt8] {
+        var masks: [UInt8: UInt8] = [:]
+        for index in stride(from: 0, to: payload.count - 1, by: 2) { masks[payload[index]] = payload[index + 1] }
+        return masks
+    }
+
+    /// The mask for layers to send, lowest first (at most eight).
+    public static func mask(_ layers: [Bool]) -> UInt8 {
+        layers.prefix(8).enumerated().reduce(0) { $1.element ? $0 | (1 << UInt8($1.offset)) : $0 }
     }
 }

@@ -48,16 +48,19 @@ public final class RelayedSource {
 extension SFU {
     /// Adds a remote participant's tracks (as its node described them) to the broadcast's
     /// router; `onKeyframeRequest` gets the track index and layer when a player here needs
-    /// a keyframe. Nil when the participant publishes on this node: local media wins.
+    /// a keyframe, `onLayers` a track index and the layers players here need (lowest first)
+    /// when that changes. Nil when the participant publishes on this node: local media wins.
     /// On the transport's loop only.
     public func openRelayedSource(broadcastID: String, participantID: ParticipantID, media: [NegotiatedMedia],
-                                  onKeyframeRequest: @escaping (_ track: Int, _ layer: Int) -> Void) -> RelayedSource? {
+                                  onKeyframeRequest: @escaping (_ track: Int, _ layer: Int) -> Void,
+                                  onLayers: @escaping (_ track: Int, _ layers: [Bool]) -> Void) -> RelayedSource? {
         transport.loop.preconditionInEventLoop()
         let router = self.router(broadcastID)
         guard router.producers(ofParticipant: participantID).isEmpty, connecting[participantID] == nil else { return nil }
         let source = RelayedSource(broadcastID: broadcastID, participantID: participantID, media: media, router: router, transport: transport)
         for (index, producer) in source.producers.enumerated() {
-            router.addRelayed(producer, onKeyframeRequest: { layer in onKeyframeRequest(index, layer) })
+            router.addRelayed(producer, onKeyframeRequest: { layer in onKeyframeRequest(index, layer) },
+                              onLayers: { layers in onLayers(index, layers) })
         }
         return source
     }

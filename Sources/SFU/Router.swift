@@ -9,15 +9,18 @@ public enum ProducerSource {
     case session(any MediaSession, transport: any MediaTransport)
     /// `onKeyframeRequest` is told the layer.
     case local(onKeyframeRequest: (Int) -> Void)
-    /// Relayed from the node the participant publishes on, which decides the publisher's
-    /// layers; keyframe requests go there, with the layer.
-    case relayed(onKeyframeRequest: (Int) -> Void)
+    /// Relayed from the node the participant publishes on; keyframe requests go there, with
+    /// the layer, and so does which layers this node's players need (`onLayers`, lowest
+    /// first): that node relays only those, and decides what the publisher sends.
+    case relayed(onKeyframeRequest: (Int) -> Void, onLayers: ([Bool]) -> Void)
 }
 
 /// Takes a participant's packets as they arrive, before any consumer rewrites them: a relay
 /// carrying them to another node. Called on the router's loop.
 public protocol ProducerOutlet: AnyObject {
     func deliver(_ arrival: borrowing Producer.Arrival, from producer: Producer, now: Duration)
+    /// The highest layer of `producer` the other node's players need; nil: every layer.
+    func wantedLayer(of producer: Producer) -> Int?
 }
 
 /// One broadcast's forwarding plane (mediasoup's Router): its producers, and the consumers
@@ -89,20 +92,24 @@ public final class Router {
     }
 
     /// Works out, at most every 500 ms, which simulcast layers each publisher should send:
-    /// the highest any unpaused consumer wants, and those below it.
+    /// the highest any unpaused consumer here or relay onwards wants, and those below it. For
+    /// a relayed producer the answer goes back over the relay (its layers are paused there,
+    /// like a publisher's here), not to a browser.
     private func evaluatePublisherLayers(now: Duration) {
         if let last = lastLayerEvaluation, now - last < .milliseconds(500) { return }
         lastLayerEvaluation = now
         for (id, entry) in producers where entry.producer.isSimulcast {
-            if case .relayed = entry.source { continue }
             let producer = entry.producer
             var wanted = (consumers[id] ?? []).filter { !$0.consumer.isPaused }.map { $0.consumer.wantedLayer(best: producer.layers.count - 1) }
-            // A relay carries every layer: the other node's players choose among them there.
-            if outlets[producer.participantID] != nil { wanted.append(producer.layers.count - 1) }
+            for relay in outlets[producer.participantID] ?? [] { wanted.append(relay.wantedLayer(of: producer) ?? producer.layers.count - 1) }
             guard let sending = layerPolicy.evaluate(producer: id, measured: producer.layers.map { $0.packets > 0 }, wanted: wanted, now: now) else { continue }
             producer.layersSentByPublisher = sending
             logger.debug("publisher layers", metadata: ["producer": "\(id)", "send": "\(zip(producer.rids, sending).map { "\($0)=\($1)" })"])
-            onPublisherLayers(producer, sending)
+            if case .relayed(_, let onLayers) = entry.source {
+                onLayers(sending)
+            } else {
+                onPublisherLayers(producer, sending)
+            }
         }
     }
 
@@ -181,8 +188,8 @@ public final class Router {
     }
 
     /// A producer relayed from another node (see `RelayedSource`).
-    public func addRelayed(_ producer: Producer, onKeyframeRequest: @escaping (Int) -> Void) {
-        producers[producer.id] = (producer, .relayed(onKeyframeRequest: onKeyframeRequest))
+    public func addRelayed(_ producer: Producer, onKeyframeRequest: @escaping (Int) -> Void, onLayers: @escaping ([Bool]) -> Void) {
+        producers[producer.id] = (producer, .relayed(onKeyframeRequest: onKeyframeRequest, onLayers: onLayers))
     }
 
     public func remove(producer id: ProducerID) {
@@ -266,7 +273,7 @@ public final class Router {
         logger.trace("keyframe requested", metadata: ["producer": "\(id)", "layer": "\(layer)"])
         switch entry.source {
         case .session(let publisher, let transport): transport.sendRTCP([.pictureLossIndication(senderSSRC: 1, mediaSSRC: ssrc)], on: publisher)
-        case .local(let onKeyframeRequest), .relayed(let onKeyframeRequest): onKeyframeRequest(layer)
+        case .local(let onKeyframeRequest), .relayed(let onKeyframeRequest, _): onKeyframeRequest(layer)
         }
     }
 }

@@ -211,6 +211,62 @@ struct RelayHubTests {
         await pair.stop()
     }
 
+    @Test("the publishing node relays only the simulcast layers the other node's players need", .timeLimit(.minutes(1)))
+    func relaysOnlyTheLayersConsumed() async throws {
+        let pair = try await Pair()
+        let simulcaster = ParticipantID("s")
+        let media = NegotiatedMedia(mid: "1", kind: .video, direction: .recvonly, codec: RTPCodec(payloadType: 102, name: "H264", clockRate: 90000),
+                                    retransmission: nil, headerExtensions: [], remoteSSRCs: [], remoteRetransmissionPairs: [],
+                                    remoteRIDs: ["h", "m", "l"], localStream: nil)
+        let sfu = pair.publisherSFU
+        let producer = try await sfu.transport.loop.submit {
+            let producer = Producer(id: ProducerID(participant: simulcaster, mid: "1"), media: media)
+            sfu.router(Pair.broadcast).add(producer, onKeyframeRequest: { _ in })
+            return producer
+        }.get()
+        let nonce = (0..<16).map { _ in UInt8.random(in: 0...255) }
+        let answer = try await pair.publisherHub.openOutlet(RelayRequest(broadcastID: Pair.broadcast, participantID: simulcaster.rawValue,
+                                                                         relayID: 77, nonce: Data(nonce).base64EncodedString()))
+        #expect(answer.tracks.first?.rids == ["h", "m", "l"])
+        #expect(try await pair.playerHub.openInlet(broadcastID: Pair.broadcast, participantID: simulcaster, relayID: 77, nonce: nonce, answer: answer,
+                                                   publisher: try SocketAddress(ipAddress: "127.0.0.1", port: pair.publisherHub.port)))
+        // The publisher sends three layers, 50 times a second, for as long as the test runs.
+        let sending = Task {
+            var sequence: UInt16 = 0
+            while !Task.isCancelled {
+                sequence &+= 1
+                let number = sequence
+                try? await sfu.transport.loop.submit {
+                    for layer in 0..<3 {
+                        var builder = RTPPacketBuilder(payloadType: 102, sequenceNumber: number, timestamp: UInt32(number) * 1800, ssrc: 1000 + UInt32(layer))
+                        builder.payload = [0x65, UInt8(truncatingIfNeeded: number)]
+                        guard let packet = try? RTPPacket(builder.serialize()),
+                              let arrival = producer.receive(packet, layer: layer, now: sfu.transport.now) else { continue }
+                        sfu.router(Pair.broadcast).route(arrival, from: producer, transport: sfu.transport, now: sfu.transport.now)
+                    }
+                }.get()
+                try? await Task.sleep(for: .milliseconds(20))
+            }
+        }
+        let player = pair.playerSFU
+        let received = { () async -> [Int] in
+            (try? await player.transport.loop.submit {
+                player.router(Pair.broadcast).producer(ProducerID(participant: simulcaster, mid: "1"))?.layers.map(\.packets) ?? []
+            }.get()) ?? []
+        }
+        // Every layer crosses at first; nobody here consumes the upper two, so once the
+        // player's node has held that view for its hold-down it asks for the lowest alone.
+        #expect(await Self.eventually { await received().allSatisfy { $0 > 10 } })
+        #expect(await Self.eventually(10) {
+            let before = await received()
+            try? await Task.sleep(for: .milliseconds(600))
+            let after = await received()
+            return after.count == 3 && after[0] > before[0] + 10 && after[1] == before[1] && after[2] == before[2]
+        })
+        sending.cancel()
+        await pair.stop()
+    }
+
     @Test("a relay of someone who publishes nothing, with a reused id or a bad nonce is refused")
     func refusals() async throws {
         let pair = try await Pair()

@@ -5,7 +5,8 @@ import RelayWire
 let secret = SymmetricKey(data: Array("a fuzzing secret for relay keys!".utf8))
 let nonce = Array("sixteen byte nce".utf8)
 
-/// Any bytes: reading the header never traps and what it reads writes back the same; opening
+/// Any bytes: reading the header (or a keepalive's layer masks) never traps and what it reads
+/// writes back the same; opening
 /// under the relay's key only ever answers yes or no; and the bytes sealed as a payload open
 /// again to the same bytes.
 func fuzzRelay(_ bytes: [UInt8]) {
@@ -13,6 +14,8 @@ func fuzzRelay(_ bytes: [UInt8]) {
     if let header {
         precondition((try? RelayHeader.parse(header.bytes + Array(bytes.dropFirst(RelayHeader.size)))) == header, "relay header round trip changed it")
     }
+    let masks = RelayLayers.decode(bytes)
+    precondition(RelayLayers.decode(RelayLayers.encode(masks)) == masks, "layer masks round trip changed them")
     var player = RelayCipher(secret: secret, nonce: nonce, sending: .towardPublisher)
     _ = try? player.open(bytes, relayID: header?.relayID ?? 1)
     guard bytes.count <= RelayHeader.maxPayload else { return }
