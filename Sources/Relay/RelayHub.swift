@@ -84,6 +84,9 @@ public final class RelayHub: @unchecked Sendable {
             }
             .bind(host: host, port: port).get()
         let bound = channel.localAddress?.port ?? port
+        // The gauges from the start, so a node with no relay shows 0 rather than nothing.
+        RelayMetrics.outlets.record(0)
+        RelayMetrics.inlets.record(0)
         try await loop.submit {
             self.channel = channel
             self.port = bound
