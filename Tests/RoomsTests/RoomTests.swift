@@ -118,7 +118,8 @@ struct RoomTests {
 
     @Test("the studio holds ten people; a screen share counts as one")
     func full() async throws {
-        let fixture = try await RoomFixture.make()
+        // Presence outlives the test however slowly a busy machine runs its joins.
+        let fixture = try await RoomFixture.make(resumeGrace: .seconds(120))
         let host = try await fixture.room.join(as: fixture.hostMember, name: nil, resume: nil)
         for index in 1..<StageRules.maxInStudio - 1 {
             _ = try await fixture.room.join(as: fixture.guest("invite-\(index)"), name: nil, resume: nil)
