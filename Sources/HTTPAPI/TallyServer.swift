@@ -90,12 +90,12 @@ public final class TallyServices: Sendable {
         self.relays = relays
         self.remoteMedia = remoteMedia
         self.nodeToken = nodeToken
-        // A program start on another node answers once its program runs: give it time.
-        if let starter = try? OutboundHTTPClient(policy: configuration.outboundPolicy.betweenNodes, timeout: .seconds(20), maxResponseBytes: 64 << 10) {
-            await programs.place(with: PeerPlacement(directory: nodes, client: starter, token: nodeToken))
-        }
         // Segments are 2 s at a few Mb/s; the bound leaves room for a ladder's top rendition.
         peers = try? OutboundHTTPClient(policy: configuration.outboundPolicy.betweenNodes, timeout: .seconds(5), maxResponseBytes: 16 << 20)
+        // A program start on another node answers once its program runs: give it time.
+        if let peers {
+            await programs.place(with: PeerPlacement(directory: nodes, client: peers.with(timeout: .seconds(20), maxResponseBytes: 64 << 10), token: nodeToken))
+        }
         self.logger = logger
     }
 

@@ -53,6 +53,19 @@ public struct OutboundHTTPClient: Sendable {
         tls = try NIOSSLContext(configuration: configuration)
     }
 
+    private init(policy: OutboundPolicy, timeout: TimeAmount, maxResponseBytes: Int, tls: NIOSSLContext) {
+        self.policy = policy
+        self.timeout = timeout
+        self.maxResponseBytes = maxResponseBytes
+        self.tls = tls
+    }
+
+    /// The same client (policy, TLS context: loading the trusted roots is the costly part)
+    /// with another deadline and answer bound.
+    public func with(timeout: TimeAmount, maxResponseBytes: Int) -> OutboundHTTPClient {
+        OutboundHTTPClient(policy: policy, timeout: timeout, maxResponseBytes: maxResponseBytes, tls: tls)
+    }
+
     public func send(_ request: OutboundHTTPRequest, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) async throws -> OutboundHTTPResponse {
         guard let scheme = request.url.scheme?.lowercased(), scheme == "http" || scheme == "https", let host = request.url.host, !host.isEmpty else {
             throw OutboundHTTPError("\(request.url) is not an http:// or https:// URL with a host")

@@ -17,18 +17,18 @@ public actor RemoteMedia {
     private let nodes: NodeDirectory
     /// The node token (see `POST /api/node/relays`), shown to the publisher's node.
     private let token: String
-    private let client: OutboundHTTPClient
+    /// Made at the first relay: a node that never relays never loads the TLS roots for it.
+    private var client: OutboundHTTPClient?
     private let policy: OutboundPolicy
     private let logger: Logger
     private var attempts: [String: Task<Bool, Never>] = [:]
 
-    public init(hub: RelayHub, sfu: SFU, locations: PublisherLocations, nodes: NodeDirectory, token: String, policy: OutboundPolicy, logger: Logger) throws {
+    public init(hub: RelayHub, sfu: SFU, locations: PublisherLocations, nodes: NodeDirectory, token: String, policy: OutboundPolicy, logger: Logger) {
         self.hub = hub
         self.sfu = sfu
         self.locations = locations
         self.nodes = nodes
         self.token = token
-        client = try OutboundHTTPClient(policy: policy, timeout: .seconds(5), maxResponseBytes: 64 << 10)
         self.policy = policy
         self.logger = logger
     }
@@ -63,6 +63,8 @@ public actor RemoteMedia {
                                    nonce: Data(nonce).base64EncodedString())
         let metadata: Logger.Metadata = ["broadcast": "\(broadcastID)", "participant": "\(participantID)", "node": "\(nodeID)"]
         do {
+            let client = try self.client ?? OutboundHTTPClient(policy: policy, timeout: .seconds(5), maxResponseBytes: 64 << 10)
+            self.client = client
             let response = try await client.send(OutboundHTTPRequest(method: .POST, url: url.absoluteURL, headers: [
                 ("Authorization", "Bearer \(token)"), ("Content-Type", "application/json"),
             ], body: Array(try JSONEncoder().encode(request))))

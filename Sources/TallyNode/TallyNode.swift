@@ -158,13 +158,8 @@ public final class TallyNode: Sendable {
         parts.append(NodePart("relay") { await relays.stop() })
         let nodes = NodeDirectory(registry: registry)
         let nodeToken = NodeToken(secret: secret)
-        let remoteMedia: RemoteMedia
-        do {
-            remoteMedia = try RemoteMedia(hub: relays, sfu: sfu, locations: locations, nodes: nodes, token: nodeToken.value,
-                                          policy: configuration.outboundPolicy.betweenNodes, logger: logger)
-        } catch {
-            throw await failed("cannot set up relays to other nodes: \(error)")
-        }
+        let remoteMedia = RemoteMedia(hub: relays, sfu: sfu, locations: locations, nodes: nodes, token: nodeToken.value,
+                                      policy: configuration.outboundPolicy.betweenNodes, logger: logger)
 
         logger.info("layouts: \(layouts.layouts.map(\.name).joined(separator: ", "))")
         let ingestWrites = SerialTasks()
