@@ -146,7 +146,8 @@ public final class RelayHub: @unchecked Sendable {
         logger.info("relay out closed", metadata: ["broadcast": "\(outlet.broadcastID)", "participant": "\(outlet.participantID)", "relay": "\(outlet.relayID)"])
     }
 
-    /// Relays out and in, for tests and logs.
+    /// Relays out and in of this hub; tests run two hubs in one process, where the
+    /// process-wide gauges cannot tell them apart.
     func counts() async -> (outlets: Int, inlets: Int) {
         (try? await loop.submit { (self.outlets.count, self.inlets.count) }.get()) ?? (0, 0)
     }

@@ -80,8 +80,8 @@ public struct RelayHeader: Equatable, Sendable {
         return out
     }
 
-    /// The AEAD nonce: the relay's id and the counter, unique per key.
-    var nonce: [UInt8] { Array(bytes[4..<16]) }
+    /// The AEAD nonce within a serialized header: the relay's id and the counter, unique per key.
+    static let nonceRange = 4..<16
 }
 
 /// Which way a relay key seals: the media from the publisher's node, or the feedback and
@@ -126,7 +126,7 @@ public struct RelayCipher {
         sent += 1
         let header = RelayHeader(kind: kind, track: track, layer: layer, relayID: relayID, counter: sent)
         let head = header.bytes
-        let box = try AES.GCM.seal(payload, using: sealKey, nonce: AES.GCM.Nonce(data: header.nonce), authenticating: head)
+        let box = try AES.GCM.seal(payload, using: sealKey, nonce: AES.GCM.Nonce(data: head[RelayHeader.nonceRange]), authenticating: head)
         var out = head
         out.reserveCapacity(head.count + box.ciphertext.count + Self.tagSize)
         out.append(contentsOf: box.ciphertext)
@@ -144,7 +144,7 @@ public struct RelayCipher {
         let tag = datagram[(datagram.count - Self.tagSize)...]
         let payload: [UInt8]
         do {
-            let box = try AES.GCM.SealedBox(nonce: AES.GCM.Nonce(data: header.nonce), ciphertext: body, tag: tag)
+            let box = try AES.GCM.SealedBox(nonce: AES.GCM.Nonce(data: datagram[RelayHeader.nonceRange]), ciphertext: body, tag: tag)
             payload = Array(try AES.GCM.open(box, using: openKey, authenticating: datagram[0..<RelayHeader.size]))
         } catch {
             throw .authenticationFailed

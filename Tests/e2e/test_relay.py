@@ -38,6 +38,16 @@ def assert_red_left_blue_right(stream_url, context=""):
     assert wait_for(shows_both, 40, 1), (grabbed[-1][360, 320], grabbed[-1][360, 960], context)
 
 
+def stage_both_and_go_live(host, names):
+    """From the host's studio: puts each of `names` on stage and goes live to the one destination."""
+    for name in names:
+        host.click(f"button[aria-label='Add {name} to stage']")
+        host.wait_for_selector(f"button[aria-label='Remove {name} from stage']")
+    host.once("dialog", lambda dialog: dialog.accept())
+    host.click("#go-live")
+    assert wait_for(lambda: host.locator("#destinations li[data-status='live']").count() == 1, 20), host.inner_text("#destinations")
+
+
 @requires_postgres
 def test_a_participant_publishing_on_one_node_plays_over_whep_on_another(start_tally, redis_server):
     from playwright.sync_api import sync_playwright
@@ -149,12 +159,7 @@ def test_a_studio_with_the_host_on_one_node_and_a_guest_on_another_goes_live_wit
                 assert wait_for(lambda: (lambda m: m["frames"] > 30 and m["energy"] > 0)(page.evaluate(HEARD_AND_SEEN, other)), 40), \
                     (other, page.evaluate(HEARD_AND_SEEN, other), first.logs()[-2000:], second.logs()[-2000:])
 
-            for name in ("Hana Host", "Gina Guest"):
-                host.click(f"button[aria-label='Add {name} to stage']")
-                host.wait_for_selector(f"button[aria-label='Remove {name} from stage']")
-            host.once("dialog", lambda dialog: dialog.accept())
-            host.click("#go-live")
-            assert wait_for(lambda: host.locator("#destinations li[data-status='live']").count() == 1, 20), host.inner_text("#destinations")
+            stage_both_and_go_live(host, ("Hana Host", "Gina Guest"))
             assert wait_for(lambda: guest.inner_text("#status") == "live")
             assert_red_left_blue_right(f"{receiver.url()}/two-nodes-key")
         finally:

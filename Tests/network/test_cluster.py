@@ -16,7 +16,7 @@ from conftest import CHROMIUM_ARGS, wait_for, wait_in_page
 from nginx_rtmp import NginxRTMP
 from tallytest import DATABASE_URL, operator_token, requires_postgres
 from test_program import BLUE, RED
-from test_relay import HEARD_AND_SEEN, INBOUND, assert_red_left_blue_right, camera
+from test_relay import HEARD_AND_SEEN, INBOUND, assert_red_left_blue_right, camera, stage_both_and_go_live
 from test_studio import add_destination, create_broadcast, enter_as_guest, signed_up
 from test_whip_whep import WHEP_PLAY, WHIP_PUBLISH
 
@@ -168,12 +168,7 @@ def test_a_studio_spans_three_hosts_and_whep_plays_through_a_third(cluster, tmp_
             assert wait_for(lambda: stats().get("video", {}).get("frames", 0) > 30, 30), (stats(), cluster.logs("c")[-2000:])
             assert "relay in opened" in cluster.logs("c") and "relay out opened" in cluster.logs("a")
 
-            for name in ("Hana Host", "Gina Guest"):
-                host.click(f"button[aria-label='Add {name} to stage']")
-                host.wait_for_selector(f"button[aria-label='Remove {name} from stage']")
-            host.once("dialog", lambda dialog: dialog.accept())
-            host.click("#go-live")
-            assert wait_for(lambda: host.locator("#destinations li[data-status='live']").count() == 1, 20), host.inner_text("#destinations")
+            stage_both_and_go_live(host, ("Hana Host", "Gina Guest"))
             assert_red_left_blue_right(f"{cluster.receiver.url()}/lab-key")
             assert wait_for(lambda: host.inner_text("#status") == "live")
             host.once("dialog", lambda dialog: dialog.accept())
