@@ -129,7 +129,7 @@ let package = Package(
         .target(
             name: "SFU",
             dependencies: [
-                "MediaPlane", "RTP", "RTCP", "SDP", "MediaCore",
+                "MediaPlane", "RTP", "RTCP", "SDP", "MediaCore", "FLV",
                 .product(name: "Metrics", package: "swift-metrics"), .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -236,7 +236,7 @@ let package = Package(
         .testTarget(name: "DTLSTests", dependencies: ["DTLS"]),
         .testTarget(name: "SRTPTests", dependencies: ["SRTP", "RTP", "CSRTP"]),
         .testTarget(name: "WebRTCTransportTests", dependencies: ["WebRTCTransport", "DTLS", "ICE", "STUN", "MediaPlane", .product(name: "NIOPosix", package: "swift-nio")]),
-        .testTarget(name: "SFUTests", dependencies: ["SFU", "MediaCore", "MediaPlane", "SDP", "RTP", "RTCP", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")]),
+        .testTarget(name: "SFUTests", dependencies: ["SFU", "FLV", "MediaCore", "MediaPlane", "SDP", "RTP", "RTCP", .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio")]),
         .testTarget(name: "RTPTests", dependencies: ["RTP"]),
         .testTarget(name: "RTCPTests", dependencies: ["RTCP"]),
         .testTarget(name: "MediaCodecsTests", dependencies: ["MediaCodecs", "RTP"]),

@@ -17,8 +17,18 @@ struct TransportResponse: Encodable {
     var layers: [String: Int]
 }
 
+/// What the live program decodes of one participant on its stage.
+struct DecodedTileResponse: Encodable {
+    var participantID: String
+    var width: Int
+    var height: Int
+}
+
 struct BroadcastDebugResponse: APIResponse {
     var transports: [TransportResponse]
+    /// On the node running the program: the size each participant on stage is decoded at,
+    /// which shows the simulcast layer the program takes for their tile.
+    var decodedTiles: [DecodedTileResponse]
 }
 
 extension API {
@@ -30,12 +40,15 @@ extension API {
             let id = try broadcast.requireID().uuidString
             let entries = TransportBoard.transports(broadcast: id).map { (router: "participants", figures: $0) }
                 + TransportBoard.transports(broadcast: ProgramWatch.routerID(id)).map { (router: "program", figures: $0) }
+            let decoded = await rooms.programs.decodedSizes(try broadcast.requireID()) ?? [:]
+            let tiles = decoded.map { DecodedTileResponse(participantID: $0.key.rawValue, width: $0.value.width, height: $0.value.height) }
+                .sorted { $0.participantID < $1.participantID }
             return BroadcastDebugResponse(transports: entries.map { entry in
                 let figures = entry.figures
                 return TransportResponse(session: figures.session, direction: figures.direction.rawValue, router: entry.router,
                                          bitrateBps: figures.bitrate, lossRatio: figures.lossRatio, estimateBps: figures.estimate,
                                          roundTripSeconds: figures.roundTripSeconds, layers: figures.layers)
-            })
+            }, decodedTiles: tiles)
         }
     }
 }

@@ -104,6 +104,9 @@ public struct ServerConfiguration: Sendable {
     public var recordingMinFreeBytes: Int64 = 1 << 30
     /// A recording stops (as `failed`, keeping what it wrote) at this size.
     public var maxRecordingBytes: Int64 = 50 << 30
+    /// The program decodes each guest's smallest simulcast layer that fills their tile;
+    /// false: always the top layer (`TALLY_PROGRAM_LAYERS=top`, for comparisons).
+    public var programLayersFitTiles = true
     /// Ingest streams one account keeps.
     public var maxStreamsPerUser = 20
     /// An account's streams that may carry a ladder (each transcodes while its encoder publishes).
@@ -224,7 +227,7 @@ extension ServerConfiguration {
     public var programSettings: ProgramDirector.Settings {
         ProgramDirector.Settings(maxLivePrograms: maxLivePrograms, maxLiveProgramsPerUser: maxLiveProgramsPerUser, recordingsDirectory: recordingsDirectory,
                                  recordingMinFreeBytes: recordingMinFreeBytes, maxRecordingBytes: maxRecordingBytes, hlsDirectory: hlsDirectory,
-                                 uploadsDirectory: uploadsDirectory, outbound: outboundPolicy,
+                                 uploadsDirectory: uploadsDirectory, outbound: outboundPolicy, layersFitTiles: programLayersFitTiles,
                                  cpuBudget: cpuBudget == 0 ? .infinity : cpuBudget * Double(ProcessInfo.processInfo.activeProcessorCount))
     }
 

@@ -164,15 +164,11 @@ public enum H264Depacketizer {
             output += startCode
             output += payload
         case 24:
-            var index = payload.startIndex + 1
-            while index + 2 <= payload.endIndex {
-                let size = Int(payload[index]) << 8 | Int(payload[index + 1])
-                index += 2
-                guard size > 0, index + size <= payload.endIndex else { return false }
-                keyframe = keyframe || payload[index] & 0x1F == 5
+            guard let units = H264Payload.aggregatedUnits(payload) else { return false }
+            for unit in units {
+                keyframe = keyframe || unit[unit.startIndex] & 0x1F == 5
                 output += startCode
-                output += payload[index..<index + size]
-                index += size
+                output += unit
             }
         case 28:
             guard payload.count >= 2 else { return false }

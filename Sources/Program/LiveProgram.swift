@@ -73,12 +73,18 @@ public final class LiveProgram: Sendable {
     private let ingest: IngestHub?
     private let logger: Logger
     private let format: ProgramFormat
+    private let layersFitTiles: Bool
+    /// Each tapped participant's tile, as last told to the SFU.
+    private let tiles = Mutex<[ParticipantID: TileSize]>([:])
 
+    /// `layersFitTiles`: decode each participant from the smallest simulcast layer that fills
+    /// their tile (false: the top layer, to compare against).
     public init(broadcastID: String, settings: Compositor.Settings, stage: ProgramStage, targets: [PushTarget], recordingPath: String?,
                 hlsDirectory: URL, sfu: SFU, ingest: IngestHub? = nil, group: any EventLoopGroup, outbound: OutboundPolicy,
-                maxRecordingBytes: Int64 = .max, logger: Logger,
+                maxRecordingBytes: Int64 = .max, layersFitTiles: Bool = true, logger: Logger,
                 onDestinationState: @escaping @Sendable (String, DestinationState) -> Void) throws {
         self.broadcastID = broadcastID
+        self.layersFitTiles = layersFitTiles
         self.sfu = sfu
         self.ingest = ingest
         self.logger = logger
@@ -159,10 +165,16 @@ public final class LiveProgram: Sendable {
             }
             return (added, removed)
         }
+        let sizes = tileSizes(stage)
+        let resized = tiles.withLock { tiles in
+            defer { tiles = sizes }
+            return sizes.filter { id, size in tiles[id] != nil && tiles[id] != size }
+        }
         for id in removed { await sfu.untap(broadcastID: broadcastID, participantID: id) }
         for feed in added {
-            await sfu.tap(broadcastID: broadcastID, participantID: feed.participantID) { packet in feed.push(packet) }
+            await sfu.tap(broadcastID: broadcastID, participantID: feed.participantID, tile: sizes[feed.participantID]) { packet in feed.push(packet) }
         }
+        for (id, tile) in resized { await sfu.fitTap(broadcastID: broadcastID, participantID: id, tile: tile) }
         let (newStreams, goneStreams) = ingestFeeds.withLock { feeds -> ([IngestFeed], [IngestFeed]) in
             let wanted = Set(streams.map(\.id))
             let gone = feeds.filter { !wanted.contains($0.key) }.map(\.value)
@@ -189,6 +201,26 @@ public final class LiveProgram: Sendable {
         }
         compositor.update(Scene(layout: stage.layout, participants: inputs, banner: stage.banner, logo: stage.logo, background: stage.background,
                                 comment: stage.comment))
+    }
+
+    /// The size each participant on stage was last decoded at, for the owner's debug view.
+    public var decodedSizes: [ParticipantID: (width: Int, height: Int)] {
+        feeds.withLock { feeds in feeds.compactMapValues { $0.decodedSize.withLock { $0 } } }
+    }
+
+    /// Where each participant on `stage` is drawn, as the compositor will place them (a
+    /// participant the layout leaves out needs only the smallest layer); none when the
+    /// program decodes the top layers.
+    private func tileSizes(_ stage: ProgramStage) -> [ParticipantID: TileSize] {
+        guard layersFitTiles else { return [:] }
+        var sizes: [ParticipantID: TileSize] = [:]
+        for case (.participant(let id), _) in stage.tiles { sizes[id] = TileSize(width: 0, height: 0) }
+        let placements = stage.layout.place(stage.tiles.indices.map(String.init), width: compositor.settings.width, height: compositor.settings.height)
+        for placement in placements {
+            guard let index = Int(placement.participant), case .participant(let id) = stage.tiles[index].source else { continue }
+            sizes[id] = TileSize(width: placement.width, height: placement.height)
+        }
+        return sizes
     }
 
     /// Stops the mix, unpublishes every destination and completes the recording and the
@@ -221,6 +253,16 @@ public final class LiveProgram: Sendable {
 enum FeedMetrics {
     static let decodedFrames = Counter(label: "tally_program_decoded_frames_total")
     static let decodeErrors = Counter(label: "tally_program_decode_errors_total")
+    /// Pictures decoded by their height, up to each class's line: which simulcast layers the
+    /// program decodes, so an operator sees that grid tiles take the middle one.
+    static let heightClasses = [180, 360, 540, 720, 1080]
+    private static let byHeight = (heightClasses.map(String.init) + ["larger"]).map {
+        Counter(label: "tally_program_decoded_frames_by_height_total", dimensions: [("up_to", $0)])
+    }
+
+    static func decoded(height: Int) {
+        byHeight[heightClasses.firstIndex { height <= $0 } ?? heightClasses.count].increment()
+    }
 }
 
 /// Decodes one participant's tapped tracks into their compositor input, on a queue of its
@@ -232,6 +274,8 @@ final class ParticipantFeed: Sendable {
     private let sfu: SFU
     private let queue = DispatchQueue(label: "tally.feed")
     private let decoders = Mutex(Decoders())
+    /// The size of the last picture decoded: which simulcast layer the tile is drawn from.
+    let decodedSize = Mutex<(width: Int, height: Int)?>(nil)
     private let clock = ContinuousClock()
     private let started: ContinuousClock.Instant
 
@@ -290,7 +334,9 @@ final class ParticipantFeed: Sendable {
             return pictures
         }
         FeedMetrics.decodedFrames.increment(by: pictures.count)
+        for (picture, _) in pictures { FeedMetrics.decoded(height: picture.height) }
         if let (picture, timestamp) = pictures.last {
+            decodedSize.withLock { $0 = (picture.width, picture.height) }
             input.deliver(picture, capture: tapped.captureTime(of: timestamp, clockRate: tapped.clockRate))
         }
         if keyframeNeeded { sfu.requestKeyframe(broadcastID: broadcastID, participantID: participantID) }

@@ -19,6 +19,21 @@ public struct H264Payload: Sendable, Equatable {
         }
     }
 
+    /// The NAL units a STAP-A payload carries (RFC 6184 §5.7.1), each with its header byte;
+    /// nil when one is empty or cut short.
+    public static func aggregatedUnits(_ payload: ArraySlice<UInt8>) -> [ArraySlice<UInt8>]? {
+        var units: [ArraySlice<UInt8>] = []
+        var index = payload.startIndex + 1
+        while index + 2 <= payload.endIndex {
+            let size = Int(payload[index]) << 8 | Int(payload[index + 1])
+            index += 2
+            guard size > 0, index + size <= payload.endIndex else { return nil }
+            units.append(payload[index..<(index + size)])
+            index += size
+        }
+        return units
+    }
+
     public static func parse(_ payload: ArraySlice<UInt8>) -> H264Payload? {
         guard let header = payload.first else { return nil }
         guard header & 0x80 == 0 else { return nil }
@@ -27,16 +42,8 @@ public struct H264Payload: Sendable, Equatable {
         case 1...23:
             return H264Payload(packetization: .single, nalTypes: [type])
         case 24:
-            var types: [UInt8] = []
-            var index = payload.startIndex + 1
-            while index + 2 <= payload.endIndex {
-                let size = Int(payload[index]) << 8 | Int(payload[index + 1])
-                index += 2
-                guard size > 0, index + size <= payload.endIndex else { return nil }
-                types.append(payload[index] & 0x1F)
-                index += size
-            }
-            return types.isEmpty ? nil : H264Payload(packetization: .aggregate, nalTypes: types)
+            guard let units = aggregatedUnits(payload), !units.isEmpty else { return nil }
+            return H264Payload(packetization: .aggregate, nalTypes: units.map { $0[$0.startIndex] & 0x1F })
         case 28:
             guard payload.count >= 2 else { return nil }
             let fragment = payload[payload.startIndex + 1]

@@ -43,10 +43,14 @@ public actor ProgramDirector {
         public var outbound: OutboundPolicy
         /// The cores live programs may bring this process to (`TALLY_CPU_BUDGET` of all cores).
         public var cpuBudget: Double
+        /// Each guest decoded from the smallest simulcast layer that fills their tile, or the top one.
+        public var layersFitTiles: Bool
 
         public init(maxLivePrograms: Int, maxLiveProgramsPerUser: Int, recordingsDirectory: URL, recordingMinFreeBytes: Int64,
-                    maxRecordingBytes: Int64, hlsDirectory: URL, uploadsDirectory: URL, outbound: OutboundPolicy, cpuBudget: Double = .infinity) {
+                    maxRecordingBytes: Int64, hlsDirectory: URL, uploadsDirectory: URL, outbound: OutboundPolicy, layersFitTiles: Bool = true,
+                    cpuBudget: Double = .infinity) {
             self.cpuBudget = cpuBudget
+            self.layersFitTiles = layersFitTiles
             self.maxLivePrograms = maxLivePrograms
             self.maxLiveProgramsPerUser = maxLiveProgramsPerUser
             self.recordingsDirectory = recordingsDirectory
@@ -109,6 +113,12 @@ public actor ProgramDirector {
     }
 
     public func isLive(_ broadcastID: UUID) -> Bool { programs[broadcastID] != nil }
+
+    /// The size each participant on a program running here was last decoded at; nil when
+    /// the program does not run on this node.
+    public func decodedSizes(_ broadcastID: UUID) -> [ParticipantID: (width: Int, height: Int)]? {
+        programs[broadcastID]?.program.decodedSizes
+    }
 
     /// The node whose lease makes it the broadcast's home now, if any.
     public nonisolated func homeNode(of broadcastID: UUID) async throws -> String? {
@@ -265,7 +275,7 @@ public actor ProgramDirector {
             recordingPath: recordingPath,
             hlsDirectory: configuration.hlsDirectory.appendingPathComponent(id.uuidString.lowercased()), sfu: sfu, ingest: ingest,
             group: MultiThreadedEventLoopGroup.singleton, outbound: configuration.outbound,
-            maxRecordingBytes: configuration.maxRecordingBytes, logger: logger) { [weak self, destinationWrites] destination, state in
+            maxRecordingBytes: configuration.maxRecordingBytes, layersFitTiles: configuration.layersFitTiles, logger: logger) { [weak self, destinationWrites] destination, state in
             destinationWrites.enqueue { [weak self] in await self?.destinationChanged(broadcast: id, destination: destination, state) }
         }
         if let recording, let reason = program.recordingError {

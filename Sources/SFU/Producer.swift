@@ -1,3 +1,4 @@
+import FLV
 import MediaCore
 import RTCP
 import RTP
@@ -39,6 +40,9 @@ public final class Producer {
         public var senderReport: (ntp: UInt64, rtp: UInt32, arrival: Duration)?
         /// Missing sequence numbers → when first noticed and how often asked for.
         var missing: [Int64: (since: Duration, requests: Int)] = [:]
+        /// The picture size of the layer's last keyframe (VP8 and H.264; nil before one, or
+        /// for other codecs). Kept while the publisher pauses the layer.
+        public var size: PictureSize?
     }
 
     /// A packet accepted into a layer, with what forwarding needs to know about it.
@@ -103,6 +107,7 @@ public final class Producer {
         }
         recent[layer][Int(packet.sequenceNumber) % Self.recentCapacity] = packet
         let isKeyframe = Self.isKeyframe(packet, codec: media.codec.name)
+        if isKeyframe { learnSize(from: packet, layer: layer) }
         // Reports describe the network as it was, before retransmissions repaired it.
         if !repaired { layers[layer].reception.record(sequence: packet.sequenceNumber, timestamp: packet.timestamp, arrival: now) }
         return Arrival(packet: packet, layer: layer, isKeyframe: isKeyframe, repaired: repaired)
@@ -134,7 +139,14 @@ public final class Producer {
         }
         recent[layer][Int(packet.sequenceNumber) % Self.recentCapacity] = packet
         layers[layer].reception.record(sequence: packet.sequenceNumber, timestamp: packet.timestamp, arrival: now)
-        return Arrival(packet: packet, layer: layer, isKeyframe: Self.isKeyframe(packet, codec: media.codec.name), repaired: false)
+        let isKeyframe = Self.isKeyframe(packet, codec: media.codec.name)
+        if isKeyframe { learnSize(from: packet, layer: layer) }
+        return Arrival(packet: packet, layer: layer, isKeyframe: isKeyframe, repaired: false)
+    }
+
+    private func learnSize(from packet: RTPPacket, layer: Int) {
+        guard kind == .video, let size = KeyframeSize.of(packet, codec: media.codec.name) else { return }
+        layers[layer].size = size
     }
 
     /// The layer an SSRC of this track carries, once known.

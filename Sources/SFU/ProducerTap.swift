@@ -1,3 +1,4 @@
+import FLV
 import RTP
 import SDP
 
@@ -26,18 +27,58 @@ public struct TappedPacket: Sendable {
     }
 }
 
-/// An internal consumer of one participant's producers: it follows each track's best
-/// active layer (switching only on keyframes, like a subscriber) and hands packets on
+/// The pixels a picture is drawn into on the program: what a tap's simulcast layer must fill.
+public struct TileSize: Equatable, Sendable {
+    public var width: Int
+    public var height: Int
+
+    public init(width: Int, height: Int) {
+        self.width = width
+        self.height = height
+    }
+
+    /// A picture fills the tile when scaling it up by at most this much covers it: a layer a
+    /// few pixels short of the tile is worth a quarter of the decoding of the next one up.
+    static let upscaleAllowed = 1.1
+
+    func isFilled(by size: PictureSize) -> Bool {
+        Double(size.width) * Self.upscaleAllowed >= Double(width) && Double(size.height) * Self.upscaleAllowed >= Double(height)
+    }
+
+    /// The layer a tile of this size needs among `candidates` (lowest first): the smallest
+    /// whose known picture size fills it; the highest when none does or no size is known yet.
+    static func layer(for tile: TileSize?, among candidates: [Int], sizes: [PictureSize?]) -> Int? {
+        guard let tile else { return candidates.last }
+        return candidates.first { sizes.indices.contains($0) && sizes[$0].map(tile.isFilled) == true } ?? candidates.last
+    }
+}
+
+/// An internal consumer of one participant's producers: for each track it follows the
+/// smallest active layer that fills the participant's tile on the program (the best one
+/// without a tile), switching only on keyframes like a subscriber, and hands packets on
 /// without rewriting them. Lives on the router's loop.
 public final class ProducerTap {
     public let participantID: ParticipantID
     let onPacket: (TappedPacket) -> Void
     /// Per producer: the layer being passed on.
     var currentLayer: [ObjectIdentifier: Int] = [:]
+    /// Where the participant is drawn; nil: the best layer there is.
+    public var tile: TileSize?
 
-    public init(participantID: ParticipantID, onPacket: @escaping (TappedPacket) -> Void) {
+    public init(participantID: ParticipantID, tile: TileSize? = nil, onPacket: @escaping (TappedPacket) -> Void) {
         self.participantID = participantID
+        self.tile = tile
         self.onPacket = onPacket
+    }
+
+    /// The layer to follow among those arriving now.
+    func targetLayer(of producer: Producer, active: [Int]) -> Int? {
+        TileSize.layer(for: tile, among: active, sizes: producer.layers.map(\.size))
+    }
+
+    /// The layer the publisher should keep sending for this tap, whether active now or not.
+    func wantedLayer(of producer: Producer) -> Int {
+        TileSize.layer(for: tile, among: Array(producer.layers.indices), sizes: producer.layers.map(\.size)) ?? (producer.layers.count - 1)
     }
 
     /// Passes `arrival` on if it belongs to the followed layer; returns the layer whose

@@ -92,7 +92,8 @@ public final class Router {
     }
 
     /// Works out, at most every 500 ms, which simulcast layers each publisher should send:
-    /// the highest any unpaused consumer here or relay onwards wants, and those below it. For
+    /// the highest any unpaused consumer here, the program's tap or a relay onwards wants,
+    /// and those below it. For
     /// a relayed producer the answer goes back over the relay (its layers are paused there,
     /// like a publisher's here), not to a browser.
     private func evaluatePublisherLayers(now: Duration) {
@@ -102,6 +103,7 @@ public final class Router {
             let producer = entry.producer
             var wanted = (consumers[id] ?? []).filter { !$0.consumer.isPaused }.map { $0.consumer.wantedLayer(best: producer.layers.count - 1) }
             for relay in outlets[producer.participantID] ?? [] { wanted.append(relay.wantedLayer(of: producer) ?? producer.layers.count - 1) }
+            if let tap = taps[producer.participantID] { wanted.append(tap.wantedLayer(of: producer)) }
             guard let sending = layerPolicy.evaluate(producer: id, measured: producer.layers.map { $0.packets > 0 }, wanted: wanted, now: now) else { continue }
             producer.layersSentByPublisher = sending
             logger.debug("publisher layers", metadata: ["producer": "\(id)", "send": "\(zip(producer.rids, sending).map { "\($0)=\($1)" })"])
@@ -155,7 +157,19 @@ public final class Router {
     public func requestKeyframe(forTapOf participant: ParticipantID, now: Duration) {
         guard let tap = taps[participant] else { return }
         for producer in producers(ofParticipant: participant) where producer.kind == .video {
-            requestKeyframe(producer: producer.id, layer: tap.currentLayer[ObjectIdentifier(producer)] ?? (producer.layers.count - 1), now: now)
+            requestKeyframe(producer: producer.id, layer: tap.currentLayer[ObjectIdentifier(producer)] ?? tap.wantedLayer(of: producer), now: now)
+        }
+    }
+
+    /// Moves a tap to a new tile: it follows the layer that fills it from that layer's next
+    /// keyframe, asked for now.
+    public func fit(tapOf participant: ParticipantID, to tile: TileSize?, now: Duration) {
+        guard let tap = taps[participant], tap.tile != tile else { return }
+        tap.tile = tile
+        for producer in producers(ofParticipant: participant) where producer.kind == .video && producer.isSimulcast {
+            guard let target = tap.targetLayer(of: producer, active: producer.activeLayers(now: now)),
+                  target != tap.currentLayer[ObjectIdentifier(producer)] else { continue }
+            requestKeyframe(producer: producer.id, layer: target, now: now)
         }
     }
 
@@ -217,8 +231,8 @@ public final class Router {
     /// Sends one producer packet to every consumer of it.
     public func route(_ arrival: borrowing Producer.Arrival, from producer: Producer, transport server: any MediaTransport, now: Duration) {
         if !taps.isEmpty, let tap = taps[producer.participantID] {
-            let best = producer.activeLayers(now: now).last ?? arrival.layer
-            if let layer = tap.deliver(arrival, from: producer, bestLayer: best) {
+            let target = tap.targetLayer(of: producer, active: producer.activeLayers(now: now)) ?? arrival.layer
+            if let layer = tap.deliver(arrival, from: producer, bestLayer: target) {
                 requestKeyframe(producer: producer.id, layer: layer, now: now)
             }
         }

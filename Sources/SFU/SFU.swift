@@ -162,10 +162,20 @@ public final class SFU: @unchecked Sendable {
     }
 
     /// Starts handing one participant's packets to `onPacket` (on the transport's loop):
-    /// what the compositor decodes. A later call for the same participant replaces it.
-    public func tap(broadcastID: String, participantID: ParticipantID, onPacket: @escaping @Sendable (TappedPacket) -> Void) async {
+    /// what the compositor decodes, from the smallest simulcast layer that fills `tile` (nil:
+    /// the best layer). A later call for the same participant replaces it.
+    public func tap(broadcastID: String, participantID: ParticipantID, tile: TileSize? = nil, onPacket: @escaping @Sendable (TappedPacket) -> Void) async {
         try? await transport.loop.submit {
-            self.router(broadcastID).add(ProducerTap(participantID: participantID, onPacket: onPacket))
+            self.router(broadcastID).add(ProducerTap(participantID: participantID, tile: tile, onPacket: onPacket))
+        }.get()
+    }
+
+    /// The participant's tile changed size: its tap moves to the layer that fills the new one.
+    public func fitTap(broadcastID: String, participantID: ParticipantID, tile: TileSize?) async {
+        let transport = self.transport
+        try? await transport.loop.submit {
+            self.routers[broadcastID]?.fit(tapOf: participantID, to: tile, now: transport.now)
+            transport.flushOutgoing()
         }.get()
     }
 

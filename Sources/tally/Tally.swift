@@ -62,6 +62,8 @@ struct Tally: AsyncParsableCommand {
     var recordingMinFreeMB: Int?
     @Option(help: "MB at which a recording stops (TALLY_RECORDING_MAX_MB, default 51200).")
     var recordingMaxMB: Int?
+    @Option(help: "Simulcast layer the program decodes of each guest: fit (the smallest that fills the guest's tile) or top, for comparisons (TALLY_PROGRAM_LAYERS, default fit).")
+    var programLayers: String?
     @Option(help: "Ingest streams one account keeps (TALLY_MAX_STREAMS_PER_USER, default 20).")
     var maxStreamsPerUser: Int?
     @Option(help: "An account's ingest streams with a ladder (TALLY_MAX_LADDERS_PER_USER, default 2).")
@@ -161,6 +163,11 @@ struct Tally: AsyncParsableCommand {
         config.httpIdleTimeout = .seconds(idle)
         config.recordingMinFreeBytes = Int64(try number(recordingMinFreeMB, "TALLY_RECORDING_MIN_FREE_MB", 1024)) << 20
         config.maxRecordingBytes = Int64(try number(recordingMaxMB, "TALLY_RECORDING_MAX_MB", 51200)) << 20
+        switch setting(programLayers, "TALLY_PROGRAM_LAYERS") ?? "fit" {
+        case "fit": config.programLayersFitTiles = true
+        case "top": config.programLayersFitTiles = false
+        default: throw ValidationError("TALLY_PROGRAM_LAYERS must be fit or top")
+        }
         config.maxStreamsPerUser = try number(maxStreamsPerUser, "TALLY_MAX_STREAMS_PER_USER", config.maxStreamsPerUser)
         config.maxLaddersPerUser = try number(maxLaddersPerUser, "TALLY_MAX_LADDERS_PER_USER", config.maxLaddersPerUser)
         config.maxLadders = try number(maxLadders, "TALLY_MAX_LADDERS", config.maxLadders)

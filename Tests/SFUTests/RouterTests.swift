@@ -10,7 +10,7 @@ import Testing
 
 /// A transport that sends nothing anywhere: it keeps what each session was sent, and runs a
 /// fan-out as one range on the calling thread.
-private final class RecordingTransport: MediaTransport, MediaLane, @unchecked Sendable {
+final class RecordingTransport: MediaTransport, MediaLane, @unchecked Sendable {
     final class Session: MediaSession {
         let id: SessionID
         init(_ id: String) { self.id = SessionID(id) }
