@@ -24,6 +24,8 @@ struct API: Sendable {
     let sfu: SFU
     /// Broadcasts' lifecycle, stage and programs.
     let rooms: RoomManager
+    /// Each participant's own recording, uploaded from their page.
+    let participantRecordings: ParticipantRecordings
     let auth: AuthService
     let studioSockets: SocketAllowance
     let ingest: IngestHub

@@ -19,7 +19,7 @@ struct TransportResponse: Encodable {
 
 /// What the live program decodes of one participant on its stage.
 struct DecodedTileResponse: Encodable {
-    var participantID: String
+    var participantId: String
     var width: Int
     var height: Int
 }
@@ -41,8 +41,8 @@ extension API {
             let entries = TransportBoard.transports(broadcast: id).map { (router: "participants", figures: $0) }
                 + TransportBoard.transports(broadcast: ProgramWatch.routerID(id)).map { (router: "program", figures: $0) }
             let decoded = await rooms.programs.decodedSizes(try broadcast.requireID()) ?? [:]
-            let tiles = decoded.map { DecodedTileResponse(participantID: $0.key.rawValue, width: $0.value.width, height: $0.value.height) }
-                .sorted { $0.participantID < $1.participantID }
+            let tiles = decoded.map { DecodedTileResponse(participantId: $0.key.rawValue, width: $0.value.width, height: $0.value.height) }
+                .sorted { $0.participantId < $1.participantId }
             return BroadcastDebugResponse(transports: entries.map { entry in
                 let figures = entry.figures
                 return TransportResponse(session: figures.session, direction: figures.direction.rawValue, router: entry.router,

@@ -55,6 +55,14 @@ extension API {
     /// The recording's MP4, whole or by range, so a browser can seek in it. A `<video>`
     /// cannot send headers, so `?token=` is accepted too.
     private func downloadRecording(_ request: Request, _ context: AppContext) async throws -> Response {
+        let recording = try await downloadableRecording(request, context)
+        let path = configuration.recordingsDirectory.appendingPathComponent(recording.fileName).path
+        return try await serveDownload(path: path, request, context, contentType: "video/mp4", name: recording.title, fileExtension: "mp4")
+    }
+
+    /// The recording in the path, for its owner; a download link may carry the token as
+    /// `?token=`, since a browser's download sends no header.
+    func downloadableRecording(_ request: Request, _ context: AppContext) async throws -> Recording {
         var context = context
         if context.identity == nil, let token = request.uri.queryParameters.get("token") {
             context.identity = try await auth.authenticate(bearer: token)
@@ -63,19 +71,24 @@ extension API {
         let id = try Validate.uuid(context.parameters.get("id"), what: "recording")
         guard let recording = try await Recording.find(id, on: store.db) else { throw APIError.notFound("recording") }
         guard recording.ownerID == userID else { throw APIError(.forbidden, "not_owner", "this recording belongs to someone else") }
-        let path = configuration.recordingsDirectory.appendingPathComponent(recording.fileName).path
+        return recording
+    }
+
+    /// A recorded file as an attachment, streamed from disk in chunks (a recording of hours
+    /// never sits in memory whole), with byte ranges.
+    func serveDownload(path: String, _ request: Request, _ context: AppContext, contentType: String, name: String,
+                       fileExtension: String) async throws -> Response {
         guard let size = ((try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int64) ?? nil) else {
             throw APIError(.notFound, "recording_file_missing", "the recording's file is gone")
         }
         let range = try ByteRange.parse(request.headers[.range], size: size)
         let start = range?.start ?? 0
         let end = range?.end ?? size - 1
-        // Streamed from disk in chunks: a recording of hours never sits in memory whole.
         let body = size == 0 ? ResponseBody() : try await FileIO().loadFile(path: path, range: Int(start)...Int(end), context: context)
-        let safeTitle = recording.title.filter { $0.isLetter || $0.isNumber || $0 == " " || $0 == "-" }.prefix(80)
+        let safeName = name.filter { $0.isLetter || $0.isNumber || $0 == " " || $0 == "-" }.prefix(80)
         var headers: HTTPFields = [
-            .contentType: "video/mp4", .acceptRanges: "bytes",
-            .contentDisposition: "attachment; filename=\"\(safeTitle.isEmpty ? "recording" : String(safeTitle)).mp4\"",
+            .contentType: contentType, .acceptRanges: "bytes",
+            .contentDisposition: "attachment; filename=\"\(safeName.isEmpty ? "recording" : String(safeName)).\(fileExtension)\"",
         ]
         if range != nil { headers[.contentRange] = "bytes \(start)-\(end)/\(size)" }
         headers[.contentLength] = String(size == 0 ? 0 : end - start + 1)

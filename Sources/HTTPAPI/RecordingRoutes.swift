@@ -17,8 +17,11 @@ struct RecordingResponse: APIResponse {
     var part: Int
     var createdAt: Date?
     var updatedAt: Date?
+    /// Each participant's own recording of the show (only in the answer about one recording).
+    var participants: [ParticipantTrackResponse]?
 
-    init(_ recording: Recording) throws {
+    init(_ recording: Recording, participants: [ParticipantTrackResponse]? = nil) throws {
+        self.participants = participants
         id = try recording.requireID()
         broadcastId = recording.broadcastID
         title = recording.title
@@ -42,16 +45,20 @@ extension API {
         group.get { _, context in
             let userID = try context.requireUser()
             let recordings = try await Recording.query(on: store.db).filter(\.$ownerID == userID).sort(\.$createdAt, .descending).all()
-            return RecordingListResponse(recordings: try recordings.map(RecordingResponse.init))
+            return RecordingListResponse(recordings: try recordings.map { try RecordingResponse($0) })
         }
         group.get(":id") { _, context in
-            try RecordingResponse(await ownedRecording(context))
+            let recording = try await ownedRecording(context)
+            let tracks = try await participantRecordings.tracks(recordingID: try recording.requireID())
+            return try RecordingResponse(recording, participants: tracks.map { try ParticipantTrackResponse($0) })
         }
         group.delete(":id") { _, context in
             let recording = try await ownedRecording(context)
             guard recording.status != "recording" else {
                 throw APIError(.conflict, "recording_in_progress", "end the broadcast before deleting its recording")
             }
+            // Each participant's files go with it (their rows by the foreign key's cascade).
+            try await participantRecordings.removeFiles(recordingID: try recording.requireID())
             try await recording.delete(on: store.db)
             let file = configuration.recordingsDirectory.appendingPathComponent(recording.fileName)
             do {

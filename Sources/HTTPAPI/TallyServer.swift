@@ -34,6 +34,7 @@ public final class TallyServices: Sendable {
     public let transport: any MediaTransport
     public let sfu: SFU
     public let rooms: RoomManager
+    let participantRecordings: ParticipantRecordings
     let auth: AuthService
     /// Encoders' streams (RTMP, SRT, WHIP), their HLS and slate.
     public let ingest: IngestHub
@@ -73,6 +74,9 @@ public final class TallyServices: Sendable {
         self.sfu = sfu
         rooms = RoomManager(store: store, registry: registry, layouts: layouts, programs: programs, sfu: sfu,
                             resumeGrace: configuration.signalingResumeGrace, logger: logger)
+        participantRecordings = ParticipantRecordings(
+            store: store, settings: .init(directory: configuration.recordingsDirectory, maxBytes: configuration.maxRecordingBytes,
+                                          minFreeBytes: configuration.recordingMinFreeBytes), logger: logger)
         auth = await AuthService(secret: secret, registry: registry, configuration: configuration, logger: logger)
         self.ingest = ingest
         whipIngest = WHIPIngest(hub: ingest, sfu: sfu, logger: logger)
@@ -176,7 +180,7 @@ public enum TallyServer {
 
     static func api(_ services: TallyServices) -> API {
         API(configuration: services.configuration, layouts: services.layouts, store: services.store, registry: services.registry,
-            transport: services.transport, sfu: services.sfu, rooms: services.rooms, auth: services.auth, studioSockets: services.studioSockets,
+            transport: services.transport, sfu: services.sfu, rooms: services.rooms, participantRecordings: services.participantRecordings, auth: services.auth, studioSockets: services.studioSockets,
             ingest: services.ingest, whipIngest: services.whipIngest, boundRTMPPort: services.boundRTMPPort, boundSRTPort: services.boundSRTPort, hlsSigner: services.hlsSigner,
             iceServers: services.iceServers, nodes: services.nodes, nodeID: services.nodeID, peers: services.peers,
             relays: services.relays, remoteMedia: services.remoteMedia, nodeToken: services.nodeToken, logger: services.logger)
@@ -204,6 +208,7 @@ public enum TallyServer {
         api.addDestinationTestRoute(to: router)
         api.addBroadcastDebugRoute(to: router)
         api.addRecordingRoutes(to: router)
+        api.addParticipantRecordingRoutes(to: router)
         api.addMediaFileRoutes(to: router)
         api.addUploadRoutes(to: router)
         api.addEchoRoutes(to: router)

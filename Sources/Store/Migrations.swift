@@ -6,6 +6,7 @@ enum TallyMigrations {
         CreateUsers(), CreateBroadcasts(), CreateDestinations(), CreateParticipants(), CreateRecordings(), CreateUploads(),
         AddBroadcastStage(), CreateIngestStreams(), AddIngestStreamSRTPassphrase(), AddIngestStreamLadder(),
         CreateIngestRelays(), AddParticipantInvite(), AddRecordingError(), CreateBroadcastHomes(), AddRecordingPart(),
+        CreateParticipantTracks(),
     ]
 }
 
@@ -231,5 +232,30 @@ struct AddRecordingPart: AsyncMigration {
 
     func revert(on database: any Database) async throws {
         try await database.schema(Recording.schema).deleteField("part").update()
+    }
+}
+
+struct CreateParticipantTracks: TableCreation {
+    typealias Table = ParticipantTrack
+
+    func prepare(on database: any Database) async throws {
+        try await database.schema(Table.schema)
+            .id()
+            .field("recording_id", .uuid, .required, .references(Recording.schema, "id", onDelete: .cascade))
+            .field("participant_id", .uuid, .required)
+            .field("name", .string, .required)
+            .field("source", .string, .required)
+            .field("take", .int, .required)
+            .field("status", .string, .required)
+            .field("error", .string)
+            .field("file_name", .string, .required)
+            .field("size_bytes", .int64, .required)
+            .field("width", .int, .required)
+            .field("height", .int, .required)
+            .field("duration_seconds", .double, .required)
+            .field("holder", .string, .required)
+            .field("created_at", .datetime)
+            .field("updated_at", .datetime)
+            .create()
     }
 }

@@ -121,6 +121,37 @@ function formatDuration(seconds) {
   return (parts[0] ? `${parts[0]}:` : '') + `${String(parts[1]).padStart(parts[0] ? 2 : 1, '0')}:${String(parts[2]).padStart(2, '0')}`;
 }
 
+const TRACK_STATUS = {uploading: 'uploading', recording: 'recording', ready: 'ready', failed: 'failed'};
+
+// Each participant's own recording of the show (their device's upload, or the server's copy
+// of what it received), listed when the host opens it.
+function participantTracks(recording) {
+  const list = element('ul', {className: 'participant-tracks'});
+  const details = element('details', {}, element('summary', {textContent: "Each participant's recording"}), list);
+  details.addEventListener('toggle', async () => {
+    if (!details.open) return;
+    const {participants} = await call('GET', `/api/recordings/${recording.id}`);
+    list.replaceChildren(...(participants.length ? participants.map(track => {
+      const size = track.status === 'uploading' ? `${Math.round(track.size_bytes / 1_048_576)} MB so far`
+        : `${track.width}×${track.height} · ${formatDuration(track.duration_seconds)}`;
+      const label = `${track.name} · ${track.source === 'local' ? 'their device' : 'server copy'} · take ${track.take}`;
+      const item = element('li', {className: 'participant-track'}, element('span', {textContent: label}),
+                           element('span', {className: 'muted', textContent: `${size} · ${TRACK_STATUS[track.status] ?? track.status}`}));
+      item.dataset.source = track.source;
+      item.dataset.status = track.status;
+      if (track.status === 'ready' || track.status === 'failed') {
+        const link = element('a', {className: 'button', textContent: 'Download',
+                                   href: `${track.download_url}?token=${encodeURIComponent(session()?.access_token ?? '')}`});
+        link.setAttribute('download', `${recording.title} - ${track.name} - ${track.take}.webm`);
+        link.setAttribute('aria-label', `Download ${label}`);
+        item.append(link);
+      }
+      return item;
+    }) : [element('li', {className: 'muted', textContent: 'No participant recorded on their own device.'})]));
+  });
+  return details;
+}
+
 async function load() {
   const {broadcasts} = await call('GET', '/api/broadcasts');
   const list = document.querySelector('#broadcasts');
@@ -171,6 +202,7 @@ async function load() {
     } else {
       item.append(remove);
     }
+    item.append(participantTracks(recording));
     return item;
   }));
   document.querySelector('#no-recordings').hidden = recordings.length > 0;

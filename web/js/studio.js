@@ -2,6 +2,7 @@
 // the show's controls. Everything the server decides arrives as signaling events.
 import {call, session} from '/js/api.js';
 import {placeParticipants} from '/js/layout.js';
+import {LocalRecorder} from '/js/localrecording.js';
 import {levelMeter, openDevices, peerConnection, Publisher, Subscription, useIceServers} from '/js/media.js';
 import {Signaling} from '/js/signaling.js';
 
@@ -30,6 +31,7 @@ let screenShare = null;
 let localStream;
 let stopMeter;
 let prepared;
+let localRecording;
 
 function toast(text) {
   const box = $('#toast');
@@ -297,6 +299,27 @@ function appendChat(message) {
   line.scrollIntoView({block: 'end'});
 }
 
+// The participant's own recording: started when the show goes live (the server refuses it
+// when the show is not recorded), stopped when it ends, uploaded all along.
+async function startLocalRecording() {
+  if (!localRecording || localRecording.isRecording || !localStream || state.me?.role === 'viewer') return;
+  // The recording's row is written as the show starts; give it a moment when it is not there yet.
+  for (let attempt = 0; attempt < 3; attempt++) {
+    if (await localRecording.start(localStream, state.me.id)) return;
+    await new Promise(resolve => setTimeout(resolve, 1000));
+  }
+}
+
+function showUploadProgress({recorded, uploaded, recording, done}) {
+  const box = $('#local-recording');
+  box.hidden = recorded === 0;
+  const percent = recorded ? Math.floor(uploaded * 100 / recorded) : 100;
+  $('#local-recording-progress').value = percent;
+  $('#local-recording-text').textContent = recording ? `Recording here · ${percent} % uploaded`
+    : done ? 'Your recording is uploaded.' : `Keep this tab open: ${percent} % uploaded`;
+  box.dataset.state = recording ? 'recording' : done ? 'done' : 'uploading';
+}
+
 function showStatus(status, startedAt) {
   $('#status').textContent = status;
   $('#status').className = 'badge' + (status === 'live' ? ' live' : '');
@@ -304,6 +327,8 @@ function showStatus(status, startedAt) {
   const button = $('#go-live');
   button.textContent = status === 'live' ? 'End broadcast' : 'Go live';
   button.disabled = status === 'ended';
+  if (status === 'live') startLocalRecording();
+  else localRecording?.stop();
 }
 
 setInterval(() => {
@@ -399,6 +424,8 @@ async function enter(event) {
     listen();
     const joined = await signaling.join(broadcastID, isGuest ? $('#guest-name').value.trim() || undefined : undefined);
     applyJoined(joined, true);
+    localRecording = new LocalRecorder({token, broadcastID, onProgress: showUploadProgress});
+    localRecording.resume();
     const details = await call('GET', `/api/broadcasts/${broadcastID}`, undefined, {token});
     showStatus(details.status, details.started_at);
     $('#record').checked = details.settings.record;
