@@ -116,15 +116,11 @@ extension API {
         router.get("api/recordings/:id/participants/:track/download") { request, context in
             let recording = try await downloadableRecording(request, context)
             let trackID = try Validate.uuid(context.parameters.get("track"), what: "participant_recording")
-            guard let track = try await ParticipantTrack.find(trackID, on: store.db), track.recordingID == recording.id,
-                  track.status == "ready" || track.status == "failed" else {
+            guard let track = try await ParticipantTrack.find(trackID, on: store.db), track.recordingID == recording.id, track.status != "uploading" else {
                 throw APIError(.notFound, "participant_recording_not_found", "no such participant recording")
             }
-            // The page's upload is WebM; the server's copy is Matroska, which takes any codec a browser sends.
-            let matroska = track.source == "server"
-            return try await serveDownload(path: await participantRecordings.file(of: track).path, request, context,
-                                           contentType: matroska ? "video/x-matroska" : "video/webm",
-                                           name: "\(recording.title) - \(track.name) - \(track.source) \(track.take)", fileExtension: matroska ? "mkv" : "webm")
+            return try await serveDownload(path: await participantRecordings.file(of: track).path, request, context, contentType: "video/webm",
+                                           name: "\(recording.title) - \(track.name) - \(track.source) \(track.take)", fileExtension: "webm")
         }
     }
 

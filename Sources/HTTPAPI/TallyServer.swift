@@ -34,7 +34,7 @@ public final class TallyServices: Sendable {
     public let transport: any MediaTransport
     public let sfu: SFU
     public let rooms: RoomManager
-    public let participantRecordings: ParticipantRecordings
+    let participantRecordings: ParticipantRecordings
     let auth: AuthService
     /// Encoders' streams (RTMP, SRT, WHIP), their HLS and slate.
     public let ingest: IngestHub
@@ -76,7 +76,7 @@ public final class TallyServices: Sendable {
                             resumeGrace: configuration.signalingResumeGrace, logger: logger)
         participantRecordings = ParticipantRecordings(
             store: store, settings: .init(directory: configuration.recordingsDirectory, maxBytes: configuration.maxRecordingBytes,
-                                          minFreeBytes: configuration.recordingMinFreeBytes), sfu: sfu, logger: logger)
+                                          minFreeBytes: configuration.recordingMinFreeBytes), logger: logger)
         auth = await AuthService(secret: secret, registry: registry, configuration: configuration, logger: logger)
         self.ingest = ingest
         whipIngest = WHIPIngest(hub: ingest, sfu: sfu, logger: logger)

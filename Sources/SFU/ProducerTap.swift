@@ -53,31 +53,20 @@ public struct TileSize: Equatable, Sendable {
     }
 }
 
-/// What an internal consumer takes a participant's media for; each participant has at most
-/// one tap of each.
-public enum TapPurpose: Hashable, Sendable, CaseIterable {
-    /// The compositor decodes it onto the program.
-    case program
-    /// The server keeps a copy of it as it came, beside the participant's own recording.
-    case recording
-}
-
 /// An internal consumer of one participant's producers: for each track it follows the
 /// smallest active layer that fills the participant's tile on the program (the best one
 /// without a tile), switching only on keyframes like a subscriber, and hands packets on
 /// without rewriting them. Lives on the router's loop.
 public final class ProducerTap {
     public let participantID: ParticipantID
-    public let purpose: TapPurpose
     let onPacket: (TappedPacket) -> Void
     /// Per producer: the layer being passed on.
     var currentLayer: [ObjectIdentifier: Int] = [:]
     /// Where the participant is drawn; nil: the best layer there is.
     public var tile: TileSize?
 
-    public init(participantID: ParticipantID, purpose: TapPurpose = .program, tile: TileSize? = nil, onPacket: @escaping (TappedPacket) -> Void) {
+    public init(participantID: ParticipantID, tile: TileSize? = nil, onPacket: @escaping (TappedPacket) -> Void) {
         self.participantID = participantID
-        self.purpose = purpose
         self.tile = tile
         self.onPacket = onPacket
     }

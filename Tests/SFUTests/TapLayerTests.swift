@@ -120,31 +120,4 @@ struct TapLayerTests {
         router.tick(now: .milliseconds(ms))
         #expect(seen.layersAsked.last == [true, true, true])
     }
-
-    @Test("the program's tap and the server's copy take one participant side by side; only the program's asks for a relay")
-    func purposes() {
-        let router = Router(id: "b")
-        let producer = Producer(id: Publisher.producerID, media: Publisher.media)
-        router.add(producer, onKeyframeRequest: { _ in })
-        final class Counts: @unchecked Sendable { var program = 0, recording = 0 }
-        let counts = Counts()
-        let participant = Publisher.producerID.participant
-        router.add(ProducerTap(participantID: participant, purpose: .program, tile: TileSize(width: 300, height: 170)) { _ in counts.program += 1 })
-        router.add(ProducerTap(participantID: participant, purpose: .recording) { _ in counts.recording += 1 })
-        let transport = RecordingTransport()
-        for (sequence, rid) in ["l", "m", "h"].enumerated() {
-            let arrival = producer.receive(vp8Keyframe(rid: rid, sequence: UInt16(sequence + 1), width: 320 << (sequence), height: 180 << sequence), now: .milliseconds(10))!
-            router.route(arrival, from: producer, transport: transport, now: .milliseconds(10))
-        }
-        // The program keeps the low layer for its small tile; the copy moves up to the best as each layer starts.
-        #expect(counts.program == 1 && counts.recording == 3)
-        // Media made in the server is nobody's to copy.
-        #expect(router.participantsPublishingHere.isEmpty)
-        router.remove(producer: Publisher.producerID)
-        #expect(router.tappedWithoutProducers == [participant])
-        router.removeTap(participant: participant, purpose: .program)
-        #expect(router.tappedWithoutProducers.isEmpty && !router.isEmpty)
-        router.removeTap(participant: participant, purpose: .recording)
-        #expect(router.isEmpty)
-    }
 }
