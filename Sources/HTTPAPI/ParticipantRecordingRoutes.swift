@@ -156,6 +156,7 @@ extension API {
             case .tooLarge: throw APIError(.contentTooLarge, "recording_too_large", failure.description)
             case .diskFull: throw APIError(.serviceUnavailable, "disk_full", failure.description, headers: [.retryAfter: "30"])
             case .unreadable: throw APIError(.unprocessableContent, "unreadable_recording", failure.description)
+            case .onAnotherNode: throw APIError(.serviceUnavailable, "upload_on_another_node", failure.description, headers: [.retryAfter: "2"])
             }
         }
     }

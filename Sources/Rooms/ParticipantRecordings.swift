@@ -42,6 +42,8 @@ public actor ParticipantRecordings {
         case tooLarge(Int64)
         case diskFull(String)
         case unreadable(String)
+        /// The take's bytes are on the node that started it, not this one.
+        case onAnotherNode
 
         public var description: String {
             switch self {
@@ -55,6 +57,7 @@ public actor ParticipantRecordings {
             case .tooLarge(let limit): "a participant recording may be at most \(limit >> 20) MB"
             case .diskFull(let reason): reason
             case .unreadable(let reason): "the recording cannot be read: \(reason)"
+            case .onAnotherNode: "this recording is being uploaded to another server of this deployment; try again"
             }
         }
     }
@@ -93,7 +96,9 @@ public actor ParticipantRecordings {
     /// The take, for its holder.
     public func track(_ id: UUID, holder: String) async throws -> (track: ParticipantTrack, receivedBytes: Int64) {
         let track = try await held(id, holder: holder)
-        return (track, track.status == "uploading" ? received(track) : track.sizeBytes)
+        guard track.status == "uploading" else { return (track, track.sizeBytes) }
+        try requireUploadHere(track)
+        return (track, received(track))
     }
 
     /// Adds `bytes` at `offset`. A piece the server already has (its answer was lost) is
@@ -102,6 +107,7 @@ public actor ParticipantRecordings {
     public func append(_ id: UUID, holder: String, offset: Int64, bytes: [UInt8]) async throws -> Int64 {
         let track = try await held(id, holder: holder)
         guard track.status == "uploading" else { throw Failure.finished }
+        try requireUploadHere(track)
         let have = received(track)
         if offset + Int64(bytes.count) <= have { return have }
         guard offset == have else { throw Failure.offsetMismatch(received: have) }
@@ -118,6 +124,7 @@ public actor ParticipantRecordings {
     public func complete(_ id: UUID, holder: String) async throws -> ParticipantTrack {
         let track = try await held(id, holder: holder)
         guard track.status == "uploading" else { return track }
+        try requireUploadHere(track)
         let upload = uploadPath(track)
         let output = settings.directory.appendingPathComponent(track.fileName).path
         let received = self.received(track)
@@ -169,6 +176,11 @@ public actor ParticipantRecordings {
         guard let track = try await ParticipantTrack.find(id, on: store.db) else { throw Failure.notFound }
         guard track.holder == holder else { throw Failure.notHolder }
         return track
+    }
+
+    /// Another node's take must not be read as empty here: that would throw its bytes away.
+    private func requireUploadHere(_ track: ParticipantTrack) throws {
+        guard FileManager.default.fileExists(atPath: uploadPath(track)) else { throw Failure.onAnotherNode }
     }
 
     private func uploadPath(_ track: ParticipantTrack) -> String {

@@ -2,8 +2,8 @@ import FluentKit
 import Foundation
 
 /// One participant's own recording of a show, beside the program's: either made on their
-/// device and uploaded while the show runs (`local`), or written by the server from the media
-/// it received (`server`, the fallback). A page that reloads mid-show starts a new take.
+/// device and uploaded while the show runs (`local`; `server` is kept for the server's own
+/// copy of what it received, not written yet). A page that reloads mid-show starts a new take.
 public final class ParticipantTrack: Model, @unchecked Sendable {
     public static let schema = "participant_tracks"
 

@@ -79,6 +79,15 @@ struct ParticipantRecordingsTests {
         #expect(await failure { _ = try await fixture.recordings.track(UUID(), holder: "user:host") } == .notFound)
         // The listing counts what came so far.
         #expect(try await fixture.recordings.tracks(recordingID: fixture.recording.id!).map(\.sizeBytes) == [102])
+
+        // A request for a take whose bytes are on another node is told so, not read as empty.
+        let upload = await fixture.recordings.file(of: track).path + ".upload"
+        try FileManager.default.moveItem(atPath: upload, toPath: upload + ".elsewhere")
+        #expect(await failure { _ = try await fixture.recordings.track(id, holder: "user:host") } == .onAnotherNode)
+        #expect(await failure { _ = try await fixture.recordings.append(id, holder: "user:host", offset: 102, bytes: [4]) } == .onAnotherNode)
+        #expect(await failure { _ = try await fixture.recordings.complete(id, holder: "user:host") } == .onAnotherNode)
+        try FileManager.default.moveItem(atPath: upload + ".elsewhere", toPath: upload)
+        #expect(try await fixture.recordings.append(id, holder: "user:host", offset: 102, bytes: [4]) == 103)
     }
 
     @Test("a take needs a recorded show, the participant's own broadcast, room under the caps")

