@@ -160,7 +160,7 @@ let package = Package(
         .target(
             name: "Program",
             dependencies: [
-                "SFU", "Compositor", "Drawing", "Outputs", "MediaCodecs", "Layout", "RTMP", "RTP", "SDP", "Ingest", "NetworkPolicy",
+                "SFU", "Compositor", "Drawing", "Outputs", "MediaCodecs", "Layout", "RTMP", "RTP", "SDP", "Ingest", "NetworkPolicy", "FLV",
                 .product(name: "NIOCore", package: "swift-nio"), .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),
             ]

@@ -26,6 +26,8 @@ struct API: Sendable {
     let rooms: RoomManager
     /// Each participant's own recording, uploaded from their page.
     let participantRecordings: ParticipantRecordings
+    /// Hosts' libraries of video clips for the stage.
+    let clips: ClipLibrary
     let auth: AuthService
     let studioSockets: SocketAllowance
     let ingest: IngestHub

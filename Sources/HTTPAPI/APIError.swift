@@ -96,7 +96,7 @@ extension APIError {
         case .userProgramLimit, .tooManyParticipants, .inviteExhausted: .tooManyRequests
         case .programFailed: .internalServerError
         case .nodeDraining: .serviceUnavailable
-        case .invalidStage, .unknownStream, .unknownUpload, .resumeRefused: .badRequest
+        case .invalidStage, .unknownStream, .unknownUpload, .unknownClip, .resumeRefused: .badRequest
         case .broadcastNotFound: .notFound
         case .notOwner, .notInvited, .hostOnly: .forbidden
         }

@@ -90,20 +90,10 @@ extension API {
         // The next piece, at the byte offset `Upload-Offset` names.
         group.patch(":id") { request, context -> UploadingTrackResponse in
             let id = try Validate.uuid(context.parameters.get("id"), what: "participant_recording")
-            guard let offsetText = request.headers[Self.uploadOffset], let offset = Int64(offsetText), offset >= 0 else {
-                throw APIError(.badRequest, "invalid_field", "send the piece's byte offset in the Upload-Offset header")
-            }
             // A piece is an upload like any other: a few seconds of 4K at a high bit rate fit.
-            let tooLarge = APIError(.contentTooLarge, "payload_too_large", "send a recording in pieces of at most \(configuration.maxUploadBytes >> 20) MB")
-            if let length = request.headers[.contentLength].flatMap(Int.init), length > configuration.maxUploadBytes { throw tooLarge }
-            let body: ByteBuffer
-            do {
-                body = try await request.body.collect(upTo: configuration.maxUploadBytes)
-            } catch is NIOTooManyBytesError {
-                throw tooLarge
-            }
+            let (offset, bytes) = try await uploadPiece(request, of: "a recording")
             let holder = try holderKey(context)
-            _ = try await recordingCall { try await participantRecordings.append(id, holder: holder, offset: offset, bytes: Array(body.readableBytesView)) }
+            _ = try await recordingCall { try await participantRecordings.append(id, holder: holder, offset: offset, bytes: bytes) }
             let (track, received) = try await recordingCall { try await participantRecordings.track(id, holder: holder) }
             return try UploadingTrackResponse(track, receivedBytes: received, maxBytes: configuration.maxRecordingBytes)
         }
@@ -116,11 +106,15 @@ extension API {
         router.get("api/recordings/:id/participants/:track/download") { request, context in
             let recording = try await downloadableRecording(request, context)
             let trackID = try Validate.uuid(context.parameters.get("track"), what: "participant_recording")
-            guard let track = try await ParticipantTrack.find(trackID, on: store.db), track.recordingID == recording.id, track.status != "uploading" else {
+            guard let track = try await ParticipantTrack.find(trackID, on: store.db), track.recordingID == recording.id,
+                  track.status == "ready" || track.status == "failed" else {
                 throw APIError(.notFound, "participant_recording_not_found", "no such participant recording")
             }
-            return try await serveDownload(path: await participantRecordings.file(of: track).path, request, context, contentType: "video/webm",
-                                           name: "\(recording.title) - \(track.name) - \(track.source) \(track.take)", fileExtension: "webm")
+            // The page's upload is WebM; the server's copy is Matroska, which takes any codec a browser sends.
+            let matroska = track.source == "server"
+            return try await serveDownload(path: await participantRecordings.file(of: track).path, request, context,
+                                           contentType: matroska ? "video/x-matroska" : "video/webm",
+                                           name: "\(recording.title) - \(track.name) - \(track.source) \(track.take)", fileExtension: matroska ? "mkv" : "webm")
         }
     }
 
@@ -131,6 +125,21 @@ extension API {
         case .user(let id, _, _, _)?: participant.userID == id
         case .guest(let broadcastID, let inviteID, _)?: participant.broadcastID == broadcastID && participant.inviteID == inviteID
         default: false
+        }
+    }
+
+    /// A piece of something uploaded in pieces: its byte offset (`Upload-Offset`) and its
+    /// bytes, at most the upload limit.
+    func uploadPiece(_ request: Request, of what: String) async throws -> (offset: Int64, bytes: [UInt8]) {
+        guard let offsetText = request.headers[Self.uploadOffset], let offset = Int64(offsetText), offset >= 0 else {
+            throw APIError(.badRequest, "invalid_field", "send the piece's byte offset in the Upload-Offset header")
+        }
+        let tooLarge = APIError(.contentTooLarge, "payload_too_large", "send \(what) in pieces of at most \(configuration.maxUploadBytes >> 20) MB")
+        if let length = request.headers[.contentLength].flatMap(Int.init), length > configuration.maxUploadBytes { throw tooLarge }
+        do {
+            return (offset, Array(try await request.body.collect(upTo: configuration.maxUploadBytes).readableBytesView))
+        } catch is NIOTooManyBytesError {
+            throw tooLarge
         }
     }
 

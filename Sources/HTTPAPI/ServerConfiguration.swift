@@ -102,6 +102,8 @@ public struct ServerConfiguration: Sendable {
     public var httpIdleTimeout: Duration = .seconds(30)
     /// A recording starts, and goes on, only while the data directory's disk has this much free.
     public var recordingMinFreeBytes: Int64 = 1 << 30
+    /// A clip in a host's library is at most this large (`TALLY_CLIP_MAX_MB`).
+    public var maxClipBytes: Int64 = 500 << 20
     /// A recording stops (as `failed`, keeping what it wrote) at this size.
     public var maxRecordingBytes: Int64 = 50 << 30
     /// The program decodes each guest's smallest simulcast layer that fills their tile;
@@ -148,6 +150,7 @@ public struct ServerConfiguration: Sendable {
         guard recordingMinFreeBytes >= 0, maxRecordingBytes >= 1 << 20 else {
             throw ConfigurationError("TALLY_RECORDING_MIN_FREE_MB must be 0 or more and TALLY_RECORDING_MAX_MB at least 1")
         }
+        guard maxClipBytes >= 1 << 20 else { throw ConfigurationError("TALLY_CLIP_MAX_MB must be at least 1") }
         if let fanOutThreads, !(0...64).contains(fanOutThreads) {
             throw ConfigurationError("TALLY_FANOUT_THREADS must be between 0 and 64, not \(fanOutThreads)")
         }

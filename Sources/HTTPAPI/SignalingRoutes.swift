@@ -324,8 +324,8 @@ final class SignalingConnection {
         return joined
     }
 
-    /// The host's stage controls: any of layout, participants (in order), streams, banner,
-    /// logo and background, the rest kept.
+    /// The host's stage controls: any of layout, participants (in order), streams, clips,
+    /// banner, logo and background, the rest kept.
     private func setStage(_ change: StudioRequest.StageChange, id: String?) async throws {
         let (room, host) = try requireJoined()
         let broadcast = try await room.asHost(host)
@@ -333,6 +333,9 @@ final class SignalingConnection {
         if let layout = change.layout { stage.layout = layout }
         if let participants = change.participants { stage.participants = participants }
         if let streams = change.streams { stage.streams = streams }
+        if let clips = change.clips { stage.clips = clips }
+        if let fullscreen = change.clipFullscreen { stage.clipFullscreen = fullscreen }
+        if stage.clips.isEmpty { stage.clipFullscreen = false }
         stage.banner = change.banner.applied(to: stage.banner?.text).map(Stage.Banner.init(text:))
         stage.logo = change.logo.applied(to: stage.logo)
         stage.background = change.background.applied(to: stage.background)

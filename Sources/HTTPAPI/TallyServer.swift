@@ -34,7 +34,8 @@ public final class TallyServices: Sendable {
     public let transport: any MediaTransport
     public let sfu: SFU
     public let rooms: RoomManager
-    let participantRecordings: ParticipantRecordings
+    public let participantRecordings: ParticipantRecordings
+    public let clips: ClipLibrary
     let auth: AuthService
     /// Encoders' streams (RTMP, SRT, WHIP), their HLS and slate.
     public let ingest: IngestHub
@@ -76,7 +77,9 @@ public final class TallyServices: Sendable {
                             resumeGrace: configuration.signalingResumeGrace, logger: logger)
         participantRecordings = ParticipantRecordings(
             store: store, settings: .init(directory: configuration.recordingsDirectory, maxBytes: configuration.maxRecordingBytes,
-                                          minFreeBytes: configuration.recordingMinFreeBytes), logger: logger)
+                                          minFreeBytes: configuration.recordingMinFreeBytes), sfu: sfu, logger: logger)
+        clips = ClipLibrary(settings: .init(uploadsDirectory: configuration.uploadsDirectory, maxBytes: configuration.maxClipBytes,
+                                            minFreeBytes: configuration.recordingMinFreeBytes), store: store, logger: logger)
         auth = await AuthService(secret: secret, registry: registry, configuration: configuration, logger: logger)
         self.ingest = ingest
         whipIngest = WHIPIngest(hub: ingest, sfu: sfu, logger: logger)
@@ -180,7 +183,7 @@ public enum TallyServer {
 
     static func api(_ services: TallyServices) -> API {
         API(configuration: services.configuration, layouts: services.layouts, store: services.store, registry: services.registry,
-            transport: services.transport, sfu: services.sfu, rooms: services.rooms, participantRecordings: services.participantRecordings, auth: services.auth, studioSockets: services.studioSockets,
+            transport: services.transport, sfu: services.sfu, rooms: services.rooms, participantRecordings: services.participantRecordings, clips: services.clips, auth: services.auth, studioSockets: services.studioSockets,
             ingest: services.ingest, whipIngest: services.whipIngest, boundRTMPPort: services.boundRTMPPort, boundSRTPort: services.boundSRTPort, hlsSigner: services.hlsSigner,
             iceServers: services.iceServers, nodes: services.nodes, nodeID: services.nodeID, peers: services.peers,
             relays: services.relays, remoteMedia: services.remoteMedia, nodeToken: services.nodeToken, logger: services.logger)
@@ -211,6 +214,7 @@ public enum TallyServer {
         api.addParticipantRecordingRoutes(to: router)
         api.addMediaFileRoutes(to: router)
         api.addUploadRoutes(to: router)
+        api.addClipRoutes(to: router)
         api.addEchoRoutes(to: router)
         api.addICEServerRoutes(to: router)
         api.addWatchRoutes(to: router)

@@ -4,18 +4,21 @@ import CFFmpeg
 /// fragment at least every second, flushed as it is made, so a crash loses at most the
 /// last one) or as MPEG-TS for HLS segments (H.264 and HEVC only); or into memory as CMAF
 /// for fMP4 HLS (`cmafSegments`): an initialization section, then one fragment per segment,
-/// cut where the caller says.
+/// cut where the caller says; or as Matroska for a participant's tracks kept as they came
+/// (VP8, VP9, H.264 with Opus).
 public final class ContainerWriter {
     public enum Format: Sendable {
         case fragmentedMP4
         case mpegTS
         /// Fragmented MP4 in memory, a fragment per `cutSegment`.
         case cmafSegments
+        case matroska
 
         var name: String {
             switch self {
             case .fragmentedMP4, .cmafSegments: "mp4"
             case .mpegTS: "mpegts"
+            case .matroska: "matroska"
             }
         }
     }
@@ -40,14 +43,29 @@ public final class ContainerWriter {
     }
 
     public struct AudioTrack: Sendable {
+        public enum Codec: Sendable { case aac, opus }
+
+        public var codec: Codec
         public var sampleRate: Int
         public var channels: Int
+        /// AAC's AudioSpecificConfig; empty for Opus, whose OpusHead is made here.
         public var audioSpecificConfig: [UInt8]
 
-        public init(sampleRate: Int = 48_000, channels: Int = 2, audioSpecificConfig: [UInt8]) {
+        public init(codec: Codec = .aac, sampleRate: Int = 48_000, channels: Int = 2, audioSpecificConfig: [UInt8]) {
+            self.codec = codec
             self.sampleRate = sampleRate
             self.channels = channels
             self.audioSpecificConfig = audioSpecificConfig
+        }
+
+        /// Opus as WebRTC sends it: 48 kHz, stereo, 20 ms packets.
+        public static let opus = AudioTrack(codec: .opus, channels: 2, audioSpecificConfig: [])
+
+        /// RFC 7845 §5.1's identification header: what Matroska keeps as Opus's codec private data.
+        var opusHead: [UInt8] {
+            let rate = UInt32(sampleRate)
+            return Array("OpusHead".utf8) + [1, UInt8(channels), 0, 0,
+                                              UInt8(rate & 0xFF), UInt8(rate >> 8 & 0xFF), UInt8(rate >> 16 & 0xFF), UInt8(rate >> 24), 0, 0, 0]
         }
     }
 
@@ -81,6 +99,7 @@ public final class ContainerWriter {
         case .hevc?: AV_CODEC_ID_HEVC
         case .av1? where format != .mpegTS: AV_CODEC_ID_AV1
         case .vp9? where format != .mpegTS: AV_CODEC_ID_VP9
+        case .vp8? where format == .matroska: AV_CODEC_ID_VP8
         case let other?: throw CodecError("\(other.rawValue) is not written here\(format == .mpegTS ? " in MPEG-TS" : "")")
         }
         // libav* would otherwise narrate to stderr; failures come back as errors.
@@ -113,14 +132,21 @@ public final class ContainerWriter {
             guard let stream = avformat_new_stream(context, nil) else { throw CodecError("out of memory") }
             let parameters = stream.pointee.codecpar!
             parameters.pointee.codec_type = AVMEDIA_TYPE_AUDIO
-            parameters.pointee.codec_id = AV_CODEC_ID_AAC
             parameters.pointee.sample_rate = Int32(audio.sampleRate)
             parameters.pointee.ch_layout = audio.channels == 1 ? tally_layout_mono() : tally_layout_stereo()
-            parameters.pointee.frame_size = 1024
-            Self.setExtradata(parameters, audio.audioSpecificConfig)
+            let samplesPerPacket = audio.codec == .aac ? 1024 : audio.sampleRate / 50
+            parameters.pointee.frame_size = Int32(samplesPerPacket)
+            switch audio.codec {
+            case .aac:
+                parameters.pointee.codec_id = AV_CODEC_ID_AAC
+                Self.setExtradata(parameters, audio.audioSpecificConfig)
+            case .opus:
+                parameters.pointee.codec_id = AV_CODEC_ID_OPUS
+                Self.setExtradata(parameters, audio.opusHead)
+            }
             stream.pointee.time_base = AVRational(num: 1, den: Int32(audio.sampleRate))
             audioIndex = stream.pointee.index
-            durations[audioIndex] = 1024 * 1_000_000 / Int64(audio.sampleRate)
+            durations[audioIndex] = Int64(samplesPerPacket) * 1_000_000 / Int64(audio.sampleRate)
         }
         let opened = format == .cmafSegments ? avio_open_dyn_buf(&context.pointee.pb) : avio_open(&context.pointee.pb, path, AVIO_FLAG_WRITE)
         guard opened >= 0 else { throw CodecError("cannot open \(path): \(AVErrorText(opened))") }
@@ -135,6 +161,9 @@ public final class ContainerWriter {
             av_dict_set(&options, "movflags", "frag_custom+empty_moov+default_base_moof+skip_trailer", 0)
         case .mpegTS:
             av_dict_set(&options, "mpegts_copyts", "1", 0)
+        case .matroska:
+            // A cluster at most every second, so a crash loses little; cues at the end.
+            av_dict_set(&options, "cluster_time_limit", "1000", 0)
         }
         let header = avformat_write_header(context, &options)
         guard header >= 0 else {

@@ -16,7 +16,7 @@ public struct MediaFileSummary: Sendable, Equatable {
 /// kept up to its last whole packet.
 public enum MediaFileRemux {
     public static func remux(input: String, output: String, format: String = "webm") throws(CodecError) -> MediaFileSummary {
-        av_log_set_level(AV_LOG_QUIET)
+        av_log_set_level(AV_LOG_ERROR)
         var opening: UnsafeMutablePointer<AVFormatContext>?
         let opened = avformat_open_input(&opening, input, nil, nil)
         guard opened >= 0, let source = opening else { throw CodecError("cannot read the recording: \(AVErrorText(opened))") }

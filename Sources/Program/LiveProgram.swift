@@ -28,10 +28,12 @@ public struct PushTarget: Sendable {
     }
 }
 
-/// What one stage tile shows: a person in the studio, or an encoder's ingest stream.
+/// What one stage tile shows: a person in the studio, an encoder's ingest stream, or a clip
+/// from the host's library.
 public enum StageSource: Hashable, Sendable {
     case participant(ParticipantID)
     case stream(String)
+    case clip(ClipSource)
 }
 
 /// What the program shows, resolved from the stored stage: layout spec, tiles in stage
@@ -70,6 +72,7 @@ public final class LiveProgram: Sendable {
     private let feeds = Mutex<[ParticipantID: ParticipantFeed]>([:])
     /// By stream id.
     private let ingestFeeds = Mutex<[String: IngestFeed]>([:])
+    private let clipFeeds = Mutex<[ClipSource: ClipFeed]>([:])
     private let ingest: IngestHub?
     private let logger: Logger
     private let format: ProgramFormat
@@ -143,10 +146,12 @@ public final class LiveProgram: Sendable {
     public func update(_ stage: ProgramStage) async {
         var people: [(id: ParticipantID, name: String)] = []
         var streams: [(id: String, name: String)] = []
+        var clips: [(source: ClipSource, name: String)] = []
         for tile in stage.tiles {
             switch tile.source {
             case .participant(let id): people.append((id, tile.name))
             case .stream(let id): streams.append((id, tile.name))
+            case .clip(let clip): clips.append((clip, tile.name))
             }
         }
         let wanted = Set(people.map(\.id))
@@ -193,10 +198,29 @@ public final class LiveProgram: Sendable {
         }
         for feed in goneStreams { feed.stop() }
         if let ingest { for feed in newStreams { feed.start(ingest) } }
+        let (newClips, goneClips) = clipFeeds.withLock { feeds -> ([ClipFeed], [ClipFeed]) in
+            let wanted = Set(clips.map(\.source))
+            let gone = feeds.filter { !wanted.contains($0.key) }.map(\.value)
+            for feed in gone { feeds[feed.source] = nil }
+            var new: [ClipFeed] = []
+            for (source, name) in clips {
+                if let feed = feeds[source] {
+                    feed.input.name = name
+                } else {
+                    let feed = ClipFeed(input: CompositorInput(name: name), source: source, logger: logger)
+                    feeds[source] = feed
+                    new.append(feed)
+                }
+            }
+            return (new, gone)
+        }
+        for feed in goneClips { feed.stop() }
+        for feed in newClips { feed.start() }
         let inputs = stage.tiles.compactMap { tile in
             switch tile.source {
             case .participant(let id): feeds.withLock { $0[id]?.input }
             case .stream(let id): ingestFeeds.withLock { $0[id]?.input }
+            case .clip(let clip): clipFeeds.withLock { $0[clip]?.input }
             }
         }
         compositor.update(Scene(layout: stage.layout, participants: inputs, banner: stage.banner, logo: stage.logo, background: stage.background,
@@ -236,6 +260,11 @@ public final class LiveProgram: Sendable {
             return Array(feeds.values)
         }
         for feed in streams { feed.stop() }
+        let clips = clipFeeds.withLock { feeds in
+            defer { feeds.removeAll() }
+            return Array(feeds.values)
+        }
+        for feed in clips { feed.stop() }
         compositor.stop()
         await withTaskGroup(of: Void.self) { group in
             for push in destinations { group.addTask { await push.stop() } }

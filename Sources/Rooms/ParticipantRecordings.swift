@@ -2,6 +2,8 @@ import FluentKit
 import Foundation
 import Logging
 import MediaCodecs
+import Program
+import SFU
 import Store
 
 /// Each participant's own recording of a show, beside the program's. A participant's page
@@ -10,6 +12,10 @@ import Store
 /// dropped connection or a reload goes on from what the server has. Once the page says the
 /// take is complete, the file is remuxed (no decoding) into a WebM with its duration and an
 /// index, and probed for its size and length.
+///
+/// Beside each upload, the server keeps its own copy of every participant who publishes on
+/// this node while the show is recorded (`server` tracks, one per stretch of publishing): what
+/// it received, as it came, for a participant whose upload never finishes.
 ///
 /// A take's bytes are kept on the node that started it (as each part of the program's
 /// recording is).
@@ -64,13 +70,95 @@ public actor ParticipantRecordings {
 
     private let store: Store
     private let settings: Settings
+    private let sfu: SFU?
     private let logger: Logger
+    /// The server's copies being written on this node, by track id.
+    private var copies: [UUID: ServerCopy] = [:]
 
-    public init(store: Store, settings: Settings, logger: Logger) {
+    private struct ServerCopy {
+        var key: CopyKey
+        var recorder: TrackRecorder
+    }
+
+    private struct CopyKey: Hashable {
+        var broadcastID: String
+        var participantID: ParticipantID
+    }
+
+    /// `sfu`: where the server's copies are tapped from; nil keeps none.
+    public init(store: Store, settings: Settings, sfu: SFU? = nil, logger: Logger) {
         self.store = store
         self.settings = settings
+        self.sfu = sfu
         self.logger = logger
     }
+
+    // MARK: The server's copies
+
+    /// Keeps a copy being written of every participant publishing on this node in a
+    /// broadcast being recorded, and completes those whose participant stopped publishing or
+    /// whose show stopped recording. Run every second.
+    public func keepServerCopies() async {
+        guard let sfu else { return }
+        var wanted: [CopyKey: Recording] = [:]
+        for (broadcast, participants) in await sfu.participantsPublishingHere() {
+            guard let id = UUID(uuidString: broadcast), let recording = try? await liveRecording(of: id) else { continue }
+            for participant in participants { wanted[CopyKey(broadcastID: broadcast, participantID: participant)] = recording }
+        }
+        for (trackID, copy) in copies where wanted[copy.key] == nil { await finishCopy(trackID) }
+        let running = Set(copies.values.map(\.key))
+        for (key, recording) in wanted where !running.contains(key) { await startCopy(key, recording: recording, sfu: sfu) }
+    }
+
+    /// Completes every copy this node writes (the node is stopping).
+    public func finishServerCopies() async {
+        for trackID in Array(copies.keys) { await finishCopy(trackID) }
+    }
+
+    private func liveRecording(of broadcastID: UUID) async throws -> Recording? {
+        try await Recording.query(on: store.db).filter(\.$broadcastID == broadcastID).filter(\.$status == "recording").sort(\.$part, .descending).first()
+    }
+
+    private func startCopy(_ key: CopyKey, recording: Recording, sfu: SFU) async {
+        guard let recordingID = recording.id, let participantID = UUID(uuidString: key.participantID.rawValue), diskShortage() == nil else { return }
+        do {
+            let name = try await Participant.find(participantID, on: store.db)?.name ?? "Publisher"
+            let takes = try await ParticipantTrack.query(on: store.db).filter(\.$recordingID == recordingID)
+                .filter(\.$participantID == participantID).filter(\.$source == "server").count()
+            let id = UUID()
+            let track = ParticipantTrack(recordingID: recordingID, participantID: participantID, name: name, source: "server", take: takes + 1,
+                                         status: "recording", fileName: "participants/\(id.uuidString.lowercased()).mkv", holder: "server")
+            track.id = id
+            try FileManager.default.createDirectory(at: settings.directory.appendingPathComponent("participants"), withIntermediateDirectories: true)
+            try await track.create(on: store.db)
+            let recorder = TrackRecorder(path: file(of: track).path, broadcastID: key.broadcastID, participantID: key.participantID, sfu: sfu, logger: logger)
+            copies[id] = ServerCopy(key: key, recorder: recorder)
+            await recorder.start()
+            logger.info("participant copy started", metadata: ["recording": "\(recordingID)", "participant": "\(participantID)", "take": "\(track.take)"])
+        } catch {
+            logger.error("participant copy not started", metadata: ["participant": "\(participantID)", "error": "\(error)"])
+        }
+    }
+
+    private func finishCopy(_ trackID: UUID) async {
+        guard let copy = copies.removeValue(forKey: trackID) else { return }
+        let summary = await copy.recorder.stop()
+        guard let track = try? await ParticipantTrack.find(trackID, on: store.db) else { return }
+        track.width = summary.width
+        track.height = summary.height
+        track.durationSeconds = summary.durationSeconds
+        track.sizeBytes = summary.bytes
+        if summary.width > 0, summary.bytes > 0 {
+            track.status = "ready"
+        } else {
+            track.status = "failed"
+            track.error = "no picture arrived from this participant"
+        }
+        try? await track.save(on: store.db)
+        logger.info("participant copy complete", metadata: ["track": "\(trackID)", "status": "\(track.status)", "seconds": "\(summary.durationSeconds)"])
+    }
+
+    // MARK: Uploads from the participant's page
 
     /// Starts a new take of the participant's local recording in the broadcast's current
     /// recording. `holder` is the caller's credential key; only it may add to the take.
@@ -108,16 +196,14 @@ public actor ParticipantRecordings {
         let track = try await held(id, holder: holder)
         guard track.status == "uploading" else { throw Failure.finished }
         try requireUploadHere(track)
-        let have = received(track)
-        if offset + Int64(bytes.count) <= have { return have }
-        guard offset == have else { throw Failure.offsetMismatch(received: have) }
-        guard have + Int64(bytes.count) <= settings.maxBytes else { throw Failure.tooLarge(settings.maxBytes) }
-        if let shortage = diskShortage() { throw Failure.diskFull(shortage) }
-        guard let file = FileHandle(forWritingAtPath: uploadPath(track)) else { throw Failure.notFound }
-        defer { try? file.close() }
-        try file.seekToEnd()
-        try file.write(contentsOf: bytes)
-        return have + Int64(bytes.count)
+        let outcome = try PiecewiseFile(path: uploadPath(track)).append(bytes, at: offset, limit: settings.maxBytes) {
+            if let shortage = diskShortage() { throw Failure.diskFull(shortage) }
+        }
+        switch outcome {
+        case .received(let bytes): return bytes
+        case .gap(let received): throw Failure.offsetMismatch(received: received)
+        case .overLimit: throw Failure.tooLarge(settings.maxBytes)
+        }
     }
 
     /// The page has sent everything: remux the upload into a seekable WebM and probe it.
@@ -180,7 +266,7 @@ public actor ParticipantRecordings {
 
     /// Another node's take must not be read as empty here: that would throw its bytes away.
     private func requireUploadHere(_ track: ParticipantTrack) throws {
-        guard FileManager.default.fileExists(atPath: uploadPath(track)) else { throw Failure.onAnotherNode }
+        guard PiecewiseFile(path: uploadPath(track)).exists else { throw Failure.onAnotherNode }
     }
 
     private func uploadPath(_ track: ParticipantTrack) -> String {
@@ -188,7 +274,7 @@ public actor ParticipantRecordings {
     }
 
     private func received(_ track: ParticipantTrack) -> Int64 {
-        (try? FileManager.default.attributesOfItem(atPath: uploadPath(track))[.size] as? Int64) ?? 0
+        PiecewiseFile(path: uploadPath(track)).received
     }
 
     private func diskShortage() -> String? {

@@ -557,8 +557,27 @@ public actor ProgramDirector {
         let background = stage.background.flatMap { url in image(url, maxWidth: 1920, maxHeight: 1080).map { (key: url, picture: $0.picture) } }
         let people = stage.participants.map { (source: StageSource.participant(ParticipantID($0.uuidString)), name: names[$0] ?? "Guest") }
         let streams = stage.streams.map { (source: StageSource.stream($0), name: $0) }
-        return ProgramStage(layout: layout, tiles: people + streams,
+        let clips = try await clipTiles(stage.clips, owner: broadcast.ownerID)
+        if stage.clipFullscreen, let first = clips.first {
+            // The clip alone, filling the frame with its sound: an intro, an ad break.
+            let solo = layouts.layout(named: "solo") ?? layout
+            return ProgramStage(layout: solo, tiles: [first], banner: nil, logo: logo, background: background)
+        }
+        return ProgramStage(layout: layout, tiles: people + streams + clips,
                             banner: stage.banner?.text, logo: logo, background: background, comment: stage.comment.map { ($0.name, $0.text) })
+    }
+
+    /// The stage's clips that are still in the owner's library, in stage order.
+    private func clipTiles(_ ids: [UUID], owner: UUID) async throws -> [(source: StageSource, name: String)] {
+        guard !ids.isEmpty else { return [] }
+        let rows = try await Clip.query(on: store.db).filter(\.$id ~~ ids).filter(\.$ownerID == owner).all()
+        let byID = Dictionary(try rows.map { (try $0.requireID(), $0) }) { first, _ in first }
+        let directory = Clip.directory(uploads: configuration.uploadsDirectory)
+        return ids.compactMap { id in
+            guard let row = byID[id], let container = MediaFileDecoder.Container(rawValue: row.container) else { return nil }
+            let source = ClipSource(id: id, path: directory.appendingPathComponent(row.fileName).path, container: container, loop: row.loop)
+            return (source: StageSource.clip(source), name: row.name)
+        }
     }
 
     private func image(_ url: String?, maxWidth: Int, maxHeight: Int) -> (picture: VideoFrame, alpha: [UInt8])? {

@@ -33,6 +33,8 @@ public enum RoomError: Error, Equatable {
     case unknownStream(String)
     /// The stage's logo or background (`field`) is not one of the host's uploads.
     case unknownUpload(field: String)
+    /// A clip on the proposed stage is not in the host's library.
+    case unknownClip(UUID)
     case broadcastNotFound
     /// Only the broadcast's owner joins as its host.
     case notOwner
@@ -63,6 +65,7 @@ public enum RoomError: Error, Equatable {
         case .invalidStage(let code, _): code
         case .unknownStream: "unknown_stream"
         case .unknownUpload: "unknown_upload"
+        case .unknownClip: "unknown_clip"
         case .broadcastNotFound: "broadcast_not_found"
         case .notOwner: "not_owner"
         case .notInvited: "not_invited"
@@ -92,6 +95,7 @@ public enum RoomError: Error, Equatable {
         case .invalidStage(_, let message): message
         case .unknownStream(let stream): "`streams` names ingest streams of the host's (POST /api/streams); \(stream) is not one"
         case .unknownUpload(let field): "`\(field)` must be the url of one of the host's uploads (POST /api/upload)"
+        case .unknownClip(let clip): "`clips` names videos in the host's library (POST /api/clips); \(clip) is not one"
         case .broadcastNotFound: "no such broadcast"
         case .notOwner: "only the broadcast's owner joins as its host"
         case .notInvited: "this invite is for another broadcast"
@@ -227,6 +231,11 @@ public struct RoomManager: Sendable {
         for stream in stage.streams {
             let owned = try await IngestStreamRecord.query(on: store.db).filter(\.$streamID == stream).filter(\.$ownerID == broadcast.ownerID).first()
             guard owned != nil else { throw RoomError.unknownStream(stream) }
+        }
+        for clip in stage.clips {
+            guard try await Clip.query(on: store.db).filter(\.$id == clip).filter(\.$ownerID == broadcast.ownerID).first() != nil else {
+                throw RoomError.unknownClip(clip)
+            }
         }
         for (field, url) in [("logo", stage.logo), ("background", stage.background)] {
             guard let url else { continue }

@@ -10,6 +10,8 @@ public struct StageBody: Codable, Sendable {
     public var logo: String?
     public var background: String?
     public var comment: Stage.Comment?
+    public var clips: [UUID]?
+    public var clipFullscreen: Bool?
 
     public init(_ stage: Stage) {
         layout = stage.layout
@@ -19,14 +21,17 @@ public struct StageBody: Codable, Sendable {
         logo = stage.logo
         background = stage.background
         comment = stage.comment
+        clips = stage.clips
+        clipFullscreen = stage.clipFullscreen
     }
 
     public var stage: Stage {
-        Stage(layout: layout, participants: participants, streams: streams ?? [], banner: banner, logo: logo, background: background, comment: comment)
+        Stage(layout: layout, participants: participants, streams: streams ?? [], banner: banner, logo: logo, background: background, comment: comment,
+              clips: clips ?? [], clipFullscreen: clipFullscreen ?? false)
     }
 
     public func encode(to encoder: any Encoder) throws {
-        var container = encoder.container(keyedBy: CodingKeys.self)
+        var container = encoder.container(keyedBy: EncodedKeys.self)
         try container.encode(layout, forKey: .layout)
         try container.encode(participants, forKey: .participants)
         try container.encode(streams ?? [], forKey: .streams)
@@ -35,7 +40,14 @@ public struct StageBody: Codable, Sendable {
         try container.encode(logo, forKey: .logo)
         try container.encode(background, forKey: .background)
         try container.encode(comment, forKey: .comment)
+        try container.encode(clips ?? [], forKey: .clips)
+        try container.encode(clipFullscreen ?? false, forKey: .clipFullscreen)
     }
 
-    enum CodingKeys: String, CodingKey { case layout, participants, streams, banner, logo, background, comment }
+    /// Decoded by the API's snake-case decoder, which matches camel-case names.
+    enum CodingKeys: String, CodingKey { case layout, participants, streams, banner, logo, background, comment, clips, clipFullscreen }
+    /// Spelled out, as room events are encoded without key conversion.
+    enum EncodedKeys: String, CodingKey {
+        case layout, participants, streams, banner, logo, background, comment, clips, clipFullscreen = "clip_fullscreen"
+    }
 }

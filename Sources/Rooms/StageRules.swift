@@ -32,10 +32,15 @@ public enum StageRules {
         guard layouts.contains(stage.layout) else {
             throw StageError("unknown_layout", "layout \"\(stage.layout)\" does not exist; use one of \(layouts.sorted().joined(separator: ", "))")
         }
-        guard stage.participants.count + stage.streams.count <= maxOnStage else {
-            throw StageError("stage_full", "at most \(maxOnStage) people and streams fit on stage, not \(stage.participants.count + stage.streams.count)")
+        let tiles = stage.participants.count + stage.streams.count + stage.clips.count
+        guard tiles <= maxOnStage else {
+            throw StageError("stage_full", "at most \(maxOnStage) people, streams and clips fit on stage, not \(tiles)")
         }
         guard Set(stage.streams).count == stage.streams.count else { throw StageError("duplicate_stream", "a stream is on the stage twice") }
+        guard Set(stage.clips).count == stage.clips.count else { throw StageError("duplicate_clip", "a clip is on the stage twice") }
+        guard !stage.clipFullscreen || !stage.clips.isEmpty else {
+            throw StageError("no_clip_to_fill", "`clip_fullscreen` shows the stage's first clip; put one in `clips`")
+        }
         var seen: Set<UUID> = []
         for id in stage.participants {
             guard seen.insert(id).inserted else { throw StageError("duplicate_participant", "\(id) is on the stage twice") }

@@ -203,7 +203,11 @@ public final class Producer {
 
     /// Layers that sent media in the last second, lowest first.
     public func activeLayers(now: Duration) -> [Int] {
-        layers.indices.filter { layers[$0].lastPacketAt.map { now - $0 < .seconds(1) } ?? false }
+        layers.indices.filter { isActive(layer: $0, now: now) }
+    }
+
+    func isActive(layer: Int, now: Duration) -> Bool {
+        layers[layer].lastPacketAt.map { now - $0 < .seconds(1) } ?? false
     }
 
     /// What the publisher was last asked to send, by layer (`Router.tick`).

@@ -47,10 +47,21 @@ public struct TileSize: Equatable, Sendable {
 
     /// The layer a tile of this size needs among `candidates` (lowest first): the smallest
     /// whose known picture size fills it; the highest when none does or no size is known yet.
-    static func layer(for tile: TileSize?, among candidates: [Int], sizes: [PictureSize?]) -> Int? {
+    /// Generic and closure-fed so the per-packet path allocates nothing.
+    static func layer<Candidates: BidirectionalCollection<Int>>(for tile: TileSize?, among candidates: Candidates,
+                                                               size: (Int) -> PictureSize?) -> Int? {
         guard let tile else { return candidates.last }
-        return candidates.first { sizes.indices.contains($0) && sizes[$0].map(tile.isFilled) == true } ?? candidates.last
+        return candidates.first { size($0).map(tile.isFilled) == true } ?? candidates.last
     }
+}
+
+/// What an internal consumer takes a participant's media for; each participant has at most
+/// one tap of each.
+public enum TapPurpose: Hashable, Sendable, CaseIterable {
+    /// The compositor decodes it onto the program.
+    case program
+    /// The server keeps a copy of it as it came, beside the participant's own recording.
+    case recording
 }
 
 /// An internal consumer of one participant's producers: for each track it follows the
@@ -59,26 +70,29 @@ public struct TileSize: Equatable, Sendable {
 /// without rewriting them. Lives on the router's loop.
 public final class ProducerTap {
     public let participantID: ParticipantID
+    public let purpose: TapPurpose
     let onPacket: (TappedPacket) -> Void
     /// Per producer: the layer being passed on.
     var currentLayer: [ObjectIdentifier: Int] = [:]
     /// Where the participant is drawn; nil: the best layer there is.
     public var tile: TileSize?
 
-    public init(participantID: ParticipantID, tile: TileSize? = nil, onPacket: @escaping (TappedPacket) -> Void) {
+    public init(participantID: ParticipantID, purpose: TapPurpose = .program, tile: TileSize? = nil, onPacket: @escaping (TappedPacket) -> Void) {
         self.participantID = participantID
+        self.purpose = purpose
         self.tile = tile
         self.onPacket = onPacket
     }
 
     /// The layer to follow among those arriving now.
-    func targetLayer(of producer: Producer, active: [Int]) -> Int? {
-        TileSize.layer(for: tile, among: active, sizes: producer.layers.map(\.size))
+    func targetLayer(of producer: Producer, now: Duration) -> Int? {
+        TileSize.layer(for: tile, among: producer.layers.indices.lazy.filter { producer.isActive(layer: $0, now: now) },
+                       size: { producer.layers[$0].size })
     }
 
     /// The layer the publisher should keep sending for this tap, whether active now or not.
     func wantedLayer(of producer: Producer) -> Int {
-        TileSize.layer(for: tile, among: Array(producer.layers.indices), sizes: producer.layers.map(\.size)) ?? (producer.layers.count - 1)
+        TileSize.layer(for: tile, among: producer.layers.indices, size: { producer.layers[$0].size }) ?? (producer.layers.count - 1)
     }
 
     /// Passes `arrival` on if it belongs to the followed layer; returns the layer whose

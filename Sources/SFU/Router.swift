@@ -103,7 +103,7 @@ public final class Router {
             let producer = entry.producer
             var wanted = (consumers[id] ?? []).filter { !$0.consumer.isPaused }.map { $0.consumer.wantedLayer(best: producer.layers.count - 1) }
             for relay in outlets[producer.participantID] ?? [] { wanted.append(relay.wantedLayer(of: producer) ?? producer.layers.count - 1) }
-            if let tap = taps[producer.participantID] { wanted.append(tap.wantedLayer(of: producer)) }
+            for tap in (taps[producer.participantID] ?? [:]).values { wanted.append(tap.wantedLayer(of: producer)) }
             guard let sending = layerPolicy.evaluate(producer: id, measured: producer.layers.map { $0.packets > 0 }, wanted: wanted, now: now) else { continue }
             producer.layersSentByPublisher = sending
             logger.debug("publisher layers", metadata: ["producer": "\(id)", "send": "\(zip(producer.rids, sending).map { "\($0)=\($1)" })"])
@@ -136,26 +136,37 @@ public final class Router {
             || producers.keys.contains { $0.participant == participant && hasConsumers(of: $0) }
     }
 
-    /// Participants the program taps who publish nothing here: their media is on another node.
+    /// Participants the program taps here who publish nothing here: their media is on
+    /// another node. (The server copies only participants who publish on its own node.)
     public var tappedWithoutProducers: [ParticipantID] {
         let publishing = publishingParticipants
-        return taps.keys.filter { !publishing.contains($0) }
+        return taps.filter { $0.value[.program] != nil && !publishing.contains($0.key) }.map(\.key)
     }
 
-    /// Internal consumers by participant: the compositor's view of the stage.
-    private var taps: [ParticipantID: ProducerTap] = [:]
+    /// Participants who publish here from their own session (not a relay from another node,
+    /// not media made in the server).
+    public var participantsPublishingHere: Set<ParticipantID> {
+        Set(producers.values.compactMap { entry in
+            if case .session = entry.source { entry.producer.participantID } else { nil }
+        })
+    }
+
+    /// Internal consumers by participant and purpose: the compositor's view of the stage, and
+    /// the server's copies of each participant.
+    private var taps: [ParticipantID: [TapPurpose: ProducerTap]] = [:]
 
     public func add(_ tap: ProducerTap) {
-        taps[tap.participantID] = tap
+        taps[tap.participantID, default: [:]][tap.purpose] = tap
     }
 
-    public func removeTap(participant: ParticipantID) {
-        taps[participant] = nil
+    public func removeTap(participant: ParticipantID, purpose: TapPurpose = .program) {
+        taps[participant]?[purpose] = nil
+        if taps[participant]?.isEmpty == true { taps[participant] = nil }
     }
 
     /// Asks for a keyframe on the layer a participant's tap follows: its decoder lost its place.
-    public func requestKeyframe(forTapOf participant: ParticipantID, now: Duration) {
-        guard let tap = taps[participant] else { return }
+    public func requestKeyframe(forTapOf participant: ParticipantID, purpose: TapPurpose = .program, now: Duration) {
+        guard let tap = taps[participant]?[purpose] else { return }
         for producer in producers(ofParticipant: participant) where producer.kind == .video {
             requestKeyframe(producer: producer.id, layer: tap.currentLayer[ObjectIdentifier(producer)] ?? tap.wantedLayer(of: producer), now: now)
         }
@@ -164,10 +175,10 @@ public final class Router {
     /// Moves a tap to a new tile: it follows the layer that fills it from that layer's next
     /// keyframe, asked for now.
     public func fit(tapOf participant: ParticipantID, to tile: TileSize?, now: Duration) {
-        guard let tap = taps[participant], tap.tile != tile else { return }
+        guard let tap = taps[participant]?[.program], tap.tile != tile else { return }
         tap.tile = tile
         for producer in producers(ofParticipant: participant) where producer.kind == .video && producer.isSimulcast {
-            guard let target = tap.targetLayer(of: producer, active: producer.activeLayers(now: now)),
+            guard let target = tap.targetLayer(of: producer, now: now),
                   target != tap.currentLayer[ObjectIdentifier(producer)] else { continue }
             requestKeyframe(producer: producer.id, layer: target, now: now)
         }
@@ -230,10 +241,12 @@ public final class Router {
 
     /// Sends one producer packet to every consumer of it.
     public func route(_ arrival: borrowing Producer.Arrival, from producer: Producer, transport server: any MediaTransport, now: Duration) {
-        if !taps.isEmpty, let tap = taps[producer.participantID] {
-            let target = tap.targetLayer(of: producer, active: producer.activeLayers(now: now)) ?? arrival.layer
-            if let layer = tap.deliver(arrival, from: producer, bestLayer: target) {
-                requestKeyframe(producer: producer.id, layer: layer, now: now)
+        if !taps.isEmpty, let tapped = taps[producer.participantID] {
+            for tap in tapped.values {
+                let target = tap.targetLayer(of: producer, now: now) ?? arrival.layer
+                if let layer = tap.deliver(arrival, from: producer, bestLayer: target) {
+                    requestKeyframe(producer: producer.id, layer: layer, now: now)
+                }
             }
         }
         if !outlets.isEmpty, let relays = outlets[producer.participantID] {

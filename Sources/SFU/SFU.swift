@@ -164,10 +164,21 @@ public final class SFU: @unchecked Sendable {
     /// Starts handing one participant's packets to `onPacket` (on the transport's loop):
     /// what the compositor decodes, from the smallest simulcast layer that fills `tile` (nil:
     /// the best layer). A later call for the same participant replaces it.
-    public func tap(broadcastID: String, participantID: ParticipantID, tile: TileSize? = nil, onPacket: @escaping @Sendable (TappedPacket) -> Void) async {
+    public func tap(broadcastID: String, participantID: ParticipantID, purpose: TapPurpose = .program, tile: TileSize? = nil,
+                    onPacket: @escaping @Sendable (TappedPacket) -> Void) async {
         try? await transport.loop.submit {
-            self.router(broadcastID).add(ProducerTap(participantID: participantID, tile: tile, onPacket: onPacket))
+            self.router(broadcastID).add(ProducerTap(participantID: participantID, purpose: purpose, tile: tile, onPacket: onPacket))
         }.get()
+    }
+
+    /// Participants publishing on this node from their own sessions, by router (broadcast).
+    public func participantsPublishingHere() async -> [String: Set<ParticipantID>] {
+        (try? await transport.loop.submit {
+            self.routers.compactMapValues { router in
+                let publishing = router.participantsPublishingHere
+                return publishing.isEmpty ? nil : publishing
+            }
+        }.get()) ?? [:]
     }
 
     /// The participant's tile changed size: its tap moves to the layer that fills the new one.
@@ -179,18 +190,18 @@ public final class SFU: @unchecked Sendable {
         }.get()
     }
 
-    public func untap(broadcastID: String, participantID: ParticipantID) async {
+    public func untap(broadcastID: String, participantID: ParticipantID, purpose: TapPurpose = .program) async {
         try? await transport.loop.submit {
-            self.routers[broadcastID]?.removeTap(participant: participantID)
+            self.routers[broadcastID]?.removeTap(participant: participantID, purpose: purpose)
             self.dropRouterIfUnused(broadcastID)
         }.get()
     }
 
     /// A tap's decoder lost its place: PLI toward the participant's video (throttled).
-    public func requestKeyframe(broadcastID: String, participantID: ParticipantID) {
+    public func requestKeyframe(broadcastID: String, participantID: ParticipantID, purpose: TapPurpose = .program) {
         let transport = self.transport
         transport.loop.execute {
-            self.routers[broadcastID]?.requestKeyframe(forTapOf: participantID, now: transport.now)
+            self.routers[broadcastID]?.requestKeyframe(forTapOf: participantID, purpose: purpose, now: transport.now)
             transport.flushOutgoing()
         }
     }

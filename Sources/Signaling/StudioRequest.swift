@@ -148,6 +148,10 @@ public enum StudioRequest: Sendable, Equatable {
         public var layout: String?
         public var participants: [UUID]?
         public var streams: [String]?
+        /// Clips from the host's library, after the people and streams.
+        public var clips: [UUID]?
+        /// The first clip alone on the whole program.
+        public var clipFullscreen: Bool?
         public var banner: Change<String> = .keep
         public var logo: Change<String> = .keep
         public var background: Change<String> = .keep
@@ -164,7 +168,9 @@ public enum StudioRequest: Sendable, Equatable {
             }
         }
 
-        enum CodingKeys: String, CodingKey { case layout, participants, streams, banner, logo, background, comment }
+        enum CodingKeys: String, CodingKey {
+            case layout, participants, streams, clips, clipFullscreen = "clip_fullscreen", banner, logo, background, comment
+        }
 
         public init(layout: String? = nil, participants: [UUID]? = nil, streams: [String]? = nil) {
             self.layout = layout
@@ -175,14 +181,13 @@ public enum StudioRequest: Sendable, Equatable {
         public init(from decoder: any Decoder) throws {
             let container = try decoder.container(keyedBy: CodingKeys.self)
             layout = try container.optionalText(.layout, max: 40)
-            if container.contains(.participants) {
-                let texts = try Self.list(container, .participants, what: "participant ids")
-                participants = try texts.map { text in
-                    guard let id = UUID(uuidString: text) else {
-                        throw DecodingError.dataCorruptedError(forKey: .participants, in: container, debugDescription: "holds participant ids")
-                    }
-                    return id
+            if container.contains(.participants) { participants = try Self.ids(container, .participants, what: "participant ids") }
+            if container.contains(.clips) { clips = try Self.ids(container, .clips, what: "clip ids") }
+            if container.contains(.clipFullscreen) {
+                guard let fullscreen = try? container.decode(Bool.self, forKey: .clipFullscreen) else {
+                    throw DecodingError.dataCorruptedError(forKey: .clipFullscreen, in: container, debugDescription: "is true or false")
                 }
+                clipFullscreen = fullscreen
             }
             if container.contains(.streams) {
                 streams = try Self.list(container, .streams, what: "ingest stream ids")
@@ -212,6 +217,15 @@ public enum StudioRequest: Sendable, Equatable {
                     }
                     comment = .set(given)
                 }
+            }
+        }
+
+        private static func ids(_ container: KeyedDecodingContainer<CodingKeys>, _ key: CodingKeys, what: String) throws -> [UUID] {
+            try list(container, key, what: what).map { text in
+                guard let id = UUID(uuidString: text) else {
+                    throw DecodingError.dataCorruptedError(forKey: key, in: container, debugDescription: "holds \(what)")
+                }
+                return id
             }
         }
 

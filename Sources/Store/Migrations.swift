@@ -6,7 +6,7 @@ enum TallyMigrations {
         CreateUsers(), CreateBroadcasts(), CreateDestinations(), CreateParticipants(), CreateRecordings(), CreateUploads(),
         AddBroadcastStage(), CreateIngestStreams(), AddIngestStreamSRTPassphrase(), AddIngestStreamLadder(),
         CreateIngestRelays(), AddParticipantInvite(), AddRecordingError(), CreateBroadcastHomes(), AddRecordingPart(),
-        CreateParticipantTracks(),
+        CreateParticipantTracks(), CreateClips(),
     ]
 }
 
@@ -256,6 +256,30 @@ struct CreateParticipantTracks: TableCreation {
             .field("holder", .string, .required)
             .field("created_at", .datetime)
             .field("updated_at", .datetime)
+            .create()
+    }
+}
+
+struct CreateClips: TableCreation {
+    typealias Table = Clip
+
+    func prepare(on database: any Database) async throws {
+        try await database.schema(Table.schema)
+            .id()
+            .field("owner_id", .uuid, .required, .references(User.schema, "id", onDelete: .cascade))
+            .field("name", .string, .required)
+            .field("status", .string, .required)
+            .field("container", .string, .required)
+            .field("content_type", .string, .required)
+            .field("file_name", .string, .required)
+            .field("thumbnail_name", .string, .required)
+            .field("size_bytes", .int64, .required)
+            .field("width", .int, .required)
+            .field("height", .int, .required)
+            .field("duration_seconds", .double, .required)
+            .field("has_audio", .bool, .required)
+            .field("loop", .bool, .required)
+            .field("created_at", .datetime)
             .create()
     }
 }

@@ -15,6 +15,10 @@ public struct Stage: Codable, Sendable, Equatable {
     public var background: String?
     /// A chat message the host put on screen: a lower third with who said it.
     public var comment: Comment?
+    /// Videos from the host's library on stage after the people and streams.
+    public var clips: [UUID]
+    /// The first clip fills the whole program, alone with its sound, until this is false again.
+    public var clipFullscreen: Bool
 
     public struct Comment: Codable, Sendable, Equatable {
         public var name: String
@@ -35,8 +39,10 @@ public struct Stage: Codable, Sendable, Equatable {
     }
 
     public init(layout: String, participants: [UUID] = [], streams: [String] = [], banner: Banner? = nil, logo: String? = nil,
-                background: String? = nil, comment: Comment? = nil) {
+                background: String? = nil, comment: Comment? = nil, clips: [UUID] = [], clipFullscreen: Bool = false) {
         self.comment = comment
+        self.clips = clips
+        self.clipFullscreen = clipFullscreen
         self.layout = layout
         self.participants = participants
         self.streams = streams
@@ -45,9 +51,9 @@ public struct Stage: Codable, Sendable, Equatable {
         self.background = background
     }
 
-    enum CodingKeys: String, CodingKey { case layout, participants, streams, banner, logo, background, comment }
+    enum CodingKeys: String, CodingKey { case layout, participants, streams, banner, logo, background, comment, clips, clipFullscreen = "clip_fullscreen" }
 
-    /// Stages stored before streams could stand on them have no `streams`.
+    /// Stages stored before streams or clips could stand on them have neither.
     public init(from decoder: any Decoder) throws {
         let container = try decoder.container(keyedBy: CodingKeys.self)
         layout = try container.decode(String.self, forKey: .layout)
@@ -57,5 +63,7 @@ public struct Stage: Codable, Sendable, Equatable {
         logo = try container.decodeIfPresent(String.self, forKey: .logo)
         background = try container.decodeIfPresent(String.self, forKey: .background)
         comment = try container.decodeIfPresent(Comment.self, forKey: .comment)
+        clips = try container.decodeIfPresent([UUID].self, forKey: .clips) ?? []
+        clipFullscreen = try container.decodeIfPresent(Bool.self, forKey: .clipFullscreen) ?? false
     }
 }

@@ -34,7 +34,7 @@ public final class TallyNode: Sendable {
     /// Takes over live broadcasts whose home node stopped renewing its claim.
     private let adoption: Repeating
     /// Brings participants the programs here tap, who publish on other nodes, in by relay.
-    private let relayFeeds: Repeating
+    private let mediaUpkeep: Repeating
     private let drainPart: NodePart
 
     /// At the graceful shutdown, the node drains its live programs and hands them over:
@@ -64,13 +64,13 @@ public final class TallyNode: Sendable {
     /// TURN's own event loop: relayed media is copied there, not on the media or HTTP loops.
     private static let turnLoops = MultiThreadedEventLoopGroup(numberOfThreads: 1)
 
-    private init(services: TallyServices, webrtc: WebRTCServer, heartbeat: NodeHeartbeat, adoption: Repeating, relayFeeds: Repeating,
+    private init(services: TallyServices, webrtc: WebRTCServer, heartbeat: NodeHeartbeat, adoption: Repeating, mediaUpkeep: Repeating,
                  drain: NodePart, parts: [NodePart]) {
         self.services = services
         self.webrtc = webrtc
         self.heartbeat = heartbeat
         self.adoption = adoption
-        self.relayFeeds = relayFeeds
+        self.mediaUpkeep = mediaUpkeep
         self.drainPart = drain
         self.parts = parts
     }
@@ -221,12 +221,16 @@ public final class TallyNode: Sendable {
                                            boundSRTPort: boundSRTPort, turn: turn, turnCredentials: credentials, nodes: nodes,
                                            nodeID: heartbeat.id, relays: relays, remoteMedia: remoteMedia, nodeToken: nodeToken, logger: logger)
         parts.append(NodePart("programs") {
+            await services.participantRecordings.finishServerCopies()
             await services.stop()
             await programs.stopAll()
         })
         await programs.reconcileAfterRestart()
         let adoption = Repeating("adopt broadcasts without a home", every: .seconds(3)) { await programs.adoptOrphans() }
-        let relayFeeds = Repeating("relay tapped participants from their nodes", every: .seconds(1)) { await remoteMedia.feedTaps() }
+        let mediaUpkeep = Repeating("bring tapped participants in from their nodes; keep copies of those publishing here", every: .seconds(1)) {
+            await remoteMedia.feedTaps()
+            await services.participantRecordings.keepServerCopies()
+        }
         let drain = NodePart("drain") { [drainTimeout = configuration.drainTimeout] in
             await heartbeat.markDraining()
             await programs.drain(timeout: drainTimeout) {
@@ -234,14 +238,14 @@ public final class TallyNode: Sendable {
                 return others.contains { $0.id != nodeID && !$0.draining }
             }
         }
-        return TallyNode(services: services, webrtc: webrtc, heartbeat: heartbeat, adoption: adoption, relayFeeds: relayFeeds, drain: drain, parts: parts)
+        return TallyNode(services: services, webrtc: webrtc, heartbeat: heartbeat, adoption: adoption, mediaUpkeep: mediaUpkeep, drain: drain, parts: parts)
     }
 
     /// The node's parts as services, in the order they opened, then the adoption of homeless
     /// broadcasts and the heartbeat: put them before the HTTP servers in a `ServiceGroup`,
     /// which shuts services down in reverse order, so the node leaves the registry's list and
     /// stops adopting before anything else stops.
-    public var serviceParts: [any Service] { parts + [adoption, relayFeeds, heartbeat] }
+    public var serviceParts: [any Service] { parts + [adoption, mediaUpkeep, heartbeat] }
 
     /// Stops every part not yet stopped, newest first: the programs and the API's own work,
     /// TURN, the ingest listeners, the ingest hub, WebRTC, the registry and last the store.

@@ -62,6 +62,8 @@ struct Tally: AsyncParsableCommand {
     var recordingMinFreeMB: Int?
     @Option(help: "MB at which a recording stops (TALLY_RECORDING_MAX_MB, default 51200).")
     var recordingMaxMB: Int?
+    @Option(help: "MB a clip in a host's library may have (TALLY_CLIP_MAX_MB, default 500).")
+    var clipMaxMB: Int?
     @Option(help: "Simulcast layer the program decodes of each guest: fit (the smallest that fills the guest's tile) or top, for comparisons (TALLY_PROGRAM_LAYERS, default fit).")
     var programLayers: String?
     @Option(help: "Ingest streams one account keeps (TALLY_MAX_STREAMS_PER_USER, default 20).")
@@ -163,6 +165,7 @@ struct Tally: AsyncParsableCommand {
         config.httpIdleTimeout = .seconds(idle)
         config.recordingMinFreeBytes = Int64(try number(recordingMinFreeMB, "TALLY_RECORDING_MIN_FREE_MB", 1024)) << 20
         config.maxRecordingBytes = Int64(try number(recordingMaxMB, "TALLY_RECORDING_MAX_MB", 51200)) << 20
+        config.maxClipBytes = Int64(try number(clipMaxMB, "TALLY_CLIP_MAX_MB", 500)) << 20
         switch setting(programLayers, "TALLY_PROGRAM_LAYERS") ?? "fit" {
         case "fit": config.programLayersFitTiles = true
         case "top": config.programLayersFitTiles = false

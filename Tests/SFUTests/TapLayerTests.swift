@@ -45,20 +45,20 @@ struct TapLayerTests {
     @Test("the smallest layer whose picture fills the tile, allowing 10 % upscaling; the best without sizes or a tile")
     func choice() {
         let sizes: [PictureSize?] = [PictureSize(width: 320, height: 180), PictureSize(width: 640, height: 360), PictureSize(width: 1280, height: 720)]
-        #expect(TileSize.layer(for: TileSize(width: 608, height: 342), among: [0, 1, 2], sizes: sizes) == 1)
-        #expect(TileSize.layer(for: TileSize(width: 700, height: 394), among: [0, 1, 2], sizes: sizes) == 1)
-        #expect(TileSize.layer(for: TileSize(width: 720, height: 405), among: [0, 1, 2], sizes: sizes) == 2)
-        #expect(TileSize.layer(for: TileSize(width: 300, height: 170), among: [0, 1, 2], sizes: sizes) == 0)
-        #expect(TileSize.layer(for: TileSize(width: 0, height: 0), among: [0, 1, 2], sizes: sizes) == 0)
+        #expect(TileSize.layer(for: TileSize(width: 608, height: 342), among: [0, 1, 2], size: { sizes[$0] }) == 1)
+        #expect(TileSize.layer(for: TileSize(width: 700, height: 394), among: [0, 1, 2], size: { sizes[$0] }) == 1)
+        #expect(TileSize.layer(for: TileSize(width: 720, height: 405), among: [0, 1, 2], size: { sizes[$0] }) == 2)
+        #expect(TileSize.layer(for: TileSize(width: 300, height: 170), among: [0, 1, 2], size: { sizes[$0] }) == 0)
+        #expect(TileSize.layer(for: TileSize(width: 0, height: 0), among: [0, 1, 2], size: { sizes[$0] }) == 0)
         // A tile larger than every layer, or a layer not arriving now: the best of what comes.
-        #expect(TileSize.layer(for: TileSize(width: 1920, height: 1080), among: [0, 1, 2], sizes: sizes) == 2)
-        #expect(TileSize.layer(for: TileSize(width: 608, height: 342), among: [0, 2], sizes: sizes) == 2)
+        #expect(TileSize.layer(for: TileSize(width: 1920, height: 1080), among: [0, 1, 2], size: { sizes[$0] }) == 2)
+        #expect(TileSize.layer(for: TileSize(width: 608, height: 342), among: [0, 2], size: { sizes[$0] }) == 2)
         // A tall tile (a 9:16 slot) needs the height, whatever the width.
-        #expect(TileSize.layer(for: TileSize(width: 300, height: 600), among: [0, 1, 2], sizes: sizes) == 2)
+        #expect(TileSize.layer(for: TileSize(width: 300, height: 600), among: [0, 1, 2], size: { sizes[$0] }) == 2)
         // Sizes not known yet, and no tile at all: the best.
-        #expect(TileSize.layer(for: TileSize(width: 608, height: 342), among: [0, 1, 2], sizes: [nil, nil, nil]) == 2)
-        #expect(TileSize.layer(for: nil, among: [0, 1, 2], sizes: sizes) == 2)
-        #expect(TileSize.layer(for: TileSize(width: 608, height: 342), among: [], sizes: sizes) == nil)
+        #expect(TileSize.layer(for: TileSize(width: 608, height: 342), among: [0, 1, 2], size: { _ in nil }) == 2)
+        #expect(TileSize.layer(for: nil, among: [0, 1, 2], size: { sizes[$0] }) == 2)
+        #expect(TileSize.layer(for: TileSize(width: 608, height: 342), among: [], size: { sizes[$0] }) == nil)
     }
 
     @Test("a grid tile gets the middle layer, switching on its keyframe; a full-screen tile moves it to the top; the publisher keeps sending what the tap needs")
@@ -119,5 +119,32 @@ struct TapLayerTests {
         send("h")
         router.tick(now: .milliseconds(ms))
         #expect(seen.layersAsked.last == [true, true, true])
+    }
+
+    @Test("the program's tap and the server's copy take one participant side by side; only the program's asks for a relay")
+    func purposes() {
+        let router = Router(id: "b")
+        let producer = Producer(id: Publisher.producerID, media: Publisher.media)
+        router.add(producer, onKeyframeRequest: { _ in })
+        final class Counts: @unchecked Sendable { var program = 0, recording = 0 }
+        let counts = Counts()
+        let participant = Publisher.producerID.participant
+        router.add(ProducerTap(participantID: participant, purpose: .program, tile: TileSize(width: 300, height: 170)) { _ in counts.program += 1 })
+        router.add(ProducerTap(participantID: participant, purpose: .recording) { _ in counts.recording += 1 })
+        let transport = RecordingTransport()
+        for (sequence, rid) in ["l", "m", "h"].enumerated() {
+            let arrival = producer.receive(vp8Keyframe(rid: rid, sequence: UInt16(sequence + 1), width: 320 << (sequence), height: 180 << sequence), now: .milliseconds(10))!
+            router.route(arrival, from: producer, transport: transport, now: .milliseconds(10))
+        }
+        // The program keeps the low layer for its small tile; the copy moves up to the best as each layer starts.
+        #expect(counts.program == 1 && counts.recording == 3)
+        // Media made in the server is nobody's to copy.
+        #expect(router.participantsPublishingHere.isEmpty)
+        router.remove(producer: Publisher.producerID)
+        #expect(router.tappedWithoutProducers == [participant])
+        router.removeTap(participant: participant, purpose: .program)
+        #expect(router.tappedWithoutProducers.isEmpty && !router.isEmpty)
+        router.removeTap(participant: participant, purpose: .recording)
+        #expect(router.isEmpty)
     }
 }

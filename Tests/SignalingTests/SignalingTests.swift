@@ -126,6 +126,10 @@ struct StudioRequestTests {
         #expect(shown.comment == .set(.init(name: "Gina", text: "Hello!")) && shown.banner == .keep)
         #expect(hidden.comment == .clear && change.comment == .keep)
         #expect(refusal(#"{"event":"stage-set","data":{"comment":{"text":"no name"}}}"#)?.message.contains("`data.comment` is {\"name\"") == true)
+        guard case .setStage(let clips) = try request(#"{"event":"stage-set","data":{"clips":["\#(id)"],"clip_fullscreen":true}}"#) else { return }
+        #expect(clips.clips == [id] && clips.clipFullscreen == true && clips.participants == nil)
+        #expect(refusal(#"{"event":"stage-set","data":{"clips":["intro"]}}"#)?.message == "`data.clips` holds clip ids")
+        #expect(refusal(#"{"event":"stage-set","data":{"clip_fullscreen":"yes"}}"#)?.message == "`data.clip_fullscreen` is true or false")
         let many = (0...StudioRequest.StageChange.maxListed).map { _ in "\"\(UUID())\"" }.joined(separator: ",")
         #expect(refusal(#"{"event":"stage-set","data":{"participants":[\#(many)]}}"#)?.code == "invalid_field")
     }

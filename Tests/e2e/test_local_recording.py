@@ -1,7 +1,8 @@
 """Local recordings: each participant's page records its own camera and mic (MediaRecorder)
 and uploads it while the show runs; the recording lists every participant's file, which plays
-at the camera's resolution for the length of the show. A page killed mid-show leaves its
-pieces in IndexedDB, and reopening the invite link uploads them."""
+at the camera's resolution for the length of the show, and the server's own copy of what it
+received from each. A page killed mid-show leaves its pieces in IndexedDB, and reopening the
+invite link uploads them."""
 import json
 import subprocess
 import time
@@ -102,7 +103,7 @@ def test_every_participant_records_locally_and_uploads_during_the_show(start_tal
         # Uploaded as it goes: halfway through, the server has most of each take.
         time.sleep(30)
         token = host_token(host)
-        halfway = participant_tracks(tally.url, token)
+        halfway = [t for t in participant_tracks(tally.url, token) if t["source"] == "local"]
         assert sorted(t["name"] for t in halfway) == ["Gina Guest", "Hana Host"], halfway
         assert all(t["status"] == "uploading" and t["size_bytes"] > 1_000_000 for t in halfway), halfway
         time.sleep(max(0, 60 - (time.time() - started)))
@@ -122,6 +123,17 @@ def test_every_participant_records_locally_and_uploads_during_the_show(start_tal
             assert (video["width"], video["height"]) == (1280, 720), probed
             assert any(s["codec_type"] == "audio" for s in probed["streams"]), probed
             assert 55 <= float(probed["format"]["duration"]) <= 65, probed
+        # The server's own copy of each, as it received them: the fallback, completed within
+        # a second or two of the end.
+        copies = lambda: [t for t in participant_tracks(tally.url, token) if t["source"] == "server"]
+        assert wait_for(lambda: len(copies()) == 2 and all(t["status"] != "recording" for t in copies()), 15), copies()
+        copies = copies()
+        assert sorted(t["name"] for t in copies) == ["Gina Guest", "Hana Host"], tracks
+        for track in copies:
+            assert track["status"] == "ready" and track["width"] > 0 and 50 <= track["duration_seconds"] <= 65, track
+            probed = download(tally.url, token, track, tmp_path / f"{track['id']}.mkv")
+            assert any(s["codec_type"] == "audio" for s in probed["streams"]), probed
+            assert 50 <= float(probed["format"]["duration"]) <= 66, probed
 
 
 def test_a_page_killed_mid_show_uploads_what_it_kept_when_reopened(start_tally, tmp_path):
@@ -139,7 +151,7 @@ def test_a_page_killed_mid_show_uploads_what_it_kept_when_reopened(start_tally, 
         shoot(guest, "upload-progress")
         time.sleep(max(0, 20 - (time.time() - live_at)))
         token = host_token(host)
-        at_kill = next(t for t in participant_tracks(tally.url, token) if t["name"] == "Gina Guest")
+        at_kill = next(t for t in participant_tracks(tally.url, token) if t["name"] == "Gina Guest" and t["source"] == "local")
         kept = guest.evaluate(LOCAL_TAKES)
         recorded_seconds = time.time() - live_at
         guest.close(run_before_unload=False)
@@ -162,7 +174,7 @@ def test_a_page_killed_mid_show_uploads_what_it_kept_when_reopened(start_tally, 
         go_live(host, False)
         assert wait_for(lambda: again.evaluate(UPLOAD_STATE) == "done", 60), again.inner_text("#local-recording")
         # The reopened page joined as a new participant of the same name, with a take of its own.
-        takes = [t for t in participant_tracks(tally.url, token) if t["name"] == "Gina Guest"]
+        takes = [t for t in participant_tracks(tally.url, token) if t["name"] == "Gina Guest" and t["source"] == "local"]
         assert len(takes) == 2 and all(t["status"] == "ready" for t in takes), takes
         assert len({t["participant_id"] for t in takes}) == 2, takes
         for track in takes:

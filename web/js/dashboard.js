@@ -142,7 +142,7 @@ function participantTracks(recording) {
       if (track.status === 'ready' || track.status === 'failed') {
         const link = element('a', {className: 'button', textContent: 'Download',
                                    href: `${track.download_url}?token=${encodeURIComponent(session()?.access_token ?? '')}`});
-        link.setAttribute('download', `${recording.title} - ${track.name} - ${track.take}.webm`);
+        link.setAttribute('download', `${recording.title} - ${track.name} - ${track.source} ${track.take}.${track.source === 'server' ? 'mkv' : 'webm'}`);
         link.setAttribute('aria-label', `Download ${label}`);
         item.append(link);
       }

@@ -195,10 +195,13 @@ export class LocalRecorder {
   async report() {
     let recorded = 0;
     let pending = 0;
-    for (const take of await this.takes()) {
+    const takes = await this.takes();
+    for (const take of takes) {
       recorded += take.recorded;
       for (const piece of await this.pieces(take.id)) pending += piece.blob.size;
     }
-    this.onProgress?.({recorded, uploaded: recorded - pending, recording: this.isRecording, done: pending === 0 && !this.isRecording});
+    // Done only once the server has completed every take (each is forgotten then), not
+    // when the last piece is sent: the page must stay open until the take is whole.
+    this.onProgress?.({recorded, uploaded: recorded - pending, recording: this.isRecording, done: takes.length === 0 && !this.isRecording});
   }
 }

@@ -2,6 +2,7 @@
 // the show's controls. Everything the server decides arrives as signaling events.
 import {call, session} from '/js/api.js';
 import {placeParticipants} from '/js/layout.js';
+import {deleteClip, listClips, setLoop, uploadClip} from '/js/clips.js';
 import {LocalRecorder} from '/js/localrecording.js';
 import {levelMeter, openDevices, peerConnection, Publisher, Subscription, useIceServers} from '/js/media.js';
 import {Signaling} from '/js/signaling.js';
@@ -17,9 +18,11 @@ const token = inviteToken ?? session()?.access_token;
 const state = {
   me: null,
   isHost: false,
-  stage: {layout: 'grid', participants: [], streams: [], banner: null, comment: null},
+  stage: {layout: 'grid', participants: [], streams: [], clips: [], clip_fullscreen: false, banner: null, comment: null},
   // The host's ingest streams (GET /api/streams), which can stand on stage like people.
   streams: [],
+  // The host's ready clips (GET /api/clips), which play on stage after people and streams.
+  clips: [],
   layouts: [],
   participants: new Map(),
   destinations: new Map(),
@@ -179,6 +182,79 @@ function renderStreams() {
   }));
 }
 
+// One element per clip, kept across redraws (as participants' are) so a redraw does not
+// start the clip again; moving it pauses it, so it is played again once placed.
+const clipVideos = new Map();
+
+function clipVideo(clip) {
+  let node = clipVideos.get(clip.id);
+  if (!node || node.dataset.source !== clip.url) {
+    node = element('video', {src: clip.url, muted: true, autoplay: true, playsInline: true});
+    node.dataset.source = clip.url;
+    clipVideos.set(clip.id, node);
+  }
+  node.loop = clip.loop;
+  node.setAttribute('aria-label', `Clip ${clip.name}`);
+  queueMicrotask(() => { if (node.isConnected && !node.ended) node.play().catch(() => {}); });
+  return node;
+}
+
+// A clip's tile plays the clip, muted (its sound is in the program); guests, who cannot list
+// the host's library, see which tile it is.
+function clipTile(id) {
+  const known = state.clips.find(clip => clip.id === id);
+  const tile = element('div', {className: 'tile clip-tile'});
+  if (known) {
+    tile.append(clipVideo(known));
+  } else {
+    tile.append(element('span', {className: 'stream-status', textContent: 'video clip'}));
+  }
+  tile.append(element('span', {className: 'name', textContent: known?.name ?? 'Clip'}));
+  return tile;
+}
+
+function renderClips() {
+  const onStage = state.stage.clips ?? [];
+  $('#no-clips').hidden = state.clips.length > 0;
+  $('#clips').replaceChildren(...state.clips.map(clip => {
+    const standing = onStage.includes(clip.id);
+    const filling = standing && state.stage.clip_fullscreen && onStage[0] === clip.id;
+    const toggle = element('button', {type: 'button', textContent: standing ? 'Remove from stage' : 'Add to stage'});
+    toggle.setAttribute('aria-label', `${standing ? 'Remove' : 'Add'} clip ${clip.name} ${standing ? 'from' : 'to'} stage`);
+    toggle.addEventListener('click', () => setStage(standing ? {clips: onStage.filter(id => id !== clip.id)} : {clips: [...onStage, clip.id]}));
+    const full = element('button', {type: 'button', textContent: filling ? 'Back to the stage' : 'Full screen'});
+    full.setAttribute('aria-pressed', String(filling));
+    full.setAttribute('aria-label', `${filling ? 'Stop showing' : 'Show'} clip ${clip.name} full screen`);
+    full.addEventListener('click', () => setStage(filling ? {clip_fullscreen: false}
+                                                          : {clips: [clip.id, ...onStage.filter(id => id !== clip.id)], clip_fullscreen: true}));
+    const loop = element('input', {type: 'checkbox', className: 'checkbox', checked: clip.loop, id: `clip-loop-${clip.id}`});
+    loop.addEventListener('change', async () => {
+      try { await setLoop(clip, loop.checked); await refreshClips(); } catch (failure) { toast(failure.message); }
+    });
+    const remove = element('button', {type: 'button', textContent: 'Delete'});
+    remove.setAttribute('aria-label', `Delete clip ${clip.name}`);
+    remove.addEventListener('click', async () => {
+      try { await deleteClip(clip); await refreshClips(); } catch (failure) { toast(failure.message); }
+    });
+    const item = element('li', {className: 'clip' + (standing ? ' on-stage' : '')},
+                         element('img', {src: clip.thumbnail_url, alt: '', className: 'clip-thumbnail'}),
+                         element('span', {textContent: `${clip.name} · ${Math.round(clip.duration_seconds)} s`}),
+                         element('span', {className: 'row'}, loop, element('label', {htmlFor: loop.id, className: 'inline-label', textContent: 'Loop'})),
+                         toggle, full, remove);
+    item.dataset.clip = clip.id;
+    return item;
+  }));
+}
+
+async function refreshClips() {
+  try {
+    state.clips = await listClips();
+    renderStage();
+  } catch (failure) {
+    toast(`Clips: ${failure.message}`);
+  }
+}
+
 async function refreshStreams() {
   try {
     ({streams: state.streams} = await call('GET', '/api/streams'));
@@ -190,11 +266,15 @@ async function refreshStreams() {
 
 function renderStage() {
   const stage = $('#stage');
-  const spec = state.layouts.find(layout => layout.name === state.stage.layout) ?? state.layouts[0];
+  // People first, then encoder streams, then clips, as the compositor places them; a clip
+  // on full screen alone in the solo layout.
+  const clips = (state.stage.clips ?? []).map(id => ({clip: id}));
+  const fullscreen = state.stage.clip_fullscreen && clips.length > 0;
+  const onStage = fullscreen ? clips.slice(0, 1)
+    : [...state.stage.participants.filter(id => id === state.me?.id || state.participants.has(id)).map(id => ({participant: id})),
+       ...(state.stage.streams ?? []).map(id => ({stream: id})), ...clips];
+  const spec = state.layouts.find(layout => layout.name === (fullscreen ? 'solo' : state.stage.layout)) ?? state.layouts[0];
   stage.dataset.layout = spec?.name ?? '';
-  // People first, then encoder streams, as the compositor places them.
-  const onStage = [...state.stage.participants.filter(id => id === state.me?.id || state.participants.has(id)).map(id => ({participant: id})),
-                   ...(state.stage.streams ?? []).map(id => ({stream: id}))];
   stage.querySelectorAll('.tile, .banner, .comment').forEach(node => node.remove());
   $('#stage-empty').hidden = onStage.length > 0;
   if (spec) {
@@ -202,14 +282,17 @@ function renderStage() {
     // The layout places labels; each tile's label is its place on the stage.
     for (const placement of placeParticipants(spec, onStage.map((_, index) => String(index)), width, height)) {
       const source = onStage[Number(placement.participant)];
-      const tile = source.stream !== undefined ? streamTile(source.stream) : personTile(source.participant);
+      const tile = source.stream !== undefined ? streamTile(source.stream) : source.clip !== undefined ? clipTile(source.clip) : personTile(source.participant);
       if (source.stream !== undefined) tile.dataset.stream = source.stream;
+      else if (source.clip !== undefined) tile.dataset.clip = source.clip;
       else tile.dataset.participant = source.participant;
       Object.assign(tile.style, {left: `${placement.x}px`, top: `${placement.y}px`, width: `${placement.width}px`,
                                  height: `${placement.height}px`, zIndex: String(placement.z + 1)});
       stage.append(tile);
     }
   }
+  // A clip taken off stage starts from its beginning when it comes back, as in the program.
+  for (const id of clipVideos.keys()) if (!onStage.some(source => source.clip === id)) clipVideos.delete(id);
   if (state.stage.banner) stage.append(element('div', {className: 'banner', textContent: state.stage.banner.text}));
   if (state.stage.comment) {
     stage.append(element('div', {className: 'comment' + (state.stage.banner ? ' above-banner' : '')},
@@ -223,7 +306,10 @@ function renderStage() {
     button.setAttribute('aria-pressed', String(button.dataset.layout === state.stage.layout));
   }
   renderBackstage();
-  if (state.me?.role === 'host') renderStreams();
+  if (state.me?.role === 'host') {
+    renderStreams();
+    renderClips();
+  }
 }
 
 function renderBackstage() {
@@ -312,7 +398,9 @@ async function startLocalRecording() {
 
 function showUploadProgress({recorded, uploaded, recording, done}) {
   const box = $('#local-recording');
-  box.hidden = recorded === 0;
+  // Completed takes are forgotten, so nothing is left recorded once all are uploaded: the
+  // box stays up to say so.
+  box.hidden = recorded === 0 && !(done && box.dataset.state);
   const percent = recorded ? Math.floor(uploaded * 100 / recorded) : 100;
   $('#local-recording-progress').value = percent;
   $('#local-recording-text').textContent = recording ? `Recording here · ${percent} % uploaded`
@@ -441,6 +529,7 @@ async function enter(event) {
     if (isHost) {
       await refreshStreams();
       setInterval(refreshStreams, 10_000);
+      await refreshClips();
     }
     // Shown once everything above is in place.
     stopMeter?.();
@@ -511,6 +600,23 @@ function main() {
     });
     $(`#${field}-clear`).addEventListener('click', () => { $(`#${field}-file`).value = ''; setStage({[field]: null}); });
   }
+  $('#clip-file').addEventListener('change', async () => {
+    const file = $('#clip-file').files[0];
+    if (!file) return;
+    const progress = $('#clip-progress');
+    progress.hidden = false;
+    progress.value = 0;
+    try {
+      const clip = await uploadClip(file, () => session()?.access_token ?? token, fraction => { progress.value = fraction; });
+      toast(`${clip.name} is in your clips.`);
+      await refreshClips();
+    } catch (failure) {
+      toast(failure.message);
+    } finally {
+      progress.hidden = true;
+      $('#clip-file').value = '';
+    }
+  });
   $('#record').addEventListener('change', async () => {
     try {
       await call('PATCH', `/api/broadcasts/${broadcastID}`, {settings: {record: $('#record').checked}});
