@@ -14,16 +14,27 @@ public struct Scene: Sendable {
     public var background: (key: String, picture: VideoFrame)?
     /// A chat message on screen: a lower third, above the banner, with who wrote it.
     public var comment: (name: String, text: String)?
+    /// How the program arrives at this scene when its layout or tiles differ from the last.
+    public var transition: Transition
 
     public init(layout: LayoutSpec, participants: [CompositorInput], banner: String? = nil, logo: TransparentImage? = nil,
-                background: (key: String, picture: VideoFrame)? = nil, comment: (name: String, text: String)? = nil) {
+                background: (key: String, picture: VideoFrame)? = nil, comment: (name: String, text: String)? = nil,
+                transition: Transition = .cut) {
         self.comment = comment
+        self.transition = transition
         self.layout = layout
         self.participants = participants
         self.banner = banner
         self.logo = logo
         self.background = background
     }
+}
+
+/// How the program goes from one arrangement to the next.
+public enum Transition: Sendable, Equatable {
+    case cut
+    /// The last picture of the old arrangement, frozen, fades out over the new one, live.
+    case crossFade(seconds: Double)
 }
 
 /// The time the mix loop keeps: nanoseconds on a monotonic clock, and a sleep until one of
@@ -103,7 +114,8 @@ public final class Compositor: Sendable {
     public let settings: Settings
     /// What the encoders were opened with: every output needs it before the first packet.
     public let format: ProgramFormat
-    private let scene: Mutex<Scene>
+    /// The scene, and a count of its arrangements (layout and tiles), which a transition follows.
+    private let scene: Mutex<(scene: Scene, arrangement: Int)>
     private let statistics = Mutex(Statistics())
     private let running = Atomic<Bool>(false)
     private let stopped = Atomic<Bool>(false)
@@ -122,6 +134,9 @@ public final class Compositor: Sendable {
         var background: (key: String, frame: VideoFrame)?
         /// The picture drawn each tick, reused so a frame costs no allocation.
         var canvas: VideoFrame?
+        /// The arrangement last drawn, and a cross-fade under way from the one before.
+        var arrangement = 0
+        var fade: (from: VideoFrame, start: UInt64, ticks: UInt64)?
     }
 
     public init(settings: Settings, scene: Scene, clock: any CompositorClock = MonotonicClock(),
@@ -134,12 +149,17 @@ public final class Compositor: Sendable {
         format = ProgramFormat(width: settings.width, height: settings.height, framesPerSecond: settings.framesPerSecond,
                         videoBitrateKbps: settings.videoBitrateKbps, parameterSets: video.parameterSets, audioSpecificConfig: audio.audioSpecificConfig)
         engine = Mutex(Engine(video: video, audio: audio, text: try? TextRenderer()))
-        self.scene = Mutex(scene)
+        self.scene = Mutex((scene, 0))
         self.onPacket = onPacket
     }
 
     public func update(_ scene: Scene) {
-        self.scene.withLock { $0 = scene }
+        self.scene.withLock { current in
+            let rearranged = current.scene.layout.name != scene.layout.name
+                || current.scene.participants.map(ObjectIdentifier.init) != scene.participants.map(ObjectIdentifier.init)
+            current.scene = scene
+            if rearranged { current.arrangement += 1 }
+        }
     }
 
     public var stats: Statistics { statistics.withLock { $0 } }
@@ -201,13 +221,28 @@ public final class Compositor: Sendable {
     private func produce(tick: UInt64) {
         let fps = UInt64(settings.framesPerSecond)
         let pts = Int64(tick * 1_000_000 / fps)
-        let scene = self.scene.withLock { $0 }
+        let (scene, arrangement) = self.scene.withLock { $0 }
         let sampleStart = Int(tick * 48_000 / fps)
         let sampleEnd = Int((tick + 1) * 48_000 / fps)
         let packets: [ProgramPacket] = engine.withLock { engine in
             var picture = engine.canvas ?? VideoFrame(width: settings.width, height: settings.height, fill: (0, 128, 128))
+            if arrangement != engine.arrangement {
+                engine.arrangement = arrangement
+                engine.fade = nil
+                if case .crossFade(let seconds) = scene.transition, let last = engine.canvas {
+                    engine.fade = (last, tick, max(2, UInt64(seconds * Double(fps))))
+                }
+            }
             engine.canvas = nil
             draw(scene, into: &picture, engine: &engine)
+            if let fade = engine.fade {
+                let step = tick - fade.start + 1
+                if step >= fade.ticks {
+                    engine.fade = nil
+                } else {
+                    picture.blend(over: fade.from, weight: Int(step * 256 / fade.ticks))
+                }
+            }
             var out: [ProgramPacket] = []
             do {
                 if let packet = try engine.video.encode(&picture, pts: pts) { out.append(packet) }
@@ -342,5 +377,28 @@ public final class Compositor: Sendable {
         let width = Int(Double(frame.width) * scale), height = Int(Double(frame.height) * scale)
         let target = PixelRect(x: rect.x + (rect.width - width) / 2, y: rect.y + (rect.height - height) / 2, width: width, height: height)
         scaler.draw(frame, crop: PixelRect(x: 0, y: 0, width: frame.width, height: frame.height), into: &picture, rect: target)
+    }
+}
+
+extension VideoFrame {
+    /// Mixes this picture over `old` of the same size: `weight` 256 is this picture alone,
+    /// 0 the old one.
+    mutating func blend(over old: VideoFrame, weight: Int) {
+        let weight = UInt16(max(0, min(256, weight)))
+        func mix(_ plane: inout [UInt8], _ under: [UInt8]) {
+            plane.withUnsafeMutableBufferPointer { new in
+                under.withUnsafeBufferPointer { old in
+                    guard var to = new.baseAddress, var from = old.baseAddress else { return }
+                    for _ in 0..<min(new.count, old.count) {
+                        to.pointee = UInt8(truncatingIfNeeded: (UInt16(from.pointee) &* (256 &- weight) &+ UInt16(to.pointee) &* weight) >> 8)
+                        to += 1
+                        from += 1
+                    }
+                }
+            }
+        }
+        mix(&y, old.y)
+        mix(&u, old.u)
+        mix(&v, old.v)
     }
 }

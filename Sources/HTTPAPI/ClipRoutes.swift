@@ -69,6 +69,7 @@ extension API {
             let owner = try context.requireUser()
             let body = try await request.decode(as: CreateClipRequest.self, context: context)
             let name = try Validate.text(body.name, field: "name", max: 120)
+            guard body.sizeBytes > 0 else { throw APIError(.badRequest, "invalid_field", "`size_bytes` is the clip's size in bytes, more than 0") }
             let clip = try await clipCall { try await clips.create(owner: owner, name: name, bytes: body.sizeBytes, loop: body.loop ?? false) }
             return try ClipResponse(clip, receivedBytes: 0, maxBytes: await clips.maxBytes).created()
         }

@@ -335,6 +335,7 @@ final class SignalingConnection {
         if let streams = change.streams { stage.streams = streams }
         if let clips = change.clips { stage.clips = clips }
         if let fullscreen = change.clipFullscreen { stage.clipFullscreen = fullscreen }
+        if let transition = change.transition.flatMap(Stage.Transition.init(rawValue:)) { stage.transition = transition }
         if stage.clips.isEmpty { stage.clipFullscreen = false }
         stage.banner = change.banner.applied(to: stage.banner?.text).map(Stage.Banner.init(text:))
         stage.logo = change.logo.applied(to: stage.logo)

@@ -215,6 +215,7 @@ public enum TallyServer {
         api.addMediaFileRoutes(to: router)
         api.addUploadRoutes(to: router)
         api.addClipRoutes(to: router)
+        api.addSceneRoutes(to: router)
         api.addEchoRoutes(to: router)
         api.addICEServerRoutes(to: router)
         api.addWatchRoutes(to: router)

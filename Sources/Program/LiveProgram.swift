@@ -45,10 +45,12 @@ public struct ProgramStage: Sendable {
     public var logo: TransparentImage?
     public var background: (key: String, picture: VideoFrame)?
     public var comment: (name: String, text: String)?
+    public var transition: Transition
 
     public init(layout: LayoutSpec, tiles: [(source: StageSource, name: String)], banner: String?, logo: TransparentImage?,
-                background: (key: String, picture: VideoFrame)?, comment: (name: String, text: String)? = nil) {
+                background: (key: String, picture: VideoFrame)?, comment: (name: String, text: String)? = nil, transition: Transition = .cut) {
         self.comment = comment
+        self.transition = transition
         self.layout = layout
         self.tiles = tiles
         self.banner = banner
@@ -224,7 +226,7 @@ public final class LiveProgram: Sendable {
             }
         }
         compositor.update(Scene(layout: stage.layout, participants: inputs, banner: stage.banner, logo: stage.logo, background: stage.background,
-                                comment: stage.comment))
+                                comment: stage.comment, transition: stage.transition))
     }
 
     /// The size each participant on stage was last decoded at, for the owner's debug view.

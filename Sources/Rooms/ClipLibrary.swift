@@ -129,7 +129,7 @@ public actor ClipLibrary {
         let received = self.received(id)
         guard received == clip.sizeBytes else { throw Failure.notUploaded }
         do {
-            let checked = try check(uploaded)
+            let checked = try await Self.offCooperativeThreads { [settings] in try Self.check(uploaded, settings: settings) }
             let stem = UUID().uuidString.lowercased()
             clip.fileName = "\(stem).\(checked.container == .mp4 ? "mp4" : "webm")"
             clip.thumbnailName = "\(stem).jpg"
@@ -184,7 +184,15 @@ public actor ClipLibrary {
         return nil
     }
 
-    private func check(_ path: String) throws -> (container: MediaFileDecoder.Container, info: MediaFileDecoder.Info, thumbnail: [UInt8]) {
+    /// Decoding a clip may take a while; it runs on a thread of its own, not one that the
+    /// server's other tasks share.
+    private static func offCooperativeThreads<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            Thread { continuation.resume(with: Result { try work() }) }.start()
+        }
+    }
+
+    private static func check(_ path: String, settings: Settings) throws -> (container: MediaFileDecoder.Container, info: MediaFileDecoder.Info, thumbnail: [UInt8]) {
         guard let handle = FileHandle(forReadingAtPath: path) else { throw Failure.notFound }
         let head = [UInt8]((try? handle.read(upToCount: 16)) ?? Data())
         try? handle.close()

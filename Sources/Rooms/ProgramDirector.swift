@@ -561,10 +561,19 @@ public actor ProgramDirector {
         if stage.clipFullscreen, let first = clips.first {
             // The clip alone, filling the frame with its sound: an intro, an ad break.
             let solo = layouts.layout(named: "solo") ?? layout
-            return ProgramStage(layout: solo, tiles: [first], banner: nil, logo: logo, background: background)
+            return ProgramStage(layout: solo, tiles: [first], banner: nil, logo: logo, background: background, transition: transition(stage))
         }
         return ProgramStage(layout: layout, tiles: people + streams + clips,
-                            banner: stage.banner?.text, logo: logo, background: background, comment: stage.comment.map { ($0.name, $0.text) })
+                            banner: stage.banner?.text, logo: logo, background: background, comment: stage.comment.map { ($0.name, $0.text) },
+                            transition: transition(stage))
+    }
+
+    /// A cross-fade lasts half a second, as the studio's preview draws it.
+    private func transition(_ stage: Stage) -> Transition {
+        switch stage.transition {
+        case .cut: .cut
+        case .fade: .crossFade(seconds: 0.5)
+        }
     }
 
     /// The stage's clips that are still in the owner's library, in stage order.

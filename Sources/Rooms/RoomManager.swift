@@ -220,6 +220,19 @@ public struct RoomManager: Sendable {
     public func arrange(_ proposed: Stage, in broadcast: Broadcast) async throws -> Stage {
         var stage = proposed
         stage.banner = stage.banner.map { Stage.Banner(text: $0.text.trimmingCharacters(in: .whitespacesAndNewlines)) }
+        try await check(stage, in: broadcast)
+        let id = try broadcast.requireID()
+        broadcast.stage = stage
+        try await broadcast.save(on: store.db)
+        await programs.update(broadcast)
+        await announce(RoomEvent.stageUpdated(stage), in: id)
+        logger.info("stage arranged", metadata: ["broadcast": "\(id)", "layout": "\(stage.layout)", "on_stage": "\(stage.participants.count)"])
+        return stage
+    }
+
+    /// Whether `stage` may stand in `broadcast`: the rules, and only the host's own streams,
+    /// clips and uploads (a saved scene is checked so too).
+    public func check(_ stage: Stage, in broadcast: Broadcast) async throws {
         let id = try broadcast.requireID()
         let participants = try await Participant.query(on: store.db).filter(\.$broadcastID == id).all()
         let roles = Dictionary(try participants.map { (try $0.requireID(), ParticipantRole(rawValue: $0.role) ?? .viewer) }) { first, _ in first }
@@ -244,12 +257,6 @@ public struct RoomManager: Sendable {
                 throw RoomError.unknownUpload(field: field)
             }
         }
-        broadcast.stage = stage
-        try await broadcast.save(on: store.db)
-        await programs.update(broadcast)
-        await announce(RoomEvent.stageUpdated(stage), in: id)
-        logger.info("stage arranged", metadata: ["broadcast": "\(id)", "layout": "\(stage.layout)", "on_stage": "\(stage.participants.count)"])
-        return stage
     }
 
     /// Publishes a room event; the change it describes is already saved, so an unreachable

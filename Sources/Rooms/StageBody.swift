@@ -12,6 +12,7 @@ public struct StageBody: Codable, Sendable {
     public var comment: Stage.Comment?
     public var clips: [UUID]?
     public var clipFullscreen: Bool?
+    public var transition: Stage.Transition?
 
     public init(_ stage: Stage) {
         layout = stage.layout
@@ -23,11 +24,12 @@ public struct StageBody: Codable, Sendable {
         comment = stage.comment
         clips = stage.clips
         clipFullscreen = stage.clipFullscreen
+        transition = stage.transition
     }
 
     public var stage: Stage {
         Stage(layout: layout, participants: participants, streams: streams ?? [], banner: banner, logo: logo, background: background, comment: comment,
-              clips: clips ?? [], clipFullscreen: clipFullscreen ?? false)
+              clips: clips ?? [], clipFullscreen: clipFullscreen ?? false, transition: transition ?? .cut)
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -42,12 +44,13 @@ public struct StageBody: Codable, Sendable {
         try container.encode(comment, forKey: .comment)
         try container.encode(clips ?? [], forKey: .clips)
         try container.encode(clipFullscreen ?? false, forKey: .clipFullscreen)
+        try container.encode(transition ?? .cut, forKey: .transition)
     }
 
     /// Decoded by the API's snake-case decoder, which matches camel-case names.
-    enum CodingKeys: String, CodingKey { case layout, participants, streams, banner, logo, background, comment, clips, clipFullscreen }
+    enum CodingKeys: String, CodingKey { case layout, participants, streams, banner, logo, background, comment, clips, clipFullscreen, transition }
     /// Spelled out, as room events are encoded without key conversion.
     enum EncodedKeys: String, CodingKey {
-        case layout, participants, streams, banner, logo, background, comment, clips, clipFullscreen = "clip_fullscreen"
+        case layout, participants, streams, banner, logo, background, comment, clips, clipFullscreen = "clip_fullscreen", transition
     }
 }

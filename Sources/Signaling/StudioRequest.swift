@@ -152,6 +152,8 @@ public enum StudioRequest: Sendable, Equatable {
         public var clips: [UUID]?
         /// The first clip alone on the whole program.
         public var clipFullscreen: Bool?
+        /// `cut` or `fade`: how the program changes arrangement from now on.
+        public var transition: String?
         public var banner: Change<String> = .keep
         public var logo: Change<String> = .keep
         public var background: Change<String> = .keep
@@ -169,7 +171,7 @@ public enum StudioRequest: Sendable, Equatable {
         }
 
         enum CodingKeys: String, CodingKey {
-            case layout, participants, streams, clips, clipFullscreen = "clip_fullscreen", banner, logo, background, comment
+            case layout, participants, streams, clips, clipFullscreen = "clip_fullscreen", transition, banner, logo, background, comment
         }
 
         public init(layout: String? = nil, participants: [UUID]? = nil, streams: [String]? = nil) {
@@ -183,6 +185,10 @@ public enum StudioRequest: Sendable, Equatable {
             layout = try container.optionalText(.layout, max: 40)
             if container.contains(.participants) { participants = try Self.ids(container, .participants, what: "participant ids") }
             if container.contains(.clips) { clips = try Self.ids(container, .clips, what: "clip ids") }
+            transition = try container.optionalText(.transition, max: 10)
+            guard transition == nil || ["cut", "fade"].contains(transition) else {
+                throw DecodingError.dataCorruptedError(forKey: .transition, in: container, debugDescription: "is cut or fade")
+            }
             if container.contains(.clipFullscreen) {
                 guard let fullscreen = try? container.decode(Bool.self, forKey: .clipFullscreen) else {
                     throw DecodingError.dataCorruptedError(forKey: .clipFullscreen, in: container, debugDescription: "is true or false")

@@ -6,7 +6,7 @@ enum TallyMigrations {
         CreateUsers(), CreateBroadcasts(), CreateDestinations(), CreateParticipants(), CreateRecordings(), CreateUploads(),
         AddBroadcastStage(), CreateIngestStreams(), AddIngestStreamSRTPassphrase(), AddIngestStreamLadder(),
         CreateIngestRelays(), AddParticipantInvite(), AddRecordingError(), CreateBroadcastHomes(), AddRecordingPart(),
-        CreateParticipantTracks(), CreateClips(),
+        CreateParticipantTracks(), CreateClips(), CreateScenes(),
     ]
 }
 
@@ -279,6 +279,20 @@ struct CreateClips: TableCreation {
             .field("duration_seconds", .double, .required)
             .field("has_audio", .bool, .required)
             .field("loop", .bool, .required)
+            .field("created_at", .datetime)
+            .create()
+    }
+}
+
+struct CreateScenes: TableCreation {
+    typealias Table = StageScene
+
+    func prepare(on database: any Database) async throws {
+        try await database.schema(Table.schema)
+            .id()
+            .field("broadcast_id", .uuid, .required, .references(Broadcast.schema, "id", onDelete: .cascade))
+            .field("name", .string, .required)
+            .field("stage", .json, .required)
             .field("created_at", .datetime)
             .create()
     }

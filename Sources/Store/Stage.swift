@@ -19,6 +19,12 @@ public struct Stage: Codable, Sendable, Equatable {
     public var clips: [UUID]
     /// The first clip fills the whole program, alone with its sound, until this is false again.
     public var clipFullscreen: Bool
+    /// How the program changes layout or who is on stage: a cut, or a cross-fade.
+    public var transition: Transition
+
+    public enum Transition: String, Codable, Sendable {
+        case cut, fade
+    }
 
     public struct Comment: Codable, Sendable, Equatable {
         public var name: String
@@ -39,8 +45,10 @@ public struct Stage: Codable, Sendable, Equatable {
     }
 
     public init(layout: String, participants: [UUID] = [], streams: [String] = [], banner: Banner? = nil, logo: String? = nil,
-                background: String? = nil, comment: Comment? = nil, clips: [UUID] = [], clipFullscreen: Bool = false) {
+                background: String? = nil, comment: Comment? = nil, clips: [UUID] = [], clipFullscreen: Bool = false,
+                transition: Transition = .cut) {
         self.comment = comment
+        self.transition = transition
         self.clips = clips
         self.clipFullscreen = clipFullscreen
         self.layout = layout
@@ -51,7 +59,7 @@ public struct Stage: Codable, Sendable, Equatable {
         self.background = background
     }
 
-    enum CodingKeys: String, CodingKey { case layout, participants, streams, banner, logo, background, comment, clips, clipFullscreen = "clip_fullscreen" }
+    enum CodingKeys: String, CodingKey { case layout, participants, streams, banner, logo, background, comment, clips, clipFullscreen = "clip_fullscreen", transition }
 
     /// Stages stored before streams or clips could stand on them have neither.
     public init(from decoder: any Decoder) throws {
@@ -65,5 +73,6 @@ public struct Stage: Codable, Sendable, Equatable {
         comment = try container.decodeIfPresent(Comment.self, forKey: .comment)
         clips = try container.decodeIfPresent([UUID].self, forKey: .clips) ?? []
         clipFullscreen = try container.decodeIfPresent(Bool.self, forKey: .clipFullscreen) ?? false
+        transition = try container.decodeIfPresent(Transition.self, forKey: .transition) ?? .cut
     }
 }

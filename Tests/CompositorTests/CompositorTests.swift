@@ -42,6 +42,29 @@ private final class ScriptedClock: CompositorClock {
     func sleep(until deadline: UInt64) {}
 }
 
+/// On time every tick, like `ScriptedClock`, and tells `onTick` as each tick after the first
+/// is waited for: a test changes the scene at a given tick.
+private final class SteppingClock: CompositorClock {
+    let interval: UInt64
+    let calls = Mutex<UInt64>(0)
+    let onTick: @Sendable (UInt64) -> Void
+
+    init(framesPerSecond: Int, onTick: @escaping @Sendable (UInt64) -> Void) {
+        interval = 1_000_000_000 / UInt64(framesPerSecond)
+        self.onTick = onTick
+    }
+
+    func now() -> UInt64 {
+        let call = calls.withLock { calls in
+            defer { calls += 1 }
+            return calls
+        }
+        return call <= 1 ? 0 : (call - 1) * interval - 1
+    }
+
+    func sleep(until deadline: UInt64) { onTick(deadline / interval) }
+}
+
 /// Runs a small compositor for `ticks` ticks (0.6 s of program at 30 fps) on a scripted
 /// clock, and decodes the last picture it encoded.
 private func runProgram(scene: Scene, ticks: UInt64 = 18, lateness: [UInt64: UInt64] = [:]) throws
@@ -242,3 +265,55 @@ private func near(_ a: YUVColor, _ b: YUVColor, tolerance: Int = 24) -> Bool {
         #expect(buffered < 0.12)
     }
 }
+
+@Suite struct TransitionTests {
+    /// The centre colour of every picture of a program that shows red, then blue from tick 6.
+    private func centres(_ transition: Transition) throws -> [YUVColor] {
+        let layout = try gridLayout()
+        let left = CompositorInput(name: "Ada")
+        let right = CompositorInput(name: "Bo")
+        left.deliver(VideoFrame(width: 320, height: 180, fill: (red.y, red.u, red.v)))
+        right.deliver(VideoFrame(width: 320, height: 180, fill: (blue.y, blue.u, blue.v)))
+        let packets = Mutex<[ProgramPacket]>([])
+        let compositor = Mutex<Compositor?>(nil)
+        let clock = SteppingClock(framesPerSecond: 30) { tick in
+            guard tick == 6 else { return }
+            let program = compositor.withLock { $0 }
+            program?.update(Scene(layout: layout, participants: [right], transition: transition))
+        }
+        let program = try Compositor(settings: .init(width: 320, height: 180, framesPerSecond: 30, videoBitrateKbps: 800, encoderThreads: 1),
+                                     scene: Scene(layout: layout, participants: [left]), clock: clock) { packet in
+            packets.withLock { $0.append(packet) }
+        }
+        compositor.withLock { $0 = program }
+        program.run(ticks: 18)
+        let decoder = try AVVideoDecoder(codecID: .init(27))
+        var centres: [YUVColor] = []
+        for packet in packets.withLock({ $0 }) where packet.kind == .video {
+            if let picture = try decoder.decode(EncodedFrame(data: packet.data, rtpTimestamp: 0, isKeyframe: packet.isKeyframe)) {
+                centres.append(color(picture, x: 160, y: 90))
+            }
+        }
+        return centres
+    }
+
+    @Test func aNewArrangementCrossFadesOverTheLastPictureWhenAskedAndCutsOtherwise() throws {
+        let fading = try centres(.crossFade(seconds: 0.2))
+        #expect(fading.count == 18)
+        #expect(fading.prefix(6).allSatisfy { near($0, red) })
+        // Six ticks of fade: the pictures between show red and blue mixed, more blue each time.
+        let between = fading.enumerated().filter { !near($0.element, red) && !near($0.element, blue) }
+        #expect(between.count >= 3, "\(fading)")
+        #expect(zip(between, between.dropFirst()).allSatisfy { Int($0.element.v) + 4 >= Int($1.element.v) }, "red's V falls as blue's share grows")
+        #expect(near(fading[17], blue))
+        let cutting = try centres(.cut)
+        #expect(cutting.prefix(6).allSatisfy { near($0, red) } && cutting.dropFirst(7).allSatisfy { near($0, blue) }, "\(cutting)")
+    }
+
+    @Test func blendingWeighsEachPicture() {
+        var top = VideoFrame(width: 2, height: 2, fill: (200, 100, 40))
+        top.blend(over: VideoFrame(width: 2, height: 2, fill: (0, 200, 240)), weight: 64)
+        #expect(top.y == [50, 50, 50, 50] && top.u == [175] && top.v == [190])
+    }
+}
+

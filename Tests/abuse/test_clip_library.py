@@ -23,7 +23,7 @@ def test_clips_belong_to_their_host_and_only_playable_files_are_kept(tally, figu
         assert reply.status_code in (401, 403), (reply.status_code, reply.text)
         refused += 1
     assert error_code(announce(tally, host, size=(500 << 20) + 1)) == "clip_too_large"
-    assert error_code(announce(tally, host, size=0)) == "clip_too_large"
+    assert error_code(announce(tally, host, size=0)) == "invalid_field"
     assert requests.post(f"{tally.url}/api/clips", json={"name": "", "size_bytes": 10}, headers=auth(host), timeout=10).status_code == 400
     refused += 3
 

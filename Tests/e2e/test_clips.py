@@ -137,7 +137,7 @@ def test_the_host_uploads_a_clip_in_the_studio_and_plays_it_on_stage(start_tally
 
     from conftest import CHROMIUM_ARGS, wait_in_page
     from test_accessibility import audit
-    from test_studio import COMMENT, create_broadcast, shoot, signed_up
+    from test_studio import ARTIFACTS, COMMENT, SIZES, create_broadcast, shoot, signed_up
     tally = start_tally({"TALLY_HOST": "127.0.0.1"})
     path = tmp_path / "Opening titles.mp4"
     make_clip(path, seconds=4)
@@ -166,8 +166,21 @@ def test_the_host_uploads_a_clip_in_the_studio_and_plays_it_on_stage(start_tally
             host.click("button[aria-label=\"Show Clara Clips's message on stream\"]")
             wait_in_page(host, "document.querySelector('#stage .comment') !== null")
             assert "Loved the intro!" in host.evaluate(COMMENT)
+            # The stage saved as a scene: the scene list beside the clip and the comment.
+            host.fill("#scene-name", "Intro with chat")
+            host.press("#scene-name", "Enter")
+            host.wait_for_selector("#scenes li[data-scene]")
+            assert "Intro with chat" in host.inner_text("#scenes")
+            host.select_option("#transition", "fade")
+            wait_in_page(host, "window.studio.state.stage.transition === 'fade'")
             host.evaluate("window.scrollTo(0, 0)")
             shoot(host, "studio-clip")
+            ARTIFACTS.mkdir(parents=True, exist_ok=True)
+            for size, viewport in SIZES.items():
+                host.set_viewport_size(viewport)
+                host.wait_for_timeout(800)
+                host.screenshot(path=str(ARTIFACTS / f"studio-clip-scenes-{size}.png"), full_page=True)
+            host.set_viewport_size(SIZES["desktop"])
             reports = audit(host, "studio with a clip")
             # Full screen: the clip alone, in the solo layout; back again.
             host.click("button[aria-label='Show clip Opening titles full screen']")

@@ -23,6 +23,8 @@ const state = {
   streams: [],
   // The host's ready clips (GET /api/clips), which play on stage after people and streams.
   clips: [],
+  // The broadcast's saved stage arrangements (GET /api/broadcasts/{id}/scenes).
+  scenes: [],
   layouts: [],
   participants: new Map(),
   destinations: new Map(),
@@ -246,6 +248,73 @@ function renderClips() {
   }));
 }
 
+function renderScenes() {
+  $('#scenes').replaceChildren(...state.scenes.map(scene => {
+    const show = element('button', {type: 'button', textContent: 'Show'});
+    show.setAttribute('aria-label', `Show scene ${scene.name}`);
+    show.addEventListener('click', async () => {
+      try { await call('POST', `/api/broadcasts/${broadcastID}/scenes/${scene.id}/show`); } catch (failure) { toast(failure.message); }
+    });
+    const remove = element('button', {type: 'button', textContent: 'Delete'});
+    remove.setAttribute('aria-label', `Delete scene ${scene.name}`);
+    remove.addEventListener('click', async () => {
+      try { await call('DELETE', `/api/broadcasts/${broadcastID}/scenes/${scene.id}`); await refreshScenes(); } catch (failure) { toast(failure.message); }
+    });
+    const item = element('li', {className: 'scene'}, element('span', {textContent: scene.name}), show, remove);
+    item.dataset.scene = scene.id;
+    return item;
+  }));
+  $('#transition').value = state.stage.transition ?? 'cut';
+}
+
+async function refreshScenes() {
+  try {
+    ({scenes: state.scenes} = await call('GET', `/api/broadcasts/${broadcastID}/scenes`));
+    renderScenes();
+  } catch (failure) {
+    toast(`Scenes: ${failure.message}`);
+  }
+}
+
+// The stage as it looks now, drawn into a canvas: what fades out over the new arrangement.
+function stageSnapshot() {
+  const stage = $('#stage');
+  const box = stage.getBoundingClientRect();
+  const canvas = element('canvas', {className: 'stage-snapshot', width: Math.round(box.width), height: Math.round(box.height)});
+  canvas.setAttribute('aria-hidden', 'true');
+  const context = canvas.getContext('2d');
+  context.fillStyle = getComputedStyle(stage).backgroundColor;
+  context.fillRect(0, 0, canvas.width, canvas.height);
+  for (const tile of stage.querySelectorAll('.tile')) {
+    const area = tile.getBoundingClientRect();
+    const media = tile.querySelector('video');
+    context.fillStyle = '#1b1f27';
+    context.fillRect(area.left - box.left, area.top - box.top, area.width, area.height);
+    if (media?.videoWidth) context.drawImage(media, area.left - box.left, area.top - box.top, area.width, area.height);
+  }
+  return canvas;
+}
+
+function arrangement(stage) {
+  return JSON.stringify([stage.layout, stage.participants, stage.streams ?? [], stage.clips ?? [], stage.clip_fullscreen ?? false]);
+}
+
+// A new stage from the server: with the cross-fade chosen and a new arrangement, the old
+// picture fades out over the new one in half a second, as on the program.
+function applyStage(stage) {
+  const fading = stage.transition === 'fade' && arrangement(stage) !== arrangement(state.stage) && !$('#studio').hidden;
+  const snapshot = fading ? stageSnapshot() : null;
+  state.stage = stage;
+  renderStage();
+  if (state.me?.role === 'host') renderScenes();
+  if (!snapshot) return;
+  $('#stage').querySelectorAll('.stage-snapshot').forEach(node => node.remove());
+  $('#stage').append(snapshot);
+  snapshot.getBoundingClientRect();
+  snapshot.classList.add('fading');
+  setTimeout(() => snapshot.remove(), 600);
+}
+
 async function refreshClips() {
   try {
     state.clips = await listClips();
@@ -461,7 +530,7 @@ function listen() {
   });
   on('participant-status-updated', data => { addParticipant(data.participant); renderBackstage(); });
   on('media-published', data => subscribe(data.participant_id));
-  on('stage-updated', data => { state.stage = data; renderStage(); });
+  on('stage-updated', applyStage);
   on('chat-message', appendChat);
   on('mute-request', data => {
     setMuted(data.kind, true);
@@ -530,6 +599,7 @@ async function enter(event) {
       await refreshStreams();
       setInterval(refreshStreams, 10_000);
       await refreshClips();
+      await refreshScenes();
     }
     // Shown once everything above is in place.
     stopMeter?.();
@@ -600,6 +670,19 @@ function main() {
     });
     $(`#${field}-clear`).addEventListener('click', () => { $(`#${field}-file`).value = ''; setStage({[field]: null}); });
   }
+  $('#scene-form').addEventListener('submit', async event => {
+    event.preventDefault();
+    const name = $('#scene-name').value.trim();
+    if (!name) return;
+    try {
+      await call('POST', `/api/broadcasts/${broadcastID}/scenes`, {name});
+      $('#scene-name').value = '';
+      await refreshScenes();
+    } catch (failure) {
+      toast(failure.message);
+    }
+  });
+  $('#transition').addEventListener('change', () => setStage({transition: $('#transition').value}));
   $('#clip-file').addEventListener('change', async () => {
     const file = $('#clip-file').files[0];
     if (!file) return;
