@@ -159,6 +159,7 @@ extension API {
                 throw APIError(.conflict, "offset_mismatch", failure.description, headers: [Self.uploadOffset: String(received)])
             case .finished: throw APIError(.conflict, "clip_uploaded", failure.description)
             case .notUploaded: throw APIError(.conflict, "upload_incomplete", failure.description)
+            case .beingChecked: throw APIError(.conflict, "clip_being_checked", failure.description, headers: [.retryAfter: "1"])
             case .diskFull: throw APIError(.serviceUnavailable, "disk_full", failure.description, headers: [.retryAfter: "30"])
             case .invalid: throw APIError(.unprocessableContent, "invalid_clip", failure.description)
             case .onAnotherNode: throw APIError(.serviceUnavailable, "upload_on_another_node", failure.description, headers: [.retryAfter: "2"])

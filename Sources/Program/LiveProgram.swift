@@ -182,39 +182,13 @@ public final class LiveProgram: Sendable {
             await sfu.tap(broadcastID: broadcastID, participantID: feed.participantID, tile: sizes[feed.participantID]) { packet in feed.push(packet) }
         }
         for (id, tile) in resized { await sfu.fitTap(broadcastID: broadcastID, participantID: id, tile: tile) }
-        let (newStreams, goneStreams) = ingestFeeds.withLock { feeds -> ([IngestFeed], [IngestFeed]) in
-            let wanted = Set(streams.map(\.id))
-            let gone = feeds.filter { !wanted.contains($0.key) }.map(\.value)
-            for feed in gone { feeds[feed.streamID] = nil }
-            var new: [IngestFeed] = []
-            for (id, name) in streams {
-                if let feed = feeds[id] {
-                    feed.input.name = name
-                } else {
-                    let feed = IngestFeed(input: CompositorInput(name: name), streamID: id)
-                    feeds[id] = feed
-                    new.append(feed)
-                }
-            }
-            return (new, gone)
+        let (newStreams, goneStreams) = Self.reconcile(ingestFeeds, with: streams, input: \IngestFeed.input) { id, name in
+            IngestFeed(input: CompositorInput(name: name), streamID: id)
         }
         for feed in goneStreams { feed.stop() }
         if let ingest { for feed in newStreams { feed.start(ingest) } }
-        let (newClips, goneClips) = clipFeeds.withLock { feeds -> ([ClipFeed], [ClipFeed]) in
-            let wanted = Set(clips.map(\.source))
-            let gone = feeds.filter { !wanted.contains($0.key) }.map(\.value)
-            for feed in gone { feeds[feed.source] = nil }
-            var new: [ClipFeed] = []
-            for (source, name) in clips {
-                if let feed = feeds[source] {
-                    feed.input.name = name
-                } else {
-                    let feed = ClipFeed(input: CompositorInput(name: name), source: source, logger: logger)
-                    feeds[source] = feed
-                    new.append(feed)
-                }
-            }
-            return (new, gone)
+        let (newClips, goneClips) = Self.reconcile(clipFeeds, with: clips, input: \ClipFeed.input) { source, name in
+            ClipFeed(input: CompositorInput(name: name), source: source, logger: logger)
         }
         for feed in goneClips { feed.stop() }
         for feed in newClips { feed.start() }
@@ -227,6 +201,29 @@ public final class LiveProgram: Sendable {
         }
         compositor.update(Scene(layout: stage.layout, participants: inputs, banner: stage.banner, logo: stage.logo, background: stage.background,
                                 comment: stage.comment, transition: stage.transition))
+    }
+
+    /// Keeps one feed per wanted key (renaming those already there), made by `make`; returns
+    /// the feeds made, to start, and those no longer wanted, to stop.
+    private static func reconcile<Key: Hashable & Sendable, Feed: Sendable>(_ feeds: borrowing Mutex<[Key: Feed]>, with wanted: [(Key, String)],
+                                                       input: (Feed) -> CompositorInput,
+                                                       make: (Key, String) -> Feed) -> (new: [Feed], gone: [Feed]) {
+        feeds.withLock { feeds in
+            let keys = Set(wanted.map(\.0))
+            let gone = feeds.filter { !keys.contains($0.key) }
+            for key in gone.keys { feeds[key] = nil }
+            var new: [Feed] = []
+            for (key, name) in wanted {
+                if let feed = feeds[key] {
+                    input(feed).name = name
+                } else {
+                    let feed = make(key, name)
+                    feeds[key] = feed
+                    new.append(feed)
+                }
+            }
+            return (new, Array(gone.values))
+        }
     }
 
     /// The size each participant on stage was last decoded at, for the owner's debug view.

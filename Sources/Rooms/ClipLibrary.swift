@@ -42,6 +42,7 @@ public actor ClipLibrary {
         case offsetMismatch(received: Int64)
         case finished
         case notUploaded
+        case beingChecked
         case diskFull
         case invalid(String)
         case onAnotherNode
@@ -54,6 +55,7 @@ public actor ClipLibrary {
             case .offsetMismatch(let received): "the server has \(received) bytes of this clip; send from there"
             case .finished: "this clip is already uploaded"
             case .notUploaded: "this clip's upload is not complete; send its pieces, then POST …/complete"
+            case .beingChecked: "this clip is being checked; ask for it again in a moment"
             case .diskFull: "the server's disk is nearly full; clips cannot be uploaded now"
             case .invalid(let reason): "the file is not a clip the program can play: \(reason)"
             case .onAnotherNode: "this clip is being uploaded to another server of this deployment; try again"
@@ -63,6 +65,11 @@ public actor ClipLibrary {
 
     private let settings: Settings
     private let store: Store
+    /// Clips whose files are being checked now.
+    private var checking: Set<UUID> = []
+    /// Checks decode, so they take turns on one thread of their own, off the threads the
+    /// server's other tasks share.
+    private static let checks = DispatchQueue(label: "tally.clip-check")
     private let logger: Logger
 
     public init(settings: Settings, store: Store, logger: Logger) {
@@ -128,8 +135,14 @@ public actor ClipLibrary {
         let uploaded = upload(id).path
         let received = self.received(id)
         guard received == clip.sizeBytes else { throw Failure.notUploaded }
+        // The check suspends this actor: a second `complete` of the same clip meanwhile must
+        // not find its file moved and delete the clip the first one is making ready.
+        guard checking.insert(id).inserted else { throw Failure.beingChecked }
+        defer { checking.remove(id) }
         do {
-            let checked = try await Self.offCooperativeThreads { [settings] in try Self.check(uploaded, settings: settings) }
+            let checked = try await withCheckedThrowingContinuation { [settings] continuation in
+                Self.checks.async { continuation.resume(with: Result { try Self.check(uploaded, settings: settings) }) }
+            }
             let stem = UUID().uuidString.lowercased()
             clip.fileName = "\(stem).\(checked.container == .mp4 ? "mp4" : "webm")"
             clip.thumbnailName = "\(stem).jpg"
@@ -182,14 +195,6 @@ public actor ClipLibrary {
             return (settings.directory.appendingPathComponent(name).path, "image/jpeg")
         }
         return nil
-    }
-
-    /// Decoding a clip may take a while; it runs on a thread of its own, not one that the
-    /// server's other tasks share.
-    private static func offCooperativeThreads<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
-        try await withCheckedThrowingContinuation { continuation in
-            Thread { continuation.resume(with: Result { try work() }) }.start()
-        }
     }
 
     private static func check(_ path: String, settings: Settings) throws -> (container: MediaFileDecoder.Container, info: MediaFileDecoder.Info, thumbnail: [UInt8]) {

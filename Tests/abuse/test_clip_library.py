@@ -85,3 +85,29 @@ def test_clips_belong_to_their_host_and_only_playable_files_are_kept(tally, figu
     refused += 1
     figures.record("clip library: foreign credentials, gaps, oversize, unplayable and redirecting files, stages, names, the cap",
                    sent=refused, refused=refused)
+
+
+def test_a_clip_completed_twice_at_once_stays_ready(tally, tmp_path):
+    """A second `complete` while the first checks the file is refused, not taken as a broken
+    upload (which would delete the clip the first is making ready)."""
+    import subprocess
+    import threading
+    path = tmp_path / "clip.mp4"
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=s=1280x720:r=30", "-t", "4", "-pix_fmt", "yuv420p",
+                    "-c:v", "libx264", str(path)], check=True, timeout=60)
+    data = path.read_bytes()
+    host = tally.register()
+    clip = announce(tally, host, size=len(data)).json()
+    assert requests.patch(tally.url + clip["upload_url"], data=data, headers={**auth(host), "Upload-Offset": "0"}, timeout=30).status_code == 200
+    replies = []
+    complete = lambda: replies.append(requests.post(f"{tally.url}/api/clips/{clip['id']}/complete", headers=auth(host), timeout=60))
+    threads = [threading.Thread(target=complete) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert all(reply.status_code in (200, 409) for reply in replies), [(r.status_code, r.text) for r in replies]
+    assert any(reply.status_code == 200 for reply in replies)
+    ready = requests.get(f"{tally.url}/api/clips/{clip['id']}", headers=auth(host), timeout=10)
+    assert ready.status_code == 200 and ready.json()["status"] == "ready", ready.text
+    assert requests.get(tally.url + ready.json()["url"], timeout=10).status_code == 200
