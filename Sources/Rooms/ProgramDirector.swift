@@ -385,9 +385,10 @@ public actor ProgramDirector {
     /// other node up (`canHandOver`), there is no one to wait for and they stop at once.
     public func drain(timeout: Duration, canHandOver: @Sendable () async -> Bool) async {
         draining = true
+        logger.notice("node draining: it takes no new program", metadata: ["programs": "\(programs.count)"])
         guard !programs.isEmpty else { return }
         if await canHandOver() {
-            logger.notice("draining: live programs go on until they end or the deadline", metadata: ["programs": "\(programs.count)", "deadline_seconds": "\(timeout.components.seconds)"])
+            logger.notice("live programs go on until they end or the drain deadline", metadata: ["programs": "\(programs.count)", "deadline_seconds": "\(timeout.components.seconds)"])
             let deadline = ContinuousClock.now + timeout
             while !programs.isEmpty, ContinuousClock.now < deadline {
                 try? await Task.sleep(for: .milliseconds(250))

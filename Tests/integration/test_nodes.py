@@ -72,13 +72,29 @@ def test_a_node_refuses_a_program_past_its_cpu_budget_by_the_cost_it_measured(st
     assert requests.post(f"{tally.url}/api/broadcasts/{second}/start", headers=headers, timeout=30).status_code == 200
 
 
-def test_a_draining_node_with_no_other_to_place_on_refuses_a_new_show(start_tally, tmp_path):
-    tally = start_tally({"TALLY_SECRET_KEY": SECRET, "TALLY_DRAIN_SECONDS": "6", "TALLY_CPU_BUDGET": "0", "TALLY_MAX_LIVE_PROGRAMS_PER_USER": "2"})
-    headers = {"Authorization": f"Bearer {tally.register()}"}
-    first, second = [requests.post(tally.url + "/api/broadcasts", json={"title": title}, headers=headers, timeout=10).json()["id"] for title in ("On", "Late")]
-    assert requests.post(f"{tally.url}/api/broadcasts/{first}/start", headers=headers, timeout=30).status_code == 200
-    tally.process.send_signal(signal.SIGTERM)
-    assert eventually(lambda: "draining" in tally.logs(), 5), tally.logs()[-2000:]
-    refused = requests.post(f"{tally.url}/api/broadcasts/{second}/start", headers=headers, timeout=30)
+@requires_postgres
+def test_a_draining_node_with_no_other_to_place_on_refuses_a_new_show(start_tally, redis_server, tmp_path):
+    # Two nodes: the other is at its program limit, so the draining one has nowhere to place a
+    # show; it keeps serving (its live program waits for the deadline while another node is up).
+    env = {"TALLY_DATABASE_URL": DATABASE_URL, "TALLY_REDIS_URL": redis_server.url, "TALLY_SECRET_KEY": SECRET,
+           "TALLY_CPU_BUDGET": "0", "TALLY_MAX_LIVE_PROGRAMS_PER_USER": "3"}
+    full = start_tally({**env, "TALLY_MAX_LIVE_PROGRAMS": "1"})
+    draining = start_tally({**env, "TALLY_DRAIN_SECONDS": "6"})
+    headers = {"Authorization": f"Bearer {full.register()}"}
+    on_full, on_draining, late = [requests.post(full.url + "/api/broadcasts", json={"title": title}, headers=headers, timeout=10).json()["id"]
+                                  for title in ("Full", "On", "Late")]
+    assert requests.post(f"{full.url}/api/broadcasts/{on_full}/start", headers=headers, timeout=30).status_code == 200
+    operator = {"Authorization": f"Bearer {operator_token(SECRET, tmp_path / 'cli')}"}
+
+    def loads():
+        nodes = requests.get(draining.url + "/api/nodes", headers=operator, timeout=5).json()["nodes"]
+        return {entry["url"]: entry for entry in nodes}
+
+    assert eventually(lambda: loads().get(full.url, {}).get("load", {}).get("live_programs") == 1, 10), loads()
+    assert requests.post(f"{draining.url}/api/broadcasts/{on_draining}/start", headers=headers, timeout=30).status_code == 200
+    draining.process.send_signal(signal.SIGTERM)
+    assert eventually(lambda: "node draining: it takes no new program" in draining.logs(), 5), draining.logs()[-2000:]
+    refused = requests.post(f"{draining.url}/api/broadcasts/{late}/start", headers=headers, timeout=30)
     assert refused.status_code == 503 and refused.json()["error"]["code"] == "node_draining", refused.text
-    assert tally.process.wait(20) == 0
+    assert requests.get(f"{draining.url}/api/broadcasts/{late}", headers=headers, timeout=10).json()["status"] == "scheduled"
+    assert draining.process.wait(20) == 0
