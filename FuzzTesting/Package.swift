@@ -27,6 +27,7 @@ let package = Package(
             "FuzzDriver", .product(name: "RelayWire", package: "tally"), .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .executableTarget(name: "FuzzFLV", dependencies: ["FuzzDriver", .product(name: "FLV", package: "tally")]),
+        .executableTarget(name: "FuzzClip", dependencies: ["FuzzDriver", .product(name: "MediaCodecs", package: "tally")]),
         .executableTarget(
             name: "FuzzMPEGTS",
             dependencies: ["FuzzDriver", .product(name: "Ingest", package: "tally"), .product(name: "MediaCodecs", package: "tally")]

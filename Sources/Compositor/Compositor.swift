@@ -16,10 +16,15 @@ public struct Scene: Sendable {
     public var comment: (name: String, text: String)?
     /// How the program arrives at this scene when its layout or tiles differ from the last.
     public var transition: Transition
+    public var theme: Theme
+    /// A clock in the middle of the picture counting down to `until` under `label`.
+    public var countdown: (label: String, until: Date)?
 
     public init(layout: LayoutSpec, participants: [CompositorInput], banner: String? = nil, logo: TransparentImage? = nil,
                 background: (key: String, picture: VideoFrame)? = nil, comment: (name: String, text: String)? = nil,
-                transition: Transition = .cut) {
+                transition: Transition = .cut, theme: Theme = .standard, countdown: (label: String, until: Date)? = nil) {
+        self.theme = theme
+        self.countdown = countdown
         self.comment = comment
         self.transition = transition
         self.layout = layout
@@ -27,6 +32,56 @@ public struct Scene: Sendable {
         self.banner = banner
         self.logo = logo
         self.background = background
+    }
+}
+
+/// The show's brand as the compositor draws it: the studio's preview applies the same rules
+/// (web/js/studio.js `applyTheme`).
+public struct Theme: Sendable, Equatable {
+    /// How a name tag or the banner is drawn: on the accent; dark and translucent; or white.
+    /// A shaded or white banner keeps an accent edge at its left.
+    public enum Style: String, Sendable {
+        case accent, shade, light
+    }
+
+    public var accent: YUVColor
+    /// Text on the accent: white, or near-black when the accent is light.
+    public var onAccent: YUVColor
+    public var fontPath: String
+    public var nameTags: Style
+    public var banner: Style
+
+    public static let standard = Theme(red: 37, green: 99, blue: 235)
+    static let ink = YUVColor(red: 17, green: 24, blue: 39)
+
+    public init(red: Int, green: Int, blue: Int, fontPath: String = TextRenderer.defaultFont, nameTags: Style = .shade, banner: Style = .accent) {
+        accent = YUVColor(red: red, green: green, blue: blue)
+        onAccent = Self.isLight(red: red, green: green, blue: blue) ? Self.ink : .white
+        self.fontPath = fontPath
+        self.nameTags = nameTags
+        self.banner = banner
+    }
+
+    /// Perceived brightness past which white text would not read on the colour.
+    public static func isLight(red: Int, green: Int, blue: Int) -> Bool {
+        299 * red + 587 * green + 114 * blue > 160_000
+    }
+
+    /// Paints a box in `style` and says which colour its text takes.
+    func paint(_ rect: PixelRect, style: Style, edge: Int, on picture: inout VideoFrame) -> YUVColor {
+        switch style {
+        case .accent:
+            picture.fill(rect, with: accent, opacity: 235)
+            return onAccent
+        case .shade:
+            picture.fill(rect, with: .shade, opacity: 160)
+            if edge > 0 { picture.fill(PixelRect(x: rect.x, y: rect.y, width: edge, height: rect.height), with: accent) }
+            return .white
+        case .light:
+            picture.fill(rect, with: .white, opacity: 240)
+            if edge > 0 { picture.fill(PixelRect(x: rect.x, y: rect.y, width: edge, height: rect.height), with: accent) }
+            return Self.ink
+        }
     }
 }
 
@@ -128,7 +183,8 @@ public final class Compositor: Sendable {
     private struct Engine: @unchecked Sendable {
         var video: H264Encoder
         var audio: AACEncoder
-        var text: TextRenderer?
+        /// By font file; nil where the file would not load (the default face is used instead).
+        var fonts: [String: TextRenderer?] = [:]
         /// By input, for the inputs of the current scene (which keeps them alive).
         var scalers: [ObjectIdentifier: FrameScaler] = [:]
         var background: (key: String, frame: VideoFrame)?
@@ -137,6 +193,14 @@ public final class Compositor: Sendable {
         /// The arrangement last drawn, and a cross-fade under way from the one before.
         var arrangement = 0
         var fade: (from: VideoFrame, start: UInt64, ticks: UInt64)?
+
+        /// The theme's face, loaded once; the default face when it cannot be.
+        mutating func text(_ path: String) -> TextRenderer? {
+            if fonts[path] == nil { fonts[path] = .some(try? TextRenderer(fontPath: path)) }
+            if let renderer = fonts[path] ?? nil { return renderer }
+            guard path != TextRenderer.defaultFont else { return nil }
+            return text(TextRenderer.defaultFont)
+        }
     }
 
     public init(settings: Settings, scene: Scene, clock: any CompositorClock = MonotonicClock(),
@@ -148,7 +212,7 @@ public final class Compositor: Sendable {
         let audio = try AACEncoder(bitrate: settings.audioBitrate)
         format = ProgramFormat(width: settings.width, height: settings.height, framesPerSecond: settings.framesPerSecond,
                         videoBitrateKbps: settings.videoBitrateKbps, parameterSets: video.parameterSets, audioSpecificConfig: audio.audioSpecificConfig)
-        engine = Mutex(Engine(video: video, audio: audio, text: try? TextRenderer()))
+        engine = Mutex(Engine(video: video, audio: audio))
         self.scene = Mutex((scene, 0))
         self.onPacket = onPacket
     }
@@ -217,13 +281,28 @@ public final class Compositor: Sendable {
         }
     }
 
+    /// The tick's share of the stage's sound, mixed and encoded.
+    private func sound(tick: UInt64, scene: Scene, engine: inout Engine) -> [ProgramPacket] {
+        let fps = UInt64(settings.framesPerSecond)
+        let sampleStart = Int(tick * 48_000 / fps)
+        let sampleEnd = Int((tick + 1) * 48_000 / fps)
+        var mix = [Float](repeating: 0, count: (sampleEnd - sampleStart) * 2)
+        for input in scene.participants { input.mix(into: &mix, count: mix.count) }
+        for index in mix.indices { mix[index] = max(-1, min(1, mix[index])) }
+        do {
+            return try engine.audio.encode(mix)
+        } catch {
+            statistics.withLock { $0.encodeErrors += 1 }
+            CompositorMetrics.encodeErrors.increment()
+            return []
+        }
+    }
+
     /// One frame and the audio that goes with it, stamped from the tick number alone.
     private func produce(tick: UInt64) {
         let fps = UInt64(settings.framesPerSecond)
         let pts = Int64(tick * 1_000_000 / fps)
         let (scene, arrangement) = self.scene.withLock { $0 }
-        let sampleStart = Int(tick * 48_000 / fps)
-        let sampleEnd = Int((tick + 1) * 48_000 / fps)
         let packets: [ProgramPacket] = engine.withLock { engine in
             var picture = engine.canvas ?? VideoFrame(width: settings.width, height: settings.height, fill: (0, 128, 128))
             if arrangement != engine.arrangement {
@@ -251,16 +330,7 @@ public final class Compositor: Sendable {
                 CompositorMetrics.encodeErrors.increment()
             }
             engine.canvas = picture
-            var mix = [Float](repeating: 0, count: (sampleEnd - sampleStart) * 2)
-            for input in scene.participants { input.mix(into: &mix, count: mix.count) }
-            for index in mix.indices { mix[index] = max(-1, min(1, mix[index])) }
-            do {
-                out += try engine.audio.encode(mix)
-            } catch {
-                statistics.withLock { $0.encodeErrors += 1 }
-                CompositorMetrics.encodeErrors.increment()
-            }
-            return out
+            return out + sound(tick: tick, scene: scene, engine: &engine)
         }
         statistics.withLock { $0.frames += 1 }
         CompositorMetrics.frames.increment()
@@ -279,6 +349,8 @@ public final class Compositor: Sendable {
         } else {
             picture.fillPlanes(YUVColor.stage)
         }
+        let theme = scene.theme
+        let text = engine.text(theme.fontPath)
         // The layout places labels; each input's label is its place in the scene.
         let labels = scene.participants.indices.map(String.init)
         let inputs = Dictionary(uniqueKeysWithValues: zip(labels, scene.participants))
@@ -297,30 +369,33 @@ public final class Compositor: Sendable {
                 }
             } else {
                 picture.fill(rect, with: .tile)
-                if let text = engine.text {
+                if let text {
                     let mask = text.render(input.name, pixelHeight: max(14, rect.height / 8), maxWidth: rect.width * 4 / 5)
                     picture.draw(mask, x: rect.x + (rect.width - mask.width) / 2, y: rect.y + (rect.height - mask.height) / 2, color: .white)
                 }
             }
-            if let text = engine.text, rect.height >= 60 {
+            if let text, rect.height >= 60 {
                 let size = max(12, min(28, rect.height / 14))
                 let mask = text.render(input.name, pixelHeight: size, maxWidth: rect.width - size * 2)
                 let tag = PixelRect(x: rect.x + size / 2, y: rect.y + rect.height - mask.height - size, width: mask.width + size, height: mask.height + size / 2)
-                picture.fill(tag, with: .shade, opacity: 160)
-                picture.draw(mask, x: tag.x + size / 2, y: tag.y + size / 4, color: .white)
+                let ink = theme.paint(tag, style: theme.nameTags, edge: 0, on: &picture)
+                picture.draw(mask, x: tag.x + size / 2, y: tag.y + size / 4, color: ink)
             }
         }
         let shown = Set(scene.participants.map(ObjectIdentifier.init))
         engine.scalers = engine.scalers.filter { shown.contains($0.key) }
-        if let banner = scene.banner, !banner.isEmpty, let text = engine.text {
+        if let banner = scene.banner, !banner.isEmpty, let text {
             let size = height / 20
             let mask = text.render(banner, pixelHeight: size, maxWidth: width * 8 / 10)
             let band = PixelRect(x: width / 20, y: height - size * 3, width: mask.width + size * 2, height: size * 2)
-            picture.fill(band, with: .accent, opacity: 235)
-            picture.draw(mask, x: band.x + size, y: band.y + (band.height - mask.height) / 2, color: .white)
+            let ink = theme.paint(band, style: theme.banner, edge: max(4, size / 5), on: &picture)
+            picture.draw(mask, x: band.x + size, y: band.y + (band.height - mask.height) / 2, color: ink)
         }
-        if let comment = scene.comment, let text = engine.text {
-            Self.drawComment(comment, into: &picture, text: text, bannerShown: scene.banner?.isEmpty == false)
+        if let comment = scene.comment, let text {
+            Self.drawComment(comment, into: &picture, text: text, theme: theme, bannerShown: scene.banner?.isEmpty == false)
+        }
+        if let countdown = scene.countdown, let text {
+            Self.drawCountdown(label: countdown.label, remaining: countdown.until.timeIntervalSinceNow, into: &picture, text: text, theme: theme)
         }
         if let logo = scene.logo {
             let margin = height / 30
@@ -330,7 +405,7 @@ public final class Compositor: Sendable {
 
     /// The comment's lower third, as the studio's preview draws it: the writer's name on an
     /// accent strip over the message on a light card, at the left, above the banner's band.
-    static func drawComment(_ comment: (name: String, text: String), into picture: inout VideoFrame, text: TextRenderer, bannerShown: Bool) {
+    static func drawComment(_ comment: (name: String, text: String), into picture: inout VideoFrame, text: TextRenderer, theme: Theme, bannerShown: Bool) {
         let width = picture.width, height = picture.height
         let size = height / 24
         let name = text.render(comment.name, pixelHeight: size, maxWidth: width * 6 / 10)
@@ -339,10 +414,32 @@ public final class Compositor: Sendable {
         let strip = size * 3 / 2
         let bottom = height - (bannerShown ? height / 20 * 3 + size / 2 : height / 20)
         let card = PixelRect(x: width / 20, y: bottom - strip - size * 2, width: cardWidth, height: strip + size * 2)
-        picture.fill(PixelRect(x: card.x, y: card.y, width: card.width, height: strip), with: .accent, opacity: 255)
-        picture.draw(name, x: card.x + size, y: card.y + (strip - name.height) / 2, color: .white)
+        picture.fill(PixelRect(x: card.x, y: card.y, width: card.width, height: strip), with: theme.accent, opacity: 255)
+        picture.draw(name, x: card.x + size, y: card.y + (strip - name.height) / 2, color: theme.onAccent)
         picture.fill(PixelRect(x: card.x, y: card.y + strip, width: card.width, height: card.height - strip), with: .white, opacity: 240)
         picture.draw(message, x: card.x + size, y: card.y + strip + (size * 2 - message.height) / 2, color: .shade)
+    }
+
+    /// The countdown, as the studio's preview draws it: a card on the accent in the middle
+    /// of the picture, the label over the time left (M:SS), 0:00 once it has passed.
+    static func drawCountdown(label: String, remaining: TimeInterval, into picture: inout VideoFrame, text: TextRenderer, theme: Theme) {
+        let width = picture.width, height = picture.height
+        let labelSize = height / 18, clockSize = height / 6
+        let labelMask = text.render(label, pixelHeight: labelSize, maxWidth: width * 7 / 10)
+        let clockMask = text.render(countdownClock(remaining), pixelHeight: clockSize, maxWidth: width * 7 / 10)
+        let cardWidth = max(labelMask.width, clockMask.width, width / 4) + labelSize * 2
+        let cardHeight = labelMask.height + clockMask.height + labelSize * 2
+        let card = PixelRect(x: (width - cardWidth) / 2, y: (height - cardHeight) / 2, width: cardWidth, height: cardHeight)
+        picture.fill(card, with: theme.accent, opacity: 235)
+        picture.draw(labelMask, x: card.x + (card.width - labelMask.width) / 2, y: card.y + labelSize, color: theme.onAccent)
+        picture.draw(clockMask, x: card.x + (card.width - clockMask.width) / 2, y: card.y + labelSize + labelMask.height, color: theme.onAccent)
+    }
+
+    /// Whole seconds left, rounded up, as M:SS.
+    static func countdownClock(_ remaining: TimeInterval) -> String {
+        let seconds = remaining > 0 ? Int(min(remaining, 360_000).rounded(.up)) : 0
+        let tens = seconds % 60 < 10 ? "0" : ""
+        return "\(seconds / 60):\(tens)\(seconds % 60)"
     }
 
     /// Fills `rect`, cropping the picture's overflow equally on both sides.

@@ -23,7 +23,6 @@ public struct YUVColor: Sendable, Equatable {
     public static let stage = YUVColor(red: 17, green: 24, blue: 39)
     public static let tile = YUVColor(red: 55, green: 65, blue: 81)
     public static let shade = YUVColor(red: 0, green: 0, blue: 0)
-    public static let accent = YUVColor(red: 37, green: 99, blue: 235)
 }
 
 /// An image with per-pixel opacity (a logo), in YUV 4:2:0 with a full-size alpha plane.

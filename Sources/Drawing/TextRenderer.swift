@@ -18,15 +18,15 @@ public final class TextRenderer {
 
     public init(fontPath: String = TextRenderer.defaultFont) throws {
         guard FT_Init_FreeType(&library) == 0 else { throw DrawingError("FreeType did not initialise") }
+        // A renderer whose face did not load is released by deinit, which frees the library.
         guard FT_New_Face(library, fontPath, 0, &face) == 0 else {
-            FT_Done_FreeType(library)
             throw DrawingError("cannot load the font \(fontPath) (install fonts-dejavu-core)")
         }
     }
 
     deinit {
-        FT_Done_Face(face)
-        FT_Done_FreeType(library)
+        if let face { FT_Done_Face(face) }
+        if let library { FT_Done_FreeType(library) }
     }
 
     /// `text` in one line at `pixelHeight`, cut with an ellipsis to at most `maxWidth` pixels.

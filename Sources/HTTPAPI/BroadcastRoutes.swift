@@ -153,6 +153,10 @@ extension API {
             description: try Validate.text(body.description ?? "", field: "description", max: 5000, allowEmpty: true),
             settings: try (body.settings ?? SettingsPatch()).applied(to: BroadcastSettings(), layouts: layouts),
             scheduledAt: body.scheduledAt)
+        // A new show wears its host's brand from the start.
+        if let theme = try await User.find(userID, on: store.db)?.theme {
+            broadcast.stage = Stage(layout: broadcast.settings.layout, theme: theme)
+        }
         try await broadcast.create(on: store.db)
         logger.info("broadcast created", metadata: ["broadcast": "\(broadcast.loggedID)", "owner": "\(userID)"])
         return try BroadcastResponse(broadcast, destinations: []).created()

@@ -9,12 +9,15 @@ struct SceneResponse: APIResponse {
     var id: UUID
     var name: String
     var stage: StageBody
+    /// A countdown scene starts a clock of this many seconds under its name when shown.
+    var countdownSeconds: Int?
     var createdAt: Date?
 
     init(_ scene: StageScene) throws {
         id = try scene.requireID()
         name = scene.name
         stage = StageBody(scene.stage)
+        countdownSeconds = scene.countdownSeconds
         createdAt = scene.createdAt
     }
 }
@@ -27,6 +30,17 @@ struct SaveSceneRequest: Decodable {
     var name: String?
     /// Without it, the stage as it is now.
     var stage: StageBody?
+    /// 1 to 3600 makes a countdown scene; 0 makes it a plain one again.
+    var countdownSeconds: Int?
+
+    /// The countdown asked for: nil when not asked, .some(nil) for none.
+    func countdown() throws -> Int?? {
+        guard let seconds = countdownSeconds else { return nil }
+        guard seconds == 0 || (1...StageRules.maxCountdownSeconds).contains(seconds) else {
+            throw APIError(.badRequest, "invalid_field", "`countdown_seconds` is 1 to \(StageRules.maxCountdownSeconds), or 0 for none")
+        }
+        return .some(seconds == 0 ? nil : seconds)
+    }
 }
 
 extension API {
@@ -49,7 +63,7 @@ extension API {
                 throw APIError(.conflict, "too_many_scenes", "a broadcast keeps at most \(Self.maxScenesPerBroadcast) scenes; delete one first")
             }
             let stage = try await checkedScene(body.stage?.stage ?? broadcast.currentStage, in: broadcast)
-            let scene = StageScene(broadcastID: id, name: name, stage: stage)
+            let scene = StageScene(broadcastID: id, name: name, stage: stage, countdownSeconds: try body.countdown() ?? nil)
             try await scene.create(on: store.db)
             return try SceneResponse(scene).created()
         }
@@ -58,6 +72,7 @@ extension API {
             let body = try await request.decodeJSON(SaveSceneRequest.self, context: context)
             if let name = body.name { scene.name = try Validate.text(name, field: "name", max: 80) }
             if let stage = body.stage { scene.stage = try await checkedScene(stage.stage, in: broadcast) }
+            if let countdown = try body.countdown() { scene.countdownSeconds = countdown }
             try await scene.save(on: store.db)
             return try SceneResponse(scene)
         }
@@ -66,7 +81,8 @@ extension API {
             try await scene.delete(on: store.db)
             return HTTPResponse.Status.noContent
         }
-        // Puts the scene on stage, with the transition the host chose; the comment on screen stays.
+        // Puts the scene on stage, with the transition and theme the host chose; the comment on
+        // screen stays; a countdown scene starts its clock now, any other stops one.
         group.post(":scene/show") { _, context -> StageBody in
             let (broadcast, scene) = try await ownedScene(context)
             guard broadcast.status != BroadcastStatus.ended.rawValue else {
@@ -76,6 +92,8 @@ extension API {
             var stage = scene.stage
             stage.transition = current.transition
             stage.comment = current.comment
+            stage.theme = current.theme
+            stage.countdown = scene.countdownSeconds.map { Stage.Countdown(label: scene.name, seconds: $0) }
             return StageBody(try await arrange(stage, in: broadcast))
         }
     }
@@ -87,10 +105,13 @@ extension API {
         return (broadcast, scene)
     }
 
-    /// A scene holds what a stage may hold; the comment on screen is never part of one.
+    /// A scene holds what a stage may hold; the comment on screen and a running countdown are
+    /// never part of one, and the theme is the show's, not the scene's.
     private func checkedScene(_ proposed: Stage, in broadcast: Broadcast) async throws -> Stage {
         var stage = proposed
         stage.comment = nil
+        stage.countdown = nil
+        stage.theme = .standard
         try await rooms.check(stage, in: broadcast)
         return stage
     }

@@ -325,7 +325,8 @@ final class SignalingConnection {
     }
 
     /// The host's stage controls: any of layout, participants (in order), streams, clips,
-    /// banner, logo and background, the rest kept.
+    /// banner, logo, background, comment, theme and countdown, the rest kept. A theme set here
+    /// is also the host's own: their next shows start with it.
     private func setStage(_ change: StudioRequest.StageChange, id: String?) async throws {
         let (room, host) = try requireJoined()
         let broadcast = try await room.asHost(host)
@@ -341,7 +342,20 @@ final class SignalingConnection {
         stage.logo = change.logo.applied(to: stage.logo)
         stage.background = change.background.applied(to: stage.background)
         stage.comment = change.comment.applied(to: stage.comment.map { .init(name: $0.name, text: $0.text) }).map { Stage.Comment(name: $0.name, text: $0.text) }
+        switch change.theme {
+        case .keep: break
+        case .clear: stage.theme = .standard
+        case .set(let fields):
+            stage.theme = Stage.Theme(accent: fields.accent?.lowercased() ?? stage.theme.accent, font: fields.font ?? stage.theme.font,
+                                      nametags: fields.nametags ?? stage.theme.nametags, banner: fields.banner ?? stage.theme.banner)
+        }
+        switch change.countdown {
+        case .keep: break
+        case .clear: stage.countdown = nil
+        case .set(let countdown): stage.countdown = Stage.Countdown(label: countdown.label ?? "Starting soon", seconds: countdown.seconds)
+        }
         let saved = try await api.arrange(stage, in: broadcast)
+        if change.theme != .keep { await api.keepTheme(saved.theme, for: broadcast.ownerID) }
         send(SignalMessage(event: "ok", payload: ["stage": StageBody(saved)], id: id))
     }
 

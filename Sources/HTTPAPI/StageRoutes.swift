@@ -27,7 +27,12 @@ extension API {
             guard broadcast.status != BroadcastStatus.ended.rawValue else {
                 throw APIError(.conflict, "broadcast_ended", "an ended broadcast has no stage to arrange")
             }
-            let stage = try await arrange(try await request.decodeJSON(StageBody.self, context: context).stage, in: broadcast)
+            let body = try await request.decodeJSON(StageBody.self, context: context)
+            var proposed = body.stage
+            // Without a theme the show keeps its own; with one, it is also the host's next.
+            if body.theme == nil { proposed.theme = broadcast.currentStage.theme }
+            let stage = try await arrange(proposed, in: broadcast)
+            if body.theme != nil { await keepTheme(stage.theme, for: broadcast.ownerID) }
             return StageBody(stage)
         }
     }

@@ -216,6 +216,7 @@ public enum TallyServer {
         api.addUploadRoutes(to: router)
         api.addClipRoutes(to: router)
         api.addSceneRoutes(to: router)
+        api.addThemeRoutes(to: router)
         api.addEchoRoutes(to: router)
         api.addICEServerRoutes(to: router)
         api.addWatchRoutes(to: router)

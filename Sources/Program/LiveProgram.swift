@@ -46,9 +46,14 @@ public struct ProgramStage: Sendable {
     public var background: (key: String, picture: VideoFrame)?
     public var comment: (name: String, text: String)?
     public var transition: Transition
+    public var theme: Theme
+    public var countdown: (label: String, until: Date)?
 
     public init(layout: LayoutSpec, tiles: [(source: StageSource, name: String)], banner: String?, logo: TransparentImage?,
-                background: (key: String, picture: VideoFrame)?, comment: (name: String, text: String)? = nil, transition: Transition = .cut) {
+                background: (key: String, picture: VideoFrame)?, comment: (name: String, text: String)? = nil, transition: Transition = .cut,
+                theme: Theme = .standard, countdown: (label: String, until: Date)? = nil) {
+        self.theme = theme
+        self.countdown = countdown
         self.comment = comment
         self.transition = transition
         self.layout = layout
@@ -200,7 +205,7 @@ public final class LiveProgram: Sendable {
             }
         }
         compositor.update(Scene(layout: stage.layout, participants: inputs, banner: stage.banner, logo: stage.logo, background: stage.background,
-                                comment: stage.comment, transition: stage.transition))
+                                comment: stage.comment, transition: stage.transition, theme: stage.theme, countdown: stage.countdown))
     }
 
     /// Keeps one feed per wanted key (renaming those already there), made by `make`; returns

@@ -562,11 +562,23 @@ public actor ProgramDirector {
         if stage.clipFullscreen, let first = clips.first {
             // The clip alone, filling the frame with its sound: an intro, an ad break.
             let solo = layouts.layout(named: "solo") ?? layout
-            return ProgramStage(layout: solo, tiles: [first], banner: nil, logo: logo, background: background, transition: transition(stage))
+            return ProgramStage(layout: solo, tiles: [first], banner: nil, logo: logo, background: background, transition: transition(stage),
+                                theme: Self.theme(stage.theme), countdown: countdown(stage))
         }
         return ProgramStage(layout: layout, tiles: people + streams + clips,
                             banner: stage.banner?.text, logo: logo, background: background, comment: stage.comment.map { ($0.name, $0.text) },
-                            transition: transition(stage))
+                            transition: transition(stage), theme: Self.theme(stage.theme), countdown: countdown(stage))
+    }
+
+    /// The stored theme in the compositor's terms; a field it cannot read takes the standard's.
+    static func theme(_ theme: Stage.Theme) -> Theme {
+        let rgb = theme.rgb ?? (red: 37, green: 99, blue: 235)
+        return Theme(red: rgb.red, green: rgb.green, blue: rgb.blue, fontPath: ThemeFonts.path(theme.font),
+                     nameTags: Theme.Style(rawValue: theme.nametags) ?? .shade, banner: Theme.Style(rawValue: theme.banner) ?? .accent)
+    }
+
+    private func countdown(_ stage: Stage) -> (label: String, until: Date)? {
+        stage.countdown.map { ($0.label, Date(timeIntervalSince1970: Double($0.until) / 1000)) }
     }
 
     /// A cross-fade lasts half a second, as the studio's preview draws it.

@@ -13,6 +13,28 @@ public struct StageBody: Codable, Sendable {
     public var clips: [UUID]?
     public var clipFullscreen: Bool?
     public var transition: Stage.Transition?
+    /// Absent in a request: the stage keeps its theme.
+    public var theme: Stage.Theme?
+    public var countdown: CountdownBody?
+
+    /// A countdown as shown (`label`, `until` in milliseconds since 1970), or as asked for:
+    /// `seconds` from now, or `until` as given back by a read.
+    public struct CountdownBody: Codable, Sendable {
+        public var label: String?
+        public var until: Int64?
+        public var seconds: Int?
+
+        init(_ countdown: Stage.Countdown) {
+            label = countdown.label
+            until = countdown.until
+        }
+
+        public var countdown: Stage.Countdown {
+            let label = self.label ?? "Starting soon"
+            if let seconds { return Stage.Countdown(label: label, seconds: seconds) }
+            return Stage.Countdown(label: label, until: until ?? 0)
+        }
+    }
 
     public init(_ stage: Stage) {
         layout = stage.layout
@@ -25,11 +47,14 @@ public struct StageBody: Codable, Sendable {
         clips = stage.clips
         clipFullscreen = stage.clipFullscreen
         transition = stage.transition
+        theme = stage.theme
+        countdown = stage.countdown.map { CountdownBody($0) }
     }
 
     public var stage: Stage {
         Stage(layout: layout, participants: participants, streams: streams ?? [], banner: banner, logo: logo, background: background, comment: comment,
-              clips: clips ?? [], clipFullscreen: clipFullscreen ?? false, transition: transition ?? .cut)
+              clips: clips ?? [], clipFullscreen: clipFullscreen ?? false, transition: transition ?? .cut,
+              theme: theme ?? .standard, countdown: countdown?.countdown)
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -45,12 +70,14 @@ public struct StageBody: Codable, Sendable {
         try container.encode(clips ?? [], forKey: .clips)
         try container.encode(clipFullscreen ?? false, forKey: .clipFullscreen)
         try container.encode(transition ?? .cut, forKey: .transition)
+        try container.encode(theme ?? .standard, forKey: .theme)
+        try container.encode(countdown, forKey: .countdown)
     }
 
     /// Decoded by the API's snake-case decoder, which matches camel-case names.
-    enum CodingKeys: String, CodingKey { case layout, participants, streams, banner, logo, background, comment, clips, clipFullscreen, transition }
+    enum CodingKeys: String, CodingKey { case layout, participants, streams, banner, logo, background, comment, clips, clipFullscreen, transition, theme, countdown }
     /// Spelled out, as room events are encoded without key conversion.
     enum EncodedKeys: String, CodingKey {
-        case layout, participants, streams, banner, logo, background, comment, clips, clipFullscreen = "clip_fullscreen", transition
+        case layout, participants, streams, banner, logo, background, comment, clips, clipFullscreen = "clip_fullscreen", transition, theme, countdown
     }
 }

@@ -26,9 +26,12 @@ public enum StageRules {
     public static let maxBannerLength = 200
     public static let maxCommentNameLength = 80
     public static let maxCommentLength = 300
+    public static let maxCountdownLabelLength = 80
+    /// The longest countdown: an hour.
+    public static let maxCountdownSeconds = 3600
 
     /// Checks `stage` against the layouts the server loaded and the broadcast's participants.
-    public static func validate(_ stage: Stage, layouts: Set<String>, participants: [UUID: ParticipantRole]) throws(StageError) {
+    public static func validate(_ stage: Stage, layouts: Set<String>, participants: [UUID: ParticipantRole], now: Date = Date()) throws(StageError) {
         guard layouts.contains(stage.layout) else {
             throw StageError("unknown_layout", "layout \"\(stage.layout)\" does not exist; use one of \(layouts.sorted().joined(separator: ", "))")
         }
@@ -61,6 +64,14 @@ public enum StageRules {
             let text = comment.text.trimmingCharacters(in: .whitespacesAndNewlines)
             guard !name.isEmpty, name.count <= maxCommentNameLength, !text.isEmpty, text.count <= maxCommentLength else {
                 throw StageError("invalid_comment", "a comment on screen has a name of 1 to \(maxCommentNameLength) characters and a text of 1 to \(maxCommentLength); send null for none")
+            }
+        }
+        if let problem = stage.theme.problem { throw StageError("invalid_theme", problem) }
+        if let countdown = stage.countdown {
+            let label = countdown.label.trimmingCharacters(in: .whitespacesAndNewlines)
+            let latest = Int64(now.timeIntervalSince1970 * 1000) + Int64(maxCountdownSeconds + 5) * 1000
+            guard !label.isEmpty, label.count <= maxCountdownLabelLength, countdown.until > 0, countdown.until <= latest else {
+                throw StageError("invalid_countdown", "a countdown has a label of 1 to \(maxCountdownLabelLength) characters and ends within \(maxCountdownSeconds) seconds: send {\"label\", \"seconds\"}, or null for none")
             }
         }
     }

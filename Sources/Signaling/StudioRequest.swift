@@ -159,6 +159,45 @@ public enum StudioRequest: Sendable, Equatable {
         public var background: Change<String> = .keep
         /// A chat message on screen, `{name, text}`; null takes it off.
         public var comment: Change<Comment> = .keep
+        /// Any of the theme's fields, the rest kept; null goes back to the standard theme.
+        public var theme: Change<ThemeFields> = .keep
+        /// `{label, seconds}` starts a countdown; null takes it off.
+        public var countdown: Change<Countdown> = .keep
+
+        /// Names checked against the server's lists by the stage rules.
+        public struct ThemeFields: Decodable, Sendable, Equatable {
+            public var accent: String?
+            public var font: String?
+            public var nametags: String?
+            public var banner: String?
+
+            public init(accent: String? = nil, font: String? = nil, nametags: String? = nil, banner: String? = nil) {
+                self.accent = accent
+                self.font = font
+                self.nametags = nametags
+                self.banner = banner
+            }
+
+            enum CodingKeys: String, CodingKey { case accent, font, nametags, banner }
+
+            public init(from decoder: any Decoder) throws {
+                let container = try decoder.container(keyedBy: CodingKeys.self)
+                accent = try container.optionalText(.accent, max: 16)
+                font = try container.optionalText(.font, max: 16)
+                nametags = try container.optionalText(.nametags, max: 16)
+                banner = try container.optionalText(.banner, max: 16)
+            }
+        }
+
+        public struct Countdown: Decodable, Sendable, Equatable {
+            public var label: String?
+            public var seconds: Int
+
+            public init(label: String? = nil, seconds: Int) {
+                self.label = label
+                self.seconds = seconds
+            }
+        }
 
         public struct Comment: Decodable, Sendable, Equatable {
             public var name: String
@@ -171,7 +210,7 @@ public enum StudioRequest: Sendable, Equatable {
         }
 
         enum CodingKeys: String, CodingKey {
-            case layout, participants, streams, clips, clipFullscreen = "clip_fullscreen", transition, banner, logo, background, comment
+            case layout, participants, streams, clips, clipFullscreen = "clip_fullscreen", transition, banner, logo, background, comment, theme, countdown
         }
 
         public init(layout: String? = nil, participants: [UUID]? = nil, streams: [String]? = nil) {
@@ -214,16 +253,25 @@ public enum StudioRequest: Sendable, Equatable {
             }
             logo = try Self.change(container, .logo)
             background = try Self.change(container, .background)
-            if container.contains(.comment) {
-                if try container.decodeNil(forKey: .comment) {
-                    comment = .clear
-                } else {
-                    guard let given = try? container.decode(Comment.self, forKey: .comment), given.name.count <= 200, given.text.count <= 1000 else {
-                        throw DecodingError.dataCorruptedError(forKey: .comment, in: container, debugDescription: "is {\"name\": who wrote it, \"text\": the message} or null")
-                    }
-                    comment = .set(given)
-                }
+            comment = try Self.nullable(container, .comment, shape: "{\"name\": who wrote it, \"text\": the message}") { (given: Comment) in
+                given.name.count <= 200 && given.text.count <= 1000
             }
+            theme = try Self.nullable(container, .theme, shape: "{\"accent\", \"font\", \"nametags\", \"banner\"} (any of them)") { (_: ThemeFields) in true }
+            countdown = try Self.nullable(container, .countdown, shape: "{\"label\": what it counts down to, \"seconds\": how long}") { (given: Countdown) in
+                (given.label?.count ?? 0) <= 200
+            }
+        }
+
+        /// A value that is kept when absent, cleared by null, and set when it reads as
+        /// `Value` and passes `check`.
+        private static func nullable<Value: Decodable>(_ container: KeyedDecodingContainer<CodingKeys>, _ key: CodingKeys, shape: String,
+                                                       check: (Value) -> Bool) throws -> Change<Value> {
+            guard container.contains(key) else { return .keep }
+            if try container.decodeNil(forKey: key) { return .clear }
+            guard let given = try? container.decode(Value.self, forKey: key), check(given) else {
+                throw DecodingError.dataCorruptedError(forKey: key, in: container, debugDescription: "is \(shape) or null")
+            }
+            return .set(given)
         }
 
         private static func ids(_ container: KeyedDecodingContainer<CodingKeys>, _ key: CodingKeys, what: String) throws -> [UUID] {

@@ -7,6 +7,7 @@ enum TallyMigrations {
         AddBroadcastStage(), CreateIngestStreams(), AddIngestStreamSRTPassphrase(), AddIngestStreamLadder(),
         CreateIngestRelays(), AddParticipantInvite(), AddRecordingError(), CreateBroadcastHomes(), AddRecordingPart(),
         CreateParticipantTracks(), CreateClips(), CreateScenes(),
+        AddSceneCountdown(), AddUserTheme(),
     ]
 }
 
@@ -295,5 +296,25 @@ struct CreateScenes: TableCreation {
             .field("stage", .json, .required)
             .field("created_at", .datetime)
             .create()
+    }
+}
+
+struct AddSceneCountdown: AsyncMigration {
+    func prepare(on database: any Database) async throws {
+        try await database.schema(StageScene.schema).field("countdown_seconds", .int).update()
+    }
+
+    func revert(on database: any Database) async throws {
+        try await database.schema(StageScene.schema).deleteField("countdown_seconds").update()
+    }
+}
+
+struct AddUserTheme: AsyncMigration {
+    func prepare(on database: any Database) async throws {
+        try await database.schema(User.schema).field("theme", .json).update()
+    }
+
+    func revert(on database: any Database) async throws {
+        try await database.schema(User.schema).deleteField("theme").update()
     }
 }

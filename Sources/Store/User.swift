@@ -11,6 +11,8 @@ public final class User: Model, @unchecked Sendable {
     @Field(key: "name") public var name: String
     @OptionalField(key: "avatar_url") public var avatarURL: String?
     @Field(key: "subscription_tier") public var subscriptionTier: String
+    /// The host's brand, which each new show of theirs starts with; nil: the standard one.
+    @OptionalField(key: "theme") public var theme: Stage.Theme?
     @Timestamp(key: "created_at", on: .create) public var createdAt: Date?
     @Timestamp(key: "updated_at", on: .update) public var updatedAt: Date?
 

@@ -156,7 +156,7 @@ private func near(_ a: YUVColor, _ b: YUVColor, tolerance: Int = 24) -> Bool {
         let margin = 180 / 30
         #expect(color(picture, x: 320 - 20 - margin + 10, y: margin + 10).y > 200, "logo in the top right corner")
         let bandY = 180 - (180 / 20) * 2
-        #expect(near(color(picture, x: 320 / 20 + 2, y: bandY), .accent, tolerance: 40), "banner band near the bottom left")
+        #expect(near(color(picture, x: 320 / 20 + 2, y: bandY), Theme.standard.accent, tolerance: 40), "banner band near the bottom left")
     }
 
     @Test func aCommentIsALowerThirdAboveTheBannerAndGoneWhenCleared() throws {
@@ -164,12 +164,12 @@ private func near(_ a: YUVColor, _ b: YUVColor, tolerance: Int = 24) -> Bool {
         let comment = (name: "Gina", text: "Greetings from the chat")
         let (shown, _, _) = try runProgram(scene: Scene(layout: layout, participants: [], banner: "Banner", comment: comment))
         // 320×180: text 7 px, the card's strip from y 126 to 136, its light body to 150, above the banner's band.
-        #expect(near(color(shown, x: 18, y: 130), .accent, tolerance: 40), "the name's accent strip")
+        #expect(near(color(shown, x: 18, y: 130), Theme.standard.accent, tolerance: 40), "the name's accent strip")
         #expect(color(shown, x: 18, y: 145).y > 200, "the message's light card")
         let bandY = 180 - (180 / 20) * 2
-        #expect(near(color(shown, x: 320 / 20 + 2, y: bandY), .accent, tolerance: 40), "the banner still below it")
+        #expect(near(color(shown, x: 320 / 20 + 2, y: bandY), Theme.standard.accent, tolerance: 40), "the banner still below it")
         let (cleared, _, _) = try runProgram(scene: Scene(layout: layout, participants: [], banner: "Banner"))
-        #expect(!near(color(cleared, x: 18, y: 130), .accent, tolerance: 40))
+        #expect(!near(color(cleared, x: 18, y: 130), Theme.standard.accent, tolerance: 40))
         #expect(color(cleared, x: 18, y: 145).y < 100)
     }
 
@@ -317,3 +317,71 @@ private func near(_ a: YUVColor, _ b: YUVColor, tolerance: Int = 24) -> Bool {
     }
 }
 
+
+/// The show's brand in the program: its accent, its name-tag and banner styles, its face, and
+/// a countdown on the accent.
+@Suite struct ThemeTests {
+    static let magenta = Theme(red: 200, green: 0, blue: 200, nameTags: .accent, banner: .accent)
+    static let dejavu = "/usr/share/fonts/truetype/dejavu/"
+
+    @Test func theAccentColoursTheBannerNameTagsAndCommentAndTextStaysReadable() throws {
+        let ada = CompositorInput(name: "Ada")
+        ada.deliver(VideoFrame(width: 640, height: 360, fill: (red.y, red.u, red.v)))
+        let layout = try gridLayout()
+        let scene = Scene(layout: layout, participants: [ada], banner: "Banner", comment: (name: "Gina", text: "Hi"), theme: Self.magenta)
+        let (picture, _, _) = try runProgram(scene: scene)
+        let bandY = 180 - (180 / 20) * 2
+        #expect(near(color(picture, x: 320 / 20 + 2, y: bandY), Self.magenta.accent, tolerance: 40), "the banner on the accent")
+        #expect(near(color(picture, x: 18, y: 130), Self.magenta.accent, tolerance: 40), "the comment's name strip on the accent")
+        // The name tag's left margin, inside the tag and left of its text.
+        let tile = try #require(layout.place(["0"], width: 320, height: 180).first)
+        let size = max(12, min(28, tile.height / 14))
+        #expect(near(color(picture, x: tile.x + size / 2 + 2, y: tile.y + tile.height - size - 4), Self.magenta.accent, tolerance: 40), "the name tag on the accent")
+
+        #expect(Self.magenta.onAccent == .white)
+        let yellow = Theme(red: 250, green: 220, blue: 0)
+        #expect(Theme.isLight(red: 250, green: 220, blue: 0) && yellow.onAccent != .white, "dark text on a light accent")
+        #expect(!Theme.isLight(red: 37, green: 99, blue: 235))
+    }
+
+    @Test func aShadedOrLightBannerKeepsAnAccentEdge() throws {
+        let styles: [(Theme.Style, (UInt8) -> Bool)] = [(.shade, { $0 < 60 }), (.light, { $0 > 200 })]
+        for (style, body) in styles {
+            let theme = Theme(red: 200, green: 0, blue: 200, banner: style)
+            let (picture, _, _) = try runProgram(scene: Scene(layout: try gridLayout(), participants: [], banner: "Banner", theme: theme))
+            let bandY = 180 - (180 / 20) * 2
+            #expect(near(color(picture, x: 320 / 20 + 1, y: bandY), theme.accent, tolerance: 40), "\(style): the accent edge")
+            #expect(body(color(picture, x: 320 / 20 + 6, y: bandY).y), "\(style): the band itself")
+        }
+    }
+
+    @Test func eachFontIsItsOwnFaceAndAMissingOneFallsBackToTheDefault() throws {
+        let masks = try ["DejaVuSans-Bold.ttf", "DejaVuSerif-Bold.ttf", "DejaVuSansMono-Bold.ttf"].map {
+            try TextRenderer(fontPath: Self.dejavu + $0).render("Tally Wim", pixelHeight: 24, maxWidth: 1000)
+        }
+        #expect(Set(masks.map(\.alpha)).count == 3, "three faces draw three different texts")
+        let mono = try TextRenderer(fontPath: Self.dejavu + "DejaVuSansMono-Bold.ttf")
+        #expect(mono.render("iiii", pixelHeight: 24, maxWidth: 1000).width == mono.render("WWWW", pixelHeight: 24, maxWidth: 1000).width)
+        let missing = Theme(red: 200, green: 0, blue: 200, fontPath: "/nonexistent/font.ttf")
+        let (picture, _, _) = try runProgram(scene: Scene(layout: try gridLayout(), participants: [], banner: "Banner", theme: missing))
+        #expect(near(color(picture, x: 320 / 20 + 2, y: 180 - (180 / 20) * 2), missing.accent, tolerance: 40), "the banner is still drawn")
+    }
+
+    @Test func aCountdownShowsTheTimeLeftOnTheAccentInTheMiddle() throws {
+        #expect(Compositor.countdownClock(90) == "1:30" && Compositor.countdownClock(89.2) == "1:30" && Compositor.countdownClock(0.4) == "0:01")
+        #expect(Compositor.countdownClock(-5) == "0:00" && Compositor.countdownClock(3600) == "60:00" && Compositor.countdownClock(.infinity) == "6000:00")
+        func middle(secondsLeft: Double) throws -> VideoFrame {
+            let scene = Scene(layout: try gridLayout(), participants: [], theme: Self.magenta,
+                              countdown: (label: "Starting soon", until: Date().addingTimeInterval(secondsLeft)))
+            return try runProgram(scene: scene).picture
+        }
+        let ninety = try middle(secondsLeft: 90)
+        let accentInRow = (100..<220).filter { near(color(ninety, x: $0, y: 90), Self.magenta.accent, tolerance: 40) }.count
+        #expect(accentInRow > 30, "the card on the accent across the middle")
+        let twenty = try middle(secondsLeft: 20)
+        let differing = (70..<110).flatMap { y in (110..<210).map { y * 320 + $0 } }.filter { abs(Int(ninety.y[$0]) - Int(twenty.y[$0])) > 60 }.count
+        #expect(differing > 50, "1:30 and 0:20 are different digits")
+        let (without, _, _) = try runProgram(scene: Scene(layout: try gridLayout(), participants: [], theme: Self.magenta))
+        #expect(!near(color(without, x: 160, y: 90), Self.magenta.accent, tolerance: 40))
+    }
+}

@@ -130,6 +130,15 @@ struct StudioRequestTests {
         #expect(clips.clips == [id] && clips.clipFullscreen == true && clips.participants == nil)
         #expect(refusal(#"{"event":"stage-set","data":{"clips":["intro"]}}"#)?.message == "`data.clips` holds clip ids")
         #expect(refusal(#"{"event":"stage-set","data":{"clip_fullscreen":"yes"}}"#)?.message == "`data.clip_fullscreen` is true or false")
+        guard case .setStage(let themed) = try request(##"{"event":"stage-set","data":{"theme":{"accent":"#D000D0","banner":"shade"}}}"##),
+              case .setStage(let standard) = try request(#"{"event":"stage-set","data":{"theme":null}}"#) else { return }
+        #expect(themed.theme == .set(.init(accent: "#D000D0", banner: "shade")) && standard.theme == .clear && change.theme == .keep)
+        #expect(refusal(#"{"event":"stage-set","data":{"theme":"dark"}}"#)?.message.contains("`data.theme` is {\"accent\"") == true)
+        #expect(refusal(#"{"event":"stage-set","data":{"theme":{"font":"\#(String(repeating: "f", count: 17))"}}}"#)?.code == "invalid_field")
+        guard case .setStage(let counting) = try request(#"{"event":"stage-set","data":{"countdown":{"label":"Soon","seconds":300}}}"#),
+              case .setStage(let stopped) = try request(#"{"event":"stage-set","data":{"countdown":null}}"#) else { return }
+        #expect(counting.countdown == .set(.init(label: "Soon", seconds: 300)) && stopped.countdown == .clear && change.countdown == .keep)
+        #expect(refusal(#"{"event":"stage-set","data":{"countdown":{"label":"Soon"}}}"#)?.message.contains("`data.countdown` is {\"label\"") == true)
         let many = (0...StudioRequest.StageChange.maxListed).map { _ in "\"\(UUID())\"" }.joined(separator: ",")
         #expect(refusal(#"{"event":"stage-set","data":{"participants":[\#(many)]}}"#)?.code == "invalid_field")
     }

@@ -182,6 +182,23 @@ def test_the_host_uploads_a_clip_in_the_studio_and_plays_it_on_stage(start_tally
                 host.screenshot(path=str(ARTIFACTS / f"studio-clip-scenes-{size}.png"), full_page=True)
             host.set_viewport_size(SIZES["desktop"])
             reports = audit(host, "studio with a clip")
+            # A countdown scene, shown: the preview's clock on the accent counts down under its name; stopped, it goes.
+            host.fill("#scene-name", "Starting soon")
+            host.fill("#scene-countdown", "300")
+            host.press("#scene-name", "Enter")
+            host.wait_for_selector("#scenes li:has-text('Starting soon (countdown 5:00)')")
+            host.click("button[aria-label='Show scene Starting soon']")
+            host.wait_for_selector("#stage .countdown")
+            clock = "document.querySelector('#stage .countdown strong')?.textContent"
+            first = host.evaluate(clock)
+            assert first in ("5:00", "4:59", "4:58"), first
+            wait_in_page(host, f"{clock} !== '{first}'", timeout=5_000)
+            assert host.inner_text("#stage .countdown span") == "Starting soon"
+            shoot(host, "studio-countdown")
+            reports += audit(host, "studio with a countdown")
+            host.click("#countdown-clear")
+            wait_in_page(host, "document.querySelector('#stage .countdown') === null")
+            host.click("button[aria-label='Show scene Intro with chat']")
             # Full screen: the clip alone, in the solo layout; back again.
             host.click("button[aria-label='Show clip Opening titles full screen']")
             wait_in_page(host, "document.querySelector('#stage').dataset.layout === 'solo' && document.querySelectorAll('#stage .tile').length === 1")

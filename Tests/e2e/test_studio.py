@@ -38,8 +38,11 @@ SUBSCRIPTIONS = """() => [...window.studio.state.participants.values()].map(e =>
     stats: null})).concat([{toast: document.querySelector('#toast').textContent}])"""
 
 COMMENT = "() => document.querySelector('#stage .comment')?.textContent ?? ''"
-# The studio's accent colour, which the compositor draws the comment's name strip in.
-ACCENT = (37, 99, 235)
+# The accent the host picks in the studio's theme, which the compositor draws the comment's name strip in.
+ACCENT = (200, 0, 200)
+THEME = """async () => ({accent: getComputedStyle(document.querySelector('#stage')).getPropertyValue('--theme-accent').trim(),
+    nameFont: getComputedStyle(document.querySelector('#stage .tile .name') ?? document.body).fontFamily,
+    serifLoaded: (await document.fonts.load('700 16px "Tally Serif"')).length})"""
 
 STAGE = """() => ({layout: document.querySelector('#stage').dataset.layout,
     tiles: [...document.querySelectorAll('#stage .tile')].map(t => ({id: t.dataset.participant, left: t.style.left, width: t.style.width}))})"""
@@ -138,6 +141,12 @@ def test_host_and_guests_run_a_studio(start_tally, tmp_path):
             for page in pages:
                 assert wait_for(lambda: "hello from Gina" in page.inner_text("#chat-messages"))
 
+            # The host's theme: an accent and a face from the server's own fonts, on every page's stage.
+            host.fill("#theme-accent", "#c800c8")
+            host.select_option("#theme-font", "serif")
+            for page in pages:
+                assert wait_for(lambda: page.evaluate(THEME) == {"accent": "#c800c8", "nameFont": '"Tally Serif", serif', "serifLoaded": 1}), page.evaluate(THEME)
+
             # The host puts Gina's message on screen: every page's stage shows it as a lower third.
             host.click("#chat-messages li:has-text('hello from Gina') button.show-comment")
             for page in pages:
@@ -194,7 +203,7 @@ def test_host_and_guests_run_a_studio(start_tally, tmp_path):
             assert "Live" in host.inner_text("#destinations")
             assert wait_for(lambda: guests[0].inner_text("#status") == "live")
             shoot(host, "studio-live")
-            # The program draws the comment as the preview does: the name on the accent colour,
+            # The program draws the comment as the preview does: the name on the theme's accent,
             # bottom left; hidden, it is gone from both.
             key_url = f"{receiver.url()}/secret-stream-key-9Z7Q"
             assert close_to(grab_frame(key_url)[600, 70], ACCENT), "no comment in the program"

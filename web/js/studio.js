@@ -18,7 +18,7 @@ const token = inviteToken ?? session()?.access_token;
 const state = {
   me: null,
   isHost: false,
-  stage: {layout: 'grid', participants: [], streams: [], clips: [], clip_fullscreen: false, banner: null, comment: null},
+  stage: {layout: 'grid', participants: [], streams: [], clips: [], clip_fullscreen: false, banner: null, comment: null, theme: null, countdown: null},
   // The host's ingest streams (GET /api/streams), which can stand on stage like people.
   streams: [],
   // The host's ready clips (GET /api/clips), which play on stage after people and streams.
@@ -260,7 +260,8 @@ function renderScenes() {
     remove.addEventListener('click', async () => {
       try { await call('DELETE', `/api/broadcasts/${broadcastID}/scenes/${scene.id}`); await refreshScenes(); } catch (failure) { toast(failure.message); }
     });
-    const item = element('li', {className: 'scene'}, element('span', {textContent: scene.name}), show, remove);
+    const title = scene.countdown_seconds ? `${scene.name} (countdown ${countdownClock({until: Date.now() + scene.countdown_seconds * 1000})})` : scene.name;
+    const item = element('li', {className: 'scene'}, element('span', {textContent: title}), show, remove);
     item.dataset.scene = scene.id;
     return item;
   }));
@@ -294,6 +295,36 @@ function stageSnapshot() {
   }
   return canvas;
 }
+
+// The theme as the compositor draws it: text on the accent turns dark when the accent is
+// light (the same threshold as Compositor's Theme.isLight), fonts are the server's own.
+const themeFonts = {sans: '"Tally Sans", sans-serif', serif: '"Tally Serif", serif', mono: '"Tally Mono", monospace'};
+
+function applyTheme(given) {
+  const theme = {accent: '#2563eb', font: 'sans', nametags: 'shade', banner: 'accent', ...(given ?? {})};
+  const stage = $('#stage');
+  const [red, green, blue] = [1, 3, 5].map(at => parseInt(theme.accent.slice(at, at + 2), 16));
+  stage.style.setProperty('--theme-accent', theme.accent);
+  stage.style.setProperty('--theme-on-accent', 299 * red + 587 * green + 114 * blue > 160000 ? '#111827' : 'white');
+  stage.style.setProperty('--theme-font', themeFonts[theme.font] ?? themeFonts.sans);
+  stage.dataset.nametags = theme.nametags;
+  stage.dataset.banner = theme.banner;
+  $('#theme-accent').value = theme.accent;
+  $('#theme-font').value = theme.font;
+  $('#theme-nametags').value = theme.nametags;
+  $('#theme-banner').value = theme.banner;
+}
+
+// Whole seconds left, rounded up, as M:SS: what the compositor draws.
+function countdownClock(countdown) {
+  const seconds = Math.max(0, Math.ceil((countdown.until - Date.now()) / 1000));
+  return `${Math.floor(seconds / 60)}:${String(seconds % 60).padStart(2, '0')}`;
+}
+
+setInterval(() => {
+  const clock = $('#stage .countdown strong');
+  if (clock && state.stage.countdown) clock.textContent = countdownClock(state.stage.countdown);
+}, 250);
 
 function arrangement(stage) {
   return JSON.stringify([stage.layout, stage.participants, stage.streams ?? [], stage.clips ?? [], stage.clip_fullscreen ?? false]);
@@ -344,7 +375,8 @@ function renderStage() {
        ...(state.stage.streams ?? []).map(id => ({stream: id})), ...clips];
   const spec = state.layouts.find(layout => layout.name === (fullscreen ? 'solo' : state.stage.layout)) ?? state.layouts[0];
   stage.dataset.layout = spec?.name ?? '';
-  stage.querySelectorAll('.tile, .banner, .comment').forEach(node => node.remove());
+  stage.querySelectorAll('.tile, .banner, .comment, .countdown').forEach(node => node.remove());
+  applyTheme(state.stage.theme);
   $('#stage-empty').hidden = onStage.length > 0;
   if (spec) {
     const width = stage.clientWidth, height = stage.clientHeight;
@@ -368,6 +400,13 @@ function renderStage() {
                          element('b', {textContent: state.stage.comment.name}), element('span', {textContent: state.stage.comment.text})));
   }
   $('#comment-clear').hidden = !state.stage.comment;
+  if (state.stage.countdown) {
+    const countdown = element('div', {className: 'countdown'},
+                              element('span', {textContent: state.stage.countdown.label}), element('strong', {textContent: countdownClock(state.stage.countdown)}));
+    countdown.setAttribute('role', 'timer');
+    stage.append(countdown);
+  }
+  $('#countdown-clear').hidden = !state.stage.countdown;
   stage.style.backgroundImage = state.stage.background ? `url("${state.stage.background}")` : '';
   stage.querySelector('.logo')?.remove();
   if (state.stage.logo) stage.append(element('img', {className: 'logo', src: state.stage.logo, alt: 'Logo'}));
@@ -675,14 +714,20 @@ function main() {
     const name = $('#scene-name').value.trim();
     if (!name) return;
     try {
-      await call('POST', `/api/broadcasts/${broadcastID}/scenes`, {name});
+      const countdown = Number($('#scene-countdown').value) || 0;
+      await call('POST', `/api/broadcasts/${broadcastID}/scenes`, {name, ...(countdown > 0 ? {countdown_seconds: countdown} : {})});
       $('#scene-name').value = '';
+      $('#scene-countdown').value = '0';
       await refreshScenes();
     } catch (failure) {
       toast(failure.message);
     }
   });
   $('#transition').addEventListener('change', () => setStage({transition: $('#transition').value}));
+  $('#countdown-clear').addEventListener('click', () => setStage({countdown: null}));
+  for (const field of ['accent', 'font', 'nametags', 'banner']) {
+    $(`#theme-${field}`).addEventListener('change', () => setStage({theme: {[field]: $(`#theme-${field}`).value}}));
+  }
   $('#clip-file').addEventListener('change', async () => {
     const file = $('#clip-file').files[0];
     if (!file) return;
