@@ -263,13 +263,17 @@ public final class Compositor: Sendable {
             if now < due {
                 clock.sleep(until: due)
             } else if now - due > interval {
-                // This tick cannot be on time: skip it, keeping the clock.
+                // This tick's picture cannot be on time: skip it, keeping the clock. Its sound
+                // is still mixed and encoded: audio stamps count samples, so a tick without
+                // sound would put every later sound a tick early against its picture.
                 statistics.withLock {
                     $0.lateFrames += 1
                     $0.skippedFrames += 1
                 }
                 CompositorMetrics.lateFrames.increment()
                 CompositorMetrics.skippedFrames.increment()
+                let packets = engine.withLock { engine in sound(tick: tick, scene: self.scene.withLock { $0.scene }, engine: &engine) }
+                for packet in packets { onPacket(packet) }
                 tick += 1
                 continue
             } else if now - due > interval / 2 {

@@ -125,6 +125,20 @@ private func near(_ a: YUVColor, _ b: YUVColor, tolerance: Int = 24) -> Bool {
         #expect(stamps == ticks.map { $0 * 1_000_000 / 30 })
     }
 
+    @Test func aSkippedTickStillHasItsSoundSoLaterSoundKeepsItsTime() throws {
+        let interval: UInt64 = 1_000_000_000 / 30
+        func audio(lateness: [UInt64: UInt64]) throws -> [Int64] {
+            let (_, packets, _) = try runProgram(scene: Scene(layout: try gridLayout(), participants: [CompositorInput(name: "Ada")]),
+                                                 ticks: 40, lateness: lateness)
+            return packets.filter { $0.kind == .audio }.map(\.pts)
+        }
+        let onTime = try audio(lateness: [:])
+        // Three pictures skipped: audio stamps count samples, so without their sound every
+        // later sound would be stamped 100 ms early against its picture.
+        let skipping = try audio(lateness: [5: interval * 3 / 2, 6: interval * 3 / 2, 7: interval * 3 / 2])
+        #expect(!onTime.isEmpty && skipping == onTime)
+    }
+
     @Test func aSourceSlightlyLargerThanItsTileIsCroppedNotScaled() {
         // 640×360 into 608×342: the centre 608×342 is copied as it is.
         var source = VideoFrame(width: 640, height: 360, fill: (y: 60, u: 128, v: 128))
