@@ -352,7 +352,7 @@ final class SignalingConnection {
         switch change.countdown {
         case .keep: break
         case .clear: stage.countdown = nil
-        case .set(let countdown): stage.countdown = Stage.Countdown(label: countdown.label ?? "Starting soon", seconds: countdown.seconds)
+        case .set(let countdown): stage.countdown = Stage.Countdown(label: countdown.label ?? Stage.Countdown.defaultLabel, seconds: countdown.seconds)
         }
         let saved = try await api.arrange(stage, in: broadcast)
         if change.theme != .keep { await api.keepTheme(saved.theme, for: broadcast.ownerID) }

@@ -28,9 +28,10 @@ extension API {
         router.get("fonts/:file") { _, context -> Response in
             let file = context.parameters.get("file") ?? ""
             guard file.hasSuffix(".ttf"), let path = ThemeFonts.servedPath(String(file.dropLast(4))),
-                  let data = FileManager.default.contents(atPath: path) else { throw APIError.notFound("font") }
-            let headers: HTTPFields = [.contentType: "font/ttf", .cacheControl: "public, max-age=86400"]
-            return Response(status: .ok, headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: data)))
+                  FileManager.default.isReadableFile(atPath: path) else { throw APIError.notFound("font") }
+            // Streamed from disk off the event loop, as recordings are.
+            let body = try await FileIO().loadFile(path: path, context: context)
+            return Response(status: .ok, headers: [.contentType: "font/ttf", .cacheControl: "public, max-age=86400"], body: body)
         }
     }
 

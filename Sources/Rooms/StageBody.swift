@@ -30,7 +30,7 @@ public struct StageBody: Codable, Sendable {
         }
 
         public var countdown: Stage.Countdown {
-            let label = self.label ?? "Starting soon"
+            let label = self.label ?? Stage.Countdown.defaultLabel
             if let seconds { return Stage.Countdown(label: label, seconds: seconds) }
             return Stage.Countdown(label: label, until: until ?? 0)
         }

@@ -93,6 +93,9 @@ public struct Stage: Codable, Sendable, Equatable {
     /// A countdown to `until` (milliseconds since 1970) under a label; it shows 0:00 once
     /// the moment has passed, until the host takes it off.
     public struct Countdown: Codable, Sendable, Equatable {
+        /// What a countdown says when it is started without a label.
+        public static let defaultLabel = "Starting soon"
+
         public var label: String
         public var until: Int64
 
